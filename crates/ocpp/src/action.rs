@@ -34,7 +34,12 @@ pub enum FeatureProfile {
 /// A typed request: knows its action and its response type.
 pub trait OcppRequest: Serialize + DeserializeOwned + Send + 'static {
     const ACTION: Action;
-    type Response: Serialize + DeserializeOwned + Send + 'static;
+    type Response: Serialize
+        + DeserializeOwned
+        + TryFrom<Response, Error = Response>
+        + Into<Response>
+        + Send
+        + 'static;
 }
 
 /// Decodes a payload (the JSON object of a CALL or CALLRESULT) under `policy`.
@@ -102,6 +107,13 @@ macro_rules! actions {
 
         $(impl From<$resp> for Response {
             fn from(r: $resp) -> Self { Response::$action(r) }
+        })+
+
+        $(impl TryFrom<Response> for $resp {
+            type Error = Response;
+            fn try_from(r: Response) -> Result<Self, Response> {
+                match r { Response::$action(v) => Ok(v), other => Err(other) }
+            }
         })+
 
         impl Request {

@@ -1,1 +1,22 @@
+//! OCPP-J over websockets: client and server on tokio-tungstenite, the `ocpp1.6` subprotocol,
+//! charge point identities, HTTP Basic authentication (Security Profile 1), TLS through rustls
+//! with the ring provider (Profile 2, and client certificates for Profile 3), ping/pong, a
+//! message size limit, and the async RPC runtime shared by the pile and the central system.
 
+pub mod auth;
+pub mod client;
+mod error;
+pub mod identity;
+mod io;
+pub mod rpc;
+pub mod server;
+pub mod tls;
+
+pub use error::TransportError;
+pub use io::{BoxedIo, WsStream};
+pub use rpc::{spawn_rpc, CloseReason, Handler, HandlerFuture, LinkConfig, RpcError, RpcHandle};
+
+/// The websocket subprotocol of OCPP-J 1.6.
+pub const SUBPROTOCOL: &str = "ocpp1.6";
+/// The default limit for one websocket message.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
