@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | not JSON, not an array, no message type number | FormationViolation | `-1` |
 //! | id missing or not a string | FormationViolation | `-1` |
-//! | id longer than 36 characters | FormationViolation | the id as received |
+//! | id longer than 36 characters | FormationViolation | `-1` (an answer may not carry it) |
 //! | CALL with fewer than 4 elements | ProtocolError | the id |
 //! | CALL with more than 4 elements, action not a string | FormationViolation | the id |
 //! | unknown action | NotImplemented | the id |
@@ -142,12 +142,8 @@ impl<'a> Frame<'a> {
             ));
         };
         if id.chars().count() > MAX_ID_LEN {
-            return Err(FrameError::new(
-                t,
-                Some(&id),
-                FormationViolation,
-                "message id longer than 36 characters",
-            ));
+            // Answered with id -1: an answer carrying the over-long id would be invalid itself.
+            return Err(FrameError::new(t, None, FormationViolation, format!("message id longer than 36 characters: {id:?}")));
         }
         let expected = match message_type {
             CALL => 4,

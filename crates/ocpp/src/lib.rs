@@ -10,6 +10,8 @@ pub mod action;
 pub mod codec;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod messages;
 pub mod rpc;
 pub mod types;

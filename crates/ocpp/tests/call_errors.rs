@@ -62,7 +62,7 @@ fn malformed_frames_get_the_right_callerror() {
         (r#"[2,"x","Heartbeat",{},{}]"#.into(), Some(("FormationViolation", "x"))),
         // Ids.
         (format!(r#"[2,"{id36}","Heartbeat",{{}}]"#), Some(("accepted", ""))),
-        (format!(r#"[2,"{id37}","Heartbeat",{{}}]"#), Some(("FormationViolation", id37.as_str()))),
+        (format!(r#"[2,"{id37}","Heartbeat",{{}}]"#), Some(("FormationViolation", "-1"))),
         // Actions.
         (r#"[2,"x","FlyToTheMoon",{}]"#.into(), Some(("NotImplemented", "x"))),
         (r#"[2,"x",7,{}]"#.into(), Some(("FormationViolation", "x"))),

@@ -29,12 +29,25 @@ fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_nanosecond(ns - ns % 1_000_000).unwrap_or(t)
 }
 
+/// RFC 3339 covers years 0000 to 9999.
+const MIN_MS: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
+const MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+
+fn in_range(t: &DateTime<Utc>) -> bool {
+    (MIN_MS..=MAX_MS).contains(&t.timestamp_millis())
+}
+
 impl Timestamp {
+    /// Truncates to milliseconds and clamps to the years 0000..=9999 that RFC 3339 can express.
     pub fn from_utc(t: DateTime<Utc>) -> Self {
-        Timestamp(truncate_ms(t))
+        let ms = t.timestamp_millis().clamp(MIN_MS, MAX_MS);
+        Timestamp(Utc.timestamp_millis_opt(ms).single().unwrap_or(t))
     }
-    /// Milliseconds since the Unix epoch.
+    /// Milliseconds since the Unix epoch; `None` outside the years 0000..=9999.
     pub fn from_millis(ms: i64) -> Option<Self> {
+        if !(MIN_MS..=MAX_MS).contains(&ms) {
+            return None;
+        }
         Utc.timestamp_millis_opt(ms).single().map(Timestamp)
     }
     pub fn millis(&self) -> i64 {
@@ -61,6 +74,7 @@ impl Timestamp {
     fn parse_with_policy(s: &str) -> Result<Timestamp, TimestampError> {
         let parsed = DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc));
         match parsed {
+            Ok(t) if !in_range(&t) => Err(TimestampError::Invalid(s.to_owned())),
             Ok(t) if Self::is_canonical(s) => Ok(Timestamp(t)),
             Ok(t) => {
                 if tolerate(DeviationKind::TimestampFormat, || {
@@ -75,7 +89,8 @@ impl Timestamp {
                 let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f");
                 match naive {
                     Ok(n)
-                        if tolerate(DeviationKind::TimestampFormat, || {
+                        if in_range(&n.and_utc())
+                            && tolerate(DeviationKind::TimestampFormat, || {
                             format!("timestamp without zone {s:?}")
                         }) =>
                     {
