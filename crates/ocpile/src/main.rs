@@ -1,1 +1,40 @@
-fn main() {}
+//! `ocpile`: the command line of the OCPP 1.6J pile, fleet and central system.
+
+mod demo;
+mod frame_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ocpile",
+    version,
+    about = "OCPP 1.6J charge point, fleet and central system"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a loopback demonstration: a websocket server and virtual charge points that boot
+    /// and send heartbeats over real OCPP-J connections.
+    Demo(demo::DemoArgs),
+    /// Decode one OCPP-J frame (argument or standard input) and show how it is classified:
+    /// the typed message, tolerated deviations, or the CALLERROR it would be answered with.
+    Frame(frame_cmd::FrameArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Demo(args) => demo::run(args),
+        Command::Frame(args) => frame_cmd::run(args),
+    }
+}

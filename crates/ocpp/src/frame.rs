@@ -143,7 +143,12 @@ impl<'a> Frame<'a> {
         };
         if id.chars().count() > MAX_ID_LEN {
             // Answered with id -1: an answer carrying the over-long id would be invalid itself.
-            return Err(FrameError::new(t, None, FormationViolation, format!("message id longer than 36 characters: {id:?}")));
+            return Err(FrameError::new(
+                t,
+                None,
+                FormationViolation,
+                format!("message id longer than 36 characters: {id:?}"),
+            ));
         }
         let expected = match message_type {
             CALL => 4,

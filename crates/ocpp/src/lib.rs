@@ -9,6 +9,8 @@
 pub mod action;
 pub mod codec;
 pub mod error;
+#[doc(hidden)]
+pub mod fastpath;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;

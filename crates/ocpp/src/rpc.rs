@@ -192,6 +192,15 @@ impl Endpoint {
 
     /// Takes one received text frame.
     pub fn handle_frame(&mut self, text: &str, now: Duration) -> Inbound {
+        if let Some((id, value)) = crate::fastpath::call(text) {
+            return Inbound::Call {
+                id,
+                request: Decoded {
+                    value,
+                    deviations: Vec::new(),
+                },
+            };
+        }
         let parsed = match Frame::parse(text) {
             Ok(Some(f)) => f,
             Ok(None) => return Inbound::Dropped("frame of unknown message type ignored".into()),

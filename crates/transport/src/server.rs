@@ -132,6 +132,8 @@ fn offers_subprotocol(req: &Request) -> bool {
         .any(|p| p.trim() == SUBPROTOCOL)
 }
 
+// The callback's error type is tungstenite's HTTP response.
+#[allow(clippy::result_large_err)]
 async fn handshake(
     tcp: TcpStream,
     remote: SocketAddr,

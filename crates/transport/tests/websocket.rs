@@ -312,6 +312,8 @@ async fn an_oversized_message_closes_the_connection() {
 }
 
 #[tokio::test]
+// The handshake callback's error type is tungstenite's HTTP response.
+#[allow(clippy::result_large_err)]
 async fn a_peer_that_never_answers_pings_is_closed() {
     // A server that completes the handshake and then never reads again.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

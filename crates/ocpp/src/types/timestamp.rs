@@ -70,6 +70,15 @@ impl Timestamp {
         }
     }
 
+    /// Parses only the canonical strict form; `None` for anything else.
+    pub(crate) fn parse_canonical(s: &str) -> Option<Timestamp> {
+        if !Self::is_canonical(s) {
+            return None;
+        }
+        let t = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc);
+        in_range(&t).then_some(Timestamp(t))
+    }
+
     /// Parses under the policy in force (strict outside a lenient decode).
     fn parse_with_policy(s: &str) -> Result<Timestamp, TimestampError> {
         let parsed = DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc));
@@ -91,8 +100,8 @@ impl Timestamp {
                     Ok(n)
                         if in_range(&n.and_utc())
                             && tolerate(DeviationKind::TimestampFormat, || {
-                            format!("timestamp without zone {s:?}")
-                        }) =>
+                                format!("timestamp without zone {s:?}")
+                            }) =>
                     {
                         Ok(Timestamp(truncate_ms(n.and_utc())))
                     }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, then runs every check and test.
+# CI (.ci/run) runs exactly this script on a clean clone with ../shared beside it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+# --- What the tests need -------------------------------------------------------------------
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+
+# The official OCPP 1.6 schemas are read from ../shared/ocpp16 (or $OCPP16_DIR).
+export OCPP16_DIR="${OCPP16_DIR:-$(cd .. && pwd)/shared/ocpp16}"
+if [ ! -d "$OCPP16_DIR/schemas" ] || [ ! -d "$OCPP16_DIR/schemas-security" ]; then
+  echo "the OCPP 1.6 schemas are not at $OCPP16_DIR (set OCPP16_DIR)" >&2
+  exit 1
+fi
+
+# --- Checks ----------------------------------------------------------------------------------
+say "rustfmt"
+cargo fmt --all -- --check
+
+say "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# --- Tests -----------------------------------------------------------------------------------
+say "tests"
+cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+
+say "benchmarks compile"
+cargo bench --workspace --locked --no-run >/dev/null
+
+passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+echo
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]
