@@ -1,0 +1,3 @@
+//! The OCPP 1.6J charge point.
+
+pub mod config;
