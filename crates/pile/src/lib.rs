@@ -1,3 +1,9 @@
-//! The OCPP 1.6J charge point.
+//! The OCPP 1.6J charge point: a sans-I/O core that behaves as the vendor FAQ documents.
 
+mod charge_point;
+pub mod clock;
 pub mod config;
+mod durable;
+
+pub use charge_point::{ChargePoint, Identity, Input, Options, Output, Target};
+pub use durable::Durable;

@@ -1,0 +1,741 @@
+//! The charge point as a sans-I/O state machine: [`Input`]s in, [`Output`]s out, time passed in
+//! by the caller. Nothing here blocks, sleeps or touches the network or the disk.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ocpp::rpc::{CallFailure, Endpoint, Inbound, Ticket};
+use ocpp::{
+    Action, AvailabilityStatus, AvailabilityType, BootNotificationRequest, CallError,
+    ChangeAvailabilityResponse, ChangeConfigurationResponse, ChargePointErrorCode,
+    ChargePointStatus, CiString20, CiString25, CiString50, DataTransferResponse,
+    DataTransferStatus, Decoded, HeartbeatRequest, MessageTrigger, Policy, RegistrationStatus,
+    Request, Response, StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
+};
+
+use crate::clock::WallClock;
+use crate::config::Configuration;
+use crate::durable::Durable;
+
+/// What the pile says about itself in BootNotification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub vendor: String,
+    pub model: String,
+    pub firmware_version: String,
+    /// 4G details, reported only when the pile is connected through 4G alone (FAQ 3.9).
+    pub iccid: Option<String>,
+    pub imsi: Option<String>,
+}
+
+/// Tunables of the core that are not OCPP configuration keys.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long to wait for the answer to a CALL.
+    pub call_timeout: Duration,
+    /// After new server settings, how long the pile waits for an accepted boot before it falls
+    /// back to the last settings that worked. `None`: never (the real pile's behaviour).
+    pub settings_fallback: Option<Duration>,
+    /// Reconnection backoff: first delay and ceiling (jittered by up to a quarter).
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            call_timeout: Duration::from_secs(30),
+            settings_fallback: Some(Duration::from_secs(300)),
+            backoff_min: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The whole URL (with the identity unless UrlHasServerToken).
+    pub url: String,
+    /// HTTP Basic user and password, when the settings carry a password.
+    pub basic: Option<(String, String)>,
+}
+
+/// An event for the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// The websocket to the last [`Output::Connect`] target is open.
+    Connected,
+    /// The connection failed or closed.
+    Disconnected,
+    /// A text frame arrived.
+    Frame(&'a str),
+    /// Time passed; timers are checked.
+    Tick,
+}
+
+/// Something for the shell to do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Close any open connection and connect to this target.
+    Connect(Target),
+    /// Write this frame.
+    Send(String),
+    /// Make this state durable before carrying out the outputs after it.
+    Persist(Durable),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    /// No BootNotification accepted since the pile started (or since its identity or server changed).
+    NotBooted,
+    Pending,
+    Rejected,
+    Accepted,
+}
+
+/// The charge point.
+pub struct ChargePoint {
+    config: Configuration,
+    identity: Identity,
+    options: Options,
+    clock: WallClock,
+    rpc: Endpoint,
+    durable: Durable,
+    connected: bool,
+    target: Target,
+    registration: Registration,
+    boot_call: Option<Ticket>,
+    next_boot: Option<Duration>,
+    next_connect: Option<Duration>,
+    failures: u32,
+    last_activity: Duration,
+    /// The last status reported per connector (index 0 = the whole pile).
+    reported: Vec<Option<ChargePointStatus>>,
+    /// Since when unproven server settings are in force (for the fallback).
+    trying_settings_since: Option<Duration>,
+    jitter: u64,
+    outputs: Vec<Output>,
+}
+
+/// How long to wait before another BootNotification when the central gave no interval.
+const BOOT_RETRY: Duration = Duration::from_secs(60);
+
+fn target_of(config: &Configuration) -> Target {
+    let settings = config.websocket_settings();
+    let base = settings.base_url();
+    let url = if config.flag("UrlHasServerToken") {
+        base
+    } else {
+        transport_url(&base, config.identity())
+    };
+    let basic = (!settings.password.is_empty()).then(|| {
+        let user = if settings.user.is_empty() {
+            config.identity().to_owned()
+        } else {
+            settings.user.clone()
+        };
+        (user, settings.password.clone())
+    });
+    Target { url, basic }
+}
+
+/// `base` with the percent-encoded identity appended (FAQ 3.2.3).
+fn transport_url(base: &str, identity: &str) -> String {
+    let mut url = base.to_owned();
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    for b in identity.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            url.push(b as char);
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
+}
+
+impl ChargePoint {
+    /// Starts the core from its durable state. `now` is the monotonic time, `wall` the
+    /// wall-clock time at that instant.
+    pub fn new(
+        config: Configuration,
+        identity: Identity,
+        options: Options,
+        mut durable: Durable,
+        now: Duration,
+        wall: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        durable.boots += 1;
+        durable.config = config.snapshot();
+        let connectors = config.int("NumberOfConnectors").max(0) as usize;
+        let jitter = config
+            .factory()
+            .serial_number
+            .bytes()
+            .fold(0x9E37_79B9_7F4A_7C15u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+            });
+        let rpc = Endpoint::new(
+            Policy::Strict,
+            options.call_timeout,
+            format!("{}-", durable.boots),
+        );
+        let target = target_of(&config);
+        let mut cp = ChargePoint {
+            config,
+            identity,
+            options,
+            clock: WallClock::new(wall, now),
+            rpc,
+            durable,
+            connected: false,
+            target: target.clone(),
+            registration: Registration::NotBooted,
+            boot_call: None,
+            next_boot: None,
+            next_connect: None,
+            failures: 0,
+            last_activity: now,
+            reported: vec![None; connectors + 1],
+            trying_settings_since: None,
+            jitter,
+            outputs: Vec::new(),
+        };
+        cp.outputs.push(Output::Persist(cp.durable.clone()));
+        cp.outputs.push(Output::Connect(target));
+        cp
+    }
+
+    pub fn config(&self) -> &Configuration {
+        &self.config
+    }
+
+    pub fn durable(&self) -> &Durable {
+        &self.durable
+    }
+
+    pub fn is_accepted(&self) -> bool {
+        self.registration == Registration::Accepted
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn connector_count(&self) -> u32 {
+        (self.reported.len() - 1) as u32
+    }
+
+    /// The status a connector shows now.
+    pub fn status(&self, connector: u32) -> ChargePointStatus {
+        let inoperative =
+            self.durable.inoperative.contains(&connector) || self.durable.inoperative.contains(&0);
+        if inoperative {
+            ChargePointStatus::Unavailable
+        } else {
+            ChargePointStatus::Available
+        }
+    }
+
+    /// When [`ChargePoint::handle`] should next be called with [`Input::Tick`].
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let heartbeat =
+            (self.connected && self.is_accepted() && self.heartbeat_interval() > Duration::ZERO)
+                .then(|| self.last_activity + self.heartbeat_interval());
+        let fallback = self
+            .trying_settings_since
+            .zip(self.options.settings_fallback)
+            .map(|(since, after)| since + after);
+        [
+            self.rpc.next_deadline(),
+            self.next_boot,
+            self.next_connect,
+            heartbeat,
+            fallback,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(self.config.int("HeartbeatInterval").max(0) as u64)
+    }
+
+    /// Takes one input and returns what the shell must do, in order.
+    pub fn handle(&mut self, input: Input<'_>, now: Duration) -> Vec<Output> {
+        match input {
+            Input::Connected => self.on_connected(now),
+            Input::Disconnected => self.on_disconnected(now),
+            Input::Frame(text) => {
+                let inbound = self.rpc.handle_frame(text, now);
+                self.on_inbound(inbound, now);
+            }
+            Input::Tick => self.on_tick(now),
+        }
+        self.drain_transmit();
+        std::mem::take(&mut self.outputs)
+    }
+
+    fn drain_transmit(&mut self) {
+        while let Some(frame) = self.rpc.poll_transmit() {
+            self.outputs.push(Output::Send(frame));
+        }
+    }
+
+    fn on_connected(&mut self, now: Duration) {
+        // A new connection: whatever was in flight on an earlier one is gone.
+        self.rpc.disconnect();
+        self.boot_call = None;
+        self.connected = true;
+        self.failures = 0;
+        self.next_connect = None;
+        self.last_activity = now;
+        match self.registration {
+            Registration::Accepted => self.report_statuses(now, false),
+            _ => self.send_boot(now),
+        }
+    }
+
+    fn on_disconnected(&mut self, now: Duration) {
+        self.connected = false;
+        self.boot_call = None;
+        self.next_boot = None;
+        self.rpc.disconnect();
+        // Exponential backoff with jitter.
+        let exp = self
+            .options
+            .backoff_min
+            .saturating_mul(1 << self.failures.min(16))
+            .min(self.options.backoff_max);
+        self.failures = self.failures.saturating_add(1);
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        let spread = exp.as_millis() as u64 / 4;
+        let jitter = if spread == 0 {
+            0
+        } else {
+            self.jitter % (spread + 1)
+        };
+        self.next_connect = Some(now + exp + Duration::from_millis(jitter));
+    }
+
+    fn on_tick(&mut self, now: Duration) {
+        while let Some(inbound) = self.rpc.poll_timeout(now) {
+            self.on_inbound(inbound, now);
+        }
+        if self.next_connect.is_some_and(|t| now >= t) {
+            self.next_connect = None;
+            self.outputs.push(Output::Connect(self.target.clone()));
+        }
+        if self.connected && self.next_boot.is_some_and(|t| now >= t) {
+            self.send_boot(now);
+        }
+        if self.connected
+            && self.is_accepted()
+            && self.heartbeat_interval() > Duration::ZERO
+            && now >= self.last_activity + self.heartbeat_interval()
+        {
+            self.call(&HeartbeatRequest {}, now);
+        }
+        if let (Some(since), Some(after)) =
+            (self.trying_settings_since, self.options.settings_fallback)
+        {
+            if now >= since + after {
+                self.fall_back(now);
+            }
+        }
+    }
+
+    fn call<R: ocpp::OcppRequest>(&mut self, request: &R, now: Duration) -> Ticket {
+        self.last_activity = now;
+        self.rpc.call(request, now)
+    }
+
+    fn boot_request(&self) -> BootNotificationRequest {
+        let c20 =
+            |s: &str| CiString20::new(s.chars().take(20).collect::<String>()).expect("truncated");
+        let c25 =
+            |s: &str| CiString25::new(s.chars().take(25).collect::<String>()).expect("truncated");
+        let serial = &self.config.factory().serial_number;
+        BootNotificationRequest {
+            charge_point_vendor: c20(&self.identity.vendor),
+            charge_point_model: c20(&self.identity.model),
+            // The original serial number, whatever VendorChargePointName says (FAQ 3.2.2).
+            charge_point_serial_number: Some(c25(serial)),
+            charge_box_serial_number: Some(c25(serial)),
+            firmware_version: Some(
+                CiString50::new(
+                    self.identity
+                        .firmware_version
+                        .chars()
+                        .take(50)
+                        .collect::<String>(),
+                )
+                .expect("truncated"),
+            ),
+            iccid: self.identity.iccid.as_deref().map(c20),
+            imsi: self.identity.imsi.as_deref().map(c20),
+            meter_type: None,
+            meter_serial_number: None,
+        }
+    }
+
+    fn send_boot(&mut self, now: Duration) {
+        self.next_boot = None;
+        let request = self.boot_request();
+        self.boot_call = Some(self.call(&request, now));
+    }
+
+    fn on_inbound(&mut self, inbound: Inbound, now: Duration) {
+        match inbound {
+            Inbound::Call { id, request } => self.on_call(&id, request, now),
+            Inbound::Reply {
+                ticket,
+                action,
+                outcome,
+            } => self.on_reply(ticket, action, outcome, now),
+            Inbound::Dropped(_) => {}
+        }
+    }
+
+    fn on_reply(
+        &mut self,
+        ticket: Ticket,
+        _action: Action,
+        outcome: Result<Decoded<Response>, CallFailure>,
+        now: Duration,
+    ) {
+        if self.boot_call == Some(ticket) {
+            self.boot_call = None;
+            match outcome {
+                Ok(Decoded {
+                    value: Response::BootNotification(r),
+                    ..
+                }) => {
+                    self.clock.sync(r.current_time, now);
+                    let interval = Duration::from_secs(r.interval.max(0) as u64);
+                    match r.status {
+                        RegistrationStatus::Accepted => self.on_accepted(r.interval, now),
+                        RegistrationStatus::Pending => {
+                            self.registration = Registration::Pending;
+                            self.next_boot = Some(
+                                now + if interval.is_zero() {
+                                    BOOT_RETRY
+                                } else {
+                                    interval
+                                },
+                            );
+                        }
+                        _ => {
+                            self.registration = Registration::Rejected;
+                            self.next_boot = Some(
+                                now + if interval.is_zero() {
+                                    BOOT_RETRY
+                                } else {
+                                    interval
+                                },
+                            );
+                        }
+                    }
+                }
+                _ => self.next_boot = Some(now + BOOT_RETRY),
+            }
+            return;
+        }
+        if let Ok(Decoded {
+            value: Response::Heartbeat(h),
+            ..
+        }) = outcome
+        {
+            self.clock.sync(h.current_time, now);
+        }
+    }
+
+    fn on_accepted(&mut self, interval: i32, now: Duration) {
+        self.registration = Registration::Accepted;
+        if interval > 0 && self.config.int("HeartbeatInterval") != i64::from(interval) {
+            // The central's interval becomes the heartbeat interval, where it is in range.
+            if self
+                .config
+                .change("HeartbeatInterval", &interval.to_string())
+                .changed
+                .is_some()
+            {
+                self.persist();
+            }
+        }
+        let settings = self
+            .config
+            .get("VendorWebsocketSettings")
+            .unwrap_or_default()
+            .to_owned();
+        let good = Some((settings, self.config.identity().to_owned()));
+        self.trying_settings_since = None;
+        if self.durable.last_good != good {
+            self.durable.last_good = good;
+            self.persist();
+        }
+        // ERR 3.22: connector 0 and every connector, after an accepted boot.
+        self.report_statuses(now, true);
+    }
+
+    /// Sends StatusNotification for each connector whose status differs from the last one
+    /// reported (or for all with `all`).
+    fn report_statuses(&mut self, now: Duration, all: bool) {
+        for connector in 0..self.reported.len() as u32 {
+            let status = self.status(connector);
+            if all || self.reported[connector as usize].as_ref() != Some(&status) {
+                self.send_status(connector, status, now);
+            }
+        }
+    }
+
+    fn send_status(&mut self, connector: u32, status: ChargePointStatus, now: Duration) {
+        self.reported[connector as usize] = Some(status.clone());
+        let request = StatusNotificationRequest {
+            connector_id: connector as i32,
+            error_code: ChargePointErrorCode::NoError,
+            info: None,
+            status,
+            timestamp: Some(self.clock.at(now)),
+            vendor_id: None,
+            vendor_error_code: None,
+        };
+        self.call(&request, now);
+    }
+
+    fn persist(&mut self) {
+        self.durable.config = self.config.snapshot();
+        self.outputs.push(Output::Persist(self.durable.clone()));
+    }
+
+    fn respond(&mut self, id: &str, response: impl Into<Response>) {
+        self.drain_transmit();
+        self.rpc.respond(id, &response.into());
+    }
+
+    fn on_call(&mut self, id: &str, request: Decoded<Request>, now: Duration) {
+        match request.value {
+            Request::GetConfiguration(r) => {
+                let live = |name: &str| self.live_value(name);
+                match self.config.get_configuration(r.key.as_deref(), &live) {
+                    Ok(answer) => self.respond(id, answer),
+                    Err(e) => self.rpc.respond_error(id, &e),
+                }
+            }
+            Request::ChangeConfiguration(r) => self.change_configuration(id, &r.key, &r.value, now),
+            Request::ChangeAvailability(r) => {
+                self.change_availability(id, r.connector_id, r.kind, now)
+            }
+            Request::DataTransfer(r) => {
+                let status = if r.vendor_id.eq_ignore_case(&self.identity.vendor) {
+                    DataTransferStatus::UnknownMessageId
+                } else {
+                    DataTransferStatus::UnknownVendorId
+                };
+                self.respond(id, DataTransferResponse { status, data: None });
+            }
+            Request::TriggerMessage(r) => {
+                self.trigger(id, r.requested_message, r.connector_id, now)
+            }
+            other => self
+                .rpc
+                .respond_error(id, &CallError::not_supported(other.action().as_str())),
+        }
+    }
+
+    fn live_value(&self, name: &str) -> String {
+        match name {
+            "GetFirmwareUpgradePercentages" => "0".into(),
+            _ => String::new(),
+        }
+    }
+
+    fn change_configuration(&mut self, id: &str, key: &str, value: &str, now: Duration) {
+        let change = self.config.change(key, value);
+        if change.changed.is_some() {
+            // Durable before the answer leaves.
+            self.persist();
+        }
+        self.respond(
+            id,
+            ChangeConfigurationResponse {
+                status: change.status,
+            },
+        );
+        match change.changed {
+            Some("VendorWebsocketSettings" | "VendorChargePointName" | "UrlHasServerToken") => {
+                // A new identity or server: connect there once the answer is out, and boot anew.
+                self.target = target_of(&self.config);
+                self.registration = Registration::NotBooted;
+                self.trying_settings_since = Some(now);
+                self.reconnect_now();
+            }
+            Some("HeartbeatInterval") => self.last_activity = now,
+            _ => {}
+        }
+    }
+
+    fn reconnect_now(&mut self) {
+        self.drain_transmit();
+        self.connected = false;
+        self.boot_call = None;
+        self.next_boot = None;
+        self.rpc.disconnect();
+        self.next_connect = None;
+        self.outputs.push(Output::Connect(self.target.clone()));
+    }
+
+    /// New server settings did not lead to an accepted boot in time: back to the last ones
+    /// that worked.
+    fn fall_back(&mut self, now: Duration) {
+        self.trying_settings_since = None;
+        let Some((settings, identity)) = self.durable.last_good.clone() else {
+            return;
+        };
+        let current = (
+            self.config
+                .get("VendorWebsocketSettings")
+                .unwrap_or_default()
+                .to_owned(),
+            self.config.identity().to_owned(),
+        );
+        if current == (settings.clone(), identity.clone()) {
+            return;
+        }
+        self.config.change("VendorWebsocketSettings", &settings);
+        self.config.change("VendorChargePointName", &identity);
+        self.persist();
+        self.target = target_of(&self.config);
+        self.registration = Registration::NotBooted;
+        self.last_activity = now;
+        self.reconnect_now();
+    }
+
+    fn change_availability(
+        &mut self,
+        id: &str,
+        connector: i32,
+        kind: AvailabilityType,
+        now: Duration,
+    ) {
+        let count = self.connector_count() as i32;
+        if !(0..=count).contains(&connector) {
+            self.respond(
+                id,
+                ChangeAvailabilityResponse {
+                    status: AvailabilityStatus::Rejected,
+                },
+            );
+            return;
+        }
+        let connector = connector as u32;
+        let changed = match kind {
+            AvailabilityType::Inoperative => self.durable.inoperative.insert(connector),
+            AvailabilityType::Operative => {
+                let mut changed = self.durable.inoperative.remove(&connector);
+                if connector == 0 {
+                    changed |= !self.durable.inoperative.is_empty();
+                    self.durable.inoperative = BTreeSet::new();
+                }
+                changed
+            }
+            AvailabilityType::Unrecognized(_) => {
+                self.respond(
+                    id,
+                    ChangeAvailabilityResponse {
+                        status: AvailabilityStatus::Rejected,
+                    },
+                );
+                return;
+            }
+        };
+        if changed {
+            self.persist();
+        }
+        self.respond(
+            id,
+            ChangeAvailabilityResponse {
+                status: AvailabilityStatus::Accepted,
+            },
+        );
+        if self.is_accepted() {
+            self.report_statuses(now, false);
+        }
+    }
+
+    fn trigger(
+        &mut self,
+        id: &str,
+        message: MessageTrigger,
+        connector: Option<i32>,
+        now: Duration,
+    ) {
+        let count = self.connector_count() as i32;
+        if connector.is_some_and(|c| !(0..=count).contains(&c)) {
+            self.respond(
+                id,
+                TriggerMessageResponse {
+                    status: TriggerMessageStatus::Rejected,
+                },
+            );
+            return;
+        }
+        let status = match message {
+            MessageTrigger::BootNotification
+            | MessageTrigger::Heartbeat
+            | MessageTrigger::StatusNotification => TriggerMessageStatus::Accepted,
+            _ => TriggerMessageStatus::NotImplemented,
+        };
+        self.respond(
+            id,
+            TriggerMessageResponse {
+                status: status.clone(),
+            },
+        );
+        if status != TriggerMessageStatus::Accepted {
+            return;
+        }
+        // The answer first, then the triggered message.
+        match message {
+            MessageTrigger::BootNotification => self.send_boot(now),
+            MessageTrigger::Heartbeat => {
+                self.call(&HeartbeatRequest {}, now);
+            }
+            MessageTrigger::StatusNotification => match connector {
+                Some(c) => self.send_status(c as u32, self.status(c as u32), now),
+                None => {
+                    for c in 0..=self.connector_count() {
+                        self.send_status(c, self.status(c), now);
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_carry_the_encoded_identity() {
+        assert_eq!(
+            transport_url("ws://h:80/ocpp/", "123456789"),
+            "ws://h:80/ocpp/123456789"
+        );
+        assert_eq!(
+            transport_url("ws://h:80/ocpp", "A B/C"),
+            "ws://h:80/ocpp/A%20B%2FC"
+        );
+    }
+}

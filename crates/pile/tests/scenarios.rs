@@ -1,0 +1,464 @@
+//! Scenarios on the sans-I/O core with a virtual clock: frames on the wire, durable state,
+//! connections, hours of simulated time in milliseconds.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use pile::config::{Configuration, Factory};
+use pile::{ChargePoint, Durable, Identity, Input, Options, Output};
+use serde_json::{json, Value};
+
+const SETTINGS: &str = "WS,central.example,9000,/ocpp/,ocpp1.6,,,";
+
+struct Pile {
+    cp: ChargePoint,
+    now: Duration,
+    /// Everything the core asked for, in order.
+    log: Vec<Output>,
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+impl Pile {
+    fn new(connectors: u32) -> Pile {
+        Pile::with(connectors, Durable::default(), Options::default())
+    }
+
+    fn with(connectors: u32, durable: Durable, options: Options) -> Pile {
+        let factory = Factory {
+            serial_number: "SN0001".into(),
+            connectors,
+            settings: SETTINGS.parse().unwrap(),
+        };
+        let config = Configuration::restore(factory, &durable.config);
+        let identity = Identity {
+            vendor: "ocpile".into(),
+            model: "M3G3".into(),
+            firmware_version: "1.0.0".into(),
+            iccid: None,
+            imsi: None,
+        };
+        let wall = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        let mut cp = ChargePoint::new(config, identity, options, durable, Duration::ZERO, wall);
+        let log = cp.handle(Input::Tick, Duration::ZERO);
+        Pile {
+            cp,
+            now: Duration::ZERO,
+            log,
+        }
+    }
+
+    fn input(&mut self, input: Input<'_>) -> Vec<Output> {
+        let out = self.cp.handle(input, self.now);
+        self.log.extend(out.iter().cloned());
+        out
+    }
+
+    /// Moves the clock, waking the core at each of its deadlines on the way.
+    fn advance(&mut self, by: Duration) -> Vec<Output> {
+        let end = self.now + by;
+        let mut out = Vec::new();
+        while let Some(deadline) = self.cp.next_deadline().filter(|d| *d <= end) {
+            self.now = deadline.max(self.now);
+            out.extend(self.input(Input::Tick));
+        }
+        self.now = end;
+        out.extend(self.input(Input::Tick));
+        out
+    }
+
+    fn frames(out: &[Output]) -> Vec<Value> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send(f) => Some(serde_json::from_str(f).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Answers the CALL `frame` with `payload`.
+    fn reply(&mut self, call: &Value, payload: Value) -> Vec<Output> {
+        let text = json!([3, call[1], payload]).to_string();
+        self.input(Input::Frame(&text))
+    }
+
+    fn central_calls(&mut self, action: &str, payload: Value) -> Vec<Output> {
+        let text = json!([2, "cs-1", action, payload]).to_string();
+        self.input(Input::Frame(&text))
+    }
+
+    /// Connects, and accepts the boot with the given heartbeat interval; returns what followed.
+    fn boot(&mut self, interval: i64) -> Vec<Value> {
+        let out = self.input(Input::Connected);
+        let boot = Pile::frames(&out)[0].clone();
+        self.accept(&boot, interval)
+    }
+
+    /// Accepts the BootNotification `boot`; answers what follows; returns it.
+    fn accept(&mut self, boot: &Value, interval: i64) -> Vec<Value> {
+        assert_eq!(boot[2], "BootNotification");
+        let mut frames = Pile::frames(&self.reply(boot, json!({"status":"Accepted","currentTime":"2026-11-24T12:00:00.000Z","interval":interval})));
+        // The status notifications go out one at a time; answer each.
+        let mut all = Vec::new();
+        while let Some(f) = frames.pop() {
+            all.push(f.clone());
+            if f[0] == 2 {
+                frames.extend(Pile::frames(&self.reply(&f, json!({}))));
+            }
+        }
+        all
+    }
+}
+
+#[test]
+fn start_persists_and_connects_with_the_identity_in_the_url() {
+    let p = Pile::new(1);
+    assert!(matches!(&p.log[0], Output::Persist(d) if d.boots == 1));
+    match &p.log[1] {
+        Output::Connect(t) => {
+            assert_eq!(t.url, "ws://central.example:9000/ocpp/SN0001");
+            assert_eq!(t.basic, None);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn accepted_boot_reports_every_connector_and_heartbeats_on_idle() {
+    let mut p = Pile::new(2);
+    let out = p.input(Input::Connected);
+    let frames = Pile::frames(&out);
+    assert_eq!(frames.len(), 1, "only the BootNotification goes out first");
+    assert_eq!(frames[0][3]["chargePointSerialNumber"], "SN0001");
+    assert_eq!(frames[0][3]["chargePointModel"], "M3G3");
+    assert!(
+        frames[0][3].get("iccid").is_none(),
+        "no 4G details without 4G"
+    );
+
+    let statuses = p.accept(&frames[0], 300);
+    let connectors: Vec<i64> = statuses
+        .iter()
+        .filter(|f| f[2] == "StatusNotification")
+        .map(|f| f[3]["connectorId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        connectors,
+        vec![0, 1, 2],
+        "ERR 3.22: connector 0 and every connector"
+    );
+    assert!(statuses.iter().all(|f| f[3]["status"] == "Available"));
+    assert_eq!(
+        p.cp.config().int("HeartbeatInterval"),
+        300,
+        "the central's interval is adopted"
+    );
+    assert!(p.log.iter().any(|o| matches!(o, Output::Persist(d) if d.config.get("HeartbeatInterval").map(String::as_str) == Some("300"))));
+
+    // 299 s of silence: nothing. At 300 s: a Heartbeat.
+    assert!(Pile::frames(&p.advance(secs(299))).is_empty());
+    let hb = Pile::frames(&p.advance(secs(1)));
+    assert_eq!(hb.len(), 1);
+    assert_eq!(hb[0][2], "Heartbeat");
+    p.reply(&hb[0], json!({"currentTime":"2026-11-24T13:00:00.000Z"}));
+    // A day of simulated time: one heartbeat every 300 s.
+    let mut count = 0;
+    for _ in 0..288 {
+        for f in Pile::frames(&p.advance(secs(300))) {
+            assert_eq!(f[2], "Heartbeat");
+            count += 1;
+            p.reply(&f, json!({"currentTime":"2026-11-24T13:00:00.000Z"}));
+        }
+    }
+    assert_eq!(count, 288);
+}
+
+#[test]
+fn pending_and_rejected_boots_are_retried_after_the_interval() {
+    let mut p = Pile::new(1);
+    let boot = Pile::frames(&p.input(Input::Connected))[0].clone();
+    assert!(Pile::frames(&p.reply(
+        &boot,
+        json!({"status":"Pending","currentTime":"2026-11-24T12:00:00.000Z","interval":30})
+    ))
+    .is_empty());
+    // While pending the central may configure the pile.
+    let answer =
+        Pile::frames(&p.central_calls("GetConfiguration", json!({"key":["HeartbeatInterval"]})));
+    assert_eq!(answer[0][2]["configurationKey"][0]["value"], "900");
+    assert!(Pile::frames(&p.advance(secs(29))).is_empty());
+    let again = Pile::frames(&p.advance(secs(1)));
+    assert_eq!(again[0][2], "BootNotification");
+    assert!(Pile::frames(&p.reply(
+        &again[0],
+        json!({"status":"Rejected","currentTime":"2026-11-24T12:00:00.000Z","interval":0})
+    ))
+    .is_empty());
+    assert!(!p.cp.is_accepted());
+    assert_eq!(
+        Pile::frames(&p.advance(secs(60)))[0][2],
+        "BootNotification",
+        "60 s when the central gives no interval"
+    );
+}
+
+#[test]
+fn an_accepted_change_is_durable_before_the_answer_leaves() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    let out = p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"MeterValueSampleInterval","value":"30"}),
+    );
+    match (&out[0], &out[1]) {
+        (Output::Persist(d), Output::Send(answer)) => {
+            assert_eq!(d.config["MeterValueSampleInterval"], "30");
+            assert_eq!(answer, r#"[3,"cs-1",{"status":"Accepted"}]"#);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A refused change persists nothing.
+    let out = p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"HeartbeatInterval","value":"10"}),
+    );
+    assert_eq!(
+        out,
+        vec![Output::Send(r#"[3,"cs-1",{"status":"Rejected"}]"#.into())]
+    );
+    let out = p.central_calls("ChangeConfiguration", json!({"key":"Unknown","value":"10"}));
+    assert_eq!(
+        out,
+        vec![Output::Send(
+            r#"[3,"cs-1",{"status":"NotSupported"}]"#.into()
+        )]
+    );
+}
+
+#[test]
+fn a_new_name_reconnects_at_the_new_url_after_the_answer() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    let out = p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"VendorChargePointName","value":"PILE-7"}),
+    );
+    assert!(matches!(&out[0], Output::Persist(d) if d.config["VendorChargePointName"] == "PILE-7"));
+    assert_eq!(
+        out[1],
+        Output::Send(r#"[3,"cs-1",{"status":"Accepted"}]"#.into())
+    );
+    assert!(
+        matches!(&out[2], Output::Connect(t) if t.url == "ws://central.example:9000/ocpp/PILE-7")
+    );
+    // The new identity boots anew, and still reports the original serial number.
+    let boot = Pile::frames(&p.input(Input::Connected));
+    assert_eq!(boot[0][2], "BootNotification");
+    assert_eq!(boot[0][3]["chargePointSerialNumber"], "SN0001");
+
+    // With UrlHasServerToken the URL is the configured one alone.
+    let out = p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"UrlHasServerToken","value":"true"}),
+    );
+    assert!(
+        matches!(out.last(), Some(Output::Connect(t)) if t.url == "ws://central.example:9000/ocpp/")
+    );
+}
+
+#[test]
+fn new_websocket_settings_reconnect_and_bad_ones_are_rejected() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    let out = p.central_calls("ChangeConfiguration", json!({"key":"VendorWebsocketSettings","value":"WS,cpam3.x-cheng.net,80,/ocpp/,ocpp1.6,,,"}));
+    assert!(
+        matches!(out.last(), Some(Output::Connect(t)) if t.url == "ws://cpam3.x-cheng.net:80/ocpp/SN0001")
+    );
+    let out = p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"VendorWebsocketSettings","value":"WS,cpam3.x-cheng.net,80,/ocpp/"}),
+    );
+    assert_eq!(
+        out,
+        vec![Output::Send(r#"[3,"cs-1",{"status":"Rejected"}]"#.into())]
+    );
+    // Credentials in the settings become HTTP Basic credentials; an empty user means the identity.
+    let out = p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"VendorWebsocketSettings","value":"WS,10.1.1.1,443,/ocpp/,socpp1.6,,s3cret,"}),
+    );
+    match out.last() {
+        Some(Output::Connect(t)) => {
+            assert_eq!(t.url, "wss://10.1.1.1:443/ocpp/SN0001");
+            assert_eq!(t.basic, Some(("SN0001".into(), "s3cret".into())));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unreachable_settings_fall_back_to_the_last_that_worked() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"VendorWebsocketSettings","value":"WS,unreachable.example,9,/x/,ocpp1.6,,,"}),
+    );
+    // The new server never answers: the pile retries there with growing delays.
+    let mut connects = Vec::new();
+    while p.now < secs(250) {
+        p.input(Input::Disconnected);
+        let next = p.cp.next_deadline().unwrap();
+        for o in p.advance(next - p.now) {
+            if let Output::Connect(t) = o {
+                connects.push(t.url);
+            }
+        }
+    }
+    assert!(connects.len() >= 5, "{connects:?}");
+    assert!(
+        connects
+            .iter()
+            .all(|url| url.contains("unreachable.example")),
+        "{connects:?}"
+    );
+    // Five minutes after the change: back to the settings that worked, durably.
+    let out = p.advance(secs(300));
+    let persisted = out.iter().find_map(|o| match o {
+        Output::Persist(d) => Some(d.config["VendorWebsocketSettings"].clone()),
+        _ => None,
+    });
+    assert_eq!(persisted.as_deref(), Some(SETTINGS));
+    assert!(
+        out.iter().any(
+            |o| matches!(o, Output::Connect(t) if t.url == "ws://central.example:9000/ocpp/SN0001")
+        ),
+        "{out:?}"
+    );
+    assert_eq!(p.cp.config().get("VendorWebsocketSettings"), Some(SETTINGS));
+}
+
+#[test]
+fn fallback_can_be_switched_off() {
+    let mut p = Pile::with(
+        1,
+        Durable::default(),
+        Options {
+            settings_fallback: None,
+            ..Options::default()
+        },
+    );
+    p.boot(900);
+    p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"VendorWebsocketSettings","value":"WS,unreachable.example,9,/x/,ocpp1.6,,,"}),
+    );
+    p.input(Input::Disconnected);
+    let out = p.advance(secs(3600));
+    assert!(out.iter().all(|o| !matches!(o, Output::Persist(_))));
+    assert!(p.cp.target().url.contains("unreachable.example"));
+}
+
+#[test]
+fn reconnection_backs_off_exponentially_with_jitter() {
+    let mut p = Pile::new(1);
+    let mut delays = Vec::new();
+    for _ in 0..10 {
+        p.input(Input::Disconnected);
+        let start = p.now;
+        let deadline = p.cp.next_deadline().unwrap();
+        let out = p.advance(deadline - start);
+        assert!(matches!(out.last(), Some(Output::Connect(_))));
+        delays.push((p.now - start).as_millis() as u64);
+    }
+    let base = [
+        2_000u64, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000, 300_000,
+    ];
+    for (d, b) in delays.iter().zip(base) {
+        assert!(*d >= b && *d <= b + b / 4, "{delays:?}");
+    }
+    // A successful connection resets the backoff.
+    p.input(Input::Connected);
+    p.input(Input::Disconnected);
+    assert!(p.cp.next_deadline().unwrap() - p.now <= secs(3));
+}
+
+#[test]
+fn faq_3_9_trigger_boot_notification_answers_first() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    let out = Pile::frames(&p.central_calls(
+        "TriggerMessage",
+        json!({"connectorId":0,"requestedMessage":"BootNotification"}),
+    ));
+    assert_eq!(out[0], json!([3, "cs-1", {"status":"Accepted"}]));
+    assert_eq!(out[1][2], "BootNotification");
+    let out = Pile::frames(&p.central_calls(
+        "TriggerMessage",
+        json!({"connectorId":2,"requestedMessage":"StatusNotification"}),
+    ));
+    assert_eq!(
+        out,
+        vec![json!([3, "cs-1", {"status":"Rejected"}])],
+        "connector 2 does not exist"
+    );
+}
+
+#[test]
+fn trigger_status_and_heartbeat() {
+    let mut p = Pile::new(2);
+    p.boot(900);
+    let out =
+        Pile::frames(&p.central_calls("TriggerMessage", json!({"requestedMessage":"Heartbeat"})));
+    assert_eq!(out[0][2]["status"], "Accepted");
+    assert_eq!(out[1][2], "Heartbeat");
+    p.reply(&out[1], json!({"currentTime":"2026-11-24T12:00:00.000Z"}));
+    let out = Pile::frames(&p.central_calls(
+        "TriggerMessage",
+        json!({"requestedMessage":"StatusNotification","connectorId":2}),
+    ));
+    assert_eq!(out[1][3]["connectorId"], 2);
+}
+
+#[test]
+fn data_transfer_knows_its_vendor() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    let out = Pile::frames(&p.central_calls("DataTransfer", json!({"vendorId":"someone"})));
+    assert_eq!(out[0][2], json!({"status":"UnknownVendorId"}));
+    let out = Pile::frames(
+        &p.central_calls("DataTransfer", json!({"vendorId":"OCPILE","messageId":"x"})),
+    );
+    assert_eq!(out[0][2], json!({"status":"UnknownMessageId"}));
+}
+
+#[test]
+fn change_availability_is_persisted_and_reported() {
+    let mut p = Pile::new(2);
+    p.boot(900);
+    let out = p.central_calls(
+        "ChangeAvailability",
+        json!({"connectorId":1,"type":"Inoperative"}),
+    );
+    assert!(matches!(&out[0], Output::Persist(d) if d.inoperative.contains(&1)));
+    let frames = Pile::frames(&out);
+    assert_eq!(frames[0][2]["status"], "Accepted");
+    assert_eq!(frames[1][3]["connectorId"], 1);
+    assert_eq!(frames[1][3]["status"], "Unavailable");
+    let out = Pile::frames(&p.central_calls(
+        "ChangeAvailability",
+        json!({"connectorId":3,"type":"Inoperative"}),
+    ));
+    assert_eq!(out[0][2]["status"], "Rejected");
+
+    // Survives a restart.
+    let durable = p.cp.durable().clone();
+    let mut again = Pile::with(2, durable, Options::default());
+    assert_eq!(again.cp.status(1), ocpp::ChargePointStatus::Unavailable);
+    let statuses = again.boot(900);
+    assert!(statuses
+        .iter()
+        .any(|f| f[3]["connectorId"] == 1 && f[3]["status"] == "Unavailable"));
+}
