@@ -2,6 +2,7 @@
 
 mod demo;
 mod frame_cmd;
+mod pile_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,8 @@ enum Command {
     /// Decode one OCPP-J frame (argument or standard input) and show how it is classified:
     /// the typed message, tolerated deviations, or the CALLERROR it would be answered with.
     Frame(frame_cmd::FrameArgs),
+    /// Run one charge point against a central system; its state is kept in --state.
+    Pile(pile_cmd::PileArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +39,6 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args),
         Command::Frame(args) => frame_cmd::run(args),
+        Command::Pile(args) => pile_cmd::run_pile(args),
     }
 }

@@ -4,6 +4,8 @@ mod charge_point;
 pub mod clock;
 pub mod config;
 mod durable;
+pub mod shell;
+pub mod store;
 
 pub use charge_point::{ChargePoint, Identity, Input, Options, Output, Target};
 pub use durable::Durable;

@@ -15,6 +15,7 @@ pub mod tls;
 pub use error::TransportError;
 pub use io::{BoxedIo, WsStream};
 pub use rpc::{spawn_rpc, CloseReason, Handler, HandlerFuture, LinkConfig, RpcError, RpcHandle};
+pub use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// The websocket subprotocol of OCPP-J 1.6.
 pub const SUBPROTOCOL: &str = "ocpp1.6";

@@ -1,0 +1,107 @@
+//! `ocpile pile`: one charge point against a central system.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use pile::config::{Factory, WebsocketSettings};
+use pile::shell::{run, PileSettings};
+use pile::{Identity, Options};
+use transport::tls::{client_config, TlsVersion};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Model {
+    /// TLS 1.2 (the vendor's M3G2 also speaks TLS 1.0 and 1.1, which rustls does not implement).
+    M3G2,
+    /// TLS 1.2 and 1.3.
+    M3G3,
+}
+
+#[derive(clap::Args)]
+pub struct PileArgs {
+    /// The serial number; also the identity until VendorChargePointName changes it.
+    #[arg(long)]
+    id: String,
+    /// The central system, `ws://HOST:PORT/PATH/` or `wss://...`; the identity is appended.
+    #[arg(long)]
+    csms: String,
+    /// Where the pile keeps its state (created if needed). Default: ./ocpile-state/<id>.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "m3g3")]
+    model: Model,
+    #[arg(long, default_value_t = 1)]
+    connectors: u32,
+    /// HTTP Basic password (Security Profile 1); the user is the identity.
+    #[arg(long)]
+    password: Option<String>,
+    /// PEM file of the CA that signed the central system's certificate (for wss://).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// The chargePointVendor reported in BootNotification.
+    #[arg(long, default_value = "ocpile")]
+    vendor: String,
+    /// Seconds that new server settings (VendorWebsocketSettings, VendorChargePointName,
+    /// UrlHasServerToken) get to reach an accepted boot before the pile falls back to the last
+    /// settings that worked; 0 switches the fallback off, as on the real pile.
+    #[arg(long, default_value_t = 300)]
+    settings_fallback: u64,
+}
+
+pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
+    let mut settings =
+        WebsocketSettings::from_url(&args.csms).with_context(|| format!("--csms {}", args.csms))?;
+    if let Some(password) = &args.password {
+        anyhow::ensure!(
+            !password.contains(','),
+            "the password cannot contain a comma (VendorWebsocketSettings is comma-separated)"
+        );
+        settings.password = password.clone();
+    }
+    let (model, versions) = match args.model {
+        Model::M3G2 => ("M3G2", vec![TlsVersion::Tls12]),
+        Model::M3G3 => ("M3G3", vec![TlsVersion::Tls12, TlsVersion::Tls13]),
+    };
+    let tls = match &args.ca {
+        Some(path) => {
+            let pem =
+                std::fs::read(path).with_context(|| format!("reading --ca {}", path.display()))?;
+            Some(client_config(&pem, &versions, None)?)
+        }
+        None => None,
+    };
+    if settings.secure && tls.is_none() {
+        anyhow::bail!("wss:// needs --ca with the central system's CA certificate");
+    }
+    let state_dir = args
+        .state
+        .unwrap_or_else(|| PathBuf::from("ocpile-state").join(&args.id));
+    let settings = PileSettings {
+        state_dir,
+        factory: Factory {
+            serial_number: args.id.clone(),
+            connectors: args.connectors,
+            settings,
+        },
+        identity: Identity {
+            vendor: args.vendor,
+            model: model.into(),
+            firmware_version: env!("CARGO_PKG_VERSION").into(),
+            iccid: None,
+            imsi: None,
+        },
+        options: Options {
+            settings_fallback: (args.settings_fallback > 0)
+                .then(|| std::time::Duration::from_secs(args.settings_fallback)),
+            ..Options::default()
+        },
+        tls,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        run(settings, shutdown).await
+    })?;
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! The real `ocpile pile` process against a test central system of ours.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ocpp::{
+    BootNotificationResponse, CallError, ChangeConfigurationRequest, CiString50,
+    ConfigurationStatus, Decoded, GetConfigurationRequest, HeartbeatResponse, Policy,
+    RegistrationStatus, Request, Response, StatusNotificationResponse, Timestamp,
+};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use transport::auth::AllowAll;
+use transport::server::{ServerConfig, WsServer};
+use transport::{spawn_rpc, HandlerFuture, LinkConfig, RpcHandle};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn state_dir(name: &str) -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+struct PileProcess(Child);
+
+impl Drop for PileProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_pile(id: &str, csms: &str, state: &PathBuf, extra: &[&str]) -> PileProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_ocpile"))
+        .args(["pile", "--id", id, "--csms", csms, "--state"])
+        .arg(state)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ocpile starts");
+    PileProcess(child)
+}
+
+/// A central system that accepts every boot and reports each one.
+fn central(boots: mpsc::UnboundedSender<String>) -> Arc<dyn transport::Handler> {
+    Arc::new(move |request: Decoded<Request>| -> HandlerFuture {
+        let boots = boots.clone();
+        Box::pin(async move {
+            let now = Timestamp::from_utc(chrono::Utc::now());
+            match request.value {
+                Request::BootNotification(b) => {
+                    let _ = boots.send(
+                        b.charge_point_serial_number
+                            .map(|s| s.to_string())
+                            .unwrap_or_default(),
+                    );
+                    Ok(Response::BootNotification(BootNotificationResponse {
+                        status: RegistrationStatus::Accepted,
+                        current_time: now,
+                        interval: 900,
+                    }))
+                }
+                Request::StatusNotification(_) => {
+                    Ok(Response::StatusNotification(StatusNotificationResponse {}))
+                }
+                Request::Heartbeat(_) => {
+                    Ok(Response::Heartbeat(HeartbeatResponse { current_time: now }))
+                }
+                other => Err(CallError::not_supported(other.action().as_str())),
+            }
+        })
+    })
+}
+
+struct Central {
+    server: WsServer,
+    boots_tx: mpsc::UnboundedSender<String>,
+    boots: mpsc::UnboundedReceiver<String>,
+}
+
+impl Central {
+    async fn start() -> Central {
+        let server = WsServer::bind("127.0.0.1:0", ServerConfig::new(Arc::new(AllowAll)))
+            .await
+            .unwrap();
+        let (boots_tx, boots) = mpsc::unbounded_channel();
+        Central {
+            server,
+            boots_tx,
+            boots,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/ocpp/", self.server.local_addr())
+    }
+
+    /// Waits for the next connection and its accepted boot.
+    async fn next_pile(&mut self) -> (String, RpcHandle) {
+        let accepted = timeout(WAIT, self.server.accept())
+            .await
+            .expect("the pile connects")
+            .unwrap();
+        let rpc = spawn_rpc(
+            accepted.ws,
+            LinkConfig {
+                policy: Policy::Lenient,
+                ..LinkConfig::default()
+            },
+            central(self.boots_tx.clone()),
+        );
+        timeout(WAIT, self.boots.recv())
+            .await
+            .expect("the pile boots");
+        (accepted.identity, rpc)
+    }
+}
+
+async fn change(rpc: &RpcHandle, key: &str, value: &str) -> ConfigurationStatus {
+    let req = ChangeConfigurationRequest {
+        key: key.try_into().unwrap(),
+        value: value.try_into().unwrap(),
+    };
+    timeout(WAIT, rpc.call(&req))
+        .await
+        .unwrap()
+        .unwrap()
+        .value
+        .status
+}
+
+async fn get(rpc: &RpcHandle, key: &str) -> Option<String> {
+    let req = GetConfigurationRequest {
+        key: Some(vec![CiString50::new(key).unwrap()]),
+    };
+    let answer = timeout(WAIT, rpc.call(&req)).await.unwrap().unwrap().value;
+    answer
+        .configuration_key?
+        .into_iter()
+        .next()?
+        .value
+        .map(|v| v.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_right_after_an_accepted_change_keeps_the_new_value() {
+    let mut central = Central::start().await;
+    let state = state_dir("kill");
+    let mut pile = start_pile("KILL1", &central.url(), &state, &[]);
+    let (identity, rpc) = central.next_pile().await;
+    assert_eq!(identity, "KILL1");
+    assert_eq!(
+        change(&rpc, "MeterValueSampleInterval", "1234").await,
+        ConfigurationStatus::Accepted
+    );
+    assert_eq!(
+        change(&rpc, "VendorChargeBoxId", "ALIAS-9").await,
+        ConfigurationStatus::Accepted
+    );
+    // SIGKILL, at once.
+    pile.0.kill().unwrap();
+    pile.0.wait().unwrap();
+
+    let _pile = start_pile("KILL1", &central.url(), &state, &[]);
+    let (_, rpc) = central.next_pile().await;
+    assert_eq!(
+        get(&rpc, "MeterValueSampleInterval").await.as_deref(),
+        Some("1234")
+    );
+    assert_eq!(
+        get(&rpc, "VendorChargeBoxId").await.as_deref(),
+        Some("ALIAS-9")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_name_or_server_makes_the_pile_reconnect_there() {
+    let mut central = Central::start().await;
+    let mut other = Central::start().await;
+    let state = state_dir("rename");
+    let _pile = start_pile("SN-R1", &central.url(), &state, &[]);
+    let (identity, rpc) = central.next_pile().await;
+    assert_eq!(identity, "SN-R1");
+
+    assert_eq!(
+        change(&rpc, "VendorChargePointName", "RENAMED").await,
+        ConfigurationStatus::Accepted
+    );
+    let (identity, rpc) = central.next_pile().await;
+    assert_eq!(
+        identity, "RENAMED",
+        "the new name is the identity in the URL"
+    );
+
+    // A malformed VendorWebsocketSettings is refused and changes nothing.
+    assert_eq!(
+        change(&rpc, "VendorWebsocketSettings", "WS,host,80,/ocpp/").await,
+        ConfigurationStatus::Rejected
+    );
+
+    let port = other.server.local_addr().port();
+    let settings = format!("WS,127.0.0.1,{port},/other/,ocpp1.6,,,");
+    assert_eq!(
+        change(&rpc, "VendorWebsocketSettings", &settings).await,
+        ConfigurationStatus::Accepted
+    );
+    let (identity, rpc) = other.next_pile().await;
+    assert_eq!(identity, "RENAMED");
+    assert_eq!(
+        get(&rpc, "VendorWebsocketSettings").await,
+        Some(format!("WS,127.0.0.1,{port},/other/,ocpp1.6,,,"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_settings_fall_back_to_the_last_server_that_worked() {
+    let mut central = Central::start().await;
+    let state = state_dir("fallback");
+    let _pile = start_pile(
+        "SN-F1",
+        &central.url(),
+        &state,
+        &["--settings-fallback", "3"],
+    );
+    let (_, rpc) = central.next_pile().await;
+    // Port 9 on loopback: nothing listens there.
+    assert_eq!(
+        change(
+            &rpc,
+            "VendorWebsocketSettings",
+            "WS,127.0.0.1,9,/ocpp/,ocpp1.6,,,"
+        )
+        .await,
+        ConfigurationStatus::Accepted
+    );
+    let (identity, rpc) = central.next_pile().await;
+    assert_eq!(identity, "SN-F1");
+    assert_eq!(
+        get(&rpc, "VendorWebsocketSettings").await,
+        Some(format!(
+            "WS,127.0.0.1,{},/ocpp/,ocpp1.6,,,",
+            central.server.local_addr().port()
+        ))
+    );
+}
