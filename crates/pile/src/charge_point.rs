@@ -28,6 +28,41 @@ pub struct Identity {
     pub imsi: Option<String>,
 }
 
+/// The network as the pile sees it (OEM_NetState, FAQ 3.14; BootNotification's ICCID/IMSI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetState {
+    /// `ETH`, `WiFi` or `4G`: the interface the connection uses.
+    pub connectivity: String,
+    /// RSSI in dBm; -1 when the interface is absent.
+    pub wifi_rssi: i32,
+    pub lte_rssi: i32,
+    pub iccid: String,
+    pub imsi: String,
+    pub ip: String,
+}
+
+impl Default for NetState {
+    fn default() -> Self {
+        NetState { connectivity: "ETH".into(), wifi_rssi: -1, lte_rssi: -1, iccid: String::new(), imsi: String::new(), ip: String::new() }
+    }
+}
+
+impl NetState {
+    /// The OEM_NetState value, in the FAQ's shape and key order.
+    pub fn to_json(&self) -> String {
+        let s = |v: &str| serde_json::to_string(v).expect("a str serializes");
+        format!(
+            r#"{{"connectivity":{},"wifi-rssi":{},"4g-rssi":{},"ccid":{},"imsi":{},"ip":{}}}"#,
+            s(&self.connectivity),
+            s(&self.wifi_rssi.to_string()),
+            s(&self.lte_rssi.to_string()),
+            s(&self.iccid),
+            s(&self.imsi),
+            s(&self.ip)
+        )
+    }
+}
+
 /// Tunables of the core that are not OCPP configuration keys.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -115,6 +150,7 @@ pub struct ChargePoint {
     /// Since when unproven server settings are in force (for the fallback).
     trying_settings_since: Option<Duration>,
     jitter: u64,
+    network: NetState,
     outputs: Vec<Output>,
 }
 
@@ -201,11 +237,17 @@ impl ChargePoint {
             reported: vec![None; connectors + 1],
             trying_settings_since: None,
             jitter,
+            network: NetState::default(),
             outputs: Vec::new(),
         };
         cp.outputs.push(Output::Persist(cp.durable.clone()));
         cp.outputs.push(Output::Connect(target));
         cp
+    }
+
+    /// Tells the core what the network looks like now.
+    pub fn set_network(&mut self, network: NetState) {
+        self.network = network;
     }
 
     pub fn config(&self) -> &Configuration {
@@ -554,6 +596,8 @@ impl ChargePoint {
 
     fn live_value(&self, name: &str) -> String {
         match name {
+            "OEM_NetState" => self.network.to_json(),
+            // No firmware upgrade runs yet: nothing downloaded.
             "GetFirmwareUpgradePercentages" => "0".into(),
             _ => String::new(),
         }

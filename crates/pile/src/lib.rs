@@ -7,5 +7,5 @@ mod durable;
 pub mod shell;
 pub mod store;
 
-pub use charge_point::{ChargePoint, Identity, Input, Options, Output, Target};
+pub use charge_point::{ChargePoint, Identity, Input, NetState, Options, Output, Target};
 pub use durable::Durable;

@@ -462,3 +462,22 @@ fn change_availability_is_persisted_and_reported() {
         .iter()
         .any(|f| f[3]["connectorId"] == 1 && f[3]["status"] == "Unavailable"));
 }
+
+#[test]
+fn faq_3_14_net_state_in_the_faq_shape() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    p.cp.set_network(pile::NetState {
+        connectivity: "WiFi".into(),
+        wifi_rssi: -43,
+        lte_rssi: -1,
+        iccid: String::new(),
+        imsi: String::new(),
+        ip: "192.168.137.199".into(),
+    });
+    let out = Pile::frames(&p.central_calls("GetConfiguration", json!({"key":["OEM_NetState"]})));
+    assert_eq!(
+        out[0],
+        json!([3, "cs-1", {"configurationKey":[{"key":"OEM_NetState","readonly":true,"value":"{\"connectivity\":\"WiFi\",\"wifi-rssi\":\"-43\",\"4g-rssi\":\"-1\",\"ccid\":\"\",\"imsi\":\"\",\"ip\":\"192.168.137.199\"}"}]}])
+    );
+}
