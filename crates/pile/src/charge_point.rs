@@ -43,7 +43,14 @@ pub struct NetState {
 
 impl Default for NetState {
     fn default() -> Self {
-        NetState { connectivity: "ETH".into(), wifi_rssi: -1, lte_rssi: -1, iccid: String::new(), imsi: String::new(), ip: String::new() }
+        NetState {
+            connectivity: "ETH".into(),
+            wifi_rssi: -1,
+            lte_rssi: -1,
+            iccid: String::new(),
+            imsi: String::new(),
+            ip: String::new(),
+        }
     }
 }
 

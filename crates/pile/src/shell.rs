@@ -86,6 +86,14 @@ pub async fn run(
     let mut sink: Option<Sink> = None;
     let mut stream: Option<Stream> = None;
     let mut connecting: Option<JoinHandle<Result<WsStream, TransportError>>> = None;
+    // WebSocketPingInterval: a ping every interval; no pong within the next interval (at least
+    // 10 s) closes the dead link.
+    let ping_interval = |cp: &ChargePoint| {
+        Duration::from_secs(cp.config().int("WebSocketPingInterval").max(0) as u64)
+    };
+    let mut next_ping: Option<Instant> = None;
+    let mut pong_deadline: Option<Instant> = None;
+    let mut scheduled_with = Duration::ZERO;
     tokio::pin!(shutdown);
     loop {
         while let Some(output) = todo.pop_front() {
@@ -111,6 +119,13 @@ pub async fn run(
                 }
             }
         }
+        let interval = ping_interval(&cp);
+        if sink.is_none() || interval.is_zero() {
+            (next_ping, pong_deadline) = (None, None);
+        } else if pong_deadline.is_none() && (next_ping.is_none() || scheduled_with != interval) {
+            next_ping = Some(Instant::now() + interval);
+            scheduled_with = interval;
+        }
         let deadline = cp.next_deadline().map(|d| start + d);
         let input_now;
         let outputs = tokio::select! {
@@ -125,6 +140,10 @@ pub async fn run(
                         tracing::warn!("connection lost");
                         (sink, stream) = (None, None);
                         cp.handle(Input::Disconnected, input_now)
+                    }
+                    Some(Ok(Message::Pong(_))) => {
+                        pong_deadline = None;
+                        Vec::new()
                     }
                     Some(Ok(_)) => Vec::new(),
                 }
@@ -146,6 +165,27 @@ pub async fn run(
                 }
             }
             _ = sleep_until(deadline) => cp.handle(Input::Tick, start.elapsed()),
+            _ = sleep_until(next_ping) => {
+                next_ping = None;
+                let interval = ping_interval(&cp);
+                match sink.as_mut() {
+                    Some(s) if !interval.is_zero() => {
+                        pong_deadline = Some(Instant::now() + interval.max(Duration::from_secs(10)));
+                        if s.send(Message::Ping(Default::default())).await.is_ok() {
+                            Vec::new()
+                        } else {
+                            (sink, stream) = (None, None);
+                            cp.handle(Input::Disconnected, start.elapsed())
+                        }
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            _ = sleep_until(pong_deadline) => {
+                tracing::warn!("no pong: closing a dead link");
+                (sink, stream) = (None, None);
+                cp.handle(Input::Disconnected, start.elapsed())
+            }
             _ = &mut shutdown => {
                 if let Some(mut s) = sink {
                     let _ = s.close().await;
