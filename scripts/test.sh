@@ -21,6 +21,23 @@ if [ ! -d "$OCPP16_DIR/schemas" ] || [ ! -d "$OCPP16_DIR/schemas-security" ]; th
   exit 1
 fi
 
+# PyPI's `ocpp` (2.x), the central system of the interop test, in a virtualenv under target/.
+mkdir -p target
+venv=target/interop-venv
+if [ ! -x "$venv/bin/python" ]; then
+  if ! command -v python3 >/dev/null || ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -q && apt-get install -y -q python3 python3-venv python3-pip
+      python3 -m venv "$venv"
+    else
+      echo "python3 with the venv module is required for the interop test (apt-get install python3-venv)" >&2
+      exit 1
+    fi
+  fi
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'ocpp>=2.1,<3' 'websockets>=13'
+export OCPILE_INTEROP_PYTHON="$PWD/$venv/bin/python"
+
 # --- Checks ----------------------------------------------------------------------------------
 say "rustfmt"
 cargo fmt --all -- --check
@@ -30,7 +47,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # --- Tests -----------------------------------------------------------------------------------
 say "tests"
-cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+# --include-ignored: the interop test, which needs the PyPI library installed above.
+cargo test --workspace --locked -- --include-ignored 2>&1 | tee target/test-output.txt
 
 say "benchmarks compile"
 cargo bench --workspace --locked --no-run >/dev/null

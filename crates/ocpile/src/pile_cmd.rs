@@ -45,6 +45,20 @@ pub struct PileArgs {
     /// settings that worked; 0 switches the fallback off, as on the real pile.
     #[arg(long, default_value_t = 300)]
     settings_fallback: u64,
+    /// `HOST:PORT=IP:PORT`: connect to this address whenever the settings name HOST:PORT, as
+    /// curl's --resolve does (TLS still checks HOST). Repeatable.
+    #[arg(long, value_parser = parse_resolve)]
+    resolve: Vec<(String, u16, std::net::SocketAddr)>,
+}
+
+fn parse_resolve(s: &str) -> Result<(String, u16, std::net::SocketAddr), String> {
+    let (name, addr) = s.split_once('=').ok_or("expected HOST:PORT=IP:PORT")?;
+    let (host, port) = name
+        .rsplit_once(':')
+        .ok_or("expected HOST:PORT before '='")?;
+    let port = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+    let addr = addr.parse().map_err(|_| format!("bad address {addr:?}"))?;
+    Ok((host.to_owned(), port, addr))
 }
 
 pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
@@ -95,6 +109,7 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
             ..Options::default()
         },
         tls,
+        resolve: args.resolve,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

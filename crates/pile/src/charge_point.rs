@@ -13,6 +13,8 @@ use ocpp::{
     Request, Response, StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
 };
 
+use transport::identity::url_with_identity;
+
 use crate::clock::WallClock;
 use crate::config::Configuration;
 use crate::durable::Durable;
@@ -170,7 +172,7 @@ fn target_of(config: &Configuration) -> Target {
     let url = if config.flag("UrlHasServerToken") {
         base
     } else {
-        transport_url(&base, config.identity())
+        url_with_identity(&base, config.identity())
     };
     let basic = (!settings.password.is_empty()).then(|| {
         let user = if settings.user.is_empty() {
@@ -181,22 +183,6 @@ fn target_of(config: &Configuration) -> Target {
         (user, settings.password.clone())
     });
     Target { url, basic }
-}
-
-/// `base` with the percent-encoded identity appended (FAQ 3.2.3).
-fn transport_url(base: &str, identity: &str) -> String {
-    let mut url = base.to_owned();
-    if !url.ends_with('/') {
-        url.push('/');
-    }
-    for b in identity.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            url.push(b as char);
-        } else {
-            url.push_str(&format!("%{b:02X}"));
-        }
-    }
-    url
 }
 
 impl ChargePoint {
@@ -771,22 +757,5 @@ impl ChargePoint {
             },
             _ => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_carry_the_encoded_identity() {
-        assert_eq!(
-            transport_url("ws://h:80/ocpp/", "123456789"),
-            "ws://h:80/ocpp/123456789"
-        );
-        assert_eq!(
-            transport_url("ws://h:80/ocpp", "A B/C"),
-            "ws://h:80/ocpp/A%20B%2FC"
-        );
     }
 }

@@ -27,6 +27,8 @@ pub struct PileSettings {
     pub options: Options,
     /// TLS for `wss://` (the CA to trust and the TLS versions of the model).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Fixed addresses for host names (see [`ClientConfig::resolve`]).
+    pub resolve: Vec<(String, u16, std::net::SocketAddr)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +116,8 @@ pub async fn run(
                         old.abort();
                     }
                     tracing::info!(url = target.url, "connecting");
-                    let client = client_config(&target, settings.tls.clone());
+                    let mut client = client_config(&target, settings.tls.clone());
+                    client.resolve = settings.resolve.clone();
                     connecting = Some(tokio::spawn(async move { connect(&client).await }));
                 }
             }

@@ -1,6 +1,7 @@
 //! The websocket client: TCP, TLS when the URL is `wss://`, the `ocpp1.6` subprotocol and
 //! HTTP Basic credentials.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ pub struct ClientConfig {
     pub max_message_size: usize,
     /// Time allowed for TCP, TLS and websocket handshakes together.
     pub connect_timeout: Duration,
+    /// Fixed addresses for host names, like curl's `--resolve`: a connection to
+    /// `(host, port)` goes to the address given instead, with TLS still checking `host`.
+    pub resolve: Vec<(String, u16, SocketAddr)>,
 }
 
 impl ClientConfig {
@@ -35,6 +39,7 @@ impl ClientConfig {
             tls: None,
             max_message_size: crate::DEFAULT_MAX_MESSAGE_SIZE,
             connect_timeout: Duration::from_secs(30),
+            resolve: Vec::new(),
         }
     }
 }
@@ -77,7 +82,15 @@ async fn connect_inner(config: &ClientConfig) -> Result<WsStream, TransportError
         headers.insert(header::AUTHORIZATION, value);
     }
 
-    let tcp = TcpStream::connect((host.as_str(), port)).await?;
+    let pinned = config
+        .resolve
+        .iter()
+        .find(|(h, p, _)| h.eq_ignore_ascii_case(&host) && *p == port)
+        .map(|(_, _, addr)| *addr);
+    let tcp = match pinned {
+        Some(addr) => TcpStream::connect(addr).await?,
+        None => TcpStream::connect((host.as_str(), port)).await?,
+    };
     tcp.set_nodelay(true)?;
     let io: BoxedIo = if secure {
         let tls = config.tls.clone().ok_or_else(|| {
