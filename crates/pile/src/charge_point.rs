@@ -8,7 +8,7 @@ use ocpp::rpc::{CallFailure, Endpoint, Inbound, Ticket};
 use ocpp::{
     Action, AvailabilityStatus, AvailabilityType, BootNotificationRequest, CallError,
     ChangeAvailabilityResponse, ChangeConfigurationResponse, ChargePointErrorCode,
-    ChargePointStatus, CiString20, CiString25, CiString50, DataTransferResponse,
+    ChargePointStatus, CiString20, CiString25, CiString255, CiString50, DataTransferResponse,
     DataTransferStatus, Decoded, HeartbeatRequest, MessageTrigger, Policy, RegistrationStatus,
     Request, Response, StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
 };
@@ -18,6 +18,7 @@ use transport::identity::url_with_identity;
 use crate::clock::WallClock;
 use crate::config::Configuration;
 use crate::durable::Durable;
+use crate::faults::{self, Assessment, Effect, Fault};
 
 /// What the pile says about itself in BootNotification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +115,8 @@ pub enum Input<'a> {
     Disconnected,
     /// A text frame arrived.
     Frame(&'a str),
+    /// The hardware's active faults changed; this is the whole set now.
+    Faults(&'a BTreeSet<Fault>),
     /// Time passed; timers are checked.
     Tick,
 }
@@ -155,13 +158,17 @@ pub struct ChargePoint {
     failures: u32,
     last_activity: Duration,
     /// The last status reported per connector (index 0 = the whole pile).
-    reported: Vec<Option<ChargePointStatus>>,
+    reported: Vec<Option<Reported>>,
+    faults: BTreeSet<Fault>,
     /// Since when unproven server settings are in force (for the fallback).
     trying_settings_since: Option<Duration>,
     jitter: u64,
     network: NetState,
     outputs: Vec<Output>,
 }
+
+/// What a StatusNotification said: status, error code, vendor error code.
+type Reported = (ChargePointStatus, ChargePointErrorCode, Option<String>);
 
 /// How long to wait before another BootNotification when the central gave no interval.
 const BOOT_RETRY: Duration = Duration::from_secs(60);
@@ -228,6 +235,7 @@ impl ChargePoint {
             failures: 0,
             last_activity: now,
             reported: vec![None; connectors + 1],
+            faults: BTreeSet::new(),
             trying_settings_since: None,
             jitter,
             network: NetState::default(),
@@ -271,11 +279,28 @@ impl ChargePoint {
     pub fn status(&self, connector: u32) -> ChargePointStatus {
         let inoperative =
             self.durable.inoperative.contains(&connector) || self.durable.inoperative.contains(&0);
-        if inoperative {
+        if self.fault_assessment().effect == Some(Effect::Stop) {
+            ChargePointStatus::Faulted
+        } else if inoperative {
             ChargePointStatus::Unavailable
         } else {
             ChargePointStatus::Available
         }
+    }
+
+    /// What the active faults amount to under the current masks.
+    pub fn fault_assessment(&self) -> Assessment {
+        let mask = |key| self.config.int(key).clamp(0, u32::MAX as i64) as u32;
+        faults::assess(
+            &self.faults,
+            mask("OEM_FaultMask"),
+            mask("OEM_FunctionMask"),
+        )
+    }
+
+    fn reported_now(&self, connector: u32) -> Reported {
+        let a = self.fault_assessment();
+        (self.status(connector), a.error_code, a.vendor_error_code)
     }
 
     /// When [`ChargePoint::handle`] should next be called with [`Input::Tick`].
@@ -313,6 +338,12 @@ impl ChargePoint {
                 self.on_inbound(inbound, now);
             }
             Input::Tick => self.on_tick(now),
+            Input::Faults(faults) => {
+                self.faults = faults.clone();
+                if self.is_accepted() && self.connected {
+                    self.report_statuses(now, false);
+                }
+            }
         }
         self.drain_transmit();
         std::mem::take(&mut self.outputs)
@@ -526,23 +557,43 @@ impl ChargePoint {
     /// reported (or for all with `all`).
     fn report_statuses(&mut self, now: Duration, all: bool) {
         for connector in 0..self.reported.len() as u32 {
-            let status = self.status(connector);
-            if all || self.reported[connector as usize].as_ref() != Some(&status) {
-                self.send_status(connector, status, now);
+            if all || self.reported[connector as usize] != Some(self.reported_now(connector)) {
+                self.send_status(connector, now);
             }
         }
     }
 
-    fn send_status(&mut self, connector: u32, status: ChargePointStatus, now: Duration) {
-        self.reported[connector as usize] = Some(status.clone());
+    fn send_status(&mut self, connector: u32, now: Duration) {
+        let (status, error_code, vendor_error_code) = self.reported_now(connector);
+        self.reported[connector as usize] = Some((
+            status.clone(),
+            error_code.clone(),
+            vendor_error_code.clone(),
+        ));
+        let mask = |key| self.config.int(key).clamp(0, u32::MAX as i64) as u32;
+        let (fault_mask, function_mask) = (mask("OEM_FaultMask"), mask("OEM_FunctionMask"));
+        let names: Vec<&str> = self
+            .faults
+            .iter()
+            .filter(|f| f.effect(fault_mask, function_mask).is_some())
+            .map(|f| f.name())
+            .collect();
+        let info = (!names.is_empty()).then(|| {
+            let text: String = names.join(",").chars().take(50).collect();
+            CiString50::new(text).expect("truncated to 50")
+        });
+        let vendor_id = vendor_error_code.is_some().then(|| {
+            CiString255::new(self.identity.vendor.chars().take(255).collect::<String>())
+                .expect("truncated")
+        });
         let request = StatusNotificationRequest {
             connector_id: connector as i32,
-            error_code: ChargePointErrorCode::NoError,
-            info: None,
+            error_code,
+            info,
             status,
             timestamp: Some(self.clock.at(now)),
-            vendor_id: None,
-            vendor_error_code: None,
+            vendor_id,
+            vendor_error_code: vendor_error_code.map(|v| CiString50::new(v).expect("short hex")),
         };
         self.call(&request, now);
     }
@@ -617,6 +668,9 @@ impl ChargePoint {
                 self.reconnect_now();
             }
             Some("HeartbeatInterval") => self.last_activity = now,
+            Some("OEM_FaultMask" | "OEM_FunctionMask") if self.is_accepted() && self.connected => {
+                self.report_statuses(now, false)
+            }
             _ => {}
         }
     }
@@ -748,10 +802,10 @@ impl ChargePoint {
                 self.call(&HeartbeatRequest {}, now);
             }
             MessageTrigger::StatusNotification => match connector {
-                Some(c) => self.send_status(c as u32, self.status(c as u32), now),
+                Some(c) => self.send_status(c as u32, now),
                 None => {
                     for c in 0..=self.connector_count() {
-                        self.send_status(c, self.status(c), now);
+                        self.send_status(c, now);
                     }
                 }
             },

@@ -4,6 +4,7 @@ mod charge_point;
 pub mod clock;
 pub mod config;
 mod durable;
+pub mod faults;
 pub mod shell;
 pub mod store;
 

@@ -481,3 +481,114 @@ fn faq_3_14_net_state_in_the_faq_shape() {
         json!([3, "cs-1", {"configurationKey":[{"key":"OEM_NetState","readonly":true,"value":"{\"connectivity\":\"WiFi\",\"wifi-rssi\":\"-43\",\"4g-rssi\":\"-1\",\"ccid\":\"\",\"imsi\":\"\",\"ip\":\"192.168.137.199\"}"}]}])
     );
 }
+
+fn faults(names: &[&str]) -> std::collections::BTreeSet<pile::faults::Fault> {
+    names
+        .iter()
+        .map(|n| pile::faults::Fault::from_name(n).unwrap())
+        .collect()
+}
+
+/// Answers every CALL in `out` (and those that follow) and returns the StatusNotifications.
+fn statuses(p: &mut Pile, out: Vec<Output>) -> Vec<Value> {
+    let mut pending = Pile::frames(&out);
+    let mut seen = Vec::new();
+    while let Some(f) = pending.pop() {
+        if f[0] == 2 {
+            if f[2] == "StatusNotification" {
+                seen.push(f[3].clone());
+            }
+            pending.extend(Pile::frames(&p.reply(&f, json!({}))));
+        }
+    }
+    seen
+}
+
+#[test]
+fn faq_3_6_faults_give_faulted_with_the_vendor_error_code_sum() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    let active = faults(&["relay_sticking", "cp_error"]);
+    let out = p.input(Input::Faults(&active));
+    let reports = statuses(&mut p, out);
+    assert_eq!(reports.len(), 2, "connector 0 and connector 1: {reports:?}");
+    for r in &reports {
+        assert_eq!(r["status"], "Faulted");
+        assert_eq!(r["errorCode"], "PowerSwitchFailure");
+        assert_eq!(r["vendorErrorCode"], "0xC000");
+        assert_eq!(r["vendorId"], "ocpile");
+        assert_eq!(r["info"], "cp_error,relay_sticking");
+    }
+    // Cleared: back to the previous state, without error.
+    let out = p.input(Input::Faults(&faults(&[])));
+    let reports = statuses(&mut p, out);
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        assert_eq!(r["status"], "Available");
+        assert_eq!(r["errorCode"], "NoError");
+        assert!(r.get("vendorErrorCode").is_none());
+    }
+}
+
+#[test]
+fn faq_3_12_masked_faults_are_not_detected() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"OEM_FaultMask","value":"768"}),
+    );
+    let out = p.input(Input::Faults(&faults(&["ground", "relay_sticking"])));
+    assert!(
+        statuses(&mut p, out).is_empty(),
+        "ground and relay detection are off"
+    );
+    // Switching detection back on reports the fault at once.
+    let out = p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"OEM_FaultMask","value":"0"}),
+    );
+    let reports = statuses(&mut p, out);
+    assert_eq!(reports[0]["status"], "Faulted");
+    assert_eq!(reports[0]["errorCode"], "GroundFailure");
+    assert_eq!(reports[0]["vendorErrorCode"], "0x8000");
+}
+
+#[test]
+fn faq_3_13_cp_diode_warns_unless_function_bit_2() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    let out = p.input(Input::Faults(&faults(&["cp_diode"])));
+    let reports = statuses(&mut p, out);
+    assert_eq!(reports[0]["status"], "Available", "a warning, not a fault");
+    assert_eq!(reports[0]["errorCode"], "OtherError");
+    assert_eq!(reports[0]["vendorErrorCode"], "0x2");
+    let out = p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"OEM_FunctionMask","value":"0x4"}),
+    );
+    let reports = statuses(&mut p, out);
+    assert_eq!(reports[0]["status"], "Faulted");
+}
+
+#[test]
+fn a_fault_over_unavailable_clears_back_to_unavailable() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    let out = p.central_calls(
+        "ChangeAvailability",
+        json!({"connectorId":0,"type":"Inoperative"}),
+    );
+    statuses(&mut p, out);
+    let out = p.input(Input::Faults(&faults(&["flash"])));
+    let reports = statuses(&mut p, out);
+    assert!(reports.iter().all(|r| r["status"] == "Faulted"
+        && r["errorCode"] == "InternalError"
+        && r["vendorErrorCode"] == "0x100"));
+    let out = p.input(Input::Faults(&faults(&[])));
+    let reports = statuses(&mut p, out);
+    assert!(
+        reports.iter().all(|r| r["status"] == "Unavailable"),
+        "{reports:?}"
+    );
+}
