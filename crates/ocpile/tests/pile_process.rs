@@ -249,3 +249,26 @@ async fn unreachable_settings_fall_back_to_the_last_server_that_worked() {
         ))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_restarts_the_pile_which_boots_again_with_its_state() {
+    let mut central = Central::start().await;
+    let state = state_dir("reset");
+    let _pile = start_pile("SN-RST", &central.url(), &state, &[]);
+    let (_, rpc) = central.next_pile().await;
+    assert_eq!(
+        change(&rpc, "MeterValueSampleInterval", "77").await,
+        ConfigurationStatus::Accepted
+    );
+    let req = ocpp::ResetRequest {
+        kind: ocpp::ResetType::Hard,
+    };
+    let answer = timeout(WAIT, rpc.call(&req)).await.unwrap().unwrap().value;
+    assert_eq!(answer.status, ocpp::ResetStatus::Accepted);
+    let (identity, rpc) = central.next_pile().await;
+    assert_eq!(identity, "SN-RST");
+    assert_eq!(
+        get(&rpc, "MeterValueSampleInterval").await.as_deref(),
+        Some("77")
+    );
+}

@@ -9,8 +9,10 @@ use ocpp::{
     Action, AvailabilityStatus, AvailabilityType, BootNotificationRequest, CallError,
     ChangeAvailabilityResponse, ChangeConfigurationResponse, ChargePointErrorCode,
     ChargePointStatus, CiString20, CiString25, CiString255, CiString50, DataTransferResponse,
-    DataTransferStatus, Decoded, HeartbeatRequest, MessageTrigger, Policy, RegistrationStatus,
-    Request, Response, StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
+    DataTransferStatus, Decoded, DiagnosticsStatus, DiagnosticsStatusNotificationRequest,
+    FirmwareStatus, FirmwareStatusNotificationRequest, HeartbeatRequest, MessageTrigger, Policy,
+    RegistrationStatus, Request, ResetResponse, ResetStatus, ResetType, Response,
+    StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
 };
 
 use transport::identity::url_with_identity;
@@ -130,6 +132,9 @@ pub enum Output {
     Send(String),
     /// Make this state durable before carrying out the outputs after it.
     Persist(Durable),
+    /// Restart the pile: close the connection and start a new core from the durable state
+    /// (Reset; `hard` for a hard reset).
+    Restart { hard: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -632,6 +637,30 @@ impl ChargePoint {
             Request::TriggerMessage(r) => {
                 self.trigger(id, r.requested_message, r.connector_id, now)
             }
+            Request::Reset(r) => {
+                let hard = match r.kind {
+                    ResetType::Hard => true,
+                    ResetType::Soft => false,
+                    ResetType::Unrecognized(_) => {
+                        self.respond(
+                            id,
+                            ResetResponse {
+                                status: ResetStatus::Rejected,
+                            },
+                        );
+                        return;
+                    }
+                };
+                self.respond(
+                    id,
+                    ResetResponse {
+                        status: ResetStatus::Accepted,
+                    },
+                );
+                // The answer goes out first; then the restart.
+                self.drain_transmit();
+                self.outputs.push(Output::Restart { hard });
+            }
             other => self
                 .rpc
                 .respond_error(id, &CallError::not_supported(other.action().as_str())),
@@ -783,7 +812,9 @@ impl ChargePoint {
         let status = match message {
             MessageTrigger::BootNotification
             | MessageTrigger::Heartbeat
-            | MessageTrigger::StatusNotification => TriggerMessageStatus::Accepted,
+            | MessageTrigger::StatusNotification
+            | MessageTrigger::FirmwareStatusNotification
+            | MessageTrigger::DiagnosticsStatusNotification => TriggerMessageStatus::Accepted,
             _ => TriggerMessageStatus::NotImplemented,
         };
         self.respond(
@@ -800,6 +831,23 @@ impl ChargePoint {
             MessageTrigger::BootNotification => self.send_boot(now),
             MessageTrigger::Heartbeat => {
                 self.call(&HeartbeatRequest {}, now);
+            }
+            // No firmware upgrade and no diagnostics upload run yet: both are Idle.
+            MessageTrigger::FirmwareStatusNotification => {
+                self.call(
+                    &FirmwareStatusNotificationRequest {
+                        status: FirmwareStatus::Idle,
+                    },
+                    now,
+                );
+            }
+            MessageTrigger::DiagnosticsStatusNotification => {
+                self.call(
+                    &DiagnosticsStatusNotificationRequest {
+                        status: DiagnosticsStatus::Idle,
+                    },
+                    now,
+                );
             }
             MessageTrigger::StatusNotification => match connector {
                 Some(c) => self.send_status(c as u32, now),

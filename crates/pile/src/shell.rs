@@ -73,18 +73,24 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ShellError> {
     let store = StateStore::open(&settings.state_dir)?;
-    let durable = store.load()?.unwrap_or_default();
-    let config = Configuration::restore(settings.factory.clone(), &durable.config);
     let start = Instant::now();
-    let mut cp = ChargePoint::new(
-        config,
-        settings.identity.clone(),
-        settings.options.clone(),
-        durable,
-        Duration::ZERO,
-        chrono::Utc::now(),
-    );
-    let mut todo: VecDeque<Output> = cp.handle(Input::Tick, Duration::ZERO).into();
+    // A core from the durable state: at start, and again after a Reset.
+    let boot_core = |now: Duration| -> Result<(ChargePoint, Vec<Output>), ShellError> {
+        let durable = store.load()?.unwrap_or_default();
+        let config = Configuration::restore(settings.factory.clone(), &durable.config);
+        let mut cp = ChargePoint::new(
+            config,
+            settings.identity.clone(),
+            settings.options.clone(),
+            durable,
+            now,
+            chrono::Utc::now(),
+        );
+        let first = cp.handle(Input::Tick, now);
+        Ok((cp, first))
+    };
+    let (mut cp, first) = boot_core(Duration::ZERO)?;
+    let mut todo: VecDeque<Output> = first.into();
     let mut sink: Option<Sink> = None;
     let mut stream: Option<Stream> = None;
     let mut connecting: Option<JoinHandle<Result<WsStream, TransportError>>> = None;
@@ -109,6 +115,20 @@ pub async fn run(
                         (sink, stream) = (None, None);
                         todo.extend(cp.handle(Input::Disconnected, start.elapsed()));
                     }
+                }
+                Output::Restart { hard } => {
+                    tracing::info!(hard, "reset: restarting");
+                    if let Some(mut s) = sink.take() {
+                        let _ = s.close().await;
+                    }
+                    stream = None;
+                    if let Some(old) = connecting.take() {
+                        old.abort();
+                    }
+                    let (fresh, first) = boot_core(start.elapsed())?;
+                    cp = fresh;
+                    todo.clear();
+                    todo.extend(first);
                 }
                 Output::Connect(target) => {
                     (sink, stream) = (None, None);

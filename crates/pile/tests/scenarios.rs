@@ -592,3 +592,44 @@ fn a_fault_over_unavailable_clears_back_to_unavailable() {
         "{reports:?}"
     );
 }
+
+#[test]
+fn reset_answers_then_restarts() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    for (kind, hard) in [("Soft", false), ("Hard", true)] {
+        let out = p.central_calls("Reset", json!({"type": kind}));
+        assert_eq!(
+            out,
+            vec![
+                Output::Send(r#"[3,"cs-1",{"status":"Accepted"}]"#.into()),
+                Output::Restart { hard }
+            ]
+        );
+    }
+}
+
+#[test]
+fn trigger_firmware_and_diagnostics_status_report_idle() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    for (message, action) in [
+        ("FirmwareStatusNotification", "FirmwareStatusNotification"),
+        (
+            "DiagnosticsStatusNotification",
+            "DiagnosticsStatusNotification",
+        ),
+    ] {
+        let out =
+            Pile::frames(&p.central_calls("TriggerMessage", json!({"requestedMessage": message})));
+        assert_eq!(out[0][2]["status"], "Accepted");
+        assert_eq!(out[1][2], action);
+        assert_eq!(out[1][3], json!({"status":"Idle"}));
+        p.reply(&out[1], json!({}));
+    }
+    let out = Pile::frames(&p.central_calls(
+        "TriggerMessage",
+        json!({"requestedMessage":"MeterValues","connectorId":1}),
+    ));
+    assert_eq!(out[0][2]["status"], "NotImplemented");
+}
