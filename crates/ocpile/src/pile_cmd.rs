@@ -100,8 +100,6 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
             vendor: args.vendor,
             model: model.into(),
             firmware_version: env!("CARGO_PKG_VERSION").into(),
-            iccid: None,
-            imsi: None,
         },
         options: Options {
             settings_fallback: (args.settings_fallback > 0)

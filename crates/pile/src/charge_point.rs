@@ -18,7 +18,7 @@ use ocpp::{
 use transport::identity::url_with_identity;
 
 use crate::clock::WallClock;
-use crate::config::Configuration;
+use crate::config::{Change, Configuration};
 use crate::durable::Durable;
 use crate::faults::{self, Assessment, Effect, Fault};
 
@@ -28,9 +28,6 @@ pub struct Identity {
     pub vendor: String,
     pub model: String,
     pub firmware_version: String,
-    /// 4G details, reported only when the pile is connected through 4G alone (FAQ 3.9).
-    pub iccid: Option<String>,
-    pub imsi: Option<String>,
 }
 
 /// The network as the pile sees it (OEM_NetState, FAQ 3.14; BootNotification's ICCID/IMSI).
@@ -119,6 +116,10 @@ pub enum Input<'a> {
     Frame(&'a str),
     /// The hardware's active faults changed; this is the whole set now.
     Faults(&'a BTreeSet<Fault>),
+    /// The network changed (interface, signal, SIM, address).
+    Network(&'a NetState),
+    /// A plug went into a connector, or came out.
+    Plug { connector: u32, plugged: bool },
     /// Time passed; timers are checked.
     Tick,
 }
@@ -165,6 +166,10 @@ pub struct ChargePoint {
     /// The last status reported per connector (index 0 = the whole pile).
     reported: Vec<Option<Reported>>,
     faults: BTreeSet<Fault>,
+    /// Since when each connector has a plug in (index 0 unused).
+    plugged_since: Vec<Option<Duration>>,
+    /// The time of the last input, for statuses that depend on time.
+    now: Duration,
     /// Since when unproven server settings are in force (for the fallback).
     trying_settings_since: Option<Duration>,
     jitter: u64,
@@ -241,6 +246,8 @@ impl ChargePoint {
             last_activity: now,
             reported: vec![None; connectors + 1],
             faults: BTreeSet::new(),
+            plugged_since: vec![None; connectors + 1],
+            now,
             trying_settings_since: None,
             jitter,
             network: NetState::default(),
@@ -251,9 +258,18 @@ impl ChargePoint {
         cp
     }
 
-    /// Tells the core what the network looks like now.
-    pub fn set_network(&mut self, network: NetState) {
-        self.network = network;
+    pub fn network(&self) -> &NetState {
+        &self.network
+    }
+
+    pub fn faults(&self) -> &BTreeSet<Fault> {
+        &self.faults
+    }
+
+    pub fn is_plugged(&self, connector: u32) -> bool {
+        self.plugged_since
+            .get(connector as usize)
+            .is_some_and(Option::is_some)
     }
 
     pub fn config(&self) -> &Configuration {
@@ -288,9 +304,26 @@ impl ChargePoint {
             ChargePointStatus::Faulted
         } else if inoperative {
             ChargePointStatus::Unavailable
+        } else if let Some(since) = self
+            .plugged_since
+            .get(connector as usize)
+            .copied()
+            .flatten()
+        {
+            // Plugged in without a transaction: Preparing until ConnectionTimeOut, then
+            // Finishing, as the user still has to unplug (ERR 3.20).
+            if self.now >= since + self.connection_timeout() {
+                ChargePointStatus::Finishing
+            } else {
+                ChargePointStatus::Preparing
+            }
         } else {
             ChargePointStatus::Available
         }
+    }
+
+    fn connection_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.int("ConnectionTimeOut").max(0) as u64)
     }
 
     /// What the active faults amount to under the current masks.
@@ -317,12 +350,20 @@ impl ChargePoint {
             .trying_settings_since
             .zip(self.options.settings_fallback)
             .map(|(since, after)| since + after);
+        let preparing = self
+            .plugged_since
+            .iter()
+            .flatten()
+            .map(|since| *since + self.connection_timeout())
+            .filter(|t| *t > self.now)
+            .min();
         [
             self.rpc.next_deadline(),
             self.next_boot,
             self.next_connect,
             heartbeat,
             fallback,
+            preparing,
         ]
         .into_iter()
         .flatten()
@@ -335,6 +376,7 @@ impl ChargePoint {
 
     /// Takes one input and returns what the shell must do, in order.
     pub fn handle(&mut self, input: Input<'_>, now: Duration) -> Vec<Output> {
+        self.now = now;
         match input {
             Input::Connected => self.on_connected(now),
             Input::Disconnected => self.on_disconnected(now),
@@ -345,13 +387,28 @@ impl ChargePoint {
             Input::Tick => self.on_tick(now),
             Input::Faults(faults) => {
                 self.faults = faults.clone();
-                if self.is_accepted() && self.connected {
-                    self.report_statuses(now, false);
+                self.statuses_changed(now);
+            }
+            Input::Network(network) => self.network = network.clone(),
+            Input::Plug { connector, plugged } => {
+                if let Some(slot) = self
+                    .plugged_since
+                    .get_mut(connector as usize)
+                    .filter(|_| connector > 0)
+                {
+                    *slot = plugged.then_some(slot.unwrap_or(now));
+                    self.statuses_changed(now);
                 }
             }
         }
         self.drain_transmit();
         std::mem::take(&mut self.outputs)
+    }
+
+    fn statuses_changed(&mut self, now: Duration) {
+        if self.is_accepted() && self.connected {
+            self.report_statuses(now, false);
+        }
     }
 
     fn drain_transmit(&mut self) {
@@ -399,6 +456,7 @@ impl ChargePoint {
     }
 
     fn on_tick(&mut self, now: Duration) {
+        self.statuses_changed(now);
         while let Some(inbound) = self.rpc.poll_timeout(now) {
             self.on_inbound(inbound, now);
         }
@@ -452,8 +510,11 @@ impl ChargePoint {
                 )
                 .expect("truncated"),
             ),
-            iccid: self.identity.iccid.as_deref().map(c20),
-            imsi: self.identity.imsi.as_deref().map(c20),
+            // ICCID and IMSI only when connected through 4G alone (FAQ 3.9).
+            iccid: (self.network.connectivity == "4G" && !self.network.iccid.is_empty())
+                .then(|| c20(&self.network.iccid)),
+            imsi: (self.network.connectivity == "4G" && !self.network.imsi.is_empty())
+                .then(|| c20(&self.network.imsi)),
             meter_type: None,
             meter_serial_number: None,
         }
@@ -688,7 +749,24 @@ impl ChargePoint {
                 status: change.status,
             },
         );
-        match change.changed {
+        self.apply_change(change.changed, now);
+    }
+
+    /// A key set at the pile itself (the maintenance port, the vendor's Bluetooth app): the same
+    /// rules as ChangeConfiguration, and the same effects.
+    pub fn provision(&mut self, key: &str, value: &str, now: Duration) -> (Change, Vec<Output>) {
+        self.now = now;
+        let change = self.config.change(key, value);
+        if change.changed.is_some() {
+            self.persist();
+        }
+        self.apply_change(change.changed, now);
+        self.drain_transmit();
+        (change, std::mem::take(&mut self.outputs))
+    }
+
+    fn apply_change(&mut self, changed: Option<&'static str>, now: Duration) {
+        match changed {
             Some("VendorWebsocketSettings" | "VendorChargePointName" | "UrlHasServerToken") => {
                 // A new identity or server: connect there once the answer is out, and boot anew.
                 self.target = target_of(&self.config);
@@ -697,7 +775,9 @@ impl ChargePoint {
                 self.reconnect_now();
             }
             Some("HeartbeatInterval") => self.last_activity = now,
-            Some("OEM_FaultMask" | "OEM_FunctionMask") if self.is_accepted() && self.connected => {
+            Some("OEM_FaultMask" | "OEM_FunctionMask" | "ConnectionTimeOut")
+                if self.is_accepted() && self.connected =>
+            {
                 self.report_statuses(now, false)
             }
             _ => {}

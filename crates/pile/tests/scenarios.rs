@@ -37,8 +37,6 @@ impl Pile {
             vendor: "ocpile".into(),
             model: "M3G3".into(),
             firmware_version: "1.0.0".into(),
-            iccid: None,
-            imsi: None,
         };
         let wall = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
         let mut cp = ChargePoint::new(config, identity, options, durable, Duration::ZERO, wall);
@@ -467,14 +465,15 @@ fn change_availability_is_persisted_and_reported() {
 fn faq_3_14_net_state_in_the_faq_shape() {
     let mut p = Pile::new(1);
     p.boot(900);
-    p.cp.set_network(pile::NetState {
+    let wifi = pile::NetState {
         connectivity: "WiFi".into(),
         wifi_rssi: -43,
         lte_rssi: -1,
         iccid: String::new(),
         imsi: String::new(),
         ip: "192.168.137.199".into(),
-    });
+    };
+    p.input(Input::Network(&wifi));
     let out = Pile::frames(&p.central_calls("GetConfiguration", json!({"key":["OEM_NetState"]})));
     assert_eq!(
         out[0],
@@ -632,4 +631,81 @@ fn trigger_firmware_and_diagnostics_status_report_idle() {
         json!({"requestedMessage":"MeterValues","connectorId":1}),
     ));
     assert_eq!(out[0][2]["status"], "NotImplemented");
+}
+
+#[test]
+fn faq_3_9_iccid_and_imsi_only_over_4g_alone() {
+    let mut p = Pile::new(1);
+    let lte = pile::NetState {
+        connectivity: "4G".into(),
+        wifi_rssi: -1,
+        lte_rssi: -71,
+        iccid: "89860000000000000001".into(),
+        imsi: "460000000000001".into(),
+        ip: "10.20.30.40".into(),
+    };
+    p.input(Input::Network(&lte));
+    let boot = Pile::frames(&p.input(Input::Connected))[0].clone();
+    assert_eq!(boot[3]["iccid"], "89860000000000000001");
+    assert_eq!(boot[3]["imsi"], "460000000000001");
+    p.accept(&boot, 900);
+    // Over Ethernet, a triggered boot carries no 4G details.
+    let eth = pile::NetState {
+        connectivity: "ETH".into(),
+        ..lte
+    };
+    p.input(Input::Network(&eth));
+    let out = Pile::frames(&p.central_calls(
+        "TriggerMessage",
+        json!({"requestedMessage":"BootNotification"}),
+    ));
+    assert!(
+        out[1][3].get("iccid").is_none() && out[1][3].get("imsi").is_none(),
+        "{}",
+        out[1]
+    );
+}
+
+#[test]
+fn a_plug_without_authorisation_goes_preparing_then_finishing_after_the_connection_timeout() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    let out = p.input(Input::Plug {
+        connector: 1,
+        plugged: true,
+    });
+    let reports = statuses(&mut p, out);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        (
+            reports[0]["connectorId"].as_i64(),
+            reports[0]["status"].as_str()
+        ),
+        (Some(1), Some("Preparing"))
+    );
+    // ConnectionTimeOut is 120 s.
+    let out = p.advance(secs(119));
+    assert!(statuses(&mut p, out).is_empty());
+    let out = p.advance(secs(1));
+    let reports = statuses(&mut p, out);
+    assert_eq!(
+        reports[0]["status"], "Finishing",
+        "ERR 3.20: the user still has to unplug"
+    );
+    let out = p.input(Input::Plug {
+        connector: 1,
+        plugged: false,
+    });
+    assert_eq!(statuses(&mut p, out)[0]["status"], "Available");
+    // Connector 0 and connectors out of range have no plug.
+    let out = p.input(Input::Plug {
+        connector: 0,
+        plugged: true,
+    });
+    assert!(statuses(&mut p, out).is_empty());
+    let out = p.input(Input::Plug {
+        connector: 7,
+        plugged: true,
+    });
+    assert!(statuses(&mut p, out).is_empty());
 }
