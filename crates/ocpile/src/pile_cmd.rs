@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use pile::config::{Factory, WebsocketSettings};
-use pile::shell::{run, PileSettings};
+use pile::shell::{control_channel, run, PileSettings};
 use pile::{Identity, Options};
 use transport::tls::{client_config, TlsVersion};
 
@@ -49,6 +49,10 @@ pub struct PileArgs {
     /// curl's --resolve does (TLS still checks HOST). Repeatable.
     #[arg(long, value_parser = parse_resolve)]
     resolve: Vec<(String, u16, std::net::SocketAddr)>,
+    /// Serve the local control port (plug, faults, network, local configuration, state) here,
+    /// e.g. 127.0.0.1:8180.
+    #[arg(long)]
+    control: Option<std::net::SocketAddr>,
 }
 
 fn parse_resolve(s: &str) -> Result<(String, u16, std::net::SocketAddr), String> {
@@ -109,12 +113,24 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
         tls,
         resolve: args.resolve,
     };
+    let control_addr = args.control;
+    let connectors = args.connectors;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        let (sim, hardware) = sim::simulated(connectors);
+        let (handle, control) = control_channel();
+        if let Some(addr) = control_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--control {addr}"))?;
+            tracing::info!(%addr, "control port");
+            tokio::spawn(sim::control::serve(listener, handle, sim));
+        }
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        run(settings, shutdown).await
+        run(settings, Box::new(hardware), control, shutdown).await?;
+        anyhow::Ok(())
     })?;
     Ok(())
 }

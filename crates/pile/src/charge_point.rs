@@ -258,6 +258,14 @@ impl ChargePoint {
         cp
     }
 
+    /// A key's value as GetConfiguration would report it (live keys computed).
+    pub fn config_value(&self, name: &str) -> String {
+        match crate::config::spec(name).map(|s| s.kind) {
+            Some(crate::config::Kind::Live) => self.live_value(name),
+            _ => self.config.get(name).unwrap_or_default().to_owned(),
+        }
+    }
+
     pub fn network(&self) -> &NetState {
         &self.network
     }

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 mod durable;
 pub mod faults;
+pub mod hardware;
 pub mod shell;
 pub mod store;
 

@@ -1,8 +1,9 @@
-//! The async shell around the core: the websocket, the state file and the clocks. It carries
-//! out the core's outputs in order (a `Persist` is on disk before anything after it is sent)
-//! and feeds it connections, frames and ticks.
+//! The async shell around the core: the websocket, the state file, the hardware, the clocks
+//! and the local control channel. It carries out the core's outputs in order (a `Persist` is
+//! on disk before anything after it is sent) and feeds it connections, frames, hardware
+//! changes and ticks.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,14 +11,19 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use ocpp::ConfigurationStatus;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use transport::client::{connect, ClientConfig};
 use transport::{Message, TransportError, WsError, WsStream};
 
-use crate::config::{Configuration, Factory};
+use crate::config::{Configuration, Factory, KEYS};
+use crate::faults::Fault;
+use crate::hardware::{Hardware, HardwareEvent};
 use crate::store::{StateStore, StoreError};
-use crate::{ChargePoint, Identity, Input, Options, Output, Target};
+use crate::{ChargePoint, Identity, Input, NetState, Options, Output, Target};
 
 /// Everything a pile process needs.
 pub struct PileSettings {
@@ -35,6 +41,114 @@ pub struct PileSettings {
 pub enum ShellError {
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What the pile shows of itself (the control port's `GET /state`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PileState {
+    pub serial_number: String,
+    pub identity: String,
+    pub connection: ConnectionState,
+    pub connectors: Vec<ConnectorState>,
+    pub faults: Vec<&'static str>,
+    pub network: NetworkState,
+    /// Every configuration key, vendor keys included.
+    pub configuration: BTreeMap<&'static str, String>,
+    pub firmware: FirmwareState,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ConnectionState {
+    pub url: String,
+    pub connected: bool,
+    pub accepted: bool,
+    pub online: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConnectorState {
+    pub id: u32,
+    pub status: String,
+    pub plugged: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct NetworkState {
+    pub connectivity: String,
+    pub wifi_rssi: i32,
+    pub lte_rssi: i32,
+    pub iccid: String,
+    pub imsi: String,
+    pub ip: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FirmwareState {
+    pub version: String,
+    pub status: &'static str,
+    pub percent: u8,
+}
+
+enum Command {
+    Provision {
+        key: String,
+        value: String,
+        reply: oneshot::Sender<ConfigurationStatus>,
+    },
+}
+
+/// Talks to a running pile from the outside (the control port).
+#[derive(Clone)]
+pub struct PileHandle {
+    commands: mpsc::Sender<Command>,
+    state: watch::Receiver<PileState>,
+}
+
+impl PileHandle {
+    /// Sets a key at the pile (the local provisioning path): ChangeConfiguration's rules.
+    pub async fn provision(&self, key: &str, value: &str) -> Option<ConfigurationStatus> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Provision {
+                key: key.into(),
+                value: value.into(),
+                reply,
+            })
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    pub fn state(&self) -> PileState {
+        self.state.borrow().clone()
+    }
+
+    /// Waits until the state satisfies `f` (for tests and tools).
+    pub async fn wait_for(&self, f: impl Fn(&PileState) -> bool) -> PileState {
+        let mut rx = self.state.clone();
+        rx.wait_for(|s| f(s))
+            .await
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The receiving end of a [`PileHandle`], for [`run`].
+pub struct Control {
+    commands: mpsc::Receiver<Command>,
+    state: watch::Sender<PileState>,
+}
+
+pub fn control_channel() -> (PileHandle, Control) {
+    let (tx, commands) = mpsc::channel(16);
+    let (state, rx) = watch::channel(PileState::default());
+    (
+        PileHandle {
+            commands: tx,
+            state: rx,
+        },
+        Control { commands, state },
+    )
 }
 
 type Sink = SplitSink<WsStream, Message>;
@@ -67,15 +181,127 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// What the hardware last reported, to feed a core again after a restart.
+struct HardwareMirror {
+    plugged: BTreeSet<u32>,
+    faults: BTreeSet<Fault>,
+    network: NetState,
+    online: bool,
+}
+
+impl HardwareMirror {
+    fn inputs(&self) -> Vec<HardwareEvent> {
+        let mut events = vec![
+            HardwareEvent::Network {
+                state: self.network.clone(),
+                online: self.online,
+            },
+            HardwareEvent::Faults(self.faults.clone()),
+        ];
+        events.extend(self.plugged.iter().map(|c| HardwareEvent::Plug {
+            connector: *c,
+            plugged: true,
+        }));
+        events
+    }
+
+    fn record(&mut self, event: &HardwareEvent) {
+        match event {
+            HardwareEvent::Plug {
+                connector,
+                plugged: true,
+            } => {
+                self.plugged.insert(*connector);
+            }
+            HardwareEvent::Plug {
+                connector,
+                plugged: false,
+            } => {
+                self.plugged.remove(connector);
+            }
+            HardwareEvent::Faults(f) => self.faults = f.clone(),
+            HardwareEvent::Network { state, online } => {
+                self.network = state.clone();
+                self.online = *online;
+            }
+        }
+    }
+}
+
+fn feed(cp: &mut ChargePoint, event: &HardwareEvent, now: Duration) -> Vec<Output> {
+    match event {
+        HardwareEvent::Plug { connector, plugged } => cp.handle(
+            Input::Plug {
+                connector: *connector,
+                plugged: *plugged,
+            },
+            now,
+        ),
+        HardwareEvent::Faults(faults) => cp.handle(Input::Faults(faults), now),
+        HardwareEvent::Network { state, .. } => cp.handle(Input::Network(state), now),
+    }
+}
+
+fn snapshot(cp: &ChargePoint, settings: &PileSettings, connected: bool, online: bool) -> PileState {
+    let config = cp.config();
+    let network = cp.network();
+    PileState {
+        serial_number: settings.factory.serial_number.clone(),
+        identity: config.identity().to_owned(),
+        connection: ConnectionState {
+            url: cp.target().url.clone(),
+            connected,
+            accepted: cp.is_accepted(),
+            online,
+        },
+        connectors: (1..=cp.connector_count())
+            .map(|id| ConnectorState {
+                id,
+                status: cp.status(id).to_string(),
+                plugged: cp.is_plugged(id),
+            })
+            .collect(),
+        faults: cp.faults().iter().map(|f| f.name()).collect(),
+        network: NetworkState {
+            connectivity: network.connectivity.clone(),
+            wifi_rssi: network.wifi_rssi,
+            lte_rssi: network.lte_rssi,
+            iccid: network.iccid.clone(),
+            imsi: network.imsi.clone(),
+            ip: network.ip.clone(),
+        },
+        configuration: KEYS
+            .iter()
+            .map(|k| (k.name, cp.config_value(k.name)))
+            .collect(),
+        firmware: FirmwareState {
+            version: settings.identity.firmware_version.clone(),
+            status: "Idle",
+            percent: 0,
+        },
+    }
+}
+
 /// Runs the pile until `shutdown` completes or its state cannot be saved.
 pub async fn run(
     settings: PileSettings,
+    mut hardware: Box<dyn Hardware>,
+    mut control: Control,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ShellError> {
     let store = StateStore::open(&settings.state_dir)?;
     let start = Instant::now();
-    // A core from the durable state: at start, and again after a Reset.
-    let boot_core = |now: Duration| -> Result<(ChargePoint, Vec<Output>), ShellError> {
+    let mut mirror = HardwareMirror {
+        plugged: BTreeSet::new(),
+        faults: BTreeSet::new(),
+        network: NetState::default(),
+        online: true,
+    };
+    // A core from the durable state, told what the hardware looks like: at start, and again
+    // after a Reset.
+    let boot_core = |now: Duration,
+                     mirror: &HardwareMirror|
+     -> Result<(ChargePoint, Vec<Output>), ShellError> {
         let durable = store.load()?.unwrap_or_default();
         let config = Configuration::restore(settings.factory.clone(), &durable.config);
         let mut cp = ChargePoint::new(
@@ -86,10 +312,14 @@ pub async fn run(
             now,
             chrono::Utc::now(),
         );
-        let first = cp.handle(Input::Tick, now);
+        let mut first = Vec::new();
+        for event in mirror.inputs() {
+            first.extend(feed(&mut cp, &event, now));
+        }
+        first.extend(cp.handle(Input::Tick, now));
         Ok((cp, first))
     };
-    let (mut cp, first) = boot_core(Duration::ZERO)?;
+    let (mut cp, first) = boot_core(Duration::ZERO, &mirror)?;
     let mut todo: VecDeque<Output> = first.into();
     let mut sink: Option<Sink> = None;
     let mut stream: Option<Stream> = None;
@@ -102,6 +332,7 @@ pub async fn run(
     let mut next_ping: Option<Instant> = None;
     let mut pong_deadline: Option<Instant> = None;
     let mut scheduled_with = Duration::ZERO;
+    let mut control_open = true;
     tokio::pin!(shutdown);
     loop {
         while let Some(output) = todo.pop_front() {
@@ -116,6 +347,21 @@ pub async fn run(
                         todo.extend(cp.handle(Input::Disconnected, start.elapsed()));
                     }
                 }
+                Output::Connect(target) => {
+                    (sink, stream) = (None, None);
+                    if let Some(old) = connecting.take() {
+                        old.abort();
+                    }
+                    if mirror.online {
+                        tracing::info!(url = target.url, "connecting");
+                        let mut client = client_config(&target, settings.tls.clone());
+                        client.resolve = settings.resolve.clone();
+                        connecting = Some(tokio::spawn(async move { connect(&client).await }));
+                    } else {
+                        // No network: the attempt fails at once, and the core backs off.
+                        todo.extend(cp.handle(Input::Disconnected, start.elapsed()));
+                    }
+                }
                 Output::Restart { hard } => {
                     tracing::info!(hard, "reset: restarting");
                     if let Some(mut s) = sink.take() {
@@ -125,23 +371,19 @@ pub async fn run(
                     if let Some(old) = connecting.take() {
                         old.abort();
                     }
-                    let (fresh, first) = boot_core(start.elapsed())?;
+                    let (fresh, first) = boot_core(start.elapsed(), &mirror)?;
                     cp = fresh;
                     todo.clear();
                     todo.extend(first);
                 }
-                Output::Connect(target) => {
-                    (sink, stream) = (None, None);
-                    if let Some(old) = connecting.take() {
-                        old.abort();
-                    }
-                    tracing::info!(url = target.url, "connecting");
-                    let mut client = client_config(&target, settings.tls.clone());
-                    client.resolve = settings.resolve.clone();
-                    connecting = Some(tokio::spawn(async move { connect(&client).await }));
-                }
             }
         }
+        control.state.send_if_modified(|s| {
+            let now = snapshot(&cp, &settings, sink.is_some(), mirror.online);
+            let changed = *s != now;
+            *s = now;
+            changed
+        });
         let interval = ping_interval(&cp);
         if sink.is_none() || interval.is_zero() {
             (next_ping, pong_deadline) = (None, None);
@@ -150,47 +392,81 @@ pub async fn run(
             scheduled_with = interval;
         }
         let deadline = cp.next_deadline().map(|d| start + d);
-        let input_now;
         let outputs = tokio::select! {
-            message = next_message(&mut stream) => {
-                input_now = start.elapsed();
-                match message {
-                    Some(Ok(Message::Text(text))) => {
-                        tracing::debug!(frame = text.as_str(), "received");
-                        cp.handle(Input::Frame(text.as_str()), input_now)
-                    }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                        tracing::warn!("connection lost");
-                        (sink, stream) = (None, None);
-                        cp.handle(Input::Disconnected, input_now)
-                    }
-                    Some(Ok(Message::Pong(_))) => {
-                        pong_deadline = None;
-                        Vec::new()
-                    }
-                    Some(Ok(_)) => Vec::new(),
+            message = next_message(&mut stream) => match message {
+                Some(Ok(Message::Text(text))) => {
+                    tracing::debug!(frame = text.as_str(), "received");
+                    cp.handle(Input::Frame(text.as_str()), start.elapsed())
                 }
-            }
+                Some(Ok(Message::Pong(_))) => {
+                    pong_deadline = None;
+                    Vec::new()
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    tracing::warn!("connection lost");
+                    (sink, stream) = (None, None);
+                    cp.handle(Input::Disconnected, start.elapsed())
+                }
+                Some(Ok(_)) => Vec::new(),
+            },
             result = connected(&mut connecting) => {
                 connecting = None;
-                input_now = start.elapsed();
                 match result {
                     Ok(ws) => {
                         tracing::info!("connected");
                         let (s, r) = ws.split();
                         (sink, stream) = (Some(s), Some(r));
-                        cp.handle(Input::Connected, input_now)
+                        cp.handle(Input::Connected, start.elapsed())
                     }
                     Err(e) => {
                         tracing::warn!("connection failed: {e}");
-                        cp.handle(Input::Disconnected, input_now)
+                        cp.handle(Input::Disconnected, start.elapsed())
                     }
                 }
             }
+            event = hardware.next_event() => match event {
+                Some(event) => {
+                    mirror.record(&event);
+                    let mut out = feed(&mut cp, &event, start.elapsed());
+                    if !mirror.online && (sink.is_some() || connecting.is_some()) {
+                        tracing::warn!("network down");
+                        (sink, stream) = (None, None);
+                        if let Some(t) = connecting.take() {
+                            t.abort();
+                        }
+                        out.extend(cp.handle(Input::Disconnected, start.elapsed()));
+                    }
+                    out
+                }
+                None => {
+                    hardware = Box::new(crate::hardware::NoHardware);
+                    Vec::new()
+                }
+            },
+            command = control.commands.recv(), if control_open => match command {
+                Some(Command::Provision { key, value, reply }) => {
+                    let (change, out) = cp.provision(&key, &value, start.elapsed());
+                    // Carried out (and so persisted) before the reply.
+                    todo.extend(out);
+                    while let Some(o) = todo.pop_front() {
+                        if let Output::Persist(state) = &o {
+                            store.save(state)?;
+                        } else {
+                            todo.push_front(o);
+                            break;
+                        }
+                    }
+                    let _ = reply.send(change.status);
+                    Vec::new()
+                }
+                None => {
+                    control_open = false;
+                    Vec::new()
+                }
+            },
             _ = sleep_until(deadline) => cp.handle(Input::Tick, start.elapsed()),
             _ = sleep_until(next_ping) => {
                 next_ping = None;
-                let interval = ping_interval(&cp);
                 match sink.as_mut() {
                     Some(s) if !interval.is_zero() => {
                         pong_deadline = Some(Instant::now() + interval.max(Duration::from_secs(10)));

@@ -1,0 +1,7 @@
+//! Simulated hardware for virtual piles, and the pile's local control port (the stand-in for
+//! the vendor's Bluetooth app).
+
+pub mod control;
+mod hardware;
+
+pub use hardware::{simulated, Interface, NetworkUpdate, SimError, SimHandle, SimHardware};
