@@ -306,13 +306,21 @@ impl ChargePoint {
 
     /// The status a connector shows now.
     pub fn status(&self, connector: u32) -> ChargePointStatus {
-        let inoperative =
-            self.durable.inoperative.contains(&connector) || self.durable.inoperative.contains(&0);
+        let inoperative = (self.durable.inoperative.contains(&connector)
+            || self.durable.inoperative.contains(&0))
+            && !self.durable.scheduled.contains(&connector);
         if self.fault_assessment().effect == Some(Effect::Stop) {
             ChargePointStatus::Faulted
         } else if inoperative {
             ChargePointStatus::Unavailable
-        } else if let Some(since) = self
+        } else {
+            self.natural_status(connector)
+        }
+    }
+
+    /// The status from the plug alone.
+    fn natural_status(&self, connector: u32) -> ChargePointStatus {
+        match self
             .plugged_since
             .get(connector as usize)
             .copied()
@@ -320,14 +328,31 @@ impl ChargePoint {
         {
             // Plugged in without a transaction: Preparing until ConnectionTimeOut, then
             // Finishing, as the user still has to unplug (ERR 3.20).
-            if self.now >= since + self.connection_timeout() {
+            Some(since) if self.now >= since + self.connection_timeout() => {
                 ChargePointStatus::Finishing
-            } else {
-                ChargePointStatus::Preparing
             }
-        } else {
-            ChargePointStatus::Available
+            Some(_) => ChargePointStatus::Preparing,
+            None => ChargePointStatus::Available,
         }
+    }
+
+    /// Scheduled changes to Unavailable take effect once their connector left Preparing.
+    fn release_scheduled(&mut self) -> bool {
+        let done: Vec<u32> = self
+            .durable
+            .scheduled
+            .iter()
+            .copied()
+            .filter(|c| self.natural_status(*c) != ChargePointStatus::Preparing)
+            .collect();
+        if done.is_empty() {
+            return false;
+        }
+        for c in done {
+            self.durable.scheduled.remove(&c);
+        }
+        self.persist();
+        true
     }
 
     fn connection_timeout(&self) -> Duration {
@@ -414,8 +439,16 @@ impl ChargePoint {
     }
 
     fn statuses_changed(&mut self, now: Duration) {
-        if self.is_accepted() && self.connected {
-            self.report_statuses(now, false);
+        let report = |cp: &mut Self| {
+            if cp.is_accepted() && cp.connected {
+                cp.report_statuses(now, false);
+            }
+        };
+        // What changed first (a connector leaving Preparing), then what a scheduled change to
+        // Unavailable makes of it, so that each step is a transition OCPP allows.
+        report(self);
+        if self.release_scheduled() {
+            report(self);
         }
     }
 
@@ -836,48 +869,80 @@ impl ChargePoint {
         now: Duration,
     ) {
         let count = self.connector_count() as i32;
-        if !(0..=count).contains(&connector) {
-            self.respond(
+        let reject = |cp: &mut Self| {
+            cp.respond(
                 id,
                 ChangeAvailabilityResponse {
                     status: AvailabilityStatus::Rejected,
                 },
-            );
-            return;
+            )
+        };
+        if !(0..=count).contains(&connector) {
+            return reject(self);
         }
         let connector = connector as u32;
-        let changed = match kind {
-            AvailabilityType::Inoperative => self.durable.inoperative.insert(connector),
-            AvailabilityType::Operative => {
-                let mut changed = self.durable.inoperative.remove(&connector);
-                if connector == 0 {
-                    changed |= !self.durable.inoperative.is_empty();
-                    self.durable.inoperative = BTreeSet::new();
-                }
-                changed
-            }
-            AvailabilityType::Unrecognized(_) => {
-                self.respond(
-                    id,
-                    ChangeAvailabilityResponse {
-                        status: AvailabilityStatus::Rejected,
-                    },
-                );
-                return;
-            }
+        let targets: Vec<u32> = if connector == 0 {
+            (1..=count as u32).collect()
+        } else {
+            vec![connector]
         };
-        if changed {
+        let before = (
+            self.durable.inoperative.clone(),
+            self.durable.scheduled.clone(),
+        );
+        let status = match kind {
+            AvailabilityType::Inoperative => {
+                // Preparing → Unavailable is not a transition OCPP allows: those wait.
+                let preparing: Vec<u32> = targets
+                    .iter()
+                    .copied()
+                    .filter(|c| self.status(*c) == ChargePointStatus::Preparing)
+                    .collect();
+                self.durable.inoperative.insert(connector);
+                self.durable.scheduled.extend(preparing.iter().copied());
+                if preparing.is_empty() {
+                    AvailabilityStatus::Accepted
+                } else {
+                    AvailabilityStatus::Scheduled
+                }
+            }
+            AvailabilityType::Operative => {
+                let was_unavailable: Vec<u32> = targets
+                    .iter()
+                    .copied()
+                    .filter(|c| self.status(*c) == ChargePointStatus::Unavailable)
+                    .collect();
+                self.durable.inoperative.remove(&connector);
+                if connector == 0 {
+                    self.durable.inoperative.clear();
+                }
+                // A scheduled change is cancelled once nothing keeps the connector inoperative.
+                let still_inoperative = self.durable.inoperative.contains(&0);
+                for c in &targets {
+                    if !still_inoperative {
+                        self.durable.scheduled.remove(c);
+                    }
+                }
+                // A plug that went in while the connector was unavailable starts afresh:
+                // Unavailable → Preparing (never → Finishing, which OCPP does not allow).
+                for c in was_unavailable {
+                    if let Some(Some(since)) = self.plugged_since.get_mut(c as usize) {
+                        *since = now;
+                    }
+                }
+                AvailabilityStatus::Accepted
+            }
+            AvailabilityType::Unrecognized(_) => return reject(self),
+        };
+        if (
+            self.durable.inoperative.clone(),
+            self.durable.scheduled.clone(),
+        ) != before
+        {
             self.persist();
         }
-        self.respond(
-            id,
-            ChangeAvailabilityResponse {
-                status: AvailabilityStatus::Accepted,
-            },
-        );
-        if self.is_accepted() {
-            self.report_statuses(now, false);
-        }
+        self.respond(id, ChangeAvailabilityResponse { status });
+        self.statuses_changed(now);
     }
 
     fn trigger(

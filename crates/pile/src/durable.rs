@@ -11,6 +11,10 @@ pub struct Durable {
     pub config: BTreeMap<String, String>,
     /// Connectors (0 = the whole pile) set Inoperative by ChangeAvailability.
     pub inoperative: BTreeSet<u32>,
+    /// Connectors whose change to Unavailable waits until they leave Preparing (OCPP does not
+    /// allow Preparing → Unavailable); the ChangeAvailability was answered `Scheduled`.
+    #[serde(default)]
+    pub scheduled: BTreeSet<u32>,
     /// The VendorWebsocketSettings and identity of the last connection whose boot was accepted.
     pub last_good: Option<(String, String)>,
     /// Counts starts, to keep message ids unique across restarts.

@@ -709,3 +709,32 @@ fn a_plug_without_authorisation_goes_preparing_then_finishing_after_the_connecti
     });
     assert!(statuses(&mut p, out).is_empty());
 }
+
+#[test]
+fn inoperative_while_preparing_is_scheduled_until_the_connector_leaves_preparing() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    let out = p.input(Input::Plug {
+        connector: 1,
+        plugged: true,
+    });
+    statuses(&mut p, out);
+    let out = p.central_calls(
+        "ChangeAvailability",
+        json!({"connectorId":1,"type":"Inoperative"}),
+    );
+    assert!(matches!(&out[0], Output::Persist(d) if d.scheduled.contains(&1)));
+    assert_eq!(Pile::frames(&out)[0][2]["status"], "Scheduled");
+    assert!(statuses(&mut p, out).is_empty(), "still Preparing");
+    // Unplugged: Available (B1), then the scheduled Unavailable (A8).
+    let out = p.input(Input::Plug {
+        connector: 1,
+        plugged: false,
+    });
+    let seen: Vec<String> = statuses(&mut p, out)
+        .iter()
+        .map(|s| s["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, vec!["Available", "Unavailable"]);
+    assert!(p.cp.durable().scheduled.is_empty());
+}

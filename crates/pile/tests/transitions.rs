@@ -1,0 +1,214 @@
+//! Whatever happens at the pile, the StatusNotifications it sends for each connector follow the
+//! transition table of OCPP 1.6 (SPEC-FACTS.md, section 2), and connector 0 is only ever
+//! Available, Unavailable or Faulted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use pile::config::{Configuration, Factory};
+use pile::faults::Fault;
+use pile::{ChargePoint, Durable, Identity, Input, Options, Output};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use serde_json::{json, Value};
+
+/// The allowed (from, to) pairs, read from the table in SPEC-FACTS.md.
+fn allowed_transitions() -> BTreeSet<(String, String)> {
+    let path = std::env::var("OCPP16_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ocpp16")
+        });
+    let facts = std::fs::read_to_string(path.join("SPEC-FACTS.md")).expect("SPEC-FACTS.md");
+    let names = [
+        "Available",
+        "Preparing",
+        "Charging",
+        "SuspendedEV",
+        "SuspendedEVSE",
+        "Finishing",
+        "Reserved",
+        "Unavailable",
+        "Faulted",
+    ];
+    let mut allowed = BTreeSet::new();
+    for line in facts.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // Rows look like `| A Available | — | A2 | ...`.
+        let Some(from) = cells.get(1).and_then(|c| c.split_once(' ')).map(|(_, n)| n) else {
+            continue;
+        };
+        if !names.contains(&from) || cells.len() < 11 {
+            continue;
+        }
+        for (i, cell) in cells[2..11].iter().enumerate() {
+            if cell.starts_with(|c: char| c.is_ascii_uppercase()) {
+                allowed.insert((from.to_owned(), names[i].to_owned()));
+            }
+        }
+    }
+    assert_eq!(
+        allowed.len(),
+        53,
+        "the table in SPEC-FACTS.md has 53 transitions"
+    );
+    allowed
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Plug(u32, bool),
+    Faults(Vec<Fault>),
+    Availability(u32, bool),
+    Wait(u64),
+    FaultMask(u32),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (1u32..=2, any::<bool>()).prop_map(|(c, p)| Step::Plug(c, p)),
+        2 => proptest::sample::subsequence(Fault::ALL.to_vec(), 0..3).prop_map(Step::Faults),
+        2 => (0u32..=2, any::<bool>()).prop_map(|(c, op)| Step::Availability(c, op)),
+        3 => prop_oneof![1u64..10, 100u64..200].prop_map(Step::Wait),
+        1 => prop_oneof![Just(0u32), Just(2), Just(768), Just(0x1FF03)].prop_map(Step::FaultMask),
+    ]
+}
+
+fn run(steps: &[Step], allowed: &BTreeSet<(String, String)>) -> Result<(), TestCaseError> {
+    let factory = Factory {
+        serial_number: "T".into(),
+        connectors: 2,
+        settings: "WS,h,80,/ocpp/,ocpp1.6,,,".parse().unwrap(),
+    };
+    let identity = Identity {
+        vendor: "ocpile".into(),
+        model: "M3G3".into(),
+        firmware_version: "1".into(),
+    };
+    let wall = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let mut cp = ChargePoint::new(
+        Configuration::new(factory),
+        identity,
+        Options::default(),
+        Durable::default(),
+        Duration::ZERO,
+        wall,
+    );
+    let mut now = Duration::ZERO;
+    let mut last: BTreeMap<i64, String> = BTreeMap::new();
+    let mut pending: Vec<Value> = Vec::new();
+    let mut id = 0;
+
+    // Answers every CALL, checking each StatusNotification against the previous one.
+    let mut absorb = |cp: &mut ChargePoint,
+                      out: Vec<Output>,
+                      now: Duration,
+                      pending: &mut Vec<Value>|
+     -> Result<(), TestCaseError> {
+        pending.extend(out.into_iter().filter_map(|o| match o {
+            Output::Send(f) => Some(serde_json::from_str::<Value>(&f).unwrap()),
+            _ => None,
+        }));
+        while let Some(frame) = pending.pop() {
+            if frame[0] != 2 {
+                continue;
+            }
+            let payload = match frame[2].as_str().unwrap() {
+                "BootNotification" => {
+                    json!({"status":"Accepted","currentTime":"2026-01-01T00:00:00.000Z","interval":900})
+                }
+                "Heartbeat" => json!({"currentTime":"2026-01-01T00:00:00.000Z"}),
+                "StatusNotification" => {
+                    let c = frame[3]["connectorId"].as_i64().unwrap();
+                    let to = frame[3]["status"].as_str().unwrap().to_owned();
+                    if c == 0 {
+                        prop_assert!(
+                            ["Available", "Unavailable", "Faulted"].contains(&to.as_str()),
+                            "connector 0 is {to}"
+                        );
+                    } else if let Some(from) = last.get(&c) {
+                        prop_assert!(
+                            from == &to || allowed.contains(&(from.clone(), to.clone())),
+                            "connector {c}: {from} -> {to}"
+                        );
+                    }
+                    last.insert(c, to);
+                    json!({})
+                }
+                _ => json!({}),
+            };
+            let reply = json!([3, frame[1], payload]).to_string();
+            let more = cp.handle(Input::Frame(&reply), now);
+            pending.extend(more.into_iter().filter_map(|o| match o {
+                Output::Send(f) => Some(serde_json::from_str::<Value>(&f).unwrap()),
+                _ => None,
+            }));
+        }
+        Ok(())
+    };
+
+    let out = cp.handle(Input::Connected, now);
+    absorb(&mut cp, out, now, &mut pending)?;
+    for step in steps {
+        let out = match step {
+            Step::Plug(c, plugged) => cp.handle(
+                Input::Plug {
+                    connector: *c,
+                    plugged: *plugged,
+                },
+                now,
+            ),
+            Step::Faults(f) => {
+                let set: BTreeSet<Fault> = f.iter().copied().collect();
+                cp.handle(Input::Faults(&set), now)
+            }
+            Step::Availability(c, operative) => {
+                id += 1;
+                let kind = if *operative {
+                    "Operative"
+                } else {
+                    "Inoperative"
+                };
+                let frame = json!([2, format!("a{id}"), "ChangeAvailability", {"connectorId": c, "type": kind}]).to_string();
+                cp.handle(Input::Frame(&frame), now)
+            }
+            Step::Wait(s) => {
+                let end = now + Duration::from_secs(*s);
+                let mut out = Vec::new();
+                while let Some(d) = cp.next_deadline().filter(|d| *d <= end) {
+                    now = d.max(now);
+                    out.extend(cp.handle(Input::Tick, now));
+                    absorb(&mut cp, std::mem::take(&mut out), now, &mut pending)?;
+                }
+                now = end;
+                cp.handle(Input::Tick, now)
+            }
+            Step::FaultMask(m) => {
+                id += 1;
+                let frame = json!([2, format!("m{id}"), "ChangeConfiguration", {"key": "OEM_FaultMask", "value": m.to_string()}]).to_string();
+                cp.handle(Input::Frame(&frame), now)
+            }
+        };
+        absorb(&mut cp, out, now, &mut pending)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn status_notifications_follow_the_transition_table() {
+    let allowed = allowed_transitions();
+    let config = Config {
+        cases: 1000,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    runner
+        .run(&proptest::collection::vec(step(), 1..40), |steps| {
+            run(&steps, &allowed)
+        })
+        .unwrap();
+}
