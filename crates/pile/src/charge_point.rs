@@ -165,6 +165,8 @@ pub struct ChargePoint {
     last_activity: Duration,
     /// The last status reported per connector (index 0 = the whole pile).
     reported: Vec<Option<Reported>>,
+    /// A changed status held back until it has lasted MinimumStatusDuration, and since when.
+    pending: Vec<Option<(Reported, Duration)>>,
     faults: BTreeSet<Fault>,
     /// Since when each connector has a plug in (index 0 unused).
     plugged_since: Vec<Option<Duration>>,
@@ -245,6 +247,7 @@ impl ChargePoint {
             failures: 0,
             last_activity: now,
             reported: vec![None; connectors + 1],
+            pending: vec![None; connectors + 1],
             faults: BTreeSet::new(),
             plugged_since: vec![None; connectors + 1],
             now,
@@ -390,6 +393,16 @@ impl ChargePoint {
             .map(|since| *since + self.connection_timeout())
             .filter(|t| *t > self.now)
             .min();
+        let hold = Duration::from_secs(self.config.int("MinimumStatusDuration").max(0) as u64);
+        let held = (self.connected && self.is_accepted())
+            .then(|| {
+                self.pending
+                    .iter()
+                    .flatten()
+                    .map(|(_, since)| *since + hold)
+                    .min()
+            })
+            .flatten();
         [
             self.rpc.next_deadline(),
             self.next_boot,
@@ -397,6 +410,7 @@ impl ChargePoint {
             heartbeat,
             fallback,
             preparing,
+            held,
         ]
         .into_iter()
         .flatten()
@@ -663,20 +677,52 @@ impl ChargePoint {
     /// Sends StatusNotification for each connector whose status differs from the last one
     /// reported (or for all with `all`).
     fn report_statuses(&mut self, now: Duration, all: bool) {
+        let hold = Duration::from_secs(self.config.int("MinimumStatusDuration").max(0) as u64);
         for connector in 0..self.reported.len() as u32 {
-            if all || self.reported[connector as usize] != Some(self.reported_now(connector)) {
-                self.send_status(connector, now);
+            let c = connector as usize;
+            let current = self.reported_now(connector);
+            if all || hold.is_zero() {
+                self.pending[c] = None;
+                if all || self.reported[c].as_ref() != Some(&current) {
+                    self.send_status(connector, current, now);
+                }
+                continue;
+            }
+            if self.reported[c].as_ref() == Some(&current) {
+                // Back to what was last reported: whatever happened in between lasted too
+                // short to report (MinimumStatusDuration).
+                self.pending[c] = None;
+                continue;
+            }
+            match self.pending[c].take() {
+                Some((held, since)) if held == current => {
+                    if now >= since + hold {
+                        self.send_status(connector, current, now);
+                    } else {
+                        self.pending[c] = Some((held, since));
+                    }
+                }
+                Some((held, _)) => {
+                    // The status moved on before the held one was reported. Skipping it must
+                    // still leave a transition OCPP allows; otherwise it is reported now.
+                    let from = self.reported[c].as_ref().map(|r| r.0.clone());
+                    let skippable = connector == 0
+                        || from
+                            .as_ref()
+                            .is_none_or(|f| crate::transitions::allowed(f, &current.0));
+                    if !skippable {
+                        self.send_status(connector, held, now);
+                    }
+                    self.pending[c] = Some((current, now));
+                }
+                None => self.pending[c] = Some((current, now)),
             }
         }
     }
 
-    fn send_status(&mut self, connector: u32, now: Duration) {
-        let (status, error_code, vendor_error_code) = self.reported_now(connector);
-        self.reported[connector as usize] = Some((
-            status.clone(),
-            error_code.clone(),
-            vendor_error_code.clone(),
-        ));
+    fn send_status(&mut self, connector: u32, reported: Reported, now: Duration) {
+        let (status, error_code, vendor_error_code) = reported.clone();
+        self.reported[connector as usize] = Some(reported);
         let mask = |key| self.config.int(key).clamp(0, u32::MAX as i64) as u32;
         let (fault_mask, function_mask) = (mask("OEM_FaultMask"), mask("OEM_FunctionMask"));
         let names: Vec<&str> = self
@@ -685,7 +731,7 @@ impl ChargePoint {
             .filter(|f| f.effect(fault_mask, function_mask).is_some())
             .map(|f| f.name())
             .collect();
-        let info = (!names.is_empty()).then(|| {
+        let info = (error_code != ChargePointErrorCode::NoError && !names.is_empty()).then(|| {
             let text: String = names.join(",").chars().take(50).collect();
             CiString50::new(text).expect("truncated to 50")
         });
@@ -1003,10 +1049,10 @@ impl ChargePoint {
                 );
             }
             MessageTrigger::StatusNotification => match connector {
-                Some(c) => self.send_status(c as u32, now),
+                Some(c) => self.send_status(c as u32, self.reported_now(c as u32), now),
                 None => {
                     for c in 0..=self.connector_count() {
-                        self.send_status(c, now);
+                        self.send_status(c, self.reported_now(c), now);
                     }
                 }
             },

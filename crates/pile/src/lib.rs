@@ -8,6 +8,7 @@ pub mod faults;
 pub mod hardware;
 pub mod shell;
 pub mod store;
+pub mod transitions;
 
 pub use charge_point::{ChargePoint, Identity, Input, NetState, Options, Output, Target};
 pub use durable::Durable;

@@ -738,3 +738,41 @@ fn inoperative_while_preparing_is_scheduled_until_the_connector_leaves_preparing
     assert_eq!(seen, vec!["Available", "Unavailable"]);
     assert!(p.cp.durable().scheduled.is_empty());
 }
+
+#[test]
+fn minimum_status_duration_holds_back_short_statuses() {
+    let mut p = Pile::new(1);
+    p.boot(900);
+    p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"MinimumStatusDuration","value":"10"}),
+    );
+    // A plug for 5 s: never reported.
+    let out = p.input(Input::Plug {
+        connector: 1,
+        plugged: true,
+    });
+    assert!(statuses(&mut p, out).is_empty());
+    let out = p.advance(secs(5));
+    assert!(statuses(&mut p, out).is_empty());
+    let out = p.input(Input::Plug {
+        connector: 1,
+        plugged: false,
+    });
+    assert!(statuses(&mut p, out).is_empty());
+    let out = p.advance(secs(30));
+    assert!(
+        statuses(&mut p, out).is_empty(),
+        "Available → Preparing → Available within 10 s"
+    );
+    // A plug that stays: reported once it has lasted 10 s.
+    let out = p.input(Input::Plug {
+        connector: 1,
+        plugged: true,
+    });
+    assert!(statuses(&mut p, out).is_empty());
+    let out = p.advance(secs(9));
+    assert!(statuses(&mut p, out).is_empty());
+    let out = p.advance(secs(1));
+    assert_eq!(statuses(&mut p, out)[0]["status"], "Preparing");
+}

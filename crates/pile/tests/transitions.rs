@@ -64,6 +64,7 @@ enum Step {
     Availability(u32, bool),
     Wait(u64),
     FaultMask(u32),
+    MinimumStatusDuration(u64),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -73,6 +74,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0u32..=2, any::<bool>()).prop_map(|(c, op)| Step::Availability(c, op)),
         3 => prop_oneof![1u64..10, 100u64..200].prop_map(Step::Wait),
         1 => prop_oneof![Just(0u32), Just(2), Just(768), Just(0x1FF03)].prop_map(Step::FaultMask),
+        1 => prop_oneof![Just(0u64), Just(5), Just(150)].prop_map(Step::MinimumStatusDuration),
     ]
 }
 
@@ -184,6 +186,11 @@ fn run(steps: &[Step], allowed: &BTreeSet<(String, String)>) -> Result<(), TestC
                 }
                 now = end;
                 cp.handle(Input::Tick, now)
+            }
+            Step::MinimumStatusDuration(d) => {
+                id += 1;
+                let frame = json!([2, format!("d{id}"), "ChangeConfiguration", {"key": "MinimumStatusDuration", "value": d.to_string()}]).to_string();
+                cp.handle(Input::Frame(&frame), now)
             }
             Step::FaultMask(m) => {
                 id += 1;
