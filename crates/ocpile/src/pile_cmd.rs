@@ -104,6 +104,8 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
             vendor: args.vendor,
             model: model.into(),
             firmware_version: env!("CARGO_PKG_VERSION").into(),
+            meter_type: Some("ocpile simulated meter".into()),
+            meter_serial_number: Some(format!("{}-M", args.id)),
         },
         options: Options {
             settings_fallback: (args.settings_fallback > 0)

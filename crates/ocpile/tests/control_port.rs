@@ -43,6 +43,7 @@ fn free_port() -> u16 {
 enum Seen {
     Boot(Value),
     Status(Value),
+    Meter(Value),
 }
 
 fn central(seen: mpsc::UnboundedSender<Seen>) -> Arc<dyn transport::Handler> {
@@ -65,6 +66,10 @@ fn central(seen: mpsc::UnboundedSender<Seen>) -> Arc<dyn transport::Handler> {
                 }
                 Request::Heartbeat(_) => {
                     Ok(Response::Heartbeat(HeartbeatResponse { current_time: now }))
+                }
+                Request::MeterValues(m) => {
+                    let _ = seen.send(Seen::Meter(serde_json::to_value(&m).unwrap()));
+                    Ok(Response::MeterValues(ocpp::MeterValuesResponse {}))
                 }
                 other => Err(CallError::not_supported(other.action().as_str())),
             }
@@ -191,8 +196,37 @@ impl Setup {
 async fn faults_plugs_network_and_local_configuration_through_the_control_port() {
     let mut s = Setup::start("CTRL1", &[]).await;
     let rpc = s.next_pile().await;
-    s.next_boot().await;
+    let boot = s.next_boot().await;
+    assert_eq!(boot["meterSerialNumber"], "CTRL1-M");
     assert_eq!(s.next_status(1).await["status"], "Available");
+
+    // The simulated meter, sampled on request.
+    let trigger = TriggerMessageRequest {
+        requested_message: MessageTrigger::MeterValues,
+        connector_id: Some(1),
+    };
+    assert_eq!(
+        timeout(WAIT, rpc.call(&trigger))
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .status,
+        ocpp::TriggerMessageStatus::Accepted
+    );
+    let meter = loop {
+        if let Seen::Meter(m) = timeout(WAIT, s.seen.recv()).await.unwrap().unwrap() {
+            break m;
+        }
+    };
+    let samples = meter["meterValue"][0]["sampledValue"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(samples.len(), 10);
+    assert!(samples
+        .iter()
+        .any(|v| v["measurand"] == "Voltage" && v["value"] == "230"));
 
     // FAQ 3.6: relay + CP error.
     let (code, body) = s

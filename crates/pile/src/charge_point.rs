@@ -7,12 +7,13 @@ use std::time::Duration;
 use ocpp::rpc::{CallFailure, Endpoint, Inbound, Ticket};
 use ocpp::{
     Action, AvailabilityStatus, AvailabilityType, BootNotificationRequest, CallError,
-    ChangeAvailabilityResponse, ChangeConfigurationResponse, ChargePointErrorCode,
+    CallErrorCode, ChangeAvailabilityResponse, ChangeConfigurationResponse, ChargePointErrorCode,
     ChargePointStatus, CiString20, CiString25, CiString255, CiString50, DataTransferResponse,
     DataTransferStatus, Decoded, DiagnosticsStatus, DiagnosticsStatusNotificationRequest,
     FirmwareStatus, FirmwareStatusNotificationRequest, HeartbeatRequest, MessageTrigger, Policy,
     RegistrationStatus, Request, ResetResponse, ResetStatus, ResetType, Response,
     StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
+    UnlockConnectorResponse, UnlockStatus,
 };
 
 use transport::identity::url_with_identity;
@@ -21,6 +22,8 @@ use crate::clock::WallClock;
 use crate::config::{Change, Configuration};
 use crate::durable::Durable;
 use crate::faults::{self, Assessment, Effect, Fault};
+use crate::hardware::MeterReading;
+use ocpp::{MeterValuesRequest, ReadingContext};
 
 /// What the pile says about itself in BootNotification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +31,9 @@ pub struct Identity {
     pub vendor: String,
     pub model: String,
     pub firmware_version: String,
+    /// The meter, for BootNotification's meterType and meterSerialNumber.
+    pub meter_type: Option<String>,
+    pub meter_serial_number: Option<String>,
 }
 
 /// The network as the pile sees it (OEM_NetState, FAQ 3.14; BootNotification's ICCID/IMSI).
@@ -106,7 +112,7 @@ pub struct Target {
 }
 
 /// An event for the core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Input<'a> {
     /// The websocket to the last [`Output::Connect`] target is open.
     Connected,
@@ -120,6 +126,11 @@ pub enum Input<'a> {
     Network(&'a NetState),
     /// A plug went into a connector, or came out.
     Plug { connector: u32, plugged: bool },
+    /// A connector's meter reads this now.
+    Meter {
+        connector: u32,
+        reading: &'a MeterReading,
+    },
     /// Time passed; timers are checked.
     Tick,
 }
@@ -168,6 +179,10 @@ pub struct ChargePoint {
     /// A changed status held back until it has lasted MinimumStatusDuration, and since when.
     pending: Vec<Option<(Reported, Duration)>>,
     faults: BTreeSet<Fault>,
+    /// The last reading of each connector's meter, and the register at the previous sample
+    /// (index 0 unused).
+    meters: Vec<Option<MeterReading>>,
+    sampled_register: Vec<Option<i64>>,
     /// Since when each connector has a plug in (index 0 unused).
     plugged_since: Vec<Option<Duration>>,
     /// The time of the last input, for statuses that depend on time.
@@ -250,6 +265,8 @@ impl ChargePoint {
             pending: vec![None; connectors + 1],
             faults: BTreeSet::new(),
             plugged_since: vec![None; connectors + 1],
+            meters: vec![None; connectors + 1],
+            sampled_register: vec![None; connectors + 1],
             now,
             trying_settings_since: None,
             jitter,
@@ -437,6 +454,15 @@ impl ChargePoint {
                 self.statuses_changed(now);
             }
             Input::Network(network) => self.network = network.clone(),
+            Input::Meter { connector, reading } => {
+                if let Some(slot) = self
+                    .meters
+                    .get_mut(connector as usize)
+                    .filter(|_| connector > 0)
+                {
+                    *slot = Some(reading.clone());
+                }
+            }
             Input::Plug { connector, plugged } => {
                 if let Some(slot) = self
                     .plugged_since
@@ -570,8 +596,8 @@ impl ChargePoint {
                 .then(|| c20(&self.network.iccid)),
             imsi: (self.network.connectivity == "4G" && !self.network.imsi.is_empty())
                 .then(|| c20(&self.network.imsi)),
-            meter_type: None,
-            meter_serial_number: None,
+            meter_type: self.identity.meter_type.as_deref().map(c25),
+            meter_serial_number: self.identity.meter_serial_number.as_deref().map(c25),
         }
     }
 
@@ -785,6 +811,23 @@ impl ChargePoint {
             Request::TriggerMessage(r) => {
                 self.trigger(id, r.requested_message, r.connector_id, now)
             }
+            Request::UnlockConnector(r) => {
+                if r.connector_id < 1 || r.connector_id > self.connector_count() as i32 {
+                    let e = CallError::new(
+                        CallErrorCode::PropertyConstraintViolation,
+                        format!("connector {} does not exist", r.connector_id),
+                    );
+                    self.rpc.respond_error(id, &e);
+                } else {
+                    // The socket's lock opens (no transaction can hold it yet).
+                    self.respond(
+                        id,
+                        UnlockConnectorResponse {
+                            status: UnlockStatus::Unlocked,
+                        },
+                    );
+                }
+            }
             Request::Reset(r) => {
                 let hard = match r.kind {
                     ResetType::Hard => true,
@@ -991,6 +1034,35 @@ impl ChargePoint {
         self.statuses_changed(now);
     }
 
+    /// The connectors a MeterValues trigger covers (all for none or 0) that have a reading.
+    fn metered(&self, connector: Option<i32>) -> Vec<u32> {
+        let all = 1..=self.connector_count();
+        all.filter(|c| connector.is_none_or(|x| x == 0 || x as u32 == *c))
+            .filter(|c| self.meters[*c as usize].is_some())
+            .collect()
+    }
+
+    /// A MeterValues of MeterValuesSampledData for a connector.
+    fn send_meter_values(&mut self, connector: u32, context: ReadingContext, now: Duration) {
+        let Some(reading) = self.meters[connector as usize].clone() else {
+            return;
+        };
+        let previous = self.sampled_register[connector as usize].replace(reading.energy_wh);
+        let interval = previous.map_or(0, |p| reading.energy_wh - p);
+        let list = self
+            .config
+            .get("MeterValuesSampledData")
+            .unwrap_or_default()
+            .to_owned();
+        let value = crate::meter::sample(&list, &reading, interval, context, self.clock.at(now));
+        let request = MeterValuesRequest {
+            connector_id: connector as i32,
+            transaction_id: None,
+            meter_value: vec![value],
+        };
+        self.call(&request, now);
+    }
+
     fn trigger(
         &mut self,
         id: &str,
@@ -1014,7 +1086,12 @@ impl ChargePoint {
             | MessageTrigger::StatusNotification
             | MessageTrigger::FirmwareStatusNotification
             | MessageTrigger::DiagnosticsStatusNotification => TriggerMessageStatus::Accepted,
-            _ => TriggerMessageStatus::NotImplemented,
+            // Only for connectors whose meter has reported.
+            MessageTrigger::MeterValues if !self.metered(connector).is_empty() => {
+                TriggerMessageStatus::Accepted
+            }
+            MessageTrigger::MeterValues => TriggerMessageStatus::Rejected,
+            MessageTrigger::Unrecognized(_) => TriggerMessageStatus::NotImplemented,
         };
         self.respond(
             id,
@@ -1039,6 +1116,11 @@ impl ChargePoint {
                     },
                     now,
                 );
+            }
+            MessageTrigger::MeterValues => {
+                for c in self.metered(connector) {
+                    self.send_meter_values(c, ReadingContext::Trigger, now);
+                }
             }
             MessageTrigger::DiagnosticsStatusNotification => {
                 self.call(

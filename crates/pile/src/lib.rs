@@ -6,6 +6,7 @@ pub mod config;
 mod durable;
 pub mod faults;
 pub mod hardware;
+pub mod meter;
 pub mod shell;
 pub mod store;
 pub mod transitions;

@@ -21,7 +21,7 @@ use transport::{Message, TransportError, WsError, WsStream};
 
 use crate::config::{Configuration, Factory, KEYS};
 use crate::faults::Fault;
-use crate::hardware::{Hardware, HardwareEvent};
+use crate::hardware::{Hardware, HardwareEvent, MeterReading};
 use crate::store::{StateStore, StoreError};
 use crate::{ChargePoint, Identity, Input, NetState, Options, Output, Target};
 
@@ -187,6 +187,7 @@ struct HardwareMirror {
     faults: BTreeSet<Fault>,
     network: NetState,
     online: bool,
+    meters: BTreeMap<u32, MeterReading>,
 }
 
 impl HardwareMirror {
@@ -224,6 +225,9 @@ impl HardwareMirror {
                 self.network = state.clone();
                 self.online = *online;
             }
+            HardwareEvent::Meter { connector, reading } => {
+                self.meters.insert(*connector, reading.clone());
+            }
         }
     }
 }
@@ -239,6 +243,13 @@ fn feed(cp: &mut ChargePoint, event: &HardwareEvent, now: Duration) -> Vec<Outpu
         ),
         HardwareEvent::Faults(faults) => cp.handle(Input::Faults(faults), now),
         HardwareEvent::Network { state, .. } => cp.handle(Input::Network(state), now),
+        HardwareEvent::Meter { connector, reading } => cp.handle(
+            Input::Meter {
+                connector: *connector,
+                reading,
+            },
+            now,
+        ),
     }
 }
 
@@ -296,6 +307,7 @@ pub async fn run(
         faults: BTreeSet::new(),
         network: NetState::default(),
         online: true,
+        meters: BTreeMap::new(),
     };
     // A core from the durable state, told what the hardware looks like: at start, and again
     // after a Reset.

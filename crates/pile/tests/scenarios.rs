@@ -37,6 +37,8 @@ impl Pile {
             vendor: "ocpile".into(),
             model: "M3G3".into(),
             firmware_version: "1.0.0".into(),
+            meter_type: None,
+            meter_serial_number: None,
         };
         let wall = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
         let mut cp = ChargePoint::new(config, identity, options, durable, Duration::ZERO, wall);
@@ -630,7 +632,7 @@ fn trigger_firmware_and_diagnostics_status_report_idle() {
         "TriggerMessage",
         json!({"requestedMessage":"MeterValues","connectorId":1}),
     ));
-    assert_eq!(out[0][2]["status"], "NotImplemented");
+    assert_eq!(out[0][2]["status"], "Rejected", "no meter has reported");
 }
 
 #[test]
@@ -775,4 +777,99 @@ fn minimum_status_duration_holds_back_short_statuses() {
     assert!(statuses(&mut p, out).is_empty());
     let out = p.advance(secs(1));
     assert_eq!(statuses(&mut p, out)[0]["status"], "Preparing");
+}
+
+#[test]
+fn unlock_connector() {
+    let mut p = Pile::new(2);
+    p.boot(900);
+    let out = Pile::frames(&p.central_calls("UnlockConnector", json!({"connectorId":2})));
+    assert_eq!(out[0], json!([3, "cs-1", {"status":"Unlocked"}]));
+    for bad in [0, 3, -1] {
+        let out = Pile::frames(&p.central_calls("UnlockConnector", json!({"connectorId": bad})));
+        assert_eq!(out[0][0], 4);
+        assert_eq!(out[0][2], "PropertyConstraintViolation");
+    }
+}
+
+#[test]
+fn trigger_meter_values_samples_the_configured_measurands() {
+    let mut p = Pile::new(2);
+    p.boot(900);
+    let reading = pile::hardware::MeterReading {
+        energy_wh: 1_234_567,
+        power_w: 7_360.0,
+        current_a: 32.0,
+        offered_a: 32.0,
+        voltage_v: 230.0,
+        frequency_hz: 50.0,
+        temperatures_c: vec![41.5, 38.0, 36.5],
+    };
+    p.input(Input::Meter {
+        connector: 1,
+        reading: &reading,
+    });
+    let out = Pile::frames(&p.central_calls(
+        "TriggerMessage",
+        json!({"requestedMessage":"MeterValues","connectorId":1}),
+    ));
+    assert_eq!(out[0][2]["status"], "Accepted");
+    assert_eq!(out[1][2], "MeterValues");
+    let mv = &out[1][3];
+    assert_eq!(mv["connectorId"], 1);
+    assert!(mv.get("transactionId").is_none());
+    let samples = mv["meterValue"][0]["sampledValue"].as_array().unwrap();
+    let got: Vec<(String, String)> = samples
+        .iter()
+        .map(|s| {
+            (
+                s["measurand"].as_str().unwrap().to_owned(),
+                s["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("Power.Offered", "7360"),
+        ("Current.Offered", "32"),
+        ("Current.Import", "32"),
+        ("Energy.Active.Import.Register", "1234567"),
+        ("Energy.Active.Import.Interval", "0"),
+        ("Power.Active.Import", "7360"),
+        ("Temperature", "41.5"),
+        ("Temperature", "38"),
+        ("Temperature", "36.5"),
+        ("Voltage", "230"),
+    ];
+    assert_eq!(
+        got,
+        expected.map(|(m, v)| (m.to_owned(), v.to_owned())).to_vec(),
+        "the FAQ's MeterValuesSampledData"
+    );
+    assert!(samples.iter().all(|s| s["context"] == "Trigger"));
+    assert_eq!(samples[6]["unit"], "Celsius");
+    p.reply(&out[1], json!({}));
+    // The interval energy is what the register gained since the previous sample.
+    let later = pile::hardware::MeterReading {
+        energy_wh: 1_235_067,
+        ..reading
+    };
+    p.input(Input::Meter {
+        connector: 1,
+        reading: &later,
+    });
+    let out = Pile::frames(&p.central_calls(
+        "TriggerMessage",
+        json!({"requestedMessage":"MeterValues","connectorId":1}),
+    ));
+    assert_eq!(
+        out[1][3]["meterValue"][0]["sampledValue"][4]["value"],
+        "500"
+    );
+    p.reply(&out[1], json!({}));
+    // Connector 2 has no reading.
+    let out = Pile::frames(&p.central_calls(
+        "TriggerMessage",
+        json!({"requestedMessage":"MeterValues","connectorId":2}),
+    ));
+    assert_eq!(out[0][2]["status"], "Rejected");
 }

@@ -88,6 +88,8 @@ fn run(steps: &[Step], allowed: &BTreeSet<(String, String)>) -> Result<(), TestC
         vendor: "ocpile".into(),
         model: "M3G3".into(),
         firmware_version: "1".into(),
+        meter_type: None,
+        meter_serial_number: None,
     };
     let wall = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let mut cp = ChargePoint::new(

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use pile::faults::Fault;
-use pile::hardware::{EventFuture, Hardware, HardwareEvent};
+use pile::hardware::{EventFuture, Hardware, HardwareEvent, MeterReading};
 use pile::NetState;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -115,6 +115,19 @@ impl Hardware for SimHardware {
     }
 }
 
+/// A single-phase 7 kW connector at rest: 230 V, 32 A offered, nothing drawn.
+fn idle_meter() -> MeterReading {
+    MeterReading {
+        energy_wh: 0,
+        power_w: 0.0,
+        current_a: 0.0,
+        offered_a: 32.0,
+        voltage_v: 230.0,
+        frequency_hz: 50.0,
+        temperatures_c: vec![25.0, 25.0, 25.0],
+    }
+}
+
 /// A simulated wallbox with `connectors` connectors, on Ethernet, online.
 pub fn simulated(connectors: u32) -> (SimHandle, SimHardware) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -138,6 +151,12 @@ pub fn simulated(connectors: u32) -> (SimHandle, SimHardware) {
         })),
     };
     handle.send_network();
+    for connector in 1..=connectors {
+        handle.send(HardwareEvent::Meter {
+            connector,
+            reading: idle_meter(),
+        });
+    }
     (handle, SimHardware { events: rx })
 }
 

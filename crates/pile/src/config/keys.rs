@@ -1,8 +1,6 @@
 //! The configuration keys of the pile: the standard keys of FAQ section 3.8 (with the FAQ's
 //! defaults) and those the supported profiles need, and the vendor keys.
 
-use ocpp::{Measurand, Phase};
-
 use super::vendor::{self, WebsocketSettings, FAULT_MASK_BITS, FUNCTION_MASK_BITS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,14 +202,9 @@ pub fn measurand_items(value: &str) -> Vec<&str> {
     }
 }
 
+/// A measurand the meter provides, optionally with a phase.
 fn valid_measurand(item: &str) -> bool {
-    if Measurand::from_wire(item).is_some() {
-        return true;
-    }
-    match item.rsplit_once('.') {
-        Some((m, phase)) => Measurand::from_wire(m).is_some() && Phase::from_wire(phase).is_some(),
-        None => false,
-    }
+    crate::meter::parse_item(item).is_some_and(|(m, _)| crate::meter::SUPPORTED.contains(&m))
 }
 
 /// Checks a value for a key and returns it in its stored form, or why it is refused.
