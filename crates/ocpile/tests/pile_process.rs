@@ -272,3 +272,79 @@ async fn reset_restarts_the_pile_which_boots_again_with_its_state() {
         Some("77")
     );
 }
+
+/// A CA and a certificate for 127.0.0.1/localhost signed by it, as PEM.
+fn test_pki(dir: &std::path::Path) -> (PathBuf, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    (ca_file, cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_models_connect_over_tls_with_basic_auth_and_refuse_an_untrusted_server() {
+    let dir = state_dir("tls");
+    let (ca_file, chain, key) = test_pki(&dir);
+    let tls = transport::tls::server_config(chain.as_bytes(), key.as_bytes(), None).unwrap();
+    let auth = Arc::new(
+        transport::auth::StaticPasswords::new()
+            .with("TLS-G2", "pw-g2")
+            .with("TLS-G3", "pw-g3"),
+    );
+    let mut config = ServerConfig::new(auth);
+    config.tls = Some(tls);
+    let server = WsServer::bind("127.0.0.1:0", config).await.unwrap();
+    let (boots_tx, boots) = mpsc::unbounded_channel();
+    let mut central = Central {
+        server,
+        boots_tx,
+        boots,
+    };
+    let url = format!(
+        "wss://localhost:{}/ocpp/",
+        central.server.local_addr().port()
+    );
+    let ca = ca_file.to_str().unwrap();
+    for (id, model, password) in [("TLS-G2", "m3g2", "pw-g2"), ("TLS-G3", "m3g3", "pw-g3")] {
+        let _pile = start_pile(
+            id,
+            &url,
+            &dir.join(id),
+            &["--ca", ca, "--model", model, "--password", password],
+        );
+        let (identity, rpc) = central.next_pile().await;
+        assert_eq!(identity, id);
+        assert_eq!(
+            get(&rpc, "VendorWebsocketSettings").await,
+            Some(format!(
+                "WS,localhost,{},/ocpp/,socpp1.6,,{password},",
+                central.server.local_addr().port()
+            ))
+        );
+    }
+
+    // A pile that trusts another CA never connects.
+    let other = state_dir("tls-other");
+    let (other_ca, _, _) = test_pki(&other);
+    let _pile = start_pile(
+        "TLS-G3",
+        &url,
+        &other.join("pile"),
+        &["--ca", other_ca.to_str().unwrap(), "--password", "pw-g3"],
+    );
+    assert!(
+        timeout(Duration::from_secs(3), central.server.accept())
+            .await
+            .is_err(),
+        "connected to an untrusted server"
+    );
+}
