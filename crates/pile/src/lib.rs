@@ -7,9 +7,11 @@ mod durable;
 pub mod faults;
 pub mod hardware;
 pub mod meter;
+mod network;
 pub mod shell;
 pub mod store;
 pub mod transitions;
 
-pub use charge_point::{ChargePoint, Identity, Input, NetState, Options, Output, Target};
+pub use charge_point::{ChargePoint, Identity, Input, Options, Output, Target};
 pub use durable::Durable;
+pub use network::NetState;

@@ -1,0 +1,402 @@
+//! The charge point as a sans-I/O state machine: [`Input`]s in, [`Output`]s out, time passed in
+//! by the caller. Nothing here blocks, sleeps or touches the network or the disk.
+
+mod commands;
+mod session;
+mod status;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ocpp::rpc::{CallFailure, Endpoint, Inbound, Ticket};
+use ocpp::{
+    Action, AvailabilityStatus, AvailabilityType, BootNotificationRequest, CallError,
+    CallErrorCode, ChangeAvailabilityResponse, ChangeConfigurationResponse, ChargePointErrorCode,
+    ChargePointStatus, CiString20, CiString25, CiString255, CiString50, DataTransferResponse,
+    DataTransferStatus, Decoded, DiagnosticsStatus, DiagnosticsStatusNotificationRequest,
+    FirmwareStatus, FirmwareStatusNotificationRequest, HeartbeatRequest, MessageTrigger, Policy,
+    RegistrationStatus, Request, ResetResponse, ResetStatus, ResetType, Response,
+    StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
+    UnlockConnectorResponse, UnlockStatus,
+};
+
+use transport::identity::url_with_identity;
+
+use crate::clock::WallClock;
+use crate::config::{Change, Configuration};
+use crate::durable::Durable;
+use crate::faults::{self, Assessment, Effect, Fault};
+use crate::hardware::MeterReading;
+use crate::network::NetState;
+use ocpp::{MeterValuesRequest, ReadingContext};
+
+/// What the pile says about itself in BootNotification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub vendor: String,
+    pub model: String,
+    pub firmware_version: String,
+    /// The meter, for BootNotification's meterType and meterSerialNumber.
+    pub meter_type: Option<String>,
+    pub meter_serial_number: Option<String>,
+}
+
+/// Tunables of the core that are not OCPP configuration keys.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long to wait for the answer to a CALL.
+    pub call_timeout: Duration,
+    /// After new server settings, how long the pile waits for an accepted boot before it falls
+    /// back to the last settings that worked. `None`: never (the real pile's behaviour).
+    pub settings_fallback: Option<Duration>,
+    /// Reconnection backoff: first delay and ceiling (jittered by up to a quarter).
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            call_timeout: Duration::from_secs(30),
+            settings_fallback: Some(Duration::from_secs(300)),
+            backoff_min: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The whole URL (with the identity unless UrlHasServerToken).
+    pub url: String,
+    /// HTTP Basic user and password, when the settings carry a password.
+    pub basic: Option<(String, String)>,
+}
+
+/// An event for the core.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Input<'a> {
+    /// The websocket to the last [`Output::Connect`] target is open.
+    Connected,
+    /// The connection failed or closed.
+    Disconnected,
+    /// A text frame arrived.
+    Frame(&'a str),
+    /// The hardware's active faults changed; this is the whole set now.
+    Faults(&'a BTreeSet<Fault>),
+    /// The network changed (interface, signal, SIM, address).
+    Network(&'a NetState),
+    /// A plug went into a connector, or came out.
+    Plug { connector: u32, plugged: bool },
+    /// A connector's meter reads this now.
+    Meter {
+        connector: u32,
+        reading: &'a MeterReading,
+    },
+    /// Time passed; timers are checked.
+    Tick,
+}
+
+/// Something for the shell to do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Close any open connection and connect to this target.
+    Connect(Target),
+    /// Write this frame.
+    Send(String),
+    /// Make this state durable before carrying out the outputs after it.
+    Persist(Durable),
+    /// Restart the pile: close the connection and start a new core from the durable state
+    /// (Reset; `hard` for a hard reset).
+    Restart { hard: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    /// No BootNotification accepted since the pile started (or since its identity or server changed).
+    NotBooted,
+    Pending,
+    Rejected,
+    Accepted,
+}
+
+/// The charge point.
+pub struct ChargePoint {
+    config: Configuration,
+    identity: Identity,
+    options: Options,
+    clock: WallClock,
+    rpc: Endpoint,
+    durable: Durable,
+    connected: bool,
+    target: Target,
+    registration: Registration,
+    boot_call: Option<Ticket>,
+    next_boot: Option<Duration>,
+    next_connect: Option<Duration>,
+    failures: u32,
+    last_activity: Duration,
+    /// The last status reported per connector (index 0 = the whole pile).
+    reported: Vec<Option<Reported>>,
+    /// A changed status held back until it has lasted MinimumStatusDuration, and since when.
+    pending: Vec<Option<(Reported, Duration)>>,
+    faults: BTreeSet<Fault>,
+    /// The last reading of each connector's meter, and the register at the previous sample
+    /// (index 0 unused).
+    meters: Vec<Option<MeterReading>>,
+    sampled_register: Vec<Option<i64>>,
+    /// Since when each connector has a plug in (index 0 unused).
+    plugged_since: Vec<Option<Duration>>,
+    /// The time of the last input, for statuses that depend on time.
+    now: Duration,
+    /// Since when unproven server settings are in force (for the fallback).
+    trying_settings_since: Option<Duration>,
+    jitter: u64,
+    network: NetState,
+    outputs: Vec<Output>,
+}
+
+/// What a StatusNotification said: status, error code, vendor error code.
+type Reported = (ChargePointStatus, ChargePointErrorCode, Option<String>);
+
+/// How long to wait before another BootNotification when the central gave no interval.
+const BOOT_RETRY: Duration = Duration::from_secs(60);
+
+fn target_of(config: &Configuration) -> Target {
+    let settings = config.websocket_settings();
+    let base = settings.base_url();
+    let url = if config.flag("UrlHasServerToken") {
+        base
+    } else {
+        url_with_identity(&base, config.identity())
+    };
+    let basic = (!settings.password.is_empty()).then(|| {
+        let user = if settings.user.is_empty() {
+            config.identity().to_owned()
+        } else {
+            settings.user.clone()
+        };
+        (user, settings.password.clone())
+    });
+    Target { url, basic }
+}
+
+impl ChargePoint {
+    /// Starts the core from its durable state. `now` is the monotonic time, `wall` the
+    /// wall-clock time at that instant.
+    pub fn new(
+        config: Configuration,
+        identity: Identity,
+        options: Options,
+        mut durable: Durable,
+        now: Duration,
+        wall: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        durable.boots += 1;
+        durable.config = config.snapshot();
+        let connectors = config.int("NumberOfConnectors").max(0) as usize;
+        let jitter = config
+            .factory()
+            .serial_number
+            .bytes()
+            .fold(0x9E37_79B9_7F4A_7C15u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+            });
+        let rpc = Endpoint::new(
+            Policy::Strict,
+            options.call_timeout,
+            format!("{}-", durable.boots),
+        );
+        let target = target_of(&config);
+        let mut cp = ChargePoint {
+            config,
+            identity,
+            options,
+            clock: WallClock::new(wall, now),
+            rpc,
+            durable,
+            connected: false,
+            target: target.clone(),
+            registration: Registration::NotBooted,
+            boot_call: None,
+            next_boot: None,
+            next_connect: None,
+            failures: 0,
+            last_activity: now,
+            reported: vec![None; connectors + 1],
+            pending: vec![None; connectors + 1],
+            faults: BTreeSet::new(),
+            plugged_since: vec![None; connectors + 1],
+            meters: vec![None; connectors + 1],
+            sampled_register: vec![None; connectors + 1],
+            now,
+            trying_settings_since: None,
+            jitter,
+            network: NetState::default(),
+            outputs: Vec::new(),
+        };
+        cp.outputs.push(Output::Persist(cp.durable.clone()));
+        cp.outputs.push(Output::Connect(target));
+        cp
+    }
+
+    /// A key's value as GetConfiguration would report it (live keys computed).
+    pub fn config_value(&self, name: &str) -> String {
+        match crate::config::spec(name).map(|s| s.kind) {
+            Some(crate::config::Kind::Live) => self.live_value(name),
+            _ => self.config.get(name).unwrap_or_default().to_owned(),
+        }
+    }
+
+    pub fn network(&self) -> &NetState {
+        &self.network
+    }
+
+    pub fn faults(&self) -> &BTreeSet<Fault> {
+        &self.faults
+    }
+
+    pub fn is_plugged(&self, connector: u32) -> bool {
+        self.plugged_since
+            .get(connector as usize)
+            .is_some_and(Option::is_some)
+    }
+
+    pub fn config(&self) -> &Configuration {
+        &self.config
+    }
+
+    pub fn durable(&self) -> &Durable {
+        &self.durable
+    }
+
+    pub fn is_accepted(&self) -> bool {
+        self.registration == Registration::Accepted
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn connector_count(&self) -> u32 {
+        (self.reported.len() - 1) as u32
+    }
+
+    /// When [`ChargePoint::handle`] should next be called with [`Input::Tick`].
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let heartbeat =
+            (self.connected && self.is_accepted() && self.heartbeat_interval() > Duration::ZERO)
+                .then(|| self.last_activity + self.heartbeat_interval());
+        let fallback = self
+            .trying_settings_since
+            .zip(self.options.settings_fallback)
+            .map(|(since, after)| since + after);
+        let preparing = self
+            .plugged_since
+            .iter()
+            .flatten()
+            .map(|since| *since + self.connection_timeout())
+            .filter(|t| *t > self.now)
+            .min();
+        let hold = Duration::from_secs(self.config.int("MinimumStatusDuration").max(0) as u64);
+        let held = (self.connected && self.is_accepted())
+            .then(|| {
+                self.pending
+                    .iter()
+                    .flatten()
+                    .map(|(_, since)| *since + hold)
+                    .min()
+            })
+            .flatten();
+        [
+            self.rpc.next_deadline(),
+            self.next_boot,
+            self.next_connect,
+            heartbeat,
+            fallback,
+            preparing,
+            held,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Takes one input and returns what the shell must do, in order.
+    pub fn handle(&mut self, input: Input<'_>, now: Duration) -> Vec<Output> {
+        self.now = now;
+        match input {
+            Input::Connected => self.on_connected(now),
+            Input::Disconnected => self.on_disconnected(now),
+            Input::Frame(text) => {
+                let inbound = self.rpc.handle_frame(text, now);
+                self.on_inbound(inbound, now);
+            }
+            Input::Tick => self.on_tick(now),
+            Input::Faults(faults) => {
+                self.faults = faults.clone();
+                self.statuses_changed(now);
+            }
+            Input::Network(network) => self.network = network.clone(),
+            Input::Meter { connector, reading } => {
+                if let Some(slot) = self
+                    .meters
+                    .get_mut(connector as usize)
+                    .filter(|_| connector > 0)
+                {
+                    *slot = Some(reading.clone());
+                }
+            }
+            Input::Plug { connector, plugged } => {
+                if let Some(slot) = self
+                    .plugged_since
+                    .get_mut(connector as usize)
+                    .filter(|_| connector > 0)
+                {
+                    *slot = plugged.then_some(slot.unwrap_or(now));
+                    self.statuses_changed(now);
+                }
+            }
+        }
+        self.drain_transmit();
+        std::mem::take(&mut self.outputs)
+    }
+
+    fn drain_transmit(&mut self) {
+        while let Some(frame) = self.rpc.poll_transmit() {
+            self.outputs.push(Output::Send(frame));
+        }
+    }
+
+    fn call<R: ocpp::OcppRequest>(&mut self, request: &R, now: Duration) -> Ticket {
+        self.last_activity = now;
+        self.rpc.call(request, now)
+    }
+
+    fn on_inbound(&mut self, inbound: Inbound, now: Duration) {
+        match inbound {
+            Inbound::Call { id, request } => self.on_call(&id, request, now),
+            Inbound::Reply {
+                ticket,
+                action,
+                outcome,
+            } => self.on_reply(ticket, action, outcome, now),
+            Inbound::Dropped(_) => {}
+        }
+    }
+
+    fn persist(&mut self) {
+        self.durable.config = self.config.snapshot();
+        self.outputs.push(Output::Persist(self.durable.clone()));
+    }
+
+    fn respond(&mut self, id: &str, response: impl Into<Response>) {
+        self.drain_transmit();
+        self.rpc.respond(id, &response.into());
+    }
+}

@@ -1,0 +1,231 @@
+//! Connection and registration: connecting with backoff, BootNotification and its answers,
+//! heartbeats, new server settings and the fallback from them.
+
+use super::*;
+
+impl ChargePoint {
+    pub(super) fn on_connected(&mut self, now: Duration) {
+        // A new connection: whatever was in flight on an earlier one is gone.
+        self.rpc.disconnect();
+        self.boot_call = None;
+        self.connected = true;
+        self.failures = 0;
+        self.next_connect = None;
+        self.last_activity = now;
+        match self.registration {
+            Registration::Accepted => self.report_statuses(now, false),
+            _ => self.send_boot(now),
+        }
+    }
+
+    pub(super) fn on_disconnected(&mut self, now: Duration) {
+        self.connected = false;
+        self.boot_call = None;
+        self.next_boot = None;
+        self.rpc.disconnect();
+        // Exponential backoff with jitter.
+        let exp = self
+            .options
+            .backoff_min
+            .saturating_mul(1 << self.failures.min(16))
+            .min(self.options.backoff_max);
+        self.failures = self.failures.saturating_add(1);
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        let spread = exp.as_millis() as u64 / 4;
+        let jitter = if spread == 0 {
+            0
+        } else {
+            self.jitter % (spread + 1)
+        };
+        self.next_connect = Some(now + exp + Duration::from_millis(jitter));
+    }
+
+    pub(super) fn on_tick(&mut self, now: Duration) {
+        self.statuses_changed(now);
+        while let Some(inbound) = self.rpc.poll_timeout(now) {
+            self.on_inbound(inbound, now);
+        }
+        if self.next_connect.is_some_and(|t| now >= t) {
+            self.next_connect = None;
+            self.outputs.push(Output::Connect(self.target.clone()));
+        }
+        if self.connected && self.next_boot.is_some_and(|t| now >= t) {
+            self.send_boot(now);
+        }
+        if self.connected
+            && self.is_accepted()
+            && self.heartbeat_interval() > Duration::ZERO
+            && now >= self.last_activity + self.heartbeat_interval()
+        {
+            self.call(&HeartbeatRequest {}, now);
+        }
+        if let (Some(since), Some(after)) =
+            (self.trying_settings_since, self.options.settings_fallback)
+        {
+            if now >= since + after {
+                self.fall_back(now);
+            }
+        }
+    }
+
+    pub(super) fn boot_request(&self) -> BootNotificationRequest {
+        let c20 =
+            |s: &str| CiString20::new(s.chars().take(20).collect::<String>()).expect("truncated");
+        let c25 =
+            |s: &str| CiString25::new(s.chars().take(25).collect::<String>()).expect("truncated");
+        let serial = &self.config.factory().serial_number;
+        BootNotificationRequest {
+            charge_point_vendor: c20(&self.identity.vendor),
+            charge_point_model: c20(&self.identity.model),
+            // The original serial number, whatever VendorChargePointName says (FAQ 3.2.2).
+            charge_point_serial_number: Some(c25(serial)),
+            charge_box_serial_number: Some(c25(serial)),
+            firmware_version: Some(
+                CiString50::new(
+                    self.identity
+                        .firmware_version
+                        .chars()
+                        .take(50)
+                        .collect::<String>(),
+                )
+                .expect("truncated"),
+            ),
+            // ICCID and IMSI only when connected through 4G alone (FAQ 3.9).
+            iccid: (self.network.connectivity == "4G" && !self.network.iccid.is_empty())
+                .then(|| c20(&self.network.iccid)),
+            imsi: (self.network.connectivity == "4G" && !self.network.imsi.is_empty())
+                .then(|| c20(&self.network.imsi)),
+            meter_type: self.identity.meter_type.as_deref().map(c25),
+            meter_serial_number: self.identity.meter_serial_number.as_deref().map(c25),
+        }
+    }
+
+    pub(super) fn send_boot(&mut self, now: Duration) {
+        self.next_boot = None;
+        let request = self.boot_request();
+        self.boot_call = Some(self.call(&request, now));
+    }
+
+    pub(super) fn on_reply(
+        &mut self,
+        ticket: Ticket,
+        _action: Action,
+        outcome: Result<Decoded<Response>, CallFailure>,
+        now: Duration,
+    ) {
+        if self.boot_call == Some(ticket) {
+            self.boot_call = None;
+            match outcome {
+                Ok(Decoded {
+                    value: Response::BootNotification(r),
+                    ..
+                }) => {
+                    self.clock.sync(r.current_time, now);
+                    let interval = Duration::from_secs(r.interval.max(0) as u64);
+                    match r.status {
+                        RegistrationStatus::Accepted => self.on_accepted(r.interval, now),
+                        RegistrationStatus::Pending => {
+                            self.registration = Registration::Pending;
+                            self.next_boot = Some(
+                                now + if interval.is_zero() {
+                                    BOOT_RETRY
+                                } else {
+                                    interval
+                                },
+                            );
+                        }
+                        _ => {
+                            self.registration = Registration::Rejected;
+                            self.next_boot = Some(
+                                now + if interval.is_zero() {
+                                    BOOT_RETRY
+                                } else {
+                                    interval
+                                },
+                            );
+                        }
+                    }
+                }
+                _ => self.next_boot = Some(now + BOOT_RETRY),
+            }
+            return;
+        }
+        if let Ok(Decoded {
+            value: Response::Heartbeat(h),
+            ..
+        }) = outcome
+        {
+            self.clock.sync(h.current_time, now);
+        }
+    }
+
+    pub(super) fn on_accepted(&mut self, interval: i32, now: Duration) {
+        self.registration = Registration::Accepted;
+        if interval > 0 && self.config.int("HeartbeatInterval") != i64::from(interval) {
+            // The central's interval becomes the heartbeat interval, where it is in range.
+            if self
+                .config
+                .change("HeartbeatInterval", &interval.to_string())
+                .changed
+                .is_some()
+            {
+                self.persist();
+            }
+        }
+        let settings = self
+            .config
+            .get("VendorWebsocketSettings")
+            .unwrap_or_default()
+            .to_owned();
+        let good = Some((settings, self.config.identity().to_owned()));
+        self.trying_settings_since = None;
+        if self.durable.last_good != good {
+            self.durable.last_good = good;
+            self.persist();
+        }
+        // ERR 3.22: connector 0 and every connector, after an accepted boot.
+        self.report_statuses(now, true);
+    }
+
+    pub(super) fn reconnect_now(&mut self) {
+        self.drain_transmit();
+        self.connected = false;
+        self.boot_call = None;
+        self.next_boot = None;
+        self.rpc.disconnect();
+        self.next_connect = None;
+        self.outputs.push(Output::Connect(self.target.clone()));
+    }
+
+    /// New server settings did not lead to an accepted boot in time: back to the last ones
+    /// that worked.
+    pub(super) fn fall_back(&mut self, now: Duration) {
+        self.trying_settings_since = None;
+        let Some((settings, identity)) = self.durable.last_good.clone() else {
+            return;
+        };
+        let current = (
+            self.config
+                .get("VendorWebsocketSettings")
+                .unwrap_or_default()
+                .to_owned(),
+            self.config.identity().to_owned(),
+        );
+        if current == (settings.clone(), identity.clone()) {
+            return;
+        }
+        self.config.change("VendorWebsocketSettings", &settings);
+        self.config.change("VendorChargePointName", &identity);
+        self.persist();
+        self.target = target_of(&self.config);
+        self.registration = Registration::NotBooted;
+        self.last_activity = now;
+        self.reconnect_now();
+    }
+
+    pub(super) fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(self.config.int("HeartbeatInterval").max(0) as u64)
+    }
+}

@@ -1,0 +1,251 @@
+//! Connector statuses: what each connector shows, and the StatusNotifications that report it
+//! (transition table, MinimumStatusDuration, availability).
+
+use super::*;
+
+impl ChargePoint {
+    /// The status a connector shows now.
+    pub fn status(&self, connector: u32) -> ChargePointStatus {
+        let inoperative = (self.durable.inoperative.contains(&connector)
+            || self.durable.inoperative.contains(&0))
+            && !self.durable.scheduled.contains(&connector);
+        if self.fault_assessment().effect == Some(Effect::Stop) {
+            ChargePointStatus::Faulted
+        } else if inoperative {
+            ChargePointStatus::Unavailable
+        } else {
+            self.natural_status(connector)
+        }
+    }
+
+    /// The status from the plug alone.
+    pub(super) fn natural_status(&self, connector: u32) -> ChargePointStatus {
+        match self
+            .plugged_since
+            .get(connector as usize)
+            .copied()
+            .flatten()
+        {
+            // Plugged in without a transaction: Preparing until ConnectionTimeOut, then
+            // Finishing, as the user still has to unplug (ERR 3.20).
+            Some(since) if self.now >= since + self.connection_timeout() => {
+                ChargePointStatus::Finishing
+            }
+            Some(_) => ChargePointStatus::Preparing,
+            None => ChargePointStatus::Available,
+        }
+    }
+
+    /// Scheduled changes to Unavailable take effect once their connector left Preparing.
+    pub(super) fn release_scheduled(&mut self) -> bool {
+        let done: Vec<u32> = self
+            .durable
+            .scheduled
+            .iter()
+            .copied()
+            .filter(|c| self.natural_status(*c) != ChargePointStatus::Preparing)
+            .collect();
+        if done.is_empty() {
+            return false;
+        }
+        for c in done {
+            self.durable.scheduled.remove(&c);
+        }
+        self.persist();
+        true
+    }
+
+    pub(super) fn connection_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.int("ConnectionTimeOut").max(0) as u64)
+    }
+
+    /// What the active faults amount to under the current masks.
+    pub fn fault_assessment(&self) -> Assessment {
+        let mask = |key| self.config.int(key).clamp(0, u32::MAX as i64) as u32;
+        faults::assess(
+            &self.faults,
+            mask("OEM_FaultMask"),
+            mask("OEM_FunctionMask"),
+        )
+    }
+
+    pub(super) fn reported_now(&self, connector: u32) -> Reported {
+        let a = self.fault_assessment();
+        (self.status(connector), a.error_code, a.vendor_error_code)
+    }
+
+    pub(super) fn statuses_changed(&mut self, now: Duration) {
+        let report = |cp: &mut Self| {
+            if cp.is_accepted() && cp.connected {
+                cp.report_statuses(now, false);
+            }
+        };
+        // What changed first (a connector leaving Preparing), then what a scheduled change to
+        // Unavailable makes of it, so that each step is a transition OCPP allows.
+        report(self);
+        if self.release_scheduled() {
+            report(self);
+        }
+    }
+
+    /// Sends StatusNotification for each connector whose status differs from the last one
+    /// reported (or for all with `all`).
+    pub(super) fn report_statuses(&mut self, now: Duration, all: bool) {
+        let hold = Duration::from_secs(self.config.int("MinimumStatusDuration").max(0) as u64);
+        for connector in 0..self.reported.len() as u32 {
+            let c = connector as usize;
+            let current = self.reported_now(connector);
+            if all || hold.is_zero() {
+                self.pending[c] = None;
+                if all || self.reported[c].as_ref() != Some(&current) {
+                    self.send_status(connector, current, now);
+                }
+                continue;
+            }
+            if self.reported[c].as_ref() == Some(&current) {
+                // Back to what was last reported: whatever happened in between lasted too
+                // short to report (MinimumStatusDuration).
+                self.pending[c] = None;
+                continue;
+            }
+            match self.pending[c].take() {
+                Some((held, since)) if held == current => {
+                    if now >= since + hold {
+                        self.send_status(connector, current, now);
+                    } else {
+                        self.pending[c] = Some((held, since));
+                    }
+                }
+                Some((held, _)) => {
+                    // The status moved on before the held one was reported. Skipping it must
+                    // still leave a transition OCPP allows; otherwise it is reported now.
+                    let from = self.reported[c].as_ref().map(|r| r.0.clone());
+                    let skippable = connector == 0
+                        || from
+                            .as_ref()
+                            .is_none_or(|f| crate::transitions::allowed(f, &current.0));
+                    if !skippable {
+                        self.send_status(connector, held, now);
+                    }
+                    self.pending[c] = Some((current, now));
+                }
+                None => self.pending[c] = Some((current, now)),
+            }
+        }
+    }
+
+    pub(super) fn send_status(&mut self, connector: u32, reported: Reported, now: Duration) {
+        let (status, error_code, vendor_error_code) = reported.clone();
+        self.reported[connector as usize] = Some(reported);
+        let mask = |key| self.config.int(key).clamp(0, u32::MAX as i64) as u32;
+        let (fault_mask, function_mask) = (mask("OEM_FaultMask"), mask("OEM_FunctionMask"));
+        let names: Vec<&str> = self
+            .faults
+            .iter()
+            .filter(|f| f.effect(fault_mask, function_mask).is_some())
+            .map(|f| f.name())
+            .collect();
+        let info = (error_code != ChargePointErrorCode::NoError && !names.is_empty()).then(|| {
+            let text: String = names.join(",").chars().take(50).collect();
+            CiString50::new(text).expect("truncated to 50")
+        });
+        let vendor_id = vendor_error_code.is_some().then(|| {
+            CiString255::new(self.identity.vendor.chars().take(255).collect::<String>())
+                .expect("truncated")
+        });
+        let request = StatusNotificationRequest {
+            connector_id: connector as i32,
+            error_code,
+            info,
+            status,
+            timestamp: Some(self.clock.at(now)),
+            vendor_id,
+            vendor_error_code: vendor_error_code.map(|v| CiString50::new(v).expect("short hex")),
+        };
+        self.call(&request, now);
+    }
+
+    pub(super) fn change_availability(
+        &mut self,
+        id: &str,
+        connector: i32,
+        kind: AvailabilityType,
+        now: Duration,
+    ) {
+        let count = self.connector_count() as i32;
+        let reject = |cp: &mut Self| {
+            cp.respond(
+                id,
+                ChangeAvailabilityResponse {
+                    status: AvailabilityStatus::Rejected,
+                },
+            )
+        };
+        if !(0..=count).contains(&connector) {
+            return reject(self);
+        }
+        let connector = connector as u32;
+        let targets: Vec<u32> = if connector == 0 {
+            (1..=count as u32).collect()
+        } else {
+            vec![connector]
+        };
+        let before = (
+            self.durable.inoperative.clone(),
+            self.durable.scheduled.clone(),
+        );
+        let status = match kind {
+            AvailabilityType::Inoperative => {
+                // Preparing → Unavailable is not a transition OCPP allows: those wait.
+                let preparing: Vec<u32> = targets
+                    .iter()
+                    .copied()
+                    .filter(|c| self.status(*c) == ChargePointStatus::Preparing)
+                    .collect();
+                self.durable.inoperative.insert(connector);
+                self.durable.scheduled.extend(preparing.iter().copied());
+                if preparing.is_empty() {
+                    AvailabilityStatus::Accepted
+                } else {
+                    AvailabilityStatus::Scheduled
+                }
+            }
+            AvailabilityType::Operative => {
+                let was_unavailable: Vec<u32> = targets
+                    .iter()
+                    .copied()
+                    .filter(|c| self.status(*c) == ChargePointStatus::Unavailable)
+                    .collect();
+                self.durable.inoperative.remove(&connector);
+                if connector == 0 {
+                    self.durable.inoperative.clear();
+                }
+                // A scheduled change is cancelled once nothing keeps the connector inoperative.
+                let still_inoperative = self.durable.inoperative.contains(&0);
+                for c in &targets {
+                    if !still_inoperative {
+                        self.durable.scheduled.remove(c);
+                    }
+                }
+                // A plug that went in while the connector was unavailable starts afresh:
+                // Unavailable → Preparing (never → Finishing, which OCPP does not allow).
+                for c in was_unavailable {
+                    if let Some(Some(since)) = self.plugged_since.get_mut(c as usize) {
+                        *since = now;
+                    }
+                }
+                AvailabilityStatus::Accepted
+            }
+            AvailabilityType::Unrecognized(_) => return reject(self),
+        };
+        if (
+            self.durable.inoperative.clone(),
+            self.durable.scheduled.clone(),
+        ) != before
+        {
+            self.persist();
+        }
+        self.respond(id, ChangeAvailabilityResponse { status });
+        self.statuses_changed(now);
+    }
+}
