@@ -49,6 +49,15 @@ impl<const N: usize> CiString<N> {
             })
         }
     }
+    /// The first `N` characters of `s`.
+    pub fn truncating(s: &str) -> Self {
+        if s.len() <= N {
+            CiString(s.to_owned())
+        } else {
+            CiString(s.chars().take(N).collect())
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -71,10 +71,8 @@ impl ChargePoint {
     }
 
     pub(super) fn boot_request(&self) -> BootNotificationRequest {
-        let c20 =
-            |s: &str| CiString20::new(s.chars().take(20).collect::<String>()).expect("truncated");
-        let c25 =
-            |s: &str| CiString25::new(s.chars().take(25).collect::<String>()).expect("truncated");
+        let c20 = CiString20::truncating;
+        let c25 = CiString25::truncating;
         let serial = &self.config.factory().serial_number;
         BootNotificationRequest {
             charge_point_vendor: c20(&self.identity.vendor),
@@ -82,16 +80,7 @@ impl ChargePoint {
             // The original serial number, whatever VendorChargePointName says (FAQ 3.2.2).
             charge_point_serial_number: Some(c25(serial)),
             charge_box_serial_number: Some(c25(serial)),
-            firmware_version: Some(
-                CiString50::new(
-                    self.identity
-                        .firmware_version
-                        .chars()
-                        .take(50)
-                        .collect::<String>(),
-                )
-                .expect("truncated"),
-            ),
+            firmware_version: Some(CiString50::truncating(&self.identity.firmware_version)),
             // ICCID and IMSI only when connected through 4G alone (FAQ 3.9).
             iccid: (self.network.connectivity == "4G" && !self.network.iccid.is_empty())
                 .then(|| c20(&self.network.iccid)),

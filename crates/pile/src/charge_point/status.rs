@@ -145,14 +145,11 @@ impl ChargePoint {
             .filter(|f| f.effect(fault_mask, function_mask).is_some())
             .map(|f| f.name())
             .collect();
-        let info = (error_code != ChargePointErrorCode::NoError && !names.is_empty()).then(|| {
-            let text: String = names.join(",").chars().take(50).collect();
-            CiString50::new(text).expect("truncated to 50")
-        });
-        let vendor_id = vendor_error_code.is_some().then(|| {
-            CiString255::new(self.identity.vendor.chars().take(255).collect::<String>())
-                .expect("truncated")
-        });
+        let info = (error_code != ChargePointErrorCode::NoError && !names.is_empty())
+            .then(|| CiString50::truncating(&names.join(",")));
+        let vendor_id = vendor_error_code
+            .is_some()
+            .then(|| CiString255::truncating(&self.identity.vendor));
         let request = StatusNotificationRequest {
             connector_id: connector as i32,
             error_code,

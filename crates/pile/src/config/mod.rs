@@ -166,10 +166,7 @@ impl Configuration {
             KeyValue {
                 key: CiString50::new(spec.name).expect("key names are short"),
                 readonly: spec.access == Access::ReadOnly,
-                value: Some(
-                    ocpp::CiString500::new(value.chars().take(500).collect::<String>())
-                        .expect("truncated to 500"),
-                ),
+                value: Some(ocpp::CiString500::truncating(&value)),
             }
         };
         let requested = keys.filter(|k| !k.is_empty());
