@@ -13,7 +13,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use ocpp::ConfigurationStatus;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use transport::client::{connect, ClientConfig};
@@ -44,7 +44,7 @@ pub enum ShellError {
 }
 
 /// What the pile shows of itself (the control port's `GET /state`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PileState {
     pub serial_number: String,
     pub identity: String,
@@ -95,13 +95,16 @@ enum Command {
         value: String,
         reply: oneshot::Sender<ConfigurationStatus>,
     },
+    State {
+        reply: oneshot::Sender<PileState>,
+    },
 }
 
-/// Talks to a running pile from the outside (the control port).
+/// Talks to a running pile from the outside (the control port). Commands are taken in turn
+/// with everything else the pile does, so an answer reflects every event before it.
 #[derive(Clone)]
 pub struct PileHandle {
     commands: mpsc::Sender<Command>,
-    state: watch::Receiver<PileState>,
 }
 
 impl PileHandle {
@@ -119,36 +122,22 @@ impl PileHandle {
         rx.await.ok()
     }
 
-    pub fn state(&self) -> PileState {
-        self.state.borrow().clone()
-    }
-
-    /// Waits until the state satisfies `f` (for tests and tools).
-    pub async fn wait_for(&self, f: impl Fn(&PileState) -> bool) -> PileState {
-        let mut rx = self.state.clone();
-        rx.wait_for(|s| f(s))
-            .await
-            .map(|s| s.clone())
-            .unwrap_or_default()
+    /// What the pile shows now; `None` when it no longer runs.
+    pub async fn state(&self) -> Option<PileState> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.send(Command::State { reply }).await.ok()?;
+        rx.await.ok()
     }
 }
 
 /// The receiving end of a [`PileHandle`], for [`run`].
 pub struct Control {
     commands: mpsc::Receiver<Command>,
-    state: watch::Sender<PileState>,
 }
 
 pub fn control_channel() -> (PileHandle, Control) {
     let (tx, commands) = mpsc::channel(16);
-    let (state, rx) = watch::channel(PileState::default());
-    (
-        PileHandle {
-            commands: tx,
-            state: rx,
-        },
-        Control { commands, state },
-    )
+    (PileHandle { commands: tx }, Control { commands })
 }
 
 type Sink = SplitSink<WsStream, Message>;
@@ -390,12 +379,6 @@ pub async fn run(
                 }
             }
         }
-        control.state.send_if_modified(|s| {
-            let now = snapshot(&cp, &settings, sink.is_some(), mirror.online);
-            let changed = *s != now;
-            *s = now;
-            changed
-        });
         let interval = ping_interval(&cp);
         if sink.is_none() || interval.is_zero() {
             (next_ping, pong_deadline) = (None, None);
@@ -404,7 +387,29 @@ pub async fn run(
             scheduled_with = interval;
         }
         let deadline = cp.next_deadline().map(|d| start + d);
+        // Hardware events first: what the control port did before asking something is always
+        // seen before the question.
         let outputs = tokio::select! {
+            biased;
+            event = hardware.next_event() => match event {
+                Some(event) => {
+                    mirror.record(&event);
+                    let mut out = feed(&mut cp, &event, start.elapsed());
+                    if !mirror.online && (sink.is_some() || connecting.is_some()) {
+                        tracing::warn!("network down");
+                        (sink, stream) = (None, None);
+                        if let Some(t) = connecting.take() {
+                            t.abort();
+                        }
+                        out.extend(cp.handle(Input::Disconnected, start.elapsed()));
+                    }
+                    out
+                }
+                None => {
+                    hardware = Box::new(crate::hardware::NoHardware);
+                    Vec::new()
+                }
+            },
             message = next_message(&mut stream) => match message {
                 Some(Ok(Message::Text(text))) => {
                     tracing::debug!(frame = text.as_str(), "received");
@@ -436,25 +441,6 @@ pub async fn run(
                     }
                 }
             }
-            event = hardware.next_event() => match event {
-                Some(event) => {
-                    mirror.record(&event);
-                    let mut out = feed(&mut cp, &event, start.elapsed());
-                    if !mirror.online && (sink.is_some() || connecting.is_some()) {
-                        tracing::warn!("network down");
-                        (sink, stream) = (None, None);
-                        if let Some(t) = connecting.take() {
-                            t.abort();
-                        }
-                        out.extend(cp.handle(Input::Disconnected, start.elapsed()));
-                    }
-                    out
-                }
-                None => {
-                    hardware = Box::new(crate::hardware::NoHardware);
-                    Vec::new()
-                }
-            },
             command = control.commands.recv(), if control_open => match command {
                 Some(Command::Provision { key, value, reply }) => {
                     let (change, out) = cp.provision(&key, &value, start.elapsed());
@@ -469,6 +455,10 @@ pub async fn run(
                         }
                     }
                     let _ = reply.send(change.status);
+                    Vec::new()
+                }
+                Some(Command::State { reply }) => {
+                    let _ = reply.send(snapshot(&cp, &settings, sink.is_some(), mirror.online));
                     Vec::new()
                 }
                 None => {

@@ -36,8 +36,14 @@ fn refused(e: SimError) -> Reply {
     (status, Json(json!({ "error": e.to_string() })))
 }
 
-async fn state(State(port): State<Port>) -> Json<PileState> {
-    Json(port.pile.state())
+async fn state(State(port): State<Port>) -> Result<Json<PileState>, Reply> {
+    match port.pile.state().await {
+        Some(state) => Ok(Json(state)),
+        None => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "the pile is not running" })),
+        )),
+    }
 }
 
 async fn plug(State(port): State<Port>, Path(n): Path<u32>) -> Reply {
