@@ -1,7 +1,7 @@
 //! The network as the pile sees it.
 
 /// The network as the pile sees it (OEM_NetState, FAQ 3.14; BootNotification's ICCID/IMSI).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NetState {
     /// `ETH`, `WiFi` or `4G`: the interface the connection uses.
     pub connectivity: String,

@@ -51,7 +51,7 @@ pub struct PileState {
     pub connection: ConnectionState,
     pub connectors: Vec<ConnectorState>,
     pub faults: Vec<&'static str>,
-    pub network: NetworkState,
+    pub network: NetState,
     /// Every configuration key, vendor keys included.
     pub configuration: BTreeMap<&'static str, String>,
     pub firmware: FirmwareState,
@@ -70,16 +70,6 @@ pub struct ConnectorState {
     pub id: u32,
     pub status: String,
     pub plugged: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct NetworkState {
-    pub connectivity: String,
-    pub wifi_rssi: i32,
-    pub lte_rssi: i32,
-    pub iccid: String,
-    pub imsi: String,
-    pub ip: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -262,14 +252,7 @@ fn snapshot(cp: &ChargePoint, settings: &PileSettings, connected: bool, online: 
             })
             .collect(),
         faults: cp.faults().iter().map(|f| f.name()).collect(),
-        network: NetworkState {
-            connectivity: network.connectivity.clone(),
-            wifi_rssi: network.wifi_rssi,
-            lte_rssi: network.lte_rssi,
-            iccid: network.iccid.clone(),
-            imsi: network.imsi.clone(),
-            ip: network.ip.clone(),
-        },
+        network: network.clone(),
         configuration: KEYS
             .iter()
             .map(|k| (k.name, cp.config_value(k.name)))

@@ -2,15 +2,15 @@
 //! CALL exactly once, with a CALLRESULT that validates against the official response schema or
 //! with a CALLERROR, and never panics; every CALL it sends itself validates too.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use ocpp::action::strategies;
 use ocpp::{Action, FeatureProfile};
-use pile::config::{Configuration, Factory};
-use pile::{ChargePoint, Durable, Identity, Input, Options, Output};
+use pile::{ChargePoint, Input};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{json, Value};
@@ -64,52 +64,11 @@ impl Schemas {
 }
 
 fn booted_pile() -> ChargePoint {
-    let factory = Factory {
-        serial_number: "ANY".into(),
-        connectors: 2,
-        settings: "WS,h,80,/ocpp/,ocpp1.6,,,".parse().unwrap(),
-    };
-    let identity = Identity {
-        vendor: "ocpile".into(),
-        model: "M3G3".into(),
-        firmware_version: "1".into(),
-        meter_type: None,
-        meter_serial_number: None,
-    };
-    let wall = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    let mut cp = ChargePoint::new(
-        Configuration::new(factory),
-        identity,
-        Options::default(),
-        Durable::default(),
-        Duration::ZERO,
-        wall,
-    );
-    let out = cp.handle(Input::Connected, Duration::ZERO);
-    let mut frames = sends(out);
-    while let Some(f) = frames.pop() {
-        if f[0] == 2 {
-            let payload = match f[2].as_str().unwrap() {
-                "BootNotification" => {
-                    json!({"status":"Accepted","currentTime":"2026-01-01T00:00:00.000Z","interval":900})
-                }
-                _ => json!({}),
-            };
-            let reply = json!([3, f[1], payload]).to_string();
-            frames.extend(sends(cp.handle(Input::Frame(&reply), Duration::ZERO)));
-        }
-    }
+    let mut cp = common::pile(2);
+    let out = common::sends(cp.handle(Input::Connected, Duration::ZERO));
+    common::answer_all(&mut cp, out, Duration::ZERO, |_| Ok::<(), ()>(())).unwrap();
     assert!(cp.is_accepted());
     cp
-}
-
-fn sends(out: Vec<Output>) -> Vec<Value> {
-    out.into_iter()
-        .filter_map(|o| match o {
-            Output::Send(f) => Some(serde_json::from_str(&f).unwrap()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
@@ -129,7 +88,7 @@ fn every_call_gets_exactly_one_valid_answer() {
             let id = format!("cs-{n}");
             let frame = ocpp::frame::call(&id, action, &request.to_json());
             let now = Duration::from_secs(n);
-            let out = sends(cp.handle(Input::Frame(&frame), now));
+            let out = common::sends(cp.handle(Input::Frame(&frame), now));
             let answers: Vec<&Value> = out.iter().filter(|f| f[0] != 2).collect();
             assert_eq!(answers.len(), 1, "{frame} got {out:?}");
             let answer = answers[0];
@@ -148,19 +107,10 @@ fn every_call_gets_exactly_one_valid_answer() {
                 );
             }
             // Whatever the pile sends on its own validates, and is answered so the next can go.
-            let mut pending: Vec<Value> = out.into_iter().filter(|f| f[0] == 2).collect();
-            while let Some(call) = pending.pop() {
-                schemas.check(call[2].as_str().unwrap(), &call[3]).unwrap();
-                let payload = match call[2].as_str().unwrap() {
-                    "BootNotification" => {
-                        json!({"status":"Accepted","currentTime":"2026-01-01T00:00:00.000Z","interval":900})
-                    }
-                    "Heartbeat" => json!({"currentTime":"2026-01-01T00:00:00.000Z"}),
-                    _ => json!({}),
-                };
-                let reply = json!([3, call[1], payload]).to_string();
-                pending.extend(sends(cp.handle(Input::Frame(&reply), now)));
-            }
+            common::answer_all(&mut cp, out, now, |call| {
+                schemas.check(call[2].as_str().unwrap(), &call[3])
+            })
+            .unwrap();
         }
         answered.insert(action.as_str().to_owned(), (results, errors));
     }

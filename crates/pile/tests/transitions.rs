@@ -2,17 +2,17 @@
 //! transition table of OCPP 1.6 (SPEC-FACTS.md, section 2), and connector 0 is only ever
 //! Available, Unavailable or Faulted.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
-use pile::config::{Configuration, Factory};
 use pile::faults::Fault;
-use pile::{ChargePoint, Durable, Identity, Input, Options, Output};
+use pile::{ChargePoint, Input, Output};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The allowed (from, to) pairs, read from the table in SPEC-FACTS.md.
 fn allowed_transitions() -> BTreeSet<(String, String)> {
@@ -79,82 +79,38 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn run(steps: &[Step], allowed: &BTreeSet<(String, String)>) -> Result<(), TestCaseError> {
-    let factory = Factory {
-        serial_number: "T".into(),
-        connectors: 2,
-        settings: "WS,h,80,/ocpp/,ocpp1.6,,,".parse().unwrap(),
-    };
-    let identity = Identity {
-        vendor: "ocpile".into(),
-        model: "M3G3".into(),
-        firmware_version: "1".into(),
-        meter_type: None,
-        meter_serial_number: None,
-    };
-    let wall = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    let mut cp = ChargePoint::new(
-        Configuration::new(factory),
-        identity,
-        Options::default(),
-        Durable::default(),
-        Duration::ZERO,
-        wall,
-    );
+    let mut cp = common::pile(2);
     let mut now = Duration::ZERO;
     let mut last: BTreeMap<i64, String> = BTreeMap::new();
-    let mut pending: Vec<Value> = Vec::new();
     let mut id = 0;
 
     // Answers every CALL, checking each StatusNotification against the previous one.
-    let mut absorb = |cp: &mut ChargePoint,
-                      out: Vec<Output>,
-                      now: Duration,
-                      pending: &mut Vec<Value>|
-     -> Result<(), TestCaseError> {
-        pending.extend(out.into_iter().filter_map(|o| match o {
-            Output::Send(f) => Some(serde_json::from_str::<Value>(&f).unwrap()),
-            _ => None,
-        }));
-        while let Some(frame) = pending.pop() {
-            if frame[0] != 2 {
-                continue;
-            }
-            let payload = match frame[2].as_str().unwrap() {
-                "BootNotification" => {
-                    json!({"status":"Accepted","currentTime":"2026-01-01T00:00:00.000Z","interval":900})
+    let mut absorb =
+        |cp: &mut ChargePoint, out: Vec<Output>, now: Duration| -> Result<(), TestCaseError> {
+            common::answer_all(cp, common::sends(out), now, |frame| {
+                if frame[2] != "StatusNotification" {
+                    return Ok(());
                 }
-                "Heartbeat" => json!({"currentTime":"2026-01-01T00:00:00.000Z"}),
-                "StatusNotification" => {
-                    let c = frame[3]["connectorId"].as_i64().unwrap();
-                    let to = frame[3]["status"].as_str().unwrap().to_owned();
-                    if c == 0 {
-                        prop_assert!(
-                            ["Available", "Unavailable", "Faulted"].contains(&to.as_str()),
-                            "connector 0 is {to}"
-                        );
-                    } else if let Some(from) = last.get(&c) {
-                        prop_assert!(
-                            from == &to || allowed.contains(&(from.clone(), to.clone())),
-                            "connector {c}: {from} -> {to}"
-                        );
-                    }
-                    last.insert(c, to);
-                    json!({})
+                let c = frame[3]["connectorId"].as_i64().unwrap();
+                let to = frame[3]["status"].as_str().unwrap().to_owned();
+                if c == 0 {
+                    prop_assert!(
+                        ["Available", "Unavailable", "Faulted"].contains(&to.as_str()),
+                        "connector 0 is {to}"
+                    );
+                } else if let Some(from) = last.get(&c) {
+                    prop_assert!(
+                        from == &to || allowed.contains(&(from.clone(), to.clone())),
+                        "connector {c}: {from} -> {to}"
+                    );
                 }
-                _ => json!({}),
-            };
-            let reply = json!([3, frame[1], payload]).to_string();
-            let more = cp.handle(Input::Frame(&reply), now);
-            pending.extend(more.into_iter().filter_map(|o| match o {
-                Output::Send(f) => Some(serde_json::from_str::<Value>(&f).unwrap()),
-                _ => None,
-            }));
-        }
-        Ok(())
-    };
+                last.insert(c, to);
+                Ok(())
+            })
+        };
 
     let out = cp.handle(Input::Connected, now);
-    absorb(&mut cp, out, now, &mut pending)?;
+    absorb(&mut cp, out, now)?;
     for step in steps {
         let out = match step {
             Step::Plug(c, plugged) => cp.handle(
@@ -184,7 +140,7 @@ fn run(steps: &[Step], allowed: &BTreeSet<(String, String)>) -> Result<(), TestC
                 while let Some(d) = cp.next_deadline().filter(|d| *d <= end) {
                     now = d.max(now);
                     out.extend(cp.handle(Input::Tick, now));
-                    absorb(&mut cp, std::mem::take(&mut out), now, &mut pending)?;
+                    absorb(&mut cp, std::mem::take(&mut out), now)?;
                 }
                 now = end;
                 cp.handle(Input::Tick, now)
@@ -200,7 +156,7 @@ fn run(steps: &[Step], allowed: &BTreeSet<(String, String)>) -> Result<(), TestC
                 cp.handle(Input::Frame(&frame), now)
             }
         };
-        absorb(&mut cp, out, now, &mut pending)?;
+        absorb(&mut cp, out, now)?;
     }
     Ok(())
 }
