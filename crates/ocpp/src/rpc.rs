@@ -93,10 +93,6 @@ impl Endpoint {
         }
     }
 
-    pub fn policy(&self) -> Policy {
-        self.policy
-    }
-
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
     }

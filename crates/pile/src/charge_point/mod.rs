@@ -275,10 +275,6 @@ impl ChargePoint {
         self.registration == Registration::Accepted
     }
 
-    pub fn is_connected(&self) -> bool {
-        self.connected
-    }
-
     pub fn target(&self) -> &Target {
         &self.target
     }
