@@ -26,7 +26,7 @@ enum Command {
     /// the typed message, tolerated deviations, or the CALLERROR it would be answered with.
     Frame(frame_cmd::FrameArgs),
     /// Run one charge point against a central system; its state is kept in --state.
-    Pile(pile_cmd::PileArgs),
+    Pile(Box<pile_cmd::PileArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +39,6 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args),
         Command::Frame(args) => frame_cmd::run(args),
-        Command::Pile(args) => pile_cmd::run_pile(args),
+        Command::Pile(args) => pile_cmd::run_pile(*args),
     }
 }

@@ -53,6 +53,13 @@ pub struct PileArgs {
     /// e.g. 127.0.0.1:8180.
     #[arg(long)]
     control: Option<std::net::SocketAddr>,
+    /// An offline IC card installed at the factory (an idTag): accepted without the central
+    /// system while the pile keeps its factory name (FAQ 3.2.2, 3.5). Repeatable.
+    #[arg(long = "offline-card")]
+    offline_cards: Vec<String>,
+    /// The most current a connector offers (A).
+    #[arg(long, default_value_t = 32.0)]
+    rated_current: f64,
 }
 
 fn parse_resolve(s: &str) -> Result<(String, u16, std::net::SocketAddr), String> {
@@ -99,6 +106,7 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
             serial_number: args.id.clone(),
             connectors: args.connectors,
             settings,
+            offline_cards: args.offline_cards,
         },
         identity: Identity {
             vendor: args.vendor,
@@ -110,16 +118,26 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
         options: Options {
             settings_fallback: (args.settings_fallback > 0)
                 .then(|| std::time::Duration::from_secs(args.settings_fallback)),
+            rated_current_a: args.rated_current,
             ..Options::default()
         },
         tls,
         resolve: args.resolve,
     };
+    anyhow::ensure!(
+        args.rated_current > 0.0,
+        "--rated-current must be more than 0"
+    );
     let control_addr = args.control;
     let connectors = args.connectors;
+    // The simulated meters go on from the registers last recorded, as a real meter would.
+    let registers = pile::store::StateStore::open(&settings.state_dir)?
+        .load()?
+        .map(|d| d.registers)
+        .unwrap_or_default();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let (sim, hardware) = sim::simulated(connectors);
+        let (sim, hardware) = sim::simulated_with(connectors, &registers);
         let (handle, control) = control_channel();
         if let Some(addr) = control_addr {
             let listener = tokio::net::TcpListener::bind(addr)

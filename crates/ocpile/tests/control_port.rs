@@ -259,7 +259,17 @@ async fn faults_plugs_network_and_local_configuration_through_the_control_port()
         400
     );
 
-    // A plug without authorisation: Preparing.
+    // Without plug-and-charge (FAQ 3.4), a plug without authorisation: Preparing.
+    assert_eq!(
+        s.http(
+            "POST",
+            "/config",
+            Some(json!({"key": "VendorDirectWorkMode", "value": "false"}))
+        )
+        .await
+        .1,
+        json!({"status": "Accepted"})
+    );
     assert_eq!(s.http("POST", "/connectors/1/plug", None).await.0, 200);
     assert_eq!(s.next_status(1).await["status"], "Preparing");
     assert_eq!(s.http("POST", "/connectors/1/unplug", None).await.0, 200);

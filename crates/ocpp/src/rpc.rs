@@ -52,6 +52,8 @@ struct Outgoing {
     ticket: Ticket,
     action: Action,
     payload: String,
+    /// A message id chosen by the caller (kept across retries), or one of ours.
+    id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -104,12 +106,30 @@ impl Endpoint {
 
     /// Queues a CALL whose payload is already encoded as a JSON object.
     pub fn call_raw(&mut self, action: Action, payload: String, now: Duration) -> Ticket {
+        self.enqueue(action, payload, None, now)
+    }
+
+    /// Queues a typed CALL under a message id of the caller's (at most 36 characters). A
+    /// message that must survive restarts is sent again under the same id, so that the peer
+    /// can recognise the repeat.
+    pub fn call_with_id<R: OcppRequest>(&mut self, request: &R, id: &str, now: Duration) -> Ticket {
+        self.enqueue(R::ACTION, encode(request), Some(id.to_owned()), now)
+    }
+
+    fn enqueue(
+        &mut self,
+        action: Action,
+        payload: String,
+        id: Option<String>,
+        now: Duration,
+    ) -> Ticket {
         let ticket = Ticket(self.next);
         self.next += 1;
         self.queue.push_back(Outgoing {
             ticket,
             action,
             payload,
+            id,
         });
         self.pump(now);
         ticket
@@ -130,7 +150,9 @@ impl Endpoint {
             return;
         }
         if let Some(next) = self.queue.pop_front() {
-            let id = format!("{}{}", self.id_prefix, next.ticket.0);
+            let id = next
+                .id
+                .unwrap_or_else(|| format!("{}{}", self.id_prefix, next.ticket.0));
             self.transmit
                 .push_back(frame::call(&id, next.action, &next.payload));
             self.pending = Some(Pending {

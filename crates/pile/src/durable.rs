@@ -1,22 +1,90 @@
 //! What the pile keeps across restarts. The shell writes it atomically before it sends
 //! anything that follows an [`Output::Persist`](crate::Output::Persist).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use ocpp::{
+    IdTagInfo, MeterValuesRequest, StartTransactionRequest, StopTransactionRequest, Timestamp,
+    TransactionData,
+};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Durable {
     /// The writable configuration keys.
     pub config: BTreeMap<String, String>,
     /// Connectors (0 = the whole pile) set Inoperative by ChangeAvailability.
     pub inoperative: BTreeSet<u32>,
-    /// Connectors whose change to Unavailable waits until they leave Preparing (OCPP does not
-    /// allow Preparing → Unavailable); the ChangeAvailability was answered `Scheduled`.
+    /// Connectors whose change to Unavailable waits until their transaction ends or they leave
+    /// Preparing (OCPP does not allow Preparing → Unavailable); the ChangeAvailability was
+    /// answered `Scheduled`.
     #[serde(default)]
     pub scheduled: BTreeSet<u32>,
     /// The VendorWebsocketSettings and identity of the last connection whose boot was accepted.
     pub last_good: Option<(String, String)>,
     /// Counts starts, to keep message ids unique across restarts.
     pub boots: u64,
+    /// The transaction running on each connector.
+    #[serde(default)]
+    pub transactions: BTreeMap<u32, Transaction>,
+    /// Transaction messages not yet answered by the central system, oldest first.
+    #[serde(default)]
+    pub outbox: VecDeque<Queued>,
+    /// The central's transactionId for each of our transactions whose StartTransaction was
+    /// answered, while messages of that transaction remain in the outbox.
+    #[serde(default)]
+    pub transaction_ids: BTreeMap<u64, i32>,
+    /// The last number given to a transaction or a queued message.
+    #[serde(default)]
+    pub last_number: u64,
+    /// The authorization cache: what the central last said of each idTag.
+    #[serde(default)]
+    pub auth_cache: BTreeMap<String, IdTagInfo>,
+    /// Each connector's meter register (Wh) when last recorded.
+    #[serde(default)]
+    pub registers: BTreeMap<u32, i64>,
+}
+
+/// A transaction in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Our number for it (the central's transactionId comes with the answer to StartTransaction).
+    pub local_id: u64,
+    pub connector: u32,
+    pub id_tag: String,
+    #[serde(default)]
+    pub parent_id_tag: Option<String>,
+    pub meter_start: i64,
+    pub started: Timestamp,
+    /// The register when the central said the idTag is not valid, while
+    /// StopTransactionOnInvalidId is off: from there at most MaxEnergyOnInvalidId is delivered.
+    #[serde(default)]
+    pub invalidated_at_wh: Option<i64>,
+    /// The register at the last sample.
+    pub last_register: i64,
+    /// Samples of StopTxnSampledData and StopTxnAlignedData, for StopTransaction.
+    #[serde(default)]
+    pub stop_data: Vec<TransactionData>,
+}
+
+/// A transaction message waiting for its answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Queued {
+    /// The message id it is sent under, every time.
+    pub message_id: String,
+    /// The transaction it belongs to ([`Transaction::local_id`]).
+    pub transaction: u64,
+    pub message: TransactionMessage,
+    /// Attempts the central answered with an error.
+    #[serde(default)]
+    pub failures: u32,
+}
+
+/// A transaction message; the transactionId of MeterValues and StopTransaction is filled in
+/// when it is sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TransactionMessage {
+    Start(StartTransactionRequest),
+    MeterValues(MeterValuesRequest),
+    Stop(StopTransactionRequest),
 }

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
+use serde::{Deserialize, Serialize};
+
 use crate::faults::Fault;
 use crate::NetState;
 
@@ -22,6 +24,55 @@ pub enum HardwareEvent {
         connector: u32,
         reading: MeterReading,
     },
+    /// The control pilot of a connector reads this state now.
+    Pilot { connector: u32, state: Pilot },
+    /// The cable's current capacity read through CC (proximity) when a plug went in; `None`
+    /// when no valid CC resistor is seen.
+    Cable { connector: u32, amps: Option<f64> },
+    /// An RFID card was presented, at a connector's reader or at the pile's one.
+    Card {
+        connector: Option<u32>,
+        id_tag: String,
+    },
+}
+
+/// The control pilot's state (IEC 61851-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pilot {
+    /// No EV.
+    A,
+    /// An EV is connected and does not ask for energy.
+    B,
+    /// The EV asks for energy.
+    C,
+    /// The pilot is shorted or the pile is off (error).
+    E,
+    /// The pile signals a fault.
+    F,
+}
+
+/// What the pile tells the hardware to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HardwareCommand {
+    /// Close or open a connector's main relay (contactor).
+    Relay { connector: u32, closed: bool },
+    /// The current the control pilot offers the EV (its PWM duty cycle); `None`: no offer
+    /// (a steady +12 V / 100 %, the EV must not draw).
+    Offer { connector: u32, amps: Option<f64> },
+    /// Release the socket's cable lock.
+    Unlock { connector: u32 },
+    /// Sound the buzzer.
+    Beep(Beep),
+}
+
+/// Why the buzzer sounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Beep {
+    /// A card was accepted, or a transaction started or stopped.
+    Accepted,
+    /// A card was refused.
+    Refused,
 }
 
 /// What a connector's meter measures (single phase, L1).
@@ -48,13 +99,21 @@ pub type EventFuture<'a> = Pin<Box<dyn Future<Output = Option<HardwareEvent>> + 
 pub trait Hardware: Send + 'static {
     /// Waits for the next change; `None` when the hardware is gone.
     fn next_event(&mut self) -> EventFuture<'_>;
+
+    /// Carries out a command of the pile.
+    fn command(&mut self, command: &HardwareCommand);
 }
 
-/// Hardware that never reports anything (a pile run without a simulator).
+/// No hardware at all (a pile run without a simulator): nothing is reported, and there is no
+/// relay, pilot, lock or buzzer to act on.
 pub struct NoHardware;
 
 impl Hardware for NoHardware {
     fn next_event(&mut self) -> EventFuture<'_> {
         Box::pin(std::future::pending())
+    }
+
+    fn command(&mut self, command: &HardwareCommand) {
+        tracing::debug!(?command, "no hardware to carry out");
     }
 }

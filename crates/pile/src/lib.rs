@@ -12,6 +12,6 @@ pub mod shell;
 pub mod store;
 pub mod transitions;
 
-pub use charge_point::{ChargePoint, Identity, Input, Options, Output, Target};
-pub use durable::Durable;
+pub use charge_point::{ChargePoint, Identity, Input, Options, Output, Target, DERATING_FROM_C};
+pub use durable::{Durable, Queued, Transaction, TransactionMessage};
 pub use network::NetState;

@@ -21,7 +21,7 @@ use transport::{Message, TransportError, WsError, WsStream};
 
 use crate::config::{Configuration, Factory, KEYS};
 use crate::faults::Fault;
-use crate::hardware::{Hardware, HardwareEvent, MeterReading};
+use crate::hardware::{Hardware, HardwareEvent, MeterReading, Pilot};
 use crate::store::{StateStore, StoreError};
 use crate::{ChargePoint, Identity, Input, NetState, Options, Output, Target};
 
@@ -51,6 +51,8 @@ pub struct PileState {
     pub connection: ConnectionState,
     pub connectors: Vec<ConnectorState>,
     pub faults: Vec<&'static str>,
+    /// Transaction messages waiting for the central system.
+    pub outbox: usize,
     pub network: NetState,
     /// Every configuration key, vendor keys included.
     pub configuration: BTreeMap<&'static str, String>,
@@ -70,6 +72,23 @@ pub struct ConnectorState {
     pub id: u32,
     pub status: String,
     pub plugged: bool,
+    /// The control pilot's state (A no EV, B connected, C asking for energy, E/F error).
+    pub pilot: Pilot,
+    /// The current the pilot offers (A), when the pile lets the EV draw.
+    pub offered_a: Option<f64>,
+    pub relay_closed: bool,
+    /// The meter register (Wh).
+    pub energy_wh: i64,
+    pub transaction: Option<TransactionState>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TransactionState {
+    pub id_tag: String,
+    /// The central's transactionId, once it answered StartTransaction.
+    pub transaction_id: Option<i32>,
+    pub meter_start: i64,
+    pub started: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -163,6 +182,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// What the hardware last reported, to feed a core again after a restart.
 struct HardwareMirror {
     plugged: BTreeSet<u32>,
+    pilots: BTreeMap<u32, Pilot>,
+    cables: BTreeMap<u32, Option<f64>>,
     faults: BTreeSet<Fault>,
     network: NetState,
     online: bool,
@@ -178,9 +199,25 @@ impl HardwareMirror {
             },
             HardwareEvent::Faults(self.faults.clone()),
         ];
-        events.extend(self.plugged.iter().map(|c| HardwareEvent::Plug {
+        events.extend(self.meters.iter().map(|(c, m)| HardwareEvent::Meter {
             connector: *c,
-            plugged: true,
+            reading: m.clone(),
+        }));
+        for c in &self.plugged {
+            if let Some(amps) = self.cables.get(c) {
+                events.push(HardwareEvent::Cable {
+                    connector: *c,
+                    amps: *amps,
+                });
+            }
+            events.push(HardwareEvent::Plug {
+                connector: *c,
+                plugged: true,
+            });
+        }
+        events.extend(self.pilots.iter().map(|(c, p)| HardwareEvent::Pilot {
+            connector: *c,
+            state: *p,
         }));
         events
     }
@@ -198,7 +235,15 @@ impl HardwareMirror {
                 plugged: false,
             } => {
                 self.plugged.remove(connector);
+                self.cables.remove(connector);
             }
+            HardwareEvent::Pilot { connector, state } => {
+                self.pilots.insert(*connector, *state);
+            }
+            HardwareEvent::Cable { connector, amps } => {
+                self.cables.insert(*connector, *amps);
+            }
+            HardwareEvent::Card { .. } => {}
             HardwareEvent::Faults(f) => self.faults = f.clone(),
             HardwareEvent::Network { state, online } => {
                 self.network = state.clone();
@@ -229,6 +274,27 @@ fn feed(cp: &mut ChargePoint, event: &HardwareEvent, now: Duration) -> Vec<Outpu
             },
             now,
         ),
+        HardwareEvent::Pilot { connector, state } => cp.handle(
+            Input::Pilot {
+                connector: *connector,
+                state: *state,
+            },
+            now,
+        ),
+        HardwareEvent::Cable { connector, amps } => cp.handle(
+            Input::Cable {
+                connector: *connector,
+                amps: *amps,
+            },
+            now,
+        ),
+        HardwareEvent::Card { connector, id_tag } => cp.handle(
+            Input::Card {
+                connector: *connector,
+                id_tag,
+            },
+            now,
+        ),
     }
 }
 
@@ -249,9 +315,20 @@ fn snapshot(cp: &ChargePoint, settings: &PileSettings, connected: bool, online: 
                 id,
                 status: cp.status(id).to_string(),
                 plugged: cp.is_plugged(id),
+                pilot: cp.pilot(id).unwrap_or(Pilot::A),
+                offered_a: cp.offered(id),
+                relay_closed: cp.relay_closed(id),
+                energy_wh: cp.meter_register(id),
+                transaction: cp.transaction(id).map(|t| TransactionState {
+                    id_tag: t.id_tag.clone(),
+                    transaction_id: cp.transaction_id(id),
+                    meter_start: t.meter_start,
+                    started: t.started.to_string(),
+                }),
             })
             .collect(),
         faults: cp.faults().iter().map(|f| f.name()).collect(),
+        outbox: cp.outbox_len(),
         network: network.clone(),
         configuration: KEYS
             .iter()
@@ -276,6 +353,8 @@ pub async fn run(
     let start = Instant::now();
     let mut mirror = HardwareMirror {
         plugged: BTreeSet::new(),
+        pilots: BTreeMap::new(),
+        cables: BTreeMap::new(),
         faults: BTreeSet::new(),
         network: NetState::default(),
         online: true,
@@ -322,6 +401,10 @@ pub async fn run(
         while let Some(output) = todo.pop_front() {
             match output {
                 Output::Persist(state) => store.save(&state)?,
+                Output::Hardware(command) => {
+                    tracing::debug!(?command, "hardware");
+                    hardware.command(&command);
+                }
                 Output::Send(frame) => {
                     let Some(s) = sink.as_mut() else { continue };
                     tracing::debug!(frame, "send");

@@ -12,6 +12,7 @@ fn config() -> Configuration {
         settings: "WS,cpam3.x-cheng.net,443,/ocpp/,socpp1.6,,,"
             .parse()
             .unwrap(),
+        offline_cards: Vec::new(),
     })
 }
 

@@ -1,116 +1,11 @@
 //! Scenarios on the sans-I/O core with a virtual clock: frames on the wire, durable state,
 //! connections, hours of simulated time in milliseconds.
 
-use std::time::Duration;
+mod common;
 
-use chrono::{TimeZone, Utc};
-use pile::config::{Configuration, Factory};
-use pile::{ChargePoint, Durable, Identity, Input, Options, Output};
-use serde_json::{json, Value};
-
-const SETTINGS: &str = "WS,central.example,9000,/ocpp/,ocpp1.6,,,";
-
-struct Pile {
-    cp: ChargePoint,
-    now: Duration,
-    /// Everything the core asked for, in order.
-    log: Vec<Output>,
-}
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-impl Pile {
-    fn new(connectors: u32) -> Pile {
-        Pile::with(connectors, Durable::default(), Options::default())
-    }
-
-    fn with(connectors: u32, durable: Durable, options: Options) -> Pile {
-        let factory = Factory {
-            serial_number: "SN0001".into(),
-            connectors,
-            settings: SETTINGS.parse().unwrap(),
-        };
-        let config = Configuration::restore(factory, &durable.config);
-        let identity = Identity {
-            vendor: "ocpile".into(),
-            model: "M3G3".into(),
-            firmware_version: "1.0.0".into(),
-            meter_type: None,
-            meter_serial_number: None,
-        };
-        let wall = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
-        let mut cp = ChargePoint::new(config, identity, options, durable, Duration::ZERO, wall);
-        let log = cp.handle(Input::Tick, Duration::ZERO);
-        Pile {
-            cp,
-            now: Duration::ZERO,
-            log,
-        }
-    }
-
-    fn input(&mut self, input: Input<'_>) -> Vec<Output> {
-        let out = self.cp.handle(input, self.now);
-        self.log.extend(out.iter().cloned());
-        out
-    }
-
-    /// Moves the clock, waking the core at each of its deadlines on the way.
-    fn advance(&mut self, by: Duration) -> Vec<Output> {
-        let end = self.now + by;
-        let mut out = Vec::new();
-        while let Some(deadline) = self.cp.next_deadline().filter(|d| *d <= end) {
-            self.now = deadline.max(self.now);
-            out.extend(self.input(Input::Tick));
-        }
-        self.now = end;
-        out.extend(self.input(Input::Tick));
-        out
-    }
-
-    fn frames(out: &[Output]) -> Vec<Value> {
-        out.iter()
-            .filter_map(|o| match o {
-                Output::Send(f) => Some(serde_json::from_str(f).unwrap()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Answers the CALL `frame` with `payload`.
-    fn reply(&mut self, call: &Value, payload: Value) -> Vec<Output> {
-        let text = json!([3, call[1], payload]).to_string();
-        self.input(Input::Frame(&text))
-    }
-
-    fn central_calls(&mut self, action: &str, payload: Value) -> Vec<Output> {
-        let text = json!([2, "cs-1", action, payload]).to_string();
-        self.input(Input::Frame(&text))
-    }
-
-    /// Connects, and accepts the boot with the given heartbeat interval; returns what followed.
-    fn boot(&mut self, interval: i64) -> Vec<Value> {
-        let out = self.input(Input::Connected);
-        let boot = Pile::frames(&out)[0].clone();
-        self.accept(&boot, interval)
-    }
-
-    /// Accepts the BootNotification `boot`; answers what follows; returns it.
-    fn accept(&mut self, boot: &Value, interval: i64) -> Vec<Value> {
-        assert_eq!(boot[2], "BootNotification");
-        let mut frames = Pile::frames(&self.reply(boot, json!({"status":"Accepted","currentTime":"2026-11-24T12:00:00.000Z","interval":interval})));
-        // The status notifications go out one at a time; answer each.
-        let mut all = Vec::new();
-        while let Some(f) = frames.pop() {
-            all.push(f.clone());
-            if f[0] == 2 {
-                frames.extend(Pile::frames(&self.reply(&f, json!({}))));
-            }
-        }
-        all
-    }
-}
+use common::harness::{secs, Pile, SETTINGS};
+use pile::{Durable, Input, Options, Output};
+use serde_json::json;
 
 #[test]
 fn start_persists_and_connects_with_the_identity_in_the_url() {
@@ -483,35 +378,13 @@ fn faq_3_14_net_state_in_the_faq_shape() {
     );
 }
 
-fn faults(names: &[&str]) -> std::collections::BTreeSet<pile::faults::Fault> {
-    names
-        .iter()
-        .map(|n| pile::faults::Fault::from_name(n).unwrap())
-        .collect()
-}
-
-/// Answers every CALL in `out` (and those that follow) and returns the StatusNotifications.
-fn statuses(p: &mut Pile, out: Vec<Output>) -> Vec<Value> {
-    let mut pending = Pile::frames(&out);
-    let mut seen = Vec::new();
-    while let Some(f) = pending.pop() {
-        if f[0] == 2 {
-            if f[2] == "StatusNotification" {
-                seen.push(f[3].clone());
-            }
-            pending.extend(Pile::frames(&p.reply(&f, json!({}))));
-        }
-    }
-    seen
-}
-
 #[test]
 fn faq_3_6_faults_give_faulted_with_the_vendor_error_code_sum() {
     let mut p = Pile::new(1);
     p.boot(900);
-    let active = faults(&["relay_sticking", "cp_error"]);
+    let active = common::harness::faults(&["relay_sticking", "cp_error"]);
     let out = p.input(Input::Faults(&active));
-    let reports = statuses(&mut p, out);
+    let reports = p.statuses(out);
     assert_eq!(reports.len(), 2, "connector 0 and connector 1: {reports:?}");
     for r in &reports {
         assert_eq!(r["status"], "Faulted");
@@ -521,8 +394,8 @@ fn faq_3_6_faults_give_faulted_with_the_vendor_error_code_sum() {
         assert_eq!(r["info"], "cp_error,relay_sticking");
     }
     // Cleared: back to the previous state, without error.
-    let out = p.input(Input::Faults(&faults(&[])));
-    let reports = statuses(&mut p, out);
+    let out = p.input(Input::Faults(&common::harness::faults(&[])));
+    let reports = p.statuses(out);
     assert_eq!(reports.len(), 2);
     for r in &reports {
         assert_eq!(r["status"], "Available");
@@ -539,9 +412,12 @@ fn faq_3_12_masked_faults_are_not_detected() {
         "ChangeConfiguration",
         json!({"key":"OEM_FaultMask","value":"768"}),
     );
-    let out = p.input(Input::Faults(&faults(&["ground", "relay_sticking"])));
+    let out = p.input(Input::Faults(&common::harness::faults(&[
+        "ground",
+        "relay_sticking",
+    ])));
     assert!(
-        statuses(&mut p, out).is_empty(),
+        p.statuses(out).is_empty(),
         "ground and relay detection are off"
     );
     // Switching detection back on reports the fault at once.
@@ -549,7 +425,7 @@ fn faq_3_12_masked_faults_are_not_detected() {
         "ChangeConfiguration",
         json!({"key":"OEM_FaultMask","value":"0"}),
     );
-    let reports = statuses(&mut p, out);
+    let reports = p.statuses(out);
     assert_eq!(reports[0]["status"], "Faulted");
     assert_eq!(reports[0]["errorCode"], "GroundFailure");
     assert_eq!(reports[0]["vendorErrorCode"], "0x8000");
@@ -559,8 +435,8 @@ fn faq_3_12_masked_faults_are_not_detected() {
 fn faq_3_13_cp_diode_warns_unless_function_bit_2() {
     let mut p = Pile::new(1);
     p.boot(900);
-    let out = p.input(Input::Faults(&faults(&["cp_diode"])));
-    let reports = statuses(&mut p, out);
+    let out = p.input(Input::Faults(&common::harness::faults(&["cp_diode"])));
+    let reports = p.statuses(out);
     assert_eq!(reports[0]["status"], "Available", "a warning, not a fault");
     assert_eq!(reports[0]["errorCode"], "OtherError");
     assert_eq!(reports[0]["vendorErrorCode"], "0x2");
@@ -568,7 +444,7 @@ fn faq_3_13_cp_diode_warns_unless_function_bit_2() {
         "ChangeConfiguration",
         json!({"key":"OEM_FunctionMask","value":"0x4"}),
     );
-    let reports = statuses(&mut p, out);
+    let reports = p.statuses(out);
     assert_eq!(reports[0]["status"], "Faulted");
 }
 
@@ -580,14 +456,14 @@ fn a_fault_over_unavailable_clears_back_to_unavailable() {
         "ChangeAvailability",
         json!({"connectorId":0,"type":"Inoperative"}),
     );
-    statuses(&mut p, out);
-    let out = p.input(Input::Faults(&faults(&["flash"])));
-    let reports = statuses(&mut p, out);
+    p.statuses(out);
+    let out = p.input(Input::Faults(&common::harness::faults(&["flash"])));
+    let reports = p.statuses(out);
     assert!(reports.iter().all(|r| r["status"] == "Faulted"
         && r["errorCode"] == "InternalError"
         && r["vendorErrorCode"] == "0x100"));
-    let out = p.input(Input::Faults(&faults(&[])));
-    let reports = statuses(&mut p, out);
+    let out = p.input(Input::Faults(&common::harness::faults(&[])));
+    let reports = p.statuses(out);
     assert!(
         reports.iter().all(|r| r["status"] == "Unavailable"),
         "{reports:?}"
@@ -672,11 +548,12 @@ fn faq_3_9_iccid_and_imsi_only_over_4g_alone() {
 fn a_plug_without_authorisation_goes_preparing_then_finishing_after_the_connection_timeout() {
     let mut p = Pile::new(1);
     p.boot(900);
+    p.without_plug_and_charge();
     let out = p.input(Input::Plug {
         connector: 1,
         plugged: true,
     });
-    let reports = statuses(&mut p, out);
+    let reports = p.statuses(out);
     assert_eq!(reports.len(), 1);
     assert_eq!(
         (
@@ -687,9 +564,9 @@ fn a_plug_without_authorisation_goes_preparing_then_finishing_after_the_connecti
     );
     // ConnectionTimeOut is 120 s.
     let out = p.advance(secs(119));
-    assert!(statuses(&mut p, out).is_empty());
+    assert!(p.statuses(out).is_empty());
     let out = p.advance(secs(1));
-    let reports = statuses(&mut p, out);
+    let reports = p.statuses(out);
     assert_eq!(
         reports[0]["status"], "Finishing",
         "ERR 3.20: the user still has to unplug"
@@ -698,42 +575,44 @@ fn a_plug_without_authorisation_goes_preparing_then_finishing_after_the_connecti
         connector: 1,
         plugged: false,
     });
-    assert_eq!(statuses(&mut p, out)[0]["status"], "Available");
+    assert_eq!(p.statuses(out)[0]["status"], "Available");
     // Connector 0 and connectors out of range have no plug.
     let out = p.input(Input::Plug {
         connector: 0,
         plugged: true,
     });
-    assert!(statuses(&mut p, out).is_empty());
+    assert!(p.statuses(out).is_empty());
     let out = p.input(Input::Plug {
         connector: 7,
         plugged: true,
     });
-    assert!(statuses(&mut p, out).is_empty());
+    assert!(p.statuses(out).is_empty());
 }
 
 #[test]
 fn inoperative_while_preparing_is_scheduled_until_the_connector_leaves_preparing() {
     let mut p = Pile::new(1);
     p.boot(900);
+    p.without_plug_and_charge();
     let out = p.input(Input::Plug {
         connector: 1,
         plugged: true,
     });
-    statuses(&mut p, out);
+    p.statuses(out);
     let out = p.central_calls(
         "ChangeAvailability",
         json!({"connectorId":1,"type":"Inoperative"}),
     );
     assert!(matches!(&out[0], Output::Persist(d) if d.scheduled.contains(&1)));
     assert_eq!(Pile::frames(&out)[0][2]["status"], "Scheduled");
-    assert!(statuses(&mut p, out).is_empty(), "still Preparing");
+    assert!(p.statuses(out).is_empty(), "still Preparing");
     // Unplugged: Available (B1), then the scheduled Unavailable (A8).
     let out = p.input(Input::Plug {
         connector: 1,
         plugged: false,
     });
-    let seen: Vec<String> = statuses(&mut p, out)
+    let seen: Vec<String> = p
+        .statuses(out)
         .iter()
         .map(|s| s["status"].as_str().unwrap().to_owned())
         .collect();
@@ -745,6 +624,7 @@ fn inoperative_while_preparing_is_scheduled_until_the_connector_leaves_preparing
 fn minimum_status_duration_holds_back_short_statuses() {
     let mut p = Pile::new(1);
     p.boot(900);
+    p.without_plug_and_charge();
     p.central_calls(
         "ChangeConfiguration",
         json!({"key":"MinimumStatusDuration","value":"10"}),
@@ -754,17 +634,17 @@ fn minimum_status_duration_holds_back_short_statuses() {
         connector: 1,
         plugged: true,
     });
-    assert!(statuses(&mut p, out).is_empty());
+    assert!(p.statuses(out).is_empty());
     let out = p.advance(secs(5));
-    assert!(statuses(&mut p, out).is_empty());
+    assert!(p.statuses(out).is_empty());
     let out = p.input(Input::Plug {
         connector: 1,
         plugged: false,
     });
-    assert!(statuses(&mut p, out).is_empty());
+    assert!(p.statuses(out).is_empty());
     let out = p.advance(secs(30));
     assert!(
-        statuses(&mut p, out).is_empty(),
+        p.statuses(out).is_empty(),
         "Available → Preparing → Available within 10 s"
     );
     // A plug that stays: reported once it has lasted 10 s.
@@ -772,11 +652,11 @@ fn minimum_status_duration_holds_back_short_statuses() {
         connector: 1,
         plugged: true,
     });
-    assert!(statuses(&mut p, out).is_empty());
+    assert!(p.statuses(out).is_empty());
     let out = p.advance(secs(9));
-    assert!(statuses(&mut p, out).is_empty());
+    assert!(p.statuses(out).is_empty());
     let out = p.advance(secs(1));
-    assert_eq!(statuses(&mut p, out)[0]["status"], "Preparing");
+    assert_eq!(p.statuses(out)[0]["status"], "Preparing");
 }
 
 #[test]

@@ -2,13 +2,16 @@
 //!
 //! | request | effect |
 //! |---|---|
-//! | `GET /state` | connectors, statuses, configuration, connection, network, firmware |
-//! | `POST /connectors/{n}/plug`, `POST /connectors/{n}/unplug` | a plug goes in or out |
+//! | `GET /state` | connectors, statuses, transactions, configuration, connection, network, firmware, and the simulated `hardware` |
+//! | `POST /connectors/{n}/plug` (optional body: an [`Ev`]), `POST /connectors/{n}/unplug` | an EV's plug goes in or out |
+//! | `POST /card` `{"idTag": "...", "connector": n}` | a card at the reader (`connector` optional) |
+//! | `POST /connectors/{n}/temperature` `{"celsius": 75}` | the connector's temperature sensors read this |
 //! | `POST /faults` `{"faults": ["relay_sticking", ...]}` | the faults become active |
 //! | `DELETE /faults` | every fault clears |
 //! | `POST /network` `{"connectivity": "4G", "online": true, ...}` | the network changes |
 //! | `POST /config` `{"key": ..., "value": ...}` | sets a key at the pile (local provisioning) |
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -18,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::{NetworkUpdate, SimError, SimHandle};
+use crate::{Ev, NetworkUpdate, SimError, SimHandle};
 
 #[derive(Clone)]
 struct Port {
@@ -31,14 +34,18 @@ type Reply = (StatusCode, Json<Value>);
 fn refused(e: SimError) -> Reply {
     let status = match e {
         SimError::NoConnector(_) => StatusCode::NOT_FOUND,
-        SimError::UnknownFault(_) => StatusCode::BAD_REQUEST,
+        SimError::UnknownFault(_) | SimError::BadIdTag => StatusCode::BAD_REQUEST,
     };
     (status, Json(json!({ "error": e.to_string() })))
 }
 
-async fn state(State(port): State<Port>) -> Result<Json<PileState>, Reply> {
+async fn state(State(port): State<Port>) -> Result<Json<Value>, Reply> {
     match port.pile.state().await {
-        Some(state) => Ok(Json(state)),
+        Some(state) => {
+            let mut value = serde_json::to_value::<PileState>(state).unwrap_or_default();
+            value["hardware"] = serde_json::to_value(port.sim.hardware_state()).unwrap_or_default();
+            Ok(Json(value))
+        }
         None => Err((
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "error": "the pile is not running" })),
@@ -46,8 +53,21 @@ async fn state(State(port): State<Port>) -> Result<Json<PileState>, Reply> {
     }
 }
 
-async fn plug(State(port): State<Port>, Path(n): Path<u32>) -> Reply {
-    match port.sim.plug(n, true) {
+async fn plug(State(port): State<Port>, Path(n): Path<u32>, body: Bytes) -> Reply {
+    let ev = if body.iter().all(u8::is_ascii_whitespace) {
+        Ev::default()
+    } else {
+        match serde_json::from_slice::<Ev>(&body) {
+            Ok(ev) => ev,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({ "error": format!("not an EV: {e}") })),
+                )
+            }
+        }
+    };
+    match port.sim.plug_ev(n, ev) {
         Ok(()) => (
             StatusCode::OK,
             Json(json!({ "connector": n, "plugged": true })),
@@ -61,6 +81,44 @@ async fn unplug(State(port): State<Port>, Path(n): Path<u32>) -> Reply {
         Ok(()) => (
             StatusCode::OK,
             Json(json!({ "connector": n, "plugged": false })),
+        ),
+        Err(e) => refused(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Card {
+    id_tag: String,
+    #[serde(default)]
+    connector: Option<u32>,
+}
+
+async fn card(State(port): State<Port>, Json(body): Json<Card>) -> Reply {
+    match port.sim.card(body.connector, &body.id_tag) {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "idTag": body.id_tag, "connector": body.connector })),
+        ),
+        Err(e) => refused(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Temperature {
+    celsius: f64,
+}
+
+async fn temperature(
+    State(port): State<Port>,
+    Path(n): Path<u32>,
+    Json(body): Json<Temperature>,
+) -> Reply {
+    match port.sim.set_temperature(n, body.celsius) {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "connector": n, "celsius": body.celsius })),
         ),
         Err(e) => refused(e),
     }
@@ -114,6 +172,8 @@ pub fn router(pile: PileHandle, sim: SimHandle) -> Router {
         .route("/state", get(state))
         .route("/connectors/{n}/plug", post(plug))
         .route("/connectors/{n}/unplug", post(unplug))
+        .route("/connectors/{n}/temperature", post(temperature))
+        .route("/card", post(card))
         .route("/faults", post(add_faults).delete(clear_faults))
         .route("/network", post(network))
         .route("/config", post(config))

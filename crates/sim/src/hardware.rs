@@ -1,14 +1,122 @@
-//! The simulated wallbox: connectors that take a plug, injectable faults, and three network
+//! The simulated wallbox: connectors that take an EV's plug, a relay, a control pilot and a
+//! meter per connector, an RFID reader, a buzzer, injectable faults, and three network
 //! interfaces (ETH, WiFi, 4G) of which the pile uses the first one up, in that order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pile::faults::Fault;
-use pile::hardware::{EventFuture, Hardware, HardwareEvent, MeterReading};
+use pile::hardware::{
+    Beep, EventFuture, Hardware, HardwareCommand, HardwareEvent, MeterReading, Pilot,
+};
 use pile::NetState;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How often the meter reports while a relay is closed.
+const METER_PERIOD: Duration = Duration::from_secs(1);
+/// The grid's voltage and frequency.
+const VOLTS: f64 = 230.0;
+const HERTZ: f64 = 50.0;
+
+/// An EV plugged into a connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ev {
+    /// The most current the EV draws (A).
+    pub max_current: f64,
+    /// The energy the EV takes before its battery is full (Wh); `None`: no limit.
+    pub energy_wh: Option<f64>,
+    /// The cable's capacity as its CC resistor tells (A); `None`: no valid resistor.
+    pub cable_a: Option<f64>,
+    /// The energy taken so far (Wh).
+    #[serde(skip_deserializing)]
+    pub received_wh: f64,
+}
+
+impl Default for Ev {
+    fn default() -> Self {
+        Ev {
+            max_current: 32.0,
+            energy_wh: None,
+            cable_a: Some(32.0),
+            received_wh: 0.0,
+        }
+    }
+}
+
+impl Ev {
+    fn wants_energy(&self) -> bool {
+        self.energy_wh.is_none_or(|full| self.received_wh < full)
+    }
+}
+
+/// One connector's hardware.
+#[derive(Debug, Clone)]
+struct Outlet {
+    ev: Option<Ev>,
+    offer: Option<f64>,
+    relay: bool,
+    pilot: Pilot,
+    energy_wh: f64,
+    temperature_c: f64,
+    unlocks: u32,
+}
+
+impl Outlet {
+    fn pilot_now(&self) -> Pilot {
+        match &self.ev {
+            None => Pilot::A,
+            Some(ev) if self.offer.is_some() && ev.wants_energy() => Pilot::C,
+            Some(_) => Pilot::B,
+        }
+    }
+
+    fn current(&self) -> f64 {
+        match (&self.ev, self.offer) {
+            (Some(ev), Some(offer)) if self.relay && self.pilot == Pilot::C => {
+                offer.min(ev.max_current)
+            }
+            _ => 0.0,
+        }
+    }
+
+    fn reading(&self) -> MeterReading {
+        let current = self.current();
+        MeterReading {
+            energy_wh: self.energy_wh.floor() as i64,
+            power_w: current * VOLTS,
+            current_a: current,
+            offered_a: self.offer.unwrap_or(0.0),
+            voltage_v: VOLTS,
+            frequency_hz: HERTZ,
+            temperatures_c: vec![self.temperature_c; 3],
+        }
+    }
+}
+
+/// What the simulated hardware shows besides the pile (the control port's `hardware`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HardwareState {
+    /// How often the buzzer sounded, by reason.
+    pub beeps: BTreeMap<&'static str, u32>,
+    pub outlets: Vec<OutletState>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OutletState {
+    pub connector: u32,
+    pub ev: Option<Ev>,
+    pub relay_closed: bool,
+    pub pilot: Pilot,
+    pub offered_a: Option<f64>,
+    pub current_a: f64,
+    pub energy_wh: f64,
+    pub temperature_c: f64,
+    pub unlocks: u32,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Interface {
@@ -84,9 +192,33 @@ impl Network {
 
 struct State {
     connectors: u32,
-    plugged: BTreeSet<u32>,
+    /// Index 0 unused.
+    outlets: Vec<Outlet>,
     faults: BTreeSet<Fault>,
     network: Network,
+    beeps: BTreeMap<&'static str, u32>,
+    /// When the energy was last added up.
+    metered_at: Instant,
+}
+
+impl State {
+    /// Adds up the energy delivered since the last time.
+    fn integrate(&mut self) {
+        let now = Instant::now();
+        let hours = now.duration_since(self.metered_at).as_secs_f64() / 3600.0;
+        self.metered_at = now;
+        for outlet in self.outlets.iter_mut().skip(1) {
+            let wh = outlet.current() * VOLTS * hours;
+            outlet.energy_wh += wh;
+            if let Some(ev) = outlet.ev.as_mut() {
+                ev.received_wh += wh;
+            }
+        }
+    }
+
+    fn charging(&self) -> bool {
+        self.outlets.iter().any(|o| o.relay)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +227,8 @@ pub enum SimError {
     NoConnector(u32),
     #[error("unknown fault {0:?}")]
     UnknownFault(String),
+    #[error("an idTag has 1 to 20 characters")]
+    BadIdTag,
 }
 
 /// Acts on the simulated hardware (what a person does at the pile); cheap to clone.
@@ -107,29 +241,42 @@ pub struct SimHandle {
 /// The [`Hardware`] side, for the pile's shell.
 pub struct SimHardware {
     events: mpsc::UnboundedReceiver<HardwareEvent>,
+    handle: SimHandle,
+    next_meter: Instant,
 }
 
 impl Hardware for SimHardware {
     fn next_event(&mut self) -> EventFuture<'_> {
-        Box::pin(self.events.recv())
+        Box::pin(async move {
+            loop {
+                let charging = self.handle.state().charging();
+                if !charging {
+                    self.next_meter = Instant::now() + METER_PERIOD;
+                }
+                tokio::select! {
+                    event = self.events.recv() => return event,
+                    _ = tokio::time::sleep_until(self.next_meter), if charging => {
+                        self.next_meter += METER_PERIOD;
+                        self.handle.meter_tick();
+                    }
+                }
+            }
+        })
+    }
+
+    fn command(&mut self, command: &HardwareCommand) {
+        self.handle.command(command);
     }
 }
 
-/// A single-phase 7 kW connector at rest: 230 V, 32 A offered, nothing drawn.
-fn idle_meter() -> MeterReading {
-    MeterReading {
-        energy_wh: 0,
-        power_w: 0.0,
-        current_a: 0.0,
-        offered_a: 32.0,
-        voltage_v: 230.0,
-        frequency_hz: 50.0,
-        temperatures_c: vec![25.0, 25.0, 25.0],
-    }
-}
-
-/// A simulated wallbox with `connectors` connectors, on Ethernet, online.
+/// A simulated wallbox with `connectors` connectors, on Ethernet, online, its meters at zero.
 pub fn simulated(connectors: u32) -> (SimHandle, SimHardware) {
+    simulated_with(connectors, &BTreeMap::new())
+}
+
+/// A simulated wallbox whose meters start at the given registers (Wh): a real meter keeps its
+/// count across the pile's restarts.
+pub fn simulated_with(connectors: u32, registers: &BTreeMap<u32, i64>) -> (SimHandle, SimHardware) {
     let (tx, rx) = mpsc::unbounded_channel();
     let network = Network {
         connectivity: Interface::Eth,
@@ -141,23 +288,38 @@ pub fn simulated(connectors: u32) -> (SimHandle, SimHardware) {
         // A documentation address (RFC 5737): the simulated pile's own.
         ip: "192.0.2.10".into(),
     };
+    let outlets = (0..=connectors)
+        .map(|c| Outlet {
+            ev: None,
+            offer: None,
+            relay: false,
+            pilot: Pilot::A,
+            energy_wh: registers.get(&c).copied().unwrap_or(0) as f64,
+            temperature_c: 25.0,
+            unlocks: 0,
+        })
+        .collect();
     let handle = SimHandle {
         events: tx,
         state: Arc::new(Mutex::new(State {
             connectors,
-            plugged: BTreeSet::new(),
+            outlets,
             faults: BTreeSet::new(),
             network,
+            beeps: BTreeMap::new(),
+            metered_at: Instant::now(),
         })),
     };
     handle.send_network();
     for connector in 1..=connectors {
-        handle.send(HardwareEvent::Meter {
-            connector,
-            reading: idle_meter(),
-        });
+        handle.send_meter(connector);
     }
-    (handle, SimHardware { events: rx })
+    let hardware = SimHardware {
+        events: rx,
+        handle: handle.clone(),
+        next_meter: Instant::now() + METER_PERIOD,
+    };
+    (handle, hardware)
 }
 
 impl SimHandle {
@@ -178,20 +340,185 @@ impl SimHandle {
         self.send(HardwareEvent::Network { state, online });
     }
 
+    fn send_meter(&self, connector: u32) {
+        let reading = self.state().outlets[connector as usize].reading();
+        self.send(HardwareEvent::Meter { connector, reading });
+    }
+
+    fn check(&self, connector: u32) -> Result<(), SimError> {
+        if connector == 0 || connector > self.state().connectors {
+            return Err(SimError::NoConnector(connector));
+        }
+        Ok(())
+    }
+
+    /// Plugs an EV with default properties in, or pulls the plug.
     pub fn plug(&self, connector: u32, plugged: bool) -> Result<(), SimError> {
+        if plugged {
+            self.plug_ev(connector, Ev::default())
+        } else {
+            self.unplug(connector)
+        }
+    }
+
+    /// Plugs an EV in: the plug, its cable's capacity (CC), then the EV on the pilot (B).
+    pub fn plug_ev(&self, connector: u32, ev: Ev) -> Result<(), SimError> {
+        self.check(connector)?;
+        let cable = ev.cable_a;
         {
             let mut s = self.state();
-            if connector == 0 || connector > s.connectors {
-                return Err(SimError::NoConnector(connector));
+            s.integrate();
+            if s.outlets[connector as usize].ev.is_some() {
+                return Ok(());
             }
-            if plugged {
-                s.plugged.insert(connector);
-            } else {
-                s.plugged.remove(&connector);
+            s.outlets[connector as usize].ev = Some(ev);
+        }
+        self.send(HardwareEvent::Cable {
+            connector,
+            amps: cable,
+        });
+        self.send(HardwareEvent::Plug {
+            connector,
+            plugged: true,
+        });
+        self.update_pilot(connector);
+        Ok(())
+    }
+
+    pub fn unplug(&self, connector: u32) -> Result<(), SimError> {
+        self.check(connector)?;
+        {
+            let mut s = self.state();
+            s.integrate();
+            if s.outlets[connector as usize].ev.take().is_none() {
+                return Ok(());
             }
         }
-        self.send(HardwareEvent::Plug { connector, plugged });
+        self.update_pilot(connector);
+        self.send(HardwareEvent::Plug {
+            connector,
+            plugged: false,
+        });
+        self.send_meter(connector);
         Ok(())
+    }
+
+    /// A card at the reader (of a connector, or of the pile).
+    pub fn card(&self, connector: Option<u32>, id_tag: &str) -> Result<(), SimError> {
+        if let Some(c) = connector {
+            self.check(c)?;
+        }
+        if id_tag.is_empty() || id_tag.chars().count() > 20 {
+            return Err(SimError::BadIdTag);
+        }
+        self.send(HardwareEvent::Card {
+            connector,
+            id_tag: id_tag.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Sets what a connector's temperature sensors read (°C).
+    pub fn set_temperature(&self, connector: u32, celsius: f64) -> Result<(), SimError> {
+        self.check(connector)?;
+        self.state().outlets[connector as usize].temperature_c = celsius;
+        self.send_meter(connector);
+        Ok(())
+    }
+
+    /// Reports a pilot that changed (the EV answers what the pile offers).
+    fn update_pilot(&self, connector: u32) {
+        let changed = {
+            let mut s = self.state();
+            let outlet = &mut s.outlets[connector as usize];
+            let now = outlet.pilot_now();
+            (outlet.pilot != now).then(|| {
+                outlet.pilot = now;
+                now
+            })
+        };
+        if let Some(state) = changed {
+            self.send(HardwareEvent::Pilot { connector, state });
+            self.send_meter(connector);
+        }
+    }
+
+    fn command(&self, command: &HardwareCommand) {
+        match command {
+            HardwareCommand::Relay { connector, closed } => {
+                {
+                    let mut s = self.state();
+                    s.integrate();
+                    if let Some(o) = s.outlets.get_mut(*connector as usize) {
+                        o.relay = *closed;
+                    }
+                }
+                self.send_meter(*connector);
+            }
+            HardwareCommand::Offer { connector, amps } => {
+                {
+                    let mut s = self.state();
+                    s.integrate();
+                    if let Some(o) = s.outlets.get_mut(*connector as usize) {
+                        o.offer = *amps;
+                    }
+                }
+                self.update_pilot(*connector);
+                self.send_meter(*connector);
+            }
+            HardwareCommand::Unlock { connector } => {
+                if let Some(o) = self.state().outlets.get_mut(*connector as usize) {
+                    o.unlocks += 1;
+                }
+            }
+            HardwareCommand::Beep(beep) => {
+                let name = match beep {
+                    Beep::Accepted => "accepted",
+                    Beep::Refused => "refused",
+                };
+                *self.state().beeps.entry(name).or_default() += 1;
+            }
+        }
+    }
+
+    /// The meters of the charging connectors report; a full EV stops asking for energy.
+    fn meter_tick(&self) {
+        let charging: Vec<u32> = {
+            let mut s = self.state();
+            s.integrate();
+            (1..=s.connectors)
+                .filter(|c| s.outlets[*c as usize].relay)
+                .collect()
+        };
+        for c in charging {
+            self.send_meter(c);
+            self.update_pilot(c);
+        }
+    }
+
+    /// What the hardware shows.
+    pub fn hardware_state(&self) -> HardwareState {
+        let mut s = self.state();
+        s.integrate();
+        HardwareState {
+            beeps: s.beeps.clone(),
+            outlets: (1..=s.connectors)
+                .map(|c| {
+                    let o = &s.outlets[c as usize];
+                    OutletState {
+                        connector: c,
+                        ev: o.ev.clone(),
+                        relay_closed: o.relay,
+                        pilot: o.pilot,
+                        offered_a: o.offer,
+                        current_a: o.current(),
+                        energy_wh: o.energy_wh,
+                        temperature_c: o.temperature_c,
+                        unlocks: o.unlocks,
+                    }
+                })
+                .collect(),
+        }
     }
 
     /// Adds faults by name; returns the active set.

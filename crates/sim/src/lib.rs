@@ -4,4 +4,7 @@
 pub mod control;
 mod hardware;
 
-pub use hardware::{simulated, Interface, NetworkUpdate, SimError, SimHandle, SimHardware};
+pub use hardware::{
+    simulated, simulated_with, Ev, HardwareState, Interface, NetworkUpdate, OutletState, SimError,
+    SimHandle, SimHardware,
+};

@@ -1,5 +1,11 @@
 //! The central system's commands: configuration, triggers, reset, unlock, data transfer.
 
+use ocpp::{
+    ClearCacheResponse, ClearCacheStatus, RemoteStartStopStatus, RemoteStartTransactionRequest,
+    RemoteStartTransactionResponse, RemoteStopTransactionResponse, StopReason,
+};
+
+use super::authorization::Purpose;
 use super::*;
 
 impl ChargePoint {
@@ -35,7 +41,11 @@ impl ChargePoint {
                     );
                     self.rpc.respond_error(id, &e);
                 } else {
-                    // The socket's lock opens (no transaction can hold it yet).
+                    // A transaction on the connector stops first; then the lock opens.
+                    let connector = r.connector_id as u32;
+                    self.stop_transaction(connector, StopReason::UnlockCommand, None, now);
+                    self.outputs
+                        .push(Output::Hardware(HardwareCommand::Unlock { connector }));
                     self.respond(
                         id,
                         UnlockConnectorResponse {
@@ -43,6 +53,36 @@ impl ChargePoint {
                         },
                     );
                 }
+            }
+            Request::RemoteStartTransaction(r) => self.remote_start(id, r, now),
+            Request::RemoteStopTransaction(r) => {
+                let running = self
+                    .durable
+                    .transactions
+                    .keys()
+                    .copied()
+                    .find(|c| self.transaction_id(*c) == Some(r.transaction_id));
+                let status = if running.is_some() {
+                    RemoteStartStopStatus::Accepted
+                } else {
+                    RemoteStartStopStatus::Rejected
+                };
+                self.respond(id, RemoteStopTransactionResponse { status });
+                if let Some(c) = running {
+                    self.stop_transaction(c, StopReason::Remote, None, now);
+                }
+            }
+            Request::ClearCache(_) => {
+                if !self.durable.auth_cache.is_empty() {
+                    self.durable.auth_cache.clear();
+                    self.persist();
+                }
+                self.respond(
+                    id,
+                    ClearCacheResponse {
+                        status: ClearCacheStatus::Accepted,
+                    },
+                );
             }
             Request::Reset(r) => {
                 let hard = match r.kind {
@@ -64,7 +104,21 @@ impl ChargePoint {
                         status: ResetStatus::Accepted,
                     },
                 );
-                // The answer goes out first; then the restart.
+                // The answer goes out first; then the transactions stop (their
+                // StopTransactions wait in the outbox for the restarted pile), then the
+                // restart.
+                self.drain_transmit();
+                self.restarting = true;
+                let reason = if hard {
+                    StopReason::HardReset
+                } else {
+                    StopReason::SoftReset
+                };
+                let running: Vec<u32> = self.durable.transactions.keys().copied().collect();
+                for c in running {
+                    self.stop_transaction(c, reason.clone(), None, now);
+                }
+                self.drive();
                 self.drain_transmit();
                 self.outputs.push(Output::Restart { hard });
             }
@@ -158,7 +212,7 @@ impl ChargePoint {
         let value = crate::meter::sample(&list, &reading, interval, context, self.clock.at(now));
         let request = MeterValuesRequest {
             connector_id: connector as i32,
-            transaction_id: None,
+            transaction_id: self.transaction_id(connector),
             meter_value: vec![value],
         };
         self.call(&request, now);
@@ -240,6 +294,47 @@ impl ChargePoint {
                 }
             },
             _ => {}
+        }
+    }
+}
+
+impl ChargePoint {
+    /// RemoteStartTransaction: accepted for a connector that can start a transaction; the idTag
+    /// is authorized first when AuthorizeRemoteTxRequests says so. A charging profile is refused
+    /// (this pile does not apply charging profiles yet).
+    fn remote_start(&mut self, id: &str, r: RemoteStartTransactionRequest, now: Duration) {
+        let connector = match r.connector_id {
+            Some(c) if c >= 1 => Some(c as u32),
+            Some(_) => None,
+            None => (1..=self.connector_count())
+                .find(|c| self.is_plugged(*c) && self.can_start(*c))
+                .or_else(|| (1..=self.connector_count()).find(|c| self.can_start(*c))),
+        };
+        let connector = connector.filter(|c| {
+            self.can_start(*c)
+                && self.sockets[*c as usize].authorized.is_none()
+                && r.charging_profile.is_none()
+        });
+        let status = if connector.is_some() {
+            RemoteStartStopStatus::Accepted
+        } else {
+            RemoteStartStopStatus::Rejected
+        };
+        self.respond(id, RemoteStartTransactionResponse { status });
+        let Some(c) = connector else { return };
+        let tag = r.id_tag.as_str().to_owned();
+        if self.config.flag("AuthorizeRemoteTxRequests") {
+            if self.authorizing.is_none() {
+                self.authorize(&tag, Purpose::Start(c), now);
+            }
+        } else {
+            self.sockets[c as usize].authorized = Some(super::authorization::Authorized {
+                id_tag: tag,
+                parent: None,
+                since: now,
+            });
+            self.try_start(c, now);
+            self.statuses_changed(now);
         }
     }
 }

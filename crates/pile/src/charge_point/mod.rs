@@ -1,23 +1,28 @@
 //! The charge point as a sans-I/O state machine: [`Input`]s in, [`Output`]s out, time passed in
 //! by the caller. Nothing here blocks, sleeps or touches the network or the disk.
 
+mod authorization;
+mod charging;
 mod commands;
 mod session;
 mod status;
+mod transaction;
+
+pub use charging::DERATING_FROM_C;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ocpp::rpc::{CallFailure, Endpoint, Inbound, Ticket};
 use ocpp::{
-    Action, AvailabilityStatus, AvailabilityType, BootNotificationRequest, CallError,
-    CallErrorCode, ChangeAvailabilityResponse, ChangeConfigurationResponse, ChargePointErrorCode,
-    ChargePointStatus, CiString20, CiString25, CiString255, CiString50, DataTransferResponse,
-    DataTransferStatus, Decoded, DiagnosticsStatus, DiagnosticsStatusNotificationRequest,
-    FirmwareStatus, FirmwareStatusNotificationRequest, HeartbeatRequest, MessageTrigger, Policy,
-    RegistrationStatus, Request, ResetResponse, ResetStatus, ResetType, Response,
-    StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
-    UnlockConnectorResponse, UnlockStatus,
+    Action, AuthorizationStatus, AvailabilityStatus, AvailabilityType, BootNotificationRequest,
+    CallError, CallErrorCode, ChangeAvailabilityResponse, ChangeConfigurationResponse,
+    ChargePointErrorCode, ChargePointStatus, CiString20, CiString25, CiString255, CiString50,
+    DataTransferResponse, DataTransferStatus, Decoded, DiagnosticsStatus,
+    DiagnosticsStatusNotificationRequest, FirmwareStatus, FirmwareStatusNotificationRequest,
+    HeartbeatRequest, IdTagInfo, MessageTrigger, Policy, RegistrationStatus, Request,
+    ResetResponse, ResetStatus, ResetType, Response, StatusNotificationRequest,
+    TriggerMessageResponse, TriggerMessageStatus, UnlockConnectorResponse, UnlockStatus,
 };
 
 use transport::identity::url_with_identity;
@@ -26,7 +31,7 @@ use crate::clock::WallClock;
 use crate::config::{Change, Configuration};
 use crate::durable::Durable;
 use crate::faults::{self, Assessment, Effect, Fault};
-use crate::hardware::MeterReading;
+use crate::hardware::{Beep, HardwareCommand, MeterReading, Pilot};
 use crate::network::NetState;
 use ocpp::{MeterValuesRequest, ReadingContext};
 
@@ -52,6 +57,8 @@ pub struct Options {
     /// Reconnection backoff: first delay and ceiling (jittered by up to a quarter).
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// The most current a connector offers (A).
+    pub rated_current_a: f64,
 }
 
 impl Default for Options {
@@ -61,6 +68,7 @@ impl Default for Options {
             settings_fallback: Some(Duration::from_secs(300)),
             backoff_min: Duration::from_secs(2),
             backoff_max: Duration::from_secs(300),
+            rated_current_a: 32.0,
         }
     }
 }
@@ -94,6 +102,15 @@ pub enum Input<'a> {
         connector: u32,
         reading: &'a MeterReading,
     },
+    /// A connector's control pilot reads this state now.
+    Pilot { connector: u32, state: Pilot },
+    /// The cable's capacity read through CC; `None`: no valid CC resistor.
+    Cable { connector: u32, amps: Option<f64> },
+    /// A card at the reader of a connector, or of the whole pile (`None`).
+    Card {
+        connector: Option<u32>,
+        id_tag: &'a str,
+    },
     /// Time passed; timers are checked.
     Tick,
 }
@@ -110,6 +127,8 @@ pub enum Output {
     /// Restart the pile: close the connection and start a new core from the durable state
     /// (Reset; `hard` for a hard reset).
     Restart { hard: bool },
+    /// Act on the hardware (relay, pilot, lock, buzzer).
+    Hardware(HardwareCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +173,16 @@ pub struct ChargePoint {
     trying_settings_since: Option<Duration>,
     jitter: u64,
     network: NetState,
+    /// The power path of each connector (index 0 unused).
+    sockets: Vec<charging::Socket>,
+    /// The Authorize.req on its way, if any.
+    authorizing: Option<authorization::PendingAuthorization>,
+    /// The outbox message on its way, and when to try again after a failure.
+    outbox_call: Option<Ticket>,
+    outbox_retry_at: Option<Duration>,
+    next_aligned: Option<Duration>,
+    /// A reset is under way: nothing more is sent.
+    restarting: bool,
     outputs: Vec<Output>,
 }
 
@@ -234,8 +263,16 @@ impl ChargePoint {
             trying_settings_since: None,
             jitter,
             network: NetState::default(),
+            sockets: vec![charging::Socket::default(); connectors + 1],
+            authorizing: None,
+            outbox_call: None,
+            outbox_retry_at: None,
+            next_aligned: None,
+            restarting: false,
             outputs: Vec::new(),
         };
+        cp.stop_interrupted();
+        cp.next_aligned = cp.next_aligned_after(now);
         cp.outputs.push(Output::Persist(cp.durable.clone()));
         cp.outputs.push(Output::Connect(target));
         cp
@@ -296,9 +333,16 @@ impl ChargePoint {
             .plugged_since
             .iter()
             .flatten()
-            .map(|since| *since + self.connection_timeout())
+            .copied()
+            .chain(
+                self.sockets
+                    .iter()
+                    .filter_map(|s| s.authorized.as_ref().map(|a| a.since)),
+            )
+            .map(|since| since + self.connection_timeout())
             .filter(|t| *t > self.now)
             .min();
+        let sample = self.sockets.iter().filter_map(|s| s.next_sample).min();
         let hold = Duration::from_secs(self.config.int("MinimumStatusDuration").max(0) as u64);
         let held = (self.connected && self.is_accepted())
             .then(|| {
@@ -317,6 +361,9 @@ impl ChargePoint {
             fallback,
             preparing,
             held,
+            sample,
+            self.next_aligned,
+            self.outbox_retry_at,
         ]
         .into_iter()
         .flatten()
@@ -336,6 +383,17 @@ impl ChargePoint {
             Input::Tick => self.on_tick(now),
             Input::Faults(faults) => {
                 self.faults = faults.clone();
+                if self.fault_assessment().effect == Some(Effect::Stop) {
+                    // The pile cannot charge: every transaction ends.
+                    let running: Vec<u32> = self.durable.transactions.keys().copied().collect();
+                    for c in running {
+                        self.stop_transaction(c, ocpp::StopReason::Other, None, now);
+                    }
+                } else {
+                    for c in 1..=self.connector_count() {
+                        self.try_start(c, now);
+                    }
+                }
                 self.statuses_changed(now);
             }
             Input::Network(network) => self.network = network.clone(),
@@ -346,19 +404,37 @@ impl ChargePoint {
                     .filter(|_| connector > 0)
                 {
                     *slot = Some(reading.clone());
-                }
-            }
-            Input::Plug { connector, plugged } => {
-                if let Some(slot) = self
-                    .plugged_since
-                    .get_mut(connector as usize)
-                    .filter(|_| connector > 0)
-                {
-                    *slot = plugged.then_some(slot.unwrap_or(now));
+                    // Derating and MaxEnergyOnInvalidId depend on the reading.
                     self.statuses_changed(now);
                 }
             }
+            Input::Plug { connector, plugged } => self.on_plug(connector, plugged, now),
+            Input::Pilot { connector, state } => {
+                if let Some(socket) = self
+                    .sockets
+                    .get_mut(connector as usize)
+                    .filter(|_| connector > 0)
+                {
+                    socket.pilot = state;
+                    self.statuses_changed(now);
+                }
+            }
+            Input::Cable { connector, amps } => {
+                if let Some(socket) = self
+                    .sockets
+                    .get_mut(connector as usize)
+                    .filter(|_| connector > 0)
+                {
+                    socket.cable = match amps {
+                        Some(a) if a > 0.0 => charging::Cable::Rated(a),
+                        _ => charging::Cable::Invalid,
+                    };
+                    self.statuses_changed(now);
+                }
+            }
+            Input::Card { connector, id_tag } => self.on_card(connector, id_tag, now),
         }
+        self.drive();
         self.drain_transmit();
         std::mem::take(&mut self.outputs)
     }

@@ -8,13 +8,21 @@ impl ChargePoint {
         // A new connection: whatever was in flight on an earlier one is gone.
         self.rpc.disconnect();
         self.boot_call = None;
+        self.outbox_call = None;
         self.connected = true;
         self.failures = 0;
         self.next_connect = None;
         self.last_activity = now;
         match self.registration {
-            Registration::Accepted => self.report_statuses(now, false),
+            Registration::Accepted => {
+                self.report_statuses(now, false);
+                self.pump_outbox(now);
+            }
             _ => self.send_boot(now),
+        }
+        // An Authorize.req lost with the old connection is decided as if offline.
+        if let Some(pending) = self.authorizing.take() {
+            self.on_authorize_reply(pending, Err(CallFailure::Disconnected), now);
         }
     }
 
@@ -22,7 +30,11 @@ impl ChargePoint {
         self.connected = false;
         self.boot_call = None;
         self.next_boot = None;
+        self.outbox_call = None;
         self.rpc.disconnect();
+        if let Some(pending) = self.authorizing.take() {
+            self.on_authorize_reply(pending, Err(CallFailure::Disconnected), now);
+        }
         // Exponential backoff with jitter.
         let exp = self
             .options
@@ -43,10 +55,17 @@ impl ChargePoint {
     }
 
     pub(super) fn on_tick(&mut self, now: Duration) {
+        self.lapse_authorizations(now);
         self.statuses_changed(now);
         while let Some(inbound) = self.rpc.poll_timeout(now) {
             self.on_inbound(inbound, now);
         }
+        self.sample_transactions(now);
+        if self.next_aligned.is_some_and(|t| now >= t) {
+            self.sample_aligned(now);
+            self.next_aligned = self.next_aligned_after(now);
+        }
+        self.pump_outbox(now);
         if self.next_connect.is_some_and(|t| now >= t) {
             self.next_connect = None;
             self.outputs.push(Output::Connect(self.target.clone()));
@@ -104,6 +123,17 @@ impl ChargePoint {
         outcome: Result<Decoded<Response>, CallFailure>,
         now: Duration,
     ) {
+        if self.outbox_call == Some(ticket) {
+            return self.on_outbox_reply(outcome, now);
+        }
+        if self
+            .authorizing
+            .as_ref()
+            .is_some_and(|p| p.ticket == ticket)
+        {
+            let pending = self.authorizing.take().expect("checked");
+            return self.on_authorize_reply(pending, outcome, now);
+        }
         if self.boot_call == Some(ticket) {
             self.boot_call = None;
             match outcome {
@@ -176,6 +206,8 @@ impl ChargePoint {
         }
         // ERR 3.22: connector 0 and every connector, after an accepted boot.
         self.report_statuses(now, true);
+        // Then what waited in the outbox, in order.
+        self.pump_outbox(now);
     }
 
     pub(super) fn reconnect_now(&mut self) {
@@ -183,6 +215,7 @@ impl ChargePoint {
         self.connected = false;
         self.boot_call = None;
         self.next_boot = None;
+        self.outbox_call = None;
         self.rpc.disconnect();
         self.next_connect = None;
         self.outputs.push(Output::Connect(self.target.clone()));

@@ -6,9 +6,8 @@ use super::*;
 impl ChargePoint {
     /// The status a connector shows now.
     pub fn status(&self, connector: u32) -> ChargePointStatus {
-        let inoperative = (self.durable.inoperative.contains(&connector)
-            || self.durable.inoperative.contains(&0))
-            && !self.durable.scheduled.contains(&connector);
+        let inoperative =
+            self.is_inoperative(connector) && !self.durable.scheduled.contains(&connector);
         if self.fault_assessment().effect == Some(Effect::Stop) {
             ChargePointStatus::Faulted
         } else if inoperative {
@@ -18,8 +17,26 @@ impl ChargePoint {
         }
     }
 
-    /// The status from the plug alone.
+    /// The status from the transaction, the plug and the pilot.
     pub(super) fn natural_status(&self, connector: u32) -> ChargePointStatus {
+        if self.durable.transactions.contains_key(&connector) {
+            return if self.offer_limit(connector).is_none() {
+                ChargePointStatus::SuspendedEvse
+            } else if self.sockets[connector as usize].pilot == Pilot::C {
+                ChargePointStatus::Charging
+            } else {
+                ChargePointStatus::SuspendedEv
+            };
+        }
+        let socket = self.sockets.get(connector as usize);
+        if self.is_plugged(connector) && socket.is_some_and(|s| s.finishing) {
+            // The transaction ended; the plug is still in.
+            return ChargePointStatus::Finishing;
+        }
+        if socket.is_some_and(|s| s.authorized.is_some()) {
+            // Accepted, waiting for the plug.
+            return ChargePointStatus::Preparing;
+        }
         match self
             .plugged_since
             .get(connector as usize)
@@ -36,14 +53,18 @@ impl ChargePoint {
         }
     }
 
-    /// Scheduled changes to Unavailable take effect once their connector left Preparing.
+    /// Scheduled changes to Unavailable take effect once their connector has no transaction
+    /// and left Preparing.
     pub(super) fn release_scheduled(&mut self) -> bool {
         let done: Vec<u32> = self
             .durable
             .scheduled
             .iter()
             .copied()
-            .filter(|c| self.natural_status(*c) != ChargePointStatus::Preparing)
+            .filter(|c| {
+                !self.durable.transactions.contains_key(c)
+                    && self.natural_status(*c) != ChargePointStatus::Preparing
+            })
             .collect();
         if done.is_empty() {
             return false;
@@ -193,12 +214,20 @@ impl ChargePoint {
         );
         let status = match kind {
             AvailabilityType::Inoperative => {
-                // Preparing → Unavailable is not a transition OCPP allows: those wait.
+                // A transaction goes on to its end, and Preparing → Unavailable is not a
+                // transition OCPP allows: those wait.
                 let preparing: Vec<u32> = targets
                     .iter()
                     .copied()
-                    .filter(|c| self.status(*c) == ChargePointStatus::Preparing)
+                    .filter(|c| {
+                        self.durable.transactions.contains_key(c)
+                            || self.status(*c) == ChargePointStatus::Preparing
+                    })
                     .collect();
+                // An accepted card waiting for its plug lapses.
+                for c in &targets {
+                    self.sockets[*c as usize].authorized = None;
+                }
                 self.durable.inoperative.insert(connector);
                 self.durable.scheduled.extend(preparing.iter().copied());
                 if preparing.is_empty() {
@@ -243,6 +272,11 @@ impl ChargePoint {
             self.persist();
         }
         self.respond(id, ChangeAvailabilityResponse { status });
+        // The answer first; then, in plug-and-charge mode, a plug waiting on an operative
+        // connector starts its transaction.
+        for c in targets {
+            self.try_start(c, now);
+        }
         self.statuses_changed(now);
     }
 }

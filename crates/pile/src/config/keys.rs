@@ -191,6 +191,10 @@ pub struct Factory {
     pub serial_number: String,
     pub connectors: u32,
     pub settings: WebsocketSettings,
+    /// The offline IC cards installed at the factory: accepted without the central system
+    /// while the pile keeps its factory name (FAQ 3.2.2), under the local authorization rules
+    /// (FAQ 3.5).
+    pub offline_cards: Vec<String>,
 }
 
 /// The items of a measurand list (an empty value has none).

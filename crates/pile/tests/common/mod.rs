@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod harness;
+
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -16,6 +18,7 @@ pub fn pile(connectors: u32) -> ChargePoint {
         serial_number: "TEST".into(),
         connectors,
         settings: "WS,h,80,/ocpp/,ocpp1.6,,,".parse().unwrap(),
+        offline_cards: Vec::new(),
     };
     let identity = Identity {
         vendor: "ocpile".into(),

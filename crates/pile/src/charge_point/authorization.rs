@@ -1,0 +1,239 @@
+//! Who may charge: cards at the reader, remote starts, the authorization cache, the factory's
+//! offline cards, and the offline rules (FAQ 3.5: LocalAuthorizeOffline, LocalPreAuthorize,
+//! AuthorizationCacheEnabled, AllowOfflineTxForUnknownId).
+
+use ocpp::{AuthorizeRequest, IdToken, StopReason};
+
+use super::*;
+
+/// What an idTag is wanted for.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Purpose {
+    /// To start a transaction on this connector.
+    Start(u32),
+    /// To stop the transaction on this connector, which another idTag started.
+    Stop(u32),
+}
+
+/// An Authorize.req on its way.
+#[derive(Debug, Clone)]
+pub(super) struct PendingAuthorization {
+    pub ticket: Ticket,
+    pub id_tag: String,
+    pub purpose: Purpose,
+}
+
+/// An idTag accepted for a connector that has no plug in yet; it lapses after ConnectionTimeOut.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Authorized {
+    pub id_tag: String,
+    pub parent: Option<String>,
+    pub since: Duration,
+}
+
+impl ChargePoint {
+    /// Keeps the central's verdict on an idTag in the authorization cache, when enabled.
+    pub(super) fn remember(&mut self, id_tag: &str, info: IdTagInfo) {
+        if self.config.flag("AuthorizationCacheEnabled") {
+            let key = id_tag.to_ascii_lowercase();
+            if self.durable.auth_cache.get(&key) != Some(&info) {
+                self.durable.auth_cache.insert(key, info);
+                self.persist();
+            }
+        }
+    }
+
+    /// What the pile knows of an idTag by itself: the factory's offline cards (valid while the
+    /// pile keeps its factory name, FAQ 3.2.2) and the authorization cache.
+    pub(super) fn local_verdict(&self, id_tag: &str) -> Option<IdTagInfo> {
+        let factory = self.config.factory();
+        if self.config.identity() == factory.serial_number
+            && factory
+                .offline_cards
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(id_tag))
+        {
+            return Some(IdTagInfo {
+                expiry_date: None,
+                parent_id_tag: None,
+                status: AuthorizationStatus::Accepted,
+            });
+        }
+        if !self.config.flag("AuthorizationCacheEnabled") {
+            return None;
+        }
+        let mut info = self
+            .durable
+            .auth_cache
+            .get(&id_tag.to_ascii_lowercase())?
+            .clone();
+        let now = self.clock.at(self.now);
+        if info.status == AuthorizationStatus::Accepted
+            && info.expiry_date.as_ref().is_some_and(|e| *e < now)
+        {
+            info.status = AuthorizationStatus::Expired;
+        }
+        Some(info)
+    }
+
+    fn online(&self) -> bool {
+        self.connected && self.is_accepted()
+    }
+
+    /// The decision without the central system (offline, or when it did not answer).
+    fn offline_verdict(&self, id_tag: &str) -> Option<IdTagInfo> {
+        let local = self
+            .config
+            .flag("LocalAuthorizeOffline")
+            .then(|| self.local_verdict(id_tag))
+            .flatten();
+        match local {
+            Some(info) => Some(info),
+            None if self.config.flag("AllowOfflineTxForUnknownId") => Some(IdTagInfo {
+                expiry_date: None,
+                parent_id_tag: None,
+                status: AuthorizationStatus::Accepted,
+            }),
+            None => None,
+        }
+    }
+
+    /// A card at the reader. `connector` is the reader's connector, or `None` for a reader of
+    /// the whole pile.
+    pub(super) fn on_card(&mut self, connector: Option<u32>, id_tag: &str, now: Duration) {
+        let count = self.connector_count();
+        if connector.is_some_and(|c| c == 0 || c > count) || id_tag.is_empty() {
+            return self.beep(Beep::Refused);
+        }
+        // The card that started a transaction stops it.
+        let own = self
+            .durable
+            .transactions
+            .iter()
+            .find(|(c, t)| {
+                connector.is_none_or(|x| x == **c) && t.id_tag.eq_ignore_ascii_case(id_tag)
+            })
+            .map(|(c, _)| *c);
+        if let Some(c) = own {
+            return self.stop_transaction(c, StopReason::Local, Some(id_tag), now);
+        }
+        if self.authorizing.is_some() {
+            // One card at a time.
+            return self.beep(Beep::Refused);
+        }
+        // Another card at a connector that is charging: it may stop it if it shares the
+        // parent idTag.
+        if let Some(c) = connector.filter(|c| self.durable.transactions.contains_key(c)) {
+            return self.authorize(id_tag, Purpose::Stop(c), now);
+        }
+        let chosen = connector.or_else(|| self.free_connector());
+        match chosen {
+            Some(c) if self.can_start(c) => self.authorize(id_tag, Purpose::Start(c), now),
+            _ => self.beep(Beep::Refused),
+        }
+    }
+
+    /// The connector a card at the pile's reader is for: one with a plug in and no
+    /// transaction, else the first that can start one.
+    fn free_connector(&self) -> Option<u32> {
+        let count = self.connector_count();
+        (1..=count)
+            .find(|c| {
+                self.is_plugged(*c) && self.can_start(*c) && !self.sockets[*c as usize].finishing
+            })
+            .or_else(|| (1..=count).find(|c| self.can_start(*c)))
+    }
+
+    /// Whether a transaction may start on a connector now.
+    pub(super) fn can_start(&self, connector: u32) -> bool {
+        connector >= 1
+            && connector <= self.connector_count()
+            && !self.durable.transactions.contains_key(&connector)
+            && !self.is_inoperative(connector)
+            && self.fault_assessment().effect != Some(Effect::Stop)
+    }
+
+    /// Finds out whether an idTag may do what it is presented for.
+    pub(super) fn authorize(&mut self, id_tag: &str, purpose: Purpose, now: Duration) {
+        if self.online() {
+            let local = self.local_verdict(id_tag);
+            let pre_authorized = self.config.flag("LocalPreAuthorize")
+                && local
+                    .as_ref()
+                    .is_some_and(|i| i.status == AuthorizationStatus::Accepted);
+            if pre_authorized {
+                return self.verdict(id_tag, local, purpose, now);
+            }
+            let ticket = self.call(
+                &AuthorizeRequest {
+                    id_tag: IdToken::truncating(id_tag),
+                },
+                now,
+            );
+            self.authorizing = Some(PendingAuthorization {
+                ticket,
+                id_tag: id_tag.to_owned(),
+                purpose,
+            });
+        } else {
+            let verdict = self.offline_verdict(id_tag);
+            self.verdict(id_tag, verdict, purpose, now);
+        }
+    }
+
+    /// The answer to our Authorize.req.
+    pub(super) fn on_authorize_reply(
+        &mut self,
+        pending: PendingAuthorization,
+        outcome: Result<Decoded<Response>, CallFailure>,
+        now: Duration,
+    ) {
+        let verdict = match outcome {
+            Ok(Decoded {
+                value: Response::Authorize(r),
+                ..
+            }) => {
+                self.remember(&pending.id_tag, r.id_tag_info.clone());
+                Some(r.id_tag_info)
+            }
+            // No answer from the central system: decided as if offline.
+            _ => self.offline_verdict(&pending.id_tag),
+        };
+        self.verdict(&pending.id_tag, verdict, pending.purpose, now);
+    }
+
+    /// Acts on what was found out about an idTag.
+    fn verdict(&mut self, id_tag: &str, info: Option<IdTagInfo>, purpose: Purpose, now: Duration) {
+        let accepted = info
+            .as_ref()
+            .filter(|i| i.status == AuthorizationStatus::Accepted);
+        match (purpose, accepted) {
+            (Purpose::Start(c), Some(info)) if self.can_start(c) => {
+                let parent = info.parent_id_tag.as_ref().map(|p| p.as_str().to_owned());
+                self.beep(Beep::Accepted);
+                self.sockets[c as usize].authorized = Some(Authorized {
+                    id_tag: id_tag.to_owned(),
+                    parent,
+                    since: now,
+                });
+                self.try_start(c, now);
+                self.statuses_changed(now);
+            }
+            (Purpose::Stop(c), Some(info)) => {
+                let parent = info.parent_id_tag.as_ref().map(|p| p.as_str());
+                let same_group = self.durable.transactions.get(&c).is_some_and(|t| {
+                    t.parent_id_tag
+                        .as_deref()
+                        .zip(parent)
+                        .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+                });
+                if same_group {
+                    self.stop_transaction(c, StopReason::Local, Some(id_tag), now);
+                } else {
+                    self.beep(Beep::Refused);
+                }
+            }
+            _ => self.beep(Beep::Refused),
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The power path of each connector: what the control pilot offers, when the relay closes, the
+//! cable's capacity (CC), over-temperature derating and the buzzer (OEM_FunctionMask bits 0, 1
+//! and 3, FAQ 3.13), plug-and-charge (VendorDirectWorkMode, FAQ 3.4).
+
+use ocpp::StopReason;
+
+use super::authorization::Authorized;
+use super::*;
+use crate::hardware::{Beep, HardwareCommand, Pilot};
+
+/// From this temperature (any sensor, °C) the pile offers half its rated current, unless
+/// OEM_FunctionMask bit 3 shields the derating.
+pub const DERATING_FROM_C: f64 = 70.0;
+
+/// The cable's capacity as CC reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Cable {
+    /// Nothing reported: the pile's own (tethered) cable, good for the rated current.
+    Unknown,
+    Rated(f64),
+    /// No valid CC resistor: not safe to charge while CC is checked.
+    Invalid,
+}
+
+/// What the core knows and drives of one connector.
+#[derive(Debug, Clone)]
+pub(super) struct Socket {
+    pub pilot: Pilot,
+    pub cable: Cable,
+    /// A card or remote start accepted before the plug went in.
+    pub authorized: Option<Authorized>,
+    /// A transaction ended and the plug is still in.
+    pub finishing: bool,
+    pub next_sample: Option<Duration>,
+    /// What the hardware was last told.
+    pub offer: Option<f64>,
+    pub relay: bool,
+}
+
+impl Default for Socket {
+    fn default() -> Self {
+        Socket {
+            pilot: Pilot::A,
+            cable: Cable::Unknown,
+            authorized: None,
+            finishing: false,
+            next_sample: None,
+            offer: None,
+            relay: false,
+        }
+    }
+}
+
+const BUZZER_OFF: u32 = 1 << 0;
+const CC_SHIELDED: u32 = 1 << 1;
+const DERATING_SHIELDED: u32 = 1 << 3;
+
+impl ChargePoint {
+    fn function_mask(&self) -> u32 {
+        self.config
+            .int("OEM_FunctionMask")
+            .clamp(0, u32::MAX as i64) as u32
+    }
+
+    pub(super) fn beep(&mut self, beep: Beep) {
+        if self.function_mask() & BUZZER_OFF == 0 {
+            self.outputs
+                .push(Output::Hardware(HardwareCommand::Beep(beep)));
+        }
+    }
+
+    /// Set Inoperative, by itself or with the whole pile.
+    pub(super) fn is_inoperative(&self, connector: u32) -> bool {
+        self.durable.inoperative.contains(&connector) || self.durable.inoperative.contains(&0)
+    }
+
+    /// The current the pile may offer on a connector with a transaction, or `None` when the
+    /// pile holds the energy back (SuspendedEVSE).
+    pub fn offer_limit(&self, connector: u32) -> Option<f64> {
+        let tx = self.durable.transactions.get(&connector)?;
+        if self
+            .fault_assessment()
+            .effect
+            .is_some_and(|e| e <= Effect::Suspend)
+        {
+            return None;
+        }
+        if let Some(at) = tx.invalidated_at_wh {
+            let allowed = self.config.int("MaxEnergyOnInvalidId").max(0);
+            if self.register(connector) - at >= allowed {
+                return None;
+            }
+        }
+        let mask = self.function_mask();
+        let socket = &self.sockets[connector as usize];
+        let mut amps = self.options.rated_current_a;
+        if mask & CC_SHIELDED == 0 {
+            match socket.cable {
+                Cable::Unknown => {}
+                Cable::Rated(a) => amps = amps.min(a),
+                Cable::Invalid => return None,
+            }
+        }
+        let hot = self.meters[connector as usize]
+            .as_ref()
+            .is_some_and(|m| m.temperatures_c.iter().any(|t| *t >= DERATING_FROM_C));
+        if hot && mask & DERATING_SHIELDED == 0 {
+            amps = amps.min(self.options.rated_current_a / 2.0);
+        }
+        (amps > 0.0).then_some(amps)
+    }
+
+    /// Tells the hardware what changed: the offer before the relay closes, the relay before
+    /// the offer goes.
+    pub(super) fn drive(&mut self) {
+        for c in 1..self.sockets.len() as u32 {
+            let offer = self.offer_limit(c);
+            let relay = offer.is_some() && self.sockets[c as usize].pilot == Pilot::C;
+            let socket = &self.sockets[c as usize];
+            let (old_offer, old_relay) = (socket.offer, socket.relay);
+            if old_relay && !relay {
+                self.outputs.push(Output::Hardware(HardwareCommand::Relay {
+                    connector: c,
+                    closed: false,
+                }));
+            }
+            if old_offer != offer {
+                self.outputs.push(Output::Hardware(HardwareCommand::Offer {
+                    connector: c,
+                    amps: offer,
+                }));
+            }
+            if relay && !old_relay {
+                self.outputs.push(Output::Hardware(HardwareCommand::Relay {
+                    connector: c,
+                    closed: true,
+                }));
+            }
+            let socket = &mut self.sockets[c as usize];
+            socket.offer = offer;
+            socket.relay = relay;
+        }
+    }
+
+    /// Whether the relay of a connector is closed.
+    pub fn relay_closed(&self, connector: u32) -> bool {
+        self.sockets
+            .get(connector as usize)
+            .is_some_and(|s| s.relay)
+    }
+
+    /// What the pilot offers on a connector now (A).
+    pub fn offered(&self, connector: u32) -> Option<f64> {
+        self.sockets.get(connector as usize).and_then(|s| s.offer)
+    }
+
+    /// A connector's meter register (Wh).
+    pub fn meter_register(&self, connector: u32) -> i64 {
+        self.register(connector)
+    }
+
+    pub fn pilot(&self, connector: u32) -> Option<Pilot> {
+        self.sockets.get(connector as usize).map(|s| s.pilot)
+    }
+
+    /// Starts a transaction on a connector with a plug in, for the idTag accepted for it or,
+    /// in plug-and-charge mode, for the pile itself.
+    pub(super) fn try_start(&mut self, connector: u32, now: Duration) {
+        if !self.is_plugged(connector) || !self.can_start(connector) {
+            return;
+        }
+        let socket = &self.sockets[connector as usize];
+        if let Some(a) = socket.authorized.clone() {
+            self.start_transaction(connector, &a.id_tag, a.parent, now);
+        } else if self.config.flag("VendorDirectWorkMode") && !socket.finishing {
+            // Plug and charge: no card; the transaction carries the pile's serial number.
+            let tag = self.config.factory().serial_number.clone();
+            self.start_transaction(connector, &tag, None, now);
+        }
+    }
+
+    pub(super) fn on_plug(&mut self, connector: u32, plugged: bool, now: Duration) {
+        let Some(slot) = self
+            .plugged_since
+            .get_mut(connector as usize)
+            .filter(|_| connector > 0)
+        else {
+            return;
+        };
+        let was = slot.is_some();
+        *slot = plugged.then_some(slot.unwrap_or(now));
+        if plugged {
+            if !was {
+                self.try_start(connector, now);
+            }
+        } else if was {
+            let socket = &mut self.sockets[connector as usize];
+            socket.finishing = false;
+            socket.cable = Cable::Unknown;
+            socket.pilot = Pilot::A;
+            if self.durable.transactions.contains_key(&connector)
+                && self.config.flag("StopTransactionOnEVSideDisconnect")
+            {
+                self.stop_transaction(connector, StopReason::EvDisconnected, None, now);
+            }
+            if self.config.flag("UnlockConnectorOnEVSideDisconnect") {
+                self.outputs
+                    .push(Output::Hardware(HardwareCommand::Unlock { connector }));
+            }
+        }
+        self.statuses_changed(now);
+    }
+
+    /// Authorizations that waited for a plug longer than ConnectionTimeOut lapse.
+    pub(super) fn lapse_authorizations(&mut self, now: Duration) {
+        let timeout = self.connection_timeout();
+        let mut lapsed = false;
+        for socket in self.sockets.iter_mut() {
+            if socket
+                .authorized
+                .as_ref()
+                .is_some_and(|a| now >= a.since + timeout)
+            {
+                socket.authorized = None;
+                lapsed = true;
+            }
+        }
+        if lapsed {
+            self.statuses_changed(now);
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! Transactions: starting and stopping them, their meter values, and the durable outbox that
+//! delivers their messages in order, exactly as recorded, whatever the connection does.
+//!
+//! Every transaction message is written to the outbox (durable) before it is sent, under a
+//! message id that stays the same on every attempt, and leaves the outbox only when the central
+//! system has answered it. After a crash the pile sends what is left again, under the same ids.
+
+use ocpp::{IdToken, MeterValue, StartTransactionRequest, StopReason, StopTransactionRequest};
+
+use super::*;
+use crate::durable::{Queued, Transaction, TransactionMessage};
+
+/// At most this many Wh fit in a StartTransaction or StopTransaction (an OCPP integer).
+fn wh(v: i64) -> i32 {
+    v.clamp(0, i64::from(i32::MAX)) as i32
+}
+
+impl ChargePoint {
+    /// The transaction running on a connector.
+    pub fn transaction(&self, connector: u32) -> Option<&Transaction> {
+        self.durable.transactions.get(&connector)
+    }
+
+    /// The central's transactionId of a running transaction, once known.
+    pub fn transaction_id(&self, connector: u32) -> Option<i32> {
+        let tx = self.transaction(connector)?;
+        self.durable.transaction_ids.get(&tx.local_id).copied()
+    }
+
+    /// Transaction messages waiting for the central system.
+    pub fn outbox_len(&self) -> usize {
+        self.durable.outbox.len()
+    }
+
+    /// A connector's meter register now: the last reading, else the last one recorded.
+    pub(super) fn register(&self, connector: u32) -> i64 {
+        self.meters
+            .get(connector as usize)
+            .and_then(|m| m.as_ref())
+            .map(|m| m.energy_wh)
+            .or_else(|| self.durable.registers.get(&connector).copied())
+            .unwrap_or(0)
+    }
+
+    fn next_number(&mut self) -> u64 {
+        self.durable.last_number += 1;
+        self.durable.last_number
+    }
+
+    fn enqueue(&mut self, transaction: u64, message: TransactionMessage) {
+        let n = self.next_number();
+        self.durable.outbox.push_back(Queued {
+            message_id: format!("tx-{}-{n}", self.durable.boots),
+            transaction,
+            message,
+            failures: 0,
+        });
+    }
+
+    /// Starts a transaction on a connector for an authorized idTag.
+    pub(super) fn start_transaction(
+        &mut self,
+        connector: u32,
+        id_tag: &str,
+        parent: Option<String>,
+        now: Duration,
+    ) {
+        let local_id = self.next_number();
+        let register = self.register(connector);
+        let started = self.clock.at(now);
+        let mut tx = Transaction {
+            local_id,
+            connector,
+            id_tag: id_tag.to_owned(),
+            parent_id_tag: parent,
+            meter_start: register,
+            started,
+            invalidated_at_wh: None,
+            last_register: register,
+            stop_data: Vec::new(),
+        };
+        if let Some(value) = self.sample_of(
+            "StopTxnSampledData",
+            connector,
+            0,
+            ReadingContext::TransactionBegin,
+            now,
+        ) {
+            tx.stop_data.push(value.into());
+        }
+        self.durable.transactions.insert(connector, tx);
+        self.durable.registers.insert(connector, register);
+        self.enqueue(
+            local_id,
+            TransactionMessage::Start(StartTransactionRequest {
+                connector_id: connector as i32,
+                id_tag: IdToken::truncating(id_tag),
+                meter_start: wh(register),
+                reservation_id: None,
+                timestamp: started,
+            }),
+        );
+        let next_sample = self.sample_interval().map(|i| now + i);
+        let socket = &mut self.sockets[connector as usize];
+        socket.authorized = None;
+        socket.finishing = false;
+        socket.next_sample = next_sample;
+        self.persist();
+        self.beep(Beep::Accepted);
+        self.pump_outbox(now);
+        self.statuses_changed(now);
+    }
+
+    /// Stops the transaction on a connector, if any.
+    pub(super) fn stop_transaction(
+        &mut self,
+        connector: u32,
+        reason: StopReason,
+        id_tag: Option<&str>,
+        now: Duration,
+    ) {
+        let Some(mut tx) = self.durable.transactions.remove(&connector) else {
+            return;
+        };
+        let register = self.register(connector).max(tx.last_register);
+        if let Some(value) = self.sample_of(
+            "StopTxnSampledData",
+            connector,
+            register - tx.last_register,
+            ReadingContext::TransactionEnd,
+            now,
+        ) {
+            tx.stop_data.push(value.into());
+        }
+        self.durable.registers.insert(connector, register);
+        self.enqueue(
+            tx.local_id,
+            TransactionMessage::Stop(StopTransactionRequest {
+                id_tag: id_tag.map(IdToken::truncating),
+                meter_stop: wh(register),
+                timestamp: self.clock.at(now),
+                // Filled in when sent.
+                transaction_id: 0,
+                reason: Some(reason),
+                transaction_data: (!tx.stop_data.is_empty()).then_some(tx.stop_data),
+            }),
+        );
+        let socket = &mut self.sockets[connector as usize];
+        socket.next_sample = None;
+        socket.finishing = true;
+        self.persist();
+        self.beep(Beep::Accepted);
+        self.pump_outbox(now);
+        self.statuses_changed(now);
+    }
+
+    /// At start: transactions the durable state still holds were cut off by a power loss (or a
+    /// crash). They stop now, with the last register recorded.
+    pub(super) fn stop_interrupted(&mut self) {
+        let connectors: Vec<u32> = self.durable.transactions.keys().copied().collect();
+        for connector in connectors {
+            let Some(mut tx) = self.durable.transactions.remove(&connector) else {
+                continue;
+            };
+            let register = self
+                .durable
+                .registers
+                .get(&connector)
+                .copied()
+                .unwrap_or(tx.last_register)
+                .max(tx.last_register);
+            self.enqueue(
+                tx.local_id,
+                TransactionMessage::Stop(StopTransactionRequest {
+                    id_tag: None,
+                    meter_stop: wh(register),
+                    timestamp: self.clock.at(self.now),
+                    transaction_id: 0,
+                    reason: Some(StopReason::PowerLoss),
+                    transaction_data: (!tx.stop_data.is_empty())
+                        .then(|| std::mem::take(&mut tx.stop_data)),
+                }),
+            );
+        }
+    }
+
+    pub(super) fn sample_interval(&self) -> Option<Duration> {
+        let s = self.config.int("MeterValueSampleInterval");
+        (s > 0).then(|| Duration::from_secs(s as u64))
+    }
+
+    /// A MeterValue of the measurands a key lists, or `None` when it lists none or the
+    /// connector's meter has not reported.
+    pub(super) fn sample_of(
+        &self,
+        key: &str,
+        connector: u32,
+        interval_wh: i64,
+        context: ReadingContext,
+        now: Duration,
+    ) -> Option<MeterValue> {
+        let list = self.config.get(key).unwrap_or_default();
+        let reading = self.meters.get(connector as usize)?.as_ref()?;
+        if list.is_empty() {
+            return None;
+        }
+        Some(crate::meter::sample(
+            list,
+            reading,
+            interval_wh,
+            context,
+            self.clock.at(now),
+        ))
+    }
+
+    /// Periodic samples of the running transactions (MeterValueSampleInterval).
+    pub(super) fn sample_transactions(&mut self, now: Duration) {
+        let due: Vec<u32> = (1..self.sockets.len() as u32)
+            .filter(|c| {
+                self.sockets[*c as usize]
+                    .next_sample
+                    .is_some_and(|t| now >= t)
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for connector in due {
+            let interval = self.sample_interval();
+            self.sockets[connector as usize].next_sample = interval.map(|i| now + i);
+            let Some(tx) = self.durable.transactions.get(&connector) else {
+                continue;
+            };
+            let (local_id, last) = (tx.local_id, tx.last_register);
+            let register = self.register(connector);
+            let delta = register - last;
+            let stop_sample = self.sample_of(
+                "StopTxnSampledData",
+                connector,
+                delta,
+                ReadingContext::SamplePeriodic,
+                now,
+            );
+            let sample = self.sample_of(
+                "MeterValuesSampledData",
+                connector,
+                delta,
+                ReadingContext::SamplePeriodic,
+                now,
+            );
+            let tx = self
+                .durable
+                .transactions
+                .get_mut(&connector)
+                .expect("checked above");
+            tx.last_register = register;
+            tx.stop_data.extend(stop_sample.map(Into::into));
+            self.durable.registers.insert(connector, register);
+            if let Some(value) = sample {
+                self.enqueue(
+                    local_id,
+                    TransactionMessage::MeterValues(MeterValuesRequest {
+                        connector_id: connector as i32,
+                        transaction_id: None,
+                        meter_value: vec![value],
+                    }),
+                );
+            }
+        }
+        self.persist();
+        self.pump_outbox(now);
+    }
+
+    /// When the next clock-aligned sample is due (ClockAlignedDataInterval, from midnight UTC).
+    pub(super) fn next_aligned_after(&self, now: Duration) -> Option<Duration> {
+        let interval = self.config.int("ClockAlignedDataInterval");
+        if interval <= 0 {
+            return None;
+        }
+        let ms = self.clock.at(now).millis();
+        let period = interval * 1000;
+        let into_day = ms.rem_euclid(86_400_000);
+        let next = (into_day / period + 1) * period;
+        let next = next.min(86_400_000);
+        Some(now + Duration::from_millis((next - into_day) as u64))
+    }
+
+    /// Clock-aligned samples (MeterValuesAlignedData; StopTxnAlignedData for running
+    /// transactions). Those of a transaction are transaction messages; the others are sent
+    /// when connected and not kept.
+    pub(super) fn sample_aligned(&mut self, now: Duration) {
+        let mut changed = false;
+        for connector in 1..self.sockets.len() as u32 {
+            let Some(value) = self.sample_of(
+                "MeterValuesAlignedData",
+                connector,
+                0,
+                ReadingContext::SampleClock,
+                now,
+            ) else {
+                continue;
+            };
+            match self
+                .durable
+                .transactions
+                .get(&connector)
+                .map(|t| t.local_id)
+            {
+                Some(local_id) => {
+                    let stop = self.sample_of(
+                        "StopTxnAlignedData",
+                        connector,
+                        0,
+                        ReadingContext::SampleClock,
+                        now,
+                    );
+                    if let Some(tx) = self.durable.transactions.get_mut(&connector) {
+                        tx.stop_data.extend(stop.map(Into::into));
+                    }
+                    self.enqueue(
+                        local_id,
+                        TransactionMessage::MeterValues(MeterValuesRequest {
+                            connector_id: connector as i32,
+                            transaction_id: None,
+                            meter_value: vec![value],
+                        }),
+                    );
+                    changed = true;
+                }
+                None if self.connected && self.is_accepted() => {
+                    self.call(
+                        &MeterValuesRequest {
+                            connector_id: connector as i32,
+                            transaction_id: None,
+                            meter_value: vec![value],
+                        },
+                        now,
+                    );
+                }
+                None => {}
+            }
+        }
+        if changed {
+            self.persist();
+            self.pump_outbox(now);
+        }
+    }
+
+    /// Sends the oldest transaction message when the central can take it.
+    pub(super) fn pump_outbox(&mut self, now: Duration) {
+        if self.restarting
+            || !self.connected
+            || !self.is_accepted()
+            || self.outbox_call.is_some()
+            || self.outbox_retry_at.is_some_and(|t| now < t)
+        {
+            return;
+        }
+        self.outbox_retry_at = None;
+        while let Some(front) = self.durable.outbox.front() {
+            let id = self
+                .durable
+                .transaction_ids
+                .get(&front.transaction)
+                .copied();
+            let message_id = front.message_id.clone();
+            let ticket = match (&front.message, id) {
+                (TransactionMessage::Start(r), _) => {
+                    let r = r.clone();
+                    self.rpc.call_with_id(&r, &message_id, now)
+                }
+                (TransactionMessage::MeterValues(r), Some(id)) => {
+                    let mut r = r.clone();
+                    r.transaction_id = Some(id);
+                    self.rpc.call_with_id(&r, &message_id, now)
+                }
+                (TransactionMessage::Stop(r), Some(id)) => {
+                    let mut r = r.clone();
+                    r.transaction_id = id;
+                    self.rpc.call_with_id(&r, &message_id, now)
+                }
+                (_, None) => {
+                    // Its StartTransaction was never accepted by the central system (it kept
+                    // answering errors): without a transactionId this cannot be sent.
+                    tracing::warn!(
+                        message_id,
+                        "transaction message without a transactionId dropped"
+                    );
+                    self.durable.outbox.pop_front();
+                    self.persist();
+                    continue;
+                }
+            };
+            self.last_activity = now;
+            self.outbox_call = Some(ticket);
+            return;
+        }
+    }
+
+    /// The central answered (or did not answer) the message at the head of the outbox.
+    pub(super) fn on_outbox_reply(
+        &mut self,
+        outcome: Result<Decoded<Response>, CallFailure>,
+        now: Duration,
+    ) {
+        self.outbox_call = None;
+        match outcome {
+            Ok(Decoded { value, .. }) => {
+                let Some(done) = self.durable.outbox.pop_front() else {
+                    return;
+                };
+                match (done.message, value) {
+                    (TransactionMessage::Start(_), Response::StartTransaction(r)) => {
+                        self.durable
+                            .transaction_ids
+                            .insert(done.transaction, r.transaction_id);
+                        self.on_start_answer(done.transaction, r.id_tag_info, now);
+                    }
+                    (TransactionMessage::Stop(r), Response::StopTransaction(answer)) => {
+                        self.durable.transaction_ids.remove(&done.transaction);
+                        if let (Some(tag), Some(info)) = (r.id_tag, answer.id_tag_info) {
+                            self.remember(tag.as_str(), info);
+                        }
+                    }
+                    _ => {}
+                }
+                self.persist();
+            }
+            Err(CallFailure::CallError(_) | CallFailure::BadResponse(_)) => {
+                // The central could not process it: again after TransactionMessageRetryInterval
+                // times the failures so far, up to TransactionMessageAttempts.
+                let attempts = self.config.int("TransactionMessageAttempts").max(1) as u32;
+                let retry = self.config.int("TransactionMessageRetryInterval").max(1) as u64;
+                if let Some(front) = self.durable.outbox.front_mut() {
+                    front.failures += 1;
+                    let failures = front.failures;
+                    if failures >= attempts {
+                        tracing::warn!(
+                            message_id = front.message_id,
+                            "transaction message dropped after {failures} failures"
+                        );
+                        self.durable.outbox.pop_front();
+                    } else {
+                        self.outbox_retry_at =
+                            Some(now + Duration::from_secs(retry * u64::from(failures)));
+                    }
+                    self.persist();
+                }
+            }
+            // No answer: the message stays first and goes again (same id) when the central can
+            // take it. A lost connection is no failure to process it.
+            Err(CallFailure::Timeout) => {
+                self.outbox_retry_at = Some(
+                    now + Duration::from_secs(
+                        self.config.int("TransactionMessageRetryInterval").max(1) as u64,
+                    ),
+                )
+            }
+            Err(CallFailure::Disconnected) => {}
+        }
+        self.pump_outbox(now);
+    }
+
+    /// The central's verdict on the idTag of a transaction it registered.
+    fn on_start_answer(&mut self, local_id: u64, info: IdTagInfo, now: Duration) {
+        let running = self
+            .durable
+            .transactions
+            .iter()
+            .find(|(_, t)| t.local_id == local_id)
+            .map(|(c, t)| (*c, t.id_tag.clone()));
+        if let Some((_, tag)) = &running {
+            self.remember(tag, info.clone());
+        }
+        let Some((connector, _)) = running else {
+            return;
+        };
+        if info.status == AuthorizationStatus::Accepted {
+            return;
+        }
+        if self.config.flag("StopTransactionOnInvalidId") {
+            self.stop_transaction(connector, StopReason::DeAuthorized, None, now);
+        } else {
+            // Charging goes on up to MaxEnergyOnInvalidId more, then is suspended.
+            let register = self.register(connector);
+            if let Some(tx) = self.durable.transactions.get_mut(&connector) {
+                tx.invalidated_at_wh.get_or_insert(register);
+            }
+            self.statuses_changed(now);
+        }
+    }
+}
