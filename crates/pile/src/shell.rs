@@ -400,7 +400,7 @@ pub async fn run(
     loop {
         while let Some(output) = todo.pop_front() {
             match output {
-                Output::Persist(state) => store.save(&state)?,
+                Output::Persist => store.save(cp.durable())?,
                 Output::Hardware(command) => {
                     tracing::debug!(?command, "hardware");
                     hardware.command(&command);
@@ -513,8 +513,8 @@ pub async fn run(
                     // Carried out (and so persisted) before the reply.
                     todo.extend(out);
                     while let Some(o) = todo.pop_front() {
-                        if let Output::Persist(state) = &o {
-                            store.save(state)?;
+                        if o == Output::Persist {
+                            store.save(cp.durable())?;
                         } else {
                             todo.push_front(o);
                             break;

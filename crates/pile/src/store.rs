@@ -46,7 +46,7 @@ impl StateStore {
         let io = |e| StoreError::Io(self.dir.clone(), e);
         let tmp = self.dir.join("state.json.tmp");
         let mut file = File::create(&tmp).map_err(io)?;
-        file.write_all(&serde_json::to_vec_pretty(state).expect("state serializes"))
+        file.write_all(&serde_json::to_vec(state).expect("state serializes"))
             .map_err(io)?;
         file.sync_all().map_err(io)?;
         fs::rename(&tmp, self.path()).map_err(io)?;

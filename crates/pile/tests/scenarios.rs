@@ -10,7 +10,8 @@ use serde_json::json;
 #[test]
 fn start_persists_and_connects_with_the_identity_in_the_url() {
     let p = Pile::new(1);
-    assert!(matches!(&p.log[0], Output::Persist(d) if d.boots == 1));
+    assert_eq!(p.log[0], Output::Persist);
+    assert_eq!(p.cp.durable().boots, 1);
     match &p.log[1] {
         Output::Connect(t) => {
             assert_eq!(t.url, "ws://central.example:9000/ocpp/SN0001");
@@ -50,7 +51,8 @@ fn accepted_boot_reports_every_connector_and_heartbeats_on_idle() {
         300,
         "the central's interval is adopted"
     );
-    assert!(p.log.iter().any(|o| matches!(o, Output::Persist(d) if d.config.get("HeartbeatInterval").map(String::as_str) == Some("300"))));
+    assert!(p.log.contains(&Output::Persist));
+    assert_eq!(p.cp.durable().config["HeartbeatInterval"], "300");
 
     // 299 s of silence: nothing. At 300 s: a Heartbeat.
     assert!(Pile::frames(&p.advance(secs(299))).is_empty());
@@ -108,8 +110,8 @@ fn an_accepted_change_is_durable_before_the_answer_leaves() {
         json!({"key":"MeterValueSampleInterval","value":"30"}),
     );
     match (&out[0], &out[1]) {
-        (Output::Persist(d), Output::Send(answer)) => {
-            assert_eq!(d.config["MeterValueSampleInterval"], "30");
+        (Output::Persist, Output::Send(answer)) => {
+            assert_eq!(p.cp.durable().config["MeterValueSampleInterval"], "30");
             assert_eq!(answer, r#"[3,"cs-1",{"status":"Accepted"}]"#);
         }
         other => panic!("{other:?}"),
@@ -140,7 +142,8 @@ fn a_new_name_reconnects_at_the_new_url_after_the_answer() {
         "ChangeConfiguration",
         json!({"key":"VendorChargePointName","value":"PILE-7"}),
     );
-    assert!(matches!(&out[0], Output::Persist(d) if d.config["VendorChargePointName"] == "PILE-7"));
+    assert_eq!(out[0], Output::Persist);
+    assert_eq!(p.cp.durable().config["VendorChargePointName"], "PILE-7");
     assert_eq!(
         out[1],
         Output::Send(r#"[3,"cs-1",{"status":"Accepted"}]"#.into())
@@ -221,11 +224,8 @@ fn unreachable_settings_fall_back_to_the_last_that_worked() {
     );
     // Five minutes after the change: back to the settings that worked, durably.
     let out = p.advance(secs(300));
-    let persisted = out.iter().find_map(|o| match o {
-        Output::Persist(d) => Some(d.config["VendorWebsocketSettings"].clone()),
-        _ => None,
-    });
-    assert_eq!(persisted.as_deref(), Some(SETTINGS));
+    assert!(out.contains(&Output::Persist));
+    assert_eq!(p.cp.durable().config["VendorWebsocketSettings"], SETTINGS);
     assert!(
         out.iter().any(
             |o| matches!(o, Output::Connect(t) if t.url == "ws://central.example:9000/ocpp/SN0001")
@@ -252,7 +252,7 @@ fn fallback_can_be_switched_off() {
     );
     p.input(Input::Disconnected);
     let out = p.advance(secs(3600));
-    assert!(out.iter().all(|o| !matches!(o, Output::Persist(_))));
+    assert!(!out.contains(&Output::Persist));
     assert!(p.cp.target().url.contains("unreachable.example"));
 }
 
@@ -337,7 +337,8 @@ fn change_availability_is_persisted_and_reported() {
         "ChangeAvailability",
         json!({"connectorId":1,"type":"Inoperative"}),
     );
-    assert!(matches!(&out[0], Output::Persist(d) if d.inoperative.contains(&1)));
+    assert_eq!(out[0], Output::Persist);
+    assert!(p.cp.durable().inoperative.contains(&1));
     let frames = Pile::frames(&out);
     assert_eq!(frames[0][2]["status"], "Accepted");
     assert_eq!(frames[1][3]["connectorId"], 1);
@@ -603,7 +604,8 @@ fn inoperative_while_preparing_is_scheduled_until_the_connector_leaves_preparing
         "ChangeAvailability",
         json!({"connectorId":1,"type":"Inoperative"}),
     );
-    assert!(matches!(&out[0], Output::Persist(d) if d.scheduled.contains(&1)));
+    assert_eq!(out[0], Output::Persist);
+    assert!(p.cp.durable().scheduled.contains(&1));
     assert_eq!(Pile::frames(&out)[0][2]["status"], "Scheduled");
     assert!(p.statuses(out).is_empty(), "still Preparing");
     // Unplugged: Available (B1), then the scheduled Unavailable (A8).

@@ -4,11 +4,13 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use pile::faults::Fault;
+use pile::hardware::Pilot;
 use pile::{ChargePoint, Input, Output};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -65,6 +67,16 @@ enum Step {
     Wait(u64),
     FaultMask(u32),
     MinimumStatusDuration(u64),
+    /// The EV asks for energy (C) or not (B).
+    Pilot(u32, bool),
+    Card(Option<u32>, &'static str),
+    PlugAndCharge(bool),
+    StopOnEvSideDisconnect(bool),
+    RemoteStart(u32, &'static str),
+    RemoteStop(i32),
+    Unlock(u32),
+    Cable(u32, Option<u8>),
+    Temperature(u32, f64),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -75,10 +87,24 @@ fn step() -> impl Strategy<Value = Step> {
         3 => prop_oneof![1u64..10, 100u64..200].prop_map(Step::Wait),
         1 => prop_oneof![Just(0u32), Just(2), Just(768), Just(0x1FF03)].prop_map(Step::FaultMask),
         1 => prop_oneof![Just(0u64), Just(5), Just(150)].prop_map(Step::MinimumStatusDuration),
+        3 => (1u32..=2, any::<bool>()).prop_map(|(c, p)| Step::Pilot(c, p)),
+        3 => (proptest::option::of(1u32..=2), prop_oneof![Just("CARD1"), Just("CARD2"), Just("BAD1")])
+            .prop_map(|(c, t)| Step::Card(c, t)),
+        1 => any::<bool>().prop_map(Step::PlugAndCharge),
+        1 => any::<bool>().prop_map(Step::StopOnEvSideDisconnect),
+        1 => (1u32..=2, prop_oneof![Just("CARD1"), Just("BAD2")]).prop_map(|(c, t)| Step::RemoteStart(c, t)),
+        1 => (1i32..20).prop_map(Step::RemoteStop),
+        1 => (1u32..=2).prop_map(Step::Unlock),
+        1 => (1u32..=2, proptest::option::of(prop_oneof![Just(0u8), Just(16), Just(32)])).prop_map(|(c, a)| Step::Cable(c, a)),
+        1 => (1u32..=2, prop_oneof![Just(25.0), Just(80.0)]).prop_map(|(c, t)| Step::Temperature(c, t)),
     ]
 }
 
-fn run(steps: &[Step], allowed: &BTreeSet<(String, String)>) -> Result<(), TestCaseError> {
+fn run(
+    steps: &[Step],
+    allowed: &BTreeSet<(String, String)>,
+    seen: &RefCell<BTreeSet<String>>,
+) -> Result<(), TestCaseError> {
     let mut cp = common::pile(2);
     let mut now = Duration::ZERO;
     let mut last: BTreeMap<i64, String> = BTreeMap::new();
@@ -104,6 +130,9 @@ fn run(steps: &[Step], allowed: &BTreeSet<(String, String)>) -> Result<(), TestC
                         "connector {c}: {from} -> {to}"
                     );
                 }
+                if c > 0 {
+                    seen.borrow_mut().insert(to.clone());
+                }
                 last.insert(c, to);
                 Ok(())
             })
@@ -111,8 +140,93 @@ fn run(steps: &[Step], allowed: &BTreeSet<(String, String)>) -> Result<(), TestC
 
     let out = cp.handle(Input::Connected, now);
     absorb(&mut cp, out, now)?;
+    let mut reading = pile::hardware::MeterReading {
+        energy_wh: 1000,
+        power_w: 0.0,
+        current_a: 0.0,
+        offered_a: 0.0,
+        voltage_v: 230.0,
+        frequency_hz: 50.0,
+        temperatures_c: vec![25.0],
+    };
+    let central = |cp: &mut ChargePoint,
+                   id: &mut u32,
+                   action: &str,
+                   payload: serde_json::Value,
+                   now: Duration| {
+        *id += 1;
+        let frame = json!([2, format!("c{id}"), action, payload]).to_string();
+        cp.handle(Input::Frame(&frame), now)
+    };
     for step in steps {
         let out = match step {
+            Step::Pilot(c, asks) => cp.handle(
+                Input::Pilot {
+                    connector: *c,
+                    state: if *asks { Pilot::C } else { Pilot::B },
+                },
+                now,
+            ),
+            Step::Card(c, tag) => cp.handle(
+                Input::Card {
+                    connector: *c,
+                    id_tag: tag,
+                },
+                now,
+            ),
+            Step::PlugAndCharge(on) => central(
+                &mut cp,
+                &mut id,
+                "ChangeConfiguration",
+                json!({"key": "VendorDirectWorkMode", "value": on.to_string()}),
+                now,
+            ),
+            Step::StopOnEvSideDisconnect(on) => central(
+                &mut cp,
+                &mut id,
+                "ChangeConfiguration",
+                json!({"key": "StopTransactionOnEVSideDisconnect", "value": on.to_string()}),
+                now,
+            ),
+            Step::RemoteStart(c, tag) => central(
+                &mut cp,
+                &mut id,
+                "RemoteStartTransaction",
+                json!({"connectorId": c, "idTag": tag}),
+                now,
+            ),
+            Step::RemoteStop(tx) => central(
+                &mut cp,
+                &mut id,
+                "RemoteStopTransaction",
+                json!({"transactionId": tx}),
+                now,
+            ),
+            Step::Unlock(c) => central(
+                &mut cp,
+                &mut id,
+                "UnlockConnector",
+                json!({"connectorId": c}),
+                now,
+            ),
+            Step::Cable(c, amps) => cp.handle(
+                Input::Cable {
+                    connector: *c,
+                    amps: amps.map(f64::from),
+                },
+                now,
+            ),
+            Step::Temperature(c, t) => {
+                reading.temperatures_c = vec![*t];
+                reading.energy_wh += 100;
+                cp.handle(
+                    Input::Meter {
+                        connector: *c,
+                        reading: &reading,
+                    },
+                    now,
+                )
+            }
             Step::Plug(c, plugged) => cp.handle(
                 Input::Plug {
                     connector: *c,
@@ -169,11 +283,27 @@ fn status_notifications_follow_the_transition_table() {
         failure_persistence: None,
         ..Config::default()
     };
+    let seen = RefCell::new(BTreeSet::new());
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     runner
         .run(&proptest::collection::vec(step(), 1..40), |steps| {
-            run(&steps, &allowed)
+            run(&steps, &allowed, &seen)
         })
         .unwrap();
+    // The steps reach every status a connector of this pile can show (it takes no
+    // reservations yet).
+    let seen = seen.into_inner();
+    for status in [
+        "Available",
+        "Preparing",
+        "Charging",
+        "SuspendedEV",
+        "SuspendedEVSE",
+        "Finishing",
+        "Unavailable",
+        "Faulted",
+    ] {
+        assert!(seen.contains(status), "{status} never reported: {seen:?}");
+    }
 }

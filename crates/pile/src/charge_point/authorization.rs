@@ -216,7 +216,6 @@ impl ChargePoint {
                     parent,
                     since: now,
                 });
-                self.try_start(c, now);
                 self.statuses_changed(now);
             }
             (Purpose::Stop(c), Some(info)) => {

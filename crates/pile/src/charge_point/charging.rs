@@ -165,8 +165,8 @@ impl ChargePoint {
 
     /// Starts a transaction on a connector with a plug in, for the idTag accepted for it or,
     /// in plug-and-charge mode, for the pile itself.
-    pub(super) fn try_start(&mut self, connector: u32, now: Duration) {
-        if !self.is_plugged(connector) || !self.can_start(connector) {
+    fn try_start(&mut self, connector: u32, now: Duration) {
+        if self.restarting || !self.is_plugged(connector) || !self.can_start(connector) {
             return;
         }
         let socket = &self.sockets[connector as usize];
@@ -189,11 +189,7 @@ impl ChargePoint {
         };
         let was = slot.is_some();
         *slot = plugged.then_some(slot.unwrap_or(now));
-        if plugged {
-            if !was {
-                self.try_start(connector, now);
-            }
-        } else if was {
+        if !plugged && was {
             let socket = &mut self.sockets[connector as usize];
             socket.finishing = false;
             socket.cable = Cable::Unknown;
@@ -209,6 +205,14 @@ impl ChargePoint {
             }
         }
         self.statuses_changed(now);
+    }
+
+    /// Starts the transactions that can start now: after an accepted card, a plug, a cleared
+    /// fault, a connector made operative again.
+    pub(super) fn start_what_can_start(&mut self, now: Duration) {
+        for c in 1..=self.connector_count() {
+            self.try_start(c, now);
+        }
     }
 
     /// Authorizations that waited for a plug longer than ConnectionTimeOut lapse.

@@ -161,6 +161,8 @@ impl ChargePoint {
             self.persist();
         }
         self.apply_change(change.changed, now);
+        self.start_what_can_start(now);
+        self.drive();
         self.drain_transmit();
         (change, std::mem::take(&mut self.outputs))
     }
@@ -175,6 +177,15 @@ impl ChargePoint {
                 self.reconnect_now();
             }
             Some("HeartbeatInterval") => self.last_activity = now,
+            Some("ClockAlignedDataInterval") => self.next_aligned = self.next_aligned_after(now),
+            Some("MeterValueSampleInterval") => {
+                let next = self.sample_interval().map(|i| now + i);
+                for c in 1..=self.connector_count() {
+                    if self.durable.transactions.contains_key(&c) {
+                        self.sockets[c as usize].next_sample = next;
+                    }
+                }
+            }
             Some("OEM_FaultMask" | "OEM_FunctionMask" | "ConnectionTimeOut")
                 if self.is_accepted() && self.connected =>
             {
@@ -333,7 +344,6 @@ impl ChargePoint {
                 parent: None,
                 since: now,
             });
-            self.try_start(c, now);
             self.statuses_changed(now);
         }
     }

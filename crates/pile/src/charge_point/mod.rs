@@ -122,8 +122,10 @@ pub enum Output {
     Connect(Target),
     /// Write this frame.
     Send(String),
-    /// Make this state durable before carrying out the outputs after it.
-    Persist(Durable),
+    /// Make the durable state ([`ChargePoint::durable`]) durable before carrying out the
+    /// outputs after it. Writing it later, once all outputs of the same call are taken, is
+    /// as good: it then holds what the outputs after this one say, and more.
+    Persist,
     /// Restart the pile: close the connection and start a new core from the durable state
     /// (Reset; `hard` for a hard reset).
     Restart { hard: bool },
@@ -273,7 +275,7 @@ impl ChargePoint {
         };
         cp.stop_interrupted();
         cp.next_aligned = cp.next_aligned_after(now);
-        cp.outputs.push(Output::Persist(cp.durable.clone()));
+        cp.outputs.push(Output::Persist);
         cp.outputs.push(Output::Connect(target));
         cp
     }
@@ -389,10 +391,6 @@ impl ChargePoint {
                     for c in running {
                         self.stop_transaction(c, ocpp::StopReason::Other, None, now);
                     }
-                } else {
-                    for c in 1..=self.connector_count() {
-                        self.try_start(c, now);
-                    }
                 }
                 self.statuses_changed(now);
             }
@@ -434,6 +432,7 @@ impl ChargePoint {
             }
             Input::Card { connector, id_tag } => self.on_card(connector, id_tag, now),
         }
+        self.start_what_can_start(now);
         self.drive();
         self.drain_transmit();
         std::mem::take(&mut self.outputs)
@@ -464,7 +463,7 @@ impl ChargePoint {
 
     fn persist(&mut self) {
         self.durable.config = self.config.snapshot();
-        self.outputs.push(Output::Persist(self.durable.clone()));
+        self.outputs.push(Output::Persist);
     }
 
     fn respond(&mut self, id: &str, response: impl Into<Response>) {

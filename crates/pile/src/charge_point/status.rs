@@ -259,6 +259,7 @@ impl ChargePoint {
                     if let Some(Some(since)) = self.plugged_since.get_mut(c as usize) {
                         *since = now;
                     }
+                    self.sockets[c as usize].finishing = false;
                 }
                 AvailabilityStatus::Accepted
             }
@@ -272,11 +273,6 @@ impl ChargePoint {
             self.persist();
         }
         self.respond(id, ChangeAvailabilityResponse { status });
-        // The answer first; then, in plug-and-charge mode, a plug waiting on an operative
-        // connector starts its transaction.
-        for c in targets {
-            self.try_start(c, now);
-        }
         self.statuses_changed(now);
     }
 }

@@ -65,6 +65,13 @@ impl ChargePoint {
         parent: Option<String>,
         now: Duration,
     ) {
+        // The connector shows Preparing first, wherever it was (Finishing → Charging, say, is
+        // not a transition OCPP allows).
+        if let Some(Some(since)) = self.plugged_since.get_mut(connector as usize) {
+            *since = now;
+        }
+        self.sockets[connector as usize].finishing = false;
+        self.statuses_changed(now);
         let local_id = self.next_number();
         let register = self.register(connector);
         let started = self.clock.at(now);
@@ -145,9 +152,10 @@ impl ChargePoint {
                 transaction_data: (!tx.stop_data.is_empty()).then_some(tx.stop_data),
             }),
         );
+        let plugged = self.is_plugged(connector);
         let socket = &mut self.sockets[connector as usize];
         socket.next_sample = None;
-        socket.finishing = true;
+        socket.finishing = plugged;
         self.persist();
         self.beep(Beep::Accepted);
         self.pump_outbox(now);

@@ -5,6 +5,7 @@
 
 pub mod harness;
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -55,7 +56,24 @@ pub fn answer(call: &Value) -> Value {
             json!({"status":"Accepted","currentTime":"2026-01-01T00:00:00.000Z","interval":900})
         }
         "Heartbeat" => json!({"currentTime":"2026-01-01T00:00:00.000Z"}),
+        // idTags that start with BAD are not valid; the others are.
+        "Authorize" => json!({"idTagInfo": {"status": verdict(&call[3]["idTag"])}}),
+        "StartTransaction" => {
+            static NEXT: AtomicI32 = AtomicI32::new(1);
+            json!({
+                "transactionId": NEXT.fetch_add(1, Ordering::Relaxed),
+                "idTagInfo": {"status": verdict(&call[3]["idTag"])}
+            })
+        }
         _ => json!({}),
+    }
+}
+
+fn verdict(id_tag: &Value) -> &'static str {
+    if id_tag.as_str().unwrap_or_default().starts_with("BAD") {
+        "Invalid"
+    } else {
+        "Accepted"
     }
 }
 
