@@ -2,9 +2,8 @@
 //! wire.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ocpp::{
     BootNotificationResponse, CallError, ChangeConfigurationRequest, CiString50,
@@ -13,31 +12,15 @@ use ocpp::{
     TriggerMessageRequest,
 };
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use transport::auth::AllowAll;
 use transport::server::{ServerConfig, WsServer};
 use transport::{spawn_rpc, HandlerFuture, LinkConfig, RpcHandle};
 
-const WAIT: Duration = Duration::from_secs(30);
+mod common;
 
-struct PileProcess(Child);
-
-impl Drop for PileProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, http, PileProcess, WAIT};
 
 /// What the central system saw: boots (their payloads) and status notifications.
 enum Seen {
@@ -165,30 +148,7 @@ impl Setup {
     }
 
     async fn http(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut stream = timeout(WAIT, async {
-            loop {
-                match tokio::net::TcpStream::connect(&self.control).await {
-                    Ok(s) => return s,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            }
-        })
-        .await
-        .expect("the control port answers");
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: pile\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
-        let status: u16 = response[9..12].parse().unwrap();
-        let json = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| serde_json::from_str(b).unwrap_or(Value::Null))
-            .unwrap_or(Value::Null);
-        (status, json)
+        http(&self.control, method, path, body).await
     }
 }
 

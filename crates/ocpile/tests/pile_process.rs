@@ -1,7 +1,6 @@
 //! The real `ocpile pile` process against a test central system of ours.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,36 +15,9 @@ use transport::auth::AllowAll;
 use transport::server::{ServerConfig, WsServer};
 use transport::{spawn_rpc, HandlerFuture, LinkConfig, RpcHandle};
 
-const WAIT: Duration = Duration::from_secs(30);
+mod common;
 
-fn state_dir(name: &str) -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-struct PileProcess(Child);
-
-impl Drop for PileProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_pile(id: &str, csms: &str, state: &PathBuf, extra: &[&str]) -> PileProcess {
-    let child = Command::new(env!("CARGO_BIN_EXE_ocpile"))
-        .args(["pile", "--id", id, "--csms", csms, "--state"])
-        .arg(state)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ocpile starts");
-    PileProcess(child)
-}
+use common::{start_pile, state_dir, WAIT};
 
 /// A central system that accepts every boot and reports each one.
 fn central(boots: mpsc::UnboundedSender<String>) -> Arc<dyn transport::Handler> {

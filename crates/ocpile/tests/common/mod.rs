@@ -1,0 +1,89 @@
+//! Helpers for the tests that run the real `ocpile` binary: the process, its state directory,
+//! its control port.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::timeout;
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A running `ocpile pile`; killed (SIGKILL) when dropped.
+pub struct PileProcess(pub Child);
+
+impl PileProcess {
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for PileProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh state directory for a test.
+pub fn state_dir(name: &str) -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+pub fn start_pile(id: &str, csms: &str, state: &Path, extra: &[&str]) -> PileProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_ocpile"))
+        .args(["pile", "--id", id, "--csms", csms, "--state"])
+        .arg(state)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ocpile starts");
+    PileProcess(child)
+}
+
+/// One HTTP request to a control port (retried until the port answers); the status and the
+/// JSON body.
+pub async fn http(addr: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut stream = timeout(WAIT, async {
+        loop {
+            match tokio::net::TcpStream::connect(addr).await {
+                Ok(s) => return s,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await
+    .expect("the control port answers");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: pile\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status: u16 = response[9..12].parse().unwrap();
+    let json = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| serde_json::from_str(b).unwrap_or(Value::Null))
+        .unwrap_or(Value::Null);
+    (status, json)
+}
