@@ -245,6 +245,62 @@ async fn reset_restarts_the_pile_which_boots_again_with_its_state() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_that_cannot_reload_the_state_is_retried_reset_retries_times() {
+    let mut central = Central::start().await;
+    let state = state_dir("reset-retries");
+    let mut pile = start_pile("SN-RR", &central.url(), &state, &[]);
+    let (_, rpc) = central.next_pile().await;
+    // Answered after the boot's answer was taken in (and what it changed saved).
+    assert_eq!(get(&rpc, "ResetRetries").await.as_deref(), Some("3"));
+    let reset = ocpp::ResetRequest {
+        kind: ocpp::ResetType::Soft,
+    };
+    // The state file cannot be read back while the reset runs; it comes back within the
+    // retries (ResetRetries 3, 2 s apart): the pile boots again.
+    let file = state.join("state.json");
+    let good = std::fs::read(&file).unwrap();
+    std::fs::write(&file, b"{ not json").unwrap();
+    let answer = timeout(WAIT, rpc.call(&reset))
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert_eq!(answer.status, ocpp::ResetStatus::Accepted);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(&file, &good).unwrap();
+    let started = std::time::Instant::now();
+    let (_, rpc) = central.next_pile().await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "the first attempt failed and the retry waited"
+    );
+    assert_eq!(get(&rpc, "ResetRetries").await.as_deref(), Some("3"));
+    // With ResetRetries 0 the first failure ends the process, with an error.
+    assert_eq!(
+        change(&rpc, "ResetRetries", "0").await,
+        ConfigurationStatus::Accepted
+    );
+    std::fs::write(&file, b"{ not json").unwrap();
+    let answer = timeout(WAIT, rpc.call(&reset))
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert_eq!(answer.status, ocpp::ResetStatus::Accepted);
+    let status = timeout(WAIT, async {
+        loop {
+            if let Some(status) = pile.0.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the pile gives up");
+    assert!(!status.success());
+}
+
 /// A CA and a certificate for 127.0.0.1/localhost signed by it, as PEM.
 fn test_pki(dir: &std::path::Path) -> (PathBuf, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};

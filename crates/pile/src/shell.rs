@@ -25,6 +25,9 @@ use crate::hardware::{Hardware, HardwareEvent, MeterReading, Pilot};
 use crate::store::{StateStore, StoreError};
 use crate::{ChargePoint, Identity, Input, NetState, Options, Output, Target};
 
+/// How long a failed restart (Reset) waits before it is tried again.
+pub const RESET_RETRY_DELAY: Duration = Duration::from_secs(2);
+
 /// Everything a pile process needs.
 pub struct PileSettings {
     pub state_dir: PathBuf,
@@ -438,7 +441,21 @@ pub async fn run(
                     if let Some(old) = connecting.take() {
                         old.abort();
                     }
-                    let (fresh, first) = boot_core(start.elapsed(), &mirror)?;
+                    // A restart that cannot reload the state is tried again, ResetRetries
+                    // times, before the pile gives up.
+                    let retries = cp.config().int("ResetRetries").max(0) as u32;
+                    let mut attempt = 0;
+                    let (fresh, first) = loop {
+                        match boot_core(start.elapsed(), &mirror) {
+                            Ok(core) => break core,
+                            Err(e) if attempt < retries => {
+                                attempt += 1;
+                                tracing::warn!("reset failed: {e}; retry {attempt} of {retries}");
+                                tokio::time::sleep(RESET_RETRY_DELAY).await;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    };
                     cp = fresh;
                     todo.clear();
                     todo.extend(first);
