@@ -317,6 +317,10 @@ async fn sigkill_at_any_moment_of_a_session_loses_no_transaction_message() {
         let meter_stop = stop.payload["meterStop"].as_i64().unwrap();
         assert!(meter_start >= previous_stop, "the meter never goes back");
         assert!(meter_stop >= meter_start);
+        assert!(
+            stop.payload["timestamp"].as_str() >= start.payload["timestamp"].as_str(),
+            "transaction {tx}: stops after it started"
+        );
         previous_stop = meter_stop;
         let max_sampled = by_id
             .values()

@@ -62,6 +62,9 @@ pub struct Transaction {
     pub invalidated_at_wh: Option<i64>,
     /// The register at the last sample.
     pub last_register: i64,
+    /// The time of the last sample.
+    #[serde(default)]
+    pub last_sampled: Option<Timestamp>,
     /// Samples of StopTxnSampledData and StopTxnAlignedData, for StopTransaction.
     #[serde(default)]
     pub stop_data: Vec<TransactionData>,

@@ -384,6 +384,10 @@ fn a_crash_before_the_answer_sends_the_message_again_under_the_same_id() {
     assert_eq!(tx[1][3]["reason"], "PowerLoss");
     assert_eq!(tx[1][3]["transactionId"], 101);
     assert_eq!(tx[1][3]["meterStop"], 1200);
+    assert_eq!(
+        tx[1][3]["timestamp"], "2026-11-24T12:00:00.000Z",
+        "no sample yet: the start"
+    );
     assert!(again.cp.transaction(1).is_none());
     assert_eq!(again.cp.outbox_len(), 0);
 }

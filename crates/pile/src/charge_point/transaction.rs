@@ -84,6 +84,7 @@ impl ChargePoint {
             started,
             invalidated_at_wh: None,
             last_register: register,
+            last_sampled: None,
             stop_data: Vec::new(),
         };
         if let Some(value) = self.sample_of(
@@ -182,7 +183,7 @@ impl ChargePoint {
                 TransactionMessage::Stop(StopTransactionRequest {
                     id_tag: None,
                     meter_stop: wh(register),
-                    timestamp: self.clock.at(self.now),
+                    timestamp: tx.last_sampled.unwrap_or(tx.started),
                     transaction_id: 0,
                     reason: Some(StopReason::PowerLoss),
                     transaction_data: (!tx.stop_data.is_empty())
@@ -262,6 +263,7 @@ impl ChargePoint {
                 .get_mut(&connector)
                 .expect("checked above");
             tx.last_register = register;
+            tx.last_sampled = Some(self.clock.at(now));
             tx.stop_data.extend(stop_sample.map(Into::into));
             self.durable.registers.insert(connector, register);
             if let Some(value) = sample {
