@@ -12,9 +12,15 @@ fn faq_examples_against_a_pypi_ocpp_central_system() {
     let python = std::env::var("OCPILE_INTEROP_PYTHON")
         .expect("OCPILE_INTEROP_PYTHON: a python with ocpp 2.x and websockets");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/faq_central.py");
+    let control = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let mut central = Command::new(python)
         .arg("-u")
         .arg(script)
+        .arg(&control)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python starts");
@@ -44,6 +50,8 @@ fn faq_examples_against_a_pypi_ocpp_central_system() {
             &format!("ws://127.0.0.1:{port}/ocpp/"),
             "--settings-fallback",
             "3",
+            "--control",
+            &control,
         ])
         .args([
             "--resolve",
@@ -74,7 +82,7 @@ fn faq_examples_against_a_pypi_ocpp_central_system() {
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(status.success(), "{report:#?}");
     assert!(
-        report.iter().filter(|l| l.starts_with("PASS")).count() >= 30,
+        report.iter().filter(|l| l.starts_with("PASS")).count() >= 38,
         "{report:#?}"
     );
 }
