@@ -321,10 +321,13 @@ impl ChargePoint {
                 .find(|c| self.is_plugged(*c) && self.can_start(*c))
                 .or_else(|| (1..=self.connector_count()).find(|c| self.can_start(*c))),
         };
+        let authorize_first = self.config.flag("AuthorizeRemoteTxRequests");
+        // One authorization at a time: a remote start that would need a second is refused.
         let connector = connector.filter(|c| {
             self.can_start(*c)
                 && self.sockets[*c as usize].authorized.is_none()
                 && r.charging_profile.is_none()
+                && !(authorize_first && self.authorizing.is_some())
         });
         let status = if connector.is_some() {
             RemoteStartStopStatus::Accepted
@@ -334,10 +337,8 @@ impl ChargePoint {
         self.respond(id, RemoteStartTransactionResponse { status });
         let Some(c) = connector else { return };
         let tag = r.id_tag.as_str().to_owned();
-        if self.config.flag("AuthorizeRemoteTxRequests") {
-            if self.authorizing.is_none() {
-                self.authorize(&tag, Purpose::Start(c), now);
-            }
+        if authorize_first {
+            self.authorize(&tag, Purpose::Start(c), now);
         } else {
             self.sockets[c as usize].authorized = Some(super::authorization::Authorized {
                 id_tag: tag,
