@@ -64,11 +64,30 @@ impl Central {
         seen
     }
 
-    /// Connects and boots the pile; returns what it sent.
-    fn connect(&mut self, p: &mut Pile) -> Vec<Value> {
-        let out = p.input(Input::Connected);
+    /// Does something at the pile, then answers what it sent; returns that.
+    fn after(&mut self, p: &mut Pile, act: impl FnOnce(&mut Pile) -> Vec<Output>) -> Vec<Value> {
+        let out = act(p);
         self.serve(p, out)
     }
+
+    /// Plugs an EV into a connector and lets it ask for energy.
+    fn charge(&mut self, p: &mut Pile, connector: u32) {
+        self.after(p, |p| plug(p, connector, true));
+        self.after(p, |p| pilot(p, connector, Pilot::C));
+    }
+
+    /// Connects and boots the pile; returns what it sent.
+    fn connect(&mut self, p: &mut Pile) -> Vec<Value> {
+        self.after(p, |p| p.input(Input::Connected))
+    }
+}
+
+/// A pile with `connectors` connectors, connected to our central and booted.
+fn booted(connectors: u32) -> (Pile, Central) {
+    let mut p = Pile::new(connectors);
+    let mut c = Central::new();
+    c.connect(&mut p);
+    (p, c)
 }
 
 fn actions(frames: &[Value]) -> Vec<&str> {
@@ -139,9 +158,7 @@ fn statuses_of(frames: &[Value], connector: i64) -> Vec<String> {
 
 #[test]
 fn a_card_then_a_plug_charges_samples_and_the_same_card_stops() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(1);
     p.without_plug_and_charge();
     reading(&mut p, 1, 5000, 25.0);
 
@@ -152,10 +169,7 @@ fn a_card_then_a_plug_charges_samples_and_the_same_card_stops() {
         vec![],
         "no beep before the central's answer"
     );
-    let sent = {
-        let out = out.clone();
-        c.serve(&mut p, out)
-    };
+    let sent = c.serve(&mut p, out.clone());
     assert_eq!(sent[0][2], "Authorize");
     assert_eq!(sent[0][3], json!({"idTag": "CARD1"}));
     assert_eq!(statuses_of(&sent, 1), vec!["Preparing"]);
@@ -231,10 +245,7 @@ fn a_card_then_a_plug_charges_samples_and_the_same_card_stops() {
         .any(|v| v["measurand"] == "Energy.Active.Import.Interval" && v["value"] == "100"));
 
     // Another card cannot stop it (not the same group); the same card does.
-    let sent = {
-        let out = card(&mut p, 1, "CARD2");
-        c.serve(&mut p, out)
-    };
+    let sent = c.after(&mut p, |p| card(p, 1, "CARD2"));
     assert_eq!(actions(&sent), vec!["Authorize"]);
     assert!(p.cp.transaction(1).is_some());
     reading(&mut p, 1, 5230, 25.0);
@@ -270,9 +281,7 @@ fn a_card_then_a_plug_charges_samples_and_the_same_card_stops() {
 
 #[test]
 fn plug_and_charge_is_the_factory_mode() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(1);
     let out = plug(&mut p, 1, true);
     let sent = c.serve(&mut p, out);
     assert_eq!(
@@ -286,20 +295,11 @@ fn plug_and_charge_is_the_factory_mode() {
     assert_eq!(statuses_of(&sent, 1), vec!["Preparing", "SuspendedEV"]);
     assert_eq!(of(&sent, "StartTransaction")[0][3]["idTag"], "SN0001");
     // FAQ 3.4: VendorDirectWorkMode false needs a card.
-    {
-        let out = plug(&mut p, 1, false);
-        c.serve(&mut p, out)
-    };
-    let sent = {
-        let out = card(&mut p, 1, "SN0001");
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| plug(p, 1, false));
+    let sent = c.after(&mut p, |p| card(p, 1, "SN0001"));
     assert_eq!(of(&sent, "StopTransaction")[0][3]["reason"], "Local");
     change(&mut p, &mut c, "VendorDirectWorkMode", "false");
-    let sent = {
-        let out = plug(&mut p, 1, true);
-        c.serve(&mut p, out)
-    };
+    let sent = c.after(&mut p, |p| plug(p, 1, true));
     assert!(of(&sent, "StartTransaction").is_empty());
     assert_eq!(statuses_of(&sent, 1), vec!["Preparing"]);
 }
@@ -356,9 +356,7 @@ fn a_week_offline_loses_no_meter_value_and_sends_everything_in_order() {
 
 #[test]
 fn a_crash_before_the_answer_sends_the_message_again_under_the_same_id() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(1);
     reading(&mut p, 1, 1200, 25.0);
     // The status notifications are answered; the StartTransaction is sent, not answered.
     let mut frames = Pile::frames(&plug(&mut p, 1, true));
@@ -394,15 +392,10 @@ fn a_crash_before_the_answer_sends_the_message_again_under_the_same_id() {
 
 #[test]
 fn call_errors_are_retried_up_to_transaction_message_attempts() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(1);
     change(&mut p, &mut c, "TransactionMessageRetryInterval", "10");
     reading(&mut p, 1, 0, 25.0);
-    {
-        let out = plug(&mut p, 1, true);
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| plug(p, 1, true));
     let out = p.advance(secs(60));
     let mv = Pile::frames(&out)
         .into_iter()
@@ -436,21 +429,13 @@ fn call_errors_are_retried_up_to_transaction_message_attempts() {
 
 #[test]
 fn faq_3_5_offline_authorization() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(1);
     p.without_plug_and_charge();
     // Online, CARD1 is authorized by the central and so cached.
-    {
-        let out = card(&mut p, 1, "CARD1");
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| card(p, 1, "CARD1"));
     p.advance(secs(200));
     assert!(p.cp.durable().auth_cache.contains_key("card1"));
-    {
-        let out = card(&mut p, 1, "BADCARD");
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| card(p, 1, "BADCARD"));
     assert!(p.cp.durable().auth_cache.contains_key("badcard"));
 
     p.input(Input::Disconnected);
@@ -474,14 +459,9 @@ fn faq_3_5_offline_authorization() {
         p.advance(secs(200));
     }
     // FAQ 3.5: with the four keys off, no card starts offline.
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(1);
     p.without_plug_and_charge();
-    {
-        let out = card(&mut p, 1, "CARD1");
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| card(p, 1, "CARD1"));
     p.advance(secs(200));
     for key in [
         "LocalAuthorizeOffline",
@@ -503,9 +483,7 @@ fn faq_3_5_offline_authorization() {
 
 #[test]
 fn faq_3_2_2_factory_cards_work_offline_until_the_name_changes() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(1);
     p.without_plug_and_charge();
     change(&mut p, &mut c, "AllowOfflineTxForUnknownId", "false");
     // Online with LocalPreAuthorize the factory card needs no Authorize.req.
@@ -555,10 +533,7 @@ fn an_invalid_id_tag_stops_the_transaction_or_limits_its_energy() {
     let sent = c.connect(&mut p);
     assert!(of(&sent, "StopTransaction").is_empty());
     assert_eq!(statuses_of(&sent, 1), vec!["Charging"]);
-    let sent = {
-        let out = reading(&mut p, 1, 1400, 25.0);
-        c.serve(&mut p, out)
-    };
+    let sent = c.after(&mut p, |p| reading(p, 1, 1400, 25.0));
     assert!(sent.is_empty());
     let out = reading(&mut p, 1, 1500, 25.0);
     assert!(hardware(&out).contains(&HardwareCommand::Relay {
@@ -585,17 +560,8 @@ impl Offline for Pile {
 
 #[test]
 fn faq_3_12_faults_stop_or_suspend_charging() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
-    {
-        let out = plug(&mut p, 1, true);
-        c.serve(&mut p, out)
-    };
-    {
-        let out = pilot(&mut p, 1, Pilot::C);
-        c.serve(&mut p, out)
-    };
+    let (mut p, mut c) = booted(1);
+    c.charge(&mut p, 1);
     // A CP error with OEM_FaultMask bit 1: suspended, and resumed when it clears.
     change(&mut p, &mut c, "OEM_FaultMask", "2");
     let out = p.input(Input::Faults(&faults(&["cp_error"])));
@@ -623,27 +589,15 @@ fn faq_3_12_faults_stop_or_suspend_charging() {
     assert_eq!(faulted.last().unwrap()[3]["vendorErrorCode"], "0x4000");
     assert!(!p.cp.relay_closed(1));
     // Cleared: Finishing (the plug is still in), no new transaction.
-    let sent = {
-        let out = p.input(Input::Faults(&faults(&[])));
-        c.serve(&mut p, out)
-    };
+    let sent = c.after(&mut p, |p| p.input(Input::Faults(&faults(&[]))));
     assert_eq!(statuses_of(&sent, 1), vec!["Finishing"]);
     assert!(of(&sent, "StartTransaction").is_empty());
 }
 
 #[test]
 fn change_availability_during_a_transaction_is_scheduled_until_it_ends() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
-    {
-        let out = plug(&mut p, 1, true);
-        c.serve(&mut p, out)
-    };
-    {
-        let out = pilot(&mut p, 1, Pilot::C);
-        c.serve(&mut p, out)
-    };
+    let (mut p, mut c) = booted(1);
+    c.charge(&mut p, 1);
     let out = p.central_calls(
         "ChangeAvailability",
         json!({"connectorId": 0, "type": "Inoperative"}),
@@ -657,10 +611,7 @@ fn change_availability_during_a_transaction_is_scheduled_until_it_ends() {
     );
     assert!(p.cp.durable().scheduled.contains(&1));
     // The transaction ends: Unavailable at once (Charging → Finishing → Unavailable).
-    let sent = {
-        let out = card(&mut p, 1, "SN0001");
-        c.serve(&mut p, out)
-    };
+    let sent = c.after(&mut p, |p| card(p, 1, "SN0001"));
     assert_eq!(statuses_of(&sent, 1), vec!["Finishing", "Unavailable"]);
     // Unavailable: no card or remote start is taken.
     let out = p.central_calls(
@@ -672,18 +623,13 @@ fn change_availability_during_a_transaction_is_scheduled_until_it_ends() {
 
 #[test]
 fn faq_3_13_function_mask_buzzer_cc_and_derating() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(1);
     // CC: a 16 A cable limits the offer; with bit 1 (CC shielded) the rated 32 A.
     p.input(Input::Cable {
         connector: 1,
         amps: Some(16.0),
     });
-    {
-        let out = plug(&mut p, 1, true);
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| plug(p, 1, true));
     assert_eq!(p.cp.offered(1), Some(16.0));
     change(&mut p, &mut c, "OEM_FunctionMask", "0x2");
     assert_eq!(p.cp.offered(1), Some(32.0));
@@ -714,9 +660,7 @@ fn faq_3_13_function_mask_buzzer_cc_and_derating() {
 
 #[test]
 fn remote_start_and_stop() {
-    let mut p = Pile::new(2);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(2);
     p.without_plug_and_charge();
     let out = p.central_calls(
         "RemoteStartTransaction",
@@ -726,10 +670,7 @@ fn remote_start_and_stop() {
     assert_eq!(frames[0], json!([3, "cs-1", {"status": "Accepted"}]));
     let sent = c.serve(&mut p, out);
     assert_eq!(statuses_of(&sent, 2), vec!["Preparing"]);
-    let sent = {
-        let out = plug(&mut p, 2, true);
-        c.serve(&mut p, out)
-    };
+    let sent = c.after(&mut p, |p| plug(p, 2, true));
     assert_eq!(of(&sent, "StartTransaction")[0][3]["idTag"], "REMOTE1");
     let tx = p.cp.transaction_id(2).unwrap();
     let out = p.central_calls("RemoteStopTransaction", json!({"transactionId": tx + 1}));
@@ -756,52 +697,28 @@ fn remote_start_and_stop() {
     assert_eq!(Pile::frames(&out)[0][2]["status"], "Accepted");
     let sent = c.serve(&mut p, out);
     assert_eq!(actions(&sent), vec!["Authorize"]);
-    {
-        let out = plug(&mut p, 1, true);
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| plug(p, 1, true));
     assert!(p.cp.transaction(1).is_none());
 }
 
 #[test]
 fn ev_side_disconnect_and_unlock() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
-    {
-        let out = plug(&mut p, 1, true);
-        c.serve(&mut p, out)
-    };
-    {
-        let out = pilot(&mut p, 1, Pilot::C);
-        c.serve(&mut p, out)
-    };
+    let (mut p, mut c) = booted(1);
+    c.charge(&mut p, 1);
     // StopTransactionOnEVSideDisconnect false (the FAQ's default): the transaction goes on.
-    let sent = {
-        let out = plug(&mut p, 1, false);
-        c.serve(&mut p, out)
-    };
+    let sent = c.after(&mut p, |p| plug(p, 1, false));
     assert!(of(&sent, "StopTransaction").is_empty());
     assert_eq!(statuses_of(&sent, 1), vec!["SuspendedEV"]);
-    {
-        let out = plug(&mut p, 1, true);
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| plug(p, 1, true));
     change(&mut p, &mut c, "StopTransactionOnEVSideDisconnect", "true");
-    let sent = {
-        let out = plug(&mut p, 1, false);
-        c.serve(&mut p, out)
-    };
+    let sent = c.after(&mut p, |p| plug(p, 1, false));
     assert_eq!(
         of(&sent, "StopTransaction")[0][3]["reason"],
         "EVDisconnected"
     );
     assert_eq!(statuses_of(&sent, 1), vec!["Available"]);
     // UnlockConnector stops a transaction first.
-    {
-        let out = plug(&mut p, 1, true);
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| plug(p, 1, true));
     let out = p.central_calls("UnlockConnector", json!({"connectorId": 1}));
     assert!(hardware(&out).contains(&HardwareCommand::Unlock { connector: 1 }));
     let sent = c.serve(&mut p, out);
@@ -813,14 +730,9 @@ fn ev_side_disconnect_and_unlock() {
 
 #[test]
 fn reset_stops_transactions_and_the_restarted_pile_reports_them() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(1);
     reading(&mut p, 1, 300, 25.0);
-    {
-        let out = plug(&mut p, 1, true);
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| plug(p, 1, true));
     let out = p.central_calls("Reset", json!({"type": "Hard"}));
     let frames = Pile::frames(&out);
     assert_eq!(frames[0], json!([3, "cs-1", {"status": "Accepted"}]));
@@ -835,25 +747,13 @@ fn reset_stops_transactions_and_the_restarted_pile_reports_them() {
 
 #[test]
 fn clock_aligned_meter_values() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(1);
     change(&mut p, &mut c, "ClockAlignedDataInterval", "900");
     change(&mut p, &mut c, "MeterValueSampleInterval", "0");
     reading(&mut p, 1, 10, 25.0);
     // 12:00:00 now: the next quarter hour is 12:15.
-    assert!(of(
-        &{
-            let out = p.advance(secs(899));
-            c.serve(&mut p, out)
-        },
-        "MeterValues"
-    )
-    .is_empty());
-    let sent = {
-        let out = p.advance(secs(1));
-        c.serve(&mut p, out)
-    };
+    assert!(of(&c.after(&mut p, |p| p.advance(secs(899))), "MeterValues").is_empty());
+    let sent = c.after(&mut p, |p| p.advance(secs(1)));
     let mv = of(&sent, "MeterValues");
     assert_eq!(mv.len(), 1);
     assert_eq!(
@@ -866,27 +766,16 @@ fn clock_aligned_meter_values() {
     );
     assert!(mv[0][3].get("transactionId").is_none());
     // In a transaction they carry its id.
-    {
-        let out = plug(&mut p, 1, true);
-        c.serve(&mut p, out)
-    };
-    let sent = {
-        let out = p.advance(secs(900));
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| plug(p, 1, true));
+    let sent = c.after(&mut p, |p| p.advance(secs(900)));
     assert_eq!(of(&sent, "MeterValues")[0][3]["transactionId"], 101);
 }
 
 #[test]
 fn clear_cache_empties_the_authorization_cache() {
-    let mut p = Pile::new(1);
-    let mut c = Central::new();
-    c.connect(&mut p);
+    let (mut p, mut c) = booted(1);
     p.without_plug_and_charge();
-    {
-        let out = card(&mut p, 1, "CARD1");
-        c.serve(&mut p, out)
-    };
+    c.after(&mut p, |p| card(p, 1, "CARD1"));
     assert!(!p.cp.durable().auth_cache.is_empty());
     let out = p.central_calls("ClearCache", json!({}));
     assert_eq!(out[0], Output::Persist);

@@ -5,7 +5,9 @@
 //! message id that stays the same on every attempt, and leaves the outbox only when the central
 //! system has answered it. After a crash the pile sends what is left again, under the same ids.
 
-use ocpp::{IdToken, MeterValue, StartTransactionRequest, StopReason, StopTransactionRequest};
+use ocpp::{
+    IdToken, MeterValue, StartTransactionRequest, StopReason, StopTransactionRequest, Timestamp,
+};
 
 use super::*;
 use crate::durable::{Queued, Transaction, TransactionMessage};
@@ -141,18 +143,8 @@ impl ChargePoint {
             tx.stop_data.push(value.into());
         }
         self.durable.registers.insert(connector, register);
-        self.enqueue(
-            tx.local_id,
-            TransactionMessage::Stop(StopTransactionRequest {
-                id_tag: id_tag.map(IdToken::truncating),
-                meter_stop: wh(register),
-                timestamp: self.clock.at(now),
-                // Filled in when sent.
-                transaction_id: 0,
-                reason: Some(reason),
-                transaction_data: (!tx.stop_data.is_empty()).then_some(tx.stop_data),
-            }),
-        );
+        let at = self.clock.at(now);
+        self.enqueue_stop(tx, register, at, reason, id_tag);
         let plugged = self.is_plugged(connector);
         let socket = &mut self.sockets[connector as usize];
         socket.next_sample = None;
@@ -168,7 +160,7 @@ impl ChargePoint {
     pub(super) fn stop_interrupted(&mut self) {
         let connectors: Vec<u32> = self.durable.transactions.keys().copied().collect();
         for connector in connectors {
-            let Some(mut tx) = self.durable.transactions.remove(&connector) else {
+            let Some(tx) = self.durable.transactions.remove(&connector) else {
                 continue;
             };
             let register = self
@@ -178,19 +170,31 @@ impl ChargePoint {
                 .copied()
                 .unwrap_or(tx.last_register)
                 .max(tx.last_register);
-            self.enqueue(
-                tx.local_id,
-                TransactionMessage::Stop(StopTransactionRequest {
-                    id_tag: None,
-                    meter_stop: wh(register),
-                    timestamp: tx.last_sampled.unwrap_or(tx.started),
-                    transaction_id: 0,
-                    reason: Some(StopReason::PowerLoss),
-                    transaction_data: (!tx.stop_data.is_empty())
-                        .then(|| std::mem::take(&mut tx.stop_data)),
-                }),
-            );
+            let at = tx.last_sampled.unwrap_or(tx.started);
+            self.enqueue_stop(tx, register, at, StopReason::PowerLoss, None);
         }
+    }
+
+    fn enqueue_stop(
+        &mut self,
+        tx: Transaction,
+        register: i64,
+        at: Timestamp,
+        reason: StopReason,
+        id_tag: Option<&str>,
+    ) {
+        self.enqueue(
+            tx.local_id,
+            TransactionMessage::Stop(StopTransactionRequest {
+                id_tag: id_tag.map(IdToken::truncating),
+                meter_stop: wh(register),
+                timestamp: at,
+                // Filled in when sent.
+                transaction_id: 0,
+                reason: Some(reason),
+                transaction_data: (!tx.stop_data.is_empty()).then_some(tx.stop_data),
+            }),
+        );
     }
 
     pub(super) fn sample_interval(&self) -> Option<Duration> {
