@@ -709,6 +709,9 @@ fn ev_side_disconnect_and_unlock() {
     let sent = c.after(&mut p, |p| plug(p, 1, false));
     assert!(of(&sent, "StopTransaction").is_empty());
     assert_eq!(statuses_of(&sent, 1), vec!["SuspendedEV"]);
+    let status = of(&sent, "StatusNotification")[0];
+    assert_eq!(status[3]["info"], "EV side disconnected");
+    assert_eq!(status[3]["errorCode"], "NoError");
     c.after(&mut p, |p| plug(p, 1, true));
     change(&mut p, &mut c, "StopTransactionOnEVSideDisconnect", "true");
     let sent = c.after(&mut p, |p| plug(p, 1, false));
@@ -716,7 +719,7 @@ fn ev_side_disconnect_and_unlock() {
         of(&sent, "StopTransaction")[0][3]["reason"],
         "EVDisconnected"
     );
-    assert_eq!(statuses_of(&sent, 1), vec!["Available"]);
+    assert_eq!(statuses_of(&sent, 1), vec!["Finishing", "Available"]);
     // UnlockConnector stops a transaction first.
     c.after(&mut p, |p| plug(p, 1, true));
     let out = p.central_calls("UnlockConnector", json!({"connectorId": 1}));

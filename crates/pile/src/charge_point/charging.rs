@@ -180,30 +180,33 @@ impl ChargePoint {
     }
 
     pub(super) fn on_plug(&mut self, connector: u32, plugged: bool, now: Duration) {
-        let Some(slot) = self
+        let Some(was) = self
             .plugged_since
-            .get_mut(connector as usize)
+            .get(connector as usize)
             .filter(|_| connector > 0)
+            .map(Option::is_some)
         else {
             return;
         };
-        let was = slot.is_some();
-        *slot = plugged.then_some(slot.unwrap_or(now));
         if !plugged && was {
             let socket = &mut self.sockets[connector as usize];
-            socket.finishing = false;
             socket.cable = Cable::Unknown;
             socket.pilot = Pilot::A;
             if self.durable.transactions.contains_key(&connector)
                 && self.config.flag("StopTransactionOnEVSideDisconnect")
             {
+                // The EV side is gone: the transaction stops (Finishing), then the connector is
+                // free (Available).
                 self.stop_transaction(connector, StopReason::EvDisconnected, None, now);
             }
+            self.sockets[connector as usize].finishing = false;
             if self.config.flag("UnlockConnectorOnEVSideDisconnect") {
                 self.outputs
                     .push(Output::Hardware(HardwareCommand::Unlock { connector }));
             }
         }
+        let slot = &mut self.plugged_since[connector as usize];
+        *slot = plugged.then_some(slot.unwrap_or(now));
         self.statuses_changed(now);
     }
 

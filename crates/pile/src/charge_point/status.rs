@@ -166,8 +166,17 @@ impl ChargePoint {
             .filter(|f| f.effect(fault_mask, function_mask).is_some())
             .map(|f| f.name())
             .collect();
-        let info = (error_code != ChargePointErrorCode::NoError && !names.is_empty())
-            .then(|| CiString50::truncating(&names.join(",")));
+        let ev_gone = connector > 0
+            && self.durable.transactions.contains_key(&connector)
+            && !self.is_plugged(connector);
+        let info = if error_code != ChargePointErrorCode::NoError && !names.is_empty() {
+            Some(CiString50::truncating(&names.join(",")))
+        } else if ev_gone {
+            // The transaction goes on without the EV (StopTransactionOnEVSideDisconnect off).
+            Some(CiString50::truncating("EV side disconnected"))
+        } else {
+            None
+        };
         let vendor_id = vendor_error_code
             .is_some()
             .then(|| CiString255::truncating(&self.identity.vendor));
