@@ -40,6 +40,11 @@ pub struct Durable {
     /// The authorization cache: what the central last said of each idTag.
     #[serde(default)]
     pub auth_cache: BTreeMap<String, IdTagInfo>,
+    /// The Local Authorization List (idTags in lower case) and its version.
+    #[serde(default)]
+    pub local_list: BTreeMap<String, IdTagInfo>,
+    #[serde(default)]
+    pub local_list_version: i32,
     /// Each connector's meter register (Wh) when last recorded.
     #[serde(default)]
     pub registers: BTreeMap<u32, i64>,

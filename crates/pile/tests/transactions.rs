@@ -785,3 +785,90 @@ fn clear_cache_empties_the_authorization_cache() {
     assert_eq!(Pile::frames(&out)[0][2]["status"], "Accepted");
     assert!(p.cp.durable().auth_cache.is_empty());
 }
+
+#[test]
+fn the_local_authorization_list() {
+    let (mut p, mut c) = booted(1);
+    p.without_plug_and_charge();
+    let version = |p: &mut Pile| {
+        let out = p.central_calls("GetLocalListVersion", json!({}));
+        Pile::frames(&out)[0][2]["listVersion"].clone()
+    };
+    assert_eq!(version(&mut p), 0, "empty");
+    let send = |p: &mut Pile, body: Value| {
+        let out = p.central_calls("SendLocalList", body);
+        Pile::frames(&out)[0][2]["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let out = p.central_calls(
+        "SendLocalList",
+        json!({"listVersion": 3, "updateType": "Full", "localAuthorizationList": [
+            {"idTag": "LIST1", "idTagInfo": {"status": "Accepted"}},
+            {"idTag": "LIST2", "idTagInfo": {"status": "Blocked"}}]}),
+    );
+    assert_eq!(out[0], Output::Persist, "durable before the answer");
+    assert_eq!(Pile::frames(&out)[0][2]["status"], "Accepted");
+    assert_eq!(version(&mut p), 3);
+    // Differential: a version not above the current one is refused; an entry without
+    // idTagInfo is removed.
+    let diff = |v: i64| {
+        json!({"listVersion": v, "updateType": "Differential", "localAuthorizationList": [
+            {"idTag": "LIST2"}, {"idTag": "LIST3", "idTagInfo": {"status": "Blocked"}}]})
+    };
+    assert_eq!(send(&mut p, diff(3)), "VersionMismatch");
+    assert_eq!(send(&mut p, diff(4)), "Accepted");
+    assert_eq!(version(&mut p), 4);
+    assert!(!p.cp.durable().local_list.contains_key("list2"));
+    // A full list needs a verdict for each entry; a message over SendLocalListMaxLength fails.
+    assert_eq!(
+        send(
+            &mut p,
+            json!({"listVersion": 5, "updateType": "Full", "localAuthorizationList": [{"idTag": "X"}]})
+        ),
+        "Failed"
+    );
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"idTag": format!("T{i}"), "idTagInfo": {"status": "Accepted"}}))
+        .collect();
+    assert_eq!(
+        send(
+            &mut p,
+            json!({"listVersion": 5, "updateType": "Full", "localAuthorizationList": many})
+        ),
+        "Failed"
+    );
+    assert_eq!(version(&mut p), 4, "unchanged");
+
+    // Online with LocalPreAuthorize: a listed card needs no Authorize.req.
+    change(&mut p, &mut c, "LocalPreAuthorize", "true");
+    let out = card(&mut p, 1, "LIST1");
+    assert!(!Pile::frames(&out).iter().any(|f| f[2] == "Authorize"));
+    assert!(hardware(&out).contains(&HardwareCommand::Beep(Beep::Accepted)));
+    p.advance(secs(200));
+    assert!(
+        !p.cp.durable().auth_cache.contains_key("list1"),
+        "the list decides, not the cache"
+    );
+    // Offline: the list's verdicts count, before AllowOfflineTxForUnknownId.
+    p.input(Input::Disconnected);
+    let out = card(&mut p, 1, "LIST3");
+    assert!(hardware(&out).contains(&HardwareCommand::Beep(Beep::Refused)));
+    // LocalAuthListEnabled off: the list is not consulted; LIST3 is unknown, so it starts.
+    change_offline(&mut p, "LocalAuthListEnabled", "false");
+    let out = card(&mut p, 1, "LIST3");
+    assert!(hardware(&out).contains(&HardwareCommand::Beep(Beep::Accepted)));
+    // An empty full list: version 0.
+    p.advance(secs(200));
+    let mut c = Central::new();
+    c.connect(&mut p);
+    assert_eq!(
+        send(
+            &mut p,
+            json!({"listVersion": 9, "updateType": "Full", "localAuthorizationList": []})
+        ),
+        "Accepted"
+    );
+    assert_eq!(version(&mut p), 0);
+}

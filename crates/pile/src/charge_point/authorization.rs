@@ -33,8 +33,10 @@ pub(super) struct Authorized {
 
 impl ChargePoint {
     /// Keeps the central's verdict on an idTag in the authorization cache, when enabled.
+    /// (An idTag of the Local Authorization List is not cached: the list decides for it.)
     pub(super) fn remember(&mut self, id_tag: &str, info: IdTagInfo) {
-        if self.config.flag("AuthorizationCacheEnabled") {
+        if self.config.flag("AuthorizationCacheEnabled") && self.local_list_entry(id_tag).is_none()
+        {
             let key = id_tag.to_ascii_lowercase();
             if self.durable.auth_cache.get(&key) != Some(&info) {
                 self.durable.auth_cache.insert(key, info);
@@ -43,9 +45,22 @@ impl ChargePoint {
         }
     }
 
-    /// What the pile knows of an idTag by itself: the factory's offline cards (valid while the
-    /// pile keeps its factory name, FAQ 3.2.2) and the authorization cache.
+    /// What the pile knows of an idTag by itself: the Local Authorization List (with
+    /// LocalAuthListEnabled), the factory's offline cards (valid while the pile keeps its
+    /// factory name, FAQ 3.2.2) and the authorization cache, in that order.
     pub(super) fn local_verdict(&self, id_tag: &str) -> Option<IdTagInfo> {
+        let now = self.clock.at(self.now);
+        let expired = |mut info: IdTagInfo| {
+            if info.status == AuthorizationStatus::Accepted
+                && info.expiry_date.as_ref().is_some_and(|e| *e < now)
+            {
+                info.status = AuthorizationStatus::Expired;
+            }
+            info
+        };
+        if let Some(info) = self.local_list_entry(id_tag) {
+            return Some(expired(info.clone()));
+        }
         let factory = self.config.factory();
         if self.config.identity() == factory.serial_number
             && factory
@@ -62,18 +77,8 @@ impl ChargePoint {
         if !self.config.flag("AuthorizationCacheEnabled") {
             return None;
         }
-        let mut info = self
-            .durable
-            .auth_cache
-            .get(&id_tag.to_ascii_lowercase())?
-            .clone();
-        let now = self.clock.at(self.now);
-        if info.status == AuthorizationStatus::Accepted
-            && info.expiry_date.as_ref().is_some_and(|e| *e < now)
-        {
-            info.status = AuthorizationStatus::Expired;
-        }
-        Some(info)
+        let info = self.durable.auth_cache.get(&id_tag.to_ascii_lowercase())?;
+        Some(expired(info.clone()))
     }
 
     fn online(&self) -> bool {

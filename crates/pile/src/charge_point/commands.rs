@@ -72,6 +72,8 @@ impl ChargePoint {
                     self.stop_transaction(c, StopReason::Remote, None, now);
                 }
             }
+            Request::SendLocalList(r) => self.send_local_list(id, r),
+            Request::GetLocalListVersion(_) => self.get_local_list_version(id),
             Request::ClearCache(_) => {
                 if !self.durable.auth_cache.is_empty() {
                     self.durable.auth_cache.clear();

@@ -4,13 +4,14 @@
 mod authorization;
 mod charging;
 mod commands;
+mod local_list;
 mod session;
 mod status;
 mod transaction;
 
 pub use charging::DERATING_FROM_C;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ocpp::rpc::{CallFailure, Endpoint, Inbound, Ticket};
