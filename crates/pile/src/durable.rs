@@ -45,6 +45,9 @@ pub struct Durable {
     pub local_list: BTreeMap<String, IdTagInfo>,
     #[serde(default)]
     pub local_list_version: i32,
+    /// The reservations, by reservationId.
+    #[serde(default)]
+    pub reservations: BTreeMap<i32, Reservation>,
     /// Each connector's meter register (Wh) when last recorded.
     #[serde(default)]
     pub registers: BTreeMap<u32, i64>,
@@ -95,4 +98,14 @@ pub enum TransactionMessage {
     Start(StartTransactionRequest),
     MeterValues(MeterValuesRequest),
     Stop(StopTransactionRequest),
+}
+
+/// A connector (0: any) held for an idTag until `expiry`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub connector: u32,
+    pub expiry: Timestamp,
+    pub id_tag: String,
+    #[serde(default)]
+    pub parent_id_tag: Option<String>,
 }

@@ -872,3 +872,115 @@ fn the_local_authorization_list() {
     );
     assert_eq!(version(&mut p), 0);
 }
+
+/// ReserveNow for `minutes` from now; answers what follows; returns the status.
+fn reserve(
+    p: &mut Pile,
+    c: &mut Central,
+    connector: u32,
+    id_tag: &str,
+    reservation: i32,
+    minutes: i64,
+) -> String {
+    let expiry = (chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z").unwrap()
+        + chrono::Duration::seconds(p.now.as_secs() as i64)
+        + chrono::Duration::minutes(minutes))
+    .to_utc()
+    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+    .to_string();
+    let out = p.central_calls(
+        "ReserveNow",
+        json!({"connectorId": connector, "expiryDate": expiry, "idTag": id_tag, "reservationId": reservation}),
+    );
+    let status = Pile::frames(&out)[0][2]["status"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.serve(p, out);
+    status
+}
+
+#[test]
+fn a_reservation_holds_the_connector_for_its_id_tag() {
+    let (mut p, mut c) = booted(2);
+    assert_eq!(reserve(&mut p, &mut c, 1, "RES1", 7, 60), "Accepted");
+    assert!(p.cp.durable().reservations.contains_key(&7));
+    assert_eq!(p.cp.status(1), ocpp::ChargePointStatus::Reserved);
+    assert_eq!(
+        reserve(&mut p, &mut c, 1, "RES2", 8, 60),
+        "Occupied",
+        "already held"
+    );
+    assert_eq!(reserve(&mut p, &mut c, 3, "RES2", 8, 60), "Rejected");
+    assert_eq!(
+        reserve(&mut p, &mut c, 2, "RES2", 8, -1),
+        "Rejected",
+        "expired"
+    );
+    // Another card is refused; a plug alone starts nothing (plug-and-charge waits).
+    let sent = c.after(&mut p, |p| card(p, 1, "OTHER"));
+    assert_eq!(actions(&sent), vec!["Authorize"]);
+    assert!(p
+        .log
+        .contains(&Output::Hardware(HardwareCommand::Beep(Beep::Refused))));
+    let sent = c.after(&mut p, |p| plug(p, 1, true));
+    assert!(of(&sent, "StartTransaction").is_empty());
+    assert_eq!(p.cp.status(1), ocpp::ChargePointStatus::Reserved);
+    // The reserved idTag starts, with the reservationId; the reservation is used.
+    let sent = c.after(&mut p, |p| card(p, 1, "RES1"));
+    let start = of(&sent, "StartTransaction");
+    assert_eq!(start[0][3]["reservationId"], 7);
+    assert_eq!(statuses_of(&sent, 1), vec!["Preparing", "SuspendedEV"]);
+    assert!(p.cp.durable().reservations.is_empty());
+    // CancelReservation: unknown Rejected; known Accepted, back to Available.
+    assert_eq!(reserve(&mut p, &mut c, 2, "RES2", 8, 60), "Accepted");
+    let out = p.central_calls("CancelReservation", json!({"reservationId": 99}));
+    assert_eq!(Pile::frames(&out)[0][2]["status"], "Rejected");
+    let out = p.central_calls("CancelReservation", json!({"reservationId": 8}));
+    assert_eq!(Pile::frames(&out)[0][2]["status"], "Accepted");
+    assert_eq!(statuses_of(&c.serve(&mut p, out), 2), vec!["Available"]);
+    // It expires at its expiryDate.
+    assert_eq!(reserve(&mut p, &mut c, 2, "RES3", 9, 10), "Accepted");
+    assert!(statuses_of(&c.after(&mut p, |p| p.advance(secs(599))), 2).is_empty());
+    let sent = c.after(&mut p, |p| p.advance(secs(1)));
+    assert_eq!(statuses_of(&sent, 2), vec!["Available"]);
+    // Faulted and Unavailable connectors cannot be reserved.
+    change(&mut p, &mut c, "OEM_FaultMask", "0");
+    c.after(&mut p, |p| p.input(Input::Faults(&faults(&["flash"]))));
+    assert_eq!(reserve(&mut p, &mut c, 2, "RES4", 10, 60), "Faulted");
+    c.after(&mut p, |p| p.input(Input::Faults(&faults(&[]))));
+    c.after(&mut p, |p| {
+        p.central_calls(
+            "ChangeAvailability",
+            json!({"connectorId": 2, "type": "Inoperative"}),
+        )
+    });
+    assert_eq!(reserve(&mut p, &mut c, 2, "RES4", 10, 60), "Unavailable");
+}
+
+#[test]
+fn a_reservation_of_connector_zero_holds_the_last_free_connector() {
+    let (mut p, mut c) = booted(2);
+    assert_eq!(reserve(&mut p, &mut c, 0, "ZERO1", 5, 60), "Accepted");
+    // Two free connectors for one reservation: neither is held.
+    assert_eq!(p.cp.status(1), ocpp::ChargePointStatus::Available);
+    assert_eq!(p.cp.status(2), ocpp::ChargePointStatus::Available);
+    // A plug-and-charge session takes connector 1; connector 2 is now held.
+    let sent = c.after(&mut p, |p| plug(p, 1, true));
+    assert_eq!(of(&sent, "StartTransaction").len(), 1);
+    assert_eq!(statuses_of(&sent, 2), vec!["Reserved"]);
+    let sent = c.after(&mut p, |p| card(p, 2, "OTHER"));
+    assert_eq!(actions(&sent), vec!["Authorize"]);
+    assert!(p.cp.transaction(2).is_none());
+    // The reserved idTag, at the pile's own reader, goes to the held connector.
+    c.after(&mut p, |p| plug(p, 2, true));
+    let sent = c.after(&mut p, |p| {
+        p.input(Input::Card {
+            connector: None,
+            id_tag: "ZERO1",
+        })
+    });
+    let start = of(&sent, "StartTransaction");
+    assert_eq!(start[0][3]["connectorId"], 2);
+    assert_eq!(start[0][3]["reservationId"], 5);
+}

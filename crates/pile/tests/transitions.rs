@@ -77,6 +77,9 @@ enum Step {
     Unlock(u32),
     Cable(u32, Option<u8>),
     Temperature(u32, f64),
+    /// ReserveNow: connector, idTag, reservationId, minutes until it expires.
+    Reserve(u32, &'static str, i32, u64),
+    Cancel(i32),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -97,6 +100,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (1u32..=2).prop_map(Step::Unlock),
         1 => (1u32..=2, proptest::option::of(prop_oneof![Just(0u8), Just(16), Just(32)])).prop_map(|(c, a)| Step::Cable(c, a)),
         1 => (1u32..=2, prop_oneof![Just(25.0), Just(80.0)]).prop_map(|(c, t)| Step::Temperature(c, t)),
+        2 => (0u32..=2, prop_oneof![Just("CARD1"), Just("CARD2")], 1i32..=3, 1u64..=5)
+            .prop_map(|(c, t, id, m)| Step::Reserve(c, t, id, m)),
+        1 => (1i32..=3).prop_map(Step::Cancel),
     ]
 }
 
@@ -202,6 +208,28 @@ fn run(
                 json!({"transactionId": tx}),
                 now,
             ),
+            Step::Reserve(c, tag, reservation, minutes) => {
+                // The pile's clock starts at 2026-01-01T00:00:00Z (common::pile).
+                let expiry = chrono::DateTime::UNIX_EPOCH
+                    + chrono::Duration::seconds(
+                        1_767_225_600 + (now.as_secs() + minutes * 60) as i64,
+                    );
+                central(
+                    &mut cp,
+                    &mut id,
+                    "ReserveNow",
+                    json!({"connectorId": c, "idTag": tag, "reservationId": reservation,
+                           "expiryDate": expiry.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()}),
+                    now,
+                )
+            }
+            Step::Cancel(reservation) => central(
+                &mut cp,
+                &mut id,
+                "CancelReservation",
+                json!({"reservationId": reservation}),
+                now,
+            ),
             Step::Unlock(c) => central(
                 &mut cp,
                 &mut id,
@@ -279,7 +307,7 @@ fn run(
 fn status_notifications_follow_the_transition_table() {
     let allowed = allowed_transitions();
     let config = Config {
-        cases: 1000,
+        cases: 3000,
         failure_persistence: None,
         ..Config::default()
     };
@@ -291,8 +319,7 @@ fn status_notifications_follow_the_transition_table() {
             run(&steps, &allowed, &seen)
         })
         .unwrap();
-    // The steps reach every status a connector of this pile can show (it takes no
-    // reservations yet).
+    // The steps reach every status a connector can show.
     let seen = seen.into_inner();
     for status in [
         "Available",
@@ -301,6 +328,7 @@ fn status_notifications_follow_the_transition_table() {
         "SuspendedEV",
         "SuspendedEVSE",
         "Finishing",
+        "Reserved",
         "Unavailable",
         "Faulted",
     ] {

@@ -131,22 +131,28 @@ impl ChargePoint {
         if let Some(c) = connector.filter(|c| self.durable.transactions.contains_key(c)) {
             return self.authorize(id_tag, Purpose::Stop(c), now);
         }
-        let chosen = connector.or_else(|| self.free_connector());
+        let chosen = connector.or_else(|| self.connector_for(id_tag));
         match chosen {
             Some(c) if self.can_start(c) => self.authorize(id_tag, Purpose::Start(c), now),
             _ => self.beep(Beep::Refused),
         }
     }
 
-    /// The connector a card at the pile's reader is for: one with a plug in and no
-    /// transaction, else the first that can start one.
-    fn free_connector(&self) -> Option<u32> {
+    /// The connector an idTag without a connector is for: one reserved for it, else one with
+    /// a plug in and no transaction, else the first that can start one, among those it may use.
+    pub(super) fn connector_for(&self, id_tag: &str) -> Option<u32> {
         let count = self.connector_count();
+        let usable = |c: &u32| self.can_start(*c) && self.reservation_for(*c, id_tag, None).is_ok();
         (1..=count)
             .find(|c| {
-                self.is_plugged(*c) && self.can_start(*c) && !self.sockets[*c as usize].finishing
+                self.can_start(*c) && matches!(self.reservation_for(*c, id_tag, None), Ok(Some(_)))
             })
-            .or_else(|| (1..=count).find(|c| self.can_start(*c)))
+            .or_else(|| {
+                (1..=count)
+                    .filter(usable)
+                    .find(|c| self.is_plugged(*c) && !self.sockets[*c as usize].finishing)
+            })
+            .or_else(|| (1..=count).find(usable))
     }
 
     /// Whether a transaction may start on a connector now.
@@ -213,7 +219,12 @@ impl ChargePoint {
             .as_ref()
             .filter(|i| i.status == AuthorizationStatus::Accepted);
         match (purpose, accepted) {
-            (Purpose::Start(c), Some(info)) if self.can_start(c) => {
+            (Purpose::Start(c), Some(info))
+                if self.can_start(c)
+                    && self
+                        .reservation_for(c, id_tag, info.parent_id_tag.as_ref().map(|p| p.as_str()))
+                        .is_ok() =>
+            {
                 let parent = info.parent_id_tag.as_ref().map(|p| p.as_str().to_owned());
                 self.beep(Beep::Accepted);
                 self.sockets[c as usize].authorized = Some(Authorized {

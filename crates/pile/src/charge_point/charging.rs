@@ -171,11 +171,26 @@ impl ChargePoint {
         }
         let socket = &self.sockets[connector as usize];
         if let Some(a) = socket.authorized.clone() {
-            self.start_transaction(connector, &a.id_tag, a.parent, now);
+            match self.reservation_for(connector, &a.id_tag, a.parent.as_deref()) {
+                Ok(reservation) => {
+                    if let Some(id) = reservation {
+                        self.end_reservation(id, now);
+                    }
+                    self.start_transaction(connector, &a.id_tag, a.parent, reservation, now);
+                }
+                // Held for another idTag since: the card's acceptance lapses.
+                Err(()) => self.sockets[connector as usize].authorized = None,
+            }
         } else if self.config.flag("VendorDirectWorkMode") && !socket.finishing {
-            // Plug and charge: no card; the transaction carries the pile's serial number.
+            // Plug and charge: no card; the transaction carries the pile's serial number. It
+            // does not take a connector held by a reservation.
             let tag = self.config.factory().serial_number.clone();
-            self.start_transaction(connector, &tag, None, now);
+            if let Ok(reservation) = self.reservation_for(connector, &tag, None) {
+                if let Some(id) = reservation {
+                    self.end_reservation(id, now);
+                }
+                self.start_transaction(connector, &tag, None, reservation, now);
+            }
         }
     }
 

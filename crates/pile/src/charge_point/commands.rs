@@ -73,6 +73,8 @@ impl ChargePoint {
                 }
             }
             Request::SendLocalList(r) => self.send_local_list(id, r),
+            Request::ReserveNow(r) => self.reserve_now(id, r, now),
+            Request::CancelReservation(r) => self.cancel_reservation(id, r, now),
             Request::GetLocalListVersion(_) => self.get_local_list_version(id),
             Request::ClearCache(_) => {
                 if !self.durable.auth_cache.is_empty() {
@@ -188,11 +190,12 @@ impl ChargePoint {
                     }
                 }
             }
-            Some("OEM_FaultMask" | "OEM_FunctionMask" | "ConnectionTimeOut")
-                if self.is_accepted() && self.connected =>
-            {
-                self.report_statuses(now, false)
-            }
+            Some(
+                "OEM_FaultMask"
+                | "OEM_FunctionMask"
+                | "ConnectionTimeOut"
+                | "MinimumStatusDuration",
+            ) if self.is_accepted() && self.connected => self.report_statuses(now, false),
             _ => {}
         }
     }
@@ -319,14 +322,13 @@ impl ChargePoint {
         let connector = match r.connector_id {
             Some(c) if c >= 1 => Some(c as u32),
             Some(_) => None,
-            None => (1..=self.connector_count())
-                .find(|c| self.is_plugged(*c) && self.can_start(*c))
-                .or_else(|| (1..=self.connector_count()).find(|c| self.can_start(*c))),
+            None => self.connector_for(r.id_tag.as_str()),
         };
         let authorize_first = self.config.flag("AuthorizeRemoteTxRequests");
         // One authorization at a time: a remote start that would need a second is refused.
         let connector = connector.filter(|c| {
             self.can_start(*c)
+                && self.reservation_for(*c, r.id_tag.as_str(), None).is_ok()
                 && self.sockets[*c as usize].authorized.is_none()
                 && r.charging_profile.is_none()
                 && !(authorize_first && self.authorizing.is_some())

@@ -5,6 +5,7 @@ mod authorization;
 mod charging;
 mod commands;
 mod local_list;
+mod reservation;
 mod session;
 mod status;
 mod transaction;
@@ -365,6 +366,7 @@ impl ChargePoint {
             preparing,
             held,
             sample,
+            self.next_expiry(),
             self.next_aligned,
             self.outbox_retry_at,
         ]

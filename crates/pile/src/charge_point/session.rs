@@ -56,6 +56,7 @@ impl ChargePoint {
 
     pub(super) fn on_tick(&mut self, now: Duration) {
         self.lapse_authorizations(now);
+        self.expire_reservations(now);
         self.statuses_changed(now);
         while let Some(inbound) = self.rpc.poll_timeout(now) {
             self.on_inbound(inbound, now);

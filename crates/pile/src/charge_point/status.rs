@@ -12,6 +12,11 @@ impl ChargePoint {
             ChargePointStatus::Faulted
         } else if inoperative {
             ChargePointStatus::Unavailable
+        } else if connector > 0
+            && self.holding(connector).is_some()
+            && self.is_free_for_status(connector)
+        {
+            ChargePointStatus::Reserved
         } else {
             self.natural_status(connector)
         }
@@ -117,7 +122,18 @@ impl ChargePoint {
             let c = connector as usize;
             let current = self.reported_now(connector);
             if all || hold.is_zero() {
-                self.pending[c] = None;
+                // A status still held back (MinimumStatusDuration was just lowered) goes out
+                // first where skipping it would make a transition OCPP does not allow.
+                if let Some((held, _)) = self.pending[c].take() {
+                    let from = self.reported[c].as_ref().map(|r| r.0.clone());
+                    let skippable = connector == 0
+                        || from
+                            .as_ref()
+                            .is_none_or(|f| crate::transitions::allowed(f, &current.0));
+                    if !all && !skippable && held != current {
+                        self.send_status(connector, held, now);
+                    }
+                }
                 if all || self.reported[c].as_ref() != Some(&current) {
                     self.send_status(connector, current, now);
                 }
@@ -156,6 +172,22 @@ impl ChargePoint {
     }
 
     pub(super) fn send_status(&mut self, connector: u32, reported: Reported, now: Duration) {
+        // A connector held by a reservation of connector 0 once it became free: it was
+        // Available first (Preparing → Reserved, say, is not a transition OCPP allows).
+        let from = self.reported[connector as usize]
+            .as_ref()
+            .map(|r| r.0.clone());
+        if connector > 0
+            && reported.0 == ChargePointStatus::Reserved
+            && from.is_some_and(|f| !crate::transitions::allowed(&f, &ChargePointStatus::Reserved))
+        {
+            let available = (
+                ChargePointStatus::Available,
+                ChargePointErrorCode::NoError,
+                None,
+            );
+            self.send_status(connector, available, now);
+        }
         let (status, error_code, vendor_error_code) = reported.clone();
         self.reported[connector as usize] = Some(reported);
         let mask = |key| self.config.int(key).clamp(0, u32::MAX as i64) as u32;
@@ -238,6 +270,7 @@ impl ChargePoint {
                     self.sockets[*c as usize].authorized = None;
                 }
                 self.durable.inoperative.insert(connector);
+                self.end_reservations_of_inoperative(now);
                 self.durable.scheduled.extend(preparing.iter().copied());
                 if preparing.is_empty() {
                     AvailabilityStatus::Accepted

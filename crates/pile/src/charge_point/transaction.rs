@@ -65,6 +65,7 @@ impl ChargePoint {
         connector: u32,
         id_tag: &str,
         parent: Option<String>,
+        reservation_id: Option<i32>,
         now: Duration,
     ) {
         // The connector shows Preparing first, wherever it was (Finishing → Charging, say, is
@@ -106,7 +107,7 @@ impl ChargePoint {
                 connector_id: connector as i32,
                 id_tag: IdToken::truncating(id_tag),
                 meter_start: wh(register),
-                reservation_id: None,
+                reservation_id,
                 timestamp: started,
             }),
         );
