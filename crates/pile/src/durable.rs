@@ -45,6 +45,9 @@ pub struct Durable {
     pub local_list: BTreeMap<String, IdTagInfo>,
     #[serde(default)]
     pub local_list_version: i32,
+    /// The charging profiles installed.
+    #[serde(default)]
+    pub profiles: Vec<crate::smart_charging::Installed>,
     /// The reservations, by reservationId.
     #[serde(default)]
     pub reservations: BTreeMap<i32, Reservation>,

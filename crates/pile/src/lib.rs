@@ -9,6 +9,7 @@ pub mod hardware;
 pub mod meter;
 mod network;
 pub mod shell;
+pub mod smart_charging;
 pub mod store;
 pub mod transitions;
 

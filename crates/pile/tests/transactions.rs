@@ -681,8 +681,7 @@ fn remote_start_and_stop() {
     let stop = of(&sent, "StopTransaction")[0];
     assert_eq!(stop[3]["reason"], "Remote");
     assert!(stop[3].get("idTag").is_none());
-    // FAQ 3.15: a profile other than TxProfile is refused; charging profiles are not applied
-    // by this pile yet, so a TxProfile is refused too.
+    // FAQ 3.15: a profile other than TxProfile is refused.
     let out = p.central_calls(
         "RemoteStartTransaction",
         json!({"connectorId": 1, "idTag": "R2", "chargingProfile": {"chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Relative", "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10.0}]}}}),

@@ -29,6 +29,8 @@ pub(super) struct Authorized {
     pub id_tag: String,
     pub parent: Option<String>,
     pub since: Duration,
+    /// The TxProfile of a remote start, installed when the transaction starts.
+    pub profile: Option<ocpp::ChargingProfile>,
 }
 
 impl ChargePoint {
@@ -227,10 +229,12 @@ impl ChargePoint {
             {
                 let parent = info.parent_id_tag.as_ref().map(|p| p.as_str().to_owned());
                 self.beep(Beep::Accepted);
+                let profile = self.remote_profile.take();
                 self.sockets[c as usize].authorized = Some(Authorized {
                     id_tag: id_tag.to_owned(),
                     parent,
                     since: now,
+                    profile,
                 });
                 self.statuses_changed(now);
             }

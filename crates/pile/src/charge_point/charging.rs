@@ -107,7 +107,11 @@ impl ChargePoint {
         if hot && mask & DERATING_SHIELDED == 0 {
             amps = amps.min(self.options.rated_current_a / 2.0);
         }
-        (amps > 0.0).then_some(amps)
+        if let Some(limit) = self.profile_limit_now(connector) {
+            amps = amps.min(limit);
+        }
+        // The pilot cannot signal less than 6 A: below that, nothing.
+        (amps >= crate::smart_charging::MIN_PILOT_AMPS).then_some(amps)
     }
 
     /// Tells the hardware what changed: the offer before the relay closes, the relay before
@@ -177,6 +181,9 @@ impl ChargePoint {
                         self.end_reservation(id, now);
                     }
                     self.start_transaction(connector, &a.id_tag, a.parent, reservation, now);
+                    if let Some(profile) = a.profile {
+                        self.install_profile(connector, profile);
+                    }
                 }
                 // Held for another idTag since: the card's acceptance lapses.
                 Err(()) => self.sockets[connector as usize].authorized = None,

@@ -74,6 +74,9 @@ impl ChargePoint {
             }
             Request::SendLocalList(r) => self.send_local_list(id, r),
             Request::ReserveNow(r) => self.reserve_now(id, r, now),
+            Request::SetChargingProfile(r) => self.set_charging_profile(id, r),
+            Request::ClearChargingProfile(r) => self.clear_charging_profile(id, r),
+            Request::GetCompositeSchedule(r) => self.get_composite_schedule(id, r, now),
             Request::CancelReservation(r) => self.cancel_reservation(id, r, now),
             Request::GetLocalListVersion(_) => self.get_local_list_version(id),
             Request::ClearCache(_) => {
@@ -316,8 +319,8 @@ impl ChargePoint {
 
 impl ChargePoint {
     /// RemoteStartTransaction: accepted for a connector that can start a transaction; the idTag
-    /// is authorized first when AuthorizeRemoteTxRequests says so. A charging profile is refused
-    /// (this pile does not apply charging profiles yet).
+    /// is authorized first when AuthorizeRemoteTxRequests says so. A charging profile must be a
+    /// TxProfile without transactionId (FAQ 3.15); it is installed when the transaction starts.
     fn remote_start(&mut self, id: &str, r: RemoteStartTransactionRequest, now: Duration) {
         let connector = match r.connector_id {
             Some(c) if c >= 1 => Some(c as u32),
@@ -330,7 +333,9 @@ impl ChargePoint {
             self.can_start(*c)
                 && self.reservation_for(*c, r.id_tag.as_str(), None).is_ok()
                 && self.sockets[*c as usize].authorized.is_none()
-                && r.charging_profile.is_none()
+                && r.charging_profile
+                    .as_ref()
+                    .is_none_or(|p| self.remote_start_profile_fits(p))
                 && !(authorize_first && self.authorizing.is_some())
         });
         let status = if connector.is_some() {
@@ -343,11 +348,13 @@ impl ChargePoint {
         let tag = r.id_tag.as_str().to_owned();
         if authorize_first {
             self.authorize(&tag, Purpose::Start(c), now);
+            self.remote_profile = r.charging_profile;
         } else {
             self.sockets[c as usize].authorized = Some(super::authorization::Authorized {
                 id_tag: tag,
                 parent: None,
                 since: now,
+                profile: r.charging_profile,
             });
             self.statuses_changed(now);
         }

@@ -5,6 +5,7 @@ mod authorization;
 mod charging;
 mod commands;
 mod local_list;
+mod profiles;
 mod reservation;
 mod session;
 mod status;
@@ -185,6 +186,8 @@ pub struct ChargePoint {
     outbox_call: Option<Ticket>,
     outbox_retry_at: Option<Duration>,
     next_aligned: Option<Duration>,
+    /// The charging profile of a remote start whose idTag is being authorized.
+    remote_profile: Option<ocpp::ChargingProfile>,
     /// A reset is under way: nothing more is sent.
     restarting: bool,
     outputs: Vec<Output>,
@@ -273,6 +276,7 @@ impl ChargePoint {
             outbox_retry_at: None,
             next_aligned: None,
             restarting: false,
+            remote_profile: None,
             outputs: Vec::new(),
         };
         cp.stop_interrupted();
@@ -367,6 +371,7 @@ impl ChargePoint {
             held,
             sample,
             self.next_expiry(),
+            self.next_profile_change(),
             self.next_aligned,
             self.outbox_retry_at,
         ]

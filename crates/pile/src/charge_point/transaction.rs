@@ -146,6 +146,7 @@ impl ChargePoint {
         self.durable.registers.insert(connector, register);
         let at = self.clock.at(now);
         self.enqueue_stop(tx, register, at, reason, id_tag);
+        self.drop_tx_profiles(connector);
         let plugged = self.is_plugged(connector);
         let socket = &mut self.sockets[connector as usize];
         socket.next_sample = None;
@@ -171,6 +172,7 @@ impl ChargePoint {
                 .copied()
                 .unwrap_or(tx.last_register)
                 .max(tx.last_register);
+            self.drop_tx_profiles(connector);
             let at = tx.last_sampled.unwrap_or(tx.started);
             self.enqueue_stop(tx, register, at, StopReason::PowerLoss, None);
         }
