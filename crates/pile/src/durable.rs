@@ -48,6 +48,15 @@ pub struct Durable {
     /// The charging profiles installed.
     #[serde(default)]
     pub profiles: Vec<crate::smart_charging::Installed>,
+    /// The firmware upgrade under way.
+    #[serde(default)]
+    pub firmware: Option<FirmwareUpdate>,
+    /// The firmware version installed by an upgrade (the build's own until then).
+    #[serde(default)]
+    pub firmware_version: Option<String>,
+    /// The version of the image downloaded and not yet installed (`None`: no valid image).
+    #[serde(default)]
+    pub firmware_pending_version: Option<String>,
     /// The reservations, by reservationId.
     #[serde(default)]
     pub reservations: BTreeMap<i32, Reservation>,
@@ -111,4 +120,28 @@ pub struct Reservation {
     pub id_tag: String,
     #[serde(default)]
     pub parent_id_tag: Option<String>,
+}
+
+/// A firmware upgrade ordered by UpdateFirmware.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirmwareUpdate {
+    pub location: String,
+    pub retrieve_at: Timestamp,
+    /// Download attempts still allowed (1 + retries at first).
+    pub attempts_left: u32,
+    /// Seconds between attempts.
+    pub retry_interval: u64,
+    pub stage: FirmwareStage,
+    /// Whether the central answered every FirmwareStatusNotification of this upgrade in time.
+    pub all_answered: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FirmwareStage {
+    /// Until retrieveDate, or between attempts.
+    Waiting,
+    Downloading,
+    Downloaded,
+    Installing,
+    Installed,
 }

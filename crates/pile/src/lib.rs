@@ -3,6 +3,7 @@
 mod charge_point;
 pub mod clock;
 pub mod config;
+pub mod download;
 mod durable;
 pub mod faults;
 pub mod hardware;
@@ -13,6 +14,9 @@ pub mod smart_charging;
 pub mod store;
 pub mod transitions;
 
-pub use charge_point::{ChargePoint, Identity, Input, Options, Output, Target, DERATING_FROM_C};
+pub use charge_point::{
+    ChargePoint, FirmwareEvent, Identity, Input, Options, Output, Target, DERATING_FROM_C,
+    FIRMWARE_KEEPALIVE, INSTALL_TIME,
+};
 pub use durable::{Durable, Queued, Transaction, TransactionMessage};
 pub use network::NetState;

@@ -20,10 +20,11 @@ use transport::client::{connect, ClientConfig};
 use transport::{Message, TransportError, WsError, WsStream};
 
 use crate::config::{Configuration, Factory, KEYS};
+use crate::download::{download, image_version};
 use crate::faults::Fault;
 use crate::hardware::{Hardware, HardwareEvent, MeterReading, Pilot};
 use crate::store::{StateStore, StoreError};
-use crate::{ChargePoint, Identity, Input, NetState, Options, Output, Target};
+use crate::{ChargePoint, FirmwareEvent, Identity, Input, NetState, Options, Output, Target};
 
 /// How long a failed restart (Reset) waits before it is tried again.
 pub const RESET_RETRY_DELAY: Duration = Duration::from_secs(2);
@@ -97,7 +98,7 @@ pub struct TransactionState {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct FirmwareState {
     pub version: String,
-    pub status: &'static str,
+    pub status: String,
     pub percent: u8,
 }
 
@@ -338,9 +339,9 @@ fn snapshot(cp: &ChargePoint, settings: &PileSettings, connected: bool, online: 
             .map(|k| (k.name, cp.config_value(k.name)))
             .collect(),
         firmware: FirmwareState {
-            version: settings.identity.firmware_version.clone(),
-            status: "Idle",
-            percent: 0,
+            version: cp.firmware_version().to_owned(),
+            status: cp.firmware_status().to_string(),
+            percent: cp.firmware_percent(),
         },
     }
 }
@@ -399,11 +400,36 @@ pub async fn run(
     let mut pong_deadline: Option<Instant> = None;
     let mut scheduled_with = Duration::ZERO;
     let mut control_open = true;
+    // Firmware downloads run beside the loop and report through this channel.
+    let (firmware_tx, mut firmware_rx) = mpsc::unbounded_channel::<FirmwareEvent>();
+    let mut downloading: Option<JoinHandle<()>> = None;
     tokio::pin!(shutdown);
     loop {
         while let Some(output) = todo.pop_front() {
             match output {
                 Output::Persist => store.save(cp.durable())?,
+                Output::Download { url } => {
+                    if let Some(old) = downloading.take() {
+                        old.abort();
+                    }
+                    while firmware_rx.try_recv().is_ok() {}
+                    tracing::info!(url, "firmware download");
+                    let tx = firmware_tx.clone();
+                    let dest = settings.state_dir.join("firmware.bin");
+                    let tls = settings.tls.clone();
+                    downloading = Some(tokio::spawn(async move {
+                        let progress = |p| {
+                            let _ = tx.send(FirmwareEvent::Progress(p));
+                        };
+                        let event = match download(&url, &dest, tls, progress).await {
+                            Ok(size) => FirmwareEvent::Downloaded {
+                                version: image_version(&url, size),
+                            },
+                            Err(e) => FirmwareEvent::Failed(e.to_string()),
+                        };
+                        let _ = tx.send(event);
+                    }));
+                }
                 Output::Hardware(command) => {
                     tracing::debug!(?command, "hardware");
                     hardware.command(&command);
@@ -439,6 +465,9 @@ pub async fn run(
                     }
                     stream = None;
                     if let Some(old) = connecting.take() {
+                        old.abort();
+                    }
+                    if let Some(old) = downloading.take() {
                         old.abort();
                     }
                     // A restart that cannot reload the state is tried again, ResetRetries
@@ -549,6 +578,7 @@ pub async fn run(
                     Vec::new()
                 }
             },
+            Some(event) = firmware_rx.recv() => cp.handle(Input::Firmware(&event), start.elapsed()),
             _ = sleep_until(deadline) => cp.handle(Input::Tick, start.elapsed()),
             _ = sleep_until(next_ping) => {
                 next_ping = None;

@@ -163,6 +163,7 @@ impl ChargePoint {
             && connector <= self.connector_count()
             && !self.durable.transactions.contains_key(&connector)
             && !self.is_inoperative(connector)
+            && !self.upgrading()
             && self.fault_assessment().effect != Some(Effect::Stop)
     }
 

@@ -79,6 +79,7 @@ impl ChargePoint {
             Request::GetCompositeSchedule(r) => self.get_composite_schedule(id, r, now),
             Request::CancelReservation(r) => self.cancel_reservation(id, r, now),
             Request::GetLocalListVersion(_) => self.get_local_list_version(id),
+            Request::UpdateFirmware(r) => self.update_firmware(id, r, now),
             Request::ClearCache(_) => {
                 if !self.durable.auth_cache.is_empty() {
                     self.durable.auth_cache.clear();
@@ -138,8 +139,7 @@ impl ChargePoint {
     pub(super) fn live_value(&self, name: &str) -> String {
         match name {
             "OEM_NetState" => self.network.to_json(),
-            // No firmware upgrade runs yet: nothing downloaded.
-            "GetFirmwareUpgradePercentages" => "0".into(),
+            "GetFirmwareUpgradePercentages" => self.firmware_percent().to_string(),
             _ => String::new(),
         }
     }
@@ -282,14 +282,9 @@ impl ChargePoint {
             MessageTrigger::Heartbeat => {
                 self.call(&HeartbeatRequest {}, now);
             }
-            // No firmware upgrade and no diagnostics upload run yet: both are Idle.
             MessageTrigger::FirmwareStatusNotification => {
-                self.call(
-                    &FirmwareStatusNotificationRequest {
-                        status: FirmwareStatus::Idle,
-                    },
-                    now,
-                );
+                let status = self.firmware_status();
+                self.call(&FirmwareStatusNotificationRequest { status }, now);
             }
             MessageTrigger::MeterValues => {
                 for c in self.metered(connector) {

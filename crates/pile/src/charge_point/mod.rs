@@ -4,6 +4,7 @@
 mod authorization;
 mod charging;
 mod commands;
+mod firmware;
 mod local_list;
 mod profiles;
 mod reservation;
@@ -12,6 +13,7 @@ mod status;
 mod transaction;
 
 pub use charging::DERATING_FROM_C;
+pub use firmware::{FirmwareEvent, FIRMWARE_KEEPALIVE, INSTALL_TIME};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -22,10 +24,10 @@ use ocpp::{
     CallError, CallErrorCode, ChangeAvailabilityResponse, ChangeConfigurationResponse,
     ChargePointErrorCode, ChargePointStatus, CiString20, CiString25, CiString255, CiString50,
     DataTransferResponse, DataTransferStatus, Decoded, DiagnosticsStatus,
-    DiagnosticsStatusNotificationRequest, FirmwareStatus, FirmwareStatusNotificationRequest,
-    HeartbeatRequest, IdTagInfo, MessageTrigger, Policy, RegistrationStatus, Request,
-    ResetResponse, ResetStatus, ResetType, Response, StatusNotificationRequest,
-    TriggerMessageResponse, TriggerMessageStatus, UnlockConnectorResponse, UnlockStatus,
+    DiagnosticsStatusNotificationRequest, FirmwareStatusNotificationRequest, HeartbeatRequest,
+    IdTagInfo, MessageTrigger, Policy, RegistrationStatus, Request, ResetResponse, ResetStatus,
+    ResetType, Response, StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
+    UnlockConnectorResponse, UnlockStatus,
 };
 
 use transport::identity::url_with_identity;
@@ -114,6 +116,8 @@ pub enum Input<'a> {
         connector: Option<u32>,
         id_tag: &'a str,
     },
+    /// What became of a firmware download ([`Output::Download`]).
+    Firmware(&'a FirmwareEvent),
     /// Time passed; timers are checked.
     Tick,
 }
@@ -134,6 +138,9 @@ pub enum Output {
     Restart { hard: bool },
     /// Act on the hardware (relay, pilot, lock, buzzer).
     Hardware(HardwareCommand),
+    /// Download a firmware image from this URL and report through [`Input::Firmware`]
+    /// (a download still running is abandoned).
+    Download { url: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +195,8 @@ pub struct ChargePoint {
     next_aligned: Option<Duration>,
     /// The charging profile of a remote start whose idTag is being authorized.
     remote_profile: Option<ocpp::ChargingProfile>,
+    /// The firmware upgrade as it runs.
+    firmware_run: firmware::FirmwareRun,
     /// A reset is under way: nothing more is sent.
     restarting: bool,
     outputs: Vec<Output>,
@@ -277,9 +286,11 @@ impl ChargePoint {
             next_aligned: None,
             restarting: false,
             remote_profile: None,
+            firmware_run: Default::default(),
             outputs: Vec::new(),
         };
         cp.stop_interrupted();
+        cp.resume_firmware();
         cp.next_aligned = cp.next_aligned_after(now);
         cp.outputs.push(Output::Persist);
         cp.outputs.push(Output::Connect(target));
@@ -372,6 +383,7 @@ impl ChargePoint {
             sample,
             self.next_expiry(),
             self.next_profile_change(),
+            self.next_firmware_deadline(),
             self.next_aligned,
             self.outbox_retry_at,
         ]
@@ -439,6 +451,7 @@ impl ChargePoint {
                 }
             }
             Input::Card { connector, id_tag } => self.on_card(connector, id_tag, now),
+            Input::Firmware(event) => self.on_firmware_event(event, now),
         }
         self.start_what_can_start(now);
         self.drive();

@@ -27,6 +27,12 @@ impl ChargePoint {
     }
 
     pub(super) fn on_disconnected(&mut self, now: Duration) {
+        self.firmware_run.call = None;
+        if self.firmware_run.restart_after.take().is_some() {
+            // Installed could not be confirmed: the new firmware starts anyway.
+            self.firmware_run.restart_after = None;
+            return self.restart_after_upgrade();
+        }
         self.connected = false;
         self.boot_call = None;
         self.next_boot = None;
@@ -62,6 +68,7 @@ impl ChargePoint {
             self.on_inbound(inbound, now);
         }
         self.sample_transactions(now);
+        self.firmware_tick(now);
         if self.next_aligned.is_some_and(|t| now >= t) {
             self.sample_aligned(now);
             self.next_aligned = self.next_aligned_after(now);
@@ -100,7 +107,7 @@ impl ChargePoint {
             // The original serial number, whatever VendorChargePointName says (FAQ 3.2.2).
             charge_point_serial_number: Some(c25(serial)),
             charge_box_serial_number: Some(c25(serial)),
-            firmware_version: Some(CiString50::truncating(&self.identity.firmware_version)),
+            firmware_version: Some(CiString50::truncating(self.firmware_version())),
             // ICCID and IMSI only when connected through 4G alone (FAQ 3.9).
             iccid: (self.network.connectivity == "4G" && !self.network.iccid.is_empty())
                 .then(|| c20(&self.network.iccid)),
@@ -134,6 +141,11 @@ impl ChargePoint {
         {
             let pending = self.authorizing.take().expect("checked");
             return self.on_authorize_reply(pending, outcome, now);
+        }
+        if self.firmware_run.call == Some(ticket) || self.firmware_run.restart_after == Some(ticket)
+        {
+            let answered = !matches!(outcome, Err(CallFailure::Timeout));
+            return self.on_firmware_reply(ticket, answered);
         }
         if self.boot_call == Some(ticket) {
             self.boot_call = None;

@@ -6,8 +6,15 @@ use super::*;
 impl ChargePoint {
     /// The status a connector shows now.
     pub fn status(&self, connector: u32) -> ChargePointStatus {
-        let inoperative =
-            self.is_inoperative(connector) && !self.durable.scheduled.contains(&connector);
+        // An upgrade makes the connectors Unavailable, once a transaction has ended and a
+        // connector has left Preparing (OCPP has no step from Preparing to Unavailable).
+        let upgrade_holds = self.upgrading()
+            && (connector == 0
+                || (!self.durable.transactions.contains_key(&connector)
+                    && self.natural_status(connector) != ChargePointStatus::Preparing));
+        let inoperative = (self.is_inoperative(connector)
+            && !self.durable.scheduled.contains(&connector))
+            || upgrade_holds;
         if self.fault_assessment().effect == Some(Effect::Stop) {
             ChargePointStatus::Faulted
         } else if inoperative {

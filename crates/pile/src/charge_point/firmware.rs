@@ -1,0 +1,329 @@
+//! Firmware upgrades (FAQ 3.10, 3.17): UpdateFirmware, the download the shell carries out, the
+//! installation, FirmwareStatusNotification (Downloading → Downloaded → Installing → Installed,
+//! or DownloadFailed / InstallationFailed), GetFirmwareUpgradePercentages, and the pile
+//! Unavailable while it upgrades.
+//!
+//! The FAQ contradicts itself on leaving Unavailable (3.10 points 4 and 6 against its
+//! "Important" note); with 3.17 point 3 we read it as: after a successful upgrade the pile
+//! restarts and is available again by itself if the central system answered every
+//! FirmwareStatusNotification in time; otherwise it stays Unavailable until a ChangeAvailability
+//! (Operative) from the central system.
+
+use ocpp::{
+    FirmwareStatus, FirmwareStatusNotificationRequest, UpdateFirmwareRequest,
+    UpdateFirmwareResponse,
+};
+
+use super::*;
+use crate::durable::{FirmwareStage, FirmwareUpdate};
+
+/// While an upgrade runs, the current FirmwareStatusNotification goes again after this long
+/// without one (FAQ 3.17 point 4: at most 10 s apart).
+pub const FIRMWARE_KEEPALIVE: Duration = Duration::from_secs(10);
+/// How long installing takes.
+pub const INSTALL_TIME: Duration = Duration::from_secs(5);
+/// Attempts when UpdateFirmware gives no `retries`, and the wait between them without
+/// `retryInterval`.
+const DEFAULT_RETRIES: u32 = 1;
+const DEFAULT_RETRY_INTERVAL: u64 = 60;
+
+/// What the shell reports of a download.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FirmwareEvent {
+    /// This share of the image has arrived (0 to 100).
+    Progress(u8),
+    /// The image is on disk; `version` is the firmware version it carries, `None` when it is no
+    /// valid image.
+    Downloaded { version: Option<String> },
+    /// The download failed.
+    Failed(String),
+}
+
+/// The core's view of the upgrade beyond what is durable.
+#[derive(Debug, Clone, Default)]
+pub(super) struct FirmwareRun {
+    /// The download percentage (GetFirmwareUpgradePercentages).
+    pub percent: u8,
+    /// When the current status was last sent.
+    pub last_sent: Option<Duration>,
+    /// The FirmwareStatusNotification on its way.
+    pub call: Option<Ticket>,
+    /// When the installation ends, and the version it installs.
+    pub installing: Option<(Duration, Option<String>)>,
+    /// Installed was reported: restart once it is answered (or its time is up).
+    pub restart_after: Option<Ticket>,
+    /// When the next download attempt starts.
+    pub next_attempt: Option<Duration>,
+}
+
+impl ChargePoint {
+    /// The firmware version the pile runs.
+    pub fn firmware_version(&self) -> &str {
+        self.durable
+            .firmware_version
+            .as_deref()
+            .unwrap_or(&self.identity.firmware_version)
+    }
+
+    /// The status FirmwareStatusNotification reports now.
+    pub fn firmware_status(&self) -> FirmwareStatus {
+        match self.durable.firmware.as_ref().map(|f| &f.stage) {
+            Some(FirmwareStage::Downloading) => FirmwareStatus::Downloading,
+            Some(FirmwareStage::Downloaded) => FirmwareStatus::Downloaded,
+            Some(FirmwareStage::Installing) => FirmwareStatus::Installing,
+            Some(FirmwareStage::Installed) => FirmwareStatus::Installed,
+            // Not downloading or installing (ERR: also after a failure).
+            Some(FirmwareStage::Waiting) | None => FirmwareStatus::Idle,
+        }
+    }
+
+    pub fn firmware_percent(&self) -> u8 {
+        self.firmware_run.percent
+    }
+
+    /// An upgrade holds the connectors Unavailable (those with a transaction once it ends).
+    pub(super) fn upgrading(&self) -> bool {
+        self.durable.firmware.is_some()
+    }
+
+    pub(super) fn update_firmware(&mut self, id: &str, r: UpdateFirmwareRequest, now: Duration) {
+        self.durable.firmware = Some(FirmwareUpdate {
+            location: r.location.as_str().to_owned(),
+            retrieve_at: r.retrieve_date,
+            attempts_left: r.retries.map_or(DEFAULT_RETRIES, |n| n.max(0) as u32) + 1,
+            retry_interval: r
+                .retry_interval
+                .map_or(DEFAULT_RETRY_INTERVAL, |s| s.max(0) as u64),
+            stage: FirmwareStage::Waiting,
+            all_answered: true,
+        });
+        self.firmware_run = FirmwareRun::default();
+        self.persist();
+        self.respond(id, UpdateFirmwareResponse {});
+        self.statuses_changed(now);
+    }
+
+    fn send_firmware_status(&mut self, now: Duration) {
+        let status = self.firmware_status();
+        let ticket = self.call(&FirmwareStatusNotificationRequest { status }, now);
+        self.firmware_run.call = Some(ticket);
+        self.firmware_run.last_sent = Some(now);
+    }
+
+    fn set_stage(&mut self, stage: FirmwareStage, now: Duration) {
+        if let Some(f) = self.durable.firmware.as_mut() {
+            f.stage = stage;
+        }
+        self.persist();
+        if self.connected && self.is_accepted() {
+            self.send_firmware_status(now);
+        }
+    }
+
+    /// The upgrade ended without a new firmware: the pile reports why and leaves Unavailable.
+    fn firmware_failed(&mut self, status: FirmwareStatus, now: Duration) {
+        self.durable.firmware = None;
+        self.firmware_run.installing = None;
+        self.firmware_run.next_attempt = None;
+        self.persist();
+        if self.connected && self.is_accepted() {
+            let ticket = self.call(&FirmwareStatusNotificationRequest { status }, now);
+            self.firmware_run.call = Some(ticket);
+        }
+        self.statuses_changed(now);
+    }
+
+    /// When the download should start (monotonic).
+    fn retrieve_deadline(&self) -> Option<Duration> {
+        let f = self.durable.firmware.as_ref()?;
+        if f.stage != FirmwareStage::Waiting {
+            return None;
+        }
+        if let Some(at) = self.firmware_run.next_attempt {
+            return Some(at);
+        }
+        let wall = self.clock.at(self.now).millis();
+        let wait = (f.retrieve_at.millis() - wall).max(0) as u64;
+        Some(self.now + Duration::from_millis(wait))
+    }
+
+    pub(super) fn next_firmware_deadline(&self) -> Option<Duration> {
+        let keepalive = (self.durable.firmware.as_ref().is_some_and(|f| {
+            matches!(
+                f.stage,
+                FirmwareStage::Downloading | FirmwareStage::Downloaded | FirmwareStage::Installing
+            )
+        }) && self.connected
+            && self.is_accepted()
+            && self.firmware_run.call.is_none())
+        .then(|| {
+            self.firmware_run
+                .last_sent
+                .map_or(self.now, |t| t + FIRMWARE_KEEPALIVE)
+        });
+        [
+            self.retrieve_deadline(),
+            keepalive,
+            self.firmware_run.installing.as_ref().map(|(t, _)| *t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub(super) fn firmware_tick(&mut self, now: Duration) {
+        if self.retrieve_deadline().is_some_and(|t| now >= t) {
+            self.firmware_run.next_attempt = None;
+            self.firmware_run.percent = 0;
+            if let Some(f) = self.durable.firmware.as_mut() {
+                f.attempts_left = f.attempts_left.saturating_sub(1);
+            }
+            let url = self
+                .durable
+                .firmware
+                .as_ref()
+                .map(|f| f.location.clone())
+                .unwrap_or_default();
+            self.set_stage(FirmwareStage::Downloading, now);
+            self.outputs.push(Output::Download { url });
+        }
+        if let Some((done, version)) = self.firmware_run.installing.clone() {
+            if now >= done {
+                self.firmware_run.installing = None;
+                match version {
+                    Some(version) => {
+                        self.durable.firmware_version = Some(version);
+                        self.set_stage(FirmwareStage::Installed, now);
+                        self.firmware_run.restart_after = self.firmware_run.call;
+                        if self.firmware_run.restart_after.is_none() {
+                            // Not connected: nothing to wait for.
+                            self.restart_after_upgrade();
+                        }
+                    }
+                    None => self.firmware_failed(FirmwareStatus::InstallationFailed, now),
+                }
+            }
+        }
+        self.install_when_idle(now);
+        let keepalive_due = self.next_firmware_deadline().is_some_and(|t| now >= t)
+            && self.firmware_run.call.is_none()
+            && self.durable.firmware.as_ref().is_some_and(|f| {
+                matches!(
+                    f.stage,
+                    FirmwareStage::Downloading
+                        | FirmwareStage::Downloaded
+                        | FirmwareStage::Installing
+                )
+            });
+        if keepalive_due && self.connected && self.is_accepted() {
+            self.send_firmware_status(now);
+        }
+    }
+
+    /// A downloaded image is installed once no transaction runs.
+    fn install_when_idle(&mut self, now: Duration) {
+        let downloaded = self
+            .durable
+            .firmware
+            .as_ref()
+            .is_some_and(|f| f.stage == FirmwareStage::Downloaded);
+        if downloaded
+            && self.durable.transactions.is_empty()
+            && self.firmware_run.installing.is_none()
+        {
+            let version = self.durable.firmware_pending_version.take();
+            self.firmware_run.installing = Some((now + INSTALL_TIME, version));
+            self.set_stage(FirmwareStage::Installing, now);
+        }
+    }
+
+    pub(super) fn on_firmware_event(&mut self, event: &FirmwareEvent, now: Duration) {
+        let Some(stage) = self.durable.firmware.as_ref().map(|f| f.stage.clone()) else {
+            return;
+        };
+        if stage != FirmwareStage::Downloading {
+            return;
+        }
+        match event {
+            FirmwareEvent::Progress(p) => self.firmware_run.percent = (*p).min(100),
+            FirmwareEvent::Downloaded { version } => {
+                self.firmware_run.percent = 100;
+                self.durable.firmware_pending_version = version.clone();
+                self.set_stage(FirmwareStage::Downloaded, now);
+                self.install_when_idle(now);
+            }
+            FirmwareEvent::Failed(why) => {
+                tracing::warn!("firmware download failed: {why}");
+                let left = self
+                    .durable
+                    .firmware
+                    .as_ref()
+                    .map_or(0, |f| f.attempts_left);
+                if left > 0 {
+                    let interval = self
+                        .durable
+                        .firmware
+                        .as_ref()
+                        .map_or(DEFAULT_RETRY_INTERVAL, |f| f.retry_interval);
+                    if let Some(f) = self.durable.firmware.as_mut() {
+                        f.stage = FirmwareStage::Waiting;
+                    }
+                    self.persist();
+                    self.firmware_run.next_attempt = Some(now + Duration::from_secs(interval));
+                } else {
+                    self.firmware_failed(FirmwareStatus::DownloadFailed, now);
+                }
+            }
+        }
+    }
+
+    /// The answer (or none) to a FirmwareStatusNotification.
+    pub(super) fn on_firmware_reply(&mut self, ticket: Ticket, answered: bool) {
+        if self.firmware_run.call == Some(ticket) {
+            self.firmware_run.call = None;
+        }
+        if !answered {
+            if let Some(f) = self.durable.firmware.as_mut() {
+                if f.all_answered {
+                    f.all_answered = false;
+                    self.persist();
+                }
+            }
+        }
+        if self.firmware_run.restart_after == Some(ticket) {
+            self.firmware_run.restart_after = None;
+            self.restart_after_upgrade();
+        }
+    }
+
+    /// The new firmware runs after a restart. Unless a FirmwareStatusNotification went
+    /// unanswered, the pile is available again by itself (FAQ 3.17 point 3).
+    pub(super) fn restart_after_upgrade(&mut self) {
+        let answered = self
+            .durable
+            .firmware
+            .as_ref()
+            .is_none_or(|f| f.all_answered);
+        self.durable.firmware = None;
+        if !answered {
+            self.durable.inoperative.insert(0);
+        }
+        self.persist();
+        self.restarting = true;
+        self.drain_transmit();
+        self.outputs.push(Output::Restart { hard: true });
+    }
+
+    /// At start: an upgrade cut off by a restart begins its download again.
+    pub(super) fn resume_firmware(&mut self) {
+        if let Some(f) = self.durable.firmware.as_mut() {
+            if matches!(
+                f.stage,
+                FirmwareStage::Downloading | FirmwareStage::Downloaded | FirmwareStage::Installing
+            ) {
+                f.stage = FirmwareStage::Waiting;
+                f.attempts_left = f.attempts_left.max(1);
+            }
+        }
+    }
+}
