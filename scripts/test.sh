@@ -38,6 +38,19 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'ocpp>=2.1,<3' 'websockets>=13'
 export OCPILE_INTEROP_PYTHON="$PWD/$venv/bin/python"
 
+# An MQTT broker for the DBGEnableInsight test: $OCPILE_MQTT (host:port, default the local
+# Mosquitto). Where none answers, root installs and starts Mosquitto; anyone else is told.
+export OCPILE_MQTT="${OCPILE_MQTT:-127.0.0.1:1883}"
+mqtt_up() { (exec 3<>"/dev/tcp/${OCPILE_MQTT%:*}/${OCPILE_MQTT##*:}") 2>/dev/null; }
+if ! mqtt_up; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "$OCPILE_MQTT" = 127.0.0.1:1883 ]; then
+    command -v mosquitto >/dev/null || { apt-get update -q && apt-get install -y -q mosquitto; }
+    mosquitto -d -p 1883
+    for _ in $(seq 50); do mqtt_up && break; sleep 0.1; done
+  fi
+  mqtt_up || { echo "no MQTT broker answers at $OCPILE_MQTT (start Mosquitto, or set OCPILE_MQTT=host:port)" >&2; exit 1; }
+fi
+
 # --- Checks ----------------------------------------------------------------------------------
 say "rustfmt"
 cargo fmt --all -- --check

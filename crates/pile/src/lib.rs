@@ -7,6 +7,7 @@ pub mod download;
 mod durable;
 pub mod faults;
 pub mod hardware;
+pub mod insight;
 pub mod meter;
 mod network;
 pub mod shell;

@@ -23,6 +23,7 @@ use crate::config::{Configuration, Factory, KEYS};
 use crate::download::{download, image_version};
 use crate::faults::Fault;
 use crate::hardware::{Hardware, HardwareEvent, MeterReading, Pilot};
+use crate::insight::Insight;
 use crate::store::{StateStore, StoreError};
 use crate::{ChargePoint, FirmwareEvent, Identity, Input, NetState, Options, Output, Target};
 
@@ -403,11 +404,22 @@ pub async fn run(
     // Firmware downloads run beside the loop and report through this channel.
     let (firmware_tx, mut firmware_rx) = mpsc::unbounded_channel::<FirmwareEvent>();
     let mut downloading: Option<JoinHandle<()>> = None;
+    let mut insight: Option<Insight> = None;
     tokio::pin!(shutdown);
     loop {
         while let Some(output) = todo.pop_front() {
             match output {
                 Output::Persist => store.save(cp.durable())?,
+                Output::Insight(target) => {
+                    insight = target.and_then(|(host, port)| {
+                        Insight::start(
+                            &settings.factory.serial_number,
+                            &host,
+                            port,
+                            settings.tls.clone(),
+                        )
+                    });
+                }
                 Output::Download { url } => {
                     if let Some(old) = downloading.take() {
                         old.abort();
@@ -437,6 +449,9 @@ pub async fn run(
                 Output::Send(frame) => {
                     let Some(s) = sink.as_mut() else { continue };
                     tracing::debug!(frame, "send");
+                    if let Some(i) = &insight {
+                        i.log("send", &frame);
+                    }
                     if let Err(e) = s.send(Message::text(frame)).await {
                         tracing::warn!("send failed: {e}");
                         (sink, stream) = (None, None);
@@ -460,6 +475,9 @@ pub async fn run(
                 }
                 Output::Restart { hard } => {
                     tracing::info!(hard, "reset: restarting");
+                    if let Some(i) = &insight {
+                        i.log("event", if hard { "hard restart" } else { "soft restart" });
+                    }
                     if let Some(mut s) = sink.take() {
                         let _ = s.close().await;
                     }
@@ -525,6 +543,9 @@ pub async fn run(
             message = next_message(&mut stream) => match message {
                 Some(Ok(Message::Text(text))) => {
                     tracing::debug!(frame = text.as_str(), "received");
+                    if let Some(i) = &insight {
+                        i.log("receive", text.as_str());
+                    }
                     cp.handle(Input::Frame(text.as_str()), start.elapsed())
                 }
                 Some(Ok(Message::Pong(_))) => {
@@ -533,6 +554,9 @@ pub async fn run(
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     tracing::warn!("connection lost");
+                    if let Some(i) = &insight {
+                        i.log("event", "connection lost");
+                    }
                     (sink, stream) = (None, None);
                     cp.handle(Input::Disconnected, start.elapsed())
                 }
@@ -543,6 +567,9 @@ pub async fn run(
                 match result {
                     Ok(ws) => {
                         tracing::info!("connected");
+                        if let Some(i) = &insight {
+                            i.log("event", &format!("connected to {}", cp.target().url));
+                        }
                         let (s, r) = ws.split();
                         (sink, stream) = (Some(s), Some(r));
                         cp.handle(Input::Connected, start.elapsed())

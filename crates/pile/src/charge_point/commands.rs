@@ -136,6 +136,13 @@ impl ChargePoint {
         }
     }
 
+    /// The broker DBGEnableInsight names, if any.
+    pub(super) fn insight_target(&self) -> Option<(String, u16)> {
+        crate::config::parse_insight(self.config.get("DBGEnableInsight").unwrap_or_default())
+            .ok()
+            .flatten()
+    }
+
     pub(super) fn live_value(&self, name: &str) -> String {
         match name {
             "OEM_NetState" => self.network.to_json(),
@@ -185,6 +192,11 @@ impl ChargePoint {
             }
             Some("HeartbeatInterval") => self.last_activity = now,
             Some("ClockAlignedDataInterval") => self.next_aligned = self.next_aligned_after(now),
+            Some("DBGEnableInsight") => {
+                // The answer first; then the stream starts or stops.
+                self.drain_transmit();
+                self.outputs.push(Output::Insight(self.insight_target()));
+            }
             Some("MeterValueSampleInterval") => {
                 let next = self.sample_interval().map(|i| now + i);
                 for c in 1..=self.connector_count() {

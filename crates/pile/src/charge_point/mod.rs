@@ -141,6 +141,8 @@ pub enum Output {
     /// Download a firmware image from this URL and report through [`Input::Firmware`]
     /// (a download still running is abandoned).
     Download { url: String },
+    /// Stream the pile's log to this MQTT broker (`host`, `port`), or stop (DBGEnableInsight).
+    Insight(Option<(String, u16)>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,6 +295,7 @@ impl ChargePoint {
         cp.resume_firmware();
         cp.next_aligned = cp.next_aligned_after(now);
         cp.outputs.push(Output::Persist);
+        cp.outputs.push(Output::Insight(cp.insight_target()));
         cp.outputs.push(Output::Connect(target));
         cp
     }
