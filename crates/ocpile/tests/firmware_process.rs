@@ -1,5 +1,6 @@
-//! A firmware upgrade of the real `ocpile pile` process (FAQ 3.10): the image served over HTTP
-//! by the test, the notifications on the wire, the restart on the new version.
+//! Firmware and diagnostics of the real `ocpile pile` process: an upgrade (FAQ 3.10) from an
+//! image served over HTTP by the test, with its notifications and the restart on the new
+//! version; and GetDiagnostics, whose log the test receives by HTTP PUT.
 
 mod common;
 
@@ -95,4 +96,96 @@ async fn an_upgrade_over_http_ends_on_the_new_firmware_version() {
         state["firmware"],
         json!({"version": "XSmart.V2.0.110(M3G31H)@7KW.EVPro.070", "status": "Idle", "percent": 0})
     );
+}
+
+/// Takes one HTTP PUT; hands over its path and body.
+async fn upload_server() -> (String, tokio::sync::oneshot::Receiver<(String, String)>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut data = Vec::new();
+        let mut buf = [0u8; 8192];
+        // Head, then Content-Length bytes of body.
+        let (head, body_start, length) = loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            data.extend_from_slice(&buf[..n]);
+            if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&data[..end]).into_owned();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                break (head, end + 4, length);
+            }
+        };
+        while data.len() < body_start + length {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            data.extend_from_slice(&buf[..n]);
+        }
+        let _ = stream
+            .write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
+        let request_line = head.lines().next().unwrap_or_default().to_owned();
+        let body = String::from_utf8_lossy(&data[body_start..]).into_owned();
+        let _ = tx.send((request_line, body));
+    });
+    (format!("http://{addr}"), rx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_diagnostics_uploads_the_pile_log_over_http() {
+    let (mut server, url) = server().await;
+    let wire = Wire::default();
+    let state = state_dir("diagnostics");
+    let _pile = start_pile("DIAG-PILE", &url, &state, &[]);
+    accept(&mut server, &wire).await;
+    wire.wait_for("BootNotification", 1).await;
+    let (location, received) = upload_server().await;
+    let answer = wire
+        .call(
+            "d-1",
+            "GetDiagnostics",
+            json!({"location": format!("{location}/logs/")}),
+        )
+        .await;
+    let file = answer["fileName"].as_str().expect("a file name").to_owned();
+    assert!(
+        file.starts_with("DIAG-PILE-") && file.ends_with(".log"),
+        "{file}"
+    );
+    let (request, body) = timeout(WAIT, received).await.unwrap().unwrap();
+    assert_eq!(request, format!("PUT /logs/{file} HTTP/1.1"));
+    // One JSON object a line: the boot the pile sent is in it.
+    let records: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(records
+        .iter()
+        .any(|r| r["kind"] == "send" && r["text"].as_str().unwrap().contains("BootNotification")));
+    let statuses = timeout(WAIT, async {
+        loop {
+            let s: Vec<String> = wire
+                .calls("DiagnosticsStatusNotification")
+                .iter()
+                .map(|c| c.payload["status"].as_str().unwrap().to_owned())
+                .collect();
+            if s.len() >= 2 {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses, vec!["Uploading", "Uploaded"]);
 }

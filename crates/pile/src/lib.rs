@@ -3,21 +3,22 @@
 mod charge_point;
 pub mod clock;
 pub mod config;
-pub mod download;
 mod durable;
 pub mod faults;
 pub mod hardware;
 pub mod insight;
+pub mod logbook;
 pub mod meter;
 mod network;
 pub mod shell;
 pub mod smart_charging;
 pub mod store;
+pub mod transfer;
 pub mod transitions;
 
 pub use charge_point::{
-    ChargePoint, FirmwareEvent, Identity, Input, Options, Output, Target, DERATING_FROM_C,
-    FIRMWARE_KEEPALIVE, INSTALL_TIME,
+    ChargePoint, DiagnosticsEvent, FirmwareEvent, Identity, Input, Options, Output, Target, Upload,
+    DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME,
 };
 pub use durable::{Durable, Queued, Transaction, TransactionMessage};
 pub use network::NetState;

@@ -20,12 +20,16 @@ use transport::client::{connect, ClientConfig};
 use transport::{Message, TransportError, WsError, WsStream};
 
 use crate::config::{Configuration, Factory, KEYS};
-use crate::download::{download, image_version};
 use crate::faults::Fault;
 use crate::hardware::{Hardware, HardwareEvent, MeterReading, Pilot};
 use crate::insight::Insight;
+use crate::logbook::LogBook;
 use crate::store::{StateStore, StoreError};
-use crate::{ChargePoint, FirmwareEvent, Identity, Input, NetState, Options, Output, Target};
+use crate::transfer::{download, image_version, upload};
+use crate::{
+    ChargePoint, DiagnosticsEvent, FirmwareEvent, Identity, Input, NetState, Options, Output,
+    Target,
+};
 
 /// How long a failed restart (Reset) waits before it is tried again.
 pub const RESET_RETRY_DELAY: Duration = Duration::from_secs(2);
@@ -404,21 +408,38 @@ pub async fn run(
     // Firmware downloads run beside the loop and report through this channel.
     let (firmware_tx, mut firmware_rx) = mpsc::unbounded_channel::<FirmwareEvent>();
     let mut downloading: Option<JoinHandle<()>> = None;
-    let mut insight: Option<Insight> = None;
+    let mut logbook = LogBook::default();
+    let (diagnostics_tx, mut diagnostics_rx) = mpsc::unbounded_channel::<DiagnosticsEvent>();
+    let mut uploading: Option<JoinHandle<()>> = None;
     tokio::pin!(shutdown);
     loop {
         while let Some(output) = todo.pop_front() {
             match output {
                 Output::Persist => store.save(cp.durable())?,
                 Output::Insight(target) => {
-                    insight = target.and_then(|(host, port)| {
+                    logbook.set_insight(target.and_then(|(host, port)| {
                         Insight::start(
                             &settings.factory.serial_number,
                             &host,
                             port,
                             settings.tls.clone(),
                         )
-                    });
+                    }));
+                }
+                Output::Upload(job) => {
+                    if let Some(old) = uploading.take() {
+                        old.abort();
+                    }
+                    let body = logbook.render(job.start, job.stop);
+                    let tx = diagnostics_tx.clone();
+                    let tls = settings.tls.clone();
+                    uploading = Some(tokio::spawn(async move {
+                        let event = match upload(&job.location, &job.file_name, body, tls).await {
+                            Ok(()) => DiagnosticsEvent::Uploaded,
+                            Err(e) => DiagnosticsEvent::Failed(e.to_string()),
+                        };
+                        let _ = tx.send(event);
+                    }));
                 }
                 Output::Download { url } => {
                     if let Some(old) = downloading.take() {
@@ -449,9 +470,7 @@ pub async fn run(
                 Output::Send(frame) => {
                     let Some(s) = sink.as_mut() else { continue };
                     tracing::debug!(frame, "send");
-                    if let Some(i) = &insight {
-                        i.log("send", &frame);
-                    }
+                    logbook.record("send", &frame);
                     if let Err(e) = s.send(Message::text(frame)).await {
                         tracing::warn!("send failed: {e}");
                         (sink, stream) = (None, None);
@@ -475,9 +494,7 @@ pub async fn run(
                 }
                 Output::Restart { hard } => {
                     tracing::info!(hard, "reset: restarting");
-                    if let Some(i) = &insight {
-                        i.log("event", if hard { "hard restart" } else { "soft restart" });
-                    }
+                    logbook.record("event", if hard { "hard restart" } else { "soft restart" });
                     if let Some(mut s) = sink.take() {
                         let _ = s.close().await;
                     }
@@ -543,9 +560,7 @@ pub async fn run(
             message = next_message(&mut stream) => match message {
                 Some(Ok(Message::Text(text))) => {
                     tracing::debug!(frame = text.as_str(), "received");
-                    if let Some(i) = &insight {
-                        i.log("receive", text.as_str());
-                    }
+                    logbook.record("receive", text.as_str());
                     cp.handle(Input::Frame(text.as_str()), start.elapsed())
                 }
                 Some(Ok(Message::Pong(_))) => {
@@ -554,9 +569,7 @@ pub async fn run(
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     tracing::warn!("connection lost");
-                    if let Some(i) = &insight {
-                        i.log("event", "connection lost");
-                    }
+                    logbook.record("event", "connection lost");
                     (sink, stream) = (None, None);
                     cp.handle(Input::Disconnected, start.elapsed())
                 }
@@ -567,9 +580,7 @@ pub async fn run(
                 match result {
                     Ok(ws) => {
                         tracing::info!("connected");
-                        if let Some(i) = &insight {
-                            i.log("event", &format!("connected to {}", cp.target().url));
-                        }
+                        logbook.record("event", &format!("connected to {}", cp.target().url));
                         let (s, r) = ws.split();
                         (sink, stream) = (Some(s), Some(r));
                         cp.handle(Input::Connected, start.elapsed())
@@ -606,6 +617,7 @@ pub async fn run(
                 }
             },
             Some(event) = firmware_rx.recv() => cp.handle(Input::Firmware(&event), start.elapsed()),
+            Some(event) = diagnostics_rx.recv() => cp.handle(Input::Diagnostics(&event), start.elapsed()),
             _ = sleep_until(deadline) => cp.handle(Input::Tick, start.elapsed()),
             _ = sleep_until(next_ping) => {
                 next_ping = None;

@@ -282,3 +282,71 @@ fn a_restart_during_the_download_starts_it_again() {
         url: LOCATION.into()
     }));
 }
+
+fn diagnostics_statuses(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f[2] == "DiagnosticsStatusNotification")
+        .map(|f| f[3]["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn get_diagnostics_uploads_with_retries_and_reports_each_step() {
+    let mut p = booted();
+    let out = p.central_calls(
+        "GetDiagnostics",
+        json!({"location": "ftp://user:pw@192.0.2.1/logs/", "retries": 1, "retryInterval": 20,
+               "startTime": "2026-11-24T11:00:00.000Z"}),
+    );
+    let frames = Pile::frames(&out);
+    assert_eq!(
+        frames[0],
+        json!([3, "cs-1", {"fileName": "SN0001-20261124T120000Z.log"}]),
+        "the answer first, with the file name"
+    );
+    let upload = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Upload(u) => Some(u.clone()),
+            _ => None,
+        })
+        .expect("an upload");
+    assert_eq!(upload.location, "ftp://user:pw@192.0.2.1/logs/");
+    assert_eq!(upload.file_name, "SN0001-20261124T120000Z.log");
+    assert_eq!(
+        upload.start.map(|t| t.to_string()).as_deref(),
+        Some("2026-11-24T11:00:00.000Z")
+    );
+    assert_eq!(diagnostics_statuses(&serve(&mut p, out)), vec!["Uploading"]);
+    let out = p.central_calls(
+        "TriggerMessage",
+        json!({"requestedMessage": "DiagnosticsStatusNotification"}),
+    );
+    assert_eq!(diagnostics_statuses(&serve(&mut p, out)), vec!["Uploading"]);
+    // A failure: again after retryInterval; the second failure is the last.
+    let failed = pile::DiagnosticsEvent::Failed("550".into());
+    p.input(Input::Diagnostics(&failed));
+    assert!(!p
+        .advance(secs(19))
+        .iter()
+        .any(|o| matches!(o, Output::Upload(_))));
+    let out = p.advance(secs(1));
+    assert!(out.iter().any(|o| matches!(o, Output::Upload(_))));
+    serve(&mut p, out);
+    let out = p.input(Input::Diagnostics(&failed));
+    assert_eq!(
+        diagnostics_statuses(&serve(&mut p, out)),
+        vec!["UploadFailed"]
+    );
+    // Another request succeeds.
+    let out = p.central_calls("GetDiagnostics", json!({"location": "http://192.0.2.1/up"}));
+    serve(&mut p, out);
+    let out = p.input(Input::Diagnostics(&pile::DiagnosticsEvent::Uploaded));
+    assert_eq!(diagnostics_statuses(&serve(&mut p, out)), vec!["Uploaded"]);
+    let out = p.central_calls(
+        "TriggerMessage",
+        json!({"requestedMessage": "DiagnosticsStatusNotification"}),
+    );
+    assert_eq!(diagnostics_statuses(&serve(&mut p, out)), vec!["Idle"]);
+}

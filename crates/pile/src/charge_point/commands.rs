@@ -80,6 +80,7 @@ impl ChargePoint {
             Request::CancelReservation(r) => self.cancel_reservation(id, r, now),
             Request::GetLocalListVersion(_) => self.get_local_list_version(id),
             Request::UpdateFirmware(r) => self.update_firmware(id, r, now),
+            Request::GetDiagnostics(r) => self.get_diagnostics(id, r, now),
             Request::ClearCache(_) => {
                 if !self.durable.auth_cache.is_empty() {
                     self.durable.auth_cache.clear();
@@ -304,12 +305,8 @@ impl ChargePoint {
                 }
             }
             MessageTrigger::DiagnosticsStatusNotification => {
-                self.call(
-                    &DiagnosticsStatusNotificationRequest {
-                        status: DiagnosticsStatus::Idle,
-                    },
-                    now,
-                );
+                let status = self.diagnostics_status();
+                self.call(&DiagnosticsStatusNotificationRequest { status }, now);
             }
             MessageTrigger::StatusNotification => match connector {
                 Some(c) => self.send_status(c as u32, self.reported_now(c as u32), now),

@@ -4,6 +4,7 @@
 mod authorization;
 mod charging;
 mod commands;
+mod diagnostics;
 mod firmware;
 mod local_list;
 mod profiles;
@@ -13,6 +14,7 @@ mod status;
 mod transaction;
 
 pub use charging::DERATING_FROM_C;
+pub use diagnostics::{DiagnosticsEvent, Upload};
 pub use firmware::{FirmwareEvent, FIRMWARE_KEEPALIVE, INSTALL_TIME};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,10 +25,10 @@ use ocpp::{
     Action, AuthorizationStatus, AvailabilityStatus, AvailabilityType, BootNotificationRequest,
     CallError, CallErrorCode, ChangeAvailabilityResponse, ChangeConfigurationResponse,
     ChargePointErrorCode, ChargePointStatus, CiString20, CiString25, CiString255, CiString50,
-    DataTransferResponse, DataTransferStatus, Decoded, DiagnosticsStatus,
-    DiagnosticsStatusNotificationRequest, FirmwareStatusNotificationRequest, HeartbeatRequest,
-    IdTagInfo, MessageTrigger, Policy, RegistrationStatus, Request, ResetResponse, ResetStatus,
-    ResetType, Response, StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
+    DataTransferResponse, DataTransferStatus, Decoded, DiagnosticsStatusNotificationRequest,
+    FirmwareStatusNotificationRequest, HeartbeatRequest, IdTagInfo, MessageTrigger, Policy,
+    RegistrationStatus, Request, ResetResponse, ResetStatus, ResetType, Response,
+    StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
     UnlockConnectorResponse, UnlockStatus,
 };
 
@@ -118,6 +120,8 @@ pub enum Input<'a> {
     },
     /// What became of a firmware download ([`Output::Download`]).
     Firmware(&'a FirmwareEvent),
+    /// What became of a diagnostics upload ([`Output::Upload`]).
+    Diagnostics(&'a DiagnosticsEvent),
     /// Time passed; timers are checked.
     Tick,
 }
@@ -141,6 +145,8 @@ pub enum Output {
     /// Download a firmware image from this URL and report through [`Input::Firmware`]
     /// (a download still running is abandoned).
     Download { url: String },
+    /// Upload the pile's log (GetDiagnostics) and report through [`Input::Diagnostics`].
+    Upload(Upload),
     /// Stream the pile's log to this MQTT broker (`host`, `port`), or stop (DBGEnableInsight).
     Insight(Option<(String, u16)>),
 }
@@ -197,6 +203,8 @@ pub struct ChargePoint {
     next_aligned: Option<Duration>,
     /// The charging profile of a remote start whose idTag is being authorized.
     remote_profile: Option<ocpp::ChargingProfile>,
+    /// The diagnostics upload under way.
+    diagnostics: Option<diagnostics::DiagnosticsRun>,
     /// The firmware upgrade as it runs.
     firmware_run: firmware::FirmwareRun,
     /// A reset is under way: nothing more is sent.
@@ -289,6 +297,7 @@ impl ChargePoint {
             restarting: false,
             remote_profile: None,
             firmware_run: Default::default(),
+            diagnostics: None,
             outputs: Vec::new(),
         };
         cp.stop_interrupted();
@@ -387,6 +396,7 @@ impl ChargePoint {
             self.next_expiry(),
             self.next_profile_change(),
             self.next_firmware_deadline(),
+            self.next_diagnostics_attempt(),
             self.next_aligned,
             self.outbox_retry_at,
         ]
@@ -455,6 +465,7 @@ impl ChargePoint {
             }
             Input::Card { connector, id_tag } => self.on_card(connector, id_tag, now),
             Input::Firmware(event) => self.on_firmware_event(event, now),
+            Input::Diagnostics(event) => self.on_diagnostics_event(event, now),
         }
         self.start_what_can_start(now);
         self.drive();

@@ -69,6 +69,7 @@ impl ChargePoint {
         }
         self.sample_transactions(now);
         self.firmware_tick(now);
+        self.diagnostics_tick(now);
         if self.next_aligned.is_some_and(|t| now >= t) {
             self.sample_aligned(now);
             self.next_aligned = self.next_aligned_after(now);

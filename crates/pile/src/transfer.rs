@@ -1,5 +1,5 @@
-//! Firmware downloads for the shell: HTTP and HTTPS (reqwest on rustls with the ring provider,
-//! trusting the pile's CA) and FTP (suppaftp), with progress.
+//! File transfers for the shell: firmware downloads and diagnostics uploads over HTTP and HTTPS
+//! (reqwest on rustls with the ring provider, trusting the pile's CA) and FTP (suppaftp).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 const STALL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
-pub enum DownloadError {
+pub enum TransferError {
     #[error("unsupported location {0:?} (http, https or ftp)")]
     Scheme(String),
     #[error("https needs the CA that signed the server's certificate (--ca)")]
@@ -47,13 +47,13 @@ pub async fn download(
     dest: &Path,
     tls: Option<Arc<rustls::ClientConfig>>,
     progress: impl Fn(u8),
-) -> Result<u64, DownloadError> {
+) -> Result<u64, TransferError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     let part = dest.with_extension("part");
     let size = match scheme.as_deref() {
         Some("http") | Some("https") => http(url, &part, tls, &progress).await?,
         Some("ftp") => ftp(url, &part, &progress).await?,
-        _ => return Err(DownloadError::Scheme(url.to_owned())),
+        _ => return Err(TransferError::Scheme(url.to_owned())),
     };
     tokio::fs::rename(&part, dest).await?;
     Ok(size)
@@ -71,17 +71,17 @@ async fn http(
     part: &Path,
     tls: Option<Arc<rustls::ClientConfig>>,
     progress: &impl Fn(u8),
-) -> Result<u64, DownloadError> {
+) -> Result<u64, TransferError> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(STALL);
     if url.to_ascii_lowercase().starts_with("https") {
-        let config = tls.ok_or(DownloadError::NoCa)?;
+        let config = tls.ok_or(TransferError::NoCa)?;
         builder = builder.use_preconfigured_tls((*config).clone());
     }
     let mut response = builder.build()?.get(url).send().await?;
     if !response.status().is_success() {
-        return Err(DownloadError::Status(response.status().as_u16()));
+        return Err(TransferError::Status(response.status().as_u16()));
     }
     let total = response.content_length();
     let mut file = tokio::fs::File::create(part).await?;
@@ -99,9 +99,12 @@ async fn http(
     Ok(done)
 }
 
-async fn ftp(url: &str, part: &Path, progress: &impl Fn(u8)) -> Result<u64, DownloadError> {
+/// An FTP session logged in as the URL says (anonymous without credentials), and the URL's
+/// path, percent-decoded.
+async fn ftp_session(
+    url: &str,
+) -> Result<(suppaftp::tokio::AsyncFtpStream, String), TransferError> {
     use suppaftp::tokio::AsyncFtpStream;
-    use tokio::io::AsyncReadExt;
 
     let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -130,9 +133,16 @@ async fn ftp(url: &str, part: &Path, progress: &impl Fn(u8)) -> Result<u64, Down
         .into_owned();
     let mut ftp = tokio::time::timeout(Duration::from_secs(30), AsyncFtpStream::connect(address))
         .await
-        .map_err(|_| DownloadError::Stalled(Duration::from_secs(30)))??;
+        .map_err(|_| TransferError::Stalled(Duration::from_secs(30)))??;
     ftp.login(&user, &password).await?;
     ftp.transfer_type(suppaftp::types::FileType::Binary).await?;
+    Ok((ftp, path))
+}
+
+async fn ftp(url: &str, part: &Path, progress: &impl Fn(u8)) -> Result<u64, TransferError> {
+    use tokio::io::AsyncReadExt;
+
+    let (mut ftp, path) = ftp_session(url).await?;
     let total = ftp.size(&path).await.ok().map(|s| s as u64);
     let mut stream = ftp.retr_as_stream(&path).await?;
     let mut file = tokio::fs::File::create(part).await?;
@@ -141,7 +151,7 @@ async fn ftp(url: &str, part: &Path, progress: &impl Fn(u8)) -> Result<u64, Down
     loop {
         let n = tokio::time::timeout(STALL, stream.read(&mut buf))
             .await
-            .map_err(|_| DownloadError::Stalled(STALL))??;
+            .map_err(|_| TransferError::Stalled(STALL))??;
         if n == 0 {
             break;
         }
@@ -157,6 +167,44 @@ async fn ftp(url: &str, part: &Path, progress: &impl Fn(u8)) -> Result<u64, Down
     let _ = ftp.quit().await;
     file.sync_all().await?;
     Ok(done)
+}
+
+/// Uploads `body` as `file_name` into the directory `location`: HTTP(S) PUT to
+/// `location/file_name`, or FTP STOR there.
+pub async fn upload(
+    location: &str,
+    file_name: &str,
+    body: Vec<u8>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(), TransferError> {
+    let target = format!("{}/{file_name}", location.trim_end_matches('/'));
+    let scheme = location
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("http") | Some("https") => {
+            let mut builder = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(30))
+                .timeout(Duration::from_secs(300));
+            if scheme.as_deref() == Some("https") {
+                let config = tls.ok_or(TransferError::NoCa)?;
+                builder = builder.use_preconfigured_tls((*config).clone());
+            }
+            let response = builder.build()?.put(&target).body(body).send().await?;
+            if !response.status().is_success() {
+                return Err(TransferError::Status(response.status().as_u16()));
+            }
+            Ok(())
+        }
+        Some("ftp") => {
+            let (mut ftp, path) = ftp_session(&target).await?;
+            let mut reader = std::io::Cursor::new(body);
+            ftp.put_file(&path, &mut reader).await?;
+            let _ = ftp.quit().await;
+            Ok(())
+        }
+        _ => Err(TransferError::Scheme(location.to_owned())),
+    }
 }
 
 #[cfg(test)]
