@@ -21,7 +21,8 @@ if [ ! -d "$OCPP16_DIR/schemas" ] || [ ! -d "$OCPP16_DIR/schemas-security" ]; th
   exit 1
 fi
 
-# PyPI's `ocpp` (2.x), the central system of the interop test, in a virtualenv under target/.
+# PyPI's `ocpp` (2.x), the central system of the interop test, and pyftpdlib, the FTP server of
+# the FTP test, in a virtualenv under target/
 mkdir -p target
 venv=target/interop-venv
 if [ ! -x "$venv/bin/python" ]; then
@@ -35,7 +36,7 @@ if [ ! -x "$venv/bin/python" ]; then
     fi
   fi
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'ocpp>=2.1,<3' 'websockets>=13'
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'ocpp>=2.1,<3' 'websockets>=13' 'pyftpdlib>=1.5'
 export OCPILE_INTEROP_PYTHON="$PWD/$venv/bin/python"
 
 # An MQTT broker for the DBGEnableInsight test: $OCPILE_MQTT (host:port, default the local
