@@ -12,7 +12,9 @@ fn start_persists_and_connects_with_the_identity_in_the_url() {
     let p = Pile::new(1);
     assert_eq!(p.log[0], Output::Persist);
     assert_eq!(p.cp.durable().boots, 1);
-    match &p.log[1] {
+    // DBGEnableInsight is empty: no log stream.
+    assert_eq!(p.log[1], Output::Insight(None));
+    match &p.log[2] {
         Output::Connect(t) => {
             assert_eq!(t.url, "ws://central.example:9000/ocpp/SN0001");
             assert_eq!(t.basic, None);
