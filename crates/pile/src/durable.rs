@@ -27,8 +27,9 @@ pub struct Durable {
     /// The transaction running on each connector.
     #[serde(default)]
     pub transactions: BTreeMap<u32, Transaction>,
-    /// Transaction messages not yet answered by the central system, oldest first.
-    #[serde(default)]
+    /// Transaction messages not yet answered by the central system, oldest first (kept in
+    /// the store's journal, not in the state file).
+    #[serde(skip)]
     pub outbox: VecDeque<Queued>,
     /// The central's transactionId for each of our transactions whose StartTransaction was
     /// answered, while messages of that transaction remain in the outbox.

@@ -358,7 +358,7 @@ pub async fn run(
     mut control: Control,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ShellError> {
-    let store = StateStore::open(&settings.state_dir)?;
+    let mut store = StateStore::open(&settings.state_dir)?;
     let start = Instant::now();
     let mut mirror = HardwareMirror {
         plugged: BTreeSet::new(),
@@ -371,7 +371,8 @@ pub async fn run(
     };
     // A core from the durable state, told what the hardware looks like: at start, and again
     // after a Reset.
-    let boot_core = |now: Duration,
+    let boot_core = |store: &mut StateStore,
+                     now: Duration,
                      mirror: &HardwareMirror|
      -> Result<(ChargePoint, Vec<Output>), ShellError> {
         let durable = store.load()?.unwrap_or_default();
@@ -391,7 +392,7 @@ pub async fn run(
         first.extend(cp.handle(Input::Tick, now));
         Ok((cp, first))
     };
-    let (mut cp, first) = boot_core(Duration::ZERO, &mirror)?;
+    let (mut cp, first) = boot_core(&mut store, Duration::ZERO, &mirror)?;
     let mut todo: VecDeque<Output> = first.into();
     let mut sink: Option<Sink> = None;
     let mut stream: Option<Stream> = None;
@@ -510,7 +511,7 @@ pub async fn run(
                     let retries = cp.config().int("ResetRetries").max(0) as u32;
                     let mut attempt = 0;
                     let (fresh, first) = loop {
-                        match boot_core(start.elapsed(), &mirror) {
+                        match boot_core(&mut store, start.elapsed(), &mirror) {
                             Ok(core) => break core,
                             Err(e) if attempt < retries => {
                                 attempt += 1;
