@@ -98,6 +98,17 @@ fn faq_3_10_an_upgrade_reports_each_step_and_restarts_on_the_new_version() {
         statuses(&sent),
         vec![(0, "Unavailable".into()), (1, "Unavailable".into())]
     );
+    // No reservation, and no remote start, while it upgrades.
+    let out = p.central_calls(
+        "ReserveNow",
+        json!({"connectorId": 1, "expiryDate": "2026-11-24T13:00:00.000Z", "idTag": "R", "reservationId": 1}),
+    );
+    assert_eq!(Pile::frames(&out)[0][2]["status"], "Unavailable");
+    let out = p.central_calls(
+        "RemoteStartTransaction",
+        json!({"connectorId": 1, "idTag": "R"}),
+    );
+    assert_eq!(Pile::frames(&out)[0][2]["status"], "Rejected");
     // Nothing until retrieveDate; then the download and Downloading.
     assert!(!p
         .advance(secs(59))

@@ -142,12 +142,12 @@ impl ChargePoint {
         } else if zero {
             if (1..=count as u32).any(|c| self.is_vacant(c) && self.holding(c).is_none()) {
                 ReservationStatus::Accepted
-            } else if (1..=count as u32).all(|c| self.is_inoperative(c)) {
+            } else if self.upgrading() || (1..=count as u32).all(|c| self.is_inoperative(c)) {
                 ReservationStatus::Unavailable
             } else {
                 ReservationStatus::Occupied
             }
-        } else if self.is_inoperative(connector) {
+        } else if self.is_inoperative(connector) || self.upgrading() {
             ReservationStatus::Unavailable
         } else if self.is_vacant(connector) && self.holding(connector).is_none() {
             ReservationStatus::Accepted
