@@ -365,15 +365,19 @@ impl ChargePoint {
 
     /// Sends the oldest transaction message when the central can take it.
     pub(super) fn pump_outbox(&mut self, now: Duration) {
+        // A retry that came due while the pile could not send is due now: it is no deadline any
+        // more (the message goes as soon as the pile can send).
+        if self.outbox_retry_at.is_some_and(|t| now >= t) {
+            self.outbox_retry_at = None;
+        }
         if self.restarting
             || !self.connected
             || !self.is_accepted()
             || self.outbox_call.is_some()
-            || self.outbox_retry_at.is_some_and(|t| now < t)
+            || self.outbox_retry_at.is_some()
         {
             return;
         }
-        self.outbox_retry_at = None;
         while let Some(front) = self.durable.outbox.front() {
             let id = self
                 .durable

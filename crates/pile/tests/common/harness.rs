@@ -26,6 +26,17 @@ impl Pile {
     }
 
     pub fn with(connectors: u32, durable: Durable, options: Options) -> Pile {
+        let wall = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        Pile::started_at(connectors, durable, options, wall)
+    }
+
+    /// A pile whose wall clock reads `wall` when it starts.
+    pub fn started_at(
+        connectors: u32,
+        durable: Durable,
+        options: Options,
+        wall: chrono::DateTime<Utc>,
+    ) -> Pile {
         let factory = Factory {
             serial_number: "SN0001".into(),
             connectors,
@@ -40,7 +51,6 @@ impl Pile {
             meter_type: None,
             meter_serial_number: None,
         };
-        let wall = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
         let mut cp = ChargePoint::new(config, identity, options, durable, Duration::ZERO, wall);
         let log = cp.handle(Input::Tick, Duration::ZERO);
         Pile {
