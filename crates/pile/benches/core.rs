@@ -3,36 +3,16 @@
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
-use pile::config::{Configuration, Factory};
 use pile::hardware::{MeterReading, Pilot};
-use pile::{ChargePoint, Durable, Identity, Input, Options, Output};
+use pile::{ChargePoint, Input, Output};
 use serde_json::{json, Value};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 fn pile() -> ChargePoint {
-    let factory = Factory {
-        serial_number: "BENCH".into(),
-        connectors: 1,
-        settings: "WS,h,80,/ocpp/,ocpp1.6,,,".parse().unwrap(),
-        offline_cards: Vec::new(),
-    };
-    let identity = Identity {
-        vendor: "ocpile".into(),
-        model: "M3G3".into(),
-        firmware_version: "1".into(),
-        meter_type: None,
-        meter_serial_number: None,
-    };
-    let wall = Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).unwrap();
-    ChargePoint::new(
-        Configuration::new(factory),
-        identity,
-        Options::default(),
-        Durable::default(),
-        Duration::ZERO,
-        wall,
-    )
+    common::pile(1)
 }
 
 /// Answers every CALL the pile sends, as a central system would.
@@ -53,9 +33,9 @@ fn serve(cp: &mut ChargePoint, out: Vec<Output>, now: Duration) -> usize {
         calls += 1;
         let payload = match v[2].as_str().unwrap() {
             "BootNotification" => {
-                json!({"status":"Accepted","currentTime":"2026-11-24T00:00:00.000Z","interval":900})
+                json!({"status":"Accepted","currentTime":"2026-01-01T00:00:00.000Z","interval":900})
             }
-            "Heartbeat" => json!({"currentTime":"2026-11-24T00:00:00.000Z"}),
+            "Heartbeat" => json!({"currentTime":"2026-01-01T00:00:00.000Z"}),
             "StartTransaction" => json!({"transactionId": 1, "idTagInfo": {"status": "Accepted"}}),
             _ => json!({}),
         };

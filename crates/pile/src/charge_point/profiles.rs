@@ -89,17 +89,23 @@ impl ChargePoint {
         self.profile_limit(connector, self.wall_ms(self.now))
     }
 
-    /// When a profile's limit may next change (for the timers).
-    pub(super) fn next_profile_change(&self) -> Option<Duration> {
-        let t = self.wall_ms(self.now);
-        let starts: Vec<Option<i64>> = std::iter::once(None)
+    /// The start points a profile's schedule may run from: none (absolute, recurring) and the
+    /// start of each running transaction (relative).
+    fn schedule_starts(&self) -> Vec<Option<i64>> {
+        std::iter::once(None)
             .chain(
                 self.durable
                     .transactions
                     .values()
                     .map(|tx| Some(tx.started.millis())),
             )
-            .collect();
+            .collect()
+    }
+
+    /// When a profile's limit may next change (for the timers).
+    pub(super) fn next_profile_change(&self) -> Option<Duration> {
+        let t = self.wall_ms(self.now);
+        let starts = self.schedule_starts();
         self.durable
             .profiles
             .iter()
@@ -271,14 +277,7 @@ impl ChargePoint {
         let end = start + i64::from(r.duration) * 1000;
         let mut periods: Vec<ChargingSchedulePeriod> = Vec::new();
         let mut t = start;
-        let starts: Vec<Option<i64>> = std::iter::once(None)
-            .chain(
-                self.durable
-                    .transactions
-                    .values()
-                    .map(|tx| Some(tx.started.millis())),
-            )
-            .collect();
+        let starts = self.schedule_starts();
         loop {
             let amps = self.scheduled_amps(connector, t);
             let value = match unit {
