@@ -4,64 +4,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
+use common::schemas::Schemas;
 use ocpp::action::strategies;
-use ocpp::{Action, FeatureProfile};
+use ocpp::Action;
 use pile::{ChargePoint, Input};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{json, Value};
-
-fn schema_dir() -> PathBuf {
-    std::env::var("OCPP16_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ocpp16")
-        })
-}
-
-struct Schemas(BTreeMap<String, jsonschema::Validator>);
-
-impl Schemas {
-    fn load() -> Schemas {
-        let mut map = BTreeMap::new();
-        for &action in Action::ALL {
-            let folder = if action.profile() == FeatureProfile::Security {
-                "schemas-security"
-            } else {
-                "schemas"
-            };
-            for suffix in ["", "Response"] {
-                let path = schema_dir()
-                    .join(folder)
-                    .join(format!("{}{suffix}.json", action.as_str()));
-                let schema: Value =
-                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-                let validator = jsonschema::options()
-                    .should_validate_formats(true)
-                    .build(&schema)
-                    .unwrap();
-                map.insert(format!("{}{suffix}", action.as_str()), validator);
-            }
-        }
-        Schemas(map)
-    }
-
-    fn check(&self, name: &str, payload: &Value) -> Result<(), String> {
-        let errors: Vec<String> = self.0[name]
-            .iter_errors(payload)
-            .map(|e| e.to_string())
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{name} {payload}: {errors:?}"))
-        }
-    }
-}
+use std::collections::BTreeMap;
 
 fn booted_pile() -> ChargePoint {
     let mut cp = common::pile(2);

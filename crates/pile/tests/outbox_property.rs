@@ -7,9 +7,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 use std::time::Duration;
 
 use common::harness::Pile;
+use common::schemas::Schemas;
 use pile::hardware::{MeterReading, Pilot};
 use pile::{Input, Options, Output};
 use proptest::prelude::*;
@@ -48,8 +50,10 @@ fn step() -> impl Strategy<Value = Step> {
 
 /// Our central system: answers (unless muted), numbers transactions by the message id of their
 /// StartTransaction, and keeps every transaction message it received.
-#[derive(Default)]
 struct Central {
+    schemas: Rc<Schemas>,
+    /// What did not validate.
+    invalid: Vec<String>,
     /// The time on the central's clock, since 2026-11-24T12:00:00Z.
     clock: Duration,
     connected: bool,
@@ -96,6 +100,10 @@ impl Central {
         while let Some(frame) = queue.pop_front() {
             if !self.connected || frame[0] != 2 {
                 continue;
+            }
+            // Every message the pile sends validates against the official schema.
+            if let Err(e) = self.schemas.check_call(&frame) {
+                self.invalid.push(e);
             }
             if self.muted {
                 // Received, never answered.
@@ -150,9 +158,25 @@ fn note_started(p: &Pile, started: &mut BTreeSet<u64>) {
     }
 }
 
-fn run(steps: &[Step]) -> Result<(), TestCaseError> {
+fn run(steps: &[Step], schemas: &Rc<Schemas>) -> Result<(), TestCaseError> {
     let mut p = Pile::new(2);
-    let mut c = Central::default();
+    let mut c = Central {
+        schemas: schemas.clone(),
+        invalid: Vec::new(),
+        clock: Duration::ZERO,
+        connected: false,
+        muted: false,
+        offset: Duration::ZERO,
+        received: Vec::new(),
+        tx_ids: BTreeMap::new(),
+    };
+    // StopTransaction carries samples too (its schema spells the unit Celcius).
+    let (change, _) = p.cp.provision(
+        "StopTxnSampledData",
+        "Energy.Active.Import.Register,Temperature",
+        p.now,
+    );
+    prop_assert_eq!(change.status, ocpp::ConfigurationStatus::Accepted);
     let mut energy: BTreeMap<u32, i64> = BTreeMap::new();
     // Every transaction the core started, by its own number.
     let mut started: BTreeSet<u64> = BTreeSet::new();
@@ -248,6 +272,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         advance(&mut p, &mut c, 120)?;
     }
     prop_assert_eq!(p.cp.outbox_len(), 0, "the outbox drains");
+    prop_assert!(c.invalid.is_empty(), "{:?}", c.invalid);
 
     // A message id is one message, however often it came.
     let mut by_id: BTreeMap<&str, (&str, &Value)> = BTreeMap::new();
@@ -293,11 +318,12 @@ fn no_transaction_message_is_lost_or_repeated_as_another() {
         failure_persistence: None,
         ..Config::default()
     };
+    let schemas = Rc::new(Schemas::load());
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     runner
         .run(&proptest::collection::vec(step(), 1..50), |steps| {
-            run(&steps)
+            run(&steps, &schemas)
         })
         .unwrap();
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod harness;
+pub mod schemas;
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
