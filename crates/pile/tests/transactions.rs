@@ -840,6 +840,18 @@ fn the_local_authorization_list() {
     );
     assert_eq!(version(&mut p), 4, "unchanged");
 
+    // The central says otherwise of a listed idTag: LocalListConflict on connector 0, a warning
+    // cleared by the next report.
+    let sent = c.after(&mut p, |p| card(p, 1, "LIST3"));
+    let conflict: Vec<&Value> = of(&sent, "StatusNotification")
+        .into_iter()
+        .filter(|f| f[3]["connectorId"] == 0)
+        .collect();
+    assert_eq!(conflict[0][3]["errorCode"], "LocalListConflict");
+    assert_eq!(conflict[0][3]["status"], "Available");
+    assert_eq!(conflict[0][3]["info"], "idTag LIST3");
+    assert_eq!(conflict[1][3]["errorCode"], "NoError");
+    p.advance(secs(200));
     // Online with LocalPreAuthorize: a listed card needs no Authorize.req.
     change(&mut p, &mut c, "LocalPreAuthorize", "true");
     let out = card(&mut p, 1, "LIST1");

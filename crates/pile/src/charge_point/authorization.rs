@@ -36,9 +36,14 @@ pub(super) struct Authorized {
 impl ChargePoint {
     /// Keeps the central's verdict on an idTag in the authorization cache, when enabled.
     /// (An idTag of the Local Authorization List is not cached: the list decides for it.)
+    /// The central contradicting the Local Authorization List is reported: a StatusNotification
+    /// of connector 0 with errorCode LocalListConflict (a warning; the status stays).
     pub(super) fn remember(&mut self, id_tag: &str, info: IdTagInfo) {
-        if self.config.flag("AuthorizationCacheEnabled") && self.local_list_entry(id_tag).is_none()
-        {
+        let listed = self.local_list_entry(id_tag).map(|e| e.status.clone());
+        if listed.as_ref().is_some_and(|status| *status != info.status) {
+            self.report_list_conflict(id_tag);
+        }
+        if self.config.flag("AuthorizationCacheEnabled") && listed.is_none() {
             let key = id_tag.to_ascii_lowercase();
             if self.durable.auth_cache.get(&key) != Some(&info) {
                 self.durable.auth_cache.insert(key, info);

@@ -178,6 +178,26 @@ impl ChargePoint {
         }
     }
 
+    /// A LocalListConflict warning for connector 0, naming the idTag; the next report clears it.
+    pub(super) fn report_list_conflict(&mut self, id_tag: &str) {
+        if !(self.connected && self.is_accepted()) {
+            return;
+        }
+        let now = self.now;
+        let status = self.status(0);
+        let request = StatusNotificationRequest {
+            connector_id: 0,
+            error_code: ChargePointErrorCode::LocalListConflict,
+            info: Some(CiString50::truncating(&format!("idTag {id_tag}"))),
+            status: status.clone(),
+            timestamp: Some(self.clock.at(now)),
+            vendor_id: None,
+            vendor_error_code: None,
+        };
+        self.reported[0] = Some((status, ChargePointErrorCode::LocalListConflict, None));
+        self.call(&request, now);
+    }
+
     pub(super) fn send_status(&mut self, connector: u32, reported: Reported, now: Duration) {
         // A connector held by a reservation of connector 0 once it became free: it was
         // Available first (Preparing → Reserved, say, is not a transition OCPP allows).
