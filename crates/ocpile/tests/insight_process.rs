@@ -108,8 +108,11 @@ async fn dbg_enable_insight_streams_the_log_over_mqtt_until_emptied() {
         )
         .await;
     assert_eq!(answer, json!({"status": "Accepted"}));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    while records.try_recv().is_ok() {}
+    // What was published before still arrives: wait for half a second of quiet.
+    while tokio::time::timeout(Duration::from_millis(500), records.recv())
+        .await
+        .is_ok()
+    {}
     wire.call(
         "hb-last",
         "TriggerMessage",
