@@ -109,10 +109,8 @@ async fn dbg_enable_insight_streams_the_log_over_mqtt_until_emptied() {
         .await;
     assert_eq!(answer, json!({"status": "Accepted"}));
     // What was published before still arrives: wait for half a second of quiet.
-    while tokio::time::timeout(Duration::from_millis(500), records.recv())
-        .await
-        .is_ok()
-    {}
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), records.recv()).await {
+    }
     wire.call(
         "hb-last",
         "TriggerMessage",
