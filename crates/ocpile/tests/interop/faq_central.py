@@ -190,7 +190,13 @@ async def run(boots, events, port, control, checks):
     start = await next_event(events, "start")
     checks.check("StartTransaction for the remote idTag on connector 1",
                  start.get("id_tag") == "INTEROP1" and start.get("connector_id") == 1, start)
-    result = await cp.call(call.RemoteStopTransaction(transaction_id=42), suppress=False)
+    # The pile knows transaction 42 once our answer to its StartTransaction has reached it; until
+    # then a RemoteStopTransaction for 42 is Rejected. Ask until it is there (at most 5 s).
+    for _ in range(50):
+        result = await cp.call(call.RemoteStopTransaction(transaction_id=42), suppress=False)
+        if result.status == "Accepted":
+            break
+        await asyncio.sleep(0.1)
     checks.check("RemoteStopTransaction Accepted", result.status == "Accepted", result)
     stop = await next_event(events, "stop")
     checks.check("StopTransaction of transaction 42, reason Remote",
