@@ -107,6 +107,16 @@ async fn change(rpc: &RpcHandle, key: &str, value: &str) -> ConfigurationStatus 
         .status
 }
 
+async fn reset(rpc: &RpcHandle, kind: ocpp::ResetType) -> ocpp::ResetStatus {
+    let req = ocpp::ResetRequest { kind };
+    timeout(WAIT, rpc.call(&req))
+        .await
+        .unwrap()
+        .unwrap()
+        .value
+        .status
+}
+
 async fn get(rpc: &RpcHandle, key: &str) -> Option<String> {
     let req = GetConfigurationRequest {
         key: Some(vec![CiString50::new(key).unwrap()]),
@@ -232,11 +242,10 @@ async fn reset_restarts_the_pile_which_boots_again_with_its_state() {
         change(&rpc, "MeterValueSampleInterval", "77").await,
         ConfigurationStatus::Accepted
     );
-    let req = ocpp::ResetRequest {
-        kind: ocpp::ResetType::Hard,
-    };
-    let answer = timeout(WAIT, rpc.call(&req)).await.unwrap().unwrap().value;
-    assert_eq!(answer.status, ocpp::ResetStatus::Accepted);
+    assert_eq!(
+        reset(&rpc, ocpp::ResetType::Hard).await,
+        ocpp::ResetStatus::Accepted
+    );
     let (identity, rpc) = central.next_pile().await;
     assert_eq!(identity, "SN-RST");
     assert_eq!(
@@ -253,20 +262,15 @@ async fn a_reset_that_cannot_reload_the_state_is_retried_reset_retries_times() {
     let (_, rpc) = central.next_pile().await;
     // Answered after the boot's answer was taken in (and what it changed saved).
     assert_eq!(get(&rpc, "ResetRetries").await.as_deref(), Some("3"));
-    let reset = ocpp::ResetRequest {
-        kind: ocpp::ResetType::Soft,
-    };
     // The state file cannot be read back while the reset runs; it comes back within the
     // retries (ResetRetries 3, 2 s apart): the pile boots again.
     let file = state.join("state.json");
     let good = std::fs::read(&file).unwrap();
     std::fs::write(&file, b"{ not json").unwrap();
-    let answer = timeout(WAIT, rpc.call(&reset))
-        .await
-        .unwrap()
-        .unwrap()
-        .value;
-    assert_eq!(answer.status, ocpp::ResetStatus::Accepted);
+    assert_eq!(
+        reset(&rpc, ocpp::ResetType::Soft).await,
+        ocpp::ResetStatus::Accepted
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     std::fs::write(&file, &good).unwrap();
     let started = std::time::Instant::now();
@@ -282,12 +286,10 @@ async fn a_reset_that_cannot_reload_the_state_is_retried_reset_retries_times() {
         ConfigurationStatus::Accepted
     );
     std::fs::write(&file, b"{ not json").unwrap();
-    let answer = timeout(WAIT, rpc.call(&reset))
-        .await
-        .unwrap()
-        .unwrap()
-        .value;
-    assert_eq!(answer.status, ocpp::ResetStatus::Accepted);
+    assert_eq!(
+        reset(&rpc, ocpp::ResetType::Soft).await,
+        ocpp::ResetStatus::Accepted
+    );
     let status = timeout(WAIT, async {
         loop {
             if let Some(status) = pile.0.try_wait().unwrap() {

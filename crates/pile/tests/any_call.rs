@@ -11,7 +11,7 @@ use ocpp::action::strategies;
 use ocpp::Action;
 use pile::{ChargePoint, Input};
 use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use proptest::test_runner::Config;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -26,10 +26,7 @@ fn booted_pile() -> ChargePoint {
 #[test]
 fn every_call_gets_exactly_one_valid_answer() {
     let schemas = Schemas::load();
-    let mut runner = TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
-    );
+    let mut runner = common::runner(Config::default().cases);
     let mut answered = BTreeMap::<String, (usize, usize)>::new();
     for &action in Action::ALL {
         let mut cp = booted_pile();

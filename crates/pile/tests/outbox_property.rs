@@ -15,7 +15,6 @@ use common::schemas::Schemas;
 use pile::hardware::{MeterReading, Pilot};
 use pile::{Input, Options, Output};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone)]
@@ -313,15 +312,8 @@ fn run(steps: &[Step], schemas: &Rc<Schemas>) -> Result<(), TestCaseError> {
 
 #[test]
 fn no_transaction_message_is_lost_or_repeated_as_another() {
-    let config = Config {
-        cases: 400,
-        failure_persistence: None,
-        ..Config::default()
-    };
     let schemas = Rc::new(Schemas::load());
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
-    runner
+    common::runner(400)
         .run(&proptest::collection::vec(step(), 1..50), |steps| {
             run(&steps, &schemas)
         })

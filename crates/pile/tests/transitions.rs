@@ -6,35 +6,32 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use pile::faults::Fault;
 use pile::hardware::Pilot;
 use pile::{ChargePoint, Input, Output};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::json;
+
+/// The connector statuses, in the column order of the table in SPEC-FACTS.md.
+const STATUSES: [&str; 9] = [
+    "Available",
+    "Preparing",
+    "Charging",
+    "SuspendedEV",
+    "SuspendedEVSE",
+    "Finishing",
+    "Reserved",
+    "Unavailable",
+    "Faulted",
+];
 
 /// The allowed (from, to) pairs, read from the table in SPEC-FACTS.md.
 fn allowed_transitions() -> BTreeSet<(String, String)> {
-    let path = std::env::var("OCPP16_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ocpp16")
-        });
+    let path = common::ocpp16_dir();
     let facts = std::fs::read_to_string(path.join("SPEC-FACTS.md")).expect("SPEC-FACTS.md");
-    let names = [
-        "Available",
-        "Preparing",
-        "Charging",
-        "SuspendedEV",
-        "SuspendedEVSE",
-        "Finishing",
-        "Reserved",
-        "Unavailable",
-        "Faulted",
-    ];
+    let names = STATUSES;
     let mut allowed = BTreeSet::new();
     for line in facts.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -306,32 +303,15 @@ fn run(
 #[test]
 fn status_notifications_follow_the_transition_table() {
     let allowed = allowed_transitions();
-    let config = Config {
-        cases: 3000,
-        failure_persistence: None,
-        ..Config::default()
-    };
     let seen = RefCell::new(BTreeSet::new());
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
-    runner
+    common::runner(3000)
         .run(&proptest::collection::vec(step(), 1..40), |steps| {
             run(&steps, &allowed, &seen)
         })
         .unwrap();
     // The steps reach every status a connector can show.
     let seen = seen.into_inner();
-    for status in [
-        "Available",
-        "Preparing",
-        "Charging",
-        "SuspendedEV",
-        "SuspendedEVSE",
-        "Finishing",
-        "Reserved",
-        "Unavailable",
-        "Faulted",
-    ] {
+    for status in STATUSES {
         assert!(seen.contains(status), "{status} never reported: {seen:?}");
     }
 }

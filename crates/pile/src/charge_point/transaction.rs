@@ -116,6 +116,11 @@ impl ChargePoint {
         socket.authorized = None;
         socket.finishing = false;
         socket.next_sample = next_sample;
+        self.transaction_changed(now);
+    }
+
+    /// A transaction started or stopped: durable, heard, sent, shown.
+    fn transaction_changed(&mut self, now: Duration) {
         self.persist();
         self.beep(Beep::Accepted);
         self.pump_outbox(now);
@@ -151,10 +156,7 @@ impl ChargePoint {
         let socket = &mut self.sockets[connector as usize];
         socket.next_sample = None;
         socket.finishing = plugged;
-        self.persist();
-        self.beep(Beep::Accepted);
-        self.pump_outbox(now);
-        self.statuses_changed(now);
+        self.transaction_changed(now);
     }
 
     /// At start: transactions the durable state still holds were cut off by a power loss (or a
@@ -176,6 +178,19 @@ impl ChargePoint {
             let at = tx.last_sampled.unwrap_or(tx.started);
             self.enqueue_stop(tx, register, at, StopReason::PowerLoss, None);
         }
+    }
+
+    /// A sample of a transaction, as a transaction message (its transactionId filled in when
+    /// sent).
+    fn enqueue_meter_value(&mut self, transaction: u64, connector: u32, value: MeterValue) {
+        self.enqueue(
+            transaction,
+            TransactionMessage::MeterValues(MeterValuesRequest {
+                connector_id: connector as i32,
+                transaction_id: None,
+                meter_value: vec![value],
+            }),
+        );
     }
 
     fn enqueue_stop(
@@ -274,14 +289,7 @@ impl ChargePoint {
             tx.stop_data.extend(stop_sample.map(Into::into));
             self.durable.registers.insert(connector, register);
             if let Some(value) = sample {
-                self.enqueue(
-                    local_id,
-                    TransactionMessage::MeterValues(MeterValuesRequest {
-                        connector_id: connector as i32,
-                        transaction_id: None,
-                        meter_value: vec![value],
-                    }),
-                );
+                self.enqueue_meter_value(local_id, connector, value);
             }
         }
         self.persist();
@@ -334,14 +342,7 @@ impl ChargePoint {
                     if let Some(tx) = self.durable.transactions.get_mut(&connector) {
                         tx.stop_data.extend(stop.map(Into::into));
                     }
-                    self.enqueue(
-                        local_id,
-                        TransactionMessage::MeterValues(MeterValuesRequest {
-                            connector_id: connector as i32,
-                            transaction_id: None,
-                            meter_value: vec![value],
-                        }),
-                    );
+                    self.enqueue_meter_value(local_id, connector, value);
                     changed = true;
                 }
                 None if self.connected && self.is_accepted() => {

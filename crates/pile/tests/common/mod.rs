@@ -14,6 +14,26 @@ use pile::config::{Configuration, Factory};
 use pile::{ChargePoint, Durable, Identity, Options, Output};
 use serde_json::{json, Value};
 
+/// The official OCPP 1.6 material: `$OCPP16_DIR`, or `../shared/ocpp16` beside the checkout.
+pub fn ocpp16_dir() -> std::path::PathBuf {
+    std::env::var("OCPP16_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ocpp16")
+        })
+}
+
+/// A property-test runner with a fixed seed (the same cases on every run) and `cases` cases.
+pub fn runner(cases: u32) -> proptest::test_runner::TestRunner {
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+}
+
 /// A fresh pile with `connectors` connectors, not yet connected.
 pub fn pile(connectors: u32) -> ChargePoint {
     let factory = Factory {

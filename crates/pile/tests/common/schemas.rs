@@ -1,18 +1,9 @@
 //! The official OCPA JSON schemas, to check what the pile sends.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use ocpp::{Action, FeatureProfile};
 use serde_json::Value;
-
-fn schema_dir() -> PathBuf {
-    std::env::var("OCPP16_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ocpp16")
-        })
-}
 
 /// A validator per message (`Action` and `ActionResponse`).
 pub struct Schemas(BTreeMap<String, jsonschema::Validator>);
@@ -27,7 +18,7 @@ impl Schemas {
                 "schemas"
             };
             for suffix in ["", "Response"] {
-                let path = schema_dir()
+                let path = super::ocpp16_dir()
                     .join(folder)
                     .join(format!("{}{suffix}.json", action.as_str()));
                 let schema: Value =
