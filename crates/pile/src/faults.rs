@@ -76,29 +76,30 @@ impl Fault {
 
     /// The vendorErrorCode bit of FAQ 3.6, for the faults its table lists.
     pub fn vendor_bit(self) -> Option<u32> {
+        use vendor::error_codes as e;
         match self {
-            Fault::CpDiode => Some(0x2),
-            Fault::Flash => Some(0x100),
-            Fault::AuxiliaryProcessor => Some(0x2000),
-            Fault::CpError => Some(0x4000),
-            Fault::RelaySticking => Some(0x8000),
-            Fault::LeakageSelfTest => Some(0x10000),
+            Fault::CpDiode => Some(e::CP_MINUS_12V.bit),
+            Fault::Flash => Some(e::FLASH.bit),
+            Fault::AuxiliaryProcessor => Some(e::AUXILIARY_PROCESSOR.bit),
+            Fault::CpError => Some(e::CP_ERROR.bit),
+            Fault::RelaySticking => Some(e::RELAY_DETECTION.bit),
+            Fault::LeakageSelfTest => Some(e::LEAKAGE_SELF_TEST.bit),
             _ => None,
         }
     }
 
     /// The OEM_FaultMask bit that switches detection off (FAQ 3.12, bits 8 to 16).
-    fn detection_off_bit(self) -> Option<u32> {
+    fn detection_off_bit(self) -> Option<&'static str> {
         match self {
-            Fault::Ground => Some(8),
-            Fault::RelaySticking => Some(9),
-            Fault::OverTemperature => Some(10),
-            Fault::Overcurrent => Some(11),
-            Fault::Overvoltage => Some(12),
-            Fault::Undervoltage => Some(13),
-            Fault::LeakageSelfTest => Some(14),
-            Fault::Leakage => Some(15),
-            Fault::CpDiode => Some(16),
+            Fault::Ground => Some("ground_detection_off"),
+            Fault::RelaySticking => Some("relay_sticking_detection_off"),
+            Fault::OverTemperature => Some("over_temperature_detection_off"),
+            Fault::Overcurrent => Some("overcurrent_detection_off"),
+            Fault::Overvoltage => Some("overvoltage_detection_off"),
+            Fault::Undervoltage => Some("undervoltage_detection_off"),
+            Fault::LeakageSelfTest => Some("leakage_self_test_off"),
+            Fault::Leakage => Some("leakage_detection_off"),
+            Fault::CpDiode => Some("cp_diode_detection_off"),
             Fault::CpError | Fault::Flash | Fault::AuxiliaryProcessor => None,
         }
     }
@@ -120,19 +121,21 @@ impl Fault {
 
     /// What the fault does under the masks, or `None` when it is not detected or ignored.
     pub fn effect(self, fault_mask: u32, function_mask: u32) -> Option<Effect> {
+        let (faults, functions) = (&vendor::FAULT_MASK, &vendor::FUNCTION_MASK);
         if self
             .detection_off_bit()
-            .is_some_and(|bit| fault_mask & (1 << bit) != 0)
+            .is_some_and(|bit| faults.is_set(fault_mask, bit))
         {
             return None;
         }
         match self {
-            // Bit 0: 1 = an abnormal ground is ignored.
-            Fault::Ground if fault_mask & 1 != 0 => None,
-            // Bit 1: 1 = a CP abnormality suspends charging instead of stopping it.
-            Fault::CpError if fault_mask & 2 != 0 => Some(Effect::Suspend),
-            // Function bit 2: 1 = a CP diode (-12 V) abnormality is an error state.
-            Fault::CpDiode if function_mask & 4 == 0 => Some(Effect::Warn),
+            Fault::Ground if faults.is_set(fault_mask, "ignore_ground_fault") => None,
+            Fault::CpError if faults.is_set(fault_mask, "cp_fault_suspends") => {
+                Some(Effect::Suspend)
+            }
+            Fault::CpDiode if !functions.is_set(function_mask, "cp_diode_error") => {
+                Some(Effect::Warn)
+            }
             _ => Some(Effect::Stop),
         }
     }
@@ -166,7 +169,7 @@ pub fn assess(active: &BTreeSet<Fault>, fault_mask: u32, function_mask: u32) -> 
     Assessment {
         effect: strongest,
         error_code,
-        vendor_error_code: (bits != 0).then(|| format!("0x{bits:X}")),
+        vendor_error_code: vendor::error_codes::format(bits),
     }
 }
 

@@ -9,7 +9,6 @@ pub mod hardware;
 pub mod insight;
 pub mod logbook;
 pub mod meter;
-mod network;
 pub mod shell;
 pub mod smart_charging;
 pub mod store;
@@ -21,4 +20,4 @@ pub use charge_point::{
     DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME,
 };
 pub use durable::{Durable, Queued, Transaction, TransactionMessage};
-pub use network::NetState;
+pub use vendor::NetState;

@@ -39,8 +39,8 @@ use crate::config::{Change, Configuration};
 use crate::durable::Durable;
 use crate::faults::{self, Assessment, Effect, Fault};
 use crate::hardware::{Beep, HardwareCommand, MeterReading, Pilot};
-use crate::network::NetState;
 use ocpp::{MeterValuesRequest, ReadingContext};
+use vendor::NetState;
 
 /// What the pile says about itself in BootNotification.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The configuration keys of the pile: the standard keys of FAQ section 3.8 (with the FAQ's
 //! defaults) and those the supported profiles need, and the vendor keys.
 
-use super::vendor::{self, WebsocketSettings, FAULT_MASK_BITS, FUNCTION_MASK_BITS};
+use vendor::{WebsocketSettings, FAULT_MASK_BITS, FUNCTION_MASK_BITS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -238,15 +238,7 @@ pub fn canonical(kind: Kind, value: &str) -> Result<String, String> {
                 None => Ok(items.join(",")),
             }
         }
-        Kind::Name => {
-            if value.chars().count() > vendor::MAX_NAME_LEN {
-                Err(format!("longer than {} characters", vendor::MAX_NAME_LEN))
-            } else if value.chars().any(|c| c == '/' || c.is_control()) {
-                Err("contains '/' or a control character".into())
-            } else {
-                Ok(value.to_owned())
-            }
-        }
+        Kind::Name => vendor::validate_name(value).map(|()| value.to_owned()),
         Kind::WebsocketSettings => value
             .parse::<WebsocketSettings>()
             .map(|s| s.to_string())

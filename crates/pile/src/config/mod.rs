@@ -2,7 +2,6 @@
 //! GetConfiguration / ChangeConfiguration semantics of OCPP 1.6 and the vendor FAQ.
 
 mod keys;
-mod vendor;
 
 use std::collections::BTreeMap;
 
@@ -12,7 +11,7 @@ use ocpp::{
 
 pub use keys::{measurand_items, spec, Access, Factory, KeySpec, Kind, KEYS};
 pub use vendor::{
-    parse_insight, parse_mask, InvalidSetting, WebsocketSettings, FAULT_MASK_BITS,
+    parse_insight, parse_mask, validate_name, InvalidSetting, WebsocketSettings, FAULT_MASK_BITS,
     FUNCTION_MASK_BITS, MAX_NAME_LEN,
 };
 

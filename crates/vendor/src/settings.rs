@@ -1,4 +1,4 @@
-//! The vendor's own value formats (FAQ sections 3.2, 3.3, 3.7, 3.12, 3.13).
+//! `VendorWebsocketSettings` (FAQ 3.3) and the names of FAQ 3.2.
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +19,18 @@ pub struct WebsocketSettings {
     pub password: String,
 }
 
+/// Checks a VendorChargeBoxId / VendorChargePointName: at most 63 characters, no `/` (the name
+/// ends the websocket URL) and no control character. Empty restores the serial number.
+pub fn validate_name(value: &str) -> Result<(), String> {
+    if value.chars().count() > MAX_NAME_LEN {
+        Err(format!("longer than {MAX_NAME_LEN} characters"))
+    } else if value.chars().any(|c| c == '/' || c.is_control()) {
+        Err("contains '/' or a control character".into())
+    } else {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid VendorWebsocketSettings: {0}")]
 pub struct InvalidSetting(pub String);
@@ -27,7 +39,7 @@ fn bad(why: impl Into<String>) -> InvalidSetting {
     InvalidSetting(why.into())
 }
 
-fn valid_host(host: &str) -> bool {
+pub(crate) fn valid_host(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
         && host
@@ -141,44 +153,6 @@ impl WebsocketSettings {
     }
 }
 
-/// A mask written in decimal or `0x` hexadecimal (FAQ 3.12, 3.13).
-pub fn parse_mask(value: &str, allowed_bits: u32) -> Result<u32, String> {
-    let v = value.trim();
-    let parsed = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        Some(hex) if !hex.is_empty() => u32::from_str_radix(hex, 16),
-        Some(_) => return Err("empty hexadecimal value".into()),
-        None => v.parse::<u32>(),
-    }
-    .map_err(|_| format!("{value:?} is not a 32-bit decimal or 0x hexadecimal number"))?;
-    let reserved = parsed & !allowed_bits;
-    if reserved != 0 {
-        return Err(format!("reserved bits set: {reserved:#x}"));
-    }
-    Ok(parsed)
-}
-
-/// OEM_FaultMask bits (FAQ 3.12): 0 ground stop, 1 CP stop, 8..=16 detections off.
-pub const FAULT_MASK_BITS: u32 = 0b1_1111_1111_0000_0011;
-/// OEM_FunctionMask bits (FAQ 3.13): 0 buzzer off, 1 CC off, 2 CP diode error, 3 derating off.
-pub const FUNCTION_MASK_BITS: u32 = 0b1111;
-
-/// `DBGEnableInsight`: `host,port`, or empty to switch remote insight off (FAQ 3.7).
-pub fn parse_insight(value: &str) -> Result<Option<(String, u16)>, String> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    let (host, port) = value.split_once(',').ok_or("expected host,port")?;
-    if !valid_host(host) {
-        return Err(format!("bad host {host:?}"));
-    }
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| format!("bad port {port:?}"))?;
-    Ok(Some((host.to_owned(), port)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,38 +197,5 @@ mod tests {
         let s = WebsocketSettings::from_url("wss://example.com/ocpp").unwrap();
         assert_eq!(s.to_string(), "WS,example.com,443,/ocpp,socpp1.6,,,");
         assert!(WebsocketSettings::from_url("http://x/").is_err());
-    }
-
-    #[test]
-    fn masks() {
-        assert_eq!(parse_mask("768", FAULT_MASK_BITS), Ok(768));
-        assert_eq!(parse_mask("0x1", FUNCTION_MASK_BITS), Ok(1));
-        assert_eq!(parse_mask("0x1FF03", FAULT_MASK_BITS), Ok(0x1FF03));
-        assert!(
-            parse_mask("4", FAULT_MASK_BITS).is_err(),
-            "bit 2 is reserved"
-        );
-        assert!(
-            parse_mask("0x20000", FAULT_MASK_BITS).is_err(),
-            "bit 17 is reserved"
-        );
-        assert!(
-            parse_mask("16", FUNCTION_MASK_BITS).is_err(),
-            "bit 4 is reserved"
-        );
-        assert!(parse_mask("-1", FAULT_MASK_BITS).is_err());
-        assert!(parse_mask("0x", FAULT_MASK_BITS).is_err());
-        assert!(parse_mask("abc", FAULT_MASK_BITS).is_err());
-    }
-
-    #[test]
-    fn insight() {
-        assert_eq!(
-            parse_insight("8.209.68.26,8883"),
-            Ok(Some(("8.209.68.26".into(), 8883)))
-        );
-        assert_eq!(parse_insight(""), Ok(None));
-        assert!(parse_insight("8.209.68.26").is_err());
-        assert!(parse_insight("h,0").is_err());
     }
 }
