@@ -1,8 +1,10 @@
 //! `ocpile`: the command line of the OCPP 1.6J pile, fleet and central system.
 
+mod central_cmd;
 mod demo;
 mod frame_cmd;
 mod pile_cmd;
+mod send_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the central system: OCPP at /ocpp/{identity}, the REST API at /api, /metrics.
+    Central(Box<central_cmd::CentralArgs>),
     /// Run a loopback demonstration: a websocket server and virtual charge points that boot
     /// and send heartbeats over real OCPP-J connections.
     Demo(demo::DemoArgs),
@@ -27,6 +31,8 @@ enum Command {
     Frame(frame_cmd::FrameArgs),
     /// Run one charge point against a central system; its state is kept in --state.
     Pile(Box<pile_cmd::PileArgs>),
+    /// Send a command to a pile through the central system's API and print its answer.
+    Send(send_cmd::SendArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,8 +43,10 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Central(args) => central_cmd::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Frame(args) => frame_cmd::run(args),
         Command::Pile(args) => pile_cmd::run_pile(*args),
+        Command::Send(args) => send_cmd::run(args),
     }
 }

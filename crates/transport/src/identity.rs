@@ -62,7 +62,12 @@ const SEGMENT: &AsciiSet = &CONTROLS
 /// `base` (e.g. `ws://host:port/ocpp/`) with the percent-encoded identity appended.
 pub fn url_with_identity(base: &str, identity: &str) -> String {
     let sep = if base.ends_with('/') { "" } else { "/" };
-    format!("{base}{sep}{}", utf8_percent_encode(identity, SEGMENT))
+    format!("{base}{sep}{}", encode_segment(identity))
+}
+
+/// An identity percent-encoded as one URL path segment.
+pub fn encode_segment(identity: &str) -> String {
+    utf8_percent_encode(identity, SEGMENT).to_string()
 }
 
 #[cfg(test)]

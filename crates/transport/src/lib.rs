@@ -14,7 +14,10 @@ pub mod tls;
 
 pub use error::TransportError;
 pub use io::{BoxedIo, WsStream};
-pub use rpc::{spawn_rpc, CloseReason, Handler, HandlerFuture, LinkConfig, RpcError, RpcHandle};
+pub use rpc::{
+    spawn_rpc, spawn_rpc_tapped, CloseReason, Direction, FrameTap, Handler, HandlerFuture,
+    LinkConfig, RpcError, RpcHandle,
+};
 pub use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// The websocket subprotocol of OCPP-J 1.6.

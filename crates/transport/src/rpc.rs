@@ -71,6 +71,19 @@ where
     }
 }
 
+/// Which way a frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+/// Sees every text frame of a connection as it goes in or out (the central system's message
+/// log). Called on the connection's task: it must not block.
+pub trait FrameTap: Send + Sync + 'static {
+    fn frame(&self, direction: Direction, text: &str);
+}
+
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {
@@ -182,10 +195,22 @@ impl RpcHandle {
 
 /// Starts the runtime of one connection.
 pub fn spawn_rpc(ws: WsStream, config: LinkConfig, handler: Arc<dyn Handler>) -> RpcHandle {
+    spawn_rpc_tapped(ws, config, handler, None)
+}
+
+/// Starts the runtime of one connection, showing every frame to `tap`.
+pub fn spawn_rpc_tapped(
+    ws: WsStream,
+    config: LinkConfig,
+    handler: Arc<dyn Handler>,
+    tap: Option<Arc<dyn FrameTap>>,
+) -> RpcHandle {
     let (commands, rx) = mpsc::unbounded_channel();
     let (closed_tx, closed) = watch::channel(None);
     tokio::spawn(async move {
-        let reason = Runtime::new(config, handler).run(ws, rx).await;
+        let mut runtime = Runtime::new(config, handler);
+        runtime.tap = tap;
+        let reason = runtime.run(ws, rx).await;
         tracing::debug!(?reason, "connection ended");
         let _ = closed_tx.send(Some(reason));
     });
@@ -216,6 +241,7 @@ struct Runtime {
     current: Option<(String, HandlerFuture)>,
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
+    tap: Option<Arc<dyn FrameTap>>,
 }
 
 impl Runtime {
@@ -236,6 +262,7 @@ impl Runtime {
             current: None,
             next_ping,
             pong_deadline: None,
+            tap: None,
         }
     }
 
@@ -277,6 +304,9 @@ impl Runtime {
             // Write whatever the endpoint has to say.
             let mut write_failed = None;
             while let Some(frame) = self.endpoint.poll_transmit() {
+                if let Some(tap) = &self.tap {
+                    tap.frame(Direction::Out, &frame);
+                }
                 match tokio::time::timeout(
                     self.config.write_timeout,
                     sink.send(Message::text(frame)),
@@ -307,6 +337,9 @@ impl Runtime {
             tokio::select! {
                 message = stream.next() => match message {
                     Some(Ok(Message::Text(text))) => {
+                        if let Some(tap) = &self.tap {
+                            tap.frame(Direction::In, text.as_str());
+                        }
                         let inbound = self.endpoint.handle_frame(text.as_str(), self.now());
                         self.deliver(inbound);
                     }
@@ -325,7 +358,9 @@ impl Runtime {
                     Some(Err(e)) => break CloseReason::Error(e.to_string()),
                     None => break CloseReason::Remote("stream ended".into()),
                 },
-                command = commands.recv() => match command {
+                // Our CALLs wait while an incoming CALL is being handled, so that a CALL the
+                // handler asks for goes out after its answer.
+                command = commands.recv(), if self.current.is_none() => match command {
                     Some(Command::Call { action, payload, reply }) => {
                         let ticket = self.endpoint.call_raw(action, payload, self.now());
                         self.waiting.insert(ticket, reply);

@@ -1,0 +1,121 @@
+//! The OCPP 1.6J central system: admits piles (registered, approved or open admission, Basic
+//! passwords, TLS with client certificates), persists everything they send before it answers
+//! (group commit on SQLite or PostgreSQL), sends every command through a REST API, and reads and
+//! writes the vendor's keys as fields.
+
+pub mod api;
+pub mod config_reader;
+pub mod handler;
+pub mod metrics;
+pub mod secrets;
+pub mod server;
+pub mod sessions;
+pub mod store;
+mod tap;
+pub mod vendor_view;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use server::Running;
+use sessions::Sessions;
+use store::{LogWriter, Repository, Writer};
+
+/// Who may connect (`--admission`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Only piles registered through the API; an unknown identity is refused at the handshake.
+    Registered,
+    /// Unknown identities connect and stay Pending until an operator approves them.
+    Approve,
+    /// Every identity is accepted and registered.
+    Open,
+}
+
+impl std::str::FromStr for Admission {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "registered" => Ok(Admission::Registered),
+            "approve" => Ok(Admission::Approve),
+            "open" => Ok(Admission::Open),
+            other => Err(format!("{other:?}: registered, approve or open")),
+        }
+    }
+}
+
+/// How the central system runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://...`; default `DIR/central.db`.
+    pub db: Option<String>,
+    pub data_dir: PathBuf,
+    pub admission: Admission,
+    /// The API token; when absent, read from (or generated into) the data directory.
+    pub api_token: Option<String>,
+    /// Security Profile 2: the server certificate chain and key (PEM).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Security Profile 3: piles present a certificate from this CA, whose subject CN is their
+    /// identity.
+    pub client_ca: Option<PathBuf>,
+    /// How long a command waits for the pile's answer.
+    pub command_timeout: Duration,
+    /// Days the raw message log and the deviations are kept.
+    pub message_log_days: u32,
+    /// The heartbeat interval given to accepted piles (60..=86400).
+    pub heartbeat_interval: u32,
+    /// The interval given with a Pending or Rejected boot.
+    pub boot_retry_interval: u32,
+}
+
+impl Options {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Options {
+        Options {
+            listen: "127.0.0.1:8180".parse().expect("a valid address"),
+            db: None,
+            data_dir: data_dir.into(),
+            admission: Admission::Approve,
+            api_token: None,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            command_timeout: Duration::from_secs(30),
+            message_log_days: 30,
+            heartbeat_interval: 300,
+            boot_retry_interval: 60,
+        }
+    }
+
+    pub fn db_url(&self) -> String {
+        self.db
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("central.db").display()))
+    }
+}
+
+/// What every part of the central system shares.
+pub struct Central {
+    pub options: Options,
+    pub repo: Arc<dyn Repository>,
+    pub writer: Writer,
+    pub log: LogWriter,
+    pub sessions: Sessions,
+    pub metrics: Arc<metrics::Metrics>,
+    pub token: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Options(String),
+}

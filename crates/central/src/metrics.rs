@@ -1,0 +1,144 @@
+//! `/metrics` in the Prometheus text format.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    pub action: String,
+    pub direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub connected_piles: Gauge,
+    pub messages: Family<MessageLabels, Counter>,
+    pub call_errors: Family<CodeLabels, Counter>,
+    pub refused_handshakes: Family<ReasonLabels, Counter>,
+    pub command_latency: Family<ActionLabels, Histogram>,
+    pub commit_latency: Histogram,
+    pub commit_batch_size: Histogram,
+    pub store_queue: Gauge,
+    pub log_queue: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub commands_waiting: Gauge<u64, AtomicU64>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to about 33 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 17))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ocpile");
+        let m = Metrics {
+            connected_piles: Gauge::default(),
+            messages: Family::default(),
+            call_errors: Family::default(),
+            refused_handshakes: Family::default(),
+            command_latency: Family::new_with_constructor(latency_histogram),
+            commit_latency: latency_histogram(),
+            commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            store_queue: Gauge::default(),
+            log_queue: Gauge::default(),
+            commands_waiting: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connected_piles",
+            "Piles connected now",
+            m.connected_piles.clone(),
+        );
+        registry.register(
+            "messages",
+            "OCPP frames by action and direction",
+            m.messages.clone(),
+        );
+        registry.register(
+            "call_errors",
+            "CALLERRORs sent and received, by code",
+            m.call_errors.clone(),
+        );
+        registry.register(
+            "refused_handshakes",
+            "Websocket handshakes refused, by reason",
+            m.refused_handshakes.clone(),
+        );
+        registry.register(
+            "command_latency_seconds",
+            "Commands from the API to the pile's answer",
+            m.command_latency.clone(),
+        );
+        registry.register(
+            "store_commit_latency_seconds",
+            "Time of one group commit",
+            m.commit_latency.clone(),
+        );
+        registry.register(
+            "store_commit_batch_size",
+            "Writes per group commit",
+            m.commit_batch_size.clone(),
+        );
+        registry.register(
+            "store_queue_depth",
+            "Writes waiting for the next commit",
+            m.store_queue.clone(),
+        );
+        registry.register(
+            "message_log_queue_depth",
+            "Log rows waiting to be written",
+            m.log_queue.clone(),
+        );
+        registry.register(
+            "commands_waiting",
+            "API commands waiting for a pile's answer",
+            m.commands_waiting.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn observe_commit(&self, took: Duration, batch: usize) {
+        self.commit_latency.observe(took.as_secs_f64());
+        self.commit_batch_size.observe(batch as f64);
+    }
+
+    pub fn message(&self, action: &str, direction: &str) {
+        self.messages
+            .get_or_create(&MessageLabels {
+                action: action.to_owned(),
+                direction: direction.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String does not fail");
+        out
+    }
+}

@@ -1,0 +1,528 @@
+//! One listener for everything: OCPP websockets at `/ocpp/{identity}`, the REST API under
+//! `/api`, and `/metrics`; TLS when configured (Security Profiles 2 and 3).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::CertificateDer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use tower::ServiceExt;
+use transport::auth::parse_basic;
+use transport::identity::identity_from_path;
+use transport::{BoxedIo, LinkConfig, SUBPROTOCOL};
+
+use crate::handler::PileHandler;
+use crate::store::{Millis, RefusedRow, WriteOp};
+use crate::tap::MessageTap;
+use crate::{secrets, Admission, Central, Options, StartError};
+
+/// What the listener knows of a connection.
+#[derive(Clone)]
+pub struct Peer {
+    pub remote: SocketAddr,
+    pub tls: bool,
+    pub client_certificates: Arc<Vec<CertificateDer<'static>>>,
+}
+
+/// A running central system.
+pub struct Running {
+    pub central: Arc<Central>,
+    pub local_addr: SocketAddr,
+    /// Whether the API token was generated at this start (to be printed once).
+    pub token_generated: bool,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Serves until the task ends (never, unless the listener fails).
+    pub async fn wait(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+fn now_ms() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, StartError> {
+    std::fs::read(path).map_err(|e| StartError::Io(path.display().to_string(), e))
+}
+
+fn tls_config(options: &Options) -> Result<Option<Arc<rustls::ServerConfig>>, StartError> {
+    let (cert, key) = match (&options.tls_cert, &options.tls_key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) if options.client_ca.is_none() => return Ok(None),
+        _ => {
+            return Err(StartError::Options(
+                "TLS needs both --tls-cert and --tls-key (and --client-ca only with them)".into(),
+            ))
+        }
+    };
+    let client_ca = match &options.client_ca {
+        Some(ca) => Some(read(ca)?),
+        None => None,
+    };
+    let config = transport::tls::server_config(&read(cert)?, &read(key)?, client_ca.as_deref())
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    Ok(Some(config))
+}
+
+/// The API token: given, or kept in the data directory (generated at the first start).
+fn api_token(options: &Options) -> Result<(String, bool), StartError> {
+    if let Some(t) = &options.api_token {
+        return Ok((t.clone(), false));
+    }
+    let path = options.data_dir.join("api-token");
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok((t.trim().to_owned(), false)),
+        _ => {
+            let token = secrets::new_token();
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &token)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| StartError::Io(path.display().to_string(), e))?;
+            Ok((token, true))
+        }
+    }
+}
+
+/// Opens the store and starts serving.
+pub async fn start(options: Options) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&options.data_dir)
+        .map_err(|e| StartError::Io(options.data_dir.display().to_string(), e))?;
+    if !(60..=86_400).contains(&options.heartbeat_interval) {
+        return Err(StartError::Options(
+            "the heartbeat interval must be within 60..=86400 seconds (FAQ 3.16)".into(),
+        ));
+    }
+    let tls = tls_config(&options)?;
+    let (token, token_generated) = api_token(&options)?;
+    let repo = crate::store::open(&options.db_url()).await?;
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let writer = crate::store::Writer::start(repo.clone(), metrics.clone());
+    let log = crate::store::LogWriter::start(repo.clone(), metrics.clone()).await?;
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| StartError::Io(options.listen.to_string(), e))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Io(options.listen.to_string(), e))?;
+    let central = Arc::new(Central {
+        options,
+        repo,
+        writer,
+        log,
+        sessions: Default::default(),
+        metrics,
+        token,
+    });
+    spawn_retention(central.clone());
+    let router = crate::api::router(central.clone());
+    let acceptor = tls.map(TlsAcceptor::from);
+    let task = tokio::spawn(accept_loop(listener, acceptor, router));
+    Ok(Running {
+        central,
+        local_addr,
+        token_generated,
+        task: Some(task),
+    })
+}
+
+fn spawn_retention(central: Arc<Central>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let keep = i64::from(central.options.message_log_days) * 86_400_000;
+            match central.repo.prune_log(now_ms() - keep).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("message log: {n} rows past the retention removed"),
+                Err(e) => tracing::warn!("message log retention: {e}"),
+            }
+        }
+    });
+}
+
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, router: axum::Router) {
+    loop {
+        let (tcp, remote) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (tls, router) = (tls.clone(), router.clone());
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            match tls {
+                Some(acceptor) => {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            let certs = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                                .unwrap_or_default();
+                            let peer = Peer {
+                                remote,
+                                tls: true,
+                                client_certificates: Arc::new(certs),
+                            };
+                            serve(TokioIo::new(stream), peer, router).await;
+                        }
+                        Ok(Err(e)) => tracing::warn!(%remote, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::warn!(%remote, "TLS handshake timed out"),
+                    }
+                }
+                None => {
+                    let peer = Peer {
+                        remote,
+                        tls: false,
+                        client_certificates: Arc::new(Vec::new()),
+                    };
+                    serve(TokioIo::new(tcp), peer, router).await;
+                }
+            }
+        });
+    }
+}
+
+async fn serve<I>(io: TokioIo<I>, peer: Peer, router: axum::Router)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(peer.clone());
+            router.clone().oneshot(req.map(Body::new))
+        });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .with_upgrades()
+        .await
+    {
+        tracing::debug!("HTTP connection: {e}");
+    }
+}
+
+fn offers_subprotocol(req: &Request) -> bool {
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == SUBPROTOCOL)
+}
+
+fn is_upgrade(req: &Request) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|v| v.trim().eq_ignore_ascii_case(token))
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+/// Refuses a handshake: recorded (time, remote, identity, reason), counted, answered.
+async fn refuse(
+    central: &Central,
+    peer: &Peer,
+    identity: Option<&str>,
+    status: StatusCode,
+    reason: String,
+) -> Response {
+    tracing::warn!(remote = %peer.remote, identity, "handshake refused ({status}): {reason}");
+    central
+        .metrics
+        .refused_handshakes
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: refusal_kind(status).into(),
+        })
+        .inc();
+    let row = RefusedRow {
+        time: now_ms(),
+        remote: peer.remote.to_string(),
+        identity: identity.map(str::to_owned),
+        reason: reason.clone(),
+        http_status: i64::from(status.as_u16()),
+    };
+    if let Err(e) = central.writer.write(WriteOp::Refused(row)).await {
+        tracing::error!("a refused handshake was not recorded: {e}");
+    }
+    let mut resp = (status, reason).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"OCPP\", charset=\"UTF-8\""),
+        );
+    }
+    resp
+}
+
+fn refusal_kind(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "protocol",
+        401 => "credentials",
+        403 => "not_allowed",
+        404 => "identity",
+        _ => "other",
+    }
+}
+
+/// `GET /ocpp/{identity}`: the websocket handshake, with admission.
+pub async fn ocpp_upgrade(
+    State(central): State<Arc<Central>>,
+    Extension(peer): Extension<Peer>,
+    mut req: Request,
+) -> Response {
+    let identity = match identity_from_path(req.uri().path()) {
+        Ok(id) => id,
+        Err(e) => return refuse(&central, &peer, None, StatusCode::NOT_FOUND, e.to_string()).await,
+    };
+    let id = Some(identity.as_str());
+    if !is_upgrade(&req) {
+        let why = "a websocket upgrade request is required".to_string();
+        return refuse(&central, &peer, id, StatusCode::BAD_REQUEST, why).await;
+    }
+    if !offers_subprotocol(&req) {
+        let why = "the client does not offer the ocpp1.6 subprotocol".to_string();
+        return refuse(&central, &peer, id, StatusCode::BAD_REQUEST, why).await;
+    }
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        let why = "the request has no Sec-WebSocket-Key".to_string();
+        return refuse(&central, &peer, id, StatusCode::BAD_REQUEST, why).await;
+    };
+    let basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_basic);
+    if let Err((status, why)) = admit(&central, &peer, &identity, basic).await {
+        return refuse(&central, &peer, id, status, why).await;
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let central2 = central.clone();
+    let remote = peer.remote;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let io: BoxedIo = Box::new(TokioIo::new(upgraded));
+                let config = WebSocketConfig::default()
+                    .max_message_size(Some(transport::DEFAULT_MAX_MESSAGE_SIZE))
+                    .max_frame_size(Some(transport::DEFAULT_MAX_MESSAGE_SIZE))
+                    .read_buffer_size(4096)
+                    .write_buffer_size(0);
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                attach(central2, identity, ws, remote).await;
+            }
+            Err(e) => tracing::warn!(%remote, "websocket upgrade failed: {e}"),
+        }
+    });
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
+            .expect("base64 is a header value"),
+    );
+    h.insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    resp
+}
+
+/// Decides whether a pile may connect: client certificate (Profile 3), password (Profile 1),
+/// and the admission mode for identities not registered.
+async fn admit(
+    central: &Central,
+    peer: &Peer,
+    identity: &str,
+    basic: Option<(String, Vec<u8>)>,
+) -> Result<(), (StatusCode, String)> {
+    let internal = |e: crate::store::StoreError| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store failed: {e}"),
+        )
+    };
+    if central.options.client_ca.is_some() {
+        let cn = peer
+            .client_certificates
+            .first()
+            .and_then(|c| secrets::subject_common_name(c));
+        match cn {
+            Some(cn) if cn == identity => {}
+            Some(cn) => {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!("the client certificate's CN {cn:?} is not the identity"),
+                ))
+            }
+            None => {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    "no client certificate with a subject CN".into(),
+                ))
+            }
+        }
+    }
+    let pile = central.repo.pile(identity).await.map_err(internal)?;
+    match pile {
+        Some(p) => {
+            if let Some(hash) = p.password_hash {
+                let Some((user, password)) = basic else {
+                    return Err((StatusCode::UNAUTHORIZED, "no Basic credentials".into()));
+                };
+                if user != identity {
+                    return Err((
+                        StatusCode::UNAUTHORIZED,
+                        format!("the Basic user {user:?} is not the identity"),
+                    ));
+                }
+                let ok =
+                    tokio::task::spawn_blocking(move || secrets::verify_password(&password, &hash))
+                        .await
+                        .unwrap_or(false);
+                if !ok {
+                    return Err((StatusCode::UNAUTHORIZED, "wrong password".into()));
+                }
+            }
+            Ok(())
+        }
+        None => {
+            let registration = match central.options.admission {
+                Admission::Registered => {
+                    return Err((
+                        StatusCode::FORBIDDEN,
+                        "unknown pile (not registered)".into(),
+                    ))
+                }
+                Admission::Approve => "Pending",
+                Admission::Open => "Accepted",
+            };
+            central
+                .writer
+                .write(WriteOp::AdmitPile {
+                    id: identity.to_owned(),
+                    registration: registration.into(),
+                })
+                .await
+                .map_err(internal)?;
+            Ok(())
+        }
+    }
+}
+
+async fn event(central: &Central, pile: &str, kind: &str, detail: String) {
+    let op = WriteOp::Event {
+        pile: pile.to_owned(),
+        kind: kind.to_owned(),
+        detail,
+        firmware_status: None,
+        diagnostics_status: None,
+    };
+    if let Err(e) = central.writer.write(op).await {
+        tracing::warn!(pile, "event {kind} not recorded: {e}");
+    }
+}
+
+/// Runs the OCPP-J link of a connection that completed its handshake.
+async fn attach(
+    central: Arc<Central>,
+    identity: String,
+    ws: transport::WsStream,
+    remote: SocketAddr,
+) {
+    let handler = Arc::new(PileHandler {
+        pile: identity.clone(),
+        central: central.clone(),
+    });
+    let tap = Arc::new(MessageTap::new(
+        &identity,
+        central.log.clone(),
+        central.metrics.clone(),
+    ));
+    let link = LinkConfig {
+        call_timeout: central.options.command_timeout,
+        policy: ocpp::Policy::Lenient,
+        id_prefix: "cs-".into(),
+        ..LinkConfig::default()
+    };
+    let handle = transport::spawn_rpc_tapped(ws, link, handler, Some(tap));
+    let (connection, old) = central.sessions.insert(&identity, handle.clone(), remote);
+    central
+        .metrics
+        .connected_piles
+        .set(central.sessions.count() as i64);
+    if let Some(old) = old {
+        old.handle.close();
+        tracing::info!(pile = identity, old = %old.remote, new = %remote, "a newer connection replaces the older");
+        event(
+            &central,
+            &identity,
+            "ConnectionReplaced",
+            format!(
+                "the connection from {} was closed: a newer one from {remote} replaces it",
+                old.remote
+            ),
+        )
+        .await;
+    }
+    event(&central, &identity, "Connected", format!("from {remote}")).await;
+    let _ = central
+        .writer
+        .write(WriteOp::Seen {
+            pile: identity.clone(),
+        })
+        .await;
+    let reason = handle.closed().await;
+    let current = central.sessions.remove(&identity, connection);
+    central
+        .metrics
+        .connected_piles
+        .set(central.sessions.count() as i64);
+    event(
+        &central,
+        &identity,
+        "Disconnected",
+        format!(
+            "from {remote}: {reason:?}{}",
+            if current { "" } else { " (replaced)" }
+        ),
+    )
+    .await;
+}

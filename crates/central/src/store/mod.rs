@@ -1,0 +1,184 @@
+//! The central system's durable store: one repository trait, implemented on sqlx for SQLite and
+//! PostgreSQL with the same portable SQL, and a writer that commits many writes in one
+//! database transaction (group commit).
+
+pub mod model;
+mod writer;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use model::*;
+pub use writer::{LogWriter, Writer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migration(String),
+    #[error("bad database URL {0:?}: use sqlite://PATH or postgres://...")]
+    BadUrl(String),
+    #[error("the write failed: {0}")]
+    Failed(String),
+    #[error("the store's writer has stopped")]
+    WriterGone,
+}
+
+/// Everything the central system reads and writes.
+#[async_trait]
+pub trait Repository: Send + Sync + 'static {
+    /// Applies the writes in one database transaction, in order; all or none.
+    async fn apply(&self, ops: &[WriteOp], now: Millis) -> Result<Vec<WriteResult>, StoreError>;
+    /// Appends to the raw message log and the deviations.
+    async fn append_log(
+        &self,
+        messages: &[LogRow],
+        deviations: &[DeviationRow],
+    ) -> Result<(), StoreError>;
+    /// Removes log rows and deviations older than `before`; how many.
+    async fn prune_log(&self, before: Millis) -> Result<u64, StoreError>;
+    async fn max_log_seq(&self) -> Result<i64, StoreError>;
+
+    async fn pile(&self, id: &str) -> Result<Option<PileRow>, StoreError>;
+    async fn piles(&self) -> Result<Vec<PileRow>, StoreError>;
+    async fn connectors(&self, pile: Option<&str>) -> Result<Vec<ConnectorRow>, StoreError>;
+    async fn status_history(&self, pile: &str, limit: i64)
+        -> Result<Vec<ConnectorRow>, StoreError>;
+    async fn id_tag(&self, tag: &str) -> Result<Option<IdTagRow>, StoreError>;
+    async fn id_tags(&self) -> Result<Vec<IdTagRow>, StoreError>;
+    async fn transactions(
+        &self,
+        pile: Option<&str>,
+        active: Option<bool>,
+    ) -> Result<Vec<TransactionRow>, StoreError>;
+    async fn transaction(&self, id: i64) -> Result<Option<TransactionRow>, StoreError>;
+    async fn meter_values(&self, transaction_id: i64) -> Result<Vec<MeterValueRow>, StoreError>;
+    async fn configuration(&self, pile: &str) -> Result<Vec<ConfigRow>, StoreError>;
+    async fn configuration_history(&self, pile: &str) -> Result<Vec<ConfigChange>, StoreError>;
+    async fn refused(&self, limit: i64) -> Result<Vec<RefusedRow>, StoreError>;
+    async fn messages(
+        &self,
+        pile: &str,
+        action: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<LogRow>, StoreError>;
+    async fn deviations(&self, pile: &str, limit: i64) -> Result<Vec<DeviationRow>, StoreError>;
+    async fn events(&self, pile: &str, limit: i64) -> Result<Vec<EventRow>, StoreError>;
+    async fn commands(&self, pile: &str, limit: i64) -> Result<Vec<CommandRow>, StoreError>;
+}
+
+pub mod sqlite {
+    //! The repository on SQLite (WAL, synchronous=FULL: a commit survives a crash of the process
+    //! and of the machine).
+    type Db = sqlx::Sqlite;
+    /// A writer takes the lock at once, so that a read before its writes cannot deadlock.
+    const BEGIN: &str = "BEGIN IMMEDIATE";
+    include!("sql_body.rs");
+}
+
+pub mod postgres {
+    //! The repository on PostgreSQL.
+    type Db = sqlx::Postgres;
+    const BEGIN: &str = "BEGIN";
+    include!("sql_body.rs");
+}
+
+/// Opens the database a URL names, applies the migrations, and returns its repository.
+///
+/// `sqlite://PATH` (created when missing) or `postgres://...`; a PostgreSQL URL may carry
+/// `schema=NAME`, the schema to work in (created when missing).
+pub async fn open(url: &str) -> Result<Arc<dyn Repository>, StoreError> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(false);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let repo = sqlite::SqlRepository::new(pool);
+        repo.migrate().await?;
+        Ok(Arc::new(repo))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (base, schema) = split_schema(url);
+        let mut options = sqlx::postgres::PgConnectOptions::from_str(&base)?;
+        if let Some(schema) = &schema {
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(StoreError::BadUrl(url.into()));
+            }
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .execute(&pool)
+                .await?;
+            pool.close().await;
+            options = options.options([("search_path", schema.as_str())]);
+        }
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        let repo = postgres::SqlRepository::new(pool);
+        repo.migrate().await?;
+        Ok(Arc::new(repo))
+    } else {
+        Err(StoreError::BadUrl(url.into()))
+    }
+}
+
+/// Takes a `schema=NAME` query parameter out of a PostgreSQL URL.
+fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("schema=") {
+            Some(s) => {
+                schema = Some(s.to_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, schema)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn schema_parameter() {
+        assert_eq!(
+            super::split_schema("postgres://h/test?schema=s1&sslmode=disable"),
+            (
+                "postgres://h/test?sslmode=disable".into(),
+                Some("s1".into())
+            )
+        );
+        assert_eq!(
+            super::split_schema("postgres://h/test"),
+            ("postgres://h/test".into(), None)
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! What the store keeps, as rows, and the writes it takes.
+
+use serde::Serialize;
+
+/// Milliseconds since the Unix epoch (UTC).
+pub type Millis = i64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PileRow {
+    pub id: String,
+    pub password_hash: Option<String>,
+    /// `Accepted`, `Pending` or `Rejected`.
+    pub registration: String,
+    pub vendor: Option<String>,
+    pub model: Option<String>,
+    pub serial_number: Option<String>,
+    pub charge_box_serial_number: Option<String>,
+    pub firmware_version: Option<String>,
+    pub iccid: Option<String>,
+    pub imsi: Option<String>,
+    pub meter_type: Option<String>,
+    pub meter_serial_number: Option<String>,
+    pub firmware_status: Option<String>,
+    pub diagnostics_status: Option<String>,
+    pub created_at: Millis,
+    pub last_boot: Option<Millis>,
+    pub last_seen: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorRow {
+    pub pile: String,
+    pub connector: i64,
+    pub status: String,
+    pub error_code: String,
+    pub vendor_error_code: Option<String>,
+    pub info: Option<String>,
+    pub time: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionRow {
+    pub id: i64,
+    pub pile: String,
+    pub connector: Option<i64>,
+    pub id_tag: Option<String>,
+    pub start: Option<Millis>,
+    pub meter_start: Option<i64>,
+    pub reservation_id: Option<i64>,
+    pub stop: Option<Millis>,
+    pub meter_stop: Option<i64>,
+    pub stop_id_tag: Option<String>,
+    pub reason: Option<String>,
+    pub reconciled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterValueRow {
+    pub pile: String,
+    pub connector: i64,
+    pub transaction_id: Option<i64>,
+    pub time: Millis,
+    /// The sampledValue array, as JSON.
+    pub sampled: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdTagRow {
+    pub id_tag: String,
+    /// An OCPP AuthorizationStatus: `Accepted`, `Blocked`, `Expired`, `Invalid`.
+    pub status: String,
+    pub expiry_date: Option<Millis>,
+    pub parent_id_tag: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigRow {
+    pub key: String,
+    pub value: Option<String>,
+    pub readonly: bool,
+    pub read_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigChange {
+    pub key: String,
+    pub time: Millis,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedRow {
+    pub time: Millis,
+    pub remote: String,
+    pub identity: Option<String>,
+    pub reason: String,
+    pub http_status: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRow {
+    pub pile: String,
+    pub time: Millis,
+    pub seq: i64,
+    /// `in` or `out`.
+    pub direction: &'static str,
+    pub action: Option<String>,
+    pub message_id: Option<String>,
+    pub frame: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviationRow {
+    pub pile: String,
+    pub time: Millis,
+    pub action: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub pile: String,
+    pub time: Millis,
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRow {
+    pub id: i64,
+    pub pile: String,
+    pub action: String,
+    pub payload: String,
+    pub sent_at: Millis,
+    pub answered_at: Option<Millis>,
+    /// `response`, `call_error`, `timeout`, `not_connected` or `disconnected`.
+    pub outcome: Option<String>,
+    pub result: Option<String>,
+}
+
+/// What a BootNotification says of the pile.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BootInfo {
+    pub vendor: String,
+    pub model: String,
+    pub serial_number: Option<String>,
+    pub charge_box_serial_number: Option<String>,
+    pub firmware_version: Option<String>,
+    pub iccid: Option<String>,
+    pub imsi: Option<String>,
+    pub meter_type: Option<String>,
+    pub meter_serial_number: Option<String>,
+}
+
+/// One MeterValue element: its time and its sampled values as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterSample {
+    pub time: Millis,
+    pub sampled: String,
+}
+
+/// A write, applied with others in one database transaction (group commit).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    /// Registers a pile through the API (or updates its password); Accepted.
+    RegisterPile {
+        id: String,
+        password_hash: Option<String>,
+    },
+    /// A pile that connected without being registered (admission `approve` or `open`): kept
+    /// with the given registration unless it is known already.
+    AdmitPile {
+        id: String,
+        registration: String,
+    },
+    SetRegistration {
+        id: String,
+        registration: String,
+    },
+    DeletePile {
+        id: String,
+    },
+    Boot {
+        pile: String,
+        info: BootInfo,
+    },
+    Seen {
+        pile: String,
+    },
+    Status {
+        pile: String,
+        connector: i64,
+        status: String,
+        error_code: String,
+        vendor_error_code: Option<String>,
+        info: Option<String>,
+        vendor_id: Option<String>,
+        time: Millis,
+    },
+    StartTransaction {
+        pile: String,
+        connector: i64,
+        id_tag: String,
+        meter_start: i64,
+        reservation_id: Option<i64>,
+        time: Millis,
+    },
+    StopTransaction {
+        pile: String,
+        transaction_id: i64,
+        id_tag: Option<String>,
+        meter_stop: i64,
+        time: Millis,
+        reason: Option<String>,
+        data: Vec<MeterSample>,
+    },
+    MeterValues {
+        pile: String,
+        connector: i64,
+        transaction_id: Option<i64>,
+        samples: Vec<MeterSample>,
+    },
+    /// FirmwareStatusNotification, DiagnosticsStatusNotification, DataTransfer, security
+    /// events, connections replaced: kept as events; the two statuses also on the pile.
+    Event {
+        pile: String,
+        kind: String,
+        detail: String,
+        firmware_status: Option<String>,
+        diagnostics_status: Option<String>,
+    },
+    /// Keys read with GetConfiguration; changed values go to the history.
+    Configuration {
+        pile: String,
+        keys: Vec<(String, Option<String>, bool)>,
+    },
+    PutIdTag(IdTagRow),
+    DeleteIdTag {
+        id_tag: String,
+    },
+    CommandSent {
+        pile: String,
+        action: String,
+        payload: String,
+    },
+    CommandDone {
+        id: i64,
+        outcome: String,
+        result: Option<String>,
+    },
+    Refused(RefusedRow),
+}
+
+/// What a write answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteResult {
+    Done,
+    /// Rows changed (registration, deletes).
+    Affected(u64),
+    /// A StartTransaction's transactionId and its idTag as found.
+    Started {
+        transaction_id: i64,
+        id_tag: Option<IdTagRow>,
+    },
+    /// A StopTransaction's idTag as found (when it named one).
+    Stopped {
+        id_tag: Option<IdTagRow>,
+    },
+    /// The id of a command just recorded.
+    Command(i64),
+}
+
+/// A 64-bit FNV-1a digest, the key of a meter value's content.
+pub fn digest(text: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}

@@ -1,0 +1,98 @@
+//! `ocpile central`: the central system.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use central::{Admission, Options};
+
+#[derive(clap::Args)]
+pub struct CentralArgs {
+    /// Address of OCPP (`/ocpp/{identity}`), the REST API (`/api`) and `/metrics`.
+    #[arg(long, default_value = "127.0.0.1:8180")]
+    listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB` (with `?schema=NAME` to work in a schema).
+    /// Default: sqlite://DIR/central.db.
+    #[arg(long)]
+    db: Option<String>,
+    /// The data directory: the SQLite database, the API token.
+    #[arg(long, default_value = "./ocpile-data")]
+    data: PathBuf,
+    /// Who may connect: `registered` (only piles registered through the API), `approve`
+    /// (unknown piles wait, Pending, for an operator), `open` (everyone is registered).
+    #[arg(long, default_value = "approve")]
+    admission: Admission,
+    /// The API token (also OCPILE_API_TOKEN); default: the one in the data directory,
+    /// generated and printed at the first start.
+    #[arg(long, env = "OCPILE_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Server certificate chain, PEM (Security Profile 2: wss://).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// Server private key, PEM.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// CA of the piles' client certificates (Security Profile 3); the subject CN must be the
+    /// identity.
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+    /// Seconds a command waits for the pile's answer.
+    #[arg(long, default_value_t = 30)]
+    command_timeout: u64,
+    /// Days the raw message log is kept.
+    #[arg(long, default_value_t = 30)]
+    message_log_days: u32,
+    /// HeartbeatInterval given to accepted piles in the BootNotification answer (60..=86400).
+    #[arg(long, default_value_t = 300)]
+    heartbeat_interval: u32,
+}
+
+pub fn options(args: CentralArgs) -> Options {
+    let mut o = Options::new(args.data);
+    o.listen = args.listen;
+    o.db = args.db;
+    o.admission = args.admission;
+    o.api_token = args.api_token.filter(|t| !t.is_empty());
+    o.tls_cert = args.tls_cert;
+    o.tls_key = args.tls_key;
+    o.client_ca = args.client_ca;
+    o.command_timeout = Duration::from_secs(args.command_timeout.max(1));
+    o.message_log_days = args.message_log_days;
+    o.heartbeat_interval = args.heartbeat_interval;
+    o
+}
+
+pub fn run(args: CentralArgs) -> anyhow::Result<()> {
+    let options = options(args);
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let tls = options.tls_cert.is_some();
+        let running = central::server::start(options)
+            .await
+            .context("starting the central system")?;
+        let addr = running.local_addr;
+        let (ws, http) = if tls {
+            ("wss", "https")
+        } else {
+            ("ws", "http")
+        };
+        eprintln!("ocpile central listening on {addr}");
+        eprintln!("  OCPP:    {ws}://{addr}/ocpp/{{identity}}");
+        eprintln!("  API:     {http}://{addr}/api/  (Authorization: Bearer <token>)");
+        eprintln!("  metrics: {http}://{addr}/metrics");
+        if running.token_generated {
+            eprintln!(
+                "  API token (generated now, kept in the data directory): {}",
+                running.central.token
+            );
+        }
+        tokio::select! {
+            _ = running.wait() => anyhow::bail!("the listener stopped"),
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("stopping");
+                Ok(())
+            }
+        }
+    })
+}
