@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod central;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +65,17 @@ pub fn start_pile(id: &str, csms: &str, state: &Path, extra: &[&str]) -> PilePro
 /// One HTTP request to a control port (retried until the port answers); the status and the
 /// JSON body.
 pub async fn http(addr: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    http_with(addr, method, path, body, "").await
+}
+
+/// The same, with extra header lines (each ending in `\r\n`).
+pub async fn http_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &str,
+) -> (u16, Value) {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut stream = timeout(WAIT, async {
         loop {
@@ -76,7 +88,7 @@ pub async fn http(addr: &str, method: &str, path: &str, body: Option<Value>) -> 
     .await
     .expect("the control port answers");
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: pile\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: pile\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
