@@ -1,0 +1,219 @@
+//! A charge point built on PyPI's `ocpp` library (2.x) against `ocpile central`: it boots,
+//! authorizes, runs a transaction with meter values and replays its StartTransaction and
+//! StopTransaction under new message ids: one transaction, one transactionId. Every frame
+//! the central sent validates against the official schemas. Needs the library:
+//! `scripts/test.sh` installs it and runs this test with `--include-ignored`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::central::{databases, start_central};
+use common::state_dir;
+use ocpp::{Action, FeatureProfile};
+use serde_json::{json, Value};
+
+fn ocpp16_dir() -> std::path::PathBuf {
+    std::env::var_os("OCPP16_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ocpp16")
+        })
+}
+
+fn validators() -> BTreeMap<String, jsonschema::Validator> {
+    let mut map = BTreeMap::new();
+    for &action in Action::ALL {
+        let folder = if action.profile() == FeatureProfile::Security {
+            "schemas-security"
+        } else {
+            "schemas"
+        };
+        for suffix in ["", "Response"] {
+            let path = ocpp16_dir()
+                .join(folder)
+                .join(format!("{}{suffix}.json", action.as_str()));
+            let schema: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let v = jsonschema::options()
+                .should_validate_formats(true)
+                .build(&schema)
+                .unwrap();
+            map.insert(format!("{}{suffix}", action.as_str()), v);
+        }
+    }
+    map
+}
+
+/// Checks every frame the central sent to a pile (its message log, direction out).
+pub fn check_sent_frames(log: &Value) -> usize {
+    let validators = validators();
+    let mut checked = 0;
+    for m in log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "out")
+    {
+        let frame: Value = serde_json::from_str(m["frame"].as_str().unwrap()).unwrap();
+        let action = m["action"]
+            .as_str()
+            .expect("an action on every frame we send");
+        let (name, payload) = match frame[0].as_i64() {
+            Some(2) => (action.to_owned(), &frame[3]),
+            Some(3) => (format!("{action}Response"), &frame[2]),
+            _ => continue,
+        };
+        let errors: Vec<String> = validators[&name]
+            .iter_errors(payload)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{name} {payload}: {errors:?}");
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+#[ignore = "needs PyPI's ocpp; scripts/test.sh installs it and runs this test"]
+fn a_pypi_charge_point_replays_its_transaction_and_gets_one() {
+    let python = std::env::var("OCPILE_INTEROP_PYTHON")
+        .expect("OCPILE_INTEROP_PYTHON: a python with ocpp 2.x and websockets");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/pypi_charge_point.py"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (i, db) in databases("interop").into_iter().enumerate() {
+        let data = state_dir(&format!("central-interop{i}"));
+        let central = start_central(&data, db.as_deref(), &["--admission", "open"]);
+        runtime.block_on(central.ok(
+            "POST",
+            "/api/id-tags",
+            Some(json!({"id_tag": "PYCARD", "status": "Accepted", "parent_id_tag": "PYFLEET"})),
+        ));
+        let out = Command::new(&python)
+            .arg("-u")
+            .arg(script)
+            .arg(central.ocpp_url())
+            .arg("PY-CP")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python starts");
+        let mut results = BTreeMap::new();
+        let mut done = false;
+        for line in BufReader::new(out.stdout.unwrap()).lines() {
+            let line = line.unwrap();
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("RESULT ") {
+                let (name, value) = rest.split_once(' ').unwrap();
+                results.insert(
+                    name.to_owned(),
+                    serde_json::from_str::<Value>(value).unwrap(),
+                );
+            }
+            done |= line == "DONE";
+        }
+        assert!(done, "the charge point finished: {results:?}");
+        assert_eq!(results["boot"], "Accepted");
+        assert_eq!(results["authorize"], "Accepted");
+        assert_eq!(
+            results["start_again"], results["start"],
+            "one transactionId"
+        );
+        assert_eq!(results["stop_again"], "Accepted");
+        assert_eq!(
+            results["stop_unknown"],
+            Value::Null,
+            "no idTag, no idTagInfo"
+        );
+        let tx = results["start"].as_i64().unwrap();
+
+        runtime.block_on(async {
+            let all = central
+                .ok("GET", "/api/transactions?pile=PY-CP", None)
+                .await;
+            let all = all.as_array().unwrap();
+            assert_eq!(
+                all.len(),
+                2,
+                "the transaction and the reconciled one: {all:?}"
+            );
+            let t = all.iter().find(|t| t["id"] == tx).unwrap();
+            assert_eq!(
+                (
+                    t["meter_start"].as_i64(),
+                    t["meter_stop"].as_i64(),
+                    t["energy_wh"].as_i64()
+                ),
+                (Some(1000), Some(2000), Some(1000))
+            );
+            assert_eq!(
+                t["stop"], "2026-01-01T10:10:00.000Z",
+                "the first stop counts"
+            );
+            let r = all.iter().find(|t| t["id"] == 424242).unwrap();
+            assert_eq!(
+                (
+                    r["reconciled"].as_bool(),
+                    r["connector"].is_null(),
+                    r["meter_stop"].as_i64()
+                ),
+                (Some(true), true, Some(3000))
+            );
+            let mv = central
+                .ok("GET", &format!("/api/transactions/{tx}/meter-values"), None)
+                .await;
+            assert_eq!(mv.as_array().unwrap().len(), 1, "stored once: {mv}");
+            let deviations = central.ok("GET", "/api/piles/PY-CP/deviations", None).await;
+            assert!(
+                deviations
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|d| d["kind"] == "TimestampFormat" && d["action"] == "StatusNotification"),
+                "{deviations}"
+            );
+            // Its configuration was read: three keys, none of the vendor's (asked for four at a
+            // time, as its GetConfigurationMaxKeys says).
+            let config = central
+                .until("/api/piles/PY-CP/configuration", "the configuration", |c| {
+                    c["keys"].as_array().is_some_and(|k| k.len() == 3)
+                })
+                .await;
+            assert_eq!(config["keys"][0]["key"], "GetConfigurationMaxKeys");
+            let vendor = central.ok("GET", "/api/piles/PY-CP/vendor", None).await;
+            assert_eq!(
+                (
+                    vendor["heartbeat_interval"].as_i64(),
+                    vendor["websocket"].is_null()
+                ),
+                (Some(300), true)
+            );
+            let pile = central.ok("GET", "/api/piles/PY-CP", None).await;
+            assert_eq!(
+                (pile["vendor"].as_str(), pile["model"].as_str()),
+                (Some("PyVendor"), Some("PyModel"))
+            );
+            // The log is written in batches: wait until the last answer is in it.
+            let log = central
+                .until(
+                    "/api/piles/PY-CP/messages?limit=1000",
+                    "the whole log",
+                    |l| {
+                        l.as_array().is_some_and(|a| {
+                            a.iter()
+                                .filter(|m| m["action"] == "StopTransaction")
+                                .count()
+                                == 6
+                        })
+                    },
+                )
+                .await;
+            let checked = check_sent_frames(&log);
+            assert!(checked >= 10, "{checked} frames checked");
+        });
+    }
+}
