@@ -25,12 +25,23 @@ fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn store_failed(e: impl std::fmt::Display) -> CallError {
-    tracing::error!("store: {e}");
-    CallError::new(
-        CallErrorCode::InternalError,
-        "the central system could not store this message; send it again",
-    )
+/// Why a message gets no CALLRESULT.
+enum Unanswered {
+    /// What it says could not be committed: it is not answered at all.
+    StoreFailed,
+    /// Answered with this CALLERROR.
+    Refused(CallError),
+}
+
+impl From<CallError> for Unanswered {
+    fn from(e: CallError) -> Self {
+        Unanswered::Refused(e)
+    }
+}
+
+fn store_failed(e: impl std::fmt::Display) -> Unanswered {
+    tracing::error!("store: {e}; closing the connection unanswered");
+    Unanswered::StoreFailed
 }
 
 /// The idTagInfo for an idTag as the store knows it (unknown: Invalid; past its expiry: Expired).
@@ -85,12 +96,22 @@ impl Handler for PileHandler {
                     d.detail.clone(),
                 );
             }
-            answer(&central, &pile, request.value).await
+            match answer(&central, &pile, request.value).await {
+                Err(Unanswered::StoreFailed) => {
+                    // No answer, and no CALLERROR a pile would count against its
+                    // TransactionMessageAttempts: the connection closes, and the pile sends the
+                    // message again on the next one.
+                    central.sessions.drop_link(&pile);
+                    std::future::pending().await
+                }
+                Err(Unanswered::Refused(e)) => Err(e),
+                Ok(response) => Ok(response),
+            }
         })
     }
 }
 
-async fn write(central: &Central, op: WriteOp) -> Result<WriteResult, CallError> {
+async fn write(central: &Central, op: WriteOp) -> Result<WriteResult, Unanswered> {
     central.writer.write(op).await.map_err(store_failed)
 }
 
@@ -98,7 +119,7 @@ async fn answer(
     central: &Arc<Central>,
     pile: &str,
     request: Request,
-) -> Result<Response, CallError> {
+) -> Result<Response, Unanswered> {
     let now = now_ms();
     let pile_s = pile.to_owned();
     match request {
@@ -358,6 +379,6 @@ async fn answer(
                 ocpp::SignedFirmwareStatusNotificationResponse {},
             ))
         }
-        other => Err(CallError::not_supported(other.action().as_str())),
+        other => Err(CallError::not_supported(other.action().as_str()).into()),
     }
 }

@@ -99,6 +99,14 @@ impl Sessions {
         self.live.lock().expect("sessions lock").len()
     }
 
+    /// Closes the identity's live connection without forgetting it (its task does that when
+    /// it ends).
+    pub fn drop_link(&self, identity: &str) {
+        if let Some(s) = self.get(identity) {
+            s.handle.close();
+        }
+    }
+
     /// Closes the identity's connection, if any.
     pub fn close(&self, identity: &str) {
         if let Some(s) = self.live.lock().expect("sessions lock").remove(identity) {

@@ -119,13 +119,14 @@ enum Command {
         reply: oneshot::Sender<Result<Decoded<Response>, CallFailure>>,
     },
     SetPingInterval(Option<Duration>),
-    Close,
 }
 
 /// Sends CALLs on a connection and watches it; cheap to clone.
 #[derive(Clone)]
 pub struct RpcHandle {
     commands: mpsc::UnboundedSender<Command>,
+    /// Closing is heard even while an incoming CALL is being handled.
+    shutdown: mpsc::UnboundedSender<()>,
     closed: watch::Receiver<Option<CloseReason>>,
 }
 
@@ -169,7 +170,7 @@ impl RpcHandle {
 
     /// Closes the connection (normal closure).
     pub fn close(&self) {
-        let _ = self.commands.send(Command::Close);
+        let _ = self.shutdown.send(());
     }
 
     pub fn is_closed(&self) -> bool {
@@ -206,15 +207,20 @@ pub fn spawn_rpc_tapped(
     tap: Option<Arc<dyn FrameTap>>,
 ) -> RpcHandle {
     let (commands, rx) = mpsc::unbounded_channel();
+    let (shutdown, shutdown_rx) = mpsc::unbounded_channel();
     let (closed_tx, closed) = watch::channel(None);
     tokio::spawn(async move {
         let mut runtime = Runtime::new(config, handler);
         runtime.tap = tap;
-        let reason = runtime.run(ws, rx).await;
+        let reason = runtime.run(ws, rx, shutdown_rx).await;
         tracing::debug!(?reason, "connection ended");
         let _ = closed_tx.send(Some(reason));
     });
-    RpcHandle { commands, closed }
+    RpcHandle {
+        commands,
+        shutdown,
+        closed,
+    }
 }
 
 async fn maybe<F: Future + Unpin>(f: Option<&mut F>) -> F::Output {
@@ -298,6 +304,7 @@ impl Runtime {
         mut self,
         ws: WsStream,
         mut commands: mpsc::UnboundedReceiver<Command>,
+        mut shutdown: mpsc::UnboundedReceiver<()>,
     ) -> CloseReason {
         let (mut sink, mut stream) = ws.split();
         let reason = loop {
@@ -369,11 +376,15 @@ impl Runtime {
                         self.config.ping_interval = interval;
                         self.next_ping = interval.filter(|d| !d.is_zero()).map(|d| Instant::now() + d);
                     }
-                    Some(Command::Close) | None => {
+                    None => {
                         let _ = tokio::time::timeout(self.config.write_timeout, sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })))).await;
                         break CloseReason::Local;
                     }
                 },
+                _ = shutdown.recv() => {
+                    let _ = tokio::time::timeout(self.config.write_timeout, sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })))).await;
+                    break CloseReason::Local;
+                }
                 result = maybe(self.current.as_mut().map(|(_, f)| f)) => {
                     let (id, _) = self.current.take().expect("a handler was running");
                     match result {
