@@ -94,7 +94,7 @@ fn a_pypi_charge_point_replays_its_transaction_and_gets_one() {
             "/api/id-tags",
             Some(json!({"id_tag": "PYCARD", "status": "Accepted", "parent_id_tag": "PYFLEET"})),
         ));
-        let out = Command::new(&python)
+        let mut child = Command::new(&python)
             .arg("-u")
             .arg(script)
             .arg(central.ocpp_url())
@@ -104,7 +104,7 @@ fn a_pypi_charge_point_replays_its_transaction_and_gets_one() {
             .expect("python starts");
         let mut results = BTreeMap::new();
         let mut done = false;
-        for line in BufReader::new(out.stdout.unwrap()).lines() {
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
             let line = line.unwrap();
             println!("{line}");
             if let Some(rest) = line.strip_prefix("RESULT ") {
@@ -116,6 +116,7 @@ fn a_pypi_charge_point_replays_its_transaction_and_gets_one() {
             }
             done |= line == "DONE";
         }
+        assert!(child.wait().unwrap().success(), "the charge point exits cleanly");
         assert!(done, "the charge point finished: {results:?}");
         assert_eq!(results["boot"], "Accepted");
         assert_eq!(results["authorize"], "Accepted");
