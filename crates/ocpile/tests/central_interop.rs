@@ -116,7 +116,10 @@ fn a_pypi_charge_point_replays_its_transaction_and_gets_one() {
             }
             done |= line == "DONE";
         }
-        assert!(child.wait().unwrap().success(), "the charge point exits cleanly");
+        assert!(
+            child.wait().unwrap().success(),
+            "the charge point exits cleanly"
+        );
         assert!(done, "the charge point finished: {results:?}");
         assert_eq!(results["boot"], "Accepted");
         assert_eq!(results["authorize"], "Accepted");
