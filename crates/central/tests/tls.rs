@@ -1,0 +1,147 @@
+//! Security Profiles 2 and 3: the central system over TLS, piles presenting a client
+//! certificate whose subject CN must be their identity.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use transport::client::{connect, ClientConfig};
+use transport::tls::{client_config, TlsVersion};
+use transport::Message;
+
+struct Pki {
+    ca_pem: String,
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Pki {
+            ca_pem: issuer.pem(),
+            issuer,
+        }
+    }
+
+    /// A certificate and key signed by the CA: for names, or with a subject CN.
+    fn issue(&self, names: &[&str], cn: Option<&str>) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(cn) = cn {
+            params.distinguished_name.push(DnType::CommonName, cn);
+        }
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+#[test]
+fn the_subject_cn_is_read_from_a_certificate() {
+    let pki = Pki::new();
+    let (pem, _) = pki.issue(&[], Some("CP-0042"));
+    let der = transport::tls::certificates_from_pem(pem.as_bytes()).unwrap();
+    assert_eq!(
+        central::secrets::subject_common_name(&der[0]).as_deref(),
+        Some("CP-0042")
+    );
+    let (pem, _) = pki.issue(&["localhost"], None);
+    let der = transport::tls::certificates_from_pem(pem.as_bytes()).unwrap();
+    assert_eq!(central::secrets::subject_common_name(&der[0]), None);
+    assert_eq!(
+        central::secrets::subject_common_name(b"\x30\x82garbage"),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_3_admits_the_pile_whose_certificate_names_it() {
+    let pki = Pki::new();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (server_pem, server_key) = pki.issue(&["localhost"], None);
+    for (name, text) in [
+        ("ca.pem", &pki.ca_pem),
+        ("server.pem", &server_pem),
+        ("server.key", &server_key),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let mut options = central::Options::new(dir.join("data"));
+    options.listen = "127.0.0.1:0".parse().unwrap();
+    options.admission = central::Admission::Open;
+    options.api_token = Some("T".into());
+    options.tls_cert = Some(dir.join("server.pem"));
+    options.tls_key = Some(dir.join("server.key"));
+    options.client_ca = Some(dir.join("ca.pem"));
+    let running = central::server::start(options).await.unwrap();
+    let port = running.local_addr.port();
+
+    let attempt = |cn: Option<&'static str>, identity: &'static str| {
+        let (cert, key) = match cn {
+            Some(cn) => {
+                let (c, k) = pki.issue(&[], Some(cn));
+                (Some(c), Some(k))
+            }
+            None => (None, None),
+        };
+        let ca = pki.ca_pem.clone();
+        async move {
+            let identity_pair = cert
+                .as_ref()
+                .map(|c| (c.as_bytes(), key.as_ref().unwrap().as_bytes()));
+            let tls = client_config(
+                ca.as_bytes(),
+                &[TlsVersion::Tls13, TlsVersion::Tls12],
+                identity_pair,
+            )
+            .unwrap();
+            let mut config = ClientConfig::new(format!("wss://localhost:{port}/ocpp/{identity}"));
+            config.tls = Some(tls);
+            config.resolve = vec![(
+                "localhost".into(),
+                port,
+                format!("127.0.0.1:{port}").parse().unwrap(),
+            )];
+            connect(&config).await
+        }
+    };
+
+    let mut ws = attempt(Some("TLS-PILE"), "TLS-PILE")
+        .await
+        .expect("the named pile connects");
+    ws.send(Message::text(r#"[2,"1","Heartbeat",{}]"#))
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        answer.to_text().unwrap().starts_with(r#"[3,"1","#),
+        "{answer:?}"
+    );
+
+    let err = attempt(Some("SOMEONE-ELSE"), "TLS-PILE")
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("403"), "{err}");
+    let err = attempt(None, "TLS-PILE").await.err().expect("refused");
+    assert!(err.to_string().contains("403"), "{err}");
+    let refused = running.central.repo.refused(10).await.unwrap();
+    assert_eq!(refused.len(), 2);
+    assert_eq!(refused[0].reason, "no client certificate with a subject CN");
+    assert!(
+        refused[1].reason.contains("SOMEONE-ELSE"),
+        "{:?}",
+        refused[1]
+    );
+}
