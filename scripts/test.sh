@@ -52,6 +52,20 @@ if ! mqtt_up; then
   mqtt_up || { echo "no MQTT broker answers at $OCPILE_MQTT (start Mosquitto, or set OCPILE_MQTT=host:port)" >&2; exit 1; }
 fi
 
+# PostgreSQL for the central system's store tests: $OCPILE_TEST_PG (default the local server,
+# database `test`, trust authentication). Each test works in a schema of its own. Where none
+# answers, root starts the local cluster; anyone else is told.
+export OCPILE_TEST_PG="${OCPILE_TEST_PG:-postgres://postgres@127.0.0.1:5432/test}"
+pg_host_port="${OCPILE_TEST_PG#*@}"; pg_host_port="${pg_host_port%%/*}"
+pg_up() { (exec 3<>"/dev/tcp/${pg_host_port%:*}/${pg_host_port##*:}") 2>/dev/null; }
+if ! pg_up; then
+  if [ "$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    for _ in $(seq 100); do pg_up && break; sleep 0.1; done
+  fi
+  pg_up || { echo "no PostgreSQL answers at $pg_host_port for the store tests (start one, or set OCPILE_TEST_PG=postgres://USER@HOST:PORT/DB)" >&2; exit 1; }
+fi
+
 # --- Checks ----------------------------------------------------------------------------------
 say "rustfmt"
 cargo fmt --all -- --check

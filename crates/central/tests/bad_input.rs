@@ -131,6 +131,13 @@ async fn bad_api_payloads_get_a_status_with_a_reason() {
     }
     let table: &[(&str, &str, Option<&str>, u16, &str)] = &[
         ("GET", "/api/piles", None, 200, ""),
+        (
+            "GET",
+            "/api/openapi.json",
+            None,
+            200,
+            "\"openapi\": \"3.1.0\"",
+        ),
         ("POST", "/api/piles", Some("{"), 400, "bad JSON"),
         ("POST", "/api/piles", Some(r#"{"id":"a/b"}"#), 400, "id"),
         (

@@ -160,3 +160,31 @@ pub fn router(central: Arc<Central>) -> Router {
         .route("/ocpp/{*rest}", get(crate::server::ocpp_upgrade))
         .with_state(central)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route of the API is in the OpenAPI document, and nothing else.
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
+        let documented: std::collections::BTreeSet<String> =
+            doc["paths"].as_object().unwrap().keys().cloned().collect();
+        let source = include_str!("mod.rs");
+        let router = &source[..source.find("mod tests").unwrap()];
+        let mut routes = std::collections::BTreeSet::new();
+        for (i, _) in router.match_indices(".route(") {
+            let rest = router[i + ".route(".len()..].trim_start();
+            let path = rest.strip_prefix('"').unwrap().split('"').next().unwrap();
+            if path.starts_with("/ocpp") {
+                continue;
+            }
+            let full = if path == "/metrics" {
+                path.to_owned()
+            } else {
+                format!("/api{path}")
+            };
+            routes.insert(full);
+        }
+        assert_eq!(routes, documented);
+    }
+}
