@@ -142,7 +142,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     spawn_retention(central.clone());
     let router = crate::api::router(central.clone());
     let acceptor = tls.map(TlsAcceptor::from);
-    let task = tokio::spawn(accept_loop(listener, acceptor, router));
+    let task = tokio::spawn(accept_loop(listener, acceptor, router, central.clone()));
     Ok(Running {
         central,
         local_addr,
@@ -166,7 +166,12 @@ fn spawn_retention(central: Arc<Central>) {
     });
 }
 
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, router: axum::Router) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: axum::Router,
+    central: Arc<Central>,
+) {
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(c) => c,
@@ -176,7 +181,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, router: ax
                 continue;
             }
         };
-        let (tls, router) = (tls.clone(), router.clone());
+        let (tls, router, central) = (tls.clone(), router.clone(), central.clone());
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
             match tls {
@@ -197,8 +202,13 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, router: ax
                             };
                             serve(TokioIo::new(stream), peer, router).await;
                         }
-                        Ok(Err(e)) => tracing::warn!(%remote, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::warn!(%remote, "TLS handshake timed out"),
+                        Ok(Err(e)) => {
+                            tls_refused(&central, remote, format!("TLS handshake failed: {e}"))
+                                .await
+                        }
+                        Err(_) => {
+                            tls_refused(&central, remote, "TLS handshake timed out".into()).await
+                        }
                     }
                 }
                 None => {
@@ -211,6 +221,28 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, router: ax
                 }
             }
         });
+    }
+}
+
+/// A connection that failed before HTTP: recorded as refused, HTTP status 0.
+async fn tls_refused(central: &Central, remote: SocketAddr, reason: String) {
+    tracing::warn!(%remote, "{reason}");
+    central
+        .metrics
+        .refused_handshakes
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: "tls".into(),
+        })
+        .inc();
+    let row = RefusedRow {
+        time: now_ms(),
+        remote: remote.to_string(),
+        identity: None,
+        reason,
+        http_status: 0,
+    };
+    if let Err(e) = central.writer.write(WriteOp::Refused(row)).await {
+        tracing::error!("a refused handshake was not recorded: {e}");
     }
 }
 

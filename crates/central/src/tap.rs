@@ -29,14 +29,15 @@ impl MessageTap {
 }
 
 /// The head of an OCPP-J frame: message type, id, and the action of a CALL (or the error
-/// code of a CALLERROR).
+/// code of a CALLERROR). Payloads are skipped, not decoded.
 fn head(text: &str) -> Option<(u64, String, Option<String>)> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    let a = v.as_array()?;
-    let kind = a.first()?.as_u64()?;
-    let id = a.get(1)?.as_str()?.to_owned();
-    let third = a.get(2).and_then(|x| x.as_str()).map(str::to_owned);
-    Some((kind, id, third))
+    match ocpp::Frame::parse(text).ok()?? {
+        ocpp::Frame::Call(c) => Some((2, c.id.into_owned(), Some(c.action.into_owned()))),
+        ocpp::Frame::CallResult { id, .. } => Some((3, id.into_owned(), None)),
+        ocpp::Frame::CallError { id, code, .. } => {
+            Some((4, id.into_owned(), Some(code.as_str().to_owned())))
+        }
+    }
 }
 
 impl FrameTap for MessageTap {

@@ -136,8 +136,35 @@ async fn profile_3_admits_the_pile_whose_certificate_names_it() {
     assert!(err.to_string().contains("403"), "{err}");
     let err = attempt(None, "TLS-PILE").await.err().expect("refused");
     assert!(err.to_string().contains("403"), "{err}");
-    let refused = running.central.repo.refused(10).await.unwrap();
-    assert_eq!(refused.len(), 2);
+    // A pile that does not trust our CA fails the TLS handshake: listed too, status 0.
+    let other = Pki::new();
+    let tls = client_config(other.ca_pem.as_bytes(), &[TlsVersion::Tls13], None).unwrap();
+    let mut config = ClientConfig::new(format!("wss://localhost:{port}/ocpp/TLS-PILE"));
+    config.tls = Some(tls);
+    config.resolve = vec![(
+        "localhost".into(),
+        port,
+        format!("127.0.0.1:{port}").parse().unwrap(),
+    )];
+    assert!(connect(&config).await.is_err());
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let r = running.central.repo.refused(10).await.unwrap();
+            if r.len() == 3 {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("three refusals");
+    assert_eq!(refused[0].http_status, 0);
+    assert!(
+        refused[0].reason.starts_with("TLS handshake failed"),
+        "{:?}",
+        refused[0]
+    );
+    let refused = &refused[1..];
     assert_eq!(refused[0].reason, "no client certificate with a subject CN");
     assert!(
         refused[1].reason.contains("SOMEONE-ELSE"),
