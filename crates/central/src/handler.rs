@@ -382,3 +382,40 @@ async fn answer(
         other => Err(CallError::not_supported(other.action().as_str()).into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(status: &str, expiry: Option<Millis>) -> IdTagRow {
+        IdTagRow {
+            id_tag: "CARD".into(),
+            status: status.into(),
+            expiry_date: expiry,
+            parent_id_tag: Some("FLEET".into()),
+        }
+    }
+
+    #[test]
+    fn id_tags_authorize_by_status_and_expiry() {
+        let now = 1_800_000_000_000;
+        let unknown = id_tag_info(None, now);
+        assert_eq!(unknown.status, AuthorizationStatus::Invalid);
+        let ok = id_tag_info(Some(&tag("Accepted", Some(now + 1))), now);
+        assert_eq!(ok.status, AuthorizationStatus::Accepted);
+        assert_eq!(ok.parent_id_tag.unwrap().as_str(), "FLEET");
+        assert_eq!(ok.expiry_date.unwrap().millis(), now + 1);
+        assert_eq!(
+            id_tag_info(Some(&tag("Accepted", Some(now))), now).status,
+            AuthorizationStatus::Expired
+        );
+        assert_eq!(
+            id_tag_info(Some(&tag("Blocked", None)), now).status,
+            AuthorizationStatus::Blocked
+        );
+        assert_eq!(
+            id_tag_info(Some(&tag("Accepted", None)), now).status,
+            AuthorizationStatus::Accepted
+        );
+    }
+}
