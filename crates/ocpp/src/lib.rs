@@ -14,6 +14,7 @@ pub mod fastpath;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod identity;
 pub mod messages;
 pub mod rpc;
 pub mod types;

@@ -1,23 +1,16 @@
-//! The OCPP 1.6J charge point: a sans-I/O core that behaves as the vendor FAQ documents.
+//! The OCPP 1.6J charge point's host: it carries out what the sans-I/O core (`pile_core`)
+//! decides (websocket, state store and outbox journal, file transfers, the log book and its
+//! MQTT stream) for one pile, and re-exports the core.
 
-mod charge_point;
-pub mod clock;
-pub mod config;
-mod durable;
-pub mod faults;
 pub mod hardware;
 pub mod insight;
 pub mod logbook;
-pub mod meter;
 pub mod shell;
-pub mod smart_charging;
 pub mod store;
 pub mod transfer;
-pub mod transitions;
 
-pub use charge_point::{
-    ChargePoint, DiagnosticsEvent, FirmwareEvent, Identity, Input, Options, Output, Target, Upload,
-    DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME,
+pub use pile_core::{
+    clock, config, faults, meter, smart_charging, transitions, ChargePoint, DiagnosticsEvent,
+    Durable, FirmwareEvent, Identity, Input, NetState, Options, Output, Queued, Target,
+    Transaction, TransactionMessage, Upload, DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME,
 };
-pub use durable::{Durable, Queued, Transaction, TransactionMessage};
-pub use vendor::NetState;

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::durable::Queued;
 use crate::Durable;
+use pile_core::Queued;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -6,7 +6,6 @@
 pub mod auth;
 pub mod client;
 mod error;
-pub mod identity;
 mod io;
 pub mod rpc;
 pub mod server;
@@ -14,6 +13,8 @@ pub mod tls;
 
 pub use error::TransportError;
 pub use io::{BoxedIo, WsStream};
+/// The identity in the URL path (defined with the OCPP-J messages).
+pub use ocpp::identity;
 pub use rpc::{
     spawn_rpc, spawn_rpc_tapped, CloseReason, Direction, FrameTap, Handler, HandlerFuture,
     LinkConfig, RpcError, RpcHandle,

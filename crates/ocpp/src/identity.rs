@@ -1,4 +1,4 @@
-//! The charge point identity: the last segment of the websocket URL path.
+//! The charge point identity: the last segment of the websocket URL path (OCPP-J 3.1).
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 

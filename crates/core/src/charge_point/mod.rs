@@ -32,7 +32,7 @@ use ocpp::{
     UnlockConnectorResponse, UnlockStatus,
 };
 
-use transport::identity::url_with_identity;
+use ocpp::identity::url_with_identity;
 
 use crate::clock::WallClock;
 use crate::config::{Change, Configuration};

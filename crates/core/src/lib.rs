@@ -1,0 +1,21 @@
+//! The OCPP 1.6J charge point's sans-I/O core: it behaves as the vendor FAQ documents, takes
+//! inputs (frames, hardware events, time) and returns outputs (frames, hardware commands,
+//! what to persist, transfers to run). It depends on no async runtime, file system or network
+//! crate, so the compiler keeps it pure; the host (`crates/pile`) carries out its outputs.
+
+mod charge_point;
+pub mod clock;
+pub mod config;
+mod durable;
+pub mod faults;
+pub mod hardware;
+pub mod meter;
+pub mod smart_charging;
+pub mod transitions;
+
+pub use charge_point::{
+    ChargePoint, DiagnosticsEvent, FirmwareEvent, Identity, Input, Options, Output, Target, Upload,
+    DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME,
+};
+pub use durable::{Durable, Queued, Transaction, TransactionMessage};
+pub use vendor::NetState;
