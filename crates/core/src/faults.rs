@@ -23,6 +23,8 @@ pub enum Fault {
     Leakage,
     Flash,
     AuxiliaryProcessor,
+    /// The socket's cable lock does not move: an unlock fails (ConnectorLockFailure, a warning).
+    LockStuck,
 }
 
 /// What a detected fault does.
@@ -37,7 +39,7 @@ pub enum Effect {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 13] = [
         Fault::Ground,
         Fault::CpDiode,
         Fault::CpError,
@@ -50,6 +52,7 @@ impl Fault {
         Fault::Leakage,
         Fault::Flash,
         Fault::AuxiliaryProcessor,
+        Fault::LockStuck,
     ];
 
     /// The name used by the control port (`relay_sticking`, ...).
@@ -67,6 +70,7 @@ impl Fault {
             Fault::Leakage => "leakage",
             Fault::Flash => "flash",
             Fault::AuxiliaryProcessor => "auxiliary_processor",
+            Fault::LockStuck => "lock_stuck",
         }
     }
 
@@ -100,7 +104,7 @@ impl Fault {
             Fault::LeakageSelfTest => Some("leakage_self_test_off"),
             Fault::Leakage => Some("leakage_detection_off"),
             Fault::CpDiode => Some("cp_diode_detection_off"),
-            Fault::CpError | Fault::Flash | Fault::AuxiliaryProcessor => None,
+            Fault::CpError | Fault::Flash | Fault::AuxiliaryProcessor | Fault::LockStuck => None,
         }
     }
 
@@ -116,6 +120,7 @@ impl Fault {
                 ChargePointErrorCode::InternalError
             }
             Fault::CpDiode | Fault::CpError => ChargePointErrorCode::OtherError,
+            Fault::LockStuck => ChargePointErrorCode::ConnectorLockFailure,
         }
     }
 
@@ -136,6 +141,8 @@ impl Fault {
             Fault::CpDiode if !functions.is_set(function_mask, "cp_diode_error") => {
                 Some(Effect::Warn)
             }
+            // Charging goes on; only unlocking fails.
+            Fault::LockStuck => Some(Effect::Warn),
             _ => Some(Effect::Stop),
         }
     }

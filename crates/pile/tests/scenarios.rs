@@ -667,13 +667,32 @@ fn minimum_status_duration_holds_back_short_statuses() {
 fn unlock_connector() {
     let mut p = Pile::new(2);
     p.boot(900);
-    let out = Pile::frames(&p.central_calls("UnlockConnector", json!({"connectorId":2})));
+    let out = p.central_calls("UnlockConnector", json!({"connectorId":2}));
+    assert!(
+        out.contains(&Output::Hardware(pile::hardware::HardwareCommand::Unlock {
+            connector: 2
+        }))
+    );
+    let out = Pile::frames(&out);
     assert_eq!(out[0], json!([3, "cs-1", {"status":"Unlocked"}]));
+    // A connector that does not exist: nothing to unlock (what the OCA's test tool expects).
     for bad in [0, 3, -1] {
         let out = Pile::frames(&p.central_calls("UnlockConnector", json!({"connectorId": bad})));
-        assert_eq!(out[0][0], 4);
-        assert_eq!(out[0][2], "PropertyConstraintViolation");
+        assert_eq!(out[0][0], 3, "{bad}");
+        assert_eq!(out[0][2], json!({"status": "NotSupported"}), "{bad}");
     }
+    // A stuck lock: the unlock fails, reported as ConnectorLockFailure (charging goes on).
+    let out = p.input(Input::Faults(&common::harness::faults(&["lock_stuck"])));
+    let statuses = p.statuses(out);
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s["errorCode"] == "ConnectorLockFailure" && s["status"] == "Available"),
+        "{statuses:?}"
+    );
+    let out = p.central_calls("UnlockConnector", json!({"connectorId":1}));
+    assert!(!out.iter().any(|o| matches!(o, Output::Hardware(_))));
+    assert_eq!(Pile::frames(&out)[0][2], json!({"status": "UnlockFailed"}));
 }
 
 #[test]

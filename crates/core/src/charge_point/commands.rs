@@ -35,23 +35,26 @@ impl ChargePoint {
             }
             Request::UnlockConnector(r) => {
                 if r.connector_id < 1 || r.connector_id > self.connector_count() as i32 {
-                    let e = CallError::new(
-                        CallErrorCode::PropertyConstraintViolation,
-                        format!("connector {} does not exist", r.connector_id),
-                    );
-                    self.rpc.respond_error(id, &e);
-                } else {
-                    // A transaction on the connector stops first; then the lock opens.
-                    let connector = r.connector_id as u32;
-                    self.stop_transaction(connector, StopReason::UnlockCommand, None, now);
-                    self.outputs
-                        .push(Output::Hardware(HardwareCommand::Unlock { connector }));
+                    // No such connector: nothing to unlock (what the OCA's test tool expects).
                     self.respond(
                         id,
                         UnlockConnectorResponse {
-                            status: UnlockStatus::Unlocked,
+                            status: UnlockStatus::NotSupported,
                         },
                     );
+                } else {
+                    // A transaction on the connector stops first; then the lock opens, unless
+                    // it is stuck.
+                    let connector = r.connector_id as u32;
+                    self.stop_transaction(connector, StopReason::UnlockCommand, None, now);
+                    let status = if self.faults.contains(&Fault::LockStuck) {
+                        UnlockStatus::UnlockFailed
+                    } else {
+                        self.outputs
+                            .push(Output::Hardware(HardwareCommand::Unlock { connector }));
+                        UnlockStatus::Unlocked
+                    };
+                    self.respond(id, UnlockConnectorResponse { status });
                 }
             }
             Request::RemoteStartTransaction(r) => self.remote_start(id, r, now),

@@ -23,9 +23,9 @@ use std::time::Duration;
 use ocpp::rpc::{CallFailure, Endpoint, Inbound, Ticket};
 use ocpp::{
     Action, AuthorizationStatus, AvailabilityStatus, AvailabilityType, BootNotificationRequest,
-    CallError, CallErrorCode, ChangeAvailabilityResponse, ChangeConfigurationResponse,
-    ChargePointErrorCode, ChargePointStatus, CiString20, CiString25, CiString255, CiString50,
-    DataTransferResponse, DataTransferStatus, Decoded, DiagnosticsStatusNotificationRequest,
+    CallError, ChangeAvailabilityResponse, ChangeConfigurationResponse, ChargePointErrorCode,
+    ChargePointStatus, CiString20, CiString25, CiString255, CiString50, DataTransferResponse,
+    DataTransferStatus, Decoded, DiagnosticsStatusNotificationRequest,
     FirmwareStatusNotificationRequest, HeartbeatRequest, IdTagInfo, MessageTrigger, Policy,
     RegistrationStatus, Request, ResetResponse, ResetStatus, ResetType, Response,
     StatusNotificationRequest, TriggerMessageResponse, TriggerMessageStatus,
