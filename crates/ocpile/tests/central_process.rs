@@ -368,3 +368,31 @@ async fn an_unknown_pile_waits_in_the_inbox_until_approved() {
         .collect();
     assert_eq!(statuses, ["Accepted", "Pending"], "newest first");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pile_reaches_a_central_on_an_ipv6_address() {
+    let data = state_dir("central-ipv6");
+    let central =
+        common::central::start_central_at(&data, None, "[::1]:0", &["--admission", "open"]);
+    assert!(central.addr.starts_with("[::1]:"), "{}", central.addr);
+    let control = format!("127.0.0.1:{}", free_port());
+    let state = state_dir("central-ipv6-pile");
+    let _pile = start_pile(
+        "V6-PILE",
+        &central.ocpp_url(),
+        &state,
+        &["--control", &control],
+    );
+    let s = state_until(&control, "accepted", |s| {
+        s["connection"]["accepted"] == true
+    })
+    .await;
+    assert_eq!(
+        s["connection"]["url"],
+        format!("ws://{}/ocpp/V6-PILE", central.addr)
+    );
+    let pile = central
+        .until("/api/piles/V6-PILE", "the pile", |p| p["connected"] == true)
+        .await;
+    assert_eq!(pile["registration"], "Accepted");
+}

@@ -14,6 +14,8 @@ const STALL: Duration = Duration::from_secs(60);
 pub enum TransferError {
     #[error("unsupported location {0:?} (http, https or ftp)")]
     Scheme(String),
+    #[error("{0}")]
+    BadUrl(String),
     #[error("https needs the CA that signed the server's certificate (--ca)")]
     NoCa,
     #[error("HTTP: {0}")]
@@ -106,31 +108,28 @@ async fn ftp_session(
 ) -> Result<(suppaftp::tokio::AsyncFtpStream, String), TransferError> {
     use suppaftp::tokio::AsyncFtpStream;
 
-    let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (credentials, host) = match authority.rsplit_once('@') {
-        Some((c, h)) => (Some(c), h),
-        None => (None, authority),
+    let parsed = url::Url::parse(url)
+        .map_err(|e| TransferError::BadUrl(format!("bad FTP URL {url:?}: {e}")))?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
     };
-    let (user, password) = match credentials.map(|c| c.split_once(':').unwrap_or((c, ""))) {
-        Some((u, p)) => (
-            percent_encoding::percent_decode_str(u)
-                .decode_utf8_lossy()
-                .into_owned(),
-            percent_encoding::percent_decode_str(p)
-                .decode_utf8_lossy()
-                .into_owned(),
-        ),
-        None => ("anonymous".to_owned(), "ocpile@".to_owned()),
-    };
-    let address = if host.contains(':') {
-        host.to_owned()
+    let (user, password) = if parsed.username().is_empty() {
+        ("anonymous".to_owned(), "ocpile@".to_owned())
     } else {
-        format!("{host}:21")
+        (
+            decode(parsed.username()),
+            decode(parsed.password().unwrap_or_default()),
+        )
     };
-    let path = percent_encoding::percent_decode_str(path)
-        .decode_utf8_lossy()
-        .into_owned();
+    let host = match parsed.host() {
+        Some(url::Host::Ipv6(a)) => format!("[{a}]"),
+        Some(h) => h.to_string(),
+        None => return Err(TransferError::BadUrl(format!("no host in {url:?}"))),
+    };
+    let address = format!("{host}:{}", parsed.port().unwrap_or(21));
+    let path = decode(parsed.path().trim_start_matches('/'));
     let mut ftp = tokio::time::timeout(Duration::from_secs(30), AsyncFtpStream::connect(address))
         .await
         .map_err(|_| TransferError::Stalled(Duration::from_secs(30)))??;

@@ -115,29 +115,29 @@ impl fmt::Display for WebsocketSettings {
 }
 
 impl WebsocketSettings {
-    /// Reads a `ws://host:port/path` or `wss://...` URL (the `--csms` flag).
+    /// Reads a `ws://host:port/path` or `wss://...` URL (the `--csms` flag); IPv6 hosts in
+    /// brackets (`wss://[::1]/ocpp/`).
     pub fn from_url(url: &str) -> Result<Self, InvalidSetting> {
-        let (secure, rest) = if let Some(r) = url.strip_prefix("ws://") {
-            (false, r)
-        } else if let Some(r) = url.strip_prefix("wss://") {
-            (true, r)
-        } else {
-            return Err(bad("the URL must start with ws:// or wss://"));
+        let parsed = url::Url::parse(url).map_err(|e| bad(format!("{url:?}: {e}")))?;
+        let secure = match parsed.scheme() {
+            "ws" => false,
+            "wss" => true,
+            _ => return Err(bad("the URL must start with ws:// or wss://")),
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
+        let host = match parsed.host() {
+            Some(url::Host::Ipv6(a)) => format!("[{a}]"),
+            Some(h) => h.to_string(),
+            None => return Err(bad("the URL has no host")),
         };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-                (h, p.parse().map_err(|_| bad(format!("bad port {p:?}")))?)
-            }
-            _ => (authority, if secure { 443 } else { 80 }),
-        };
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(bad("the URL must have no query or fragment"));
+        }
         let settings = WebsocketSettings {
-            host: host.into(),
-            port,
-            path: path.into(),
+            host,
+            port: parsed
+                .port_or_known_default()
+                .unwrap_or(if secure { 443 } else { 80 }),
+            path: parsed.path().to_owned(),
             secure,
             user: String::new(),
             password: String::new(),
@@ -196,6 +196,14 @@ mod tests {
         assert_eq!(s.to_string(), "WS,127.0.0.1,9000,/ocpp/,ocpp1.6,,,");
         let s = WebsocketSettings::from_url("wss://example.com/ocpp").unwrap();
         assert_eq!(s.to_string(), "WS,example.com,443,/ocpp,socpp1.6,,,");
+        let s = WebsocketSettings::from_url("wss://[::1]/ocpp/").unwrap();
+        assert_eq!(s.to_string(), "WS,[::1],443,/ocpp/,socpp1.6,,,");
+        assert_eq!(s.base_url(), "wss://[::1]:443/ocpp/");
+        let s = WebsocketSettings::from_url("ws://[2001:db8::7]:9000/ocpp/").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("[2001:db8::7]", 9000));
+        assert!(WebsocketSettings::from_url("ws://h:99999/").is_err());
+        assert!(WebsocketSettings::from_url("ws://").is_err());
+        assert!(WebsocketSettings::from_url("ws://h/ocpp?x=1").is_err());
         assert!(WebsocketSettings::from_url("http://x/").is_err());
     }
 }
