@@ -15,7 +15,7 @@ pub mod transitions;
 
 pub use charge_point::{
     ChargePoint, DiagnosticsEvent, FirmwareEvent, Identity, Input, Options, Output, Target, Upload,
-    DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME,
+    DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME, RESET_STOP_WAIT,
 };
 pub use durable::{Durable, Queued, Transaction, TransactionMessage};
 pub use vendor::NetState;

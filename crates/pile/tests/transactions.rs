@@ -732,19 +732,55 @@ fn ev_side_disconnect_and_unlock() {
 
 #[test]
 fn reset_stops_transactions_and_the_restarted_pile_reports_them() {
+    // OCPP 1.6 5.13: the StopTransaction is sent, and its answer awaited, before the restart.
+    let (mut p, mut c) = booted(1);
+    reading(&mut p, 1, 300, 25.0);
+    c.after(&mut p, |p| plug(p, 1, true));
+    let out = p.central_calls("Reset", json!({"type": "Soft"}));
+    let frames = Pile::frames(&out);
+    assert_eq!(frames[0], json!([3, "cs-1", {"status": "Accepted"}]));
+    let stop = of(&frames, "StopTransaction")[0].clone();
+    assert_eq!(
+        (stop[3]["reason"].as_str(), stop[3]["meterStop"].as_i64()),
+        (Some("SoftReset"), Some(300))
+    );
+    assert!(!out.iter().any(|o| matches!(o, Output::Restart { .. })));
+    // No new session meanwhile, and no restart before the answer.
+    let out = p.advance(secs(5));
+    assert!(!out.iter().any(|o| matches!(o, Output::Restart { .. })));
+    let out = p.reply(&stop, json!({}));
+    assert_eq!(out.last(), Some(&Output::Restart { hard: false }));
+    assert!(p.cp.durable().outbox.is_empty());
+
+    // Unanswered: the restart comes after RESET_STOP_WAIT, and the restarted pile sends the
+    // same StopTransaction again.
     let (mut p, mut c) = booted(1);
     reading(&mut p, 1, 300, 25.0);
     c.after(&mut p, |p| plug(p, 1, true));
     let out = p.central_calls("Reset", json!({"type": "Hard"}));
-    let frames = Pile::frames(&out);
-    assert_eq!(frames[0], json!([3, "cs-1", {"status": "Accepted"}]));
-    assert!(!frames.iter().any(|f| f[2] == "StopTransaction"));
+    let first = of(&Pile::frames(&out), "StopTransaction")[0].clone();
+    assert_eq!(first[3]["reason"], "HardReset");
+    let out = p.advance(pile::RESET_STOP_WAIT - secs(1));
+    assert!(!out.iter().any(|o| matches!(o, Output::Restart { .. })));
+    let out = p.advance(secs(1));
     assert_eq!(out.last(), Some(&Output::Restart { hard: true }));
     let mut again = Pile::with(1, p.cp.durable().clone(), Options::default());
     let sent = c.connect(&mut again);
     let stop = of(&sent, "StopTransaction")[0];
-    assert_eq!(stop[3]["reason"], "HardReset");
+    assert_eq!(stop[1], first[1], "the same message");
     assert_eq!(stop[3]["meterStop"], 300);
+
+    // The connection drops while waiting: the restart comes at once.
+    let (mut p, mut c) = booted(1);
+    c.after(&mut p, |p| plug(p, 1, true));
+    p.central_calls("Reset", json!({"type": "Hard"}));
+    let out = p.input(Input::Disconnected);
+    assert_eq!(out.last(), Some(&Output::Restart { hard: true }));
+    assert_eq!(
+        p.cp.durable().outbox.len(),
+        1,
+        "the stop waits for the restarted pile"
+    );
 }
 
 #[test]

@@ -116,11 +116,11 @@ impl ChargePoint {
                         status: ResetStatus::Accepted,
                     },
                 );
-                // The answer goes out first; then the transactions stop (their
-                // StopTransactions wait in the outbox for the restarted pile), then the
-                // restart.
+                // The answer goes out first; then the transactions stop, and the restart
+                // waits (for a bounded time) until the central has answered their
+                // StopTransactions (OCPP 1.6 5.13). Offline, the messages wait in the outbox
+                // for the restarted pile.
                 self.drain_transmit();
-                self.restarting = true;
                 let reason = if hard {
                     StopReason::HardReset
                 } else {
@@ -130,9 +130,8 @@ impl ChargePoint {
                 for c in running {
                     self.stop_transaction(c, reason.clone(), None, now);
                 }
-                self.drive();
-                self.drain_transmit();
-                self.outputs.push(Output::Restart { hard });
+                self.reset_waiting = Some((hard, now + RESET_STOP_WAIT));
+                self.pump_outbox(now);
             }
             other => self
                 .rpc
@@ -364,6 +363,27 @@ impl ChargePoint {
                 profile: r.charging_profile,
             });
             self.statuses_changed(now);
+        }
+    }
+}
+
+/// How long a Reset waits for the answers to the StopTransactions it caused.
+pub const RESET_STOP_WAIT: Duration = Duration::from_secs(15);
+
+impl ChargePoint {
+    /// Restarts a waiting reset once the outbox is empty, the pile cannot send, or the wait is
+    /// over.
+    pub(super) fn restart_when_stops_answered(&mut self, now: Duration) {
+        let Some((hard, until)) = self.reset_waiting else {
+            return;
+        };
+        let can_send = self.connected && self.is_accepted();
+        if self.durable.outbox.is_empty() || !can_send || now >= until {
+            self.reset_waiting = None;
+            self.restarting = true;
+            self.drive();
+            self.drain_transmit();
+            self.outputs.push(Output::Restart { hard });
         }
     }
 }

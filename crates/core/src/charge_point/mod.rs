@@ -14,6 +14,7 @@ mod status;
 mod transaction;
 
 pub use charging::DERATING_FROM_C;
+pub use commands::RESET_STOP_WAIT;
 pub use diagnostics::{DiagnosticsEvent, Upload};
 pub use firmware::{FirmwareEvent, FIRMWARE_KEEPALIVE, INSTALL_TIME};
 
@@ -209,6 +210,8 @@ pub struct ChargePoint {
     firmware_run: firmware::FirmwareRun,
     /// A reset is under way: nothing more is sent.
     restarting: bool,
+    /// A reset waits for the answers to its StopTransactions: hard or soft, and until when.
+    reset_waiting: Option<(bool, Duration)>,
     outputs: Vec<Output>,
 }
 
@@ -295,6 +298,7 @@ impl ChargePoint {
             outbox_retry_at: None,
             next_aligned: None,
             restarting: false,
+            reset_waiting: None,
             remote_profile: None,
             firmware_run: Default::default(),
             diagnostics: None,
@@ -399,6 +403,7 @@ impl ChargePoint {
             self.next_diagnostics_attempt(),
             self.next_aligned,
             self.outbox_retry_at,
+            self.reset_waiting.map(|(_, until)| until),
         ]
         .into_iter()
         .flatten()
@@ -470,6 +475,7 @@ impl ChargePoint {
         self.start_what_can_start(now);
         self.drive();
         self.drain_transmit();
+        self.restart_when_stops_answered(now);
         std::mem::take(&mut self.outputs)
     }
 
