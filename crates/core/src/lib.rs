@@ -9,6 +9,7 @@ pub mod config;
 mod durable;
 pub mod faults;
 pub mod hardware;
+pub mod measurands;
 pub mod meter;
 pub mod smart_charging;
 pub mod transitions;

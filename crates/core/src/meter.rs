@@ -2,29 +2,9 @@
 
 use ocpp::{Measurand, MeterValue, Phase, ReadingContext, SampledValue, Timestamp, UnitOfMeasure};
 
+use crate::measurands::{measurand_items, parse_item};
+
 use crate::hardware::MeterReading;
-
-/// The measurands this pile's meter provides; a measurand list naming another is refused.
-pub const SUPPORTED: &[Measurand] = &[
-    Measurand::EnergyActiveImportRegister,
-    Measurand::EnergyActiveImportInterval,
-    Measurand::PowerActiveImport,
-    Measurand::PowerOffered,
-    Measurand::CurrentImport,
-    Measurand::CurrentOffered,
-    Measurand::Voltage,
-    Measurand::Frequency,
-    Measurand::Temperature,
-];
-
-/// Reads `measurand[.phase]`.
-pub fn parse_item(item: &str) -> Option<(Measurand, Option<Phase>)> {
-    if let Some(m) = Measurand::from_wire(item) {
-        return Some((m, None));
-    }
-    let (m, phase) = item.rsplit_once('.')?;
-    Some((Measurand::from_wire(m)?, Some(Phase::from_wire(phase)?)))
-}
 
 fn number(v: f64) -> String {
     // One decimal, as a meter display shows it; whole numbers without a fraction.
@@ -46,7 +26,7 @@ pub fn sample(
     at: Timestamp,
 ) -> MeterValue {
     let mut temperature = 0;
-    let sampled_value = crate::config::measurand_items(list)
+    let sampled_value = measurand_items(list)
         .into_iter()
         .filter_map(parse_item)
         .map(|(measurand, phase)| {

@@ -3,6 +3,7 @@
 //! on disk before anything after it is sent) and feeds it connections, frames, hardware
 //! changes and ticks.
 
+use pile_core::config::keys;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
@@ -399,9 +400,7 @@ pub async fn run(
     let mut connecting: Option<JoinHandle<Result<WsStream, TransportError>>> = None;
     // WebSocketPingInterval: a ping every interval; no pong within the next interval (at least
     // 10 s) closes the dead link.
-    let ping_interval = |cp: &ChargePoint| {
-        Duration::from_secs(cp.config().int("WebSocketPingInterval").max(0) as u64)
-    };
+    let ping_interval = |cp: &ChargePoint| cp.config().seconds(keys::WEB_SOCKET_PING_INTERVAL);
     let mut next_ping: Option<Instant> = None;
     let mut pong_deadline: Option<Instant> = None;
     let mut scheduled_with = Duration::ZERO;
@@ -508,7 +507,7 @@ pub async fn run(
                     }
                     // A restart that cannot reload the state is tried again, ResetRetries
                     // times, before the pile gives up.
-                    let retries = cp.config().int("ResetRetries").max(0) as u32;
+                    let retries = cp.config().int(keys::RESET_RETRIES).max(0) as u32;
                     let mut attempt = 0;
                     let (fresh, first) = loop {
                         match boot_core(&mut store, start.elapsed(), &mirror) {

@@ -1,5 +1,7 @@
 //! The configuration registry against the vendor FAQ's examples and the OCPP 1.6 rules.
 
+use pile::config::keys as key;
+use pile::config::Live;
 use std::collections::BTreeMap;
 
 use ocpp::{CallErrorCode, CiString50, ConfigurationStatus as S};
@@ -16,10 +18,10 @@ fn config() -> Configuration {
     })
 }
 
-fn live(name: &str) -> String {
-    match name {
-        "OEM_NetState" => r#"{"connectivity":"WiFi","wifi-rssi":"-43","4g-rssi":"-1","ccid":"","imsi":"","ip":"192.168.137.199"}"#.into(),
-        _ => "0".into(),
+fn live(which: Live) -> String {
+    match which {
+        Live::NetState => r#"{"connectivity":"WiFi","wifi-rssi":"-43","4g-rssi":"-1","ccid":"","imsi":"","ip":"192.168.137.199"}"#.into(),
+        Live::FirmwarePercent => "0".into(),
     }
 }
 
@@ -48,6 +50,9 @@ fn get_configuration_without_keys_lists_no_vendor_key() {
     for vendor in KEYS.iter().filter(|k| k.vendor) {
         assert!(!names.contains(&vendor.name), "{} listed", vendor.name);
     }
+    // Exactly the declared standard keys, in their order.
+    let declared: Vec<&str> = KEYS.iter().filter(|k| !k.vendor).map(|k| k.name).collect();
+    assert_eq!(names, declared);
     // An empty key list is the same as none.
     assert_eq!(
         c.get_configuration(Some(&[]), &live)
@@ -105,7 +110,7 @@ fn faq_3_14_net_state_is_read_only_json() {
         .unwrap();
     let k = &r.configuration_key.unwrap()[0];
     assert!(k.readonly);
-    assert_eq!(k.value.as_deref(), Some(live("OEM_NetState").as_str()));
+    assert_eq!(k.value.as_deref(), Some(live(Live::NetState).as_str()));
     assert_eq!(r.unknown_key.unwrap()[0].as_str(), "NoSuchKey");
 }
 
@@ -207,7 +212,7 @@ fn names_restore_their_default_when_emptied_and_keys_ignore_case() {
         "empty restores the serial number"
     );
     assert_eq!(c.change("heartbeatinterval", "300").status, S::Accepted);
-    assert_eq!(c.int("HeartbeatInterval"), 300);
+    assert_eq!(c.int(key::HEARTBEAT_INTERVAL), 300);
     assert_eq!(
         c.change("HeartbeatInterval", "300").changed,
         None,
@@ -265,9 +270,9 @@ fn restore_keeps_valid_writable_values_only() {
     saved.insert("ConnectionTimeOut".into(), "-5".into());
     saved.insert("Bogus".into(), "1".into());
     let restored = Configuration::restore(c.factory().clone(), &saved);
-    assert_eq!(restored.int("HeartbeatInterval"), 120);
-    assert_eq!(restored.int("OEM_FaultMask"), 768);
-    assert_eq!(restored.int("ChargeProfileMaxStackLevel"), 8);
-    assert_eq!(restored.int("ConnectionTimeOut"), 120);
+    assert_eq!(restored.int(key::HEARTBEAT_INTERVAL), 120);
+    assert_eq!(restored.mask(key::OEM_FAULT_MASK), 768);
+    assert_eq!(restored.int(key::CHARGE_PROFILE_MAX_STACK_LEVEL), 8);
+    assert_eq!(restored.int(key::CONNECTION_TIME_OUT), 120);
     let _: BTreeMap<String, String> = restored.snapshot();
 }

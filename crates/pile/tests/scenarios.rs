@@ -49,7 +49,7 @@ fn accepted_boot_reports_every_connector_and_heartbeats_on_idle() {
     );
     assert!(statuses.iter().all(|f| f[3]["status"] == "Available"));
     assert_eq!(
-        p.cp.config().int("HeartbeatInterval"),
+        p.cp.config().int(pile::config::keys::HEARTBEAT_INTERVAL),
         300,
         "the central's interval is adopted"
     );

@@ -43,7 +43,7 @@ impl ChargePoint {
         if listed.as_ref().is_some_and(|status| *status != info.status) {
             self.report_list_conflict(id_tag);
         }
-        if self.config.flag("AuthorizationCacheEnabled") && listed.is_none() {
+        if self.config.flag(keys::AUTHORIZATION_CACHE_ENABLED) && listed.is_none() {
             let key = id_tag.to_ascii_lowercase();
             if self.durable.auth_cache.get(&key) != Some(&info) {
                 self.durable.auth_cache.insert(key, info);
@@ -81,7 +81,7 @@ impl ChargePoint {
                 status: AuthorizationStatus::Accepted,
             });
         }
-        if !self.config.flag("AuthorizationCacheEnabled") {
+        if !self.config.flag(keys::AUTHORIZATION_CACHE_ENABLED) {
             return None;
         }
         let info = self.durable.auth_cache.get(&id_tag.to_ascii_lowercase())?;
@@ -96,12 +96,12 @@ impl ChargePoint {
     fn offline_verdict(&self, id_tag: &str) -> Option<IdTagInfo> {
         let local = self
             .config
-            .flag("LocalAuthorizeOffline")
+            .flag(keys::LOCAL_AUTHORIZE_OFFLINE)
             .then(|| self.local_verdict(id_tag))
             .flatten();
         match local {
             Some(info) => Some(info),
-            None if self.config.flag("AllowOfflineTxForUnknownId") => Some(IdTagInfo {
+            None if self.config.flag(keys::ALLOW_OFFLINE_TX_FOR_UNKNOWN_ID) => Some(IdTagInfo {
                 expiry_date: None,
                 parent_id_tag: None,
                 status: AuthorizationStatus::Accepted,
@@ -176,7 +176,7 @@ impl ChargePoint {
     pub(super) fn authorize(&mut self, id_tag: &str, purpose: Purpose, now: Duration) {
         if self.online() {
             let local = self.local_verdict(id_tag);
-            let pre_authorized = self.config.flag("LocalPreAuthorize")
+            let pre_authorized = self.config.flag(keys::LOCAL_PRE_AUTHORIZE)
                 && local
                     .as_ref()
                     .is_some_and(|i| i.status == AuthorizationStatus::Accepted);

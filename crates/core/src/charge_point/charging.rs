@@ -51,19 +51,14 @@ impl Default for Socket {
     }
 }
 
-const BUZZER_OFF: u32 = 1 << 0;
-const CC_SHIELDED: u32 = 1 << 1;
-const DERATING_SHIELDED: u32 = 1 << 3;
-
 impl ChargePoint {
-    fn function_mask(&self) -> u32 {
-        self.config
-            .int("OEM_FunctionMask")
-            .clamp(0, u32::MAX as i64) as u32
+    /// Whether OEM_FunctionMask sets the bit of that name (FAQ 3.13).
+    fn function(&self, bit: &str) -> bool {
+        vendor::FUNCTION_MASK.is_set(self.config.mask(keys::OEM_FUNCTION_MASK), bit)
     }
 
     pub(super) fn beep(&mut self, beep: Beep) {
-        if self.function_mask() & BUZZER_OFF == 0 {
+        if !self.function("buzzer_off") {
             self.outputs
                 .push(Output::Hardware(HardwareCommand::Beep(beep)));
         }
@@ -86,15 +81,14 @@ impl ChargePoint {
             return None;
         }
         if let Some(at) = tx.invalidated_at_wh {
-            let allowed = self.config.int("MaxEnergyOnInvalidId").max(0);
+            let allowed = self.config.int(keys::MAX_ENERGY_ON_INVALID_ID).max(0);
             if self.register(connector) - at >= allowed {
                 return None;
             }
         }
-        let mask = self.function_mask();
         let socket = &self.sockets[connector as usize];
         let mut amps = self.options.rated_current_a;
-        if mask & CC_SHIELDED == 0 {
+        if !self.function("cc_off") {
             match socket.cable {
                 Cable::Unknown => {}
                 Cable::Rated(a) => amps = amps.min(a),
@@ -104,7 +98,7 @@ impl ChargePoint {
         let hot = self.meters[connector as usize]
             .as_ref()
             .is_some_and(|m| m.temperatures_c.iter().any(|t| *t >= DERATING_FROM_C));
-        if hot && mask & DERATING_SHIELDED == 0 {
+        if hot && !self.function("derating_off") {
             amps = amps.min(self.options.rated_current_a / 2.0);
         }
         if let Some(limit) = self.profile_limit_now(connector) {
@@ -192,7 +186,7 @@ impl ChargePoint {
                 // Held for another idTag since: the card's acceptance lapses.
                 Err(()) => self.sockets[connector as usize].authorized = None,
             }
-        } else if self.config.flag("VendorDirectWorkMode") && !socket.finishing {
+        } else if self.config.flag(keys::VENDOR_DIRECT_WORK_MODE) && !socket.finishing {
             // Plug and charge: no card; the transaction carries the pile's serial number. It
             // does not take a connector held by a reservation.
             let tag = self.config.factory().serial_number.clone();
@@ -219,14 +213,19 @@ impl ChargePoint {
             socket.cable = Cable::Unknown;
             socket.pilot = Pilot::A;
             if self.durable.transactions.contains_key(&connector)
-                && self.config.flag("StopTransactionOnEVSideDisconnect")
+                && self
+                    .config
+                    .flag(keys::STOP_TRANSACTION_ON_EV_SIDE_DISCONNECT)
             {
                 // The EV side is gone: the transaction stops (Finishing), then the connector is
                 // free (Available).
                 self.stop_transaction(connector, StopReason::EvDisconnected, None, now);
             }
             self.sockets[connector as usize].finishing = false;
-            if self.config.flag("UnlockConnectorOnEVSideDisconnect") {
+            if self
+                .config
+                .flag(keys::UNLOCK_CONNECTOR_ON_EV_SIDE_DISCONNECT)
+            {
                 self.outputs
                     .push(Output::Hardware(HardwareCommand::Unlock { connector }));
             }

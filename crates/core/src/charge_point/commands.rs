@@ -12,7 +12,7 @@ impl ChargePoint {
     pub(super) fn on_call(&mut self, id: &str, request: Decoded<Request>, now: Duration) {
         match request.value {
             Request::GetConfiguration(r) => {
-                let live = |name: &str| self.live_value(name);
+                let live = |which| self.live_value(which);
                 match self.config.get_configuration(r.key.as_deref(), &live) {
                     Ok(answer) => self.respond(id, answer),
                     Err(e) => self.rpc.respond_error(id, &e),
@@ -141,16 +141,15 @@ impl ChargePoint {
 
     /// The broker DBGEnableInsight names, if any.
     pub(super) fn insight_target(&self) -> Option<(String, u16)> {
-        crate::config::parse_insight(self.config.get("DBGEnableInsight").unwrap_or_default())
+        crate::config::parse_insight(self.config.text(keys::DBG_ENABLE_INSIGHT))
             .ok()
             .flatten()
     }
 
-    pub(super) fn live_value(&self, name: &str) -> String {
-        match name {
-            "OEM_NetState" => self.network.to_json(),
-            "GetFirmwareUpgradePercentages" => self.firmware_percent().to_string(),
-            _ => String::new(),
+    pub(super) fn live_value(&self, which: crate::config::Live) -> String {
+        match which {
+            crate::config::Live::NetState => self.network.to_json(),
+            crate::config::Live::FirmwarePercent => self.firmware_percent().to_string(),
         }
     }
 
@@ -185,22 +184,25 @@ impl ChargePoint {
     }
 
     pub(super) fn apply_change(&mut self, changed: Option<&'static str>, now: Duration) {
-        match changed {
-            Some("VendorWebsocketSettings" | "VendorChargePointName" | "UrlHasServerToken") => {
+        let Some(spec) = changed.and_then(crate::config::spec) else {
+            return;
+        };
+        match spec.on_change {
+            OnChange::Reconnect => {
                 // A new identity or server: connect there once the answer is out, and boot anew.
                 self.target = target_of(&self.config);
                 self.registration = Registration::NotBooted;
                 self.trying_settings_since = Some(now);
                 self.reconnect_now();
             }
-            Some("HeartbeatInterval") => self.last_activity = now,
-            Some("ClockAlignedDataInterval") => self.next_aligned = self.next_aligned_after(now),
-            Some("DBGEnableInsight") => {
+            OnChange::Heartbeat => self.last_activity = now,
+            OnChange::ClockAligned => self.next_aligned = self.next_aligned_after(now),
+            OnChange::Insight => {
                 // The answer first; then the stream starts or stops.
                 self.drain_transmit();
                 self.outputs.push(Output::Insight(self.insight_target()));
             }
-            Some("MeterValueSampleInterval") => {
+            OnChange::SampleInterval => {
                 let next = self.sample_interval().map(|i| now + i);
                 for c in 1..=self.connector_count() {
                     if self.durable.transactions.contains_key(&c) {
@@ -208,13 +210,10 @@ impl ChargePoint {
                     }
                 }
             }
-            Some(
-                "OEM_FaultMask"
-                | "OEM_FunctionMask"
-                | "ConnectionTimeOut"
-                | "MinimumStatusDuration",
-            ) if self.is_accepted() && self.connected => self.report_statuses(now, false),
-            _ => {}
+            OnChange::Statuses if self.is_accepted() && self.connected => {
+                self.report_statuses(now, false)
+            }
+            OnChange::Statuses | OnChange::Nothing => {}
         }
     }
 
@@ -238,11 +237,7 @@ impl ChargePoint {
         };
         let previous = self.sampled_register[connector as usize].replace(reading.energy_wh);
         let interval = previous.map_or(0, |p| reading.energy_wh - p);
-        let list = self
-            .config
-            .get("MeterValuesSampledData")
-            .unwrap_or_default()
-            .to_owned();
+        let list = self.config.text(keys::METER_VALUES_SAMPLED_DATA).to_owned();
         let value = crate::meter::sample(&list, &reading, interval, context, self.clock.at(now));
         let request = MeterValuesRequest {
             connector_id: connector as i32,
@@ -333,7 +328,7 @@ impl ChargePoint {
             Some(_) => None,
             None => self.connector_for(r.id_tag.as_str()),
         };
-        let authorize_first = self.config.flag("AuthorizeRemoteTxRequests");
+        let authorize_first = self.config.flag(keys::AUTHORIZE_REMOTE_TX_REQUESTS);
         // One authorization at a time: a remote start that would need a second is refused.
         let connector = connector.filter(|c| {
             self.can_start(*c)

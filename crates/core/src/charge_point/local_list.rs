@@ -21,7 +21,7 @@ impl ChargePoint {
 
     /// What the list says of an idTag, when the list is in use.
     pub(super) fn local_list_entry(&self, id_tag: &str) -> Option<&IdTagInfo> {
-        if !self.config.flag("LocalAuthListEnabled") {
+        if !self.config.flag(keys::LOCAL_AUTH_LIST_ENABLED) {
             return None;
         }
         self.durable.local_list.get(&id_tag.to_ascii_lowercase())
@@ -39,8 +39,8 @@ impl ChargePoint {
 
     fn update_local_list(&mut self, r: SendLocalListRequest) -> UpdateStatus {
         let entries = r.local_authorization_list.unwrap_or_default();
-        let per_message = self.config.int("SendLocalListMaxLength").max(0) as usize;
-        let capacity = self.config.int("LocalAuthListMaxLength").max(0) as usize;
+        let per_message = self.config.int(keys::SEND_LOCAL_LIST_MAX_LENGTH).max(0) as usize;
+        let capacity = self.config.int(keys::LOCAL_AUTH_LIST_MAX_LENGTH).max(0) as usize;
         if entries.len() > per_message {
             return UpdateStatus::Failed;
         }

@@ -36,7 +36,7 @@ use ocpp::{
 use ocpp::identity::url_with_identity;
 
 use crate::clock::WallClock;
-use crate::config::{Change, Configuration};
+use crate::config::{keys, Change, Configuration, OnChange};
 use crate::durable::Durable;
 use crate::faults::{self, Assessment, Effect, Fault};
 use crate::hardware::{Beep, HardwareCommand, MeterReading, Pilot};
@@ -224,7 +224,7 @@ const BOOT_RETRY: Duration = Duration::from_secs(60);
 fn target_of(config: &Configuration) -> Target {
     let settings = config.websocket_settings();
     let base = settings.base_url();
-    let url = if config.flag("UrlHasServerToken") {
+    let url = if config.flag(keys::URL_HAS_SERVER_TOKEN) {
         base
     } else {
         url_with_identity(&base, config.identity())
@@ -253,7 +253,7 @@ impl ChargePoint {
     ) -> Self {
         durable.boots += 1;
         durable.config = config.snapshot();
-        let connectors = config.int("NumberOfConnectors").max(0) as usize;
+        let connectors = config.int(keys::NUMBER_OF_CONNECTORS).max(0) as usize;
         let jitter = config
             .factory()
             .serial_number
@@ -316,7 +316,7 @@ impl ChargePoint {
     /// A key's value as GetConfiguration would report it (live keys computed).
     pub fn config_value(&self, name: &str) -> String {
         match crate::config::spec(name).map(|s| s.kind) {
-            Some(crate::config::Kind::Live) => self.live_value(name),
+            Some(crate::config::Kind::Live(which)) => self.live_value(which),
             _ => self.config.get(name).unwrap_or_default().to_owned(),
         }
     }
@@ -378,7 +378,7 @@ impl ChargePoint {
             .filter(|t| *t > self.now)
             .min();
         let sample = self.sockets.iter().filter_map(|s| s.next_sample).min();
-        let hold = Duration::from_secs(self.config.int("MinimumStatusDuration").max(0) as u64);
+        let hold = self.config.seconds(keys::MINIMUM_STATUS_DURATION);
         let held = (self.connected && self.is_accepted())
             .then(|| {
                 self.pending

@@ -128,11 +128,10 @@ impl ChargePoint {
     fn profile_fits(&self, p: &ChargingProfile) -> bool {
         sc::check(
             p,
-            self.config.int("ChargeProfileMaxStackLevel"),
-            self.config.int("ChargingScheduleMaxPeriods"),
+            self.config.int(keys::CHARGE_PROFILE_MAX_STACK_LEVEL),
+            self.config.int(keys::CHARGING_SCHEDULE_MAX_PERIODS),
             self.config
-                .get("ChargingScheduleAllowedChargingRateUnit")
-                .unwrap_or_default(),
+                .text(keys::CHARGING_SCHEDULE_ALLOWED_CHARGING_RATE_UNIT),
         )
         .is_ok()
     }
@@ -154,7 +153,7 @@ impl ChargePoint {
             .cloned()
             .collect();
         profiles.push(Installed { connector, profile });
-        if profiles.len() as i64 > self.config.int("MaxChargingProfilesInstalled") {
+        if profiles.len() as i64 > self.config.int(keys::MAX_CHARGING_PROFILES_INSTALLED) {
             return false;
         }
         self.durable.profiles = profiles;

@@ -129,7 +129,7 @@ impl ChargePoint {
         let zero = r.connector_id == 0;
         if r.connector_id < 0
             || r.connector_id > count
-            || (zero && !self.config.flag("ReserveConnectorZeroSupported"))
+            || (zero && !self.config.flag(keys::RESERVE_CONNECTOR_ZERO_SUPPORTED))
             || r.expiry_date <= self.clock.at(now)
         {
             return ReservationStatus::Rejected;

@@ -196,22 +196,18 @@ impl ChargePoint {
 
     pub(super) fn on_accepted(&mut self, interval: i32, now: Duration) {
         self.registration = Registration::Accepted;
-        if interval > 0 && self.config.int("HeartbeatInterval") != i64::from(interval) {
+        if interval > 0 && self.config.int(keys::HEARTBEAT_INTERVAL) != i64::from(interval) {
             // The central's interval becomes the heartbeat interval, where it is in range.
             if self
                 .config
-                .change("HeartbeatInterval", &interval.to_string())
+                .set(keys::HEARTBEAT_INTERVAL, &interval.to_string())
                 .changed
                 .is_some()
             {
                 self.persist();
             }
         }
-        let settings = self
-            .config
-            .get("VendorWebsocketSettings")
-            .unwrap_or_default()
-            .to_owned();
+        let settings = self.config.text(keys::VENDOR_WEBSOCKET_SETTINGS).to_owned();
         let good = Some((settings, self.config.identity().to_owned()));
         self.trying_settings_since = None;
         if self.durable.last_good != good {
@@ -243,17 +239,14 @@ impl ChargePoint {
             return;
         };
         let current = (
-            self.config
-                .get("VendorWebsocketSettings")
-                .unwrap_or_default()
-                .to_owned(),
+            self.config.text(keys::VENDOR_WEBSOCKET_SETTINGS).to_owned(),
             self.config.identity().to_owned(),
         );
         if current == (settings.clone(), identity.clone()) {
             return;
         }
-        self.config.change("VendorWebsocketSettings", &settings);
-        self.config.change("VendorChargePointName", &identity);
+        self.config.set(keys::VENDOR_WEBSOCKET_SETTINGS, &settings);
+        self.config.set(keys::VENDOR_CHARGE_POINT_NAME, &identity);
         self.persist();
         self.target = target_of(&self.config);
         self.registration = Registration::NotBooted;
@@ -262,6 +255,6 @@ impl ChargePoint {
     }
 
     pub(super) fn heartbeat_interval(&self) -> Duration {
-        Duration::from_secs(self.config.int("HeartbeatInterval").max(0) as u64)
+        self.config.seconds(keys::HEARTBEAT_INTERVAL)
     }
 }

@@ -89,16 +89,15 @@ impl ChargePoint {
     }
 
     pub(super) fn connection_timeout(&self) -> Duration {
-        Duration::from_secs(self.config.int("ConnectionTimeOut").max(0) as u64)
+        self.config.seconds(keys::CONNECTION_TIME_OUT)
     }
 
     /// What the active faults amount to under the current masks.
     pub fn fault_assessment(&self) -> Assessment {
-        let mask = |key| self.config.int(key).clamp(0, u32::MAX as i64) as u32;
         faults::assess(
             &self.faults,
-            mask("OEM_FaultMask"),
-            mask("OEM_FunctionMask"),
+            self.config.mask(keys::OEM_FAULT_MASK),
+            self.config.mask(keys::OEM_FUNCTION_MASK),
         )
     }
 
@@ -124,7 +123,7 @@ impl ChargePoint {
     /// Sends StatusNotification for each connector whose status differs from the last one
     /// reported (or for all with `all`).
     pub(super) fn report_statuses(&mut self, now: Duration, all: bool) {
-        let hold = Duration::from_secs(self.config.int("MinimumStatusDuration").max(0) as u64);
+        let hold = self.config.seconds(keys::MINIMUM_STATUS_DURATION);
         for connector in 0..self.reported.len() as u32 {
             let c = connector as usize;
             let current = self.reported_now(connector);
@@ -217,8 +216,10 @@ impl ChargePoint {
         }
         let (status, error_code, vendor_error_code) = reported.clone();
         self.reported[connector as usize] = Some(reported);
-        let mask = |key| self.config.int(key).clamp(0, u32::MAX as i64) as u32;
-        let (fault_mask, function_mask) = (mask("OEM_FaultMask"), mask("OEM_FunctionMask"));
+        let (fault_mask, function_mask) = (
+            self.config.mask(keys::OEM_FAULT_MASK),
+            self.config.mask(keys::OEM_FUNCTION_MASK),
+        );
         let names: Vec<&str> = self
             .faults
             .iter()

@@ -91,7 +91,7 @@ impl ChargePoint {
             stop_data: Vec::new(),
         };
         if let Some(value) = self.sample_of(
-            "StopTxnSampledData",
+            keys::STOP_TXN_SAMPLED_DATA,
             connector,
             0,
             ReadingContext::TransactionBegin,
@@ -140,7 +140,7 @@ impl ChargePoint {
         };
         let register = self.register(connector).max(tx.last_register);
         if let Some(value) = self.sample_of(
-            "StopTxnSampledData",
+            keys::STOP_TXN_SAMPLED_DATA,
             connector,
             register - tx.last_register,
             ReadingContext::TransactionEnd,
@@ -216,7 +216,7 @@ impl ChargePoint {
     }
 
     pub(super) fn sample_interval(&self) -> Option<Duration> {
-        let s = self.config.int("MeterValueSampleInterval");
+        let s = self.config.int(keys::METER_VALUE_SAMPLE_INTERVAL);
         (s > 0).then(|| Duration::from_secs(s as u64))
     }
 
@@ -224,13 +224,13 @@ impl ChargePoint {
     /// connector's meter has not reported.
     pub(super) fn sample_of(
         &self,
-        key: &str,
+        key: keys::Text,
         connector: u32,
         interval_wh: i64,
         context: ReadingContext,
         now: Duration,
     ) -> Option<MeterValue> {
-        let list = self.config.get(key).unwrap_or_default();
+        let list = self.config.text(key);
         let reading = self.meters.get(connector as usize)?.as_ref()?;
         if list.is_empty() {
             return None;
@@ -266,14 +266,14 @@ impl ChargePoint {
             let register = self.register(connector);
             let delta = register - last;
             let stop_sample = self.sample_of(
-                "StopTxnSampledData",
+                keys::STOP_TXN_SAMPLED_DATA,
                 connector,
                 delta,
                 ReadingContext::SamplePeriodic,
                 now,
             );
             let sample = self.sample_of(
-                "MeterValuesSampledData",
+                keys::METER_VALUES_SAMPLED_DATA,
                 connector,
                 delta,
                 ReadingContext::SamplePeriodic,
@@ -298,7 +298,7 @@ impl ChargePoint {
 
     /// When the next clock-aligned sample is due (ClockAlignedDataInterval, from midnight UTC).
     pub(super) fn next_aligned_after(&self, now: Duration) -> Option<Duration> {
-        let interval = self.config.int("ClockAlignedDataInterval");
+        let interval = self.config.int(keys::CLOCK_ALIGNED_DATA_INTERVAL);
         if interval <= 0 {
             return None;
         }
@@ -317,7 +317,7 @@ impl ChargePoint {
         let mut changed = false;
         for connector in 1..self.sockets.len() as u32 {
             let Some(value) = self.sample_of(
-                "MeterValuesAlignedData",
+                keys::METER_VALUES_ALIGNED_DATA,
                 connector,
                 0,
                 ReadingContext::SampleClock,
@@ -333,7 +333,7 @@ impl ChargePoint {
             {
                 Some(local_id) => {
                     let stop = self.sample_of(
-                        "StopTxnAlignedData",
+                        keys::STOP_TXN_ALIGNED_DATA,
                         connector,
                         0,
                         ReadingContext::SampleClock,
@@ -451,8 +451,11 @@ impl ChargePoint {
             Err(CallFailure::CallError(_) | CallFailure::BadResponse(_)) => {
                 // The central could not process it: again after TransactionMessageRetryInterval
                 // times the failures so far, up to TransactionMessageAttempts.
-                let attempts = self.config.int("TransactionMessageAttempts").max(1) as u32;
-                let retry = self.config.int("TransactionMessageRetryInterval").max(1) as u64;
+                let attempts = self.config.int(keys::TRANSACTION_MESSAGE_ATTEMPTS).max(1) as u32;
+                let retry = self
+                    .config
+                    .int(keys::TRANSACTION_MESSAGE_RETRY_INTERVAL)
+                    .max(1) as u64;
                 if let Some(front) = self.durable.outbox.front_mut() {
                     front.failures += 1;
                     let failures = front.failures;
@@ -474,7 +477,9 @@ impl ChargePoint {
             Err(CallFailure::Timeout) => {
                 self.outbox_retry_at = Some(
                     now + Duration::from_secs(
-                        self.config.int("TransactionMessageRetryInterval").max(1) as u64,
+                        self.config
+                            .int(keys::TRANSACTION_MESSAGE_RETRY_INTERVAL)
+                            .max(1) as u64,
                     ),
                 )
             }
@@ -500,7 +505,7 @@ impl ChargePoint {
         if info.status == AuthorizationStatus::Accepted {
             return;
         }
-        if self.config.flag("StopTransactionOnInvalidId") {
+        if self.config.flag(keys::STOP_TRANSACTION_ON_INVALID_ID) {
             self.stop_transaction(connector, StopReason::DeAuthorized, None, now);
         } else {
             // Charging goes on up to MaxEnergyOnInvalidId more, then is suspended.

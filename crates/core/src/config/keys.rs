@@ -1,6 +1,10 @@
-//! The configuration keys of the pile: the standard keys of FAQ section 3.8 (with the FAQ's
-//! defaults) and those the supported profiles need, and the vendor keys.
+//! Every configuration key of the pile, declared once as data: name, type, access, default,
+//! validation, what changing it does, whether it needs a reboot, and where it comes from
+//! (FAQ 3.8 for the standard keys with the FAQ's defaults, OCPP 1.6 chapter 9 for the keys
+//! the supported profiles need, the FAQ's sections for the vendor keys). Code reads and writes
+//! keys through the typed handles this file declares, never by string.
 
+use vendor::keys as vk;
 use vendor::{WebsocketSettings, FAULT_MASK_BITS, FUNCTION_MASK_BITS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +36,49 @@ pub enum Kind {
         allowed_bits: u32,
     },
     Insight,
-    /// Computed by the pile when read (OEM_NetState, GetFirmwareUpgradePercentages).
-    Live,
+    /// Computed by the pile when read.
+    Live(Live),
+}
+
+/// The keys whose value the pile computes when they are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Live {
+    /// OEM_NetState (FAQ 3.14).
+    NetState,
+    /// GetFirmwareUpgradePercentages (FAQ 3.17.5).
+    FirmwarePercent,
+}
+
+/// Where a key's factory value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Default {
+    Text(&'static str),
+    /// The pile's serial number.
+    SerialNumber,
+    /// How many connectors the pile has.
+    Connectors,
+    /// The factory server settings.
+    FactorySettings,
+    /// None: a live key.
+    Computed,
+}
+
+/// What the pile does when a key's value changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnChange {
+    Nothing,
+    /// Connect to the new server or identity and boot anew.
+    Reconnect,
+    /// The heartbeat interval counts from now.
+    Heartbeat,
+    /// The clock-aligned schedule is computed again.
+    ClockAligned,
+    /// The insight stream starts or stops.
+    Insight,
+    /// Running transactions sample at the new interval.
+    SampleInterval,
+    /// The statuses are assessed again (masks, timeouts).
+    Statuses,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,142 +88,131 @@ pub struct KeySpec {
     pub kind: Kind,
     /// Vendor keys are only returned when asked for by name (FAQ 3.1).
     pub vendor: bool,
+    pub default: Default,
+    pub on_change: OnChange,
+    /// A change is answered RebootRequired and takes effect at the next start.
+    pub reboot_required: bool,
+    /// The FAQ or specification section the key and its default come from.
+    pub source: &'static str,
 }
 
-const fn std(name: &'static str, access: Access, kind: Kind) -> KeySpec {
-    KeySpec {
-        name,
-        access,
-        kind,
-        vendor: false,
-    }
+/// A key holding `true` or `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag(pub &'static str);
+/// A key holding an integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Int(pub &'static str);
+/// A key holding text (lists, names, settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Text(pub &'static str);
+/// A key holding a bit mask (stored in decimal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mask(pub &'static str);
+/// A key computed when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Computed(pub &'static str);
+
+/// Any typed handle: its key's name.
+pub trait Key: Copy {
+    fn name(self) -> &'static str;
 }
 
-const fn vendor(name: &'static str, access: Access, kind: Kind) -> KeySpec {
-    KeySpec {
-        name,
-        access,
-        kind,
-        vendor: true,
-    }
+macro_rules! handles {
+    ($($t:ident),+) => { $(impl Key for $t { fn name(self) -> &'static str { self.0 } })+ };
 }
+handles!(Flag, Int, Text, Mask, Computed);
 
 use Access::{ReadOnly as R, ReadWrite as RW};
 
 const DAY: i64 = 86_400;
 
-/// Every key, standard ones in the order GetConfiguration lists them.
-pub const KEYS: &[KeySpec] = &[
-    std("AllowOfflineTxForUnknownId", RW, Kind::Bool),
-    std("AuthorizationCacheEnabled", RW, Kind::Bool),
-    std("AuthorizeRemoteTxRequests", RW, Kind::Bool),
-    std(
-        "ClockAlignedDataInterval",
-        RW,
-        Kind::Int { min: 0, max: DAY },
-    ),
-    std("ConnectionTimeOut", RW, Kind::Int { min: 1, max: DAY }),
-    std("ConnectorPhaseRotation", R, Kind::Fixed),
-    std("GetConfigurationMaxKeys", R, Kind::Fixed),
-    std("HeartbeatInterval", RW, Kind::Int { min: 60, max: DAY }),
-    std("LocalAuthorizeOffline", RW, Kind::Bool),
-    std("LocalPreAuthorize", RW, Kind::Bool),
-    std(
-        "MaxEnergyOnInvalidId",
-        RW,
-        Kind::Int {
-            min: 0,
-            max: i32::MAX as i64,
-        },
-    ),
-    std(
-        "MeterValuesAlignedData",
-        RW,
-        Kind::Measurands {
-            max_items_key: "MeterValuesAlignedDataMaxLength",
-        },
-    ),
-    std("MeterValuesAlignedDataMaxLength", R, Kind::Fixed),
-    std(
-        "MeterValuesSampledData",
-        RW,
-        Kind::Measurands {
-            max_items_key: "MeterValuesSampledDataMaxLength",
-        },
-    ),
-    std("MeterValuesSampledDataMaxLength", R, Kind::Fixed),
-    std(
-        "MeterValueSampleInterval",
-        RW,
-        Kind::Int { min: 0, max: DAY },
-    ),
-    std("MinimumStatusDuration", RW, Kind::Int { min: 0, max: DAY }),
-    std("NumberOfConnectors", R, Kind::Fixed),
-    std("ResetRetries", RW, Kind::Int { min: 0, max: 100 }),
-    std("StopTransactionOnEVSideDisconnect", RW, Kind::Bool),
-    std("StopTransactionOnInvalidId", RW, Kind::Bool),
-    std(
-        "StopTxnAlignedData",
-        RW,
-        Kind::Measurands {
-            max_items_key: "StopTxnAlignedDataMaxLength",
-        },
-    ),
-    std("StopTxnAlignedDataMaxLength", R, Kind::Fixed),
-    std(
-        "StopTxnSampledData",
-        RW,
-        Kind::Measurands {
-            max_items_key: "StopTxnSampledDataMaxLength",
-        },
-    ),
-    std("StopTxnSampledDataMaxLength", R, Kind::Fixed),
-    std("SupportedFeatureProfiles", R, Kind::Fixed),
-    std("SupportedFeatureProfilesMaxLength", R, Kind::Fixed),
-    std(
-        "TransactionMessageAttempts",
-        RW,
-        Kind::Int { min: 1, max: 100 },
-    ),
-    std(
-        "TransactionMessageRetryInterval",
-        RW,
-        Kind::Int { min: 1, max: DAY },
-    ),
-    std("UnlockConnectorOnEVSideDisconnect", RW, Kind::Bool),
-    std("WebSocketPingInterval", RW, Kind::Int { min: 0, max: DAY }),
-    std("LocalAuthListEnabled", RW, Kind::Bool),
-    std("LocalAuthListMaxLength", R, Kind::Fixed),
-    std("SendLocalListMaxLength", R, Kind::Fixed),
-    std("ReserveConnectorZeroSupported", R, Kind::Fixed),
-    std("ChargeProfileMaxStackLevel", R, Kind::Fixed),
-    std("ChargingScheduleAllowedChargingRateUnit", R, Kind::Fixed),
-    std("ChargingScheduleMaxPeriods", R, Kind::Fixed),
-    std("ConnectorSwitch3to1PhaseSupported", R, Kind::Fixed),
-    std("MaxChargingProfilesInstalled", R, Kind::Fixed),
-    vendor("VendorWebsocketSettings", RW, Kind::WebsocketSettings),
-    vendor("VendorChargeBoxId", RW, Kind::Name),
-    vendor("VendorChargePointName", RW, Kind::Name),
-    vendor("UrlHasServerToken", RW, Kind::Bool),
-    vendor("VendorDirectWorkMode", RW, Kind::Bool),
-    vendor("DBGEnableInsight", RW, Kind::Insight),
-    vendor(
-        "OEM_FaultMask",
-        RW,
-        Kind::Mask {
-            allowed_bits: FAULT_MASK_BITS,
-        },
-    ),
-    vendor(
-        "OEM_FunctionMask",
-        RW,
-        Kind::Mask {
-            allowed_bits: FUNCTION_MASK_BITS,
-        },
-    ),
-    vendor("OEM_NetState", R, Kind::Live),
-    vendor("GetFirmwareUpgradePercentages", R, Kind::Live),
-];
+macro_rules! keys {
+    ($(
+        $(#[$doc:meta])*
+        $handle:ident: $ty:ident = $scope:ident($name:expr, $access:expr, $kind:expr,
+            $default:expr, $on_change:ident, $source:literal);
+    )+) => {
+        $( $(#[$doc])* pub const $handle: $ty = $ty($name); )+
+
+        /// The type of each key's handle, by name (for the tests that check the table).
+        pub const HANDLE_TYPES: &[(&str, &str)] = &[$(($name, stringify!($ty)),)+];
+
+        /// Every key, standard ones in the order GetConfiguration lists them.
+        pub const KEYS: &[KeySpec] = &[$(
+            KeySpec {
+                name: $name,
+                access: $access,
+                kind: $kind,
+                vendor: keys!(@vendor $scope),
+                default: $default,
+                on_change: OnChange::$on_change,
+                reboot_required: false,
+                source: $source,
+            },
+        )+];
+    };
+    (@vendor standard) => { false };
+    (@vendor vendor) => { true };
+}
+
+use self::Default::{Computed as Live_, Connectors, FactorySettings, SerialNumber, Text as D};
+
+keys! {
+    ALLOW_OFFLINE_TX_FOR_UNKNOWN_ID: Flag = standard("AllowOfflineTxForUnknownId", RW, Kind::Bool, D("true"), Nothing, "FAQ 3.8, 3.5.4");
+    AUTHORIZATION_CACHE_ENABLED: Flag = standard("AuthorizationCacheEnabled", RW, Kind::Bool, D("true"), Nothing, "FAQ 3.8, 3.5.3");
+    AUTHORIZE_REMOTE_TX_REQUESTS: Flag = standard("AuthorizeRemoteTxRequests", RW, Kind::Bool, D("false"), Nothing, "FAQ 3.8");
+    CLOCK_ALIGNED_DATA_INTERVAL: Int = standard("ClockAlignedDataInterval", RW, Kind::Int { min: 0, max: DAY }, D("1800"), ClockAligned, "FAQ 3.8");
+    CONNECTION_TIME_OUT: Int = standard("ConnectionTimeOut", RW, Kind::Int { min: 1, max: DAY }, D("120"), Statuses, "FAQ 3.8");
+    CONNECTOR_PHASE_ROTATION: Text = standard("ConnectorPhaseRotation", R, Kind::Fixed, D("RST"), Nothing, "FAQ 3.8");
+    GET_CONFIGURATION_MAX_KEYS: Int = standard(vk::GET_CONFIGURATION_MAX_KEYS, R, Kind::Fixed, D("100"), Nothing, "FAQ 3.8");
+    HEARTBEAT_INTERVAL: Int = standard(vk::HEARTBEAT_INTERVAL, RW, Kind::Int { min: 60, max: DAY }, D("900"), Heartbeat, "FAQ 3.8, 3.16");
+    LOCAL_AUTHORIZE_OFFLINE: Flag = standard("LocalAuthorizeOffline", RW, Kind::Bool, D("true"), Nothing, "FAQ 3.8, 3.5.1");
+    LOCAL_PRE_AUTHORIZE: Flag = standard("LocalPreAuthorize", RW, Kind::Bool, D("false"), Nothing, "FAQ 3.8, 3.5.2");
+    MAX_ENERGY_ON_INVALID_ID: Int = standard("MaxEnergyOnInvalidId", RW, Kind::Int { min: 0, max: i32::MAX as i64 }, D("1000"), Nothing, "FAQ 3.8");
+    METER_VALUES_ALIGNED_DATA: Text = standard("MeterValuesAlignedData", RW, Kind::Measurands { max_items_key: "MeterValuesAlignedDataMaxLength" },
+        D("Current.Import,Energy.Active.Import.Interval,Power.Active.Import,Temperature,Voltage"), Nothing, "FAQ 3.8");
+    METER_VALUES_ALIGNED_DATA_MAX_LENGTH: Int = standard("MeterValuesAlignedDataMaxLength", R, Kind::Fixed, D("20"), Nothing, "FAQ 3.8 (no value given; ours)");
+    METER_VALUES_SAMPLED_DATA: Text = standard("MeterValuesSampledData", RW, Kind::Measurands { max_items_key: "MeterValuesSampledDataMaxLength" },
+        D("Power.Offered,Current.Offered,Current.Import,Energy.Active.Import.Register,Energy.Active.Import.Interval,Power.Active.Import,Temperature,Temperature,Temperature,Voltage"),
+        Nothing, "FAQ 3.8");
+    METER_VALUES_SAMPLED_DATA_MAX_LENGTH: Int = standard("MeterValuesSampledDataMaxLength", R, Kind::Fixed, D("20"), Nothing, "FAQ 3.8 (no value given; ours)");
+    METER_VALUE_SAMPLE_INTERVAL: Int = standard("MeterValueSampleInterval", RW, Kind::Int { min: 0, max: DAY }, D("60"), SampleInterval, "FAQ 3.8");
+    MINIMUM_STATUS_DURATION: Int = standard("MinimumStatusDuration", RW, Kind::Int { min: 0, max: DAY }, D("0"), Statuses, "FAQ 3.8");
+    NUMBER_OF_CONNECTORS: Int = standard("NumberOfConnectors", R, Kind::Fixed, Connectors, Nothing, "FAQ 3.8");
+    RESET_RETRIES: Int = standard("ResetRetries", RW, Kind::Int { min: 0, max: 100 }, D("3"), Nothing, "FAQ 3.8");
+    STOP_TRANSACTION_ON_EV_SIDE_DISCONNECT: Flag = standard("StopTransactionOnEVSideDisconnect", RW, Kind::Bool, D("false"), Nothing, "FAQ 3.8");
+    STOP_TRANSACTION_ON_INVALID_ID: Flag = standard("StopTransactionOnInvalidId", RW, Kind::Bool, D("true"), Nothing, "FAQ 3.8");
+    STOP_TXN_ALIGNED_DATA: Text = standard("StopTxnAlignedData", RW, Kind::Measurands { max_items_key: "StopTxnAlignedDataMaxLength" }, D(""), Nothing, "FAQ 3.8");
+    STOP_TXN_ALIGNED_DATA_MAX_LENGTH: Int = standard("StopTxnAlignedDataMaxLength", R, Kind::Fixed, D("20"), Nothing, "FAQ 3.8");
+    STOP_TXN_SAMPLED_DATA: Text = standard("StopTxnSampledData", RW, Kind::Measurands { max_items_key: "StopTxnSampledDataMaxLength" }, D(""), Nothing, "FAQ 3.8");
+    STOP_TXN_SAMPLED_DATA_MAX_LENGTH: Int = standard("StopTxnSampledDataMaxLength", R, Kind::Fixed, D("20"), Nothing, "FAQ 3.8");
+    SUPPORTED_FEATURE_PROFILES: Text = standard("SupportedFeatureProfiles", R, Kind::Fixed,
+        D("Core,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"), Nothing, "FAQ 3.8");
+    SUPPORTED_FEATURE_PROFILES_MAX_LENGTH: Int = standard("SupportedFeatureProfilesMaxLength", R, Kind::Fixed, D("5"), Nothing, "FAQ 3.8");
+    TRANSACTION_MESSAGE_ATTEMPTS: Int = standard("TransactionMessageAttempts", RW, Kind::Int { min: 1, max: 100 }, D("3"), Nothing, "FAQ 3.8 (no value given; OCPP 1.6 9.1.38)");
+    TRANSACTION_MESSAGE_RETRY_INTERVAL: Int = standard("TransactionMessageRetryInterval", RW, Kind::Int { min: 1, max: DAY }, D("60"), Nothing, "FAQ 3.8 (no value given; OCPP 1.6 9.1.39)");
+    UNLOCK_CONNECTOR_ON_EV_SIDE_DISCONNECT: Flag = standard("UnlockConnectorOnEVSideDisconnect", RW, Kind::Bool, D("true"), Nothing, "FAQ 3.8");
+    WEB_SOCKET_PING_INTERVAL: Int = standard("WebSocketPingInterval", RW, Kind::Int { min: 0, max: DAY }, D("60"), Nothing, "OCPP 1.6 9.1.40");
+    LOCAL_AUTH_LIST_ENABLED: Flag = standard("LocalAuthListEnabled", RW, Kind::Bool, D("true"), Nothing, "FAQ 3.8, OCPP 1.6 9.2");
+    LOCAL_AUTH_LIST_MAX_LENGTH: Int = standard("LocalAuthListMaxLength", R, Kind::Fixed, D("1000"), Nothing, "FAQ 3.8, OCPP 1.6 9.2");
+    SEND_LOCAL_LIST_MAX_LENGTH: Int = standard("SendLocalListMaxLength", R, Kind::Fixed, D("100"), Nothing, "FAQ 3.8, OCPP 1.6 9.2");
+    RESERVE_CONNECTOR_ZERO_SUPPORTED: Flag = standard("ReserveConnectorZeroSupported", R, Kind::Fixed, D("true"), Nothing, "FAQ 3.8, OCPP 1.6 9.3");
+    CHARGE_PROFILE_MAX_STACK_LEVEL: Int = standard("ChargeProfileMaxStackLevel", R, Kind::Fixed, D("8"), Nothing, "FAQ 3.8, OCPP 1.6 9.4");
+    CHARGING_SCHEDULE_ALLOWED_CHARGING_RATE_UNIT: Text = standard("ChargingScheduleAllowedChargingRateUnit", R, Kind::Fixed, D("Current,Power"), Nothing, "FAQ 3.8, OCPP 1.6 9.4");
+    CHARGING_SCHEDULE_MAX_PERIODS: Int = standard("ChargingScheduleMaxPeriods", R, Kind::Fixed, D("604800"), Nothing, "FAQ 3.8 (7*24*3600)");
+    CONNECTOR_SWITCH_3_TO_1_PHASE_SUPPORTED: Flag = standard("ConnectorSwitch3to1PhaseSupported", R, Kind::Fixed, D("false"), Nothing, "FAQ 3.8");
+    MAX_CHARGING_PROFILES_INSTALLED: Int = standard("MaxChargingProfilesInstalled", R, Kind::Fixed, D("16"), Nothing, "FAQ 3.8");
+    VENDOR_WEBSOCKET_SETTINGS: Text = vendor(vk::VENDOR_WEBSOCKET_SETTINGS, RW, Kind::WebsocketSettings, FactorySettings, Reconnect, "FAQ 3.3");
+    VENDOR_CHARGE_BOX_ID: Text = vendor(vk::VENDOR_CHARGE_BOX_ID, RW, Kind::Name, SerialNumber, Nothing, "FAQ 3.2.1");
+    VENDOR_CHARGE_POINT_NAME: Text = vendor(vk::VENDOR_CHARGE_POINT_NAME, RW, Kind::Name, SerialNumber, Reconnect, "FAQ 3.2.2");
+    URL_HAS_SERVER_TOKEN: Flag = vendor(vk::URL_HAS_SERVER_TOKEN, RW, Kind::Bool, D("false"), Reconnect, "FAQ 3.2.3");
+    VENDOR_DIRECT_WORK_MODE: Flag = vendor(vk::VENDOR_DIRECT_WORK_MODE, RW, Kind::Bool, D("true"), Nothing, "FAQ 3.4");
+    DBG_ENABLE_INSIGHT: Text = vendor(vk::DBG_ENABLE_INSIGHT, RW, Kind::Insight, D(""), Insight, "FAQ 3.7");
+    OEM_FAULT_MASK: Mask = vendor(vk::OEM_FAULT_MASK, RW, Kind::Mask { allowed_bits: FAULT_MASK_BITS }, D("0"), Statuses, "FAQ 3.12");
+    OEM_FUNCTION_MASK: Mask = vendor(vk::OEM_FUNCTION_MASK, RW, Kind::Mask { allowed_bits: FUNCTION_MASK_BITS }, D("0"), Statuses, "FAQ 3.13");
+    OEM_NET_STATE: Computed = vendor(vk::OEM_NET_STATE, R, Kind::Live(Live::NetState), Live_, Nothing, "FAQ 3.14");
+    GET_FIRMWARE_UPGRADE_PERCENTAGES: Computed = vendor(vk::GET_FIRMWARE_UPGRADE_PERCENTAGES, R, Kind::Live(Live::FirmwarePercent), Live_, Nothing, "FAQ 3.17.5");
+}
 
 /// Finds a key; names are CiString, so the lookup ignores case.
 pub fn spec(name: &str) -> Option<&'static KeySpec> {
@@ -197,19 +231,7 @@ pub struct Factory {
     pub offline_cards: Vec<String>,
 }
 
-/// The items of a measurand list (an empty value has none).
-pub fn measurand_items(value: &str) -> Vec<&str> {
-    if value.is_empty() {
-        Vec::new()
-    } else {
-        value.split(',').collect()
-    }
-}
-
-/// A measurand the meter provides, optionally with a phase.
-fn valid_measurand(item: &str) -> bool {
-    crate::meter::parse_item(item).is_some_and(|(m, _)| crate::meter::SUPPORTED.contains(&m))
-}
+pub use crate::measurands::measurand_items;
 
 /// Checks a value for a key and returns it in its stored form, or why it is refused.
 /// (Lengths of measurand lists are checked by the store, which knows the limits.)
@@ -233,7 +255,7 @@ pub fn canonical(kind: Kind, value: &str) -> Result<String, String> {
         }
         Kind::Measurands { .. } => {
             let items = measurand_items(value);
-            match items.iter().find(|i| !valid_measurand(i)) {
+            match items.iter().find(|i| !crate::measurands::is_supported(i)) {
                 Some(bad) => Err(format!("{bad:?} is not a measurand")),
                 None => Ok(items.join(",")),
             }
@@ -247,64 +269,91 @@ pub fn canonical(kind: Kind, value: &str) -> Result<String, String> {
             vendor::parse_mask(value, allowed_bits).map(|m| m.to_string())
         }
         Kind::Insight => vendor::parse_insight(value).map(|_| value.to_owned()),
-        Kind::Fixed | Kind::Live => Err("read-only".into()),
+        Kind::Fixed | Kind::Live(_) => Err("read-only".into()),
+    }
+}
+
+/// The factory value of a key (live keys have none).
+pub fn default_value(spec: &KeySpec, factory: &Factory) -> Option<String> {
+    match spec.default {
+        Default::Text(v) => Some(v.to_owned()),
+        Default::SerialNumber => Some(factory.serial_number.clone()),
+        Default::Connectors => Some(factory.connectors.to_string()),
+        Default::FactorySettings => Some(factory.settings.to_string()),
+        Default::Computed => None,
     }
 }
 
 /// The factory value of every stored key.
 pub fn defaults(factory: &Factory) -> Vec<(&'static str, String)> {
-    let s = |v: &str| v.to_owned();
-    vec![
-        ("AllowOfflineTxForUnknownId", s("true")),
-        ("AuthorizationCacheEnabled", s("true")),
-        ("AuthorizeRemoteTxRequests", s("false")),
-        ("ClockAlignedDataInterval", s("1800")),
-        ("ConnectionTimeOut", s("120")),
-        ("ConnectorPhaseRotation", s("RST")),
-        ("GetConfigurationMaxKeys", s("100")),
-        ("HeartbeatInterval", s("900")),
-        ("LocalAuthorizeOffline", s("true")),
-        ("LocalPreAuthorize", s("false")),
-        ("MaxEnergyOnInvalidId", s("1000")),
-        ("MeterValuesAlignedData", s("Current.Import,Energy.Active.Import.Interval,Power.Active.Import,Temperature,Voltage")),
-        ("MeterValuesAlignedDataMaxLength", s("20")),
-        (
-            "MeterValuesSampledData",
-            s("Power.Offered,Current.Offered,Current.Import,Energy.Active.Import.Register,Energy.Active.Import.Interval,Power.Active.Import,Temperature,Temperature,Temperature,Voltage"),
-        ),
-        ("MeterValuesSampledDataMaxLength", s("20")),
-        ("MeterValueSampleInterval", s("60")),
-        ("MinimumStatusDuration", s("0")),
-        ("NumberOfConnectors", factory.connectors.to_string()),
-        ("ResetRetries", s("3")),
-        ("StopTransactionOnEVSideDisconnect", s("false")),
-        ("StopTransactionOnInvalidId", s("true")),
-        ("StopTxnAlignedData", s("")),
-        ("StopTxnAlignedDataMaxLength", s("20")),
-        ("StopTxnSampledData", s("")),
-        ("StopTxnSampledDataMaxLength", s("20")),
-        ("SupportedFeatureProfiles", s("Core,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger")),
-        ("SupportedFeatureProfilesMaxLength", s("5")),
-        ("TransactionMessageAttempts", s("3")),
-        ("TransactionMessageRetryInterval", s("60")),
-        ("UnlockConnectorOnEVSideDisconnect", s("true")),
-        ("WebSocketPingInterval", s("60")),
-        ("LocalAuthListEnabled", s("true")),
-        ("LocalAuthListMaxLength", s("1000")),
-        ("SendLocalListMaxLength", s("100")),
-        ("ReserveConnectorZeroSupported", s("true")),
-        ("ChargeProfileMaxStackLevel", s("8")),
-        ("ChargingScheduleAllowedChargingRateUnit", s("Current,Power")),
-        ("ChargingScheduleMaxPeriods", (7 * 24 * 3600).to_string()),
-        ("ConnectorSwitch3to1PhaseSupported", s("false")),
-        ("MaxChargingProfilesInstalled", s("16")),
-        ("VendorWebsocketSettings", factory.settings.to_string()),
-        ("VendorChargeBoxId", factory.serial_number.clone()),
-        ("VendorChargePointName", factory.serial_number.clone()),
-        ("UrlHasServerToken", s("false")),
-        ("VendorDirectWorkMode", s("true")),
-        ("DBGEnableInsight", s("")),
-        ("OEM_FaultMask", s("0")),
-        ("OEM_FunctionMask", s("0")),
-    ]
+    KEYS.iter()
+        .filter_map(|k| default_value(k, factory).map(|v| (k.name, v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn factory() -> Factory {
+        Factory {
+            serial_number: "SN-1".into(),
+            connectors: 2,
+            settings: "WS,h,80,/ocpp/,ocpp1.6,,,".parse().unwrap(),
+            offline_cards: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_default_passes_its_own_validation_and_fits_its_handle() {
+        assert_eq!(HANDLE_TYPES.len(), KEYS.len());
+        for (spec, (name, handle)) in KEYS.iter().zip(HANDLE_TYPES) {
+            assert_eq!(spec.name, *name);
+            assert!(spec.name.len() <= 50, "{}: a CiString50", spec.name);
+            assert_eq!(
+                super::spec(spec.name).map(|s| s.name),
+                Some(spec.name),
+                "unique"
+            );
+            assert!(!spec.source.is_empty());
+            let default = default_value(spec, &factory());
+            match (spec.kind, *handle) {
+                (Kind::Live(_), "Computed") => assert_eq!(default, None, "{name}"),
+                (Kind::Fixed, _) => {
+                    let v = default.unwrap_or_else(|| panic!("{name} has a value"));
+                    match *handle {
+                        "Int" => assert!(v.parse::<i64>().is_ok(), "{name}: {v}"),
+                        "Flag" => assert!(v == "true" || v == "false", "{name}: {v}"),
+                        "Text" => {}
+                        other => panic!("{name}: a fixed key as {other}"),
+                    }
+                }
+                (kind, handle) => {
+                    let v = default.unwrap_or_else(|| panic!("{name} has a default"));
+                    let fits = matches!(
+                        (kind, handle),
+                        (Kind::Bool, "Flag")
+                            | (Kind::Int { .. }, "Int")
+                            | (Kind::Mask { .. }, "Mask")
+                            | (
+                                Kind::Measurands { .. }
+                                    | Kind::Name
+                                    | Kind::WebsocketSettings
+                                    | Kind::Insight,
+                                "Text"
+                            )
+                    );
+                    assert!(fits, "{name}: {kind:?} read as {handle}");
+                    assert_eq!(canonical(kind, &v).as_deref(), Ok(v.as_str()), "{name}");
+                    if let Kind::Measurands { max_items_key } = kind {
+                        let max: usize = super::spec(max_items_key)
+                            .and_then(|m| default_value(m, &factory()))
+                            .and_then(|m| m.parse().ok())
+                            .unwrap();
+                        assert!(measurand_items(&v).len() <= max, "{name}");
+                    }
+                }
+            }
+        }
+    }
 }

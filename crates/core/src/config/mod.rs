@@ -1,7 +1,7 @@
 //! The configuration registry: typed keys with access rights, defaults and validators, and the
 //! GetConfiguration / ChangeConfiguration semantics of OCPP 1.6 and the vendor FAQ.
 
-mod keys;
+pub mod keys;
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use ocpp::{
     CallError, CallErrorCode, CiString50, ConfigurationStatus, GetConfigurationResponse, KeyValue,
 };
 
-pub use keys::{measurand_items, spec, Access, Factory, KeySpec, Kind, KEYS};
+pub use keys::{measurand_items, spec, Access, Factory, Key, KeySpec, Kind, Live, OnChange, KEYS};
 pub use vendor::{
     parse_insight, parse_mask, validate_name, InvalidSetting, WebsocketSettings, FAULT_MASK_BITS,
     FUNCTION_MASK_BITS, MAX_NAME_LEN,
@@ -69,38 +69,72 @@ impl Configuration {
         &self.factory
     }
 
-    /// The stored value of a key (live keys have none).
+    /// The stored value of a key named at run time (a ChangeConfiguration, a dump); code
+    /// reads keys through the typed accessors below. Live keys have none.
     pub fn get(&self, name: &str) -> Option<&str> {
         spec(name)
             .and_then(|s| self.values.get(s.name))
             .map(String::as_str)
     }
 
-    pub fn int(&self, name: &str) -> i64 {
-        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    fn stored(&self, key: impl Key) -> &str {
+        self.values
+            .get(key.name())
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
-    pub fn flag(&self, name: &str) -> bool {
-        self.get(name) == Some("true")
+    /// An integer key (every stored value was validated, so it parses).
+    pub fn int(&self, key: keys::Int) -> i64 {
+        self.stored(key).parse().unwrap_or(0)
+    }
+
+    /// An integer key that counts seconds.
+    pub fn seconds(&self, key: keys::Int) -> std::time::Duration {
+        std::time::Duration::from_secs(self.int(key).max(0) as u64)
+    }
+
+    pub fn flag(&self, key: keys::Flag) -> bool {
+        self.stored(key) == "true"
+    }
+
+    pub fn text(&self, key: keys::Text) -> &str {
+        self.stored(key)
+    }
+
+    /// A mask key (stored in decimal once validated).
+    pub fn mask(&self, key: keys::Mask) -> u32 {
+        self.stored(key).parse().unwrap_or(0)
     }
 
     pub fn websocket_settings(&self) -> WebsocketSettings {
-        self.get("VendorWebsocketSettings")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| self.factory.settings.clone())
+        self.text(keys::VENDOR_WEBSOCKET_SETTINGS)
+            .parse()
+            .unwrap_or_else(|_| self.factory.settings.clone())
     }
 
     /// The identity used to connect: VendorChargePointName.
     pub fn identity(&self) -> &str {
-        self.get("VendorChargePointName")
-            .unwrap_or(&self.factory.serial_number)
+        match self.text(keys::VENDOR_CHARGE_POINT_NAME) {
+            "" => &self.factory.serial_number,
+            name => name,
+        }
+    }
+
+    /// Sets a key as the pile itself does (an accepted boot's interval, a fallback of the
+    /// server settings), with the same validation as ChangeConfiguration.
+    pub fn set(&mut self, key: impl Key, value: &str) -> Change {
+        self.change(key.name(), value)
     }
 
     fn validate(&self, spec: &KeySpec, value: &str) -> Result<String, String> {
         let v = keys::canonical(spec.kind, value)?;
         match spec.kind {
             Kind::Measurands { max_items_key } => {
-                let max = self.int(max_items_key).max(0) as usize;
+                let max = self
+                    .get(max_items_key)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
                 let n = measurand_items(&v).len();
                 if n > max {
                     return Err(format!("{n} items, at most {max}"));
@@ -136,7 +170,11 @@ impl Configuration {
                 let changed = self.values.get(spec.name) != Some(&v);
                 self.values.insert(spec.name, v);
                 Change {
-                    status: ConfigurationStatus::Accepted,
+                    status: if spec.reboot_required {
+                        ConfigurationStatus::RebootRequired
+                    } else {
+                        ConfigurationStatus::Accepted
+                    },
                     changed: changed.then_some(spec.name),
                     reason: None,
                 }
@@ -155,11 +193,11 @@ impl Configuration {
     pub fn get_configuration(
         &self,
         keys: Option<&[CiString50]>,
-        live: &dyn Fn(&str) -> String,
+        live: &dyn Fn(Live) -> String,
     ) -> Result<GetConfigurationResponse, CallError> {
         let entry = |spec: &KeySpec| {
             let value = match spec.kind {
-                Kind::Live => live(spec.name),
+                Kind::Live(which) => live(which),
                 _ => self.values.get(spec.name).cloned().unwrap_or_default(),
             };
             KeyValue {
@@ -176,7 +214,7 @@ impl Configuration {
                 unknown_key: None,
             });
         };
-        let max = self.int("GetConfigurationMaxKeys").max(0) as usize;
+        let max = self.int(keys::GET_CONFIGURATION_MAX_KEYS).max(0) as usize;
         if requested.len() > max {
             return Err(CallError::new(
                 CallErrorCode::OccurenceConstraintViolation,
