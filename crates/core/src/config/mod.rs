@@ -25,18 +25,54 @@ pub struct Change {
     pub reason: Option<String>,
 }
 
-/// The stored configuration of one pile.
+/// The stored configuration of one pile: the factory's values, and only the values that differ
+/// from them (a pile of a fleet holds a few bytes of configuration, not every key).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Configuration {
     factory: Factory,
+    /// NumberOfConnectors and VendorWebsocketSettings as the factory sets them, as text.
+    factory_connectors: String,
+    factory_settings: String,
     values: BTreeMap<&'static str, String>,
 }
 
 impl Configuration {
     /// The factory configuration.
     pub fn new(factory: Factory) -> Self {
-        let values = keys::defaults(&factory).into_iter().collect();
-        Configuration { factory, values }
+        Configuration {
+            factory_connectors: factory.connectors.to_string(),
+            factory_settings: factory.settings.to_string(),
+            factory,
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// A key's factory value.
+    fn default_of(&self, spec: &KeySpec) -> &str {
+        match spec.default {
+            keys::Default::Text(v) => v,
+            keys::Default::SerialNumber => &self.factory.serial_number,
+            keys::Default::Connectors => &self.factory_connectors,
+            keys::Default::FactorySettings => &self.factory_settings,
+            keys::Default::Computed => "",
+        }
+    }
+
+    /// A key's current value: changed, or the factory's.
+    fn current(&self, spec: &'static KeySpec) -> &str {
+        match self.values.get(spec.name) {
+            Some(v) => v,
+            None => self.default_of(spec),
+        }
+    }
+
+    /// Keeps a value, or forgets it when it is the factory's.
+    fn keep(&mut self, spec: &'static KeySpec, value: String) {
+        if value == self.default_of(spec) {
+            self.values.remove(spec.name);
+        } else {
+            self.values.insert(spec.name, value);
+        }
     }
 
     /// The factory configuration overlaid with persisted values. Values that no longer
@@ -46,22 +82,18 @@ impl Configuration {
         for (name, value) in persisted {
             if let Some(spec) = spec(name).filter(|s| s.access == Access::ReadWrite) {
                 if let Ok(v) = config.validate(spec, value) {
-                    config.values.insert(spec.name, v);
+                    config.keep(spec, v);
                 }
             }
         }
         config
     }
 
-    /// What is persisted: every writable key.
+    /// What is persisted: the writable keys whose value is not the factory's.
     pub fn snapshot(&self) -> BTreeMap<String, String> {
-        KEYS.iter()
-            .filter(|k| k.access == Access::ReadWrite)
-            .filter_map(|k| {
-                self.values
-                    .get(k.name)
-                    .map(|v| (k.name.to_owned(), v.clone()))
-            })
+        self.values
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect()
     }
 
@@ -73,15 +105,16 @@ impl Configuration {
     /// reads keys through the typed accessors below. Live keys have none.
     pub fn get(&self, name: &str) -> Option<&str> {
         spec(name)
-            .and_then(|s| self.values.get(s.name))
-            .map(String::as_str)
+            .filter(|s| !matches!(s.kind, Kind::Live(_)))
+            .map(|s| self.current(s))
     }
 
     fn stored(&self, key: impl Key) -> &str {
-        self.values
-            .get(key.name())
-            .map(String::as_str)
-            .unwrap_or_default()
+        let name = key.name();
+        match KEYS.iter().find(|k| k.name == name) {
+            Some(spec) => self.current(spec),
+            None => "",
+        }
     }
 
     /// An integer key (every stored value was validated, so it parses).
@@ -167,8 +200,8 @@ impl Configuration {
         }
         match self.validate(spec, value) {
             Ok(v) => {
-                let changed = self.values.get(spec.name) != Some(&v);
-                self.values.insert(spec.name, v);
+                let changed = self.current(spec) != v;
+                self.keep(spec, v);
                 Change {
                     status: if spec.reboot_required {
                         ConfigurationStatus::RebootRequired
@@ -195,10 +228,10 @@ impl Configuration {
         keys: Option<&[CiString50]>,
         live: &dyn Fn(Live) -> String,
     ) -> Result<GetConfigurationResponse, CallError> {
-        let entry = |spec: &KeySpec| {
+        let entry = |spec: &'static KeySpec| {
             let value = match spec.kind {
                 Kind::Live(which) => live(which),
-                _ => self.values.get(spec.name).cloned().unwrap_or_default(),
+                _ => self.current(spec).to_owned(),
             };
             KeyValue {
                 key: CiString50::new(spec.name).expect("key names are short"),
