@@ -143,7 +143,22 @@ async fn session_and_commands(db: Option<String>, name: &str) {
         s["connectors"][0]["status"] == "Charging"
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Until the central has stored two samples of the running transaction.
+    let running = central
+        .until(
+            "/api/transactions?active=true",
+            "the running transaction",
+            |b| b.as_array().is_some_and(|a| a.len() == 1),
+        )
+        .await;
+    let running = running[0]["id"].as_i64().unwrap();
+    central
+        .until(
+            &format!("/api/transactions/{running}/meter-values"),
+            "two samples",
+            |m| m.as_array().is_some_and(|a| a.len() >= 2),
+        )
+        .await;
     card(&control, "CARD1").await;
     state_until(&control, "the stop sent", |s| {
         s["outbox"] == 0 && s["connectors"][0]["transaction"].is_null()
