@@ -57,9 +57,9 @@ impl Insight {
     }
 
     /// Publishes one record (`kind`: `send`, `receive`, `event`).
-    pub fn log(&self, kind: &str, text: &str) {
+    pub fn log(&self, time: chrono::DateTime<chrono::Utc>, kind: &str, text: &str) {
         let record = json!({
-            "time": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            "time": time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
             "kind": kind,
             "text": text,
         });

@@ -31,16 +31,18 @@ impl LogBook {
         self.insight = insight;
     }
 
-    /// Notes one record (`kind`: `send`, `receive`, `event`).
-    pub fn record(&mut self, kind: &'static str, text: &str) {
+    /// Notes one record (`kind`: `send`, `receive`, `event`) at `time` on the pile's clock
+    /// (the one the central system sets, not the host's).
+    pub fn record(&mut self, time: Timestamp, kind: &'static str, text: &str) {
+        let time = time.as_utc();
         if let Some(i) = &self.insight {
-            i.log(kind, text);
+            i.log(time, kind, text);
         }
         if self.records.len() == CAPACITY {
             self.records.pop_front();
         }
         self.records.push_back(Record {
-            time: Utc::now(),
+            time,
             kind,
             text: text.to_owned(),
         });

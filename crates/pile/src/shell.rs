@@ -475,6 +475,10 @@ pub async fn run(
         while let Some(output) = todo.pop_front() {
             match output {
                 Output::Persist => store.save(cp.durable())?,
+                Output::Log(line) => {
+                    tracing::warn!("{line}");
+                    logbook.record(cp.wall_time(start.elapsed()), "event", &line);
+                }
                 Output::Insight(target) => {
                     logbook.set_insight(target.and_then(|(host, port)| {
                         Insight::start(
@@ -529,7 +533,7 @@ pub async fn run(
                 Output::Send(frame) => {
                     let Some(w) = link.as_ref() else { continue };
                     tracing::debug!(frame, "send");
-                    logbook.record("send", &frame);
+                    logbook.record(cp.wall_time(start.elapsed()), "send", &frame);
                     if !w.send(Message::text(frame)) {
                         tracing::warn!("send failed: the connection is gone");
                         (link, stream) = (None, None);
@@ -553,7 +557,11 @@ pub async fn run(
                 }
                 Output::Restart { hard } => {
                     tracing::info!(hard, "reset: restarting");
-                    logbook.record("event", if hard { "hard restart" } else { "soft restart" });
+                    logbook.record(
+                        cp.wall_time(start.elapsed()),
+                        "event",
+                        if hard { "hard restart" } else { "soft restart" },
+                    );
                     if let Some(w) = link.take() {
                         w.close().await;
                     }
@@ -619,7 +627,7 @@ pub async fn run(
             message = next_message(&mut stream) => match message {
                 Some(Ok(Message::Text(text))) => {
                     tracing::debug!(frame = text.as_str(), "received");
-                    logbook.record("receive", text.as_str());
+                    logbook.record(cp.wall_time(start.elapsed()), "receive", text.as_str());
                     cp.handle(Input::Frame(text.as_str()), start.elapsed())
                 }
                 Some(Ok(Message::Pong(_))) => {
@@ -628,7 +636,7 @@ pub async fn run(
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     tracing::warn!("connection lost");
-                    logbook.record("event", "connection lost");
+                    logbook.record(cp.wall_time(start.elapsed()), "event", "connection lost");
                     (link, stream) = (None, None);
                     cp.handle(Input::Disconnected, start.elapsed())
                 }
@@ -639,7 +647,7 @@ pub async fn run(
                 match result {
                     Ok(ws) => {
                         tracing::info!("connected");
-                        logbook.record("event", &format!("connected to {}", cp.target().url));
+                        logbook.record(cp.wall_time(start.elapsed()), "event", &format!("connected to {}", cp.target().url));
                         let (s, r) = ws.split();
                         generation += 1;
                         let w = LinkWriter::spawn(s, settings.write_timeout, generation, write_failed_tx.clone());
@@ -703,7 +711,7 @@ pub async fn run(
             Some((failed, why)) = write_failed.recv() => {
                 if failed == generation && link.is_some() {
                     tracing::warn!("{why}: closing the connection");
-                    logbook.record("event", &why);
+                    logbook.record(cp.wall_time(start.elapsed()), "event", &why);
                     (link, stream) = (None, None);
                     cp.handle(Input::Disconnected, start.elapsed())
                 } else {

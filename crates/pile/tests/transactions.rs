@@ -413,8 +413,14 @@ fn call_errors_are_retried_up_to_transaction_message_attempts() {
     let retry = Pile::frames(&p.advance(secs(1)));
     assert_eq!(retry[0][1], mv[1]);
     assert_eq!(p.cp.outbox_len(), 1);
-    p.input(Input::Frame(&err));
+    let out = p.input(Input::Frame(&err));
     assert_eq!(p.cp.outbox_len(), 0, "dropped after the third failure");
+    // The decision goes to the pile's log (the host logs it and keeps it for GetDiagnostics).
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Log(l) if l.contains("dropped after 3 failures"))),
+        "{out:?}"
+    );
     // A timeout is no failure to process: the message waits and goes again, same id.
     let out = p.advance(secs(60));
     let mv = Pile::frames(&out)

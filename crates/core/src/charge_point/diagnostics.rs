@@ -100,7 +100,8 @@ impl ChargePoint {
                 self.send_diagnostics_status(DiagnosticsStatus::Uploaded, now);
             }
             DiagnosticsEvent::Failed(why) => {
-                tracing::warn!("diagnostics upload failed: {why}");
+                self.outputs
+                    .push(Output::Log(format!("diagnostics upload failed: {why}")));
                 if run.attempts_left > 0 {
                     run.next_attempt = Some(now + run.retry_interval);
                 } else {

@@ -253,7 +253,8 @@ impl ChargePoint {
                 self.install_when_idle(now);
             }
             FirmwareEvent::Failed(why) => {
-                tracing::warn!("firmware download failed: {why}");
+                self.outputs
+                    .push(Output::Log(format!("firmware download failed: {why}")));
                 let left = self
                     .durable
                     .firmware

@@ -150,6 +150,10 @@ pub enum Output {
     Upload(Upload),
     /// Stream the pile's log to this MQTT broker (`host`, `port`), or stop (DBGEnableInsight).
     Insight(Option<(String, u16)>),
+    /// A decision of the core worth a line in the pile's log (a message dropped after its
+    /// attempts, a failed download or upload, a fallback of the server settings): the host
+    /// logs it and keeps it in the log book that GetDiagnostics uploads.
+    Log(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,6 +323,12 @@ impl ChargePoint {
             Some(crate::config::Kind::Live(which)) => self.live_value(which),
             _ => self.config.get(name).unwrap_or_default().to_owned(),
         }
+    }
+
+    /// The pile's clock (the one the central system sets) at monotonic instant `now`: what
+    /// the log book time-stamps with.
+    pub fn wall_time(&self, now: Duration) -> ocpp::Timestamp {
+        self.clock.at(now)
     }
 
     pub fn network(&self) -> &NetState {

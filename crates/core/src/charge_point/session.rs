@@ -245,6 +245,9 @@ impl ChargePoint {
         if current == (settings.clone(), identity.clone()) {
             return;
         }
+        self.outputs.push(Output::Log(format!(
+            "no accepted boot with the new server settings: back to {settings} as {identity}"
+        )));
         self.config.set(keys::VENDOR_WEBSOCKET_SETTINGS, &settings);
         self.config.set(keys::VENDOR_CHARGE_POINT_NAME, &identity);
         self.persist();

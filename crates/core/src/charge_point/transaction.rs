@@ -404,10 +404,9 @@ impl ChargePoint {
                 (_, None) => {
                     // Its StartTransaction was never accepted by the central system (it kept
                     // answering errors): without a transactionId this cannot be sent.
-                    tracing::warn!(
-                        message_id,
-                        "transaction message without a transactionId dropped"
-                    );
+                    self.outputs.push(Output::Log(format!(
+                        "transaction message {message_id} dropped: its transaction has no transactionId"
+                    )));
                     self.durable.outbox.pop_front();
                     self.persist();
                     continue;
@@ -460,11 +459,12 @@ impl ChargePoint {
                     front.failures += 1;
                     let failures = front.failures;
                     if failures >= attempts {
-                        tracing::warn!(
-                            message_id = front.message_id,
-                            "transaction message dropped after {failures} failures"
+                        let dropped = format!(
+                            "transaction message {} dropped after {failures} failures",
+                            front.message_id
                         );
                         self.durable.outbox.pop_front();
+                        self.outputs.push(Output::Log(dropped));
                     } else {
                         self.outbox_retry_at =
                             Some(now + Duration::from_secs(retry * u64::from(failures)));
