@@ -148,7 +148,11 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("--control {addr}"))?;
-            tracing::info!(%addr, "control port");
+            let bound = listener
+                .local_addr()
+                .with_context(|| format!("--control {addr}"))?;
+            // Printed, so that a caller that asked for port 0 learns the port.
+            eprintln!("control port listening on {bound}");
             tokio::spawn(sim::control::serve(listener, handle, sim));
         }
         let shutdown = async {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::central::{databases, start_central, start_central_at};
 use common::wire::{set, state_until};
-use common::{free_port, http, start_pile, state_dir, PileProcess};
+use common::{http, start_pile_with_control, state_dir, PileProcess};
 use serde_json::json;
 
 fn next(seed: &mut u64) -> u64 {
@@ -39,9 +39,8 @@ async fn kill_run(db: Option<String>, name: &str) {
     }
     let mut piles: Vec<(PileProcess, String)> = Vec::new();
     for id in &ids {
-        let control = format!("127.0.0.1:{}", free_port());
         let state = state_dir(&format!("kill-central-{id}"));
-        let pile = start_pile(id, &url, &state, &["--control", &control]);
+        let (pile, control) = start_pile_with_control(id, &url, &state, &[]);
         state_until(&control, "accepted", |s| {
             s["connection"]["accepted"] == true
         })

@@ -6,7 +6,7 @@ mod common;
 
 use common::central::{databases, handshake_status, start_central, CentralProcess};
 use common::wire::{set, state_until};
-use common::{free_port, http, start_pile, state_dir};
+use common::{http, start_pile_with_control, state_dir};
 use serde_json::{json, Value};
 
 fn basic(user: &str, password: &str) -> String {
@@ -97,13 +97,12 @@ async fn session_and_commands(db: Option<String>, name: &str) {
 
     // Our pile connects with its password; the central reads its configuration, vendor keys
     // by name.
-    let control = format!("127.0.0.1:{}", free_port());
     let state = state_dir(&format!("central-{name}-pile"));
-    let _pile = start_pile(
+    let (_pile, control) = start_pile_with_control(
         pile_id,
         &central.ocpp_url(),
         &state,
-        &["--control", &control, "--password", "correct-horse-1"],
+        &["--password", "correct-horse-1"],
     );
     let vendor = central
         .until(
@@ -335,14 +334,8 @@ async fn our_pile_against_the_central_on_sqlite_and_postgres() {
 async fn an_unknown_pile_waits_in_the_inbox_until_approved() {
     let data = state_dir("central-approve");
     let central = start_central(&data, None, &["--admission", "approve"]);
-    let control = format!("127.0.0.1:{}", free_port());
     let state = state_dir("central-approve-pile");
-    let _pile = start_pile(
-        "NEWCOMER",
-        &central.ocpp_url(),
-        &state,
-        &["--control", &control],
-    );
+    let (_pile, _control) = start_pile_with_control("NEWCOMER", &central.ocpp_url(), &state, &[]);
     let pending = central
         .until("/api/piles/NEWCOMER", "the newcomer", |p| {
             p["registration"] == "Pending" && p["last_boot"].is_string()
@@ -390,14 +383,8 @@ async fn a_pile_reaches_a_central_on_an_ipv6_address() {
     let central =
         common::central::start_central_at(&data, None, "[::1]:0", &["--admission", "open"]);
     assert!(central.addr.starts_with("[::1]:"), "{}", central.addr);
-    let control = format!("127.0.0.1:{}", free_port());
     let state = state_dir("central-ipv6-pile");
-    let _pile = start_pile(
-        "V6-PILE",
-        &central.ocpp_url(),
-        &state,
-        &["--control", &control],
-    );
+    let (_pile, control) = start_pile_with_control("V6-PILE", &central.ocpp_url(), &state, &[]);
     let s = state_until(&control, "accepted", |s| {
         s["connection"]["accepted"] == true
     })

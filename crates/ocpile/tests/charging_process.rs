@@ -8,16 +8,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::wire::{accept, server, set, state_until, Call, Wire};
-use common::{free_port, http, start_pile, state_dir, PileProcess};
+use common::{http, start_pile_with_control, state_dir};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_card_session_seen_on_the_wire_and_at_the_pile() {
     let (mut server, url) = server().await;
     let wire = Wire::default();
-    let control = format!("127.0.0.1:{}", free_port());
     let state = state_dir("card-session");
-    let _pile = start_pile("CARD-PILE", &url, &state, &["--control", &control]);
+    let (_pile, control) = start_pile_with_control("CARD-PILE", &url, &state, &[]);
     accept(&mut server, &wire).await;
     set(&control, "VendorDirectWorkMode", "false").await;
     set(&control, "MeterValueSampleInterval", "1").await;
@@ -119,8 +118,7 @@ async fn sigkill_at_any_moment_of_a_session_loses_no_transaction_message() {
     let mut seed = 0x5EED_1234_u64;
     let mut cycles = 0;
     for round in 0..6 {
-        let control = format!("127.0.0.1:{}", free_port());
-        let mut pile = start_pile("KILL-PILE", &url, &state, &["--control", &control]);
+        let (mut pile, control) = start_pile_with_control("KILL-PILE", &url, &state, &[]);
         accept(&mut server, &wire).await;
         if round == 0 {
             set(&control, "MeterValueSampleInterval", "1").await;
@@ -135,8 +133,7 @@ async fn sigkill_at_any_moment_of_a_session_loses_no_transaction_message() {
         cycles += 1;
     }
     // A last start, without a plug: what was cut off stops, and the outbox empties.
-    let control = format!("127.0.0.1:{}", free_port());
-    let _pile: PileProcess = start_pile("KILL-PILE", &url, &state, &["--control", &control]);
+    let (_pile, control) = start_pile_with_control("KILL-PILE", &url, &state, &[]);
     accept(&mut server, &wire).await;
     state_until(&control, "an empty outbox", |s| {
         s["outbox"] == 0 && s["connectors"][0]["transaction"].is_null()

@@ -2,7 +2,6 @@
 //! wire.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use ocpp::{
@@ -74,34 +73,17 @@ impl Setup {
             .await
             .unwrap();
         let (seen_tx, seen) = mpsc::unbounded_channel();
-        let control = format!("127.0.0.1:{}", free_port());
         let state = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
-        let pile = Command::new(env!("CARGO_BIN_EXE_ocpile"))
-            .args([
-                "pile",
-                "--id",
-                name,
-                "--csms",
-                &format!("ws://{}/ocpp/", server.local_addr()),
-                "--control",
-                &control,
-                "--state",
-            ])
-            .arg(&state)
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let csms = format!("ws://{}/ocpp/", server.local_addr());
+        let (pile, control) = common::start_pile_with_control(name, &csms, &state, extra);
         Setup {
             server,
             seen_tx,
             seen,
             control,
-            _pile: PileProcess(pile),
+            _pile: pile,
         }
     }
 

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::wire::{accept, server, state_until, Wire};
-use common::{free_port, start_pile, state_dir, WAIT};
+use common::{start_pile, start_pile_with_control, state_dir, WAIT};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -38,9 +38,8 @@ async fn image_server(body: Vec<u8>) -> String {
 async fn an_upgrade_over_http_ends_on_the_new_firmware_version() {
     let (mut server, url) = server().await;
     let wire = Wire::default();
-    let control = format!("127.0.0.1:{}", free_port());
     let state = state_dir("firmware");
-    let _pile = start_pile("FW-PILE", &url, &state, &["--control", &control]);
+    let (_pile, control) = start_pile_with_control("FW-PILE", &url, &state, &[]);
     accept(&mut server, &wire).await;
     let boot = wire.wait_for("BootNotification", 1).await[0].clone();
     assert_eq!(boot.payload["firmwareVersion"], env!("CARGO_PKG_VERSION"));

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, http, start_pile, state_dir, WAIT};
+use common::{http, start_pile_with_control, state_dir, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::time::timeout;
@@ -20,14 +20,9 @@ async fn a_central_that_stops_reading_is_left_and_the_control_port_answers_meanw
         .await
         .unwrap();
     let url = format!("ws://{}/ocpp/", server.local_addr());
-    let control = format!("127.0.0.1:{}", free_port());
     let state = state_dir("stalled-central");
-    let _pile = start_pile(
-        "SN-STALL",
-        &url,
-        &state,
-        &["--control", &control, "--write-timeout", "2"],
-    );
+    let (_pile, control) =
+        start_pile_with_control("SN-STALL", &url, &state, &["--write-timeout", "2"]);
     let first = timeout(WAIT, server.accept()).await.unwrap().unwrap();
     let (mut sink, mut stream) = first.ws.split();
     // Accept the boot, then stop reading.

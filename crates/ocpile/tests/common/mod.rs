@@ -49,6 +49,43 @@ pub fn state_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Starts a pile whose control port listens on a port of its own choosing (port 0); the
+/// address it prints.
+pub fn start_pile_with_control(
+    id: &str,
+    csms: &str,
+    state: &Path,
+    extra: &[&str],
+) -> (PileProcess, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocpile"))
+        .args(["pile", "--id", id, "--csms", csms, "--state"])
+        .arg(state)
+        .args(["--control", "127.0.0.1:0"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ocpile starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line.strip_prefix("control port listening on ") {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(WAIT)
+        .expect("the pile prints its control port");
+    (PileProcess(child), addr)
+}
+
 pub fn start_pile(id: &str, csms: &str, state: &Path, extra: &[&str]) -> PileProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_ocpile"))
         .args(["pile", "--id", id, "--csms", csms, "--state"])
