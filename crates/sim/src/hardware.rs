@@ -205,8 +205,14 @@ impl State {
     /// Adds up the energy delivered since the last time.
     fn integrate(&mut self) {
         let now = Instant::now();
-        let hours = now.duration_since(self.metered_at).as_secs_f64() / 3600.0;
+        let elapsed = now.duration_since(self.metered_at);
         self.metered_at = now;
+        self.integrate_over(elapsed);
+    }
+
+    /// Adds up the energy delivered over `elapsed` at the present currents.
+    fn integrate_over(&mut self, elapsed: std::time::Duration) {
+        let hours = elapsed.as_secs_f64() / 3600.0;
         for outlet in self.outlets.iter_mut().skip(1) {
             let wh = outlet.current() * VOLTS * hours;
             outlet.energy_wh += wh;
@@ -569,5 +575,94 @@ impl SimHandle {
             }
         }
         self.send_network();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn outlet() -> Outlet {
+        Outlet {
+            ev: None,
+            offer: None,
+            relay: false,
+            pilot: Pilot::A,
+            energy_wh: 1000.0,
+            temperature_c: 25.0,
+            unlocks: 0,
+        }
+    }
+
+    fn ev(max_current: f64, energy_wh: Option<f64>) -> Ev {
+        Ev {
+            max_current,
+            energy_wh,
+            ..Ev::default()
+        }
+    }
+
+    #[test]
+    fn the_pilot_follows_the_ev_and_the_offer() {
+        let mut o = outlet();
+        assert_eq!(o.pilot_now(), Pilot::A, "no EV");
+        o.ev = Some(ev(16.0, None));
+        assert_eq!(o.pilot_now(), Pilot::B, "an EV, no offer");
+        o.offer = Some(32.0);
+        assert_eq!(o.pilot_now(), Pilot::C, "an offer: the EV asks for energy");
+        o.ev = Some(Ev {
+            received_wh: 500.0,
+            ..ev(16.0, Some(500.0))
+        });
+        assert_eq!(o.pilot_now(), Pilot::B, "a full battery asks for nothing");
+    }
+
+    #[test]
+    fn current_flows_only_through_a_closed_relay_to_an_ev_that_asks() {
+        let mut o = outlet();
+        o.ev = Some(ev(16.0, None));
+        o.offer = Some(32.0);
+        o.pilot = Pilot::C;
+        assert_eq!(o.current(), 0.0, "relay open");
+        o.relay = true;
+        assert_eq!(o.current(), 16.0, "the EV's maximum below the offer");
+        o.offer = Some(10.0);
+        assert_eq!(o.current(), 10.0, "the offer below the EV's maximum");
+        o.pilot = Pilot::B;
+        assert_eq!(o.current(), 0.0, "the EV does not ask");
+        o.pilot = Pilot::C;
+        let r = o.reading();
+        assert_eq!((r.current_a, r.power_w, r.offered_a), (10.0, 2300.0, 10.0));
+        assert_eq!(
+            (r.voltage_v, r.frequency_hz, r.energy_wh),
+            (230.0, 50.0, 1000)
+        );
+        assert_eq!(r.temperatures_c, vec![25.0; 3]);
+    }
+
+    #[test]
+    fn energy_adds_up_over_time_into_the_register_and_the_battery() {
+        let (handle, _hw) = simulated_with(2, &BTreeMap::from([(1, 5000)]));
+        let mut state = handle.state();
+        let o = &mut state.outlets[1];
+        o.ev = Some(ev(16.0, Some(3000.0)));
+        o.offer = Some(32.0);
+        o.relay = true;
+        o.pilot = Pilot::C;
+        state.integrate_over(Duration::from_secs(1800));
+        let o = &state.outlets[1];
+        // 16 A at 230 V for half an hour.
+        assert!(
+            (o.energy_wh - (5000.0 + 1840.0)).abs() < 1e-6,
+            "{}",
+            o.energy_wh
+        );
+        assert!((o.ev.as_ref().unwrap().received_wh - 1840.0).abs() < 1e-6);
+        assert_eq!(state.outlets[2].energy_wh, 0.0, "nothing through the other");
+        // Another hour: the battery passes full, and the EV stops asking.
+        state.integrate_over(Duration::from_secs(3600));
+        assert!(!state.outlets[1].ev.as_ref().unwrap().wants_energy());
+        assert_eq!(state.outlets[1].pilot_now(), Pilot::B);
     }
 }
