@@ -22,6 +22,12 @@ fn broker() -> (String, u16) {
 /// Subscribes to the pile's insight topic; the records arrive on the receiver.
 async fn subscribe(serial: &str) -> mpsc::UnboundedReceiver<Value> {
     let (host, port) = broker();
+    if let Err(e) = tokio::net::TcpStream::connect((host.as_str(), port)).await {
+        panic!(
+            "this test needs an MQTT broker, and none answers at {host}:{port} ({e}): start \
+             Mosquitto, or set OCPILE_MQTT=host:port (scripts/test.sh starts one as root)"
+        );
+    }
     let options = MqttOptions::new(format!("test-{serial}"), host.clone(), port);
     let (client, mut events) = AsyncClient::new(options, 64);
     client
