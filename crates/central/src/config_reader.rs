@@ -79,19 +79,15 @@ pub async fn read_all(central: &Central, pile: &str) -> Result<usize, ReadError>
         }
     }
     let n = keys.len();
-    central
-        .writer
-        .write(WriteOp::Configuration {
-            pile: pile.to_owned(),
-            keys,
-        })
-        .await?;
+    store(central, pile, keys).await?;
     Ok(n)
 }
 
-/// Reads the named keys again (after a change) and stores them.
-pub async fn read_keys(central: &Central, pile: &str, names: Vec<String>) -> Result<(), ReadError> {
-    let keys = get(central, pile, Some(names)).await?;
+async fn store(
+    central: &Central,
+    pile: &str,
+    keys: Vec<(String, Option<String>, bool)>,
+) -> Result<(), ReadError> {
     central
         .writer
         .write(WriteOp::Configuration {
@@ -100,4 +96,10 @@ pub async fn read_keys(central: &Central, pile: &str, names: Vec<String>) -> Res
         })
         .await?;
     Ok(())
+}
+
+/// Reads the named keys again (after a change) and stores them.
+pub async fn read_keys(central: &Central, pile: &str, names: Vec<String>) -> Result<(), ReadError> {
+    let keys = get(central, pile, Some(names)).await?;
+    store(central, pile, keys).await
 }

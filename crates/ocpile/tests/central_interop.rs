@@ -12,44 +12,25 @@ use std::process::{Command, Stdio};
 
 use common::central::{databases, start_central};
 use common::state_dir;
-use ocpp::{Action, FeatureProfile};
 use serde_json::{json, Value};
 
-fn ocpp16_dir() -> std::path::PathBuf {
-    std::env::var_os("OCPP16_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ocpp16")
+/// The official OCPP 1.6 material: `$OCPP16_DIR`, or `../shared/ocpp16` beside the checkout.
+pub fn ocpp16_dir() -> std::path::PathBuf {
+    std::env::var("OCPP16_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ocpp16")
         })
 }
 
-fn validators() -> BTreeMap<String, jsonschema::Validator> {
-    let mut map = BTreeMap::new();
-    for &action in Action::ALL {
-        let folder = if action.profile() == FeatureProfile::Security {
-            "schemas-security"
-        } else {
-            "schemas"
-        };
-        for suffix in ["", "Response"] {
-            let path = ocpp16_dir()
-                .join(folder)
-                .join(format!("{}{suffix}.json", action.as_str()));
-            let schema: Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let v = jsonschema::options()
-                .should_validate_formats(true)
-                .build(&schema)
-                .unwrap();
-            map.insert(format!("{}{suffix}", action.as_str()), v);
-        }
-    }
-    map
-}
+/// The official schemas, loaded as the pile's tests load them.
+#[path = "../../pile/tests/common/schemas.rs"]
+#[allow(dead_code)]
+mod schemas;
 
 /// Checks every frame the central sent to a pile (its message log, direction out).
 pub fn check_sent_frames(log: &Value) -> usize {
-    let validators = validators();
+    let schemas = schemas::Schemas::load();
     let mut checked = 0;
     for m in log
         .as_array()
@@ -66,11 +47,9 @@ pub fn check_sent_frames(log: &Value) -> usize {
             Some(3) => (format!("{action}Response"), &frame[2]),
             _ => continue,
         };
-        let errors: Vec<String> = validators[&name]
-            .iter_errors(payload)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(errors.is_empty(), "{name} {payload}: {errors:?}");
+        if let Err(e) = schemas.check(&name, payload) {
+            panic!("{e}");
+        }
         checked += 1;
     }
     checked
