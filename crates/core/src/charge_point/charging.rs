@@ -22,9 +22,19 @@ pub(super) enum Cable {
     Invalid,
 }
 
-/// What the core knows and drives of one connector.
+/// What the core knows and drives of one connector (index 0, the pile as a whole, only
+/// reports a status).
 #[derive(Debug, Clone)]
-pub(super) struct Socket {
+pub(super) struct Connector {
+    /// The last status reported.
+    pub reported: Option<Reported>,
+    /// A changed status held back until it has lasted MinimumStatusDuration, and since when.
+    pub pending: Option<(Reported, Duration)>,
+    /// The last reading of the meter, and the register at the previous sample.
+    pub meter: Option<MeterReading>,
+    pub sampled_register: Option<i64>,
+    /// Since when a plug is in.
+    pub plugged_since: Option<Duration>,
     pub pilot: Pilot,
     pub cable: Cable,
     /// A card or remote start accepted before the plug went in.
@@ -37,9 +47,14 @@ pub(super) struct Socket {
     pub relay: bool,
 }
 
-impl Default for Socket {
+impl Default for Connector {
     fn default() -> Self {
-        Socket {
+        Connector {
+            reported: None,
+            pending: None,
+            meter: None,
+            sampled_register: None,
+            plugged_since: None,
             pilot: Pilot::A,
             cable: Cable::Unknown,
             authorized: None,
@@ -86,7 +101,7 @@ impl ChargePoint {
                 return None;
             }
         }
-        let socket = &self.sockets[connector as usize];
+        let socket = &self.connectors[connector as usize];
         let mut amps = self.options.rated_current_a;
         if !self.function("cc_off") {
             match socket.cable {
@@ -95,7 +110,8 @@ impl ChargePoint {
                 Cable::Invalid => return None,
             }
         }
-        let hot = self.meters[connector as usize]
+        let hot = self.connectors[connector as usize]
+            .meter
             .as_ref()
             .is_some_and(|m| m.temperatures_c.iter().any(|t| *t >= DERATING_FROM_C));
         if hot && !self.function("derating_off") {
@@ -111,10 +127,10 @@ impl ChargePoint {
     /// Tells the hardware what changed: the offer before the relay closes, the relay before
     /// the offer goes.
     pub(super) fn drive(&mut self) {
-        for c in 1..self.sockets.len() as u32 {
+        for c in 1..self.connectors.len() as u32 {
             let offer = self.offer_limit(c);
-            let relay = offer.is_some() && self.sockets[c as usize].pilot == Pilot::C;
-            let socket = &self.sockets[c as usize];
+            let relay = offer.is_some() && self.connectors[c as usize].pilot == Pilot::C;
+            let socket = &self.connectors[c as usize];
             let (old_offer, old_relay) = (socket.offer, socket.relay);
             if old_relay && !relay {
                 self.outputs.push(Output::Hardware(HardwareCommand::Relay {
@@ -134,7 +150,7 @@ impl ChargePoint {
                     closed: true,
                 }));
             }
-            let socket = &mut self.sockets[c as usize];
+            let socket = &mut self.connectors[c as usize];
             socket.offer = offer;
             socket.relay = relay;
         }
@@ -142,14 +158,16 @@ impl ChargePoint {
 
     /// Whether the relay of a connector is closed.
     pub fn relay_closed(&self, connector: u32) -> bool {
-        self.sockets
+        self.connectors
             .get(connector as usize)
             .is_some_and(|s| s.relay)
     }
 
     /// What the pilot offers on a connector now (A).
     pub fn offered(&self, connector: u32) -> Option<f64> {
-        self.sockets.get(connector as usize).and_then(|s| s.offer)
+        self.connectors
+            .get(connector as usize)
+            .and_then(|s| s.offer)
     }
 
     /// A connector's meter register (Wh).
@@ -158,7 +176,7 @@ impl ChargePoint {
     }
 
     pub fn pilot(&self, connector: u32) -> Option<Pilot> {
-        self.sockets.get(connector as usize).map(|s| s.pilot)
+        self.connectors.get(connector as usize).map(|s| s.pilot)
     }
 
     /// Starts a transaction on a connector with a plug in, for the idTag accepted for it or,
@@ -171,7 +189,7 @@ impl ChargePoint {
         {
             return;
         }
-        let socket = &self.sockets[connector as usize];
+        let socket = &self.connectors[connector as usize];
         if let Some(a) = socket.authorized.clone() {
             match self.reservation_for(connector, &a.id_tag, a.parent.as_deref()) {
                 Ok(reservation) => {
@@ -184,7 +202,7 @@ impl ChargePoint {
                     }
                 }
                 // Held for another idTag since: the card's acceptance lapses.
-                Err(()) => self.sockets[connector as usize].authorized = None,
+                Err(()) => self.connectors[connector as usize].authorized = None,
             }
         } else if self.config.flag(keys::VENDOR_DIRECT_WORK_MODE) && !socket.finishing {
             // Plug and charge: no card; the transaction carries the pile's serial number. It
@@ -201,15 +219,15 @@ impl ChargePoint {
 
     pub(super) fn on_plug(&mut self, connector: u32, plugged: bool, now: Duration) {
         let Some(was) = self
-            .plugged_since
+            .connectors
             .get(connector as usize)
             .filter(|_| connector > 0)
-            .map(Option::is_some)
+            .map(|c| c.plugged_since.is_some())
         else {
             return;
         };
         if !plugged && was {
-            let socket = &mut self.sockets[connector as usize];
+            let socket = &mut self.connectors[connector as usize];
             socket.cable = Cable::Unknown;
             socket.pilot = Pilot::A;
             if self.durable.transactions.contains_key(&connector)
@@ -221,7 +239,7 @@ impl ChargePoint {
                 // free (Available).
                 self.stop_transaction(connector, StopReason::EvDisconnected, None, now);
             }
-            self.sockets[connector as usize].finishing = false;
+            self.connectors[connector as usize].finishing = false;
             if self
                 .config
                 .flag(keys::UNLOCK_CONNECTOR_ON_EV_SIDE_DISCONNECT)
@@ -230,7 +248,7 @@ impl ChargePoint {
                     .push(Output::Hardware(HardwareCommand::Unlock { connector }));
             }
         }
-        let slot = &mut self.plugged_since[connector as usize];
+        let slot = &mut self.connectors[connector as usize].plugged_since;
         *slot = plugged.then_some(slot.unwrap_or(now));
         self.statuses_changed(now);
     }
@@ -247,7 +265,7 @@ impl ChargePoint {
     pub(super) fn lapse_authorizations(&mut self, now: Duration) {
         let timeout = self.connection_timeout();
         let mut lapsed = false;
-        for socket in self.sockets.iter_mut() {
+        for socket in self.connectors.iter_mut() {
             if socket
                 .authorized
                 .as_ref()

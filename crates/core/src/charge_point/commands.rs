@@ -206,7 +206,7 @@ impl ChargePoint {
                 let next = self.sample_interval().map(|i| now + i);
                 for c in 1..=self.connector_count() {
                     if self.durable.transactions.contains_key(&c) {
-                        self.sockets[c as usize].next_sample = next;
+                        self.connectors[c as usize].next_sample = next;
                     }
                 }
             }
@@ -221,7 +221,7 @@ impl ChargePoint {
     pub(super) fn metered(&self, connector: Option<i32>) -> Vec<u32> {
         let all = 1..=self.connector_count();
         all.filter(|c| connector.is_none_or(|x| x == 0 || x as u32 == *c))
-            .filter(|c| self.meters[*c as usize].is_some())
+            .filter(|c| self.connectors[*c as usize].meter.is_some())
             .collect()
     }
 
@@ -232,10 +232,12 @@ impl ChargePoint {
         context: ReadingContext,
         now: Duration,
     ) {
-        let Some(reading) = self.meters[connector as usize].clone() else {
+        let Some(reading) = self.connectors[connector as usize].meter.clone() else {
             return;
         };
-        let previous = self.sampled_register[connector as usize].replace(reading.energy_wh);
+        let previous = self.connectors[connector as usize]
+            .sampled_register
+            .replace(reading.energy_wh);
         let interval = previous.map_or(0, |p| reading.energy_wh - p);
         let list = self.config.text(keys::METER_VALUES_SAMPLED_DATA).to_owned();
         let value = crate::meter::sample(&list, &reading, interval, context, self.clock.at(now));
@@ -333,7 +335,7 @@ impl ChargePoint {
         let connector = connector.filter(|c| {
             self.can_start(*c)
                 && self.reservation_for(*c, r.id_tag.as_str(), None).is_ok()
-                && self.sockets[*c as usize].authorized.is_none()
+                && self.connectors[*c as usize].authorized.is_none()
                 && r.charging_profile
                     .as_ref()
                     .is_none_or(|p| self.remote_start_profile_fits(p))
@@ -351,7 +353,7 @@ impl ChargePoint {
             self.authorize(&tag, Purpose::Start(c), now);
             self.remote_profile = r.charging_profile;
         } else {
-            self.sockets[c as usize].authorized = Some(super::authorization::Authorized {
+            self.connectors[c as usize].authorized = Some(super::authorization::Authorized {
                 id_tag: tag,
                 parent: None,
                 since: now,

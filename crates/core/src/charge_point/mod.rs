@@ -181,25 +181,15 @@ pub struct ChargePoint {
     next_connect: Option<Duration>,
     failures: u32,
     last_activity: Duration,
-    /// The last status reported per connector (index 0 = the whole pile).
-    reported: Vec<Option<Reported>>,
-    /// A changed status held back until it has lasted MinimumStatusDuration, and since when.
-    pending: Vec<Option<(Reported, Duration)>>,
     faults: BTreeSet<Fault>,
-    /// The last reading of each connector's meter, and the register at the previous sample
-    /// (index 0 unused).
-    meters: Vec<Option<MeterReading>>,
-    sampled_register: Vec<Option<i64>>,
-    /// Since when each connector has a plug in (index 0 unused).
-    plugged_since: Vec<Option<Duration>>,
     /// The time of the last input, for statuses that depend on time.
     now: Duration,
     /// Since when unproven server settings are in force (for the fallback).
     trying_settings_since: Option<Duration>,
     jitter: u64,
     network: NetState,
-    /// The power path of each connector (index 0 unused).
-    sockets: Vec<charging::Socket>,
+    /// Each connector's state; index 0 is the pile as a whole.
+    connectors: Vec<charging::Connector>,
     /// The Authorize.req on its way, if any.
     authorizing: Option<authorization::PendingAuthorization>,
     /// The outbox message on its way, and when to try again after a failure.
@@ -286,17 +276,12 @@ impl ChargePoint {
             next_connect: None,
             failures: 0,
             last_activity: now,
-            reported: vec![None; connectors + 1],
-            pending: vec![None; connectors + 1],
             faults: BTreeSet::new(),
-            plugged_since: vec![None; connectors + 1],
-            meters: vec![None; connectors + 1],
-            sampled_register: vec![None; connectors + 1],
             now,
             trying_settings_since: None,
             jitter,
             network: NetState::default(),
-            sockets: vec![charging::Socket::default(); connectors + 1],
+            connectors: vec![charging::Connector::default(); connectors + 1],
             authorizing: None,
             outbox_call: None,
             outbox_retry_at: None,
@@ -340,9 +325,9 @@ impl ChargePoint {
     }
 
     pub fn is_plugged(&self, connector: u32) -> bool {
-        self.plugged_since
+        self.connectors
             .get(connector as usize)
-            .is_some_and(Option::is_some)
+            .is_some_and(|c| c.plugged_since.is_some())
     }
 
     pub fn config(&self) -> &Configuration {
@@ -362,7 +347,7 @@ impl ChargePoint {
     }
 
     pub fn connector_count(&self) -> u32 {
-        (self.reported.len() - 1) as u32
+        (self.connectors.len() - 1) as u32
     }
 
     /// When [`ChargePoint::handle`] should next be called with [`Input::Tick`].
@@ -375,25 +360,24 @@ impl ChargePoint {
             .zip(self.options.settings_fallback)
             .map(|(since, after)| since + after);
         let preparing = self
-            .plugged_since
+            .connectors
             .iter()
-            .flatten()
-            .copied()
+            .filter_map(|c| c.plugged_since)
             .chain(
-                self.sockets
+                self.connectors
                     .iter()
                     .filter_map(|s| s.authorized.as_ref().map(|a| a.since)),
             )
             .map(|since| since + self.connection_timeout())
             .filter(|t| *t > self.now)
             .min();
-        let sample = self.sockets.iter().filter_map(|s| s.next_sample).min();
+        let sample = self.connectors.iter().filter_map(|s| s.next_sample).min();
         let hold = self.config.seconds(keys::MINIMUM_STATUS_DURATION);
         let held = (self.connected && self.is_accepted())
             .then(|| {
-                self.pending
+                self.connectors
                     .iter()
-                    .flatten()
+                    .filter_map(|c| c.pending.as_ref())
                     .map(|(_, since)| *since + hold)
                     .min()
             })
@@ -445,11 +429,11 @@ impl ChargePoint {
             Input::Network(network) => self.network = network.clone(),
             Input::Meter { connector, reading } => {
                 if let Some(slot) = self
-                    .meters
+                    .connectors
                     .get_mut(connector as usize)
                     .filter(|_| connector > 0)
                 {
-                    *slot = Some(reading.clone());
+                    slot.meter = Some(reading.clone());
                     // Derating and MaxEnergyOnInvalidId depend on the reading.
                     self.statuses_changed(now);
                 }
@@ -457,7 +441,7 @@ impl ChargePoint {
             Input::Plug { connector, plugged } => self.on_plug(connector, plugged, now),
             Input::Pilot { connector, state } => {
                 if let Some(socket) = self
-                    .sockets
+                    .connectors
                     .get_mut(connector as usize)
                     .filter(|_| connector > 0)
                 {
@@ -467,7 +451,7 @@ impl ChargePoint {
             }
             Input::Cable { connector, amps } => {
                 if let Some(socket) = self
-                    .sockets
+                    .connectors
                     .get_mut(connector as usize)
                     .filter(|_| connector > 0)
                 {

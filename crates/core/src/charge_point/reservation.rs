@@ -13,7 +13,7 @@ use crate::durable::Reservation;
 impl ChargePoint {
     /// Free: no transaction, no card waiting, operative, not faulted.
     fn is_free(&self, connector: u32) -> bool {
-        self.can_start(connector) && self.sockets[connector as usize].authorized.is_none()
+        self.can_start(connector) && self.connectors[connector as usize].authorized.is_none()
     }
 
     /// Free with no plug in: what a new reservation needs.
@@ -66,7 +66,7 @@ impl ChargePoint {
     /// Whether a held connector shows Reserved: it has no transaction and no card waiting.
     pub(super) fn is_free_for_status(&self, connector: u32) -> bool {
         !self.durable.transactions.contains_key(&connector)
-            && self.sockets[connector as usize].authorized.is_none()
+            && self.connectors[connector as usize].authorized.is_none()
     }
 
     /// The reservation an idTag (with its parent) would use on a connector: `Ok(None)` when the
@@ -202,7 +202,11 @@ impl ChargePoint {
     /// A connector a reservation no longer holds: a plug that went in meanwhile starts afresh
     /// (Reserved → Preparing, never → Finishing).
     fn release(&mut self, connector: u32, now: Duration) {
-        if let Some(Some(since)) = self.plugged_since.get_mut(connector as usize) {
+        if let Some(Some(since)) = self
+            .connectors
+            .get_mut(connector as usize)
+            .map(|k| &mut k.plugged_since)
+        {
             *since = now;
         }
     }

@@ -34,13 +34,13 @@ impl ChargePoint {
         if self.durable.transactions.contains_key(&connector) {
             return if self.offer_limit(connector).is_none() {
                 ChargePointStatus::SuspendedEvse
-            } else if self.sockets[connector as usize].pilot == Pilot::C {
+            } else if self.connectors[connector as usize].pilot == Pilot::C {
                 ChargePointStatus::Charging
             } else {
                 ChargePointStatus::SuspendedEv
             };
         }
-        let socket = self.sockets.get(connector as usize);
+        let socket = self.connectors.get(connector as usize);
         if self.is_plugged(connector) && socket.is_some_and(|s| s.finishing) {
             // The transaction ended; the plug is still in.
             return ChargePointStatus::Finishing;
@@ -50,10 +50,9 @@ impl ChargePoint {
             return ChargePointStatus::Preparing;
         }
         match self
-            .plugged_since
+            .connectors
             .get(connector as usize)
-            .copied()
-            .flatten()
+            .and_then(|c| c.plugged_since)
         {
             // Plugged in without a transaction: Preparing until ConnectionTimeOut, then
             // Finishing, as the user still has to unplug (ERR 3.20).
@@ -124,14 +123,14 @@ impl ChargePoint {
     /// reported (or for all with `all`).
     pub(super) fn report_statuses(&mut self, now: Duration, all: bool) {
         let hold = self.config.seconds(keys::MINIMUM_STATUS_DURATION);
-        for connector in 0..self.reported.len() as u32 {
+        for connector in 0..self.connectors.len() as u32 {
             let c = connector as usize;
             let current = self.reported_now(connector);
             if all || hold.is_zero() {
                 // A status still held back (MinimumStatusDuration was just lowered) goes out
                 // first where skipping it would make a transition OCPP does not allow.
-                if let Some((held, _)) = self.pending[c].take() {
-                    let from = self.reported[c].as_ref().map(|r| r.0.clone());
+                if let Some((held, _)) = self.connectors[c].pending.take() {
+                    let from = self.connectors[c].reported.as_ref().map(|r| r.0.clone());
                     let skippable = connector == 0
                         || from
                             .as_ref()
@@ -140,29 +139,29 @@ impl ChargePoint {
                         self.send_status(connector, held, now);
                     }
                 }
-                if all || self.reported[c].as_ref() != Some(&current) {
+                if all || self.connectors[c].reported.as_ref() != Some(&current) {
                     self.send_status(connector, current, now);
                 }
                 continue;
             }
-            if self.reported[c].as_ref() == Some(&current) {
+            if self.connectors[c].reported.as_ref() == Some(&current) {
                 // Back to what was last reported: whatever happened in between lasted too
                 // short to report (MinimumStatusDuration).
-                self.pending[c] = None;
+                self.connectors[c].pending = None;
                 continue;
             }
-            match self.pending[c].take() {
+            match self.connectors[c].pending.take() {
                 Some((held, since)) if held == current => {
                     if now >= since + hold {
                         self.send_status(connector, current, now);
                     } else {
-                        self.pending[c] = Some((held, since));
+                        self.connectors[c].pending = Some((held, since));
                     }
                 }
                 Some((held, _)) => {
                     // The status moved on before the held one was reported. Skipping it must
                     // still leave a transition OCPP allows; otherwise it is reported now.
-                    let from = self.reported[c].as_ref().map(|r| r.0.clone());
+                    let from = self.connectors[c].reported.as_ref().map(|r| r.0.clone());
                     let skippable = connector == 0
                         || from
                             .as_ref()
@@ -170,9 +169,9 @@ impl ChargePoint {
                     if !skippable {
                         self.send_status(connector, held, now);
                     }
-                    self.pending[c] = Some((current, now));
+                    self.connectors[c].pending = Some((current, now));
                 }
-                None => self.pending[c] = Some((current, now)),
+                None => self.connectors[c].pending = Some((current, now)),
             }
         }
     }
@@ -193,14 +192,15 @@ impl ChargePoint {
             vendor_id: None,
             vendor_error_code: None,
         };
-        self.reported[0] = Some((status, ChargePointErrorCode::LocalListConflict, None));
+        self.connectors[0].reported = Some((status, ChargePointErrorCode::LocalListConflict, None));
         self.call(&request, now);
     }
 
     pub(super) fn send_status(&mut self, connector: u32, reported: Reported, now: Duration) {
         // A connector held by a reservation of connector 0 once it became free: it was
         // Available first (Preparing → Reserved, say, is not a transition OCPP allows).
-        let from = self.reported[connector as usize]
+        let from = self.connectors[connector as usize]
+            .reported
             .as_ref()
             .map(|r| r.0.clone());
         if connector > 0
@@ -215,7 +215,7 @@ impl ChargePoint {
             self.send_status(connector, available, now);
         }
         let (status, error_code, vendor_error_code) = reported.clone();
-        self.reported[connector as usize] = Some(reported);
+        self.connectors[connector as usize].reported = Some(reported);
         let (fault_mask, function_mask) = (
             self.config.mask(keys::OEM_FAULT_MASK),
             self.config.mask(keys::OEM_FUNCTION_MASK),
@@ -295,7 +295,7 @@ impl ChargePoint {
                     .collect();
                 // An accepted card waiting for its plug lapses.
                 for c in &targets {
-                    self.sockets[*c as usize].authorized = None;
+                    self.connectors[*c as usize].authorized = None;
                 }
                 self.durable.inoperative.insert(connector);
                 self.end_reservations_of_inoperative(now);
@@ -326,10 +326,14 @@ impl ChargePoint {
                 // A plug that went in while the connector was unavailable starts afresh:
                 // Unavailable → Preparing (never → Finishing, which OCPP does not allow).
                 for c in was_unavailable {
-                    if let Some(Some(since)) = self.plugged_since.get_mut(c as usize) {
+                    if let Some(Some(since)) = self
+                        .connectors
+                        .get_mut(c as usize)
+                        .map(|k| &mut k.plugged_since)
+                    {
                         *since = now;
                     }
-                    self.sockets[c as usize].finishing = false;
+                    self.connectors[c as usize].finishing = false;
                 }
                 AvailabilityStatus::Accepted
             }

@@ -36,8 +36,9 @@ impl ChargePoint {
 
     /// A connector's meter register now: the last reading, else the last one recorded.
     pub(super) fn register(&self, connector: u32) -> i64 {
-        self.meters
+        self.connectors
             .get(connector as usize)
+            .map(|k| &k.meter)
             .and_then(|m| m.as_ref())
             .map(|m| m.energy_wh)
             .or_else(|| self.durable.registers.get(&connector).copied())
@@ -70,10 +71,14 @@ impl ChargePoint {
     ) {
         // The connector shows Preparing first, wherever it was (Finishing → Charging, say, is
         // not a transition OCPP allows).
-        if let Some(Some(since)) = self.plugged_since.get_mut(connector as usize) {
+        if let Some(Some(since)) = self
+            .connectors
+            .get_mut(connector as usize)
+            .map(|k| &mut k.plugged_since)
+        {
             *since = now;
         }
-        self.sockets[connector as usize].finishing = false;
+        self.connectors[connector as usize].finishing = false;
         self.statuses_changed(now);
         let local_id = self.next_number();
         let register = self.register(connector);
@@ -112,7 +117,7 @@ impl ChargePoint {
             }),
         );
         let next_sample = self.sample_interval().map(|i| now + i);
-        let socket = &mut self.sockets[connector as usize];
+        let socket = &mut self.connectors[connector as usize];
         socket.authorized = None;
         socket.finishing = false;
         socket.next_sample = next_sample;
@@ -153,7 +158,7 @@ impl ChargePoint {
         self.enqueue_stop(tx, register, at, reason, id_tag);
         self.drop_tx_profiles(connector);
         let plugged = self.is_plugged(connector);
-        let socket = &mut self.sockets[connector as usize];
+        let socket = &mut self.connectors[connector as usize];
         socket.next_sample = None;
         socket.finishing = plugged;
         self.transaction_changed(now);
@@ -231,7 +236,11 @@ impl ChargePoint {
         now: Duration,
     ) -> Option<MeterValue> {
         let list = self.config.text(key);
-        let reading = self.meters.get(connector as usize)?.as_ref()?;
+        let reading = self
+            .connectors
+            .get(connector as usize)
+            .map(|k| &k.meter)?
+            .as_ref()?;
         if list.is_empty() {
             return None;
         }
@@ -246,9 +255,9 @@ impl ChargePoint {
 
     /// Periodic samples of the running transactions (MeterValueSampleInterval).
     pub(super) fn sample_transactions(&mut self, now: Duration) {
-        let due: Vec<u32> = (1..self.sockets.len() as u32)
+        let due: Vec<u32> = (1..self.connectors.len() as u32)
             .filter(|c| {
-                self.sockets[*c as usize]
+                self.connectors[*c as usize]
                     .next_sample
                     .is_some_and(|t| now >= t)
             })
@@ -258,7 +267,7 @@ impl ChargePoint {
         }
         for connector in due {
             let interval = self.sample_interval();
-            self.sockets[connector as usize].next_sample = interval.map(|i| now + i);
+            self.connectors[connector as usize].next_sample = interval.map(|i| now + i);
             let Some(tx) = self.durable.transactions.get(&connector) else {
                 continue;
             };
@@ -315,7 +324,7 @@ impl ChargePoint {
     /// when connected and not kept.
     pub(super) fn sample_aligned(&mut self, now: Duration) {
         let mut changed = false;
-        for connector in 1..self.sockets.len() as u32 {
+        for connector in 1..self.connectors.len() as u32 {
             let Some(value) = self.sample_of(
                 keys::METER_VALUES_ALIGNED_DATA,
                 connector,
