@@ -6,9 +6,7 @@ use super::*;
 impl ChargePoint {
     pub(super) fn on_connected(&mut self, now: Duration) {
         // A new connection: whatever was in flight on an earlier one is gone.
-        self.rpc.disconnect();
-        self.boot_call = None;
-        self.outbox_call = None;
+        self.forget_calls();
         self.connected = true;
         self.failures = 0;
         self.next_connect = None;
@@ -33,11 +31,7 @@ impl ChargePoint {
             self.firmware_run.restart_after = None;
             return self.restart_after_upgrade();
         }
-        self.connected = false;
-        self.boot_call = None;
-        self.next_boot = None;
-        self.outbox_call = None;
-        self.rpc.disconnect();
+        self.drop_connection();
         if let Some(pending) = self.authorizing.take() {
             self.on_authorize_reply(pending, Err(CallFailure::Disconnected), now);
         }
@@ -220,13 +214,23 @@ impl ChargePoint {
         self.pump_outbox(now);
     }
 
+    /// The CALLs in flight are gone with their connection: none will be answered.
+    fn forget_calls(&mut self) {
+        self.rpc.disconnect();
+        self.boot_call = None;
+        self.outbox_call = None;
+    }
+
+    /// The connection is gone: no CALL in flight, no BootNotification planned on it.
+    fn drop_connection(&mut self) {
+        self.forget_calls();
+        self.connected = false;
+        self.next_boot = None;
+    }
+
     pub(super) fn reconnect_now(&mut self) {
         self.drain_transmit();
-        self.connected = false;
-        self.boot_call = None;
-        self.next_boot = None;
-        self.outbox_call = None;
-        self.rpc.disconnect();
+        self.drop_connection();
         self.next_connect = None;
         self.outputs.push(Output::Connect(self.target.clone()));
     }
