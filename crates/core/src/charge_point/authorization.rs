@@ -18,7 +18,6 @@ pub(super) enum Purpose {
 /// An Authorize.req on its way.
 #[derive(Debug, Clone)]
 pub(super) struct PendingAuthorization {
-    pub ticket: Ticket,
     pub id_tag: String,
     pub purpose: Purpose,
 }
@@ -189,8 +188,8 @@ impl ChargePoint {
                 },
                 now,
             );
+            self.awaited.insert(ticket, Awaited::Authorize);
             self.authorizing = Some(PendingAuthorization {
-                ticket,
                 id_tag: id_tag.to_owned(),
                 purpose,
             });

@@ -107,6 +107,7 @@ impl ChargePoint {
         let status = self.firmware_status();
         let ticket = self.call(&FirmwareStatusNotificationRequest { status }, now);
         self.firmware_run.call = Some(ticket);
+        self.awaited.insert(ticket, Awaited::Firmware);
         self.firmware_run.last_sent = Some(now);
     }
 
@@ -129,6 +130,7 @@ impl ChargePoint {
         if self.connected && self.is_accepted() {
             let ticket = self.call(&FirmwareStatusNotificationRequest { status }, now);
             self.firmware_run.call = Some(ticket);
+            self.awaited.insert(ticket, Awaited::Firmware);
         }
         self.statuses_changed(now);
     }

@@ -206,7 +206,21 @@ pub struct ChargePoint {
     restarting: bool,
     /// A reset waits for the answers to its StopTransactions: hard or soft, and until when.
     reset_waiting: Option<(bool, Duration)>,
+    /// What each CALL awaiting its answer is for (CALLs not listed need nothing done with
+    /// the answer but the clock of a Heartbeat).
+    awaited: BTreeMap<Ticket, Awaited>,
     outputs: Vec<Output>,
+}
+
+/// What a CALL of ours awaits its answer for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaited {
+    Boot,
+    /// A transaction message of the outbox.
+    Outbox,
+    Authorize,
+    /// A FirmwareStatusNotification (the restart after Installed waits for its answer).
+    Firmware,
 }
 
 /// What a StatusNotification said: status, error code, vendor error code.
@@ -291,6 +305,7 @@ impl ChargePoint {
             remote_profile: None,
             firmware_run: Default::default(),
             diagnostics: None,
+            awaited: BTreeMap::new(),
             outputs: Vec::new(),
         };
         cp.stop_interrupted();

@@ -116,7 +116,9 @@ impl ChargePoint {
     pub(super) fn send_boot(&mut self, now: Duration) {
         self.next_boot = None;
         let request = self.boot_request();
-        self.boot_call = Some(self.call(&request, now));
+        let ticket = self.call(&request, now);
+        self.boot_call = Some(ticket);
+        self.awaited.insert(ticket, Awaited::Boot);
     }
 
     pub(super) fn on_reply(
@@ -126,58 +128,20 @@ impl ChargePoint {
         outcome: Result<Decoded<Response>, CallFailure>,
         now: Duration,
     ) {
-        if self.outbox_call == Some(ticket) {
-            return self.on_outbox_reply(outcome, now);
-        }
-        if self
-            .authorizing
-            .as_ref()
-            .is_some_and(|p| p.ticket == ticket)
-        {
-            let pending = self.authorizing.take().expect("checked");
-            return self.on_authorize_reply(pending, outcome, now);
-        }
-        if self.firmware_run.call == Some(ticket) || self.firmware_run.restart_after == Some(ticket)
-        {
-            let answered = !matches!(outcome, Err(CallFailure::Timeout));
-            return self.on_firmware_reply(ticket, answered);
-        }
-        if self.boot_call == Some(ticket) {
-            self.boot_call = None;
-            match outcome {
-                Ok(Decoded {
-                    value: Response::BootNotification(r),
-                    ..
-                }) => {
-                    self.clock.sync(r.current_time, now);
-                    let interval = Duration::from_secs(r.interval.max(0) as u64);
-                    match r.status {
-                        RegistrationStatus::Accepted => self.on_accepted(r.interval, now),
-                        RegistrationStatus::Pending => {
-                            self.registration = Registration::Pending;
-                            self.next_boot = Some(
-                                now + if interval.is_zero() {
-                                    BOOT_RETRY
-                                } else {
-                                    interval
-                                },
-                            );
-                        }
-                        _ => {
-                            self.registration = Registration::Rejected;
-                            self.next_boot = Some(
-                                now + if interval.is_zero() {
-                                    BOOT_RETRY
-                                } else {
-                                    interval
-                                },
-                            );
-                        }
-                    }
+        match self.awaited.remove(&ticket) {
+            Some(Awaited::Outbox) => return self.on_outbox_reply(outcome, now),
+            Some(Awaited::Authorize) => {
+                if let Some(pending) = self.authorizing.take() {
+                    return self.on_authorize_reply(pending, outcome, now);
                 }
-                _ => self.next_boot = Some(now + BOOT_RETRY),
+                return;
             }
-            return;
+            Some(Awaited::Firmware) => {
+                let answered = !matches!(outcome, Err(CallFailure::Timeout));
+                return self.on_firmware_reply(ticket, answered);
+            }
+            Some(Awaited::Boot) => return self.on_boot_reply(outcome, now),
+            None => {}
         }
         if let Ok(Decoded {
             value: Response::Heartbeat(h),
@@ -186,6 +150,32 @@ impl ChargePoint {
         {
             self.clock.sync(h.current_time, now);
         }
+    }
+
+    fn on_boot_reply(&mut self, outcome: Result<Decoded<Response>, CallFailure>, now: Duration) {
+        self.boot_call = None;
+        let Ok(Decoded {
+            value: Response::BootNotification(r),
+            ..
+        }) = outcome
+        else {
+            self.next_boot = Some(now + BOOT_RETRY);
+            return;
+        };
+        self.clock.sync(r.current_time, now);
+        let interval = Duration::from_secs(r.interval.max(0) as u64);
+        let registration = match r.status {
+            RegistrationStatus::Accepted => return self.on_accepted(r.interval, now),
+            RegistrationStatus::Pending => Registration::Pending,
+            _ => Registration::Rejected,
+        };
+        self.registration = registration;
+        let retry = if interval.is_zero() {
+            BOOT_RETRY
+        } else {
+            interval
+        };
+        self.next_boot = Some(now + retry);
     }
 
     pub(super) fn on_accepted(&mut self, interval: i32, now: Duration) {
@@ -217,6 +207,7 @@ impl ChargePoint {
     /// The CALLs in flight are gone with their connection: none will be answered.
     fn forget_calls(&mut self) {
         self.rpc.disconnect();
+        self.awaited.clear();
         self.boot_call = None;
         self.outbox_call = None;
     }

@@ -423,6 +423,7 @@ impl ChargePoint {
             };
             self.last_activity = now;
             self.outbox_call = Some(ticket);
+            self.awaited.insert(ticket, Awaited::Outbox);
             return;
         }
     }
