@@ -114,18 +114,48 @@ async fn dbg_enable_insight_streams_the_log_over_mqtt_until_emptied() {
         )
         .await;
     assert_eq!(answer, json!({"status": "Accepted"}));
-    // What was published before still arrives: wait for half a second of quiet.
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), records.recv()).await {
-    }
+    // A heartbeat while it is off, then on again and heartbeats until one shows: the one
+    // triggered while it was off never does.
     wire.call(
-        "hb-last",
+        "hb-while-off",
         "TriggerMessage",
         json!({"requestedMessage": "Heartbeat"}),
     )
     .await;
-    let later = tokio::time::timeout(Duration::from_secs(2), records.recv()).await;
+    let answer = wire
+        .call(
+            "i-3",
+            "ChangeConfiguration",
+            json!({"key": "DBGEnableInsight", "value": format!("{host},{port}")}),
+        )
+        .await;
+    assert_eq!(answer, json!({"status": "Accepted"}));
+    let mut seen = Vec::new();
+    timeout(WAIT, async {
+        let mut n = 0;
+        loop {
+            n += 1;
+            let id = format!("hb-on-again-{n}");
+            wire.call(
+                &id,
+                "TriggerMessage",
+                json!({"requestedMessage": "Heartbeat"}),
+            )
+            .await;
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+            while let Ok(Some(record)) = tokio::time::timeout_at(deadline, records.recv()).await {
+                let text = record["text"].as_str().unwrap_or_default().to_owned();
+                seen.push(text.clone());
+                if text.contains("hb-on-again") {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the stream resumes");
     assert!(
-        later.is_err(),
-        "nothing after the key was emptied: {later:?}"
+        !seen.iter().any(|t| t.contains("hb-while-off")),
+        "nothing was streamed while the key was empty: {seen:?}"
     );
 }

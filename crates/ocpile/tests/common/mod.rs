@@ -86,6 +86,54 @@ pub fn start_pile_with_control(
     (PileProcess(child), addr)
 }
 
+/// Starts a pile and hands over what it logs (warnings and above), line by line.
+pub fn start_pile_logged(
+    id: &str,
+    csms: &str,
+    state: &Path,
+    extra: &[&str],
+) -> (PileProcess, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocpile"))
+        .args(["pile", "--id", id, "--csms", csms, "--state"])
+        .arg(state)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ocpile starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (PileProcess(child), rx)
+}
+
+/// Waits for a logged line that contains `text`.
+pub async fn logged(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    text: &str,
+) -> String {
+    timeout(WAIT, async {
+        while let Some(line) = lines.recv().await {
+            if line.contains(text) {
+                return line;
+            }
+        }
+        panic!("the pile ended without logging {text:?}")
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the pile never logged {text:?}"))
+}
+
 pub fn start_pile(id: &str, csms: &str, state: &Path, extra: &[&str]) -> PileProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_ocpile"))
         .args(["pile", "--id", id, "--csms", csms, "--state"])
