@@ -25,7 +25,7 @@ use crate::faults::Fault;
 use crate::hardware::{Hardware, HardwareEvent, MeterReading, Pilot};
 use crate::insight::Insight;
 use crate::logbook::LogBook;
-use crate::store::{StateStore, StoreError};
+use crate::store::{PileStore, StateStore, StoreError};
 use crate::transfer::{download, image_version, upload};
 use crate::{
     ChargePoint, DiagnosticsEvent, FirmwareEvent, Identity, Input, NetState, Options, Output,
@@ -408,14 +408,26 @@ fn snapshot(cp: &ChargePoint, settings: &PileSettings, connected: bool, online: 
     }
 }
 
-/// Runs the pile until `shutdown` completes or its state cannot be saved.
+/// Runs the pile, its state in `settings.state_dir`, until `shutdown` completes or its state
+/// cannot be saved.
 pub async fn run(
     settings: PileSettings,
+    hardware: Box<dyn Hardware>,
+    control: Control,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ShellError> {
+    let store = StateStore::open(&settings.state_dir)?;
+    run_with_store(settings, Box::new(store), hardware, control, shutdown).await
+}
+
+/// Runs the pile with its state in `store`.
+pub async fn run_with_store(
+    settings: PileSettings,
+    mut store: Box<dyn PileStore>,
     mut hardware: Box<dyn Hardware>,
     mut control: Control,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ShellError> {
-    let mut store = StateStore::open(&settings.state_dir)?;
     let start = Instant::now();
     let mut mirror = HardwareMirror {
         plugged: BTreeSet::new(),
@@ -428,7 +440,7 @@ pub async fn run(
     };
     // A core from the durable state, told what the hardware looks like: at start, and again
     // after a Reset.
-    let boot_core = |store: &mut StateStore,
+    let boot_core = |store: &mut Box<dyn PileStore>,
                      now: Duration,
                      mirror: &HardwareMirror|
      -> Result<(ChargePoint, Vec<Output>), ShellError> {

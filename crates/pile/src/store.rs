@@ -55,6 +55,25 @@ struct StateIn {
     state: Durable,
 }
 
+/// Where a pile keeps its durable state: a state file and outbox journal of its own
+/// ([`StateStore`]), or, for a fleet, one store shared by thousands of piles. A `save` must be
+/// durable when it returns: the shell sends nothing that follows a Persist before it does.
+pub trait PileStore: Send {
+    /// The state last saved, if any.
+    fn load(&mut self) -> Result<Option<Durable>, StoreError>;
+    /// Makes `state` durable.
+    fn save(&mut self, state: &Durable) -> Result<(), StoreError>;
+}
+
+impl PileStore for StateStore {
+    fn load(&mut self) -> Result<Option<Durable>, StoreError> {
+        StateStore::load(self)
+    }
+    fn save(&mut self, state: &Durable) -> Result<(), StoreError> {
+        StateStore::save(self, state)
+    }
+}
+
 pub struct StateStore {
     dir: PathBuf,
     /// The outbox as the files hold it: message ids and failure counts.
