@@ -57,10 +57,6 @@ pub struct PileArgs {
     /// system while the pile keeps its factory name (FAQ 3.2.2, 3.5). Repeatable.
     #[arg(long = "offline-card")]
     offline_cards: Vec<String>,
-    /// Seconds a write to the central system may make no progress before the pile closes the
-    /// connection and reconnects (a central that stopped reading).
-    #[arg(long, default_value_t = 30)]
-    write_timeout: u64,
     /// The most current a connector offers (A).
     #[arg(long, default_value_t = 32.0)]
     rated_current: f64,
@@ -127,7 +123,6 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
         },
         tls,
         resolve: args.resolve,
-        write_timeout: std::time::Duration::from_secs(args.write_timeout.max(1)),
     };
     anyhow::ensure!(
         args.rated_current > 0.0,

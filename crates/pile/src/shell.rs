@@ -45,13 +45,7 @@ pub struct PileSettings {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Fixed addresses for host names (see [`ClientConfig::resolve`]).
     pub resolve: Vec<(String, u16, std::net::SocketAddr)>,
-    /// A write to the central system that makes no progress for this long ends the
-    /// connection (a central that stopped reading); the pile reconnects.
-    pub write_timeout: Duration,
 }
-
-/// The default of [`PileSettings::write_timeout`].
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShellError {
@@ -167,56 +161,6 @@ pub fn control_channel() -> (PileHandle, Control) {
 
 type Sink = SplitSink<WsStream, Message>;
 type Stream = SplitStream<WsStream>;
-
-/// The sending half of a connection, in a task of its own, so that the shell's loop (hardware
-/// events, the control port, ticks) never waits for the network. A write that makes no
-/// progress within the write timeout ends the connection.
-struct LinkWriter {
-    frames: mpsc::UnboundedSender<Message>,
-    task: JoinHandle<()>,
-}
-
-impl LinkWriter {
-    fn spawn(
-        mut sink: Sink,
-        timeout: Duration,
-        generation: u64,
-        failed: mpsc::UnboundedSender<(u64, String)>,
-    ) -> LinkWriter {
-        let (frames, mut queue) = mpsc::unbounded_channel::<Message>();
-        let task = tokio::spawn(async move {
-            while let Some(message) = queue.recv().await {
-                let closing = matches!(message, Message::Close(_));
-                match tokio::time::timeout(timeout, sink.send(message)).await {
-                    Ok(Ok(())) if closing => return,
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        let _ = failed.send((generation, format!("send failed: {e}")));
-                        return;
-                    }
-                    Err(_) => {
-                        let why = format!("a write made no progress for {timeout:?}");
-                        let _ = failed.send((generation, why));
-                        return;
-                    }
-                }
-            }
-        });
-        LinkWriter { frames, task }
-    }
-
-    /// Queues a frame; false when the connection is gone.
-    fn send(&self, message: Message) -> bool {
-        self.frames.send(message).is_ok()
-    }
-
-    /// Sends a close frame after what is queued, and waits a little for it to leave.
-    async fn close(self) {
-        if self.send(Message::Close(None)) {
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
-        }
-    }
-}
 
 async fn next_message(stream: &mut Option<Stream>) -> Option<Result<Message, WsError>> {
     match stream {
@@ -463,10 +407,7 @@ pub async fn run_with_store(
     };
     let (mut cp, first) = boot_core(&mut store, Duration::ZERO, &mirror)?;
     let mut todo: VecDeque<Output> = first.into();
-    let mut link: Option<LinkWriter> = None;
-    // Which connection a write failure belongs to (a late one of an old link is ignored).
-    let mut generation = 0u64;
-    let (write_failed_tx, mut write_failed) = mpsc::unbounded_channel::<(u64, String)>();
+    let mut sink: Option<Sink> = None;
     let mut stream: Option<Stream> = None;
     let mut connecting: Option<JoinHandle<Result<WsStream, TransportError>>> = None;
     // WebSocketPingInterval: a ping every interval; no pong within the next interval (at least
@@ -543,17 +484,17 @@ pub async fn run_with_store(
                     hardware.command(&command);
                 }
                 Output::Send(frame) => {
-                    let Some(w) = link.as_ref() else { continue };
+                    let Some(s) = sink.as_mut() else { continue };
                     tracing::debug!(frame, "send");
                     logbook.record(cp.wall_time(start.elapsed()), "send", &frame);
-                    if !w.send(Message::text(frame)) {
-                        tracing::warn!("send failed: the connection is gone");
-                        (link, stream) = (None, None);
+                    if let Err(e) = s.send(Message::text(frame)).await {
+                        tracing::warn!("send failed: {e}");
+                        (sink, stream) = (None, None);
                         todo.extend(cp.handle(Input::Disconnected, start.elapsed()));
                     }
                 }
                 Output::Connect(target) => {
-                    (link, stream) = (None, None);
+                    (sink, stream) = (None, None);
                     if let Some(old) = connecting.take() {
                         old.abort();
                     }
@@ -574,8 +515,8 @@ pub async fn run_with_store(
                         "event",
                         if hard { "hard restart" } else { "soft restart" },
                     );
-                    if let Some(w) = link.take() {
-                        w.close().await;
+                    if let Some(mut s) = sink.take() {
+                        let _ = s.close().await;
                     }
                     stream = None;
                     if let Some(old) = connecting.take() {
@@ -606,7 +547,7 @@ pub async fn run_with_store(
             }
         }
         let interval = ping_interval(&cp);
-        if link.is_none() || interval.is_zero() {
+        if sink.is_none() || interval.is_zero() {
             (next_ping, pong_deadline) = (None, None);
         } else if pong_deadline.is_none() && (next_ping.is_none() || scheduled_with != interval) {
             next_ping = Some(Instant::now() + interval);
@@ -621,9 +562,9 @@ pub async fn run_with_store(
                 Some(event) => {
                     mirror.record(&event);
                     let mut out = feed(&mut cp, &event, start.elapsed());
-                    if !mirror.online && (link.is_some() || connecting.is_some()) {
+                    if !mirror.online && (sink.is_some() || connecting.is_some()) {
                         tracing::warn!("network down");
-                        (link, stream) = (None, None);
+                        (sink, stream) = (None, None);
                         if let Some(t) = connecting.take() {
                             t.abort();
                         }
@@ -649,7 +590,7 @@ pub async fn run_with_store(
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     tracing::warn!("connection lost");
                     logbook.record(cp.wall_time(start.elapsed()), "event", "connection lost");
-                    (link, stream) = (None, None);
+                    (sink, stream) = (None, None);
                     cp.handle(Input::Disconnected, start.elapsed())
                 }
                 Some(Ok(_)) => Vec::new(),
@@ -661,9 +602,7 @@ pub async fn run_with_store(
                         tracing::info!("connected");
                         logbook.record(cp.wall_time(start.elapsed()), "event", &format!("connected to {}", cp.target().url));
                         let (s, r) = ws.split();
-                        generation += 1;
-                        let w = LinkWriter::spawn(s, settings.write_timeout, generation, write_failed_tx.clone());
-                        (link, stream) = (Some(w), Some(r));
+                        (sink, stream) = (Some(s), Some(r));
                         cp.handle(Input::Connected, start.elapsed())
                     }
                     Err(e) => {
@@ -689,7 +628,7 @@ pub async fn run_with_store(
                     Vec::new()
                 }
                 Some(Command::State { reply }) => {
-                    let _ = reply.send(snapshot(&cp, &settings, link.is_some(), mirror.online));
+                    let _ = reply.send(snapshot(&cp, &settings, sink.is_some(), mirror.online));
                     Vec::new()
                 }
                 None => {
@@ -702,13 +641,13 @@ pub async fn run_with_store(
             _ = sleep_until(deadline) => cp.handle(Input::Tick, start.elapsed()),
             _ = sleep_until(next_ping) => {
                 next_ping = None;
-                match link.as_ref() {
-                    Some(w) if !interval.is_zero() => {
+                match sink.as_mut() {
+                    Some(s) if !interval.is_zero() => {
                         pong_deadline = Some(Instant::now() + interval.max(Duration::from_secs(10)));
-                        if w.send(Message::Ping(Default::default())) {
+                        if s.send(Message::Ping(Default::default())).await.is_ok() {
                             Vec::new()
                         } else {
-                            (link, stream) = (None, None);
+                            (sink, stream) = (None, None);
                             cp.handle(Input::Disconnected, start.elapsed())
                         }
                     }
@@ -717,22 +656,12 @@ pub async fn run_with_store(
             }
             _ = sleep_until(pong_deadline) => {
                 tracing::warn!("no pong: closing a dead link");
-                (link, stream) = (None, None);
+                (sink, stream) = (None, None);
                 cp.handle(Input::Disconnected, start.elapsed())
             }
-            Some((failed, why)) = write_failed.recv() => {
-                if failed == generation && link.is_some() {
-                    tracing::warn!("{why}: closing the connection");
-                    logbook.record(cp.wall_time(start.elapsed()), "event", &why);
-                    (link, stream) = (None, None);
-                    cp.handle(Input::Disconnected, start.elapsed())
-                } else {
-                    Vec::new()
-                }
-            }
             _ = &mut shutdown => {
-                if let Some(w) = link {
-                    w.close().await;
+                if let Some(mut s) = sink {
+                    let _ = s.close().await;
                 }
                 return Ok(());
             }

@@ -10,7 +10,7 @@ use ocpp::{
 };
 use pile::config::Factory;
 use pile::hardware::NoHardware;
-use pile::shell::{control_channel, run_with_store, PileSettings, WRITE_TIMEOUT};
+use pile::shell::{control_channel, run_with_store, PileSettings};
 use pile::store::{PileStore, StoreError};
 use pile::{Durable, Identity, Options};
 use tokio::sync::mpsc;
@@ -62,7 +62,6 @@ async fn a_pile_runs_on_a_store_of_another_kind() {
         options: Options::default(),
         tls: None,
         resolve: Vec::new(),
-        write_timeout: WRITE_TIMEOUT,
     };
     let (_handle, control) = control_channel();
     let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
