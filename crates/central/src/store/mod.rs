@@ -78,6 +78,7 @@ pub mod sqlite {
     /// A writer takes the lock at once, so that a read before its writes cannot deadlock.
     const BEGIN: &str = "BEGIN IMMEDIATE";
     include!("sql_body.rs");
+    include!("sql_writes.rs");
 }
 
 pub mod postgres {
@@ -85,6 +86,7 @@ pub mod postgres {
     type Db = sqlx::Postgres;
     const BEGIN: &str = "BEGIN";
     include!("sql_body.rs");
+    include!("sql_writes.rs");
 }
 
 /// Opens the database a URL names, applies the migrations, and returns its repository.

@@ -1,0 +1,440 @@
+// The writes of the repository (one `WriteOp` at a time, inside the batch's database
+// transaction), written once over `Db` and included beside `sql_body.rs` by the SQLite and the
+// PostgreSQL module.
+
+async fn find_id_tag(tx: &mut Tx, tag: &str) -> Result<Option<IdTagRow>, sqlx::Error> {
+    sqlx::query("SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag = $1")
+        .bind(tag)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| id_tag_row(&r))
+        .transpose()
+}
+
+async fn insert_samples(
+    tx: &mut Tx,
+    pile: &str,
+    connector: i64,
+    transaction_id: Option<i64>,
+    samples: &[MeterSample],
+) -> Result<(), sqlx::Error> {
+    for s in samples {
+        sqlx::query(
+            "INSERT INTO meter_values (pile, connector, transaction_id, time, digest, sampled) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(pile)
+        .bind(connector)
+        .bind(transaction_id)
+        .bind(s.time)
+        .bind(digest(&s.sampled))
+        .bind(&s.sampled)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn touch(tx: &mut Tx, pile: &str, now: Millis) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE piles SET last_seen = $1 WHERE id = $2")
+        .bind(now)
+        .bind(pile)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult, sqlx::Error> {
+    match op {
+        WriteOp::RegisterPile { id, password_hash } => {
+            sqlx::query(
+                "INSERT INTO piles (id, password_hash, registration, created_at) \
+                 VALUES ($1, $2, 'Accepted', $3) \
+                 ON CONFLICT (id) DO UPDATE SET password_hash = excluded.password_hash, \
+                 registration = 'Accepted'",
+            )
+            .bind(id)
+            .bind(password_hash)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(WriteResult::Done)
+        }
+        WriteOp::AdmitPile { id, registration } => {
+            let r = sqlx::query(
+                "INSERT INTO piles (id, registration, created_at, last_seen) VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(registration)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(WriteResult::Affected(r.rows_affected()))
+        }
+        WriteOp::SetRegistration { id, registration } => {
+            let r = sqlx::query("UPDATE piles SET registration = $1 WHERE id = $2")
+                .bind(registration)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(WriteResult::Affected(r.rows_affected()))
+        }
+        WriteOp::DeletePile { id } => {
+            for table in ["connectors", "configuration"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE pile = $1"))
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            let r = sqlx::query("DELETE FROM piles WHERE id = $1")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(WriteResult::Affected(r.rows_affected()))
+        }
+        WriteOp::Boot { pile, info } => {
+            sqlx::query(
+                "UPDATE piles SET vendor = $1, model = $2, serial_number = $3, \
+                 charge_box_serial_number = $4, firmware_version = $5, iccid = $6, imsi = $7, \
+                 meter_type = $8, meter_serial_number = $9, last_boot = $10, last_seen = $10 \
+                 WHERE id = $11",
+            )
+            .bind(&info.vendor)
+            .bind(&info.model)
+            .bind(&info.serial_number)
+            .bind(&info.charge_box_serial_number)
+            .bind(&info.firmware_version)
+            .bind(&info.iccid)
+            .bind(&info.imsi)
+            .bind(&info.meter_type)
+            .bind(&info.meter_serial_number)
+            .bind(now)
+            .bind(pile)
+            .execute(&mut **tx)
+            .await?;
+            Ok(WriteResult::Done)
+        }
+        WriteOp::Seen { pile } => {
+            touch(tx, pile, now).await?;
+            Ok(WriteResult::Done)
+        }
+        WriteOp::Status {
+            pile,
+            connector,
+            status,
+            error_code,
+            vendor_error_code,
+            info,
+            vendor_id,
+            time,
+        } => {
+            sqlx::query(
+                "INSERT INTO connectors (pile, connector, status, error_code, vendor_error_code, \
+                 info, vendor_id, time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (pile, connector) DO UPDATE SET status = excluded.status, \
+                 error_code = excluded.error_code, vendor_error_code = excluded.vendor_error_code, \
+                 info = excluded.info, vendor_id = excluded.vendor_id, time = excluded.time \
+                 WHERE connectors.time <= excluded.time",
+            )
+            .bind(pile)
+            .bind(connector)
+            .bind(status)
+            .bind(error_code)
+            .bind(vendor_error_code)
+            .bind(info)
+            .bind(vendor_id)
+            .bind(time)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO status_history (pile, connector, time, status, error_code, \
+                 vendor_error_code, info) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(pile)
+            .bind(connector)
+            .bind(time)
+            .bind(status)
+            .bind(error_code)
+            .bind(vendor_error_code)
+            .bind(info)
+            .execute(&mut **tx)
+            .await?;
+            touch(tx, pile, now).await?;
+            Ok(WriteResult::Done)
+        }
+        WriteOp::StartTransaction {
+            pile,
+            connector,
+            id_tag,
+            meter_start,
+            reservation_id,
+            time,
+        } => {
+            touch(tx, pile, now).await?;
+            let tag = find_id_tag(tx, id_tag).await?;
+            // The same start sent again (under its id or a new one) is the same transaction.
+            let existing: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM transactions WHERE pile = $1 AND connector = $2 AND start_time = $3 \
+                 AND meter_start = $4 AND id_tag = $5",
+            )
+            .bind(pile)
+            .bind(connector)
+            .bind(time)
+            .bind(meter_start)
+            .bind(id_tag)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let transaction_id = match existing {
+                Some(id) => id,
+                None => {
+                    let id: i64 =
+                        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM transactions")
+                            .fetch_one(&mut **tx)
+                            .await?;
+                    sqlx::query(
+                        "INSERT INTO transactions (id, pile, connector, id_tag, start_time, \
+                         meter_start, reservation_id, reconciled) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",
+                    )
+                    .bind(id)
+                    .bind(pile)
+                    .bind(connector)
+                    .bind(id_tag)
+                    .bind(time)
+                    .bind(meter_start)
+                    .bind(reservation_id)
+                    .execute(&mut **tx)
+                    .await?;
+                    id
+                }
+            };
+            Ok(WriteResult::Started {
+                transaction_id,
+                id_tag: tag,
+            })
+        }
+        WriteOp::StopTransaction {
+            pile,
+            transaction_id,
+            id_tag,
+            meter_stop,
+            time,
+            reason,
+            data,
+        } => {
+            touch(tx, pile, now).await?;
+            let tag = match id_tag {
+                Some(t) => find_id_tag(tx, t).await?,
+                None => None,
+            };
+            let known: Option<(String, Option<i64>, Option<i64>)> =
+                sqlx::query("SELECT pile, stop_time, connector FROM transactions WHERE id = $1")
+                    .bind(transaction_id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|r| -> Result<_, sqlx::Error> {
+                        Ok((
+                            r.try_get("pile")?,
+                            r.try_get("stop_time")?,
+                            r.try_get("connector")?,
+                        ))
+                    })
+                    .transpose()?;
+            let connector = match known {
+                // Stopped already: a repetition changes nothing.
+                Some((_, Some(_), connector)) => connector,
+                Some((_, None, connector)) => {
+                    sqlx::query(
+                        "UPDATE transactions SET stop_time = $1, meter_stop = $2, \
+                         stop_id_tag = $3, reason = $4 WHERE id = $5",
+                    )
+                    .bind(time)
+                    .bind(meter_stop)
+                    .bind(id_tag)
+                    .bind(reason)
+                    .bind(transaction_id)
+                    .execute(&mut **tx)
+                    .await?;
+                    connector
+                }
+                None => {
+                    // A transaction whose start the central never saw: kept, reconciled.
+                    sqlx::query(
+                        "INSERT INTO transactions (id, pile, id_tag, stop_time, meter_stop, \
+                         stop_id_tag, reason, reconciled) VALUES ($1, $2, $3, $4, $5, $3, $6, 1)",
+                    )
+                    .bind(transaction_id)
+                    .bind(pile)
+                    .bind(id_tag)
+                    .bind(time)
+                    .bind(meter_stop)
+                    .bind(reason)
+                    .execute(&mut **tx)
+                    .await?;
+                    None
+                }
+            };
+            insert_samples(
+                tx,
+                pile,
+                connector.unwrap_or(0),
+                Some(*transaction_id),
+                data,
+            )
+            .await?;
+            Ok(WriteResult::Stopped { id_tag: tag })
+        }
+        WriteOp::MeterValues {
+            pile,
+            connector,
+            transaction_id,
+            samples,
+        } => {
+            touch(tx, pile, now).await?;
+            insert_samples(tx, pile, *connector, *transaction_id, samples).await?;
+            Ok(WriteResult::Done)
+        }
+        WriteOp::Event {
+            pile,
+            kind,
+            detail,
+            firmware_status,
+            diagnostics_status,
+        } => {
+            sqlx::query(
+                "INSERT INTO pile_events (pile, time, kind, detail) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(pile)
+            .bind(now)
+            .bind(kind)
+            .bind(detail)
+            .execute(&mut **tx)
+            .await?;
+            if let Some(status) = firmware_status {
+                sqlx::query("UPDATE piles SET firmware_status = $1 WHERE id = $2")
+                    .bind(status)
+                    .bind(pile)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            if let Some(status) = diagnostics_status {
+                sqlx::query("UPDATE piles SET diagnostics_status = $1 WHERE id = $2")
+                    .bind(status)
+                    .bind(pile)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(WriteResult::Done)
+        }
+        WriteOp::Configuration { pile, keys } => {
+            for (key, value, readonly) in keys {
+                let old: Option<Option<String>> = sqlx::query_scalar(
+                    "SELECT value FROM configuration WHERE pile = $1 AND key = $2",
+                )
+                .bind(pile)
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await?;
+                if old.as_ref() != Some(value) {
+                    sqlx::query(
+                        "INSERT INTO configuration_history (pile, key, time, old_value, new_value) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(pile)
+                    .bind(key)
+                    .bind(now)
+                    .bind(old.flatten())
+                    .bind(value)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO configuration (pile, key, value, readonly, read_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (pile, key) DO UPDATE SET \
+                     value = excluded.value, readonly = excluded.readonly, read_at = excluded.read_at",
+                )
+                .bind(pile)
+                .bind(key)
+                .bind(value)
+                .bind(flag(*readonly))
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(WriteResult::Done)
+        }
+        WriteOp::PutIdTag(tag) => {
+            sqlx::query(
+                "INSERT INTO id_tags (id_tag, status, expiry_date, parent_id_tag) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (id_tag) DO UPDATE SET \
+                 status = excluded.status, expiry_date = excluded.expiry_date, \
+                 parent_id_tag = excluded.parent_id_tag",
+            )
+            .bind(&tag.id_tag)
+            .bind(&tag.status)
+            .bind(tag.expiry_date)
+            .bind(&tag.parent_id_tag)
+            .execute(&mut **tx)
+            .await?;
+            Ok(WriteResult::Done)
+        }
+        WriteOp::DeleteIdTag { id_tag } => {
+            let r = sqlx::query("DELETE FROM id_tags WHERE id_tag = $1")
+                .bind(id_tag)
+                .execute(&mut **tx)
+                .await?;
+            Ok(WriteResult::Affected(r.rows_affected()))
+        }
+        WriteOp::CommandSent {
+            pile,
+            action,
+            payload,
+        } => {
+            let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM commands")
+                .fetch_one(&mut **tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO commands (id, pile, action, payload, sent_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(pile)
+            .bind(action)
+            .bind(payload)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(WriteResult::Command(id))
+        }
+        WriteOp::CommandDone {
+            id,
+            outcome,
+            result,
+        } => {
+            sqlx::query(
+                "UPDATE commands SET answered_at = $1, outcome = $2, result = $3 WHERE id = $4",
+            )
+            .bind(now)
+            .bind(outcome)
+            .bind(result)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            Ok(WriteResult::Done)
+        }
+        WriteOp::Refused(r) => {
+            sqlx::query(
+                "INSERT INTO refused_handshakes (time, remote, identity, reason, http_status) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(r.time)
+            .bind(&r.remote)
+            .bind(&r.identity)
+            .bind(&r.reason)
+            .bind(r.http_status)
+            .execute(&mut **tx)
+            .await?;
+            Ok(WriteResult::Done)
+        }
+    }
+}
