@@ -4,6 +4,7 @@
 //! writes the vendor's keys as fields.
 
 pub mod api;
+pub mod campaign;
 pub mod config_reader;
 pub mod handler;
 pub mod metrics;

@@ -69,6 +69,10 @@ pub trait Repository: Send + Sync + 'static {
     async fn deviations(&self, pile: &str, limit: i64) -> Result<Vec<DeviationRow>, StoreError>;
     async fn events(&self, pile: &str, limit: i64) -> Result<Vec<EventRow>, StoreError>;
     async fn commands(&self, pile: &str, limit: i64) -> Result<Vec<CommandRow>, StoreError>;
+    async fn images(&self) -> Result<Vec<ImageRow>, StoreError>;
+    async fn image(&self, id: i64) -> Result<Option<ImageRow>, StoreError>;
+    async fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError>;
+    async fn rollouts(&self, campaign: i64) -> Result<Vec<RolloutRow>, StoreError>;
 }
 
 pub mod sqlite {
@@ -79,6 +83,7 @@ pub mod sqlite {
     const BEGIN: &str = "BEGIN IMMEDIATE";
     include!("sql_body.rs");
     include!("sql_writes.rs");
+    include!("sql_firmware.rs");
 }
 
 pub mod postgres {
@@ -87,6 +92,7 @@ pub mod postgres {
     const BEGIN: &str = "BEGIN";
     include!("sql_body.rs");
     include!("sql_writes.rs");
+    include!("sql_firmware.rs");
 }
 
 /// Opens the database a URL names, applies the migrations, and returns its repository.

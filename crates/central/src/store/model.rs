@@ -140,6 +140,43 @@ pub struct CommandRow {
     pub result: Option<String>,
 }
 
+/// A firmware image the central system serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRow {
+    /// Given by the store when it is inserted.
+    pub id: i64,
+    pub name: String,
+    pub target: String,
+    pub model: Option<String>,
+    pub version: Option<String>,
+    pub size: i64,
+    pub sha256: String,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignRow {
+    pub id: i64,
+    pub created_at: Millis,
+    /// JSON, as the campaign module writes it.
+    pub spec: String,
+    /// `running`, `finished` or `cancelled`.
+    pub state: String,
+    pub finished_at: Option<Millis>,
+}
+
+/// One pile of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutRow {
+    pub campaign: i64,
+    pub position: i64,
+    pub pile: String,
+    pub phase: String,
+    pub outcome: Option<String>,
+    /// The state machine, as JSON.
+    pub state: String,
+}
+
 /// What a BootNotification says of the pile.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BootInfo {
@@ -251,6 +288,20 @@ pub enum WriteOp {
         result: Option<String>,
     },
     Refused(RefusedRow),
+    /// A firmware image stored in the data directory; answers its id.
+    PutImage(ImageRow),
+    /// A campaign and its piles; answers its id.
+    CreateCampaign {
+        spec: String,
+        rollouts: Vec<RolloutRow>,
+    },
+    CampaignState {
+        id: i64,
+        state: String,
+        finished_at: Option<Millis>,
+    },
+    /// One pile's upgrade state, as it changed.
+    PutRollout(RolloutRow),
 }
 
 /// What a write answers.
@@ -270,6 +321,8 @@ pub enum WriteResult {
     },
     /// The id of a command just recorded.
     Command(i64),
+    /// The id of a row just inserted (images, campaigns).
+    Id(i64),
 }
 
 /// A 64-bit FNV-1a digest, the key of a meter value's content.

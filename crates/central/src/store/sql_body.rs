@@ -450,4 +450,20 @@ impl Repository for SqlRepository {
             })
             .collect()
     }
+
+    async fn images(&self) -> Result<Vec<ImageRow>, StoreError> {
+        self.read_images().await
+    }
+
+    async fn image(&self, id: i64) -> Result<Option<ImageRow>, StoreError> {
+        self.read_image(id).await
+    }
+
+    async fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {
+        self.read_campaigns().await
+    }
+
+    async fn rollouts(&self, campaign: i64) -> Result<Vec<RolloutRow>, StoreError> {
+        self.read_rollouts(campaign).await
+    }
 }

@@ -422,6 +422,10 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             .await?;
             Ok(WriteResult::Done)
         }
+        WriteOp::PutImage(_)
+        | WriteOp::CreateCampaign { .. }
+        | WriteOp::CampaignState { .. }
+        | WriteOp::PutRollout(_) => apply_firmware(tx, op, now).await,
         WriteOp::Refused(r) => {
             sqlx::query(
                 "INSERT INTO refused_handshakes (time, remote, identity, reason, http_status) \

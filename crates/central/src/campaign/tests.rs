@@ -1,0 +1,445 @@
+//! Campaign scenarios on a virtual clock: the time is a number the test moves.
+
+use std::collections::HashMap;
+
+use super::rollout::{POLL_INTERVAL, REBOOT_WAIT, RETRY, SILENCE, STALL};
+use super::*;
+use ocpp::FirmwareStatus as S;
+
+const T0: Millis = 1_800_000_000_000;
+const SEC: Millis = 1000;
+
+fn step(image: i64, name: &str, version: Option<&str>) -> Step {
+    Step {
+        image,
+        name: name.into(),
+        url: format!("http://central/firmware/{image}/{name}"),
+        version: version.map(Into::into),
+    }
+}
+
+/// A campaign over `piles`, the piles' facts, and the clock.
+struct World {
+    campaign: Campaign,
+    facts: HashMap<String, Facts>,
+    now: Millis,
+}
+
+impl World {
+    fn new(piles: &[&str], steps: Vec<Step>, batch_size: usize) -> World {
+        let facts = piles
+            .iter()
+            .map(|p| {
+                (
+                    p.to_string(),
+                    Facts {
+                        connected: true,
+                        charging: false,
+                        firmware_version: Some("1.0".into()),
+                    },
+                )
+            })
+            .collect();
+        World {
+            campaign: Campaign {
+                id: 1,
+                created_at: T0,
+                spec: Spec {
+                    steps,
+                    batch_size,
+                    retrieve_in: 0,
+                    deadline: T0 + 24 * 3600 * SEC,
+                    refused: vec![],
+                },
+                rollouts: piles.iter().map(|p| Rollout::new(*p)).collect(),
+                cancelled: false,
+                finished_at: None,
+            },
+            facts,
+            now: T0,
+        }
+    }
+
+    fn one(version: Option<&str>) -> World {
+        World::new(&["P1"], vec![step(1, "fw-2.0.bin", version)], 1)
+    }
+
+    fn tick(&mut self) -> Vec<Order> {
+        let facts = self.facts.clone();
+        self.campaign
+            .tick(|p| facts.get(p).cloned().unwrap_or_default(), self.now)
+    }
+
+    fn advance(&mut self, ms: Millis) -> Vec<Order> {
+        self.now += ms;
+        self.tick()
+    }
+
+    fn notify(&mut self, pile: &str, status: S) -> Vec<Order> {
+        self.campaign.on_notification(pile, status, self.now)
+    }
+
+    fn boot(&mut self, pile: &str, version: &str) -> Vec<Order> {
+        self.facts.get_mut(pile).unwrap().firmware_version = Some(version.into());
+        self.campaign.on_boot(pile, Some(version), self.now)
+    }
+
+    fn answer(&mut self, pile: &str, kind: Kind, answer: Answer) {
+        self.campaign.on_answer(pile, kind, answer, self.now);
+    }
+
+    fn rollout(&self, pile: &str) -> &Rollout {
+        self.campaign
+            .rollouts
+            .iter()
+            .find(|r| r.pile == pile)
+            .unwrap()
+    }
+
+    /// UpdateFirmware accepted, then Downloading → ... → Installed.
+    fn install(&mut self, pile: &str) {
+        self.answer(pile, Kind::UpdateFirmware, Answer::Ok(None));
+        for s in [S::Downloading, S::Downloaded, S::Installing, S::Installed] {
+            assert_eq!(self.notify(pile, s), vec![]);
+            self.now += SEC;
+        }
+        assert_eq!(self.rollout(pile).phase, Phase::Rebooting);
+    }
+}
+
+fn kinds(orders: &[Order]) -> Vec<(String, Kind)> {
+    orders
+        .iter()
+        .map(|o| (o.pile.clone(), o.command.kind()))
+        .collect()
+}
+
+fn only(orders: &[Order], pile: &str, kind: Kind) {
+    assert_eq!(kinds(orders), vec![(pile.to_owned(), kind)], "{orders:?}");
+}
+
+#[test]
+fn the_happy_path() {
+    let mut w = World::one(Some("fw-2.0.bin"));
+    let orders = w.tick();
+    assert_eq!(
+        orders,
+        vec![Order {
+            pile: "P1".into(),
+            command: Command::UpdateFirmware {
+                location: "http://central/firmware/1/fw-2.0.bin".into(),
+                retrieve_date: T0,
+            }
+        }]
+    );
+    assert_eq!(w.rollout("P1").phase, Phase::Sending);
+    assert_eq!(w.rollout("P1").from_version.as_deref(), Some("1.0"));
+    w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+    assert_eq!(w.notify("P1", S::Downloading), vec![]);
+    // The progress is read while Downloading.
+    only(&w.advance(SEC), "P1", Kind::ReadProgress);
+    w.answer("P1", Kind::ReadProgress, Answer::Ok(Some("42".into())));
+    assert_eq!(w.rollout("P1").percent, Some(42));
+    assert_eq!(w.advance(SEC), vec![], "not before the poll interval");
+    only(&w.advance(POLL_INTERVAL), "P1", Kind::ReadProgress);
+    w.answer("P1", Kind::ReadProgress, Answer::Ok(Some("77".into())));
+    for s in [S::Downloaded, S::Installing, S::Installed] {
+        assert_eq!(w.notify("P1", s), vec![]);
+        w.now += SEC;
+    }
+    assert_eq!(w.rollout("P1").percent, Some(100));
+    assert_eq!(w.tick(), vec![], "no progress reading once Downloaded");
+    only(&w.boot("P1", "fw-2.0.bin"), "P1", Kind::SetOperative);
+    assert_eq!(w.campaign.state(), State::Running);
+    w.answer("P1", Kind::SetOperative, Answer::Ok(None));
+    let r = w.rollout("P1");
+    assert_eq!(r.outcome, Some(Outcome::Succeeded));
+    assert_eq!(r.to_version.as_deref(), Some("fw-2.0.bin"));
+    assert_eq!(r.error, None);
+    assert!(r.finished_at.unwrap() > r.started_at.unwrap());
+    assert_eq!(w.campaign.state(), State::Finished);
+    assert_eq!(w.tick(), vec![]);
+    assert!(w.campaign.finished_at.is_some());
+}
+
+#[test]
+fn the_faqs_two_images_go_in_order() {
+    let esp = "cp.onfly.V1.2@23283e3+48.ws.cp";
+    let st = "XSmart.V2.0.110(M3G31H)@7KW.EVPro.070";
+    let mut w = World::new(&["G2"], vec![step(1, esp, None), step(2, st, None)], 1);
+    let first = w.tick();
+    assert!(
+        matches!(&first[0].command, Command::UpdateFirmware { location, .. } if location.ends_with(esp))
+    );
+    w.install("G2");
+    // The ST image right after the pile is back on the new ESP32 firmware.
+    let second = w.boot("G2", esp);
+    assert!(
+        matches!(&second[..], [Order { command: Command::UpdateFirmware { location, .. }, .. }] if location.ends_with(st))
+    );
+    assert_eq!(w.rollout("G2").from_version.as_deref(), Some(esp));
+    w.install("G2");
+    only(&w.boot("G2", st), "G2", Kind::SetOperative);
+    w.answer("G2", Kind::SetOperative, Answer::Ok(None));
+    let r = w.rollout("G2");
+    assert_eq!(r.outcome, Some(Outcome::Succeeded));
+    assert_eq!(r.original_version.as_deref(), Some("1.0"));
+    assert_eq!(r.to_version.as_deref(), Some(st));
+}
+
+#[test]
+fn a_silent_pile_gets_exactly_one_trigger_per_silence() {
+    let mut w = World::one(None);
+    w.tick();
+    w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+    w.notify("P1", S::Downloaded);
+    assert_eq!(w.advance(SILENCE - 1), vec![]);
+    only(&w.advance(1), "P1", Kind::TriggerStatus);
+    w.answer("P1", Kind::TriggerStatus, Answer::Ok(None));
+    for _ in 0..10 {
+        assert_eq!(w.advance(5 * SEC), vec![], "one trigger per silence");
+    }
+    // The notification ends the silence; the next one gets its own trigger.
+    w.notify("P1", S::Installing);
+    assert_eq!(w.advance(SILENCE - 1), vec![]);
+    only(&w.advance(1), "P1", Kind::TriggerStatus);
+    assert_eq!(w.advance(SEC), vec![]);
+    // Silent far too long: timed out, and set Operative again.
+    w.now += STALL;
+    only(&w.tick(), "P1", Kind::SetOperative);
+    w.answer("P1", Kind::SetOperative, Answer::Ok(None));
+    assert_eq!(w.rollout("P1").outcome, Some(Outcome::TimedOut));
+}
+
+#[test]
+fn no_trigger_before_the_retrieve_date() {
+    let mut w = World::one(None);
+    w.campaign.spec.retrieve_in = 60 * SEC;
+    w.tick();
+    w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+    assert_eq!(w.advance(60 * SEC + SILENCE - 1), vec![]);
+    only(&w.advance(1), "P1", Kind::TriggerStatus);
+}
+
+#[test]
+fn download_failed_fails_and_restores_availability() {
+    for (status, why) in [
+        (S::DownloadFailed, "DownloadFailed"),
+        (S::InstallationFailed, "InstallationFailed"),
+    ] {
+        let mut w = World::one(None);
+        w.tick();
+        w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+        w.notify("P1", S::Downloading);
+        only(&w.notify("P1", status), "P1", Kind::SetOperative);
+        w.answer("P1", Kind::SetOperative, Answer::Ok(None));
+        let r = w.rollout("P1");
+        assert_eq!(r.outcome, Some(Outcome::Failed));
+        assert!(r.error.as_deref().unwrap().contains(why), "{:?}", r.error);
+        assert_eq!(r.status.as_deref(), Some(why));
+    }
+}
+
+#[test]
+fn a_refused_update_fails_without_more_commands() {
+    let mut w = World::one(None);
+    w.tick();
+    w.answer(
+        "P1",
+        Kind::UpdateFirmware,
+        Answer::Refused("NotSupported".into()),
+    );
+    assert_eq!(w.rollout("P1").outcome, Some(Outcome::Failed));
+    assert_eq!(w.advance(SEC), vec![]);
+}
+
+#[test]
+fn a_charging_pile_waits_until_its_transaction_ends() {
+    let mut w = World::new(&["P1", "P2"], vec![step(1, "fw.bin", None)], 2);
+    w.facts.get_mut("P1").unwrap().charging = true;
+    only(&w.tick(), "P2", Kind::UpdateFirmware);
+    for _ in 0..5 {
+        let orders = w.advance(60 * SEC);
+        assert!(
+            !kinds(&orders).contains(&("P1".into(), Kind::UpdateFirmware)),
+            "{orders:?}"
+        );
+    }
+    assert_eq!(w.rollout("P1").phase, Phase::Waiting);
+    w.facts.get_mut("P1").unwrap().charging = false;
+    let orders = w.advance(SEC);
+    assert!(kinds(&orders).contains(&("P1".into(), Kind::UpdateFirmware)));
+}
+
+#[test]
+fn an_offline_pile_waits_and_a_lost_update_goes_again() {
+    let mut w = World::one(None);
+    w.facts.get_mut("P1").unwrap().connected = false;
+    assert_eq!(w.tick(), vec![]);
+    w.facts.get_mut("P1").unwrap().connected = true;
+    only(&w.advance(SEC), "P1", Kind::UpdateFirmware);
+    w.answer("P1", Kind::UpdateFirmware, Answer::Lost);
+    assert_eq!(w.rollout("P1").phase, Phase::Waiting);
+    assert_eq!(w.advance(SEC), vec![], "not at once");
+    only(&w.advance(RETRY), "P1", Kind::UpdateFirmware);
+}
+
+#[test]
+fn a_pile_that_reboots_on_the_old_version_fails() {
+    let mut w = World::one(None);
+    w.tick();
+    w.install("P1");
+    only(&w.boot("P1", "1.0"), "P1", Kind::SetOperative);
+    w.answer("P1", Kind::SetOperative, Answer::Ok(None));
+    let r = w.rollout("P1");
+    assert_eq!(r.outcome, Some(Outcome::Failed));
+    assert_eq!(r.error.as_deref(), Some("rebooted on the old version 1.0"));
+    assert_eq!(w.campaign.state(), State::Finished);
+}
+
+#[test]
+fn a_pile_that_boots_on_another_version_than_the_images_fails() {
+    let mut w = World::one(Some("2.0"));
+    w.tick();
+    w.install("P1");
+    w.boot("P1", "1.5");
+    w.answer("P1", Kind::SetOperative, Answer::Ok(None));
+    let r = w.rollout("P1");
+    assert_eq!(r.outcome, Some(Outcome::Failed));
+    assert_eq!(
+        r.error.as_deref(),
+        Some("booted on 1.5, not the image's 2.0")
+    );
+}
+
+#[test]
+fn a_pile_already_on_the_version_is_skipped() {
+    let mut w = World::one(Some("1.0"));
+    assert_eq!(w.tick(), vec![]);
+    let r = w.rollout("P1");
+    assert_eq!(r.outcome, Some(Outcome::Skipped));
+    assert_eq!(r.error.as_deref(), Some("already runs 1.0"));
+}
+
+#[test]
+fn no_boot_after_installed_times_out() {
+    let mut w = World::one(None);
+    w.tick();
+    w.install("P1");
+    assert_eq!(w.advance(REBOOT_WAIT - 10 * SEC), vec![]);
+    only(&w.advance(10 * SEC), "P1", Kind::SetOperative);
+    w.answer("P1", Kind::SetOperative, Answer::Lost);
+    assert_eq!(w.advance(SEC), vec![]);
+    only(&w.advance(RETRY), "P1", Kind::SetOperative);
+    w.answer("P1", Kind::SetOperative, Answer::Ok(None));
+    assert_eq!(w.rollout("P1").outcome, Some(Outcome::TimedOut));
+}
+
+#[test]
+fn batches_limit_how_many_upgrade_at_once() {
+    let mut w = World::new(&["A", "B", "C"], vec![step(1, "fw.bin", None)], 2);
+    let first = kinds(&w.tick());
+    assert_eq!(
+        first,
+        vec![
+            ("A".into(), Kind::UpdateFirmware),
+            ("B".into(), Kind::UpdateFirmware)
+        ]
+    );
+    w.install("A");
+    assert_eq!(w.advance(SEC), vec![], "C waits for a place");
+    w.boot("A", "fw.bin");
+    w.answer("A", Kind::SetOperative, Answer::Ok(None));
+    only(&w.advance(SEC), "C", Kind::UpdateFirmware);
+}
+
+#[test]
+fn the_deadline_times_out_what_is_left() {
+    let mut w = World::new(&["A", "B"], vec![step(1, "fw.bin", None)], 1);
+    w.tick();
+    w.now = w.campaign.spec.deadline;
+    w.tick();
+    for p in ["A", "B"] {
+        assert_eq!(w.rollout(p).outcome, Some(Outcome::TimedOut));
+    }
+    assert_eq!(w.campaign.state(), State::Finished);
+}
+
+#[test]
+fn cancelling_skips_the_piles_not_started_and_follows_the_others() {
+    let mut w = World::new(&["A", "B"], vec![step(1, "fw.bin", None)], 1);
+    w.tick();
+    w.campaign.cancel();
+    w.tick();
+    assert_eq!(w.rollout("B").outcome, Some(Outcome::Skipped));
+    assert_eq!(w.campaign.state(), State::Running);
+    w.install("A");
+    w.boot("A", "fw.bin");
+    w.answer("A", Kind::SetOperative, Answer::Ok(None));
+    assert_eq!(w.rollout("A").outcome, Some(Outcome::Succeeded));
+    assert_eq!(w.campaign.state(), State::Cancelled);
+}
+
+/// The central system restarted mid-campaign: the rollouts come back from their JSON.
+fn restarted(w: &mut World) {
+    let saved: Vec<String> = w
+        .campaign
+        .rollouts
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    w.campaign.rollouts = saved
+        .iter()
+        .map(|s| serde_json::from_str(s).unwrap())
+        .collect();
+    w.now += 30 * SEC;
+    w.campaign.resume(w.now);
+}
+
+#[test]
+fn a_restarted_central_resumes_the_campaign() {
+    let mut w = World::new(&["A", "B"], vec![step(1, "fw.bin", None)], 1);
+    w.tick();
+    w.answer("A", Kind::UpdateFirmware, Answer::Ok(None));
+    w.notify("A", S::Downloading);
+    restarted(&mut w);
+    // A goes on from where it was: its silence counts from the restart.
+    assert_eq!(w.rollout("A").phase, Phase::Upgrading);
+    only(&w.tick(), "A", Kind::ReadProgress);
+    assert_eq!(
+        w.advance(SILENCE - 1),
+        vec![],
+        "no trigger: the silence counts anew"
+    );
+    for s in [S::Downloaded, S::Installing, S::Installed] {
+        w.notify("A", s);
+    }
+    w.boot("A", "fw.bin");
+    w.answer("A", Kind::SetOperative, Answer::Ok(None));
+    // B's UpdateFirmware was on its way at the restart: sent again.
+    only(&w.advance(SEC), "B", Kind::UpdateFirmware);
+    restarted(&mut w);
+    only(&w.tick(), "B", Kind::UpdateFirmware);
+    w.install("B");
+    w.boot("B", "fw.bin");
+    w.answer("B", Kind::SetOperative, Answer::Ok(None));
+    assert_eq!(w.campaign.state(), State::Finished);
+    assert!(w
+        .campaign
+        .rollouts
+        .iter()
+        .all(|r| r.outcome == Some(Outcome::Succeeded)));
+}
+
+#[test]
+fn a_pile_without_the_progress_key_is_not_asked_again() {
+    let mut w = World::one(None);
+    w.tick();
+    w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+    w.notify("P1", S::Downloading);
+    only(&w.advance(SEC), "P1", Kind::ReadProgress);
+    w.answer("P1", Kind::ReadProgress, Answer::Ok(None));
+    w.notify("P1", S::Downloading);
+    assert_eq!(w.advance(POLL_INTERVAL * 2), vec![]);
+    assert_eq!(w.rollout("P1").percent, Some(0));
+}
