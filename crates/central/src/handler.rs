@@ -143,7 +143,10 @@ async fn answer(
                 meter_type: text(&boot.meter_type),
                 meter_serial_number: text(&boot.meter_serial_number),
             };
+            let version = info.firmware_version.clone();
             write(central, WriteOp::Boot { pile: pile_s, info }).await?;
+            // Sent once this answer is out (the runtime holds our CALLs until then).
+            crate::campaign::runner::booted(central, pile, version.as_deref());
             let (status, interval) = match row.registration.as_str() {
                 "Accepted" => (
                     RegistrationStatus::Accepted,
@@ -272,6 +275,7 @@ async fn answer(
         }
         Request::FirmwareStatusNotification(f) => {
             let status = f.status.as_str().to_owned();
+            let notified = f.status.clone();
             write(
                 central,
                 WriteOp::Event {
@@ -283,6 +287,7 @@ async fn answer(
                 },
             )
             .await?;
+            crate::campaign::runner::notified(central, pile, notified);
             Ok(Response::FirmwareStatusNotification(
                 FirmwareStatusNotificationResponse {},
             ))

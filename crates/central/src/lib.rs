@@ -6,6 +6,7 @@
 pub mod api;
 pub mod campaign;
 pub mod config_reader;
+pub mod firmware;
 pub mod handler;
 pub mod metrics;
 pub mod secrets;
@@ -71,6 +72,9 @@ pub struct Options {
     pub heartbeat_interval: u32,
     /// The interval given with a Pending or Rejected boot.
     pub boot_retry_interval: u32,
+    /// The address piles reach this central system at, for the firmware images' URLs
+    /// (`http://HOST:PORT`); default the listen address.
+    pub public_url: Option<String>,
 }
 
 impl Options {
@@ -88,6 +92,7 @@ impl Options {
             message_log_days: 30,
             heartbeat_interval: 300,
             boot_retry_interval: 60,
+            public_url: None,
         }
     }
 
@@ -107,6 +112,9 @@ pub struct Central {
     pub sessions: Sessions,
     pub metrics: Arc<metrics::Metrics>,
     pub token: String,
+    /// Where piles reach this central system (the firmware images' URLs).
+    pub public_url: String,
+    pub campaigns: campaign::runner::Campaigns,
 }
 
 #[derive(Debug, thiserror::Error)]

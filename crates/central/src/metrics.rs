@@ -43,6 +43,7 @@ pub struct Metrics {
     pub store_queue: Gauge,
     pub log_queue: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub commands_waiting: Gauge<u64, AtomicU64>,
+    pub firmware_downloads: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -64,12 +65,18 @@ impl Default for Metrics {
             store_queue: Gauge::default(),
             log_queue: Gauge::default(),
             commands_waiting: Gauge::default(),
+            firmware_downloads: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
             "connected_piles",
             "Piles connected now",
             m.connected_piles.clone(),
+        );
+        registry.register(
+            "firmware_downloads",
+            "Firmware images served to piles",
+            m.firmware_downloads.clone(),
         );
         registry.register(
             "messages",

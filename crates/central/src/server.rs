@@ -130,6 +130,23 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     let local_addr = listener
         .local_addr()
         .map_err(|e| StartError::Io(options.listen.to_string(), e))?;
+    let (campaigns, campaign_saves) = crate::campaign::runner::Campaigns::load(&repo).await?;
+    let public_url = match &options.public_url {
+        Some(url) => {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| StartError::Options(format!("--public-url {url:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(StartError::Options(format!(
+                    "--public-url {url:?}: an http:// or https:// URL with a host"
+                )));
+            }
+            url.trim_end_matches('/').to_owned()
+        }
+        None => format!(
+            "{}://{local_addr}",
+            if tls.is_some() { "https" } else { "http" }
+        ),
+    };
     let central = Arc::new(Central {
         options,
         repo,
@@ -138,8 +155,12 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         sessions: Default::default(),
         metrics,
         token,
+        public_url,
+        campaigns,
     });
     spawn_retention(central.clone());
+    crate::campaign::runner::spawn_saver(central.clone(), campaign_saves);
+    crate::campaign::runner::spawn_ticker(central.clone());
     let router = crate::api::router(central.clone());
     let acceptor = tls.map(TlsAcceptor::from);
     let task = tokio::spawn(accept_loop(listener, acceptor, router, central.clone()));

@@ -429,3 +429,79 @@ async fn one_failing_write_does_not_fail_its_batch() {
         assert_eq!(repo.piles().await.unwrap().len(), 2, "{kind}");
     }
 }
+
+#[tokio::test]
+async fn firmware_images_and_campaigns_on_both_databases() {
+    for (kind, repo) in repositories("campaigns").await {
+        let image = ImageRow {
+            id: 0,
+            name: "XSmart.V2.0.110(M3G31H)@7KW.EVPro.070".into(),
+            target: "st070".into(),
+            model: Some("M3G31H".into()),
+            version: None,
+            size: 1234,
+            sha256: "ab".repeat(32),
+            created_at: 5,
+        };
+        assert_eq!(
+            apply(&repo, WriteOp::PutImage(image.clone())).await,
+            WriteResult::Id(1)
+        );
+        assert_eq!(
+            apply(&repo, WriteOp::PutImage(image.clone())).await,
+            WriteResult::Id(2)
+        );
+        let stored = repo.image(1).await.unwrap().unwrap();
+        assert_eq!(stored, ImageRow { id: 1, ..image }, "{kind}");
+        assert_eq!(repo.images().await.unwrap().len(), 2, "{kind}");
+        assert_eq!(repo.image(9).await.unwrap(), None, "{kind}");
+
+        let rollout = |pile: &str, position: i64, phase: &str| RolloutRow {
+            campaign: 0,
+            position,
+            pile: pile.into(),
+            phase: phase.into(),
+            outcome: None,
+            state: format!("{{\"pile\":\"{pile}\",\"phase\":\"{phase}\"}}"),
+        };
+        let created = apply(
+            &repo,
+            WriteOp::CreateCampaign {
+                spec: "{\"steps\":[]}".into(),
+                rollouts: vec![rollout("B", 0, "waiting"), rollout("A", 1, "waiting")],
+            },
+        )
+        .await;
+        assert_eq!(created, WriteResult::Id(1), "{kind}");
+        // A rollout's state replaces the one before it.
+        let mut upgraded = rollout("A", 1, "done");
+        upgraded.campaign = 1;
+        upgraded.outcome = Some("succeeded".into());
+        apply(&repo, WriteOp::PutRollout(upgraded.clone())).await;
+        apply(
+            &repo,
+            WriteOp::CampaignState {
+                id: 1,
+                state: "finished".into(),
+                finished_at: Some(99),
+            },
+        )
+        .await;
+        let campaigns = repo.campaigns().await.unwrap();
+        assert_eq!(campaigns.len(), 1, "{kind}");
+        assert_eq!(
+            (campaigns[0].state.as_str(), campaigns[0].finished_at),
+            ("finished", Some(99)),
+            "{kind}"
+        );
+        assert_eq!(campaigns[0].created_at, 1_000, "{kind}");
+        let rows = repo.rollouts(1).await.unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.pile.as_str()).collect::<Vec<_>>(),
+            ["B", "A"],
+            "in their order: {kind}"
+        );
+        assert_eq!(rows[1], upgraded, "{kind}");
+        assert_eq!(rows[0].campaign, 1, "{kind}");
+    }
+}

@@ -46,6 +46,10 @@ pub struct CentralArgs {
     /// HeartbeatInterval given to accepted piles in the BootNotification answer (60..=86400).
     #[arg(long, default_value_t = 300)]
     heartbeat_interval: u32,
+    /// The address piles reach this central system at (`http://HOST:PORT`), for the URLs of
+    /// the firmware images it serves; default the listen address.
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 pub fn options(args: CentralArgs) -> Options {
@@ -60,6 +64,7 @@ pub fn options(args: CentralArgs) -> Options {
     o.command_timeout = Duration::from_secs(args.command_timeout.max(1));
     o.message_log_days = args.message_log_days;
     o.heartbeat_interval = args.heartbeat_interval;
+    o.public_url = args.public_url;
     o
 }
 

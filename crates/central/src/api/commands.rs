@@ -42,8 +42,13 @@ pub fn decode_payload(action: Action, body: &[u8]) -> ApiResult<String> {
     Ok(decoded.value.to_json())
 }
 
-/// Sends a command and stores it with its result; the HTTP answer.
-pub async fn deliver(central: &Central, pile: &str, action: Action, payload: String) -> Response {
+/// Sends a command and stores it with its result (also for the commands campaigns send).
+pub async fn call_recorded(
+    central: &Central,
+    pile: &str,
+    action: Action,
+    payload: String,
+) -> Result<Result<ocpp::Decoded<ocpp::Response>, DeliveryError>, crate::store::StoreError> {
     let recorded = central
         .writer
         .write(WriteOp::CommandSent {
@@ -51,17 +56,11 @@ pub async fn deliver(central: &Central, pile: &str, action: Action, payload: Str
             action: action.as_str().to_owned(),
             payload: payload.clone(),
         })
-        .await;
-    let id = match recorded {
-        Ok(WriteResult::Command(id)) => id,
-        Ok(_) => {
-            return ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "unexpected store answer".into(),
-            )
-            .into_response()
-        }
-        Err(e) => return ApiError::from(e).into_response(),
+        .await?;
+    let WriteResult::Command(id) = recorded else {
+        return Err(crate::store::StoreError::Failed(
+            "unexpected store answer".into(),
+        ));
     };
     let started = Instant::now();
     let outcome = if central.sessions.is_connected(pile) {
@@ -82,38 +81,7 @@ pub async fn deliver(central: &Central, pile: &str, action: Action, payload: Str
     } else {
         Err(DeliveryError::NotConnected)
     };
-    let (status, body, kind) = match outcome {
-        Ok(answer) => {
-            let response: Value =
-                serde_json::from_str(&answer.value.to_json()).expect("our encoding is JSON");
-            (StatusCode::OK, json!({ "response": response }), "response")
-        }
-        Err(DeliveryError::CallError(e)) => (
-            StatusCode::BAD_GATEWAY,
-            json!({ "call_error": { "code": e.code.as_str(), "description": e.description } }),
-            "call_error",
-        ),
-        Err(DeliveryError::Timeout) => (
-            StatusCode::GATEWAY_TIMEOUT,
-            json!({ "error": format!("the pile did not answer within {:?}", central.options.command_timeout) }),
-            "timeout",
-        ),
-        Err(DeliveryError::NotConnected) => (
-            StatusCode::CONFLICT,
-            json!({ "error": format!("pile {pile:?} is not connected") }),
-            "not_connected",
-        ),
-        Err(e @ DeliveryError::Disconnected) => (
-            StatusCode::BAD_GATEWAY,
-            json!({ "error": e.to_string() }),
-            "disconnected",
-        ),
-        Err(e @ DeliveryError::BadResponse(_)) => (
-            StatusCode::BAD_GATEWAY,
-            json!({ "error": e.to_string() }),
-            "bad_response",
-        ),
-    };
+    let (_, kind, body) = describe(central, pile, &outcome);
     if let Err(e) = central
         .writer
         .write(WriteOp::CommandDone {
@@ -125,6 +93,56 @@ pub async fn deliver(central: &Central, pile: &str, action: Action, payload: Str
     {
         tracing::error!("command {id}: result not stored: {e}");
     }
+    Ok(outcome)
+}
+
+/// A command's outcome as the API shows it: the HTTP status, the outcome's name, the body.
+fn describe(
+    central: &Central,
+    pile: &str,
+    outcome: &Result<ocpp::Decoded<ocpp::Response>, DeliveryError>,
+) -> (StatusCode, &'static str, Value) {
+    match outcome {
+        Ok(answer) => {
+            let response: Value =
+                serde_json::from_str(&answer.value.to_json()).expect("our encoding is JSON");
+            (StatusCode::OK, "response", json!({ "response": response }))
+        }
+        Err(DeliveryError::CallError(e)) => (
+            StatusCode::BAD_GATEWAY,
+            "call_error",
+            json!({ "call_error": { "code": e.code.as_str(), "description": e.description } }),
+        ),
+        Err(DeliveryError::Timeout) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            json!({ "error": format!("the pile did not answer within {:?}", central.options.command_timeout) }),
+        ),
+        Err(DeliveryError::NotConnected) => (
+            StatusCode::CONFLICT,
+            "not_connected",
+            json!({ "error": format!("pile {pile:?} is not connected") }),
+        ),
+        Err(e @ DeliveryError::Disconnected) => (
+            StatusCode::BAD_GATEWAY,
+            "disconnected",
+            json!({ "error": e.to_string() }),
+        ),
+        Err(e @ DeliveryError::BadResponse(_)) => (
+            StatusCode::BAD_GATEWAY,
+            "bad_response",
+            json!({ "error": e.to_string() }),
+        ),
+    }
+}
+
+/// Sends a command and stores it with its result; the HTTP answer.
+pub async fn deliver(central: &Central, pile: &str, action: Action, payload: String) -> Response {
+    let outcome = match call_recorded(central, pile, action, payload).await {
+        Ok(outcome) => outcome,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let (status, _, body) = describe(central, pile, &outcome);
     (status, Json(body)).into_response()
 }
 

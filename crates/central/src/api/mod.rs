@@ -1,6 +1,7 @@
 //! The REST API (`/api`, bearer token), `/metrics`, and the route of the OCPP websockets.
 
-mod commands;
+mod campaigns;
+pub(crate) mod commands;
 mod piles;
 mod records;
 
@@ -146,6 +147,15 @@ pub fn router(central: Arc<Central>) -> Router {
                 .delete(records::delete_id_tag),
         )
         .route("/handshakes/refused", get(records::refused))
+        .route(
+            "/firmware",
+            get(campaigns::images).post(campaigns::upload).layer(
+                axum::extract::DefaultBodyLimit::max(crate::firmware::MAX_IMAGE),
+            ),
+        )
+        .route("/campaigns", get(campaigns::list).post(campaigns::create))
+        .route("/campaigns/{id}", get(campaigns::show))
+        .route("/campaigns/{id}/cancel", post(campaigns::cancel))
         .route("/openapi.json", get(records::openapi))
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(
@@ -155,6 +165,7 @@ pub fn router(central: Arc<Central>) -> Router {
     Router::new()
         .nest("/api", api)
         .route("/metrics", get(metrics))
+        .route("/firmware/{id}/{name}", get(crate::firmware::serve))
         .route("/ocpp", get(crate::server::ocpp_upgrade))
         .route("/ocpp/", get(crate::server::ocpp_upgrade))
         .route("/ocpp/{*rest}", get(crate::server::ocpp_upgrade))
@@ -171,6 +182,8 @@ mod tests {
             doc["paths"].as_object().unwrap().keys().cloned().collect();
         let source = include_str!("mod.rs");
         let router = &source[..source.find("mod tests").unwrap()];
+        // Routes before `.nest("/api", api)` are the API's; those after it are top-level.
+        let top = router.find(".nest(\"/api\"").unwrap();
         let mut routes = std::collections::BTreeSet::new();
         for (i, _) in router.match_indices(".route(") {
             let rest = router[i + ".route(".len()..].trim_start();
@@ -178,7 +191,7 @@ mod tests {
             if path.starts_with("/ocpp") {
                 continue;
             }
-            let full = if path == "/metrics" {
+            let full = if i > top {
                 path.to_owned()
             } else {
                 format!("/api{path}")

@@ -154,10 +154,15 @@ impl Campaign {
                 orders.extend(Self::orders(&r.pile, out));
             }
         }
-        if self.state() != State::Running {
+        self.settle(now);
+        orders
+    }
+
+    /// Notes when the last pile got its result.
+    fn settle(&mut self, now: Millis) {
+        if self.finished_at.is_none() && self.state() != State::Running {
             self.finished_at = Some(now);
         }
-        orders
     }
 
     pub fn on_notification(
@@ -170,6 +175,7 @@ impl Campaign {
         if let Some(r) = self.rollout(pile) {
             r.on_notification(status, now, &mut out);
         }
+        self.settle(now);
         Self::orders(pile, out)
     }
 
@@ -179,6 +185,7 @@ impl Campaign {
         if let Some(r) = self.rollout(pile) {
             r.on_boot(version, &steps, retrieve_in, now, &mut out);
         }
+        self.settle(now);
         Self::orders(pile, out)
     }
 
@@ -186,6 +193,7 @@ impl Campaign {
         if let Some(r) = self.rollout(pile) {
             r.on_answer(kind, answer, now);
         }
+        self.settle(now);
     }
 
     pub fn cancel(&mut self) {

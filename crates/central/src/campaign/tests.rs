@@ -158,8 +158,12 @@ fn the_happy_path() {
     assert_eq!(r.error, None);
     assert!(r.finished_at.unwrap() > r.started_at.unwrap());
     assert_eq!(w.campaign.state(), State::Finished);
+    assert_eq!(
+        w.campaign.finished_at,
+        Some(w.now),
+        "finished with its last answer"
+    );
     assert_eq!(w.tick(), vec![]);
-    assert!(w.campaign.finished_at.is_some());
 }
 
 #[test]

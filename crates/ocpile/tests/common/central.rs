@@ -36,6 +36,26 @@ impl CentralProcess {
         http_with(&self.addr, method, path, body, &auth).await
     }
 
+    /// A POST of raw bytes (a firmware image) with the token; the status and the JSON body.
+    pub async fn post_bytes(&self, path: &str, body: &[u8]) -> (u16, Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: central\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let status: u16 = response[9..12].parse().unwrap();
+        let json = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| serde_json::from_str(b).unwrap_or(Value::Null))
+            .unwrap_or(Value::Null);
+        (status, json)
+    }
+
     /// An API request that must succeed; its body.
     pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let (code, body) = self.api(method, path, body).await;

@@ -1,0 +1,208 @@
+//! Firmware images: stored in the data directory under their SHA-256, recorded in the store,
+//! and served to the piles over plain HTTP at `/firmware/{id}/{name}` (FAQ 3.17 point 2: every
+//! firmware version downloads over http). The file name is the last segment of the URL, so a
+//! pile that names its firmware after the image (as ours does) reports it as its version.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::api::{time, ApiError, ApiResult};
+use crate::store::{ImageRow, WriteOp, WriteResult};
+use crate::Central;
+
+/// The largest image accepted.
+pub const MAX_IMAGE: usize = 256 * 1024 * 1024;
+/// The longest image name.
+pub const MAX_NAME: usize = 200;
+
+/// Where the images are kept.
+pub fn dir(central: &Central) -> PathBuf {
+    central.options.data_dir.join("firmware")
+}
+
+/// Checks an image's file name: it becomes a URL segment and a file the pile names.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("`name` is required: the image's file name".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("the name is longer than {MAX_NAME} bytes"));
+    }
+    if name == "." || name == ".." || name.contains(['/', '\\']) {
+        return Err(format!("{name:?} is no file name"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("the name holds control characters".into());
+    }
+    Ok(())
+}
+
+/// The URL piles download an image from.
+pub fn url(central: &Central, image: &ImageRow) -> String {
+    let name = percent_encoding::utf8_percent_encode(&image.name, SEGMENT);
+    format!(
+        "{}/firmware/{}/{}",
+        central.public_url.trim_end_matches('/'),
+        image.id,
+        name
+    )
+}
+
+/// What a URL path segment must escape (RFC 3986 path characters stay, as in the FAQ's
+/// `XSmart.V2.0.110(M3G31H)@7KW.EVPro.070`).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+pub fn image_json(central: &Central, image: &ImageRow) -> Value {
+    json!({
+        "id": image.id,
+        "name": image.name,
+        "target": image.target,
+        "model": image.model,
+        "version": image.version,
+        "url": url(central, image),
+        "size": image.size,
+        "sha256": image.sha256,
+        "created_at": time(image.created_at),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What describes an image besides its bytes.
+pub struct NewImage {
+    pub name: String,
+    pub target: Option<String>,
+    pub version: Option<String>,
+    pub model: Option<String>,
+}
+
+/// Stores an image: its file first (written, synced, renamed), then its row.
+pub async fn store(central: &Central, new: NewImage, body: Bytes) -> ApiResult<ImageRow> {
+    validate_name(&new.name).map_err(ApiError::bad_request)?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "the image (the request body) is empty",
+        ));
+    }
+    let clean = |s: Option<String>| s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let target = clean(new.target).unwrap_or_else(|| vendor::firmware::target_from_name(&new.name));
+    let version = clean(new.version);
+    if version.as_ref().is_some_and(|v| v.chars().count() > 50) {
+        return Err(ApiError::bad_request(
+            "`version` is longer than 50 characters (BootNotification's firmwareVersion)",
+        ));
+    }
+    let model = clean(new.model).or_else(|| vendor::firmware::model_from_name(&new.name));
+    let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
+    let dir = dir(central);
+    let path = dir.join(&sha256);
+    let size = body.len() as i64;
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write;
+        std::fs::create_dir_all(&dir)?;
+        if path.exists() {
+            return Ok(());
+        }
+        let tmp = path.with_extension("part");
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&body)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    written.map_err(|e| {
+        ApiError(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("the image could not be stored: {e}"),
+        )
+    })?;
+    let mut row = ImageRow {
+        id: 0,
+        name: new.name,
+        target,
+        model,
+        version,
+        size,
+        sha256,
+        created_at: chrono::Utc::now().timestamp_millis(),
+    };
+    match central.writer.write(WriteOp::PutImage(row.clone())).await? {
+        WriteResult::Id(id) => row.id = id,
+        _ => {
+            return Err(ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unexpected store answer".into(),
+            ))
+        }
+    }
+    Ok(row)
+}
+
+/// `GET /firmware/{id}/{name}`: the image, for the piles (no token: a pile's HTTP client has
+/// none; the id and the name must both match).
+pub async fn serve(
+    State(central): State<Arc<Central>>,
+    Path((id, name)): Path<(i64, String)>,
+) -> Response {
+    let missing = || (StatusCode::NOT_FOUND, "no such firmware image\n").into_response();
+    let image = match central.repo.image(id).await {
+        Ok(Some(image)) if image.name == name => image,
+        Ok(_) => return missing(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let file = match tokio::fs::File::open(dir(&central).join(&image.sha256)).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!("firmware image {id}: {e}");
+            return missing();
+        }
+    };
+    central.metrics.firmware_downloads.inc();
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, image.size.to_string()),
+        ],
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024)),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names() {
+        assert!(super::validate_name("XSmart.V2.0.110(M3G31H)@7KW.EVPro.070").is_ok());
+        assert!(super::validate_name("").is_err());
+        assert!(super::validate_name("..").is_err());
+        assert!(super::validate_name("a/b").is_err());
+        assert!(super::validate_name("a\nb").is_err());
+        assert!(super::validate_name(&"x".repeat(201)).is_err());
+    }
+}
