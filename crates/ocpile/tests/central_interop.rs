@@ -200,3 +200,94 @@ fn a_pypi_charge_point_replays_its_transaction_and_gets_one() {
         });
     }
 }
+
+#[test]
+#[ignore = "needs PyPI's ocpp; scripts/test.sh installs it and runs this test"]
+fn a_campaign_upgrades_a_pypi_charge_point() {
+    let python = std::env::var("OCPILE_INTEROP_PYTHON")
+        .expect("OCPILE_INTEROP_PYTHON: a python with ocpp 2.x and websockets");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/pypi_firmware_pile.py"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let data = state_dir("central-interop-campaign");
+    let central = start_central(&data, None, &["--admission", "open"]);
+    /// Killed when the test ends, also when it fails.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Child(
+        Command::new(&python)
+            .arg("-u")
+            .arg(script)
+            .arg(central.ocpp_url())
+            .arg("PY-FW")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python starts"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .inspect(|l| println!("{l}"))
+            .collect::<Vec<String>>()
+    });
+    runtime.block_on(async {
+        central
+            .until("/api/piles/PY-FW", "the PyPI pile booted", |p| {
+                p["firmware_version"] == "py-1.0" && p["connected"] == true
+            })
+            .await;
+        let (code, image) = central
+            .post_bytes("/api/firmware?name=py-2.0.bin", &[7u8; 10_000])
+            .await;
+        assert_eq!(code, 201, "{image}");
+        assert_eq!(image["target"], "bin");
+        let campaign = central
+            .ok(
+                "POST",
+                "/api/campaigns",
+                Some(json!({"firmware": [image["id"]], "piles": ["PY-FW"]})),
+            )
+            .await;
+        let path = format!("/api/campaigns/{}", campaign["id"]);
+        let done = central
+            .until(&path, "the campaign finished", |c| c["state"] == "finished")
+            .await;
+        let pile = &done["piles"][0];
+        assert_eq!(pile["result"], "succeeded", "{done}");
+        assert_eq!(pile["from_version"], "py-1.0");
+        assert_eq!(pile["to_version"], "py-2.0.bin");
+        // It knows no GetFirmwareUpgradePercentages: no progress but the statuses'.
+        assert_eq!(pile["percent"], 100);
+        let view = central.ok("GET", "/api/piles/PY-FW", None).await;
+        assert_eq!(view["firmware_version"], "py-2.0.bin");
+    });
+    assert!(
+        child.0.wait().unwrap().success(),
+        "the charge point exits cleanly"
+    );
+    let lines = reader.join().unwrap();
+    assert!(lines.iter().any(|l| l == "DONE"), "{lines:?}");
+    let notified: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("EVENT FirmwareStatusNotification "))
+        .collect();
+    assert_eq!(
+        notified,
+        ["Downloading", "Downloaded", "Installing", "Installed"]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "EVENT ChangeAvailability 0 Operative"),
+        "{lines:?}"
+    );
+}
