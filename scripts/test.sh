@@ -66,6 +66,19 @@ if ! pg_up; then
   pg_up || { echo "no PostgreSQL answers at $pg_host_port for the store tests (start one, or set OCPILE_TEST_PG=postgres://USER@HOST:PORT/DB)" >&2; exit 1; }
 fi
 
+# Chromium and ChromeDriver for the dashboard's browser test (Debian's packages). Where they
+# are missing, root installs them; anyone else is told.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -q chromium chromium-driver || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }
+  fi
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null || {
+    echo "the browser test needs chromium and chromedriver (apt-get install chromium chromium-driver)" >&2
+    exit 1
+  }
+fi
+export OCPILE_CHROMIUM="${OCPILE_CHROMIUM:-$(command -v chromium)}"
+
 # --- Checks ----------------------------------------------------------------------------------
 say "rustfmt"
 cargo fmt --all -- --check
@@ -75,7 +88,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # --- Tests -----------------------------------------------------------------------------------
 say "tests"
-# --include-ignored: the interop test, which needs the PyPI library installed above.
+# --include-ignored: the interop tests, which need the PyPI library installed above, and the
+# browser test, which needs chromium.
 cargo test --workspace --locked -- --include-ignored 2>&1 | tee target/test-output.txt
 
 say "benchmarks compile"

@@ -105,7 +105,10 @@ impl Handler for PileHandler {
                     std::future::pending().await
                 }
                 Err(Unanswered::Refused(e)) => Err(e),
-                Ok(response) => Ok(response),
+                Ok(response) => {
+                    central.changed(format!("pile {pile}"));
+                    Ok(response)
+                }
             }
         })
     }

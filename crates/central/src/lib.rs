@@ -6,6 +6,7 @@
 pub mod api;
 pub mod campaign;
 pub mod config_reader;
+pub mod dashboard;
 pub mod firmware;
 pub mod handler;
 pub mod metrics;
@@ -115,6 +116,17 @@ pub struct Central {
     /// Where piles reach this central system (the firmware images' URLs).
     pub public_url: String,
     pub campaigns: campaign::runner::Campaigns,
+    /// What changed (`pile ID`, `campaign ID`), for the dashboard's live pages.
+    pub changes: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Central {
+    /// Tells the dashboard's live pages that something changed (nobody listening: nothing).
+    pub fn changed(&self, what: String) {
+        if self.changes.receiver_count() > 0 {
+            let _ = self.changes.send(what);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -157,11 +157,13 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         token,
         public_url,
         campaigns,
+        changes: tokio::sync::broadcast::channel(1024).0,
     });
     spawn_retention(central.clone());
     crate::campaign::runner::spawn_saver(central.clone(), campaign_saves);
     crate::campaign::runner::spawn_ticker(central.clone());
-    let router = crate::api::router(central.clone());
+    let router =
+        crate::api::router(central.clone()).merge(crate::dashboard::router(central.clone()));
     let acceptor = tls.map(TlsAcceptor::from);
     let task = tokio::spawn(accept_loop(listener, acceptor, router, central.clone()));
     Ok(Running {
@@ -556,6 +558,7 @@ async fn attach(
         .await;
     }
     event(&central, &identity, "Connected", format!("from {remote}")).await;
+    central.changed(format!("pile {identity}"));
     let _ = central
         .writer
         .write(WriteOp::Seen {
@@ -568,6 +571,7 @@ async fn attach(
         .metrics
         .connected_piles
         .set(central.sessions.count() as i64);
+    central.changed(format!("pile {identity}"));
     event(
         &central,
         &identity,

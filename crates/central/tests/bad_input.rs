@@ -363,3 +363,64 @@ async fn bad_api_payloads_get_a_status_with_a_reason() {
         "{events}"
     );
 }
+
+/// The dashboard without the token: the login page, never a page; `?token=` sets the cookie.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_needs_the_token() {
+    let running = start("dashboard").await;
+    let base = format!("http://{}", running.local_addr);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str, cookie: Option<&str>| {
+        let mut r = client.get(format!("{base}{path}"));
+        if let Some(c) = cookie {
+            r = r.header("Cookie", c);
+        }
+        r.send()
+    };
+    for path in [
+        "/",
+        "/piles/X",
+        "/campaigns",
+        "/transactions",
+        "/handshakes",
+    ] {
+        let r = get(path, None).await.unwrap();
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.headers()["location"], "/login", "{path}");
+        let r = get(path, Some("ocpile_token=wrong")).await.unwrap();
+        assert_eq!(r.headers()["location"], "/login", "{path}");
+    }
+    assert_eq!(get("/events", None).await.unwrap().status(), 401);
+    let r = get("/campaigns?token=T", None).await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/campaigns");
+    assert_eq!(
+        r.headers()["set-cookie"],
+        "ocpile_token=T; HttpOnly; SameSite=Strict; Path=/"
+    );
+    let r = get("/campaigns", Some("ocpile_token=T")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Firmware campaigns"));
+    let r = get("/piles/NOBODY", Some("ocpile_token=T")).await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("no pile"));
+    let login = client
+        .post(format!("{base}/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("token=nope")
+        .send()
+        .await
+        .unwrap();
+    assert!(login.headers().get("set-cookie").is_none());
+    assert!(login.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/login?msg="));
+    // The firmware download needs no token; an unknown one is 404.
+    let r = get("/firmware/1/x.bin", None).await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(get("/static/live.js", None).await.unwrap().status(), 200);
+}

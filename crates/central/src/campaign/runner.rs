@@ -199,7 +199,8 @@ impl Campaigns {
         true
     }
 
-    /// Applies `f` to every running campaign, saves what changed, and hands out the orders.
+    /// Applies `f` to every running campaign, saves what changed, and hands out the orders
+    /// (with the ids of the campaigns that changed).
     fn each(
         &self,
         mut f: impl FnMut(&mut Campaign, &HashMap<String, Option<String>>) -> Vec<Order>,
@@ -255,9 +256,15 @@ pub fn booted(central: &Arc<Central>, pile: &str, version: Option<&str>) {
 pub fn spawn_saver(central: Arc<Central>, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
     tokio::spawn(async move {
         while let Some(op) = rx.recv().await {
+            let what = match &op {
+                WriteOp::PutRollout(r) => format!("campaign {} pile {}", r.campaign, r.pile),
+                WriteOp::CampaignState { id, .. } => format!("campaign {id}"),
+                _ => "campaign".into(),
+            };
             if let Err(e) = central.writer.write(op).await {
                 tracing::error!("campaign state not stored: {e}");
             }
+            central.changed(what);
         }
     });
 }
