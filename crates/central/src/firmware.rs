@@ -45,7 +45,7 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 
 /// The URL piles download an image from.
 pub fn url(central: &Central, image: &ImageRow) -> String {
-    let name = percent_encoding::utf8_percent_encode(&image.name, SEGMENT);
+    let name = ocpp::identity::encode_segment(&image.name);
     format!(
         "{}/firmware/{}/{}",
         central.public_url.trim_end_matches('/'),
@@ -53,26 +53,6 @@ pub fn url(central: &Central, image: &ImageRow) -> String {
         name
     )
 }
-
-/// What a URL path segment must escape (RFC 3986 path characters stay, as in the FAQ's
-/// `XSmart.V2.0.110(M3G31H)@7KW.EVPro.070`).
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
 
 pub fn image_json(central: &Central, image: &ImageRow) -> Value {
     json!({

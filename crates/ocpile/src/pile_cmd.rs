@@ -49,6 +49,10 @@ pub struct PileArgs {
     /// curl's --resolve does (TLS still checks HOST). Repeatable.
     #[arg(long, value_parser = parse_resolve)]
     resolve: Vec<(String, u16, std::net::SocketAddr)>,
+    /// Seconds a write to the central system may take; a central that stops reading fails the
+    /// connection after this long and the pile reconnects (meanwhile it goes on).
+    #[arg(long, default_value_t = 10)]
+    write_timeout: u64,
     /// Serve the local control port (plug, faults, network, local configuration, state) here,
     /// e.g. 127.0.0.1:8180.
     #[arg(long)]
@@ -123,6 +127,7 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
         },
         tls,
         resolve: args.resolve,
+        write_timeout: std::time::Duration::from_secs(args.write_timeout.max(1)),
     };
     anyhow::ensure!(
         args.rated_current > 0.0,

@@ -4,6 +4,7 @@
 
 pub mod hardware;
 pub mod insight;
+pub mod link;
 pub mod logbook;
 pub mod shell;
 pub mod store;

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
 use ocpp::ConfigurationStatus;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -24,6 +24,7 @@ use crate::config::{Configuration, Factory, KEYS};
 use crate::faults::Fault;
 use crate::hardware::{Hardware, HardwareEvent, MeterReading, Pilot};
 use crate::insight::Insight;
+use crate::link::{LinkWriter, WriteFailed};
 use crate::logbook::LogBook;
 use crate::store::{PileStore, StateStore, StoreError};
 use crate::transfer::{download, image_version, upload};
@@ -45,7 +46,13 @@ pub struct PileSettings {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Fixed addresses for host names (see [`ClientConfig::resolve`]).
     pub resolve: Vec<(String, u16, std::net::SocketAddr)>,
+    /// A write to the central system that takes longer fails the connection (the pile then
+    /// reconnects); meanwhile the pile goes on.
+    pub write_timeout: Duration,
 }
+
+/// The default write timeout.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShellError {
@@ -159,7 +166,6 @@ pub fn control_channel() -> (PileHandle, Control) {
     (PileHandle { commands: tx }, Control { commands })
 }
 
-type Sink = SplitSink<WsStream, Message>;
 type Stream = SplitStream<WsStream>;
 
 async fn next_message(stream: &mut Option<Stream>) -> Option<Result<Message, WsError>> {
@@ -407,7 +413,10 @@ pub async fn run_with_store(
     };
     let (mut cp, first) = boot_core(&mut store, Duration::ZERO, &mirror)?;
     let mut todo: VecDeque<Output> = first.into();
-    let mut sink: Option<Sink> = None;
+    // The connection: its writer (a task of its own) and its reading half.
+    let mut sink: Option<LinkWriter> = None;
+    let mut links: u64 = 0;
+    let (failed_tx, mut failed_rx) = mpsc::unbounded_channel::<WriteFailed>();
     let mut stream: Option<Stream> = None;
     let mut connecting: Option<JoinHandle<Result<WsStream, TransportError>>> = None;
     // WebSocketPingInterval: a ping every interval; no pong within the next interval (at least
@@ -484,14 +493,10 @@ pub async fn run_with_store(
                     hardware.command(&command);
                 }
                 Output::Send(frame) => {
-                    let Some(s) = sink.as_mut() else { continue };
+                    let Some(s) = sink.as_ref() else { continue };
                     tracing::debug!(frame, "send");
                     logbook.record(cp.wall_time(start.elapsed()), "send", &frame);
-                    if let Err(e) = s.send(Message::text(frame)).await {
-                        tracing::warn!("send failed: {e}");
-                        (sink, stream) = (None, None);
-                        todo.extend(cp.handle(Input::Disconnected, start.elapsed()));
-                    }
+                    s.send(frame);
                 }
                 Output::Connect(target) => {
                     (sink, stream) = (None, None);
@@ -515,8 +520,8 @@ pub async fn run_with_store(
                         "event",
                         if hard { "hard restart" } else { "soft restart" },
                     );
-                    if let Some(mut s) = sink.take() {
-                        let _ = s.close().await;
+                    if let Some(s) = sink.take() {
+                        s.close().await;
                     }
                     stream = None;
                     if let Some(old) = connecting.take() {
@@ -602,7 +607,9 @@ pub async fn run_with_store(
                         tracing::info!("connected");
                         logbook.record(cp.wall_time(start.elapsed()), "event", &format!("connected to {}", cp.target().url));
                         let (s, r) = ws.split();
-                        (sink, stream) = (Some(s), Some(r));
+                        links += 1;
+                        let writer = LinkWriter::start(s, links, settings.write_timeout, failed_tx.clone());
+                        (sink, stream) = (Some(writer), Some(r));
                         cp.handle(Input::Connected, start.elapsed())
                     }
                     Err(e) => {
@@ -641,17 +648,20 @@ pub async fn run_with_store(
             _ = sleep_until(deadline) => cp.handle(Input::Tick, start.elapsed()),
             _ = sleep_until(next_ping) => {
                 next_ping = None;
-                match sink.as_mut() {
-                    Some(s) if !interval.is_zero() => {
-                        pong_deadline = Some(Instant::now() + interval.max(Duration::from_secs(10)));
-                        if s.send(Message::Ping(Default::default())).await.is_ok() {
-                            Vec::new()
-                        } else {
-                            (sink, stream) = (None, None);
-                            cp.handle(Input::Disconnected, start.elapsed())
-                        }
-                    }
-                    _ => Vec::new(),
+                if let Some(s) = sink.as_ref().filter(|_| !interval.is_zero()) {
+                    pong_deadline = Some(Instant::now() + interval.max(Duration::from_secs(10)));
+                    s.ping();
+                }
+                Vec::new()
+            }
+            Some(failure) = failed_rx.recv() => {
+                if sink.as_ref().is_some_and(|s| s.link == failure.link) {
+                    tracing::warn!("{}: closing the connection", failure.why);
+                    logbook.record(cp.wall_time(start.elapsed()), "event", &failure.why);
+                    (sink, stream) = (None, None);
+                    cp.handle(Input::Disconnected, start.elapsed())
+                } else {
+                    Vec::new()
                 }
             }
             _ = sleep_until(pong_deadline) => {
@@ -660,8 +670,8 @@ pub async fn run_with_store(
                 cp.handle(Input::Disconnected, start.elapsed())
             }
             _ = &mut shutdown => {
-                if let Some(mut s) = sink {
-                    let _ = s.close().await;
+                if let Some(s) = sink {
+                    s.close().await;
                 }
                 return Ok(());
             }

@@ -62,6 +62,7 @@ async fn a_pile_runs_on_a_store_of_another_kind() {
         options: Options::default(),
         tls: None,
         resolve: Vec::new(),
+        write_timeout: pile::shell::WRITE_TIMEOUT,
     };
     let (_handle, control) = control_channel();
     let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();

@@ -62,7 +62,11 @@ impl Drop for WsServer {
 
 impl WsServer {
     pub async fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> std::io::Result<WsServer> {
-        let listener = TcpListener::bind(addr).await?;
+        WsServer::listen(TcpListener::bind(addr).await?, config)
+    }
+
+    /// Serves on a listener made by the caller (with socket options of its own).
+    pub fn listen(listener: TcpListener, config: ServerConfig) -> std::io::Result<WsServer> {
         let local_addr = listener.local_addr()?;
         let (tx, accepted) = mpsc::channel(64);
         let config = Arc::new(config);

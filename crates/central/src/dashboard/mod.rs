@@ -89,19 +89,26 @@ pub fn text(v: &Value) -> String {
     }
 }
 
+/// The head of every page.
+fn head(title: &str, live: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · ocpile" }
+            link rel="stylesheet" href="/static/style.css";
+            @if live { script src="/static/live.js" defer {} }
+        }
+    }
+}
+
 /// A page: the navigation, a message from the last action, and the content.
 pub fn page(title: &str, flash: Option<&str>, content: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
             html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (title) " · ocpile" }
-                    link rel="stylesheet" href="/static/style.css";
-                    script src="/static/live.js" defer {}
-                }
+                (head(title, true))
                 body {
                     nav {
                         a.brand href="/" { "ocpile" }
@@ -259,11 +266,7 @@ async fn login_page(Query(q): Query<Flash>) -> Html<String> {
         html! {
             (DOCTYPE)
             html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    title { "Log in · ocpile" }
-                    link rel="stylesheet" href="/static/style.css";
-                }
+                (head("Log in", false))
                 body.login {
                     main {
                         h1 { "ocpile central" }
@@ -336,19 +339,9 @@ async fn script() -> Response {
         .into_response()
 }
 
-/// What a path segment escapes: all but RFC 3986's unreserved characters.
-pub const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
 /// The path of a pile's page, `/piles/{id}` with the identity escaped.
 pub fn pile_path(id: &str) -> String {
-    format!(
-        "/piles/{}",
-        percent_encoding::utf8_percent_encode(id, SEGMENT)
-    )
+    format!("/piles/{}", ocpp::identity::encode_segment(id))
 }
 
 /// A link to a pile's page.

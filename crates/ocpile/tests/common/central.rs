@@ -48,12 +48,7 @@ impl CentralProcess {
         stream.write_all(body).await.unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).await.unwrap();
-        let status: u16 = response[9..12].parse().unwrap();
-        let json = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| serde_json::from_str(b).unwrap_or(Value::Null))
-            .unwrap_or(Value::Null);
-        (status, json)
+        super::parse_response(&response)
     }
 
     /// An API request that must succeed; its body.

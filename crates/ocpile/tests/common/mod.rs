@@ -179,6 +179,11 @@ pub async fn http_with(
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
+    parse_response(&response)
+}
+
+/// An HTTP/1.1 response as read: its status and its JSON body (null when it has none).
+pub fn parse_response(response: &str) -> (u16, Value) {
     let status: u16 = response[9..12].parse().unwrap();
     let json = response
         .split_once("\r\n\r\n")

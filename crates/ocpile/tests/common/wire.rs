@@ -102,6 +102,17 @@ impl Wire {
         }
     }
 
+    /// Waits until a connection is being served (`accept` hands it over to a task).
+    pub async fn connected(&self) {
+        timeout(WAIT, async {
+            while self.outgoing.lock().unwrap().is_none() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("a connection served");
+    }
+
     /// Sends a CALL to the pile on the current connection; returns its answer's payload.
     pub async fn call(&self, id: &str, action: &str, payload: Value) -> Value {
         let frame = json!([2, id, action, payload]).to_string();
