@@ -4,65 +4,23 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ocpp::{
-    BootNotificationResponse, CallError, ChangeConfigurationRequest, CiString50,
-    ConfigurationStatus, Decoded, GetConfigurationRequest, HeartbeatResponse, MessageTrigger,
-    Policy, RegistrationStatus, Request, Response, StatusNotificationResponse, Timestamp,
-    TriggerMessageRequest,
-};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
-use tokio::time::timeout;
 use transport::auth::AllowAll;
 use transport::server::{ServerConfig, WsServer};
-use transport::{spawn_rpc, HandlerFuture, LinkConfig, RpcHandle};
 
 mod common;
 
-use common::{free_port, http, PileProcess, WAIT};
+use common::wire::{accept, Wire};
+use common::{http, PileProcess};
 
-/// What the central system saw: boots (their payloads) and status notifications.
-enum Seen {
-    Boot(Value),
-    Status(Value),
-    Meter(Value),
-}
-
-fn central(seen: mpsc::UnboundedSender<Seen>) -> Arc<dyn transport::Handler> {
-    Arc::new(move |request: Decoded<Request>| -> HandlerFuture {
-        let seen = seen.clone();
-        Box::pin(async move {
-            let now = Timestamp::from_utc(chrono::Utc::now());
-            match request.value {
-                Request::BootNotification(b) => {
-                    let _ = seen.send(Seen::Boot(serde_json::to_value(&b).unwrap()));
-                    Ok(Response::BootNotification(BootNotificationResponse {
-                        status: RegistrationStatus::Accepted,
-                        current_time: now,
-                        interval: 900,
-                    }))
-                }
-                Request::StatusNotification(s) => {
-                    let _ = seen.send(Seen::Status(serde_json::to_value(&s).unwrap()));
-                    Ok(Response::StatusNotification(StatusNotificationResponse {}))
-                }
-                Request::Heartbeat(_) => {
-                    Ok(Response::Heartbeat(HeartbeatResponse { current_time: now }))
-                }
-                Request::MeterValues(m) => {
-                    let _ = seen.send(Seen::Meter(serde_json::to_value(&m).unwrap()));
-                    Ok(Response::MeterValues(ocpp::MeterValuesResponse {}))
-                }
-                other => Err(CallError::not_supported(other.action().as_str())),
-            }
-        })
-    })
-}
-
+/// One pile, its control port, and the tests' central system with how much of each kind of
+/// CALL the test has taken.
 struct Setup {
     server: WsServer,
-    seen_tx: mpsc::UnboundedSender<Seen>,
-    seen: mpsc::UnboundedReceiver<Seen>,
+    wire: Wire,
+    boots: usize,
+    statuses: usize,
+    meters: usize,
     control: String,
     _pile: PileProcess,
 }
@@ -72,7 +30,6 @@ impl Setup {
         let server = WsServer::bind("127.0.0.1:0", ServerConfig::new(Arc::new(AllowAll)))
             .await
             .unwrap();
-        let (seen_tx, seen) = mpsc::unbounded_channel();
         let state = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
@@ -80,53 +37,47 @@ impl Setup {
         let (pile, control) = common::start_pile_with_control(name, &csms, &state, extra);
         Setup {
             server,
-            seen_tx,
-            seen,
+            wire: Wire::default(),
+            boots: 0,
+            statuses: 0,
+            meters: 0,
             control,
             _pile: pile,
         }
     }
 
-    async fn next_pile(&mut self) -> RpcHandle {
-        let accepted = timeout(WAIT, self.server.accept())
-            .await
-            .expect("the pile connects")
-            .unwrap();
-        spawn_rpc(
-            accepted.ws,
-            LinkConfig {
-                policy: Policy::Lenient,
-                ..LinkConfig::default()
-            },
-            central(self.seen_tx.clone()),
-        )
+    /// Serves the pile's next connection.
+    async fn next_pile(&mut self) -> Wire {
+        accept(&mut self.server, &self.wire).await;
+        self.wire.clone()
     }
 
     async fn next_boot(&mut self) -> Value {
-        loop {
-            if let Seen::Boot(b) = timeout(WAIT, self.seen.recv())
-                .await
-                .expect("a boot")
-                .unwrap()
-            {
-                return b;
-            }
-        }
+        self.wire
+            .next_call("BootNotification", &mut self.boots)
+            .await
+            .payload
     }
 
     /// The next StatusNotification for `connector`.
     async fn next_status(&mut self, connector: i64) -> Value {
         loop {
-            if let Seen::Status(s) = timeout(WAIT, self.seen.recv())
+            let s = self
+                .wire
+                .next_call("StatusNotification", &mut self.statuses)
                 .await
-                .expect("a status notification")
-                .unwrap()
-            {
-                if s["connectorId"] == connector {
-                    return s;
-                }
+                .payload;
+            if s["connectorId"] == connector {
+                return s;
             }
         }
+    }
+
+    async fn next_meter(&mut self) -> Value {
+        self.wire
+            .next_call("MeterValues", &mut self.meters)
+            .await
+            .payload
     }
 
     async fn http(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -143,24 +94,14 @@ async fn faults_plugs_network_and_local_configuration_through_the_control_port()
     assert_eq!(s.next_status(1).await["status"], "Available");
 
     // The simulated meter, sampled on request.
-    let trigger = TriggerMessageRequest {
-        requested_message: MessageTrigger::MeterValues,
-        connector_id: Some(1),
-    };
-    assert_eq!(
-        timeout(WAIT, rpc.call(&trigger))
-            .await
-            .unwrap()
-            .unwrap()
-            .value
-            .status,
-        ocpp::TriggerMessageStatus::Accepted
-    );
-    let meter = loop {
-        if let Seen::Meter(m) = timeout(WAIT, s.seen.recv()).await.unwrap().unwrap() {
-            break m;
-        }
-    };
+    let answer = rpc
+        .ask(
+            "TriggerMessage",
+            json!({"requestedMessage": "MeterValues", "connectorId": 1}),
+        )
+        .await;
+    assert_eq!(answer, json!({"status": "Accepted"}));
+    let meter = s.next_meter().await;
     let samples = meter["meterValue"][0]["sampledValue"]
         .as_array()
         .unwrap()
@@ -224,11 +165,11 @@ async fn faults_plugs_network_and_local_configuration_through_the_control_port()
     // The network change reaches the pile before the trigger does.
     let state = s.http("GET", "/state", None).await.1;
     assert_eq!(state["network"]["connectivity"], "4G");
-    let trigger = TriggerMessageRequest {
-        requested_message: MessageTrigger::BootNotification,
-        connector_id: None,
-    };
-    timeout(WAIT, rpc.call(&trigger)).await.unwrap().unwrap();
+    rpc.ask(
+        "TriggerMessage",
+        json!({"requestedMessage": "BootNotification"}),
+    )
+    .await;
     let boot = s.next_boot().await;
     assert_eq!(
         (boot["iccid"].as_str(), boot["imsi"].as_str()),
@@ -256,20 +197,13 @@ async fn faults_plugs_network_and_local_configuration_through_the_control_port()
         .1,
         json!({"status": "Accepted"})
     );
-    let answer = timeout(
-        WAIT,
-        rpc.call(&GetConfigurationRequest {
-            key: Some(vec![CiString50::new("MeterValueSampleInterval").unwrap()]),
-        }),
-    )
-    .await
-    .unwrap()
-    .unwrap()
-    .value;
-    assert_eq!(
-        answer.configuration_key.unwrap()[0].value.as_deref(),
-        Some("42")
-    );
+    let answer = rpc
+        .ask(
+            "GetConfiguration",
+            json!({"key": ["MeterValueSampleInterval"]}),
+        )
+        .await;
+    assert_eq!(answer["configurationKey"][0]["value"], "42");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -282,20 +216,15 @@ async fn local_configuration_recovers_a_pile_stranded_by_bad_server_settings() {
         "WS,127.0.0.1,{},/ocpp/,ocpp1.6,,,",
         s.server.local_addr().port()
     );
-    let dead = format!("WS,127.0.0.1,{},/ocpp/,ocpp1.6,,,", free_port());
-    let req = ChangeConfigurationRequest {
-        key: "VendorWebsocketSettings".try_into().unwrap(),
-        value: dead.as_str().try_into().unwrap(),
-    };
-    assert_eq!(
-        timeout(WAIT, rpc.call(&req))
-            .await
-            .unwrap()
-            .unwrap()
-            .value
-            .status,
-        ConfigurationStatus::Accepted
-    );
+    // Port 9 on loopback: nothing listens there.
+    let dead = "WS,127.0.0.1,9,/ocpp/,ocpp1.6,,,".to_owned();
+    let answer = rpc
+        .ask(
+            "ChangeConfiguration",
+            json!({"key": "VendorWebsocketSettings", "value": dead}),
+        )
+        .await;
+    assert_eq!(answer, json!({"status": "Accepted"}));
     let state = s.http("GET", "/state", None).await.1;
     assert_eq!(
         state["configuration"]["VendorWebsocketSettings"],

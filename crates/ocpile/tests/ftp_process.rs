@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::wire::{accept, server, Wire};
-use common::{free_port, start_pile, state_dir, WAIT};
+use common::{start_pile, state_dir, WAIT};
 use serde_json::json;
 use tokio::time::timeout;
 
@@ -25,35 +25,40 @@ impl Drop for FtpServer {
 async fn ftp_server(dir: &std::path::Path) -> (FtpServer, u16) {
     let python = std::env::var("OCPILE_INTEROP_PYTHON")
         .expect("OCPILE_INTEROP_PYTHON: a python with pyftpdlib");
-    let port = free_port();
-    let child = Command::new(python)
-        .args([
-            "-m",
-            "pyftpdlib",
-            "-i",
-            "127.0.0.1",
-            "-w",
-            "-u",
-            "pile",
-            "-P",
-            "secret",
-        ])
-        .args(["-p", &port.to_string(), "-d"])
+    // pyftpdlib on a port of its own choosing (port 0), which it prints.
+    let script = "import sys\n\
+from pyftpdlib.authorizers import DummyAuthorizer\n\
+from pyftpdlib.handlers import FTPHandler\n\
+from pyftpdlib.servers import FTPServer\n\
+a = DummyAuthorizer()\n\
+a.add_user('pile', 'secret', sys.argv[1], perm='elradfmwMT')\n\
+FTPHandler.authorizer = a\n\
+s = FTPServer(('127.0.0.1', 0), FTPHandler)\n\
+print(s.address[1], flush=True)\n\
+s.serve_forever()\n";
+    let mut child = Command::new(python)
+        .arg("-c")
+        .arg(script)
         .arg(dir)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("pyftpdlib starts");
-    timeout(WAIT, async {
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the FTP server listens");
+    let stdout = child.stdout.take().unwrap();
+    let port = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line.trim()
+            .parse::<u16>()
+            .expect("the FTP server prints its port")
+    });
+    let port = timeout(WAIT, port)
+        .await
+        .expect("the FTP server listens")
+        .unwrap();
     (FtpServer(child), port)
 }
 

@@ -4,56 +4,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ocpp::{
-    BootNotificationResponse, CallError, ChangeConfigurationRequest, CiString50,
-    ConfigurationStatus, Decoded, GetConfigurationRequest, HeartbeatResponse, Policy,
-    RegistrationStatus, Request, Response, StatusNotificationResponse, Timestamp,
-};
-use tokio::sync::mpsc;
+use serde_json::json;
 use tokio::time::timeout;
 use transport::auth::AllowAll;
 use transport::server::{ServerConfig, WsServer};
-use transport::{spawn_rpc, HandlerFuture, LinkConfig, RpcHandle};
 
 mod common;
 
+use common::wire::{accept, Wire};
 use common::{start_pile, state_dir, WAIT};
 
-/// A central system that accepts every boot and reports each one.
-fn central(boots: mpsc::UnboundedSender<String>) -> Arc<dyn transport::Handler> {
-    Arc::new(move |request: Decoded<Request>| -> HandlerFuture {
-        let boots = boots.clone();
-        Box::pin(async move {
-            let now = Timestamp::from_utc(chrono::Utc::now());
-            match request.value {
-                Request::BootNotification(b) => {
-                    let _ = boots.send(
-                        b.charge_point_serial_number
-                            .map(|s| s.to_string())
-                            .unwrap_or_default(),
-                    );
-                    Ok(Response::BootNotification(BootNotificationResponse {
-                        status: RegistrationStatus::Accepted,
-                        current_time: now,
-                        interval: 900,
-                    }))
-                }
-                Request::StatusNotification(_) => {
-                    Ok(Response::StatusNotification(StatusNotificationResponse {}))
-                }
-                Request::Heartbeat(_) => {
-                    Ok(Response::Heartbeat(HeartbeatResponse { current_time: now }))
-                }
-                other => Err(CallError::not_supported(other.action().as_str())),
-            }
-        })
-    })
-}
-
+/// The tests' central system (it answers everything), and how many boots were taken.
 struct Central {
     server: WsServer,
-    boots_tx: mpsc::UnboundedSender<String>,
-    boots: mpsc::UnboundedReceiver<String>,
+    wire: Wire,
+    boots: usize,
 }
 
 impl Central {
@@ -61,11 +26,14 @@ impl Central {
         let server = WsServer::bind("127.0.0.1:0", ServerConfig::new(Arc::new(AllowAll)))
             .await
             .unwrap();
-        let (boots_tx, boots) = mpsc::unbounded_channel();
+        Central::on(server)
+    }
+
+    fn on(server: WsServer) -> Central {
         Central {
             server,
-            boots_tx,
-            boots,
+            wire: Wire::default(),
+            boots: 0,
         }
     }
 
@@ -73,61 +41,34 @@ impl Central {
         format!("ws://{}/ocpp/", self.server.local_addr())
     }
 
-    /// Waits for the next connection and its accepted boot.
-    async fn next_pile(&mut self) -> (String, RpcHandle) {
-        let accepted = timeout(WAIT, self.server.accept())
-            .await
-            .expect("the pile connects")
-            .unwrap();
-        let rpc = spawn_rpc(
-            accepted.ws,
-            LinkConfig {
-                policy: Policy::Lenient,
-                ..LinkConfig::default()
-            },
-            central(self.boots_tx.clone()),
-        );
-        timeout(WAIT, self.boots.recv())
-            .await
-            .expect("the pile boots");
-        (accepted.identity, rpc)
+    /// Waits for the next connection and its boot; the identity and the wire.
+    async fn next_pile(&mut self) -> (String, Wire) {
+        let identity = accept(&mut self.server, &self.wire).await;
+        self.wire
+            .next_call("BootNotification", &mut self.boots)
+            .await;
+        (identity, self.wire.clone())
     }
 }
 
-async fn change(rpc: &RpcHandle, key: &str, value: &str) -> ConfigurationStatus {
-    let req = ChangeConfigurationRequest {
-        key: key.try_into().unwrap(),
-        value: value.try_into().unwrap(),
-    };
-    timeout(WAIT, rpc.call(&req))
-        .await
-        .unwrap()
-        .unwrap()
-        .value
-        .status
+/// ChangeConfiguration; the status.
+async fn change(wire: &Wire, key: &str, value: &str) -> String {
+    let answer = wire
+        .ask("ChangeConfiguration", json!({"key": key, "value": value}))
+        .await;
+    answer["status"].as_str().unwrap().to_owned()
 }
 
-async fn reset(rpc: &RpcHandle, kind: ocpp::ResetType) -> ocpp::ResetStatus {
-    let req = ocpp::ResetRequest { kind };
-    timeout(WAIT, rpc.call(&req))
-        .await
-        .unwrap()
-        .unwrap()
-        .value
-        .status
+async fn reset(wire: &Wire, kind: &str) -> String {
+    let answer = wire.ask("Reset", json!({"type": kind})).await;
+    answer["status"].as_str().unwrap().to_owned()
 }
 
-async fn get(rpc: &RpcHandle, key: &str) -> Option<String> {
-    let req = GetConfigurationRequest {
-        key: Some(vec![CiString50::new(key).unwrap()]),
-    };
-    let answer = timeout(WAIT, rpc.call(&req)).await.unwrap().unwrap().value;
-    answer
-        .configuration_key?
-        .into_iter()
-        .next()?
-        .value
-        .map(|v| v.to_string())
+async fn get(wire: &Wire, key: &str) -> Option<String> {
+    let answer = wire.ask("GetConfiguration", json!({"key": [key]})).await;
+    answer["configurationKey"][0]["value"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,11 +80,11 @@ async fn sigkill_right_after_an_accepted_change_keeps_the_new_value() {
     assert_eq!(identity, "KILL1");
     assert_eq!(
         change(&rpc, "MeterValueSampleInterval", "1234").await,
-        ConfigurationStatus::Accepted
+        "Accepted"
     );
     assert_eq!(
         change(&rpc, "VendorChargeBoxId", "ALIAS-9").await,
-        ConfigurationStatus::Accepted
+        "Accepted"
     );
     // SIGKILL, at once.
     pile.0.kill().unwrap();
@@ -172,7 +113,7 @@ async fn a_new_name_or_server_makes_the_pile_reconnect_there() {
 
     assert_eq!(
         change(&rpc, "VendorChargePointName", "RENAMED").await,
-        ConfigurationStatus::Accepted
+        "Accepted"
     );
     let (identity, rpc) = central.next_pile().await;
     assert_eq!(
@@ -183,14 +124,14 @@ async fn a_new_name_or_server_makes_the_pile_reconnect_there() {
     // A malformed VendorWebsocketSettings is refused and changes nothing.
     assert_eq!(
         change(&rpc, "VendorWebsocketSettings", "WS,host,80,/ocpp/").await,
-        ConfigurationStatus::Rejected
+        "Rejected"
     );
 
     let port = other.server.local_addr().port();
     let settings = format!("WS,127.0.0.1,{port},/other/,ocpp1.6,,,");
     assert_eq!(
         change(&rpc, "VendorWebsocketSettings", &settings).await,
-        ConfigurationStatus::Accepted
+        "Accepted"
     );
     let (identity, rpc) = other.next_pile().await;
     assert_eq!(identity, "RENAMED");
@@ -219,7 +160,7 @@ async fn unreachable_settings_fall_back_to_the_last_server_that_worked() {
             "WS,127.0.0.1,9,/ocpp/,ocpp1.6,,,"
         )
         .await,
-        ConfigurationStatus::Accepted
+        "Accepted"
     );
     let (identity, rpc) = central.next_pile().await;
     assert_eq!(identity, "SN-F1");
@@ -240,12 +181,9 @@ async fn reset_restarts_the_pile_which_boots_again_with_its_state() {
     let (_, rpc) = central.next_pile().await;
     assert_eq!(
         change(&rpc, "MeterValueSampleInterval", "77").await,
-        ConfigurationStatus::Accepted
+        "Accepted"
     );
-    assert_eq!(
-        reset(&rpc, ocpp::ResetType::Hard).await,
-        ocpp::ResetStatus::Accepted
-    );
+    assert_eq!(reset(&rpc, "Hard").await, "Accepted");
     let (identity, rpc) = central.next_pile().await;
     assert_eq!(identity, "SN-RST");
     assert_eq!(
@@ -267,10 +205,7 @@ async fn a_reset_that_cannot_reload_the_state_is_retried_reset_retries_times() {
     let file = state.join("state.json");
     let good = std::fs::read(&file).unwrap();
     std::fs::write(&file, b"{ not json").unwrap();
-    assert_eq!(
-        reset(&rpc, ocpp::ResetType::Soft).await,
-        ocpp::ResetStatus::Accepted
-    );
+    assert_eq!(reset(&rpc, "Soft").await, "Accepted");
     // The first attempt fails (the pile says so); the state comes back before the retry.
     let line = common::logged(&mut log, "reset failed").await;
     assert!(line.contains("retry 1 of 3"), "{line}");
@@ -278,15 +213,9 @@ async fn a_reset_that_cannot_reload_the_state_is_retried_reset_retries_times() {
     let (_, rpc) = central.next_pile().await;
     assert_eq!(get(&rpc, "ResetRetries").await.as_deref(), Some("3"));
     // With ResetRetries 0 the first failure ends the process, with an error.
-    assert_eq!(
-        change(&rpc, "ResetRetries", "0").await,
-        ConfigurationStatus::Accepted
-    );
+    assert_eq!(change(&rpc, "ResetRetries", "0").await, "Accepted");
     std::fs::write(&file, b"{ not json").unwrap();
-    assert_eq!(
-        reset(&rpc, ocpp::ResetType::Soft).await,
-        ocpp::ResetStatus::Accepted
-    );
+    assert_eq!(reset(&rpc, "Soft").await, "Accepted");
     let status = timeout(WAIT, async {
         loop {
             if let Some(status) = pile.0.try_wait().unwrap() {
@@ -330,12 +259,7 @@ async fn both_models_connect_over_tls_with_basic_auth_and_refuse_an_untrusted_se
     let mut config = ServerConfig::new(auth);
     config.tls = Some(tls);
     let server = WsServer::bind("127.0.0.1:0", config).await.unwrap();
-    let (boots_tx, boots) = mpsc::unbounded_channel();
-    let mut central = Central {
-        server,
-        boots_tx,
-        boots,
-    };
+    let mut central = Central::on(server);
     let url = format!(
         "wss://localhost:{}/ocpp/",
         central.server.local_addr().port()

@@ -33,14 +33,6 @@ impl Drop for PileProcess {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A fresh state directory for a test.
 pub fn state_dir(name: &str) -> PathBuf {
     let dir =

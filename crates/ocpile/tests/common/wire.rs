@@ -145,6 +145,23 @@ impl Wire {
             .collect()
     }
 
+    /// The next CALL of `action` after the `seen` ones already taken; counts it as taken.
+    pub async fn next_call(&self, action: &str, seen: &mut usize) -> Call {
+        let calls = self.wait_for(action, *seen + 1).await;
+        *seen += 1;
+        calls[*seen - 1].clone()
+    }
+
+    /// Sends a CALL under a message id of its own; the answer's payload.
+    pub async fn ask(&self, action: &str, payload: Value) -> Value {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = format!(
+            "t-{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.call(&id, action, payload).await
+    }
+
     /// Waits until at least `n` CALLs of `action` arrived; returns them.
     pub async fn wait_for(&self, action: &str, n: usize) -> Vec<Call> {
         timeout(WAIT, async {
@@ -161,12 +178,16 @@ impl Wire {
     }
 }
 
-pub async fn accept(server: &mut WsServer, wire: &Wire) {
+/// Waits for the pile's next connection and serves it; the identity it connected with.
+pub async fn accept(server: &mut WsServer, wire: &Wire) -> String {
     let accepted = timeout(WAIT, server.accept())
         .await
         .expect("the pile connects")
         .unwrap();
+    wire.outgoing.lock().unwrap().take();
     tokio::spawn(wire.clone().serve(accepted.ws));
+    wire.connected().await;
+    accepted.identity
 }
 
 pub async fn server() -> (WsServer, String) {
