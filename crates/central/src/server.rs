@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tower::ServiceExt;
 use transport::auth::parse_basic;
@@ -392,11 +392,7 @@ pub async fn ocpp_upgrade(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let io: BoxedIo = Box::new(TokioIo::new(upgraded));
-                let config = WebSocketConfig::default()
-                    .max_message_size(Some(transport::DEFAULT_MAX_MESSAGE_SIZE))
-                    .max_frame_size(Some(transport::DEFAULT_MAX_MESSAGE_SIZE))
-                    .read_buffer_size(4096)
-                    .write_buffer_size(0);
+                let config = transport::ws_config(transport::DEFAULT_MAX_MESSAGE_SIZE);
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                 attach(central2, identity, ws, remote).await;
             }

@@ -10,7 +10,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::auth::basic_header;
 use crate::{BoxedIo, TransportError, WsStream, SUBPROTOCOL};
@@ -102,9 +101,7 @@ async fn connect_inner(config: &ClientConfig) -> Result<WsStream, TransportError
     } else {
         Box::new(tcp)
     };
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_message_size));
+    let ws_config = crate::ws_config(config.max_message_size);
     let (ws, response) =
         tokio_tungstenite::client_async_with_config(request, io, Some(ws_config)).await?;
     let agreed = response

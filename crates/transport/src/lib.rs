@@ -25,3 +25,17 @@ pub use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 pub const SUBPROTOCOL: &str = "ocpp1.6";
 /// The default limit for one websocket message.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
+
+/// The websocket settings of every connection, pile's or central's: buffers sized for OCPP
+/// frames (tungstenite's defaults, 128 KiB to read and 128 KiB to write, are far too much for
+/// thousands of connections), each frame written at once, frames and messages at most
+/// `max_message_size`.
+pub fn ws_config(
+    max_message_size: usize,
+) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(max_message_size))
+        .max_frame_size(Some(max_message_size))
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+}

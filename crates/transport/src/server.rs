@@ -12,7 +12,6 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{header, StatusCode};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::auth::{parse_basic, AuthDecision, Authenticator, Handshake};
 use crate::identity::identity_from_path;
@@ -207,9 +206,7 @@ async fn handshake(
         outcome = Some((identity, path));
         Ok(resp)
     };
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_message_size));
+    let ws_config = crate::ws_config(config.max_message_size);
     let ws = tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(ws_config)).await?;
     let (identity, path) = outcome
         .ok_or_else(|| crate::TransportError::Tls("handshake ended without an identity".into()))?;
