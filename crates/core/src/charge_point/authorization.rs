@@ -15,6 +15,14 @@ pub(super) enum Purpose {
     Stop(u32),
 }
 
+/// Authorization under way: the Authorize.req on its way, and the charging profile of a
+/// remote start whose idTag it authorizes.
+#[derive(Debug, Clone, Default)]
+pub(super) struct AuthorizationRun {
+    pub pending: Option<PendingAuthorization>,
+    pub remote_profile: Option<ocpp::ChargingProfile>,
+}
+
 /// An Authorize.req on its way.
 #[derive(Debug, Clone)]
 pub(super) struct PendingAuthorization {
@@ -88,7 +96,7 @@ impl ChargePoint {
     }
 
     fn online(&self) -> bool {
-        self.connected && self.is_accepted()
+        self.session.connected && self.is_accepted()
     }
 
     /// The decision without the central system (offline, or when it did not answer).
@@ -128,7 +136,7 @@ impl ChargePoint {
         if let Some(c) = own {
             return self.stop_transaction(c, StopReason::Local, Some(id_tag), now);
         }
-        if self.authorizing.is_some() {
+        if self.authorization.pending.is_some() {
             // One card at a time.
             return self.beep(Beep::Refused);
         }
@@ -189,7 +197,7 @@ impl ChargePoint {
                 now,
             );
             self.awaited.insert(ticket, Awaited::Authorize);
-            self.authorizing = Some(PendingAuthorization {
+            self.authorization.pending = Some(PendingAuthorization {
                 id_tag: id_tag.to_owned(),
                 purpose,
             });
@@ -234,7 +242,7 @@ impl ChargePoint {
             {
                 let parent = info.parent_id_tag.as_ref().map(|p| p.as_str().to_owned());
                 self.beep(Beep::Accepted);
-                let profile = self.remote_profile.take();
+                let profile = self.authorization.remote_profile.take();
                 self.connectors[c as usize].authorized = Some(Authorized {
                     id_tag: id_tag.to_owned(),
                     parent,

@@ -182,8 +182,8 @@ impl ChargePoint {
     /// Starts a transaction on a connector with a plug in, for the idTag accepted for it or,
     /// in plug-and-charge mode, for the pile itself.
     fn try_start(&mut self, connector: u32, now: Duration) {
-        if self.restarting
-            || self.reset_waiting.is_some()
+        if self.reset.restarting
+            || self.reset.waiting.is_some()
             || !self.is_plugged(connector)
             || !self.can_start(connector)
         {

@@ -8,6 +8,14 @@ use ocpp::{
 use super::authorization::Purpose;
 use super::*;
 
+/// A reset under way: nothing more is sent while `restarting`; `waiting` holds the kind (hard
+/// or soft) and the time until which the answers to its StopTransactions are awaited.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ResetRun {
+    pub restarting: bool,
+    pub waiting: Option<(bool, Duration)>,
+}
+
 impl ChargePoint {
     pub(super) fn on_call(&mut self, id: &str, request: Decoded<Request>, now: Duration) {
         match request.value {
@@ -47,7 +55,7 @@ impl ChargePoint {
                     // it is stuck.
                     let connector = r.connector_id as u32;
                     self.stop_transaction(connector, StopReason::UnlockCommand, None, now);
-                    let status = if self.faults.contains(&Fault::LockStuck) {
+                    let status = if self.hardware.faults.contains(&Fault::LockStuck) {
                         UnlockStatus::UnlockFailed
                     } else {
                         self.outputs
@@ -130,7 +138,7 @@ impl ChargePoint {
                 for c in running {
                     self.stop_transaction(c, reason.clone(), None, now);
                 }
-                self.reset_waiting = Some((hard, now + RESET_STOP_WAIT));
+                self.reset.waiting = Some((hard, now + RESET_STOP_WAIT));
                 self.pump_outbox(now);
             }
             other => self
@@ -148,7 +156,7 @@ impl ChargePoint {
 
     pub(super) fn live_value(&self, which: crate::config::Live) -> String {
         match which {
-            crate::config::Live::NetState => self.network.to_json(),
+            crate::config::Live::NetState => self.hardware.network.to_json(),
             crate::config::Live::FirmwarePercent => self.firmware_percent().to_string(),
         }
     }
@@ -190,12 +198,12 @@ impl ChargePoint {
         match spec.on_change {
             OnChange::Reconnect => {
                 // A new identity or server: connect there once the answer is out, and boot anew.
-                self.target = target_of(&self.config);
-                self.registration = Registration::NotBooted;
-                self.trying_settings_since = Some(now);
+                self.session.target = target_of(&self.config);
+                self.session.registration = Registration::NotBooted;
+                self.session.trying_settings_since = Some(now);
                 self.reconnect_now();
             }
-            OnChange::Heartbeat => self.last_activity = now,
+            OnChange::Heartbeat => self.session.last_activity = now,
             OnChange::ClockAligned => self.next_aligned = self.next_aligned_after(now),
             OnChange::Insight => {
                 // The answer first; then the stream starts or stops.
@@ -210,7 +218,7 @@ impl ChargePoint {
                     }
                 }
             }
-            OnChange::Statuses if self.is_accepted() && self.connected => {
+            OnChange::Statuses if self.is_accepted() && self.session.connected => {
                 self.report_statuses(now, false)
             }
             OnChange::Statuses | OnChange::Nothing => {}
@@ -339,7 +347,7 @@ impl ChargePoint {
                 && r.charging_profile
                     .as_ref()
                     .is_none_or(|p| self.remote_start_profile_fits(p))
-                && !(authorize_first && self.authorizing.is_some())
+                && !(authorize_first && self.authorization.pending.is_some())
         });
         let status = if connector.is_some() {
             RemoteStartStopStatus::Accepted
@@ -351,7 +359,7 @@ impl ChargePoint {
         let tag = r.id_tag.as_str().to_owned();
         if authorize_first {
             self.authorize(&tag, Purpose::Start(c), now);
-            self.remote_profile = r.charging_profile;
+            self.authorization.remote_profile = r.charging_profile;
         } else {
             self.connectors[c as usize].authorized = Some(super::authorization::Authorized {
                 id_tag: tag,
@@ -371,13 +379,13 @@ impl ChargePoint {
     /// Restarts a waiting reset once the outbox is empty, the pile cannot send, or the wait is
     /// over.
     pub(super) fn restart_when_stops_answered(&mut self, now: Duration) {
-        let Some((hard, until)) = self.reset_waiting else {
+        let Some((hard, until)) = self.reset.waiting else {
             return;
         };
-        let can_send = self.connected && self.is_accepted();
+        let can_send = self.session.connected && self.is_accepted();
         if self.durable.outbox.is_empty() || !can_send || now >= until {
-            self.reset_waiting = None;
-            self.restarting = true;
+            self.reset.waiting = None;
+            self.reset.restarting = true;
             self.drive();
             self.drain_transmit();
             self.outputs.push(Output::Restart { hard });

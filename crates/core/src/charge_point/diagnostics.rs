@@ -85,7 +85,7 @@ impl ChargePoint {
     }
 
     fn send_diagnostics_status(&mut self, status: DiagnosticsStatus, now: Duration) {
-        if self.connected && self.is_accepted() {
+        if self.session.connected && self.is_accepted() {
             self.call(&DiagnosticsStatusNotificationRequest { status }, now);
         }
     }

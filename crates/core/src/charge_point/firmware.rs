@@ -116,7 +116,7 @@ impl ChargePoint {
             f.stage = stage;
         }
         self.persist();
-        if self.connected && self.is_accepted() {
+        if self.session.connected && self.is_accepted() {
             self.send_firmware_status(now);
         }
     }
@@ -127,7 +127,7 @@ impl ChargePoint {
         self.firmware_run.installing = None;
         self.firmware_run.next_attempt = None;
         self.persist();
-        if self.connected && self.is_accepted() {
+        if self.session.connected && self.is_accepted() {
             let ticket = self.call(&FirmwareStatusNotificationRequest { status }, now);
             self.firmware_run.call = Some(ticket);
             self.awaited.insert(ticket, Awaited::Firmware);
@@ -155,7 +155,7 @@ impl ChargePoint {
                 f.stage,
                 FirmwareStage::Downloading | FirmwareStage::Downloaded | FirmwareStage::Installing
             )
-        }) && self.connected
+        }) && self.session.connected
             && self.is_accepted()
             && self.firmware_run.call.is_none())
         .then(|| {
@@ -217,7 +217,7 @@ impl ChargePoint {
                         | FirmwareStage::Installing
                 )
             });
-        if keepalive_due && self.connected && self.is_accepted() {
+        if keepalive_due && self.session.connected && self.is_accepted() {
             self.send_firmware_status(now);
         }
     }
@@ -312,7 +312,7 @@ impl ChargePoint {
             self.durable.inoperative.insert(0);
         }
         self.persist();
-        self.restarting = true;
+        self.reset.restarting = true;
         self.drain_transmit();
         self.outputs.push(Output::Restart { hard: true });
     }

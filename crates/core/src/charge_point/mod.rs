@@ -173,43 +173,36 @@ pub struct ChargePoint {
     clock: WallClock,
     rpc: Endpoint,
     durable: Durable,
-    connected: bool,
-    target: Target,
-    registration: Registration,
-    boot_call: Option<Ticket>,
-    next_boot: Option<Duration>,
-    next_connect: Option<Duration>,
-    failures: u32,
-    last_activity: Duration,
-    faults: BTreeSet<Fault>,
+    /// The connection and the boot.
+    session: session::Session,
+    /// What the hardware last reported beyond the connectors: faults, the network.
+    hardware: HardwareView,
     /// The time of the last input, for statuses that depend on time.
     now: Duration,
-    /// Since when unproven server settings are in force (for the fallback).
-    trying_settings_since: Option<Duration>,
-    jitter: u64,
-    network: NetState,
     /// Each connector's state; index 0 is the pile as a whole.
     connectors: Vec<charging::Connector>,
-    /// The Authorize.req on its way, if any.
-    authorizing: Option<authorization::PendingAuthorization>,
+    /// The Authorize.req on its way, and the profile of the remote start it is for.
+    authorization: authorization::AuthorizationRun,
     /// The outbox message on its way, and when to try again after a failure.
-    outbox_call: Option<Ticket>,
-    outbox_retry_at: Option<Duration>,
+    outbox: transaction::OutboxRun,
     next_aligned: Option<Duration>,
-    /// The charging profile of a remote start whose idTag is being authorized.
-    remote_profile: Option<ocpp::ChargingProfile>,
     /// The diagnostics upload under way.
     diagnostics: Option<diagnostics::DiagnosticsRun>,
     /// The firmware upgrade as it runs.
     firmware_run: firmware::FirmwareRun,
-    /// A reset is under way: nothing more is sent.
-    restarting: bool,
-    /// A reset waits for the answers to its StopTransactions: hard or soft, and until when.
-    reset_waiting: Option<(bool, Duration)>,
+    /// A reset under way.
+    reset: commands::ResetRun,
     /// What each CALL awaiting its answer is for (CALLs not listed need nothing done with
     /// the answer but the clock of a Heartbeat).
     awaited: BTreeMap<Ticket, Awaited>,
     outputs: Vec<Output>,
+}
+
+/// What the hardware last reported of the pile as a whole.
+#[derive(Debug, Clone, Default)]
+struct HardwareView {
+    faults: BTreeSet<Fault>,
+    network: NetState,
 }
 
 /// What a CALL of ours awaits its answer for.
@@ -282,27 +275,25 @@ impl ChargePoint {
             clock: WallClock::new(wall, now),
             rpc,
             durable,
-            connected: false,
-            target: target.clone(),
-            registration: Registration::NotBooted,
-            boot_call: None,
-            next_boot: None,
-            next_connect: None,
-            failures: 0,
-            last_activity: now,
-            faults: BTreeSet::new(),
+            session: session::Session {
+                connected: false,
+                target: target.clone(),
+                registration: Registration::NotBooted,
+                boot_call: None,
+                next_boot: None,
+                next_connect: None,
+                failures: 0,
+                last_activity: now,
+                trying_settings_since: None,
+                jitter,
+            },
+            hardware: HardwareView::default(),
             now,
-            trying_settings_since: None,
-            jitter,
-            network: NetState::default(),
             connectors: vec![charging::Connector::default(); connectors + 1],
-            authorizing: None,
-            outbox_call: None,
-            outbox_retry_at: None,
+            authorization: Default::default(),
+            outbox: Default::default(),
             next_aligned: None,
-            restarting: false,
-            reset_waiting: None,
-            remote_profile: None,
+            reset: Default::default(),
             firmware_run: Default::default(),
             diagnostics: None,
             awaited: BTreeMap::new(),
@@ -332,11 +323,11 @@ impl ChargePoint {
     }
 
     pub fn network(&self) -> &NetState {
-        &self.network
+        &self.hardware.network
     }
 
     pub fn faults(&self) -> &BTreeSet<Fault> {
-        &self.faults
+        &self.hardware.faults
     }
 
     pub fn is_plugged(&self, connector: u32) -> bool {
@@ -354,11 +345,11 @@ impl ChargePoint {
     }
 
     pub fn is_accepted(&self) -> bool {
-        self.registration == Registration::Accepted
+        self.session.registration == Registration::Accepted
     }
 
     pub fn target(&self) -> &Target {
-        &self.target
+        &self.session.target
     }
 
     pub fn connector_count(&self) -> u32 {
@@ -367,10 +358,12 @@ impl ChargePoint {
 
     /// When [`ChargePoint::handle`] should next be called with [`Input::Tick`].
     pub fn next_deadline(&self) -> Option<Duration> {
-        let heartbeat =
-            (self.connected && self.is_accepted() && self.heartbeat_interval() > Duration::ZERO)
-                .then(|| self.last_activity + self.heartbeat_interval());
+        let heartbeat = (self.session.connected
+            && self.is_accepted()
+            && self.heartbeat_interval() > Duration::ZERO)
+            .then(|| self.session.last_activity + self.heartbeat_interval());
         let fallback = self
+            .session
             .trying_settings_since
             .zip(self.options.settings_fallback)
             .map(|(since, after)| since + after);
@@ -388,7 +381,7 @@ impl ChargePoint {
             .min();
         let sample = self.connectors.iter().filter_map(|s| s.next_sample).min();
         let hold = self.config.seconds(keys::MINIMUM_STATUS_DURATION);
-        let held = (self.connected && self.is_accepted())
+        let held = (self.session.connected && self.is_accepted())
             .then(|| {
                 self.connectors
                     .iter()
@@ -399,8 +392,8 @@ impl ChargePoint {
             .flatten();
         [
             self.rpc.next_deadline(),
-            self.next_boot,
-            self.next_connect,
+            self.session.next_boot,
+            self.session.next_connect,
             heartbeat,
             fallback,
             preparing,
@@ -411,8 +404,8 @@ impl ChargePoint {
             self.next_firmware_deadline(),
             self.next_diagnostics_attempt(),
             self.next_aligned,
-            self.outbox_retry_at,
-            self.reset_waiting.map(|(_, until)| until),
+            self.outbox.retry_at,
+            self.reset.waiting.map(|(_, until)| until),
         ]
         .into_iter()
         .flatten()
@@ -431,7 +424,7 @@ impl ChargePoint {
             }
             Input::Tick => self.on_tick(now),
             Input::Faults(faults) => {
-                self.faults = faults.clone();
+                self.hardware.faults = faults.clone();
                 if self.fault_assessment().effect == Some(Effect::Stop) {
                     // The pile cannot charge: every transaction ends.
                     let running: Vec<u32> = self.durable.transactions.keys().copied().collect();
@@ -441,7 +434,7 @@ impl ChargePoint {
                 }
                 self.statuses_changed(now);
             }
-            Input::Network(network) => self.network = network.clone(),
+            Input::Network(network) => self.hardware.network = network.clone(),
             Input::Meter { connector, reading } => {
                 if let Some(slot) = self
                     .connectors
@@ -495,7 +488,7 @@ impl ChargePoint {
     }
 
     fn call<R: ocpp::OcppRequest>(&mut self, request: &R, now: Duration) -> Ticket {
-        self.last_activity = now;
+        self.session.last_activity = now;
         self.rpc.call(request, now)
     }
 

@@ -3,15 +3,33 @@
 
 use super::*;
 
+/// The connection to the central system and the boot: where the pile connects, whether the
+/// link is up, the registration the central gave, the BootNotification on its way and when the
+/// next one or the next connection attempt is due, the failures counted for the back-off, and
+/// since when unproven server settings are in force (for the fallback).
+#[derive(Debug, Clone)]
+pub(super) struct Session {
+    pub connected: bool,
+    pub target: Target,
+    pub registration: Registration,
+    pub boot_call: Option<Ticket>,
+    pub next_boot: Option<Duration>,
+    pub next_connect: Option<Duration>,
+    pub failures: u32,
+    pub last_activity: Duration,
+    pub trying_settings_since: Option<Duration>,
+    pub jitter: u64,
+}
+
 impl ChargePoint {
     pub(super) fn on_connected(&mut self, now: Duration) {
         // A new connection: whatever was in flight on an earlier one is gone.
         self.forget_calls();
-        self.connected = true;
-        self.failures = 0;
-        self.next_connect = None;
-        self.last_activity = now;
-        match self.registration {
+        self.session.connected = true;
+        self.session.failures = 0;
+        self.session.next_connect = None;
+        self.session.last_activity = now;
+        match self.session.registration {
             Registration::Accepted => {
                 self.report_statuses(now, false);
                 self.pump_outbox(now);
@@ -19,7 +37,7 @@ impl ChargePoint {
             _ => self.send_boot(now),
         }
         // An Authorize.req lost with the old connection is decided as if offline.
-        if let Some(pending) = self.authorizing.take() {
+        if let Some(pending) = self.authorization.pending.take() {
             self.on_authorize_reply(pending, Err(CallFailure::Disconnected), now);
         }
     }
@@ -32,26 +50,26 @@ impl ChargePoint {
             return self.restart_after_upgrade();
         }
         self.drop_connection();
-        if let Some(pending) = self.authorizing.take() {
+        if let Some(pending) = self.authorization.pending.take() {
             self.on_authorize_reply(pending, Err(CallFailure::Disconnected), now);
         }
         // Exponential backoff with jitter.
         let exp = self
             .options
             .backoff_min
-            .saturating_mul(1 << self.failures.min(16))
+            .saturating_mul(1 << self.session.failures.min(16))
             .min(self.options.backoff_max);
-        self.failures = self.failures.saturating_add(1);
-        self.jitter ^= self.jitter << 13;
-        self.jitter ^= self.jitter >> 7;
-        self.jitter ^= self.jitter << 17;
+        self.session.failures = self.session.failures.saturating_add(1);
+        self.session.jitter ^= self.session.jitter << 13;
+        self.session.jitter ^= self.session.jitter >> 7;
+        self.session.jitter ^= self.session.jitter << 17;
         let spread = exp.as_millis() as u64 / 4;
         let jitter = if spread == 0 {
             0
         } else {
-            self.jitter % (spread + 1)
+            self.session.jitter % (spread + 1)
         };
-        self.next_connect = Some(now + exp + Duration::from_millis(jitter));
+        self.session.next_connect = Some(now + exp + Duration::from_millis(jitter));
     }
 
     pub(super) fn on_tick(&mut self, now: Duration) {
@@ -69,23 +87,25 @@ impl ChargePoint {
             self.next_aligned = self.next_aligned_after(now);
         }
         self.pump_outbox(now);
-        if self.next_connect.is_some_and(|t| now >= t) {
-            self.next_connect = None;
-            self.outputs.push(Output::Connect(self.target.clone()));
+        if self.session.next_connect.is_some_and(|t| now >= t) {
+            self.session.next_connect = None;
+            self.outputs
+                .push(Output::Connect(self.session.target.clone()));
         }
-        if self.connected && self.next_boot.is_some_and(|t| now >= t) {
+        if self.session.connected && self.session.next_boot.is_some_and(|t| now >= t) {
             self.send_boot(now);
         }
-        if self.connected
+        if self.session.connected
             && self.is_accepted()
             && self.heartbeat_interval() > Duration::ZERO
-            && now >= self.last_activity + self.heartbeat_interval()
+            && now >= self.session.last_activity + self.heartbeat_interval()
         {
             self.call(&HeartbeatRequest {}, now);
         }
-        if let (Some(since), Some(after)) =
-            (self.trying_settings_since, self.options.settings_fallback)
-        {
+        if let (Some(since), Some(after)) = (
+            self.session.trying_settings_since,
+            self.options.settings_fallback,
+        ) {
             if now >= since + after {
                 self.fall_back(now);
             }
@@ -104,20 +124,22 @@ impl ChargePoint {
             charge_box_serial_number: Some(c25(serial)),
             firmware_version: Some(CiString50::truncating(self.firmware_version())),
             // ICCID and IMSI only when connected through 4G alone (FAQ 3.9).
-            iccid: (self.network.connectivity == "4G" && !self.network.iccid.is_empty())
-                .then(|| c20(&self.network.iccid)),
-            imsi: (self.network.connectivity == "4G" && !self.network.imsi.is_empty())
-                .then(|| c20(&self.network.imsi)),
+            iccid: (self.hardware.network.connectivity == "4G"
+                && !self.hardware.network.iccid.is_empty())
+            .then(|| c20(&self.hardware.network.iccid)),
+            imsi: (self.hardware.network.connectivity == "4G"
+                && !self.hardware.network.imsi.is_empty())
+            .then(|| c20(&self.hardware.network.imsi)),
             meter_type: self.identity.meter_type.as_deref().map(c25),
             meter_serial_number: self.identity.meter_serial_number.as_deref().map(c25),
         }
     }
 
     pub(super) fn send_boot(&mut self, now: Duration) {
-        self.next_boot = None;
+        self.session.next_boot = None;
         let request = self.boot_request();
         let ticket = self.call(&request, now);
-        self.boot_call = Some(ticket);
+        self.session.boot_call = Some(ticket);
         self.awaited.insert(ticket, Awaited::Boot);
     }
 
@@ -131,7 +153,7 @@ impl ChargePoint {
         match self.awaited.remove(&ticket) {
             Some(Awaited::Outbox) => return self.on_outbox_reply(outcome, now),
             Some(Awaited::Authorize) => {
-                if let Some(pending) = self.authorizing.take() {
+                if let Some(pending) = self.authorization.pending.take() {
                     return self.on_authorize_reply(pending, outcome, now);
                 }
                 return;
@@ -153,13 +175,13 @@ impl ChargePoint {
     }
 
     fn on_boot_reply(&mut self, outcome: Result<Decoded<Response>, CallFailure>, now: Duration) {
-        self.boot_call = None;
+        self.session.boot_call = None;
         let Ok(Decoded {
             value: Response::BootNotification(r),
             ..
         }) = outcome
         else {
-            self.next_boot = Some(now + BOOT_RETRY);
+            self.session.next_boot = Some(now + BOOT_RETRY);
             return;
         };
         self.clock.sync(r.current_time, now);
@@ -169,17 +191,17 @@ impl ChargePoint {
             RegistrationStatus::Pending => Registration::Pending,
             _ => Registration::Rejected,
         };
-        self.registration = registration;
+        self.session.registration = registration;
         let retry = if interval.is_zero() {
             BOOT_RETRY
         } else {
             interval
         };
-        self.next_boot = Some(now + retry);
+        self.session.next_boot = Some(now + retry);
     }
 
     pub(super) fn on_accepted(&mut self, interval: i32, now: Duration) {
-        self.registration = Registration::Accepted;
+        self.session.registration = Registration::Accepted;
         if interval > 0 && self.config.int(keys::HEARTBEAT_INTERVAL) != i64::from(interval) {
             // The central's interval becomes the heartbeat interval, where it is in range.
             if self
@@ -193,7 +215,7 @@ impl ChargePoint {
         }
         let settings = self.config.text(keys::VENDOR_WEBSOCKET_SETTINGS).to_owned();
         let good = Some((settings, self.config.identity().to_owned()));
-        self.trying_settings_since = None;
+        self.session.trying_settings_since = None;
         if self.durable.last_good != good {
             self.durable.last_good = good;
             self.persist();
@@ -208,28 +230,29 @@ impl ChargePoint {
     fn forget_calls(&mut self) {
         self.rpc.disconnect();
         self.awaited.clear();
-        self.boot_call = None;
-        self.outbox_call = None;
+        self.session.boot_call = None;
+        self.outbox.call = None;
     }
 
     /// The connection is gone: no CALL in flight, no BootNotification planned on it.
     fn drop_connection(&mut self) {
         self.forget_calls();
-        self.connected = false;
-        self.next_boot = None;
+        self.session.connected = false;
+        self.session.next_boot = None;
     }
 
     pub(super) fn reconnect_now(&mut self) {
         self.drain_transmit();
         self.drop_connection();
-        self.next_connect = None;
-        self.outputs.push(Output::Connect(self.target.clone()));
+        self.session.next_connect = None;
+        self.outputs
+            .push(Output::Connect(self.session.target.clone()));
     }
 
     /// New server settings did not lead to an accepted boot in time: back to the last ones
     /// that worked.
     pub(super) fn fall_back(&mut self, now: Duration) {
-        self.trying_settings_since = None;
+        self.session.trying_settings_since = None;
         let Some((settings, identity)) = self.durable.last_good.clone() else {
             return;
         };
@@ -246,9 +269,9 @@ impl ChargePoint {
         self.config.set(keys::VENDOR_WEBSOCKET_SETTINGS, &settings);
         self.config.set(keys::VENDOR_CHARGE_POINT_NAME, &identity);
         self.persist();
-        self.target = target_of(&self.config);
-        self.registration = Registration::NotBooted;
-        self.last_activity = now;
+        self.session.target = target_of(&self.config);
+        self.session.registration = Registration::NotBooted;
+        self.session.last_activity = now;
         self.reconnect_now();
     }
 

@@ -94,7 +94,7 @@ impl ChargePoint {
     /// What the active faults amount to under the current masks.
     pub fn fault_assessment(&self) -> Assessment {
         faults::assess(
-            &self.faults,
+            &self.hardware.faults,
             self.config.mask(keys::OEM_FAULT_MASK),
             self.config.mask(keys::OEM_FUNCTION_MASK),
         )
@@ -107,7 +107,7 @@ impl ChargePoint {
 
     pub(super) fn statuses_changed(&mut self, now: Duration) {
         let report = |cp: &mut Self| {
-            if cp.is_accepted() && cp.connected {
+            if cp.is_accepted() && cp.session.connected {
                 cp.report_statuses(now, false);
             }
         };
@@ -178,7 +178,7 @@ impl ChargePoint {
 
     /// A LocalListConflict warning for connector 0, naming the idTag; the next report clears it.
     pub(super) fn report_list_conflict(&mut self, id_tag: &str) {
-        if !(self.connected && self.is_accepted()) {
+        if !(self.session.connected && self.is_accepted()) {
             return;
         }
         let now = self.now;
@@ -221,6 +221,7 @@ impl ChargePoint {
             self.config.mask(keys::OEM_FUNCTION_MASK),
         );
         let names: Vec<&str> = self
+            .hardware
             .faults
             .iter()
             .filter(|f| f.effect(fault_mask, function_mask).is_some())

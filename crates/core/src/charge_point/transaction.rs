@@ -17,6 +17,14 @@ fn wh(v: i64) -> i32 {
     v.clamp(0, i64::from(i32::MAX)) as i32
 }
 
+/// The outbox's message on its way to the central system, and when to try again after a
+/// failure.
+#[derive(Debug, Clone, Default)]
+pub(super) struct OutboxRun {
+    pub call: Option<Ticket>,
+    pub retry_at: Option<Duration>,
+}
+
 impl ChargePoint {
     /// The transaction running on a connector.
     pub fn transaction(&self, connector: u32) -> Option<&Transaction> {
@@ -354,7 +362,7 @@ impl ChargePoint {
                     self.enqueue_meter_value(local_id, connector, value);
                     changed = true;
                 }
-                None if self.connected && self.is_accepted() => {
+                None if self.session.connected && self.is_accepted() => {
                     self.call(
                         &MeterValuesRequest {
                             connector_id: connector as i32,
@@ -377,14 +385,14 @@ impl ChargePoint {
     pub(super) fn pump_outbox(&mut self, now: Duration) {
         // A retry that came due while the pile could not send is due now: it is no deadline any
         // more (the message goes as soon as the pile can send).
-        if self.outbox_retry_at.is_some_and(|t| now >= t) {
-            self.outbox_retry_at = None;
+        if self.outbox.retry_at.is_some_and(|t| now >= t) {
+            self.outbox.retry_at = None;
         }
-        if self.restarting
-            || !self.connected
+        if self.reset.restarting
+            || !self.session.connected
             || !self.is_accepted()
-            || self.outbox_call.is_some()
-            || self.outbox_retry_at.is_some()
+            || self.outbox.call.is_some()
+            || self.outbox.retry_at.is_some()
         {
             return;
         }
@@ -421,8 +429,8 @@ impl ChargePoint {
                     continue;
                 }
             };
-            self.last_activity = now;
-            self.outbox_call = Some(ticket);
+            self.session.last_activity = now;
+            self.outbox.call = Some(ticket);
             self.awaited.insert(ticket, Awaited::Outbox);
             return;
         }
@@ -434,7 +442,7 @@ impl ChargePoint {
         outcome: Result<Decoded<Response>, CallFailure>,
         now: Duration,
     ) {
-        self.outbox_call = None;
+        self.outbox.call = None;
         match outcome {
             Ok(Decoded { value, .. }) => {
                 let Some(done) = self.durable.outbox.pop_front() else {
@@ -476,7 +484,7 @@ impl ChargePoint {
                         self.durable.outbox.pop_front();
                         self.outputs.push(Output::Log(dropped));
                     } else {
-                        self.outbox_retry_at =
+                        self.outbox.retry_at =
                             Some(now + Duration::from_secs(retry * u64::from(failures)));
                     }
                     self.persist();
@@ -485,7 +493,7 @@ impl ChargePoint {
             // No answer: the message stays first and goes again (same id) when the central can
             // take it. A lost connection is no failure to process it.
             Err(CallFailure::Timeout) => {
-                self.outbox_retry_at = Some(
+                self.outbox.retry_at = Some(
                     now + Duration::from_secs(
                         self.config
                             .int(keys::TRANSACTION_MESSAGE_RETRY_INTERVAL)
