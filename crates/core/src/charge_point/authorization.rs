@@ -63,7 +63,7 @@ impl ChargePoint {
     /// LocalAuthListEnabled), the factory's offline cards (valid while the pile keeps its
     /// factory name, FAQ 3.2.2) and the authorization cache, in that order.
     pub(super) fn local_verdict(&self, id_tag: &str) -> Option<IdTagInfo> {
-        let now = self.clock.at(self.now);
+        let now = self.time.clock.at(self.time.now);
         let expired = |mut info: IdTagInfo| {
             if info.status == AuthorizationStatus::Accepted
                 && info.expiry_date.as_ref().is_some_and(|e| *e < now)
@@ -196,7 +196,7 @@ impl ChargePoint {
                 },
                 now,
             );
-            self.awaited.insert(ticket, Awaited::Authorize);
+            self.link.awaited.insert(ticket, Awaited::Authorize);
             self.authorization.pending = Some(PendingAuthorization {
                 id_tag: id_tag.to_owned(),
                 purpose,

@@ -74,7 +74,8 @@ impl ChargePoint {
 
     pub(super) fn beep(&mut self, beep: Beep) {
         if !self.function("buzzer_off") {
-            self.outputs
+            self.link
+                .outputs
                 .push(Output::Hardware(HardwareCommand::Beep(beep)));
         }
     }
@@ -102,7 +103,7 @@ impl ChargePoint {
             }
         }
         let socket = &self.connectors[connector as usize];
-        let mut amps = self.options.rated_current_a;
+        let mut amps = self.settings.options.rated_current_a;
         if !self.function("cc_off") {
             match socket.cable {
                 Cable::Unknown => {}
@@ -115,7 +116,7 @@ impl ChargePoint {
             .as_ref()
             .is_some_and(|m| m.temperatures_c.iter().any(|t| *t >= DERATING_FROM_C));
         if hot && !self.function("derating_off") {
-            amps = amps.min(self.options.rated_current_a / 2.0);
+            amps = amps.min(self.settings.options.rated_current_a / 2.0);
         }
         if let Some(limit) = self.profile_limit_now(connector) {
             amps = amps.min(limit);
@@ -133,22 +134,28 @@ impl ChargePoint {
             let socket = &self.connectors[c as usize];
             let (old_offer, old_relay) = (socket.offer, socket.relay);
             if old_relay && !relay {
-                self.outputs.push(Output::Hardware(HardwareCommand::Relay {
-                    connector: c,
-                    closed: false,
-                }));
+                self.link
+                    .outputs
+                    .push(Output::Hardware(HardwareCommand::Relay {
+                        connector: c,
+                        closed: false,
+                    }));
             }
             if old_offer != offer {
-                self.outputs.push(Output::Hardware(HardwareCommand::Offer {
-                    connector: c,
-                    amps: offer,
-                }));
+                self.link
+                    .outputs
+                    .push(Output::Hardware(HardwareCommand::Offer {
+                        connector: c,
+                        amps: offer,
+                    }));
             }
             if relay && !old_relay {
-                self.outputs.push(Output::Hardware(HardwareCommand::Relay {
-                    connector: c,
-                    closed: true,
-                }));
+                self.link
+                    .outputs
+                    .push(Output::Hardware(HardwareCommand::Relay {
+                        connector: c,
+                        closed: true,
+                    }));
             }
             let socket = &mut self.connectors[c as usize];
             socket.offer = offer;
@@ -244,7 +251,8 @@ impl ChargePoint {
                 .config
                 .flag(keys::UNLOCK_CONNECTOR_ON_EV_SIDE_DISCONNECT)
             {
-                self.outputs
+                self.link
+                    .outputs
                     .push(Output::Hardware(HardwareCommand::Unlock { connector }));
             }
         }

@@ -23,7 +23,7 @@ impl ChargePoint {
                 let live = |which| self.live_value(which);
                 match self.config.get_configuration(r.key.as_deref(), &live) {
                     Ok(answer) => self.respond(id, answer),
-                    Err(e) => self.rpc.respond_error(id, &e),
+                    Err(e) => self.link.rpc.respond_error(id, &e),
                 }
             }
             Request::ChangeConfiguration(r) => self.change_configuration(id, &r.key, &r.value, now),
@@ -31,7 +31,7 @@ impl ChargePoint {
                 self.change_availability(id, r.connector_id, r.kind, now)
             }
             Request::DataTransfer(r) => {
-                let status = if r.vendor_id.eq_ignore_case(&self.identity.vendor) {
+                let status = if r.vendor_id.eq_ignore_case(&self.settings.identity.vendor) {
                     DataTransferStatus::UnknownMessageId
                 } else {
                     DataTransferStatus::UnknownVendorId
@@ -58,7 +58,8 @@ impl ChargePoint {
                     let status = if self.hardware.faults.contains(&Fault::LockStuck) {
                         UnlockStatus::UnlockFailed
                     } else {
-                        self.outputs
+                        self.link
+                            .outputs
                             .push(Output::Hardware(HardwareCommand::Unlock { connector }));
                         UnlockStatus::Unlocked
                     };
@@ -142,6 +143,7 @@ impl ChargePoint {
                 self.pump_outbox(now);
             }
             other => self
+                .link
                 .rpc
                 .respond_error(id, &CallError::not_supported(other.action().as_str())),
         }
@@ -179,7 +181,7 @@ impl ChargePoint {
     /// A key set at the pile itself (the maintenance port, the vendor's Bluetooth app): the same
     /// rules as ChangeConfiguration, and the same effects.
     pub fn provision(&mut self, key: &str, value: &str, now: Duration) -> (Change, Vec<Output>) {
-        self.now = now;
+        self.time.now = now;
         let change = self.config.change(key, value);
         if change.changed.is_some() {
             self.persist();
@@ -188,7 +190,7 @@ impl ChargePoint {
         self.start_what_can_start(now);
         self.drive();
         self.drain_transmit();
-        (change, std::mem::take(&mut self.outputs))
+        (change, std::mem::take(&mut self.link.outputs))
     }
 
     pub(super) fn apply_change(&mut self, changed: Option<&'static str>, now: Duration) {
@@ -204,11 +206,13 @@ impl ChargePoint {
                 self.reconnect_now();
             }
             OnChange::Heartbeat => self.session.last_activity = now,
-            OnChange::ClockAligned => self.next_aligned = self.next_aligned_after(now),
+            OnChange::ClockAligned => self.metering.next_aligned = self.next_aligned_after(now),
             OnChange::Insight => {
                 // The answer first; then the stream starts or stops.
                 self.drain_transmit();
-                self.outputs.push(Output::Insight(self.insight_target()));
+                self.link
+                    .outputs
+                    .push(Output::Insight(self.insight_target()));
             }
             OnChange::SampleInterval => {
                 let next = self.sample_interval().map(|i| now + i);
@@ -248,7 +252,8 @@ impl ChargePoint {
             .replace(reading.energy_wh);
         let interval = previous.map_or(0, |p| reading.energy_wh - p);
         let list = self.config.text(keys::METER_VALUES_SAMPLED_DATA).to_owned();
-        let value = crate::meter::sample(&list, &reading, interval, context, self.clock.at(now));
+        let value =
+            crate::meter::sample(&list, &reading, interval, context, self.time.clock.at(now));
         let request = MeterValuesRequest {
             connector_id: connector as i32,
             transaction_id: self.transaction_id(connector),
@@ -388,7 +393,7 @@ impl ChargePoint {
             self.reset.restarting = true;
             self.drive();
             self.drain_transmit();
-            self.outputs.push(Output::Restart { hard });
+            self.link.outputs.push(Output::Restart { hard });
         }
     }
 }

@@ -44,7 +44,7 @@ impl ChargePoint {
     }
 
     pub(super) fn get_diagnostics(&mut self, id: &str, r: GetDiagnosticsRequest, now: Duration) {
-        let stamp = self.clock.at(now).as_utc().format("%Y%m%dT%H%M%SZ");
+        let stamp = self.time.clock.at(now).as_utc().format("%Y%m%dT%H%M%SZ");
         let file_name = format!("{}-{stamp}.log", self.config.factory().serial_number);
         self.respond(
             id,
@@ -81,7 +81,7 @@ impl ChargePoint {
         run.attempts_left = run.attempts_left.saturating_sub(1);
         let upload = run.upload.clone();
         self.send_diagnostics_status(DiagnosticsStatus::Uploading, now);
-        self.outputs.push(Output::Upload(upload));
+        self.link.outputs.push(Output::Upload(upload));
     }
 
     fn send_diagnostics_status(&mut self, status: DiagnosticsStatus, now: Duration) {
@@ -100,7 +100,8 @@ impl ChargePoint {
                 self.send_diagnostics_status(DiagnosticsStatus::Uploaded, now);
             }
             DiagnosticsEvent::Failed(why) => {
-                self.outputs
+                self.link
+                    .outputs
                     .push(Output::Log(format!("diagnostics upload failed: {why}")));
                 if run.attempts_left > 0 {
                     run.next_attempt = Some(now + run.retry_interval);

@@ -62,7 +62,7 @@ impl ChargePoint {
         self.durable
             .firmware_version
             .as_deref()
-            .unwrap_or(&self.identity.firmware_version)
+            .unwrap_or(&self.settings.identity.firmware_version)
     }
 
     /// The status FirmwareStatusNotification reports now.
@@ -107,7 +107,7 @@ impl ChargePoint {
         let status = self.firmware_status();
         let ticket = self.call(&FirmwareStatusNotificationRequest { status }, now);
         self.firmware_run.call = Some(ticket);
-        self.awaited.insert(ticket, Awaited::Firmware);
+        self.link.awaited.insert(ticket, Awaited::Firmware);
         self.firmware_run.last_sent = Some(now);
     }
 
@@ -130,7 +130,7 @@ impl ChargePoint {
         if self.session.connected && self.is_accepted() {
             let ticket = self.call(&FirmwareStatusNotificationRequest { status }, now);
             self.firmware_run.call = Some(ticket);
-            self.awaited.insert(ticket, Awaited::Firmware);
+            self.link.awaited.insert(ticket, Awaited::Firmware);
         }
         self.statuses_changed(now);
     }
@@ -144,9 +144,9 @@ impl ChargePoint {
         if let Some(at) = self.firmware_run.next_attempt {
             return Some(at);
         }
-        let wall = self.clock.at(self.now).millis();
+        let wall = self.time.clock.at(self.time.now).millis();
         let wait = (f.retrieve_at.millis() - wall).max(0) as u64;
-        Some(self.now + Duration::from_millis(wait))
+        Some(self.time.now + Duration::from_millis(wait))
     }
 
     pub(super) fn next_firmware_deadline(&self) -> Option<Duration> {
@@ -161,7 +161,7 @@ impl ChargePoint {
         .then(|| {
             self.firmware_run
                 .last_sent
-                .map_or(self.now, |t| t + FIRMWARE_KEEPALIVE)
+                .map_or(self.time.now, |t| t + FIRMWARE_KEEPALIVE)
         });
         [
             self.retrieve_deadline(),
@@ -187,7 +187,7 @@ impl ChargePoint {
                 .map(|f| f.location.clone())
                 .unwrap_or_default();
             self.set_stage(FirmwareStage::Downloading, now);
-            self.outputs.push(Output::Download { url });
+            self.link.outputs.push(Output::Download { url });
         }
         if let Some((done, version)) = self.firmware_run.installing.clone() {
             if now >= done {
@@ -255,7 +255,8 @@ impl ChargePoint {
                 self.install_when_idle(now);
             }
             FirmwareEvent::Failed(why) => {
-                self.outputs
+                self.link
+                    .outputs
                     .push(Output::Log(format!("firmware download failed: {why}")));
                 let left = self
                     .durable
@@ -314,7 +315,7 @@ impl ChargePoint {
         self.persist();
         self.reset.restarting = true;
         self.drain_transmit();
-        self.outputs.push(Output::Restart { hard: true });
+        self.link.outputs.push(Output::Restart { hard: true });
     }
 
     /// At start: an upgrade cut off by a restart begins its download again.

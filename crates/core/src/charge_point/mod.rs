@@ -168,34 +168,57 @@ enum Registration {
 /// The charge point.
 pub struct ChargePoint {
     config: Configuration,
-    identity: Identity,
-    options: Options,
-    clock: WallClock,
-    rpc: Endpoint,
+    /// What the pile is and how it behaves where OCPP leaves a choice.
+    settings: Settings,
+    /// The pile's clock (the one the central corrects) and the time of the last input.
+    time: Time,
+    /// The OCPP endpoint, what each CALL of ours awaits, and the outputs not yet handed out.
+    link: Link,
     durable: Durable,
     /// The connection and the boot.
     session: session::Session,
     /// What the hardware last reported beyond the connectors: faults, the network.
     hardware: HardwareView,
-    /// The time of the last input, for statuses that depend on time.
-    now: Duration,
     /// Each connector's state; index 0 is the pile as a whole.
     connectors: Vec<charging::Connector>,
     /// The Authorize.req on its way, and the profile of the remote start it is for.
     authorization: authorization::AuthorizationRun,
     /// The outbox message on its way, and when to try again after a failure.
     outbox: transaction::OutboxRun,
-    next_aligned: Option<Duration>,
+    /// When the next clock-aligned meter values are due.
+    metering: Metering,
     /// The diagnostics upload under way.
     diagnostics: Option<diagnostics::DiagnosticsRun>,
     /// The firmware upgrade as it runs.
     firmware_run: firmware::FirmwareRun,
     /// A reset under way.
     reset: commands::ResetRun,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    identity: Identity,
+    options: Options,
+}
+
+#[derive(Debug, Clone)]
+struct Time {
+    clock: WallClock,
+    /// The time of the last input, for statuses that depend on time.
+    now: Duration,
+}
+
+struct Link {
+    rpc: Endpoint,
     /// What each CALL awaiting its answer is for (CALLs not listed need nothing done with
     /// the answer but the clock of a Heartbeat).
     awaited: BTreeMap<Ticket, Awaited>,
     outputs: Vec<Output>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Metering {
+    next_aligned: Option<Duration>,
 }
 
 /// What the hardware last reported of the pile as a whole.
@@ -270,10 +293,16 @@ impl ChargePoint {
         let target = target_of(&config);
         let mut cp = ChargePoint {
             config,
-            identity,
-            options,
-            clock: WallClock::new(wall, now),
-            rpc,
+            settings: Settings { identity, options },
+            time: Time {
+                clock: WallClock::new(wall, now),
+                now,
+            },
+            link: Link {
+                rpc,
+                awaited: BTreeMap::new(),
+                outputs: Vec::new(),
+            },
             durable,
             session: session::Session {
                 connected: false,
@@ -288,23 +317,20 @@ impl ChargePoint {
                 jitter,
             },
             hardware: HardwareView::default(),
-            now,
             connectors: vec![charging::Connector::default(); connectors + 1],
             authorization: Default::default(),
             outbox: Default::default(),
-            next_aligned: None,
+            metering: Metering::default(),
             reset: Default::default(),
             firmware_run: Default::default(),
             diagnostics: None,
-            awaited: BTreeMap::new(),
-            outputs: Vec::new(),
         };
         cp.stop_interrupted();
         cp.resume_firmware();
-        cp.next_aligned = cp.next_aligned_after(now);
-        cp.outputs.push(Output::Persist);
-        cp.outputs.push(Output::Insight(cp.insight_target()));
-        cp.outputs.push(Output::Connect(target));
+        cp.metering.next_aligned = cp.next_aligned_after(now);
+        cp.link.outputs.push(Output::Persist);
+        cp.link.outputs.push(Output::Insight(cp.insight_target()));
+        cp.link.outputs.push(Output::Connect(target));
         cp
     }
 
@@ -319,7 +345,7 @@ impl ChargePoint {
     /// The pile's clock (the one the central system sets) at monotonic instant `now`: what
     /// the log book time-stamps with.
     pub fn wall_time(&self, now: Duration) -> ocpp::Timestamp {
-        self.clock.at(now)
+        self.time.clock.at(now)
     }
 
     pub fn network(&self) -> &NetState {
@@ -365,7 +391,7 @@ impl ChargePoint {
         let fallback = self
             .session
             .trying_settings_since
-            .zip(self.options.settings_fallback)
+            .zip(self.settings.options.settings_fallback)
             .map(|(since, after)| since + after);
         let preparing = self
             .connectors
@@ -377,7 +403,7 @@ impl ChargePoint {
                     .filter_map(|s| s.authorized.as_ref().map(|a| a.since)),
             )
             .map(|since| since + self.connection_timeout())
-            .filter(|t| *t > self.now)
+            .filter(|t| *t > self.time.now)
             .min();
         let sample = self.connectors.iter().filter_map(|s| s.next_sample).min();
         let hold = self.config.seconds(keys::MINIMUM_STATUS_DURATION);
@@ -391,7 +417,7 @@ impl ChargePoint {
             })
             .flatten();
         [
-            self.rpc.next_deadline(),
+            self.link.rpc.next_deadline(),
             self.session.next_boot,
             self.session.next_connect,
             heartbeat,
@@ -403,7 +429,7 @@ impl ChargePoint {
             self.next_profile_change(),
             self.next_firmware_deadline(),
             self.next_diagnostics_attempt(),
-            self.next_aligned,
+            self.metering.next_aligned,
             self.outbox.retry_at,
             self.reset.waiting.map(|(_, until)| until),
         ]
@@ -414,12 +440,12 @@ impl ChargePoint {
 
     /// Takes one input and returns what the shell must do, in order.
     pub fn handle(&mut self, input: Input<'_>, now: Duration) -> Vec<Output> {
-        self.now = now;
+        self.time.now = now;
         match input {
             Input::Connected => self.on_connected(now),
             Input::Disconnected => self.on_disconnected(now),
             Input::Frame(text) => {
-                let inbound = self.rpc.handle_frame(text, now);
+                let inbound = self.link.rpc.handle_frame(text, now);
                 self.on_inbound(inbound, now);
             }
             Input::Tick => self.on_tick(now),
@@ -478,18 +504,18 @@ impl ChargePoint {
         self.drive();
         self.drain_transmit();
         self.restart_when_stops_answered(now);
-        std::mem::take(&mut self.outputs)
+        std::mem::take(&mut self.link.outputs)
     }
 
     fn drain_transmit(&mut self) {
-        while let Some(frame) = self.rpc.poll_transmit() {
-            self.outputs.push(Output::Send(frame));
+        while let Some(frame) = self.link.rpc.poll_transmit() {
+            self.link.outputs.push(Output::Send(frame));
         }
     }
 
     fn call<R: ocpp::OcppRequest>(&mut self, request: &R, now: Duration) -> Ticket {
         self.session.last_activity = now;
-        self.rpc.call(request, now)
+        self.link.rpc.call(request, now)
     }
 
     fn on_inbound(&mut self, inbound: Inbound, now: Duration) {
@@ -506,11 +532,11 @@ impl ChargePoint {
 
     fn persist(&mut self) {
         self.durable.config = self.config.snapshot();
-        self.outputs.push(Output::Persist);
+        self.link.outputs.push(Output::Persist);
     }
 
     fn respond(&mut self, id: &str, response: impl Into<Response>) {
         self.drain_transmit();
-        self.rpc.respond(id, &response.into());
+        self.link.rpc.respond(id, &response.into());
     }
 }

@@ -18,7 +18,7 @@ use crate::smart_charging::{self as sc, Installed};
 
 impl ChargePoint {
     fn wall_ms(&self, at: Duration) -> i64 {
-        self.clock.at(at).millis()
+        self.time.clock.at(at).millis()
     }
 
     fn tx_start(&self, connector: u32) -> Option<i64> {
@@ -86,7 +86,7 @@ impl ChargePoint {
 
     /// The limit now, for the power path.
     pub(super) fn profile_limit_now(&self, connector: u32) -> Option<f64> {
-        self.profile_limit(connector, self.wall_ms(self.now))
+        self.profile_limit(connector, self.wall_ms(self.time.now))
     }
 
     /// The start points a profile's schedule may run from: none (absolute, recurring) and the
@@ -104,7 +104,7 @@ impl ChargePoint {
 
     /// When a profile's limit may next change (for the timers).
     pub(super) fn next_profile_change(&self) -> Option<Duration> {
-        let t = self.wall_ms(self.now);
+        let t = self.wall_ms(self.time.now);
         let starts = self.schedule_starts();
         self.durable
             .profiles
@@ -121,7 +121,7 @@ impl ChargePoint {
                     .collect::<Vec<_>>()
             })
             .min()
-            .map(|next| self.now + Duration::from_millis((next - t).max(0) as u64))
+            .map(|next| self.time.now + Duration::from_millis((next - t).max(0) as u64))
     }
 
     /// Checks a profile against the keys that bound it.
@@ -239,7 +239,7 @@ impl ChargePoint {
     /// The limit of a connector (0: the whole pile) at `t` (A): what the pile would offer by
     /// its charging profiles and its rating.
     fn scheduled_amps(&self, connector: u32, t: i64) -> f64 {
-        let rated = self.options.rated_current_a;
+        let rated = self.settings.options.rated_current_a;
         if connector == 0 {
             let all = rated * f64::from(self.connector_count());
             self.pile_limit(t).map_or(all, |l| l.min(all))
@@ -307,7 +307,7 @@ impl ChargePoint {
                 _ => break,
             }
         }
-        let at = Timestamp::from_millis(start).unwrap_or(self.clock.at(now));
+        let at = Timestamp::from_millis(start).unwrap_or(self.time.clock.at(now));
         self.respond(
             id,
             GetCompositeScheduleResponse {

@@ -130,7 +130,7 @@ impl ChargePoint {
         if r.connector_id < 0
             || r.connector_id > count
             || (zero && !self.config.flag(keys::RESERVE_CONNECTOR_ZERO_SUPPORTED))
-            || r.expiry_date <= self.clock.at(now)
+            || r.expiry_date <= self.time.clock.at(now)
         {
             return ReservationStatus::Rejected;
         }
@@ -228,19 +228,19 @@ impl ChargePoint {
 
     /// When the next reservation expires.
     pub(super) fn next_expiry(&self) -> Option<Duration> {
-        let wall = self.clock.at(self.now);
+        let wall = self.time.clock.at(self.time.now);
         self.durable
             .reservations
             .values()
             .map(|r| {
                 let ms = (r.expiry.millis() - wall.millis()).max(0) as u64;
-                self.now + Duration::from_millis(ms)
+                self.time.now + Duration::from_millis(ms)
             })
             .min()
     }
 
     pub(super) fn expire_reservations(&mut self, now: Duration) {
-        let wall: Timestamp = self.clock.at(now);
+        let wall: Timestamp = self.time.clock.at(now);
         let expired: Vec<i32> = self
             .durable
             .reservations

@@ -55,10 +55,11 @@ impl ChargePoint {
         }
         // Exponential backoff with jitter.
         let exp = self
+            .settings
             .options
             .backoff_min
             .saturating_mul(1 << self.session.failures.min(16))
-            .min(self.options.backoff_max);
+            .min(self.settings.options.backoff_max);
         self.session.failures = self.session.failures.saturating_add(1);
         self.session.jitter ^= self.session.jitter << 13;
         self.session.jitter ^= self.session.jitter >> 7;
@@ -76,20 +77,21 @@ impl ChargePoint {
         self.lapse_authorizations(now);
         self.expire_reservations(now);
         self.statuses_changed(now);
-        while let Some(inbound) = self.rpc.poll_timeout(now) {
+        while let Some(inbound) = self.link.rpc.poll_timeout(now) {
             self.on_inbound(inbound, now);
         }
         self.sample_transactions(now);
         self.firmware_tick(now);
         self.diagnostics_tick(now);
-        if self.next_aligned.is_some_and(|t| now >= t) {
+        if self.metering.next_aligned.is_some_and(|t| now >= t) {
             self.sample_aligned(now);
-            self.next_aligned = self.next_aligned_after(now);
+            self.metering.next_aligned = self.next_aligned_after(now);
         }
         self.pump_outbox(now);
         if self.session.next_connect.is_some_and(|t| now >= t) {
             self.session.next_connect = None;
-            self.outputs
+            self.link
+                .outputs
                 .push(Output::Connect(self.session.target.clone()));
         }
         if self.session.connected && self.session.next_boot.is_some_and(|t| now >= t) {
@@ -104,7 +106,7 @@ impl ChargePoint {
         }
         if let (Some(since), Some(after)) = (
             self.session.trying_settings_since,
-            self.options.settings_fallback,
+            self.settings.options.settings_fallback,
         ) {
             if now >= since + after {
                 self.fall_back(now);
@@ -117,8 +119,8 @@ impl ChargePoint {
         let c25 = CiString25::truncating;
         let serial = &self.config.factory().serial_number;
         BootNotificationRequest {
-            charge_point_vendor: c20(&self.identity.vendor),
-            charge_point_model: c20(&self.identity.model),
+            charge_point_vendor: c20(&self.settings.identity.vendor),
+            charge_point_model: c20(&self.settings.identity.model),
             // The original serial number, whatever VendorChargePointName says (FAQ 3.2.2).
             charge_point_serial_number: Some(c25(serial)),
             charge_box_serial_number: Some(c25(serial)),
@@ -130,8 +132,13 @@ impl ChargePoint {
             imsi: (self.hardware.network.connectivity == "4G"
                 && !self.hardware.network.imsi.is_empty())
             .then(|| c20(&self.hardware.network.imsi)),
-            meter_type: self.identity.meter_type.as_deref().map(c25),
-            meter_serial_number: self.identity.meter_serial_number.as_deref().map(c25),
+            meter_type: self.settings.identity.meter_type.as_deref().map(c25),
+            meter_serial_number: self
+                .settings
+                .identity
+                .meter_serial_number
+                .as_deref()
+                .map(c25),
         }
     }
 
@@ -140,7 +147,7 @@ impl ChargePoint {
         let request = self.boot_request();
         let ticket = self.call(&request, now);
         self.session.boot_call = Some(ticket);
-        self.awaited.insert(ticket, Awaited::Boot);
+        self.link.awaited.insert(ticket, Awaited::Boot);
     }
 
     pub(super) fn on_reply(
@@ -150,7 +157,7 @@ impl ChargePoint {
         outcome: Result<Decoded<Response>, CallFailure>,
         now: Duration,
     ) {
-        match self.awaited.remove(&ticket) {
+        match self.link.awaited.remove(&ticket) {
             Some(Awaited::Outbox) => return self.on_outbox_reply(outcome, now),
             Some(Awaited::Authorize) => {
                 if let Some(pending) = self.authorization.pending.take() {
@@ -170,7 +177,7 @@ impl ChargePoint {
             ..
         }) = outcome
         {
-            self.clock.sync(h.current_time, now);
+            self.time.clock.sync(h.current_time, now);
         }
     }
 
@@ -184,7 +191,7 @@ impl ChargePoint {
             self.session.next_boot = Some(now + BOOT_RETRY);
             return;
         };
-        self.clock.sync(r.current_time, now);
+        self.time.clock.sync(r.current_time, now);
         let interval = Duration::from_secs(r.interval.max(0) as u64);
         let registration = match r.status {
             RegistrationStatus::Accepted => return self.on_accepted(r.interval, now),
@@ -228,8 +235,8 @@ impl ChargePoint {
 
     /// The CALLs in flight are gone with their connection: none will be answered.
     fn forget_calls(&mut self) {
-        self.rpc.disconnect();
-        self.awaited.clear();
+        self.link.rpc.disconnect();
+        self.link.awaited.clear();
         self.session.boot_call = None;
         self.outbox.call = None;
     }
@@ -245,7 +252,8 @@ impl ChargePoint {
         self.drain_transmit();
         self.drop_connection();
         self.session.next_connect = None;
-        self.outputs
+        self.link
+            .outputs
             .push(Output::Connect(self.session.target.clone()));
     }
 
@@ -263,7 +271,7 @@ impl ChargePoint {
         if current == (settings.clone(), identity.clone()) {
             return;
         }
-        self.outputs.push(Output::Log(format!(
+        self.link.outputs.push(Output::Log(format!(
             "no accepted boot with the new server settings: back to {settings} as {identity}"
         )));
         self.config.set(keys::VENDOR_WEBSOCKET_SETTINGS, &settings);

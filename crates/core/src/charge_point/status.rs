@@ -56,7 +56,7 @@ impl ChargePoint {
         {
             // Plugged in without a transaction: Preparing until ConnectionTimeOut, then
             // Finishing, as the user still has to unplug (ERR 3.20).
-            Some(since) if self.now >= since + self.connection_timeout() => {
+            Some(since) if self.time.now >= since + self.connection_timeout() => {
                 ChargePointStatus::Finishing
             }
             Some(_) => ChargePointStatus::Preparing,
@@ -181,14 +181,14 @@ impl ChargePoint {
         if !(self.session.connected && self.is_accepted()) {
             return;
         }
-        let now = self.now;
+        let now = self.time.now;
         let status = self.status(0);
         let request = StatusNotificationRequest {
             connector_id: 0,
             error_code: ChargePointErrorCode::LocalListConflict,
             info: Some(CiString50::truncating(&format!("idTag {id_tag}"))),
             status: status.clone(),
-            timestamp: Some(self.clock.at(now)),
+            timestamp: Some(self.time.clock.at(now)),
             vendor_id: None,
             vendor_error_code: None,
         };
@@ -240,13 +240,13 @@ impl ChargePoint {
         };
         let vendor_id = vendor_error_code
             .is_some()
-            .then(|| CiString255::truncating(&self.identity.vendor));
+            .then(|| CiString255::truncating(&self.settings.identity.vendor));
         let request = StatusNotificationRequest {
             connector_id: connector as i32,
             error_code,
             info,
             status,
-            timestamp: Some(self.clock.at(now)),
+            timestamp: Some(self.time.clock.at(now)),
             vendor_id,
             vendor_error_code: vendor_error_code.map(|v| CiString50::new(v).expect("short hex")),
         };

@@ -90,7 +90,7 @@ impl ChargePoint {
         self.statuses_changed(now);
         let local_id = self.next_number();
         let register = self.register(connector);
-        let started = self.clock.at(now);
+        let started = self.time.clock.at(now);
         let mut tx = Transaction {
             local_id,
             connector,
@@ -162,7 +162,7 @@ impl ChargePoint {
             tx.stop_data.push(value.into());
         }
         self.durable.registers.insert(connector, register);
-        let at = self.clock.at(now);
+        let at = self.time.clock.at(now);
         self.enqueue_stop(tx, register, at, reason, id_tag);
         self.drop_tx_profiles(connector);
         let plugged = self.is_plugged(connector);
@@ -257,7 +257,7 @@ impl ChargePoint {
             reading,
             interval_wh,
             context,
-            self.clock.at(now),
+            self.time.clock.at(now),
         ))
     }
 
@@ -302,7 +302,7 @@ impl ChargePoint {
                 .get_mut(&connector)
                 .expect("checked above");
             tx.last_register = register;
-            tx.last_sampled = Some(self.clock.at(now));
+            tx.last_sampled = Some(self.time.clock.at(now));
             tx.stop_data.extend(stop_sample.map(Into::into));
             self.durable.registers.insert(connector, register);
             if let Some(value) = sample {
@@ -319,7 +319,7 @@ impl ChargePoint {
         if interval <= 0 {
             return None;
         }
-        let ms = self.clock.at(now).millis();
+        let ms = self.time.clock.at(now).millis();
         let period = interval * 1000;
         let into_day = ms.rem_euclid(86_400_000);
         let next = (into_day / period + 1) * period;
@@ -406,22 +406,22 @@ impl ChargePoint {
             let ticket = match (&front.message, id) {
                 (TransactionMessage::Start(r), _) => {
                     let r = r.clone();
-                    self.rpc.call_with_id(&r, &message_id, now)
+                    self.link.rpc.call_with_id(&r, &message_id, now)
                 }
                 (TransactionMessage::MeterValues(r), Some(id)) => {
                     let mut r = r.clone();
                     r.transaction_id = Some(id);
-                    self.rpc.call_with_id(&r, &message_id, now)
+                    self.link.rpc.call_with_id(&r, &message_id, now)
                 }
                 (TransactionMessage::Stop(r), Some(id)) => {
                     let mut r = r.clone();
                     r.transaction_id = id;
-                    self.rpc.call_with_id(&r, &message_id, now)
+                    self.link.rpc.call_with_id(&r, &message_id, now)
                 }
                 (_, None) => {
                     // Its StartTransaction was never accepted by the central system (it kept
                     // answering errors): without a transactionId this cannot be sent.
-                    self.outputs.push(Output::Log(format!(
+                    self.link.outputs.push(Output::Log(format!(
                         "transaction message {message_id} dropped: its transaction has no transactionId"
                     )));
                     self.durable.outbox.pop_front();
@@ -431,7 +431,7 @@ impl ChargePoint {
             };
             self.session.last_activity = now;
             self.outbox.call = Some(ticket);
-            self.awaited.insert(ticket, Awaited::Outbox);
+            self.link.awaited.insert(ticket, Awaited::Outbox);
             return;
         }
     }
@@ -482,7 +482,7 @@ impl ChargePoint {
                             front.message_id
                         );
                         self.durable.outbox.pop_front();
-                        self.outputs.push(Output::Log(dropped));
+                        self.link.outputs.push(Output::Log(dropped));
                     } else {
                         self.outbox.retry_at =
                             Some(now + Duration::from_secs(retry * u64::from(failures)));
