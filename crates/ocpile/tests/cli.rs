@@ -37,23 +37,3 @@ fn frame_shows_the_callerror_a_bad_frame_gets() {
     ]);
     assert!(out.contains("OccurenceConstraintViolation"), "{out}");
 }
-
-#[test]
-fn demo_boots_virtual_charge_points_over_real_connections() {
-    let (ok, out) = ocpile(&["demo", "--piles", "3", "--heartbeats", "0"]);
-    assert!(ok, "{out}");
-    for n in 1..=3 {
-        assert!(
-            out.contains(&format!("DEMO000{n}: BootNotification Accepted")),
-            "{out}"
-        );
-        assert!(
-            out.contains(&format!("central: DEMO000{n} connected")),
-            "{out}"
-        );
-    }
-    assert!(
-        out.contains("demo finished: 3 charge points booted"),
-        "{out}"
-    );
-}

@@ -1,0 +1,131 @@
+//! `ocpile demo` (the README's first command) as a user runs it: the central system, its
+//! virtual piles and the dashboard come up, sessions start, one pile waits in the inbox, and
+//! Ctrl-C (SIGINT) stops it all cleanly; a second run takes up the same data.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{http_with, state_dir, WAIT};
+use serde_json::Value;
+use tokio::time::timeout;
+
+/// Starts the demo; the process, the dashboard's address and the token it printed.
+fn start_demo(
+    data: &std::path::Path,
+) -> (
+    std::process::Child,
+    String,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocpile"))
+        .args(["demo", "--piles", "3", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ocpile demo starts");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = loop {
+        let line = rx
+            .recv_timeout(WAIT)
+            .expect("the demo prints its dashboard");
+        if line.starts_with("dashboard: ") {
+            break line;
+        }
+    };
+    let url = line.trim_start_matches("dashboard: http://").to_owned();
+    let (addr, token) = url.split_once("/?token=").unwrap();
+    (child, addr.to_owned(), token.to_owned(), rx)
+}
+
+fn interrupt(child: &mut std::process::Child, lines: &std::sync::mpsc::Receiver<String>) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "the demo stops cleanly on SIGINT: {exit:?}");
+    let said: Vec<String> = lines.try_iter().collect();
+    assert!(
+        said.iter().any(|l| l.starts_with("ocpile demo: stopped")),
+        "{said:?}"
+    );
+}
+
+async fn until_piles(addr: &str, token: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    timeout(WAIT, async {
+        loop {
+            let (_, piles) = http_with(addr, "GET", "/api/piles", None, &auth).await;
+            if let Some(p) = piles.as_array() {
+                if done(p) {
+                    return p.clone();
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the demo's piles")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_runs_its_piles_serves_the_dashboard_and_stops_on_sigint() {
+    let data = state_dir("demo");
+    let (mut child, addr, token, lines) = start_demo(&data);
+    let piles = until_piles(&addr, &token, |p| {
+        p.len() == 4 && p.iter().all(|p| p["connected"] == true)
+    })
+    .await;
+    let pending: Vec<&Value> = piles
+        .iter()
+        .filter(|p| p["registration"] == "Pending")
+        .collect();
+    assert_eq!(pending.len(), 1, "one pile in the approval inbox");
+    assert_eq!(pending[0]["id"], "DEMO-NEW");
+    // The printed link logs in to the dashboard.
+    let (code, _) = http_with(&addr, "GET", &format!("/?token={token}"), None, "").await;
+    assert_eq!(code, 303);
+    let cookie = format!("Cookie: ocpile_token={token}\r\n");
+    let (code, _) = http_with(&addr, "GET", "/", None, &cookie).await;
+    assert_eq!(code, 200);
+    // An image is ready for a campaign.
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let (_, images) = http_with(&addr, "GET", "/api/firmware", None, &auth).await;
+    assert_eq!(images.as_array().unwrap().len(), 1, "{images}");
+    // Sessions start (a step every 3 s).
+    timeout(WAIT, async {
+        loop {
+            let (_, txs) = http_with(&addr, "GET", "/api/transactions", None, &auth).await;
+            if txs.as_array().is_some_and(|t| !t.is_empty()) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("a session starts");
+    interrupt(&mut child, &lines);
+
+    // Again, on the same data: the same piles, the same image, no new registration.
+    let (mut child, addr, token2, lines) = start_demo(&data);
+    assert_eq!(token2, token, "the token is kept in the data directory");
+    until_piles(&addr, &token, |p| {
+        p.len() == 4 && p.iter().all(|p| p["connected"] == true)
+    })
+    .await;
+    let (_, images) = http_with(&addr, "GET", "/api/firmware", None, &auth).await;
+    assert_eq!(images.as_array().unwrap().len(), 1);
+    interrupt(&mut child, &lines);
+}
