@@ -36,13 +36,22 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The demo runs many piles in one process: their connection notes would drown its
+    // output, so by default it logs warnings only (RUST_LOG overrides).
+    let default = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Central(args) => central_cmd::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Frame(args) => frame_cmd::run(args),
