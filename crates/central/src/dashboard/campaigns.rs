@@ -126,7 +126,7 @@ pub async fn show(State(ui): State<Ui>, Path(id): Path<i64>, Query(f): Query<Fla
         f.msg.as_deref(),
         html! {
             h1 { "Campaign #" (id) }
-            section data-live id="campaign" {
+            section data-live data-watch={ "campaign " (id) } id="campaign" {
                 p { "State: " b.state { (text(&c["state"])) } " · batch size " (text(&c["batch_size"]))
                     " · deadline " (when(&c["deadline"])) " · " (progress(&c)) }
                 p { "Images: " @for i in c["firmware"].as_array().into_iter().flatten() { code { (text(&i["name"])) } " " } }

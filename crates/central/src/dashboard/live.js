@@ -1,7 +1,8 @@
 // The dashboard's live updates: on each change the central system announces (server-sent
 // events at /events), at most once a second, the page is fetched again and each region marked
 // data-live is replaced by its new content. Forms are outside those regions, so what an
-// operator is typing stays.
+// operator is typing stays. A region with data-watch="pile ID" (or "campaign ID") is only
+// refreshed for changes of that pile (or campaign).
 (function () {
   "use strict";
   if (!window.EventSource || !document.querySelector("[data-live]")) {
@@ -26,8 +27,18 @@
       .catch(function () {});
   }
   var source = new EventSource("/events");
-  source.addEventListener("change", function () {
-    if (pending) { return; }
+  function concerns(what) {
+    var regions = document.querySelectorAll("[data-live]");
+    for (var i = 0; i < regions.length; i++) {
+      var watch = regions[i].getAttribute("data-watch");
+      if (!watch || what === "*" || what === watch || what.indexOf(watch + " ") === 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+  source.addEventListener("change", function (event) {
+    if (pending || !concerns(event.data || "*")) { return; }
     pending = true;
     setTimeout(refresh, Math.max(0, 1000 - (Date.now() - last)));
   });

@@ -390,7 +390,7 @@ pub async fn show(
         q.msg.as_deref(),
         html! {
             h1 { "Pile " (id) }
-            section data-live id="summary" {
+            section data-live data-watch={ "pile " (id) } id="summary" {
                 dl.facts {
                     dt { "Connected" } dd { @if p["connected"] == true { span.ok { "online" } } @else { span.off { "offline" } } }
                     dt { "Registration" } dd { (text(&p["registration"])) }
@@ -452,7 +452,7 @@ pub async fn show(
                 input type="search" name="q" value=(needle) placeholder="text in the frame";
                 button type="submit" { "Search" }
             }
-            section data-live id="messages" {
+            section data-live data-watch={ "pile " (id) } id="messages" {
                 table.log {
                     thead { tr { th { "Time" } th { "" } th { "Action" } th { "Frame" } } }
                     tbody {
@@ -468,7 +468,7 @@ pub async fn show(
                 }
             }
             h2 { "Deviations" }
-            section data-live id="deviations" {
+            section data-live data-watch={ "pile " (id) } id="deviations" {
                 table {
                     thead { tr { th { "Time" } th { "Action" } th { "Kind" } th { "Detail" } } }
                     tbody {
