@@ -267,6 +267,7 @@ async fn tls_refused(central: &Central, remote: SocketAddr, reason: String) {
     if let Err(e) = central.writer.write(WriteOp::Refused(row)).await {
         tracing::error!("a refused handshake was not recorded: {e}");
     }
+    central.changed("handshake".into());
 }
 
 async fn serve<I>(io: TokioIo<I>, peer: Peer, router: axum::Router)
@@ -334,6 +335,7 @@ async fn refuse(
     if let Err(e) = central.writer.write(WriteOp::Refused(row)).await {
         tracing::error!("a refused handshake was not recorded: {e}");
     }
+    central.changed("handshake".into());
     let mut resp = (status, reason).into_response();
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(

@@ -27,6 +27,9 @@
       .catch(function () {});
   }
   var source = new EventSource("/events");
+  // Closed when the page goes, so that it does not hold one of the browser's few connections
+  // to this server while the next page loads.
+  window.addEventListener("pagehide", function () { source.close(); });
   function concerns(what) {
     var regions = document.querySelectorAll("[data-live]");
     for (var i = 0; i < regions.length; i++) {
