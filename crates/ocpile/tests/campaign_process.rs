@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::central::{start_central, start_central_at, CentralProcess};
+use common::central::{start_card_session, start_central, start_central_at, CentralProcess};
 use common::wire::{set, state_until};
 use common::{http, start_pile_with_control, state_dir, PileProcess};
 use serde_json::{json, Value};
@@ -88,25 +88,7 @@ async fn a_campaign_upgrades_three_piles_the_charging_one_after_its_session() {
         )
         .await;
     set(c_control, "VendorDirectWorkMode", "false").await;
-    http(
-        c_control,
-        "POST",
-        "/card",
-        Some(json!({"idTag": "CARD1", "connector": 1})),
-    )
-    .await;
-    http(
-        c_control,
-        "POST",
-        "/connectors/1/plug",
-        Some(json!({"max_current": 16.0})),
-    )
-    .await;
-    central
-        .until("/api/transactions?active=true", "FW-C's transaction", |t| {
-            t.as_array().is_some_and(|a| a.len() == 1)
-        })
-        .await;
+    start_card_session(&central, c_control, "CARD1").await;
 
     let (code, campaign) = central
         .api(

@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::central::{databases, handshake_status, start_central, CentralProcess};
+use common::central::{
+    databases, handshake_status, start_card_session, start_central, until_meter_values,
+    CentralProcess,
+};
 use common::wire::{set, state_until};
 use common::{http, start_pile_with_control, state_dir};
 use serde_json::{json, Value};
@@ -129,35 +132,13 @@ async fn session_and_commands(db: Option<String>, name: &str) {
     set(&control, "VendorDirectWorkMode", "false").await;
     set(&control, "MeterValueSampleInterval", "1").await;
 
-    // A card session.
-    card(&control, "CARD1").await;
-    http(
-        &control,
-        "POST",
-        "/connectors/1/plug",
-        Some(json!({"max_current": 16.0})),
-    )
-    .await;
+    // A card session, until the central has stored two samples of it.
+    let running = start_card_session(&central, &control, "CARD1").await;
     state_until(&control, "Charging", |s| {
         s["connectors"][0]["status"] == "Charging"
     })
     .await;
-    // Until the central has stored two samples of the running transaction.
-    let running = central
-        .until(
-            "/api/transactions?active=true",
-            "the running transaction",
-            |b| b.as_array().is_some_and(|a| a.len() == 1),
-        )
-        .await;
-    let running = running[0]["id"].as_i64().unwrap();
-    central
-        .until(
-            &format!("/api/transactions/{running}/meter-values"),
-            "two samples",
-            |m| m.as_array().is_some_and(|a| a.len() >= 2),
-        )
-        .await;
+    until_meter_values(&central, running, 2).await;
     card(&control, "CARD1").await;
     state_until(&control, "the stop sent", |s| {
         s["outbox"] == 0 && s["connectors"][0]["transaction"].is_null()

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::central::{start_central, TOKEN};
+use common::central::{start_card_session, start_central, until_meter_values, TOKEN};
 use common::wire::{set, state_until};
 use common::{http, start_pile_with_control, state_dir, WAIT};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -129,28 +129,9 @@ async fn the_dashboard_in_chromium() {
             Some(json!({"id_tag": "CARD1", "status": "Accepted"})),
         )
         .await;
+    let tx = start_card_session(&central, &control, "CARD1").await;
+    until_meter_values(&central, tx, 3).await;
     let card = json!({"idTag": "CARD1", "connector": 1});
-    http(&control, "POST", "/card", Some(card.clone())).await;
-    http(
-        &control,
-        "POST",
-        "/connectors/1/plug",
-        Some(json!({"max_current": 16.0})),
-    )
-    .await;
-    let running = central
-        .until("/api/transactions?active=true", "a transaction", |t| {
-            t.as_array().is_some_and(|a| a.len() == 1)
-        })
-        .await;
-    let tx = running[0]["id"].as_i64().unwrap();
-    central
-        .until(
-            &format!("/api/transactions/{tx}/meter-values"),
-            "meter values",
-            |m| m.as_array().is_some_and(|a| a.len() >= 3),
-        )
-        .await;
     http(&control, "POST", "/card", Some(card)).await;
     state_until(&control, "the stop sent", |s| {
         s["outbox"] == 0 && s["connectors"][0]["transaction"].is_null()

@@ -80,6 +80,55 @@ impl Drop for CentralProcess {
     }
 }
 
+/// Starts a card session on connector 1 of a pile of ours (its control port): the card, then
+/// an EV of 16 A; returns once the central lists the running transaction, and its id.
+pub async fn start_card_session(central: &CentralProcess, control: &str, tag: &str) -> i64 {
+    use serde_json::json;
+    super::http(
+        control,
+        "POST",
+        "/card",
+        Some(json!({"idTag": tag, "connector": 1})),
+    )
+    .await;
+    super::http(
+        control,
+        "POST",
+        "/connectors/1/plug",
+        Some(json!({"max_current": 16.0})),
+    )
+    .await;
+    let running = central
+        .until(
+            "/api/transactions?active=true",
+            "the running transaction",
+            |t| {
+                t.as_array()
+                    .is_some_and(|a| a.iter().any(|t| t["id_tag"] == tag))
+            },
+        )
+        .await;
+    running
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id_tag"] == tag)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Waits until the central has stored at least `n` meter values of a transaction.
+pub async fn until_meter_values(central: &CentralProcess, transaction: i64, n: usize) {
+    central
+        .until(
+            &format!("/api/transactions/{transaction}/meter-values"),
+            "the meter values",
+            |m| m.as_array().is_some_and(|a| a.len() >= n),
+        )
+        .await;
+}
+
 /// The databases the central-system tests run on: SQLite in the data directory, and
 /// PostgreSQL (`OCPILE_TEST_PG`, default the local server, database `test`) in a schema of
 /// the test's own.
