@@ -65,6 +65,16 @@ if ! pg_up; then
   fi
   pg_up || { echo "no PostgreSQL answers at $pg_host_port for the store tests (start one, or set OCPILE_TEST_PG=postgres://USER@HOST:PORT/DB)" >&2; exit 1; }
 fi
+# The schemas of earlier runs' tests (each test works in one named ocpile_TEST_PID_NANOS) are
+# dropped once the process that made them is gone.
+if command -v psql >/dev/null; then
+  for schema in $(psql "$OCPILE_TEST_PG" -qtA -c "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'ocpile\_%'" 2>/dev/null); do
+    pid="${schema%_*}"; pid="${pid##*_}"
+    if [[ "$pid" =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null; then
+      psql "$OCPILE_TEST_PG" -qtA -c "DROP SCHEMA \"$schema\" CASCADE" >/dev/null 2>&1 || true
+    fi
+  done
+fi
 
 # Chromium and ChromeDriver for the dashboard's browser test (Debian's packages). Where they
 # are missing, root installs them; anyone else is told.
