@@ -96,7 +96,7 @@ impl ChargePoint {
     }
 
     fn online(&self) -> bool {
-        self.session.connected && self.is_accepted()
+        self.session.online()
     }
 
     /// The decision without the central system (offline, or when it did not answer).

@@ -200,12 +200,10 @@ impl ChargePoint {
         match spec.on_change {
             OnChange::Reconnect => {
                 // A new identity or server: connect there once the answer is out, and boot anew.
-                self.session.target = target_of(&self.config);
-                self.session.registration = Registration::NotBooted;
-                self.session.trying_settings_since = Some(now);
+                self.session.move_to(target_of(&self.config), now);
                 self.reconnect_now();
             }
-            OnChange::Heartbeat => self.session.last_activity = now,
+            OnChange::Heartbeat => self.session.activity(now),
             OnChange::ClockAligned => self.metering.next_aligned = self.next_aligned_after(now),
             OnChange::Insight => {
                 // The answer first; then the stream starts or stops.
@@ -222,9 +220,7 @@ impl ChargePoint {
                     }
                 }
             }
-            OnChange::Statuses if self.is_accepted() && self.session.connected => {
-                self.report_statuses(now, false)
-            }
+            OnChange::Statuses if self.session.online() => self.report_statuses(now, false),
             OnChange::Statuses | OnChange::Nothing => {}
         }
     }
@@ -387,7 +383,7 @@ impl ChargePoint {
         let Some((hard, until)) = self.reset.waiting else {
             return;
         };
-        let can_send = self.session.connected && self.is_accepted();
+        let can_send = self.session.online();
         if self.durable.outbox.is_empty() || !can_send || now >= until {
             self.reset.waiting = None;
             self.reset.restarting = true;

@@ -85,7 +85,7 @@ impl ChargePoint {
     }
 
     fn send_diagnostics_status(&mut self, status: DiagnosticsStatus, now: Duration) {
-        if self.session.connected && self.is_accepted() {
+        if self.session.online() {
             self.call(&DiagnosticsStatusNotificationRequest { status }, now);
         }
     }

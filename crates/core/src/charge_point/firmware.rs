@@ -116,7 +116,7 @@ impl ChargePoint {
             f.stage = stage;
         }
         self.persist();
-        if self.session.connected && self.is_accepted() {
+        if self.session.online() {
             self.send_firmware_status(now);
         }
     }
@@ -127,7 +127,7 @@ impl ChargePoint {
         self.firmware_run.installing = None;
         self.firmware_run.next_attempt = None;
         self.persist();
-        if self.session.connected && self.is_accepted() {
+        if self.session.online() {
             let ticket = self.call(&FirmwareStatusNotificationRequest { status }, now);
             self.firmware_run.call = Some(ticket);
             self.link.awaited.insert(ticket, Awaited::Firmware);
@@ -155,7 +155,7 @@ impl ChargePoint {
                 f.stage,
                 FirmwareStage::Downloading | FirmwareStage::Downloaded | FirmwareStage::Installing
             )
-        }) && self.session.connected
+        }) && self.session.connected()
             && self.is_accepted()
             && self.firmware_run.call.is_none())
         .then(|| {
@@ -217,7 +217,7 @@ impl ChargePoint {
                         | FirmwareStage::Installing
                 )
             });
-        if keepalive_due && self.session.connected && self.is_accepted() {
+        if keepalive_due && self.session.online() {
             self.send_firmware_status(now);
         }
     }

@@ -304,18 +304,7 @@ impl ChargePoint {
                 outputs: Vec::new(),
             },
             durable,
-            session: session::Session {
-                connected: false,
-                target: target.clone(),
-                registration: Registration::NotBooted,
-                boot_call: None,
-                next_boot: None,
-                next_connect: None,
-                failures: 0,
-                last_activity: now,
-                trying_settings_since: None,
-                jitter,
-            },
+            session: session::Session::new(target.clone(), now, jitter),
             hardware: HardwareView::default(),
             connectors: vec![charging::Connector::default(); connectors + 1],
             authorization: Default::default(),
@@ -371,11 +360,11 @@ impl ChargePoint {
     }
 
     pub fn is_accepted(&self) -> bool {
-        self.session.registration == Registration::Accepted
+        self.session.is_accepted()
     }
 
     pub fn target(&self) -> &Target {
-        &self.session.target
+        self.session.target()
     }
 
     pub fn connector_count(&self) -> u32 {
@@ -384,13 +373,13 @@ impl ChargePoint {
 
     /// When [`ChargePoint::handle`] should next be called with [`Input::Tick`].
     pub fn next_deadline(&self) -> Option<Duration> {
-        let heartbeat = (self.session.connected
+        let heartbeat = (self.session.connected()
             && self.is_accepted()
             && self.heartbeat_interval() > Duration::ZERO)
-            .then(|| self.session.last_activity + self.heartbeat_interval());
+            .then(|| self.session.last_activity() + self.heartbeat_interval());
         let fallback = self
             .session
-            .trying_settings_since
+            .trying_settings_since()
             .zip(self.settings.options.settings_fallback)
             .map(|(since, after)| since + after);
         let preparing = self
@@ -407,7 +396,9 @@ impl ChargePoint {
             .min();
         let sample = self.connectors.iter().filter_map(|s| s.next_sample).min();
         let hold = self.config.seconds(keys::MINIMUM_STATUS_DURATION);
-        let held = (self.session.connected && self.is_accepted())
+        let held = self
+            .session
+            .online()
             .then(|| {
                 self.connectors
                     .iter()
@@ -418,8 +409,8 @@ impl ChargePoint {
             .flatten();
         [
             self.link.rpc.next_deadline(),
-            self.session.next_boot,
-            self.session.next_connect,
+            self.session.deadlines()[0],
+            self.session.deadlines()[1],
             heartbeat,
             fallback,
             preparing,
@@ -514,7 +505,7 @@ impl ChargePoint {
     }
 
     fn call<R: ocpp::OcppRequest>(&mut self, request: &R, now: Duration) -> Ticket {
-        self.session.last_activity = now;
+        self.session.activity(now);
         self.link.rpc.call(request, now)
     }
 

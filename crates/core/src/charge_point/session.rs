@@ -9,16 +9,75 @@ use super::*;
 /// since when unproven server settings are in force (for the fallback).
 #[derive(Debug, Clone)]
 pub(super) struct Session {
-    pub connected: bool,
-    pub target: Target,
-    pub registration: Registration,
-    pub boot_call: Option<Ticket>,
-    pub next_boot: Option<Duration>,
-    pub next_connect: Option<Duration>,
-    pub failures: u32,
-    pub last_activity: Duration,
-    pub trying_settings_since: Option<Duration>,
-    pub jitter: u64,
+    connected: bool,
+    target: Target,
+    registration: Registration,
+    boot_call: Option<Ticket>,
+    next_boot: Option<Duration>,
+    next_connect: Option<Duration>,
+    failures: u32,
+    last_activity: Duration,
+    trying_settings_since: Option<Duration>,
+    jitter: u64,
+}
+
+impl Session {
+    pub fn new(target: Target, now: Duration, jitter: u64) -> Session {
+        Session {
+            connected: false,
+            target,
+            registration: Registration::NotBooted,
+            boot_call: None,
+            next_boot: None,
+            next_connect: None,
+            failures: 0,
+            last_activity: now,
+            trying_settings_since: None,
+            jitter,
+        }
+    }
+
+    /// Connected and accepted: what may be sent, may go.
+    pub fn online(&self) -> bool {
+        self.connected && self.registration == Registration::Accepted
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    pub fn is_accepted(&self) -> bool {
+        self.registration == Registration::Accepted
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Something was exchanged with the central now (the heartbeat's clock starts again).
+    pub fn activity(&mut self, now: Duration) {
+        self.last_activity = now;
+    }
+
+    pub fn last_activity(&self) -> Duration {
+        self.last_activity
+    }
+
+    /// New server settings: connect there, boot again, and fall back unless they prove good.
+    pub fn move_to(&mut self, target: Target, now: Duration) {
+        self.target = target;
+        self.registration = Registration::NotBooted;
+        self.trying_settings_since = Some(now);
+    }
+
+    pub fn trying_settings_since(&self) -> Option<Duration> {
+        self.trying_settings_since
+    }
+
+    /// When the next boot or connection attempt is due.
+    pub fn deadlines(&self) -> [Option<Duration>; 2] {
+        [self.next_boot, self.next_connect]
+    }
 }
 
 impl ChargePoint {

@@ -107,7 +107,7 @@ impl ChargePoint {
 
     pub(super) fn statuses_changed(&mut self, now: Duration) {
         let report = |cp: &mut Self| {
-            if cp.is_accepted() && cp.session.connected {
+            if cp.session.online() {
                 cp.report_statuses(now, false);
             }
         };
@@ -178,7 +178,7 @@ impl ChargePoint {
 
     /// A LocalListConflict warning for connector 0, naming the idTag; the next report clears it.
     pub(super) fn report_list_conflict(&mut self, id_tag: &str) {
-        if !(self.session.connected && self.is_accepted()) {
+        if !(self.session.online()) {
             return;
         }
         let now = self.time.now;

@@ -362,7 +362,7 @@ impl ChargePoint {
                     self.enqueue_meter_value(local_id, connector, value);
                     changed = true;
                 }
-                None if self.session.connected && self.is_accepted() => {
+                None if self.session.online() => {
                     self.call(
                         &MeterValuesRequest {
                             connector_id: connector as i32,
@@ -389,7 +389,7 @@ impl ChargePoint {
             self.outbox.retry_at = None;
         }
         if self.reset.restarting
-            || !self.session.connected
+            || !self.session.connected()
             || !self.is_accepted()
             || self.outbox.call.is_some()
             || self.outbox.retry_at.is_some()
@@ -429,7 +429,7 @@ impl ChargePoint {
                     continue;
                 }
             };
-            self.session.last_activity = now;
+            self.session.activity(now);
             self.outbox.call = Some(ticket);
             self.link.awaited.insert(ticket, Awaited::Outbox);
             return;
