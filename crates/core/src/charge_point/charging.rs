@@ -189,11 +189,7 @@ impl ChargePoint {
     /// Starts a transaction on a connector with a plug in, for the idTag accepted for it or,
     /// in plug-and-charge mode, for the pile itself.
     fn try_start(&mut self, connector: u32, now: Duration) {
-        if self.reset.restarting
-            || self.reset.waiting.is_some()
-            || !self.is_plugged(connector)
-            || !self.can_start(connector)
-        {
+        if self.reset.pending() || !self.is_plugged(connector) || !self.can_start(connector) {
             return;
         }
         let socket = &self.connectors[connector as usize];

@@ -12,8 +12,31 @@ use super::*;
 /// or soft) and the time until which the answers to its StopTransactions are awaited.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ResetRun {
-    pub restarting: bool,
-    pub waiting: Option<(bool, Duration)>,
+    restarting: bool,
+    waiting: Option<(bool, Duration)>,
+}
+
+impl ResetRun {
+    /// A restart is under way: nothing more is sent.
+    pub fn restarting(&self) -> bool {
+        self.restarting
+    }
+
+    /// A reset is accepted and not yet done: no transaction starts.
+    pub fn pending(&self) -> bool {
+        self.restarting || self.waiting.is_some()
+    }
+
+    /// The pile restarts now.
+    pub fn restart(&mut self) {
+        self.waiting = None;
+        self.restarting = true;
+    }
+
+    /// Until when the reset waits for its StopTransactions' answers.
+    pub fn deadline(&self) -> Option<Duration> {
+        self.waiting.map(|(_, until)| until)
+    }
 }
 
 impl ChargePoint {
@@ -385,8 +408,7 @@ impl ChargePoint {
         };
         let can_send = self.session.online();
         if self.durable.outbox.is_empty() || !can_send || now >= until {
-            self.reset.waiting = None;
-            self.reset.restarting = true;
+            self.reset.restart();
             self.drive();
             self.drain_transmit();
             self.link.outputs.push(Output::Restart { hard });

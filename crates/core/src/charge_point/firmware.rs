@@ -313,7 +313,7 @@ impl ChargePoint {
             self.durable.inoperative.insert(0);
         }
         self.persist();
-        self.reset.restarting = true;
+        self.reset.restart();
         self.drain_transmit();
         self.link.outputs.push(Output::Restart { hard: true });
     }

@@ -422,7 +422,7 @@ impl ChargePoint {
             self.next_diagnostics_attempt(),
             self.metering.next_aligned,
             self.outbox.retry_at,
-            self.reset.waiting.map(|(_, until)| until),
+            self.reset.deadline(),
         ]
         .into_iter()
         .flatten()

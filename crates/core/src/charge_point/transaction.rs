@@ -388,7 +388,7 @@ impl ChargePoint {
         if self.outbox.retry_at.is_some_and(|t| now >= t) {
             self.outbox.retry_at = None;
         }
-        if self.reset.restarting
+        if self.reset.restarting()
             || !self.session.connected()
             || !self.is_accepted()
             || self.outbox.call.is_some()
