@@ -199,7 +199,11 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
         .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned())
+        .map(|(_, v)| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
 }
 
 fn valid(central: &Central, token: &str) -> bool {
@@ -385,4 +389,22 @@ pub fn router(central: Arc<Central>) -> Router {
         .route("/static/live.js", get(script))
         .merge(pages)
         .with_state(ui)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_token_makes_a_cookie_that_reads_back() {
+        for token in ["T", "a b;c=d", "zwölf\n", "0N-VNIeZ_T7g"] {
+            let value =
+                percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string();
+            let header = HeaderValue::from_str(&format!("{COOKIE}={value}")).unwrap();
+            let mut headers = HeaderMap::new();
+            headers.insert(header::COOKIE, header);
+            assert_eq!(cookie_token(&headers).as_deref(), Some(token));
+        }
+    }
 }
