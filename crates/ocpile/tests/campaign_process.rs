@@ -80,13 +80,7 @@ async fn a_campaign_upgrades_three_piles_the_charging_one_after_its_session() {
 
     // FW-C is charging when the campaign starts.
     let (_, c_control) = &piles[2];
-    central
-        .ok(
-            "POST",
-            "/api/id-tags",
-            Some(json!({"id_tag": "CARD1", "status": "Accepted"})),
-        )
-        .await;
+    central.accept_id_tag("CARD1").await;
     set(c_control, "VendorDirectWorkMode", "false").await;
     start_card_session(&central, c_control, "CARD1").await;
 

@@ -55,13 +55,7 @@ async fn session_and_commands(db: Option<String>, name: &str) {
     assert_eq!(created["registration"], "Accepted");
     assert_eq!(created["has_password"], true);
     assert!(created.get("password").is_none() && created.get("password_hash").is_none());
-    central
-        .ok(
-            "POST",
-            "/api/id-tags",
-            Some(json!({"id_tag": "CARD1", "status": "Accepted"})),
-        )
-        .await;
+    central.accept_id_tag("CARD1").await;
 
     // Refused handshakes: a wrong password, none, no subprotocol, an unknown pile, no identity.
     let addr = central.addr.clone();

@@ -122,13 +122,7 @@ async fn the_dashboard_in_chromium() {
     // A short session, for the transactions pages and the chart.
     set(&control, "MeterValueSampleInterval", "1").await;
     set(&control, "VendorDirectWorkMode", "false").await;
-    central
-        .ok(
-            "POST",
-            "/api/id-tags",
-            Some(json!({"id_tag": "CARD1", "status": "Accepted"})),
-        )
-        .await;
+    central.accept_id_tag("CARD1").await;
     let tx = start_card_session(&central, &control, "CARD1").await;
     until_meter_values(&central, tx, 3).await;
     let card = json!({"idTag": "CARD1", "connector": 1});

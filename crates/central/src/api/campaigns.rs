@@ -14,7 +14,7 @@ use super::{json_body, time, time_opt, ApiError, ApiResult};
 use crate::campaign::runner::from_rows;
 use crate::campaign::{Campaign, Outcome, Phase, Refusal, Rollout, Spec, Step};
 use crate::firmware::{self, NewImage};
-use crate::store::{ImageRow, WriteOp, WriteResult};
+use crate::store::{ImageRow, PileRow, WriteOp, WriteResult};
 use crate::Central;
 
 #[derive(Deserialize)]
@@ -72,26 +72,30 @@ pub struct NewCampaign {
 const DEFAULT_BATCH: usize = 10;
 const DEFAULT_DEADLINE_S: u32 = 86_400;
 
-/// Why a pile cannot take part, or None.
-async fn refusal(central: &Central, pile: &str, images: &[ImageRow]) -> ApiResult<Option<String>> {
+/// The pile, when it can take part; else why not.
+async fn admit(
+    central: &Central,
+    pile: &str,
+    images: &[ImageRow],
+) -> ApiResult<Result<PileRow, String>> {
     let Some(row) = central.repo.pile(pile).await? else {
-        return Ok(Some("no such pile".into()));
+        return Ok(Err("no such pile".into()));
     };
     if row.registration != "Accepted" {
-        return Ok(Some(format!(
+        return Ok(Err(format!(
             "its registration is {}, not Accepted",
             row.registration
         )));
     }
     if let Some(other) = central.campaigns.holding(pile) {
-        return Ok(Some(format!("it is in campaign {other}, still running")));
+        return Ok(Err(format!("it is in campaign {other}, still running")));
     }
     for image in images {
         if let Err(misfit) = vendor::firmware::fits(image.model.as_deref(), row.model.as_deref()) {
-            return Ok(Some(format!("{}: {misfit}", image.name)));
+            return Ok(Err(format!("{}: {misfit}", image.name)));
         }
     }
-    Ok(None)
+    Ok(Ok(row))
 }
 
 /// `POST /api/campaigns`.
@@ -124,18 +128,13 @@ pub async fn create(
     let (mut taken, mut refused) = (Vec::new(), Vec::new());
     let mut versions = HashMap::new();
     for pile in req.piles.iter().filter(|p| seen.insert(p.as_str())) {
-        match refusal(&central, pile, &images).await? {
-            Some(reason) => refused.push(Refusal {
+        match admit(&central, pile, &images).await? {
+            Err(reason) => refused.push(Refusal {
                 pile: pile.clone(),
                 reason,
             }),
-            None => {
-                let version = central
-                    .repo
-                    .pile(pile)
-                    .await?
-                    .and_then(|p| p.firmware_version);
-                versions.insert(pile.clone(), version);
+            Ok(row) => {
+                versions.insert(pile.clone(), row.firmware_version);
                 taken.push(Rollout::new(pile.clone()));
             }
         }
@@ -180,14 +179,7 @@ pub async fn create(
         .rollouts
         .iter()
         .enumerate()
-        .map(|(i, r)| crate::store::RolloutRow {
-            campaign: 0,
-            position: i as i64,
-            pile: r.pile.clone(),
-            phase: "waiting".into(),
-            outcome: None,
-            state: serde_json::to_string(r).expect("a rollout serializes"),
-        })
+        .map(|(i, r)| crate::campaign::runner::rollout_row(0, i, r))
         .collect();
     let written = central
         .writer
@@ -214,17 +206,9 @@ fn rollout_json(r: &Rollout, steps: &[Step]) -> Value {
             - s)
             / 1000
     });
-    let state = match r.phase {
-        Phase::Waiting => "waiting",
-        Phase::Sending => "sending",
-        Phase::Upgrading => "upgrading",
-        Phase::Rebooting => "rebooting",
-        Phase::Restoring => "restoring",
-        Phase::Done => "done",
-    };
     json!({
         "pile": r.pile,
-        "state": state,
+        "state": r.phase.as_str(),
         "step": (r.step + 1).min(steps.len()),
         "image": steps.get(r.step.min(steps.len().saturating_sub(1))).map(|s| s.name.clone()),
         "status": r.status,

@@ -64,6 +64,19 @@ pub enum Phase {
     Done,
 }
 
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Waiting => "waiting",
+            Phase::Sending => "sending",
+            Phase::Upgrading => "upgrading",
+            Phase::Rebooting => "rebooting",
+            Phase::Restoring => "restoring",
+            Phase::Done => "done",
+        }
+    }
+}
+
 /// How a pile's upgrade ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -42,15 +42,13 @@ struct Live {
     versions: HashMap<String, Option<String>>,
 }
 
-fn rollout_row(campaign: i64, position: usize, r: &Rollout) -> RolloutRow {
+/// A pile's upgrade as the store keeps it.
+pub fn rollout_row(campaign: i64, position: usize, r: &Rollout) -> RolloutRow {
     RolloutRow {
         campaign,
         position: position as i64,
         pile: r.pile.clone(),
-        phase: serde_json::to_value(r.phase)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        phase: r.phase.as_str().to_owned(),
         outcome: r.outcome.map(|o| o.as_str().to_owned()),
         state: serde_json::to_string(r).expect("a rollout serializes"),
     }
@@ -156,14 +154,15 @@ impl Campaigns {
         self.lock().campaigns.get(&id).cloned()
     }
 
-    /// The campaigns not finished yet.
-    pub fn unfinished(&self) -> Vec<Campaign> {
-        self.lock()
-            .campaigns
-            .values()
-            .filter(|c| c.finished_at.is_none())
-            .cloned()
-            .collect()
+    /// (Whether a campaign runs, whether one of its piles has not started yet.)
+    fn activity(&self) -> (bool, bool) {
+        let live = self.lock();
+        let mut running = live.campaigns.values().filter(|c| c.finished_at.is_none());
+        let any = running.clone().next().is_some();
+        (
+            any,
+            running.any(|c| c.rollouts.iter().any(|r| r.phase == super::Phase::Waiting)),
+        )
     }
 
     /// The running campaign a pile is in, if any.
@@ -282,14 +281,11 @@ pub fn spawn_ticker(central: Arc<Central>) {
 }
 
 async fn tick(central: &Arc<Central>) {
-    let running = central.campaigns.unfinished();
-    if running.is_empty() {
+    let (running, waiting) = central.campaigns.activity();
+    if !running {
         return;
     }
     // Whether a pile still to start is charging: only asked when one waits.
-    let waiting = running
-        .iter()
-        .any(|c| c.rollouts.iter().any(|r| r.phase == super::Phase::Waiting));
     let charging: HashSet<String> = if waiting {
         match central.repo.transactions(None, Some(true)).await {
             Ok(rows) => rows.into_iter().map(|t| t.pile).collect(),

@@ -58,6 +58,16 @@ impl CentralProcess {
         body
     }
 
+    /// Registers an idTag the central accepts.
+    pub async fn accept_id_tag(&self, tag: &str) {
+        self.ok(
+            "POST",
+            "/api/id-tags",
+            Some(serde_json::json!({"id_tag": tag, "status": "Accepted"})),
+        )
+        .await;
+    }
+
     /// Waits until `GET path` satisfies `done`.
     pub async fn until(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         timeout(WAIT, async {
