@@ -14,6 +14,15 @@ pub trait Hardware: Send + 'static {
 
     /// Carries out a command of the pile.
     fn command(&mut self, command: &HardwareCommand);
+
+    /// Reads a connector's meter now. The host asks while energy flows through a connector,
+    /// just before the core takes an input (so a sample, a meterStop or a limit sees the
+    /// register of that instant), instead of the meter reporting on a clock of its own.
+    /// Hardware that reports its meters only as [`HardwareEvent::Meter`] answers `None`.
+    fn read_meter(&mut self, connector: u32) -> Option<MeterReading> {
+        let _ = connector;
+        None
+    }
 }
 
 /// No hardware at all (a pile run without a simulator): nothing is reported, and there is no

@@ -168,6 +168,20 @@ pub fn control_channel() -> (PileHandle, Control) {
 
 type Stream = SplitStream<WsStream>;
 
+/// What woke the pile's loop.
+enum Wake {
+    Hardware(Option<HardwareEvent>),
+    Message(Option<Result<Message, WsError>>),
+    Connected(Result<WsStream, String>),
+    Command(Option<Command>),
+    Firmware(FirmwareEvent),
+    Diagnostics(DiagnosticsEvent),
+    Tick,
+    Ping,
+    WriteFailed(WriteFailed),
+    PongMissed,
+}
+
 async fn next_message(stream: &mut Option<Stream>) -> Option<Result<Message, WsError>> {
     match stream {
         Some(s) => s.next().await,
@@ -561,32 +575,64 @@ pub async fn run_with_store(
         let deadline = cp.next_deadline().map(|d| start + d);
         // Hardware events first: what the control port did before asking something is always
         // seen before the question.
-        let outputs = tokio::select! {
+        let wake = tokio::select! {
             biased;
-            event = hardware.next_event() => match event {
-                Some(event) => {
-                    mirror.record(&event);
-                    let mut out = feed(&mut cp, &event, start.elapsed());
-                    if !mirror.online && (sink.is_some() || connecting.is_some()) {
-                        tracing::warn!("network down");
-                        (sink, stream) = (None, None);
-                        if let Some(t) = connecting.take() {
-                            t.abort();
-                        }
-                        out.extend(cp.handle(Input::Disconnected, start.elapsed()));
+            event = hardware.next_event() => Wake::Hardware(event),
+            message = next_message(&mut stream) => Wake::Message(message),
+            result = connected(&mut connecting) => {
+                connecting = None;
+                Wake::Connected(result)
+            }
+            command = control.commands.recv(), if control_open => Wake::Command(command),
+            Some(event) = firmware_rx.recv() => Wake::Firmware(event),
+            Some(event) = diagnostics_rx.recv() => Wake::Diagnostics(event),
+            _ = sleep_until(deadline) => Wake::Tick,
+            _ = sleep_until(next_ping) => Wake::Ping,
+            Some(failure) = failed_rx.recv() => Wake::WriteFailed(failure),
+            _ = sleep_until(pong_deadline) => Wake::PongMissed,
+            _ = &mut shutdown => {
+                if let Some(s) = sink {
+                    s.close().await;
+                }
+                return Ok(());
+            }
+        };
+        let now = start.elapsed();
+        // The meters of the connectors that deliver energy are read now, before the core
+        // takes what woke the pile: whatever it samples, stops or limits sees this instant.
+        for connector in 1..=cp.connector_count() {
+            if !cp.relay_closed(connector) {
+                continue;
+            }
+            if let Some(reading) = hardware.read_meter(connector) {
+                let event = HardwareEvent::Meter { connector, reading };
+                mirror.record(&event);
+                todo.extend(feed(&mut cp, &event, now));
+            }
+        }
+        let outputs = match wake {
+            Wake::Hardware(Some(event)) => {
+                mirror.record(&event);
+                let mut out = feed(&mut cp, &event, now);
+                if !mirror.online && (sink.is_some() || connecting.is_some()) {
+                    tracing::warn!("network down");
+                    (sink, stream) = (None, None);
+                    if let Some(t) = connecting.take() {
+                        t.abort();
                     }
-                    out
+                    out.extend(cp.handle(Input::Disconnected, now));
                 }
-                None => {
-                    hardware = Box::new(crate::hardware::NoHardware);
-                    Vec::new()
-                }
-            },
-            message = next_message(&mut stream) => match message {
+                out
+            }
+            Wake::Hardware(None) => {
+                hardware = Box::new(crate::hardware::NoHardware);
+                Vec::new()
+            }
+            Wake::Message(message) => match message {
                 Some(Ok(Message::Text(text))) => {
                     tracing::debug!(frame = text.as_str(), "received");
-                    logbook.record(cp.wall_time(start.elapsed()), "receive", text.as_str());
-                    cp.handle(Input::Frame(text.as_str()), start.elapsed())
+                    logbook.record(cp.wall_time(now), "receive", text.as_str());
+                    cp.handle(Input::Frame(text.as_str()), now)
                 }
                 Some(Ok(Message::Pong(_))) => {
                     pong_deadline = None;
@@ -594,59 +640,53 @@ pub async fn run_with_store(
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     tracing::warn!("connection lost");
-                    logbook.record(cp.wall_time(start.elapsed()), "event", "connection lost");
+                    logbook.record(cp.wall_time(now), "event", "connection lost");
                     (sink, stream) = (None, None);
-                    cp.handle(Input::Disconnected, start.elapsed())
+                    cp.handle(Input::Disconnected, now)
                 }
                 Some(Ok(_)) => Vec::new(),
             },
-            result = connected(&mut connecting) => {
-                connecting = None;
-                match result {
-                    Ok(ws) => {
-                        tracing::info!("connected");
-                        logbook.record(cp.wall_time(start.elapsed()), "event", &format!("connected to {}", cp.target().url));
-                        let (s, r) = ws.split();
-                        links += 1;
-                        let writer = LinkWriter::start(s, links, settings.write_timeout, failed_tx.clone());
-                        (sink, stream) = (Some(writer), Some(r));
-                        cp.handle(Input::Connected, start.elapsed())
-                    }
-                    Err(e) => {
-                        tracing::warn!("connection failed: {e}");
-                        cp.handle(Input::Disconnected, start.elapsed())
-                    }
-                }
+            Wake::Connected(Ok(ws)) => {
+                tracing::info!("connected");
+                let line = format!("connected to {}", cp.target().url);
+                logbook.record(cp.wall_time(now), "event", &line);
+                let (s, r) = ws.split();
+                links += 1;
+                let writer = LinkWriter::start(s, links, settings.write_timeout, failed_tx.clone());
+                (sink, stream) = (Some(writer), Some(r));
+                cp.handle(Input::Connected, now)
             }
-            command = control.commands.recv(), if control_open => match command {
-                Some(Command::Provision { key, value, reply }) => {
-                    let (change, out) = cp.provision(&key, &value, start.elapsed());
-                    // Carried out (and so persisted) before the reply.
-                    todo.extend(out);
-                    while let Some(o) = todo.pop_front() {
-                        if o == Output::Persist {
-                            store.save(cp.durable())?;
-                        } else {
-                            todo.push_front(o);
-                            break;
-                        }
+            Wake::Connected(Err(e)) => {
+                tracing::warn!("connection failed: {e}");
+                cp.handle(Input::Disconnected, now)
+            }
+            Wake::Command(Some(Command::Provision { key, value, reply })) => {
+                let (change, out) = cp.provision(&key, &value, now);
+                // Carried out (and so persisted) before the reply.
+                todo.extend(out);
+                while let Some(o) = todo.pop_front() {
+                    if o == Output::Persist {
+                        store.save(cp.durable())?;
+                    } else {
+                        todo.push_front(o);
+                        break;
                     }
-                    let _ = reply.send(change.status);
-                    Vec::new()
                 }
-                Some(Command::State { reply }) => {
-                    let _ = reply.send(snapshot(&cp, &settings, sink.is_some(), mirror.online));
-                    Vec::new()
-                }
-                None => {
-                    control_open = false;
-                    Vec::new()
-                }
-            },
-            Some(event) = firmware_rx.recv() => cp.handle(Input::Firmware(&event), start.elapsed()),
-            Some(event) = diagnostics_rx.recv() => cp.handle(Input::Diagnostics(&event), start.elapsed()),
-            _ = sleep_until(deadline) => cp.handle(Input::Tick, start.elapsed()),
-            _ = sleep_until(next_ping) => {
+                let _ = reply.send(change.status);
+                Vec::new()
+            }
+            Wake::Command(Some(Command::State { reply })) => {
+                let _ = reply.send(snapshot(&cp, &settings, sink.is_some(), mirror.online));
+                Vec::new()
+            }
+            Wake::Command(None) => {
+                control_open = false;
+                Vec::new()
+            }
+            Wake::Firmware(event) => cp.handle(Input::Firmware(&event), now),
+            Wake::Diagnostics(event) => cp.handle(Input::Diagnostics(&event), now),
+            Wake::Tick => cp.handle(Input::Tick, now),
+            Wake::Ping => {
                 next_ping = None;
                 if let Some(s) = sink.as_ref().filter(|_| !interval.is_zero()) {
                     pong_deadline = Some(Instant::now() + interval.max(Duration::from_secs(10)));
@@ -654,26 +694,20 @@ pub async fn run_with_store(
                 }
                 Vec::new()
             }
-            Some(failure) = failed_rx.recv() => {
+            Wake::WriteFailed(failure) => {
                 if sink.as_ref().is_some_and(|s| s.link == failure.link) {
                     tracing::warn!("{}: closing the connection", failure.why);
-                    logbook.record(cp.wall_time(start.elapsed()), "event", &failure.why);
+                    logbook.record(cp.wall_time(now), "event", &failure.why);
                     (sink, stream) = (None, None);
-                    cp.handle(Input::Disconnected, start.elapsed())
+                    cp.handle(Input::Disconnected, now)
                 } else {
                     Vec::new()
                 }
             }
-            _ = sleep_until(pong_deadline) => {
+            Wake::PongMissed => {
                 tracing::warn!("no pong: closing a dead link");
                 (sink, stream) = (None, None);
-                cp.handle(Input::Disconnected, start.elapsed())
-            }
-            _ = &mut shutdown => {
-                if let Some(s) = sink {
-                    s.close().await;
-                }
-                return Ok(());
+                cp.handle(Input::Disconnected, now)
             }
         };
         todo.extend(outputs);

@@ -15,8 +15,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// How often the meter reports while a relay is closed.
-const METER_PERIOD: Duration = Duration::from_secs(1);
 /// The grid's voltage and frequency.
 const VOLTS: f64 = 230.0;
 const HERTZ: f64 = 50.0;
@@ -210,20 +208,42 @@ impl State {
         self.integrate_over(elapsed);
     }
 
-    /// Adds up the energy delivered over `elapsed` at the present currents.
+    /// Adds up the energy delivered over `elapsed` at the present currents. A battery takes
+    /// no more than it lacks: the EV stops drawing the moment it is full.
     fn integrate_over(&mut self, elapsed: std::time::Duration) {
         let hours = elapsed.as_secs_f64() / 3600.0;
         for outlet in self.outlets.iter_mut().skip(1) {
-            let wh = outlet.current() * VOLTS * hours;
-            outlet.energy_wh += wh;
+            let mut wh = outlet.current() * VOLTS * hours;
             if let Some(ev) = outlet.ev.as_mut() {
-                ev.received_wh += wh;
+                match ev.energy_wh {
+                    // Within a milliwatt-hour is full (rounding must not leave a sliver).
+                    Some(full) if ev.received_wh + wh >= full - 1e-3 => {
+                        wh = (full - ev.received_wh).max(0.0);
+                        ev.received_wh = full;
+                    }
+                    _ => ev.received_wh += wh,
+                }
             }
+            outlet.energy_wh += wh;
         }
     }
 
-    fn charging(&self) -> bool {
-        self.outlets.iter().any(|o| o.relay)
+    /// When the first battery that charges now will be full: the one instant the simulator
+    /// must wake for by itself (the meters are read when the pile needs them).
+    fn next_full(&self) -> Option<Instant> {
+        self.outlets
+            .iter()
+            .skip(1)
+            .filter_map(|o| {
+                let watts = o.current() * VOLTS;
+                let ev = o.ev.as_ref()?;
+                let left = ev.energy_wh? - ev.received_wh;
+                (watts > 0.0)
+                    .then(|| Duration::from_secs_f64((left.max(0.0) / watts) * 3600.0))
+                    .map(|d| d + Duration::from_millis(1))
+            })
+            .min()
+            .map(|after| self.metered_at + after)
     }
 }
 
@@ -244,26 +264,22 @@ pub struct SimHandle {
     state: Arc<Mutex<State>>,
 }
 
-/// The [`Hardware`] side, for the pile's shell.
+/// The [`Hardware`] side, for the pile's shell. It runs no timer of its own but the one for
+/// a battery that becomes full; the meters are integrated when read.
 pub struct SimHardware {
     events: mpsc::UnboundedReceiver<HardwareEvent>,
     handle: SimHandle,
-    next_meter: Instant,
 }
 
 impl Hardware for SimHardware {
     fn next_event(&mut self) -> EventFuture<'_> {
         Box::pin(async move {
             loop {
-                let charging = self.handle.state().charging();
-                if !charging {
-                    self.next_meter = Instant::now() + METER_PERIOD;
-                }
+                let full_at = self.handle.state().next_full();
                 tokio::select! {
                     event = self.events.recv() => return event,
-                    _ = tokio::time::sleep_until(self.next_meter), if charging => {
-                        self.next_meter += METER_PERIOD;
-                        self.handle.meter_tick();
+                    _ = tokio::time::sleep_until(full_at.unwrap_or_else(Instant::now)), if full_at.is_some() => {
+                        self.handle.batteries_checked();
                     }
                 }
             }
@@ -272,6 +288,15 @@ impl Hardware for SimHardware {
 
     fn command(&mut self, command: &HardwareCommand) {
         self.handle.command(command);
+    }
+
+    fn read_meter(&mut self, connector: u32) -> Option<MeterReading> {
+        let mut s = self.handle.state();
+        s.integrate();
+        s.outlets
+            .get(connector as usize)
+            .filter(|_| connector > 0)
+            .map(Outlet::reading)
     }
 }
 
@@ -323,7 +348,6 @@ pub fn simulated_with(connectors: u32, registers: &BTreeMap<u32, i64>) -> (SimHa
     let hardware = SimHardware {
         events: rx,
         handle: handle.clone(),
-        next_meter: Instant::now() + METER_PERIOD,
     };
     (handle, hardware)
 }
@@ -487,17 +511,14 @@ impl SimHandle {
         }
     }
 
-    /// The meters of the charging connectors report; a full EV stops asking for energy.
-    fn meter_tick(&self) {
-        let charging: Vec<u32> = {
+    /// A full EV stops asking for energy: its pilot goes from C to B.
+    fn batteries_checked(&self) {
+        let connectors = {
             let mut s = self.state();
             s.integrate();
-            (1..=s.connectors)
-                .filter(|c| s.outlets[*c as usize].relay)
-                .collect()
+            s.connectors
         };
-        for c in charging {
-            self.send_meter(c);
+        for c in 1..=connectors {
             self.update_pilot(c);
         }
     }
@@ -664,5 +685,67 @@ mod tests {
         state.integrate_over(Duration::from_secs(3600));
         assert!(!state.outlets[1].ev.as_ref().unwrap().wants_energy());
         assert_eq!(state.outlets[1].pilot_now(), Pilot::B);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_meter_is_read_on_demand_and_the_only_wake_is_a_battery_that_fills() {
+        let (handle, mut hw) = simulated(1);
+        // What the simulator reports at its start: the network and the meter at zero.
+        assert!(matches!(
+            hw.next_event().await,
+            Some(HardwareEvent::Network { .. })
+        ));
+        assert!(matches!(
+            hw.next_event().await,
+            Some(HardwareEvent::Meter { .. })
+        ));
+        // An EV that takes 460 Wh: at 16 A and 230 V, 7 min 30 s.
+        handle.plug_ev(1, ev(16.0, Some(460.0))).unwrap();
+        hw.command(&HardwareCommand::Offer {
+            connector: 1,
+            amps: Some(32.0),
+        });
+        hw.command(&HardwareCommand::Relay {
+            connector: 1,
+            closed: true,
+        });
+        let mut last_pilot = None;
+        let drain = |hw: &mut SimHardware, last: &mut Option<Pilot>| {
+            while let Ok(event) = hw.events.try_recv() {
+                if let HardwareEvent::Pilot { state, .. } = event {
+                    *last = Some(state);
+                }
+            }
+        };
+        drain(&mut hw, &mut last_pilot);
+        assert_eq!(last_pilot, Some(Pilot::C));
+        tokio::time::advance(Duration::from_secs(150)).await;
+        let r = hw.read_meter(1).unwrap();
+        assert_eq!(
+            (r.energy_wh, r.current_a),
+            (153, 16.0),
+            "a third of the way"
+        );
+        assert!(hw.events.try_recv().is_err(), "reading reports nothing");
+        // Nothing to wake for but the full battery, exactly when it fills.
+        let started = Instant::now();
+        let event = hw.next_event().await;
+        assert_eq!(
+            event,
+            Some(HardwareEvent::Pilot {
+                connector: 1,
+                state: Pilot::B
+            })
+        );
+        let waited = Instant::now() - started;
+        assert!(
+            waited.abs_diff(Duration::from_secs(300)) < Duration::from_millis(5),
+            "{waited:?}"
+        );
+        let r = hw.read_meter(1).unwrap();
+        assert_eq!((r.energy_wh, r.current_a), (460, 0.0), "full, no more");
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(hw.read_meter(1).unwrap().energy_wh, 460);
+        assert_eq!(hw.read_meter(2), None, "no such connector");
     }
 }
