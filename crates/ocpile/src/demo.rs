@@ -72,6 +72,7 @@ fn pile_settings(id: &str, data: &std::path::Path, csms: &str) -> anyhow::Result
         tls: None,
         resolve: Vec::new(),
         write_timeout: pile::shell::WRITE_TIMEOUT,
+        log_budget: pile::logbook::DEFAULT_BUDGET,
     })
 }
 

@@ -53,6 +53,10 @@ pub struct PileArgs {
     /// connection after this long and the pile reconnects (meanwhile it goes on).
     #[arg(long, default_value_t = 10)]
     write_timeout: u64,
+    /// KiB of its own log (frames and events) the pile keeps for GetDiagnostics; the oldest
+    /// records go first.
+    #[arg(long, default_value_t = 1024)]
+    log_kib: usize,
     /// Serve the local control port (plug, faults, network, local configuration, state) here,
     /// e.g. 127.0.0.1:8180.
     #[arg(long)]
@@ -128,6 +132,7 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
         tls,
         resolve: args.resolve,
         write_timeout: std::time::Duration::from_secs(args.write_timeout.max(1)),
+        log_budget: args.log_kib.saturating_mul(1024),
     };
     anyhow::ensure!(
         args.rated_current > 0.0,

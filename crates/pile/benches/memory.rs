@@ -187,6 +187,7 @@ fn host_memory() {
                 tls: None,
                 resolve: Vec::new(),
                 write_timeout: pile::shell::WRITE_TIMEOUT,
+                log_budget: pile::logbook::DEFAULT_BUDGET,
             };
             let (handle, control) = pile::shell::control_channel();
             let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();

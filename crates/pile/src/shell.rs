@@ -49,6 +49,9 @@ pub struct PileSettings {
     /// A write to the central system that takes longer fails the connection (the pile then
     /// reconnects); meanwhile the pile goes on.
     pub write_timeout: Duration,
+    /// The bytes of log the pile keeps for GetDiagnostics ([`crate::logbook::DEFAULT_BUDGET`]
+    /// for one pile; a fleet keeps less per pile).
+    pub log_budget: usize,
 }
 
 /// The default write timeout.
@@ -443,7 +446,7 @@ pub async fn run_with_store(
     // Firmware downloads run beside the loop and report through this channel.
     let (firmware_tx, mut firmware_rx) = mpsc::unbounded_channel::<FirmwareEvent>();
     let mut downloading: Option<JoinHandle<()>> = None;
-    let mut logbook = LogBook::default();
+    let mut logbook = LogBook::with_budget(settings.log_budget);
     let (diagnostics_tx, mut diagnostics_rx) = mpsc::unbounded_channel::<DiagnosticsEvent>();
     let mut uploading: Option<JoinHandle<()>> = None;
     tokio::pin!(shutdown);

@@ -63,6 +63,7 @@ async fn a_pile_runs_on_a_store_of_another_kind() {
         tls: None,
         resolve: Vec::new(),
         write_timeout: pile::shell::WRITE_TIMEOUT,
+        log_budget: pile::logbook::DEFAULT_BUDGET,
     };
     let (_handle, control) = control_channel();
     let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
