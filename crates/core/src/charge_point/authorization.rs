@@ -19,8 +19,8 @@ pub(super) enum Purpose {
 /// remote start whose idTag it authorizes.
 #[derive(Debug, Clone, Default)]
 pub(super) struct AuthorizationRun {
-    pub pending: Option<PendingAuthorization>,
-    pub remote_profile: Option<ocpp::ChargingProfile>,
+    pending: Option<PendingAuthorization>,
+    remote_profile: Option<ocpp::ChargingProfile>,
 }
 
 /// An Authorize.req on its way.
@@ -40,7 +40,31 @@ pub(super) struct Authorized {
     pub profile: Option<ocpp::ChargingProfile>,
 }
 
+impl AuthorizationRun {
+    /// The Authorize.req on its way, taken to be decided.
+    pub fn take_pending(&mut self) -> Option<PendingAuthorization> {
+        self.pending.take()
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// The TxProfile of the remote start that the pending Authorize.req is for.
+    pub fn set_remote_profile(&mut self, profile: Option<ocpp::ChargingProfile>) {
+        self.remote_profile = profile;
+    }
+}
+
 impl ChargePoint {
+    /// ClearCache: the authorization cache emptied (and that made durable).
+    pub(super) fn clear_auth_cache(&mut self) {
+        if !self.durable.auth_cache.is_empty() {
+            self.durable.auth_cache.clear();
+            self.persist();
+        }
+    }
+
     /// Keeps the central's verdict on an idTag in the authorization cache, when enabled.
     /// (An idTag of the Local Authorization List is not cached: the list decides for it.)
     /// The central contradicting the Local Authorization List is reported: a StatusNotification
@@ -142,7 +166,7 @@ impl ChargePoint {
         }
         // Another card at a connector that is charging: it may stop it if it shares the
         // parent idTag.
-        if let Some(c) = connector.filter(|c| self.durable.transactions.contains_key(c)) {
+        if let Some(c) = connector.filter(|c| self.has_transaction(*c)) {
             return self.authorize(id_tag, Purpose::Stop(c), now);
         }
         let chosen = connector.or_else(|| self.connector_for(id_tag));
@@ -173,7 +197,7 @@ impl ChargePoint {
     pub(super) fn can_start(&self, connector: u32) -> bool {
         connector >= 1
             && connector <= self.connector_count()
-            && !self.durable.transactions.contains_key(&connector)
+            && !self.has_transaction(connector)
             && !self.is_inoperative(connector)
             && !self.upgrading()
             && self.fault_assessment().effect != Some(Effect::Stop)
@@ -253,7 +277,7 @@ impl ChargePoint {
             }
             (Purpose::Stop(c), Some(info)) => {
                 let parent = info.parent_id_tag.as_ref().map(|p| p.as_str());
-                let same_group = self.durable.transactions.get(&c).is_some_and(|t| {
+                let same_group = self.transaction(c).is_some_and(|t| {
                     t.parent_id_tag
                         .as_deref()
                         .zip(parent)

@@ -80,15 +80,10 @@ impl ChargePoint {
         }
     }
 
-    /// Set Inoperative, by itself or with the whole pile.
-    pub(super) fn is_inoperative(&self, connector: u32) -> bool {
-        self.durable.inoperative.contains(&connector) || self.durable.inoperative.contains(&0)
-    }
-
     /// The current the pile may offer on a connector with a transaction, or `None` when the
     /// pile holds the energy back (SuspendedEVSE).
     pub fn offer_limit(&self, connector: u32) -> Option<f64> {
-        let tx = self.durable.transactions.get(&connector)?;
+        let tx = self.transaction(connector)?;
         if self
             .fault_assessment()
             .effect
@@ -233,7 +228,7 @@ impl ChargePoint {
             let socket = &mut self.connectors[connector as usize];
             socket.cable = Cable::Unknown;
             socket.pilot = Pilot::A;
-            if self.durable.transactions.contains_key(&connector)
+            if self.has_transaction(connector)
                 && self
                     .config
                     .flag(keys::STOP_TRANSACTION_ON_EV_SIDE_DISCONNECT)

@@ -117,10 +117,7 @@ impl ChargePoint {
             Request::UpdateFirmware(r) => self.update_firmware(id, r, now),
             Request::GetDiagnostics(r) => self.get_diagnostics(id, r, now),
             Request::ClearCache(_) => {
-                if !self.durable.auth_cache.is_empty() {
-                    self.durable.auth_cache.clear();
-                    self.persist();
-                }
+                self.clear_auth_cache();
                 self.respond(
                     id,
                     ClearCacheResponse {
@@ -158,7 +155,7 @@ impl ChargePoint {
                 } else {
                     StopReason::SoftReset
                 };
-                let running: Vec<u32> = self.durable.transactions.keys().copied().collect();
+                let running: Vec<u32> = self.running_connectors();
                 for c in running {
                     self.stop_transaction(c, reason.clone(), None, now);
                 }
@@ -238,7 +235,7 @@ impl ChargePoint {
             OnChange::SampleInterval => {
                 let next = self.sample_interval().map(|i| now + i);
                 for c in 1..=self.connector_count() {
-                    if self.durable.transactions.contains_key(&c) {
+                    if self.has_transaction(c) {
                         self.connectors[c as usize].next_sample = next;
                     }
                 }
@@ -371,7 +368,7 @@ impl ChargePoint {
                 && r.charging_profile
                     .as_ref()
                     .is_none_or(|p| self.remote_start_profile_fits(p))
-                && !(authorize_first && self.authorization.pending.is_some())
+                && !(authorize_first && self.authorization.is_pending())
         });
         let status = if connector.is_some() {
             RemoteStartStopStatus::Accepted
@@ -383,7 +380,7 @@ impl ChargePoint {
         let tag = r.id_tag.as_str().to_owned();
         if authorize_first {
             self.authorize(&tag, Purpose::Start(c), now);
-            self.authorization.remote_profile = r.charging_profile;
+            self.authorization.set_remote_profile(r.charging_profile);
         } else {
             self.connectors[c as usize].authorized = Some(super::authorization::Authorized {
                 id_tag: tag,
@@ -407,7 +404,7 @@ impl ChargePoint {
             return;
         };
         let can_send = self.session.online();
-        if self.durable.outbox.is_empty() || !can_send || now >= until {
+        if self.outbox_len() == 0 || !can_send || now >= until {
             self.reset.restart();
             self.drive();
             self.drain_transmit();

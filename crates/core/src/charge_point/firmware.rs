@@ -43,17 +43,26 @@ pub enum FirmwareEvent {
 #[derive(Debug, Clone, Default)]
 pub(super) struct FirmwareRun {
     /// The download percentage (GetFirmwareUpgradePercentages).
-    pub percent: u8,
+    percent: u8,
     /// When the current status was last sent.
-    pub last_sent: Option<Duration>,
+    last_sent: Option<Duration>,
     /// The FirmwareStatusNotification on its way.
-    pub call: Option<Ticket>,
+    call: Option<Ticket>,
     /// When the installation ends, and the version it installs.
-    pub installing: Option<(Duration, Option<String>)>,
+    installing: Option<(Duration, Option<String>)>,
     /// Installed was reported: restart once it is answered (or its time is up).
-    pub restart_after: Option<Ticket>,
+    restart_after: Option<Ticket>,
     /// When the next download attempt starts.
-    pub next_attempt: Option<Duration>,
+    next_attempt: Option<Duration>,
+}
+
+impl FirmwareRun {
+    /// The connection is gone with the FirmwareStatusNotification on its way. `true` when that
+    /// was the Installed the restart waited for: the new firmware starts anyway.
+    pub fn connection_lost(&mut self) -> bool {
+        self.call = None;
+        self.restart_after.take().is_some()
+    }
 }
 
 impl ChargePoint {
@@ -229,10 +238,7 @@ impl ChargePoint {
             .firmware
             .as_ref()
             .is_some_and(|f| f.stage == FirmwareStage::Downloaded);
-        if downloaded
-            && self.durable.transactions.is_empty()
-            && self.firmware_run.installing.is_none()
-        {
+        if downloaded && !self.any_transaction() && self.firmware_run.installing.is_none() {
             let version = self.durable.firmware_pending_version.take();
             self.firmware_run.installing = Some((now + INSTALL_TIME, version));
             self.set_stage(FirmwareStage::Installing, now);
@@ -310,7 +316,7 @@ impl ChargePoint {
             .is_none_or(|f| f.all_answered);
         self.durable.firmware = None;
         if !answered {
-            self.durable.inoperative.insert(0);
+            self.make_pile_inoperative();
         }
         self.persist();
         self.reset.restart();

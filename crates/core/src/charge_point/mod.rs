@@ -421,7 +421,7 @@ impl ChargePoint {
             self.next_firmware_deadline(),
             self.next_diagnostics_attempt(),
             self.metering.next_aligned,
-            self.outbox.retry_at,
+            self.outbox.retry_at(),
             self.reset.deadline(),
         ]
         .into_iter()
@@ -444,7 +444,7 @@ impl ChargePoint {
                 self.hardware.faults = faults.clone();
                 if self.fault_assessment().effect == Some(Effect::Stop) {
                     // The pile cannot charge: every transaction ends.
-                    let running: Vec<u32> = self.durable.transactions.keys().copied().collect();
+                    let running: Vec<u32> = self.running_connectors();
                     for c in running {
                         self.stop_transaction(c, ocpp::StopReason::Other, None, now);
                     }

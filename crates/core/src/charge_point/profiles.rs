@@ -76,7 +76,7 @@ impl ChargePoint {
                     tx_start,
                 )
             });
-        let charging = self.durable.transactions.len().max(1) as f64;
+        let charging = self.transaction_count().max(1) as f64;
         let share = self.pile_limit(t).map(|l| l / charging);
         match (tx, share) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -203,7 +203,7 @@ impl ChargePoint {
             // Only for the transaction running on that connector.
             ChargingProfilePurpose::TxProfile => {
                 connector > 0
-                    && self.durable.transactions.contains_key(&connector)
+                    && self.has_transaction(connector)
                     && p.transaction_id
                         .is_none_or(|t| self.transaction_id(connector) == Some(t))
             }

@@ -65,8 +65,7 @@ impl ChargePoint {
 
     /// Whether a held connector shows Reserved: it has no transaction and no card waiting.
     pub(super) fn is_free_for_status(&self, connector: u32) -> bool {
-        !self.durable.transactions.contains_key(&connector)
-            && self.connectors[connector as usize].authorized.is_none()
+        !self.has_transaction(connector) && self.connectors[connector as usize].authorized.is_none()
     }
 
     /// The reservation an idTag (with its parent) would use on a connector: `Ok(None)` when the

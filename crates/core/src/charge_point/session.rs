@@ -96,20 +96,18 @@ impl ChargePoint {
             _ => self.send_boot(now),
         }
         // An Authorize.req lost with the old connection is decided as if offline.
-        if let Some(pending) = self.authorization.pending.take() {
+        if let Some(pending) = self.authorization.take_pending() {
             self.on_authorize_reply(pending, Err(CallFailure::Disconnected), now);
         }
     }
 
     pub(super) fn on_disconnected(&mut self, now: Duration) {
-        self.firmware_run.call = None;
-        if self.firmware_run.restart_after.take().is_some() {
+        if self.firmware_run.connection_lost() {
             // Installed could not be confirmed: the new firmware starts anyway.
-            self.firmware_run.restart_after = None;
             return self.restart_after_upgrade();
         }
         self.drop_connection();
-        if let Some(pending) = self.authorization.pending.take() {
+        if let Some(pending) = self.authorization.take_pending() {
             self.on_authorize_reply(pending, Err(CallFailure::Disconnected), now);
         }
         // Exponential backoff with jitter.
@@ -219,7 +217,7 @@ impl ChargePoint {
         match self.link.awaited.remove(&ticket) {
             Some(Awaited::Outbox) => return self.on_outbox_reply(outcome, now),
             Some(Awaited::Authorize) => {
-                if let Some(pending) = self.authorization.pending.take() {
+                if let Some(pending) = self.authorization.take_pending() {
                     return self.on_authorize_reply(pending, outcome, now);
                 }
                 return;
@@ -297,7 +295,7 @@ impl ChargePoint {
         self.link.rpc.disconnect();
         self.link.awaited.clear();
         self.session.boot_call = None;
-        self.outbox.call = None;
+        self.outbox.forget_call();
     }
 
     /// The connection is gone: no CALL in flight, no BootNotification planned on it.

@@ -10,7 +10,7 @@ impl ChargePoint {
         // connector has left Preparing (OCPP has no step from Preparing to Unavailable).
         let upgrade_holds = self.upgrading()
             && (connector == 0
-                || (!self.durable.transactions.contains_key(&connector)
+                || (!self.has_transaction(connector)
                     && self.natural_status(connector) != ChargePointStatus::Preparing));
         let inoperative = (self.is_inoperative(connector)
             && !self.durable.scheduled.contains(&connector))
@@ -30,8 +30,19 @@ impl ChargePoint {
     }
 
     /// The status from the transaction, the plug and the pilot.
+    /// Set Inoperative, by itself or with the whole pile.
+    pub(super) fn is_inoperative(&self, connector: u32) -> bool {
+        self.durable.inoperative.contains(&connector) || self.durable.inoperative.contains(&0)
+    }
+
+    /// The whole pile made Inoperative (a firmware upgrade whose notifications were not all
+    /// answered leaves it Unavailable, FAQ 3.10).
+    pub(super) fn make_pile_inoperative(&mut self) {
+        self.durable.inoperative.insert(0);
+    }
+
     pub(super) fn natural_status(&self, connector: u32) -> ChargePointStatus {
-        if self.durable.transactions.contains_key(&connector) {
+        if self.has_transaction(connector) {
             return if self.offer_limit(connector).is_none() {
                 ChargePointStatus::SuspendedEvse
             } else if self.connectors[connector as usize].pilot == Pilot::C {
@@ -73,8 +84,7 @@ impl ChargePoint {
             .iter()
             .copied()
             .filter(|c| {
-                !self.durable.transactions.contains_key(c)
-                    && self.natural_status(*c) != ChargePointStatus::Preparing
+                !self.has_transaction(*c) && self.natural_status(*c) != ChargePointStatus::Preparing
             })
             .collect();
         if done.is_empty() {
@@ -227,9 +237,8 @@ impl ChargePoint {
             .filter(|f| f.effect(fault_mask, function_mask).is_some())
             .map(|f| f.name())
             .collect();
-        let ev_gone = connector > 0
-            && self.durable.transactions.contains_key(&connector)
-            && !self.is_plugged(connector);
+        let ev_gone =
+            connector > 0 && self.has_transaction(connector) && !self.is_plugged(connector);
         let info = if error_code != ChargePointErrorCode::NoError && !names.is_empty() {
             Some(CiString50::truncating(&names.join(",")))
         } else if ev_gone {
@@ -290,8 +299,7 @@ impl ChargePoint {
                     .iter()
                     .copied()
                     .filter(|c| {
-                        self.durable.transactions.contains_key(c)
-                            || self.status(*c) == ChargePointStatus::Preparing
+                        self.has_transaction(*c) || self.status(*c) == ChargePointStatus::Preparing
                     })
                     .collect();
                 // An accepted card waiting for its plug lapses.

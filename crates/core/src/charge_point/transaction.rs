@@ -21,14 +21,43 @@ fn wh(v: i64) -> i32 {
 /// failure.
 #[derive(Debug, Clone, Default)]
 pub(super) struct OutboxRun {
-    pub call: Option<Ticket>,
-    pub retry_at: Option<Duration>,
+    call: Option<Ticket>,
+    retry_at: Option<Duration>,
+}
+
+impl OutboxRun {
+    /// The connection is gone, and the message on its way with it (it is sent again).
+    pub fn forget_call(&mut self) {
+        self.call = None;
+    }
+
+    /// When the message that failed is tried again.
+    pub fn retry_at(&self) -> Option<Duration> {
+        self.retry_at
+    }
 }
 
 impl ChargePoint {
     /// The transaction running on a connector.
     pub fn transaction(&self, connector: u32) -> Option<&Transaction> {
         self.durable.transactions.get(&connector)
+    }
+
+    pub(super) fn has_transaction(&self, connector: u32) -> bool {
+        self.durable.transactions.contains_key(&connector)
+    }
+
+    pub(super) fn any_transaction(&self) -> bool {
+        !self.durable.transactions.is_empty()
+    }
+
+    pub(super) fn transaction_count(&self) -> usize {
+        self.durable.transactions.len()
+    }
+
+    /// The connectors with a transaction running.
+    pub(super) fn running_connectors(&self) -> Vec<u32> {
+        self.durable.transactions.keys().copied().collect()
     }
 
     /// The central's transactionId of a running transaction, once known.
