@@ -73,6 +73,8 @@ fn pile_settings(id: &str, data: &std::path::Path, csms: &str) -> anyhow::Result
         resolve: Vec::new(),
         write_timeout: pile::shell::WRITE_TIMEOUT,
         log_budget: pile::logbook::DEFAULT_BUDGET,
+        bind: None,
+        telemetry: None,
     })
 }
 

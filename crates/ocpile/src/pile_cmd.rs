@@ -133,6 +133,8 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
         resolve: args.resolve,
         write_timeout: std::time::Duration::from_secs(args.write_timeout.max(1)),
         log_budget: args.log_kib.saturating_mul(1024),
+        bind: None,
+        telemetry: None,
     };
     anyhow::ensure!(
         args.rated_current > 0.0,

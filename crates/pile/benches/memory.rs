@@ -137,9 +137,9 @@ impl pile::store::PileStore for MemoryStore {
     fn load(&mut self) -> Result<Option<pile::Durable>, pile::store::StoreError> {
         Ok(self.0.clone())
     }
-    fn save(&mut self, state: &pile::Durable) -> Result<(), pile::store::StoreError> {
+    fn save<'a>(&'a mut self, state: &'a pile::Durable) -> pile::store::Saving<'a> {
         self.0 = Some(state.clone());
-        Ok(())
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -188,6 +188,8 @@ fn host_memory() {
                 resolve: Vec::new(),
                 write_timeout: pile::shell::WRITE_TIMEOUT,
                 log_budget: pile::logbook::DEFAULT_BUDGET,
+                bind: None,
+                telemetry: None,
             };
             let (handle, control) = pile::shell::control_channel();
             let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();

@@ -8,6 +8,7 @@ pub mod link;
 pub mod logbook;
 pub mod shell;
 pub mod store;
+pub mod telemetry;
 pub mod transfer;
 
 pub use pile_core::{

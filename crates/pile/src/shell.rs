@@ -27,6 +27,7 @@ use crate::insight::Insight;
 use crate::link::{LinkWriter, WriteFailed};
 use crate::logbook::LogBook;
 use crate::store::{PileStore, StateStore, StoreError};
+use crate::telemetry::{Share, Telemetry};
 use crate::transfer::{download, image_version, upload};
 use crate::{
     ChargePoint, DiagnosticsEvent, FirmwareEvent, Identity, Input, NetState, Options, Output,
@@ -52,6 +53,10 @@ pub struct PileSettings {
     /// The bytes of log the pile keeps for GetDiagnostics ([`crate::logbook::DEFAULT_BUDGET`]
     /// for one pile; a fleet keeps less per pile).
     pub log_budget: usize,
+    /// The local address to connect from (`None`: the system's choice).
+    pub bind: Option<std::net::IpAddr>,
+    /// Counters shared with the piles beside this one (a fleet's summary).
+    pub telemetry: Option<Arc<Telemetry>>,
 }
 
 /// The default write timeout.
@@ -170,6 +175,34 @@ pub fn control_channel() -> (PileHandle, Control) {
 }
 
 type Stream = SplitStream<WsStream>;
+
+/// This pile's share of the shared counters; taken out when the pile stops, however it stops.
+struct Counted {
+    telemetry: Option<Arc<Telemetry>>,
+    share: Share,
+}
+
+impl Counted {
+    fn update(&mut self, connected: bool, accepted: bool, charging: i64) {
+        if let Some(t) = &self.telemetry {
+            self.share.update(t, connected, accepted, charging);
+        }
+    }
+
+    fn count(&self, counter: impl Fn(&Telemetry) -> &std::sync::atomic::AtomicU64) {
+        if let Some(t) = &self.telemetry {
+            counter(t).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(t) = &self.telemetry {
+            self.share.leave(t);
+        }
+    }
+}
 
 /// What woke the pile's loop.
 enum Wake {
@@ -396,6 +429,10 @@ pub async fn run_with_store(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ShellError> {
     let start = Instant::now();
+    let mut counted = Counted {
+        telemetry: settings.telemetry.clone(),
+        share: Share::default(),
+    };
     let mut mirror = HardwareMirror {
         plugged: BTreeSet::new(),
         pilots: BTreeMap::new(),
@@ -453,7 +490,7 @@ pub async fn run_with_store(
     loop {
         while let Some(output) = todo.pop_front() {
             match output {
-                Output::Persist => store.save(cp.durable())?,
+                Output::Persist => store.save(cp.durable()).await?,
                 Output::Log(line) => {
                     tracing::warn!("{line}");
                     logbook.record(cp.wall_time(start.elapsed()), "event", &line);
@@ -512,6 +549,7 @@ pub async fn run_with_store(
                 Output::Send(frame) => {
                     let Some(s) = sink.as_ref() else { continue };
                     tracing::debug!(frame, "send");
+                    counted.count(|t| &t.frames_sent);
                     logbook.record(cp.wall_time(start.elapsed()), "send", &frame);
                     s.send(frame);
                 }
@@ -524,6 +562,7 @@ pub async fn run_with_store(
                         tracing::info!(url = target.url, "connecting");
                         let mut client = client_config(&target, settings.tls.clone());
                         client.resolve = settings.resolve.clone();
+                        client.bind = settings.bind;
                         connecting = Some(tokio::spawn(async move { connect(&client).await }));
                     } else {
                         // No network: the attempt fails at once, and the core backs off.
@@ -575,6 +614,10 @@ pub async fn run_with_store(
             next_ping = Some(Instant::now() + interval);
             scheduled_with = interval;
         }
+        let charging = (1..=cp.connector_count())
+            .filter(|c| cp.relay_closed(*c))
+            .count() as i64;
+        counted.update(sink.is_some(), cp.is_accepted(), charging);
         let deadline = cp.next_deadline().map(|d| start + d);
         // Hardware events first: what the control port did before asking something is always
         // seen before the question.
@@ -634,6 +677,7 @@ pub async fn run_with_store(
             Wake::Message(message) => match message {
                 Some(Ok(Message::Text(text))) => {
                     tracing::debug!(frame = text.as_str(), "received");
+                    counted.count(|t| &t.frames_received);
                     logbook.record(cp.wall_time(now), "receive", text.as_str());
                     cp.handle(Input::Frame(text.as_str()), now)
                 }
@@ -643,6 +687,7 @@ pub async fn run_with_store(
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     tracing::warn!("connection lost");
+                    counted.count(|t| &t.failures);
                     logbook.record(cp.wall_time(now), "event", "connection lost");
                     (sink, stream) = (None, None);
                     cp.handle(Input::Disconnected, now)
@@ -651,6 +696,7 @@ pub async fn run_with_store(
             },
             Wake::Connected(Ok(ws)) => {
                 tracing::info!("connected");
+                counted.count(|t| &t.connections);
                 let line = format!("connected to {}", cp.target().url);
                 logbook.record(cp.wall_time(now), "event", &line);
                 let (s, r) = ws.split();
@@ -661,6 +707,7 @@ pub async fn run_with_store(
             }
             Wake::Connected(Err(e)) => {
                 tracing::warn!("connection failed: {e}");
+                counted.count(|t| &t.failures);
                 cp.handle(Input::Disconnected, now)
             }
             Wake::Command(Some(Command::Provision { key, value, reply })) => {
@@ -669,7 +716,7 @@ pub async fn run_with_store(
                 todo.extend(out);
                 while let Some(o) = todo.pop_front() {
                     if o == Output::Persist {
-                        store.save(cp.durable())?;
+                        store.save(cp.durable()).await?;
                     } else {
                         todo.push_front(o);
                         break;
@@ -700,6 +747,7 @@ pub async fn run_with_store(
             Wake::WriteFailed(failure) => {
                 if sink.as_ref().is_some_and(|s| s.link == failure.link) {
                     tracing::warn!("{}: closing the connection", failure.why);
+                    counted.count(|t| &t.failures);
                     logbook.record(cp.wall_time(now), "event", &failure.why);
                     (sink, stream) = (None, None);
                     cp.handle(Input::Disconnected, now)
@@ -709,6 +757,7 @@ pub async fn run_with_store(
             }
             Wake::PongMissed => {
                 tracing::warn!("no pong: closing a dead link");
+                counted.count(|t| &t.failures);
                 (sink, stream) = (None, None);
                 cp.handle(Input::Disconnected, now)
             }

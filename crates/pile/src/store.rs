@@ -14,8 +14,10 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +30,9 @@ pub enum StoreError {
     Io(PathBuf, std::io::Error),
     #[error("state file {0} is corrupt: {1}")]
     Corrupt(PathBuf, serde_json::Error),
+    /// A store shared by many piles (the fleet's) failed.
+    #[error("shared store: {0}")]
+    Shared(String),
 }
 
 /// One line of the outbox journal.
@@ -55,22 +60,27 @@ struct StateIn {
     state: Durable,
 }
 
+/// What [`PileStore::save`] returns: done when the state is durable.
+pub type Saving<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
 /// Where a pile keeps its durable state: a state file and outbox journal of its own
-/// ([`StateStore`]), or, for a fleet, one store shared by thousands of piles. A `save` must be
-/// durable when it returns: the shell sends nothing that follows a Persist before it does.
+/// ([`StateStore`]), or, for a fleet, one store shared by thousands of piles that commits many
+/// piles' saves at once. A `save` must be durable when its future completes: the shell sends
+/// nothing that follows a Persist before it does, and meanwhile other piles go on.
 pub trait PileStore: Send {
     /// The state last saved, if any.
     fn load(&mut self) -> Result<Option<Durable>, StoreError>;
     /// Makes `state` durable.
-    fn save(&mut self, state: &Durable) -> Result<(), StoreError>;
+    fn save<'a>(&'a mut self, state: &'a Durable) -> Saving<'a>;
 }
 
 impl PileStore for StateStore {
     fn load(&mut self) -> Result<Option<Durable>, StoreError> {
         StateStore::load(self)
     }
-    fn save(&mut self, state: &Durable) -> Result<(), StoreError> {
-        StateStore::save(self, state)
+    fn save<'a>(&'a mut self, state: &'a Durable) -> Saving<'a> {
+        let done = StateStore::save(self, state);
+        Box::pin(std::future::ready(done))
     }
 }
 

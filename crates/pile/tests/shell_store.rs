@@ -11,7 +11,7 @@ use ocpp::{
 use pile::config::Factory;
 use pile::hardware::NoHardware;
 use pile::shell::{control_channel, run_with_store, PileSettings};
-use pile::store::{PileStore, StoreError};
+use pile::store::{PileStore, Saving, StoreError};
 use pile::{Durable, Identity, Options};
 use tokio::sync::mpsc;
 use transport::auth::AllowAll;
@@ -25,11 +25,11 @@ impl PileStore for MemoryStore {
     fn load(&mut self) -> Result<Option<Durable>, StoreError> {
         Ok(self.0.lock().unwrap().0.clone())
     }
-    fn save(&mut self, state: &Durable) -> Result<(), StoreError> {
+    fn save<'a>(&'a mut self, state: &'a Durable) -> Saving<'a> {
         let mut s = self.0.lock().unwrap();
         s.0 = Some(state.clone());
         s.1 += 1;
-        Ok(())
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -64,6 +64,8 @@ async fn a_pile_runs_on_a_store_of_another_kind() {
         resolve: Vec::new(),
         write_timeout: pile::shell::WRITE_TIMEOUT,
         log_budget: pile::logbook::DEFAULT_BUDGET,
+        bind: None,
+        telemetry: None,
     };
     let (_handle, control) = control_channel();
     let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();

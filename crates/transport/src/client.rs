@@ -1,12 +1,12 @@
 //! The websocket client: TCP, TLS when the URL is `wss://`, the `ocpp1.6` subprotocol and
 //! HTTP Basic credentials.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
@@ -28,6 +28,9 @@ pub struct ClientConfig {
     /// Fixed addresses for host names, like curl's `--resolve`: a connection to
     /// `(host, port)` goes to the address given instead, with TLS still checking `host`.
     pub resolve: Vec<(String, u16, SocketAddr)>,
+    /// The local address to connect from (a fleet spreads its connections over several
+    /// loopback addresses, each with its own 64k ports); `None`: the system's choice.
+    pub bind: Option<IpAddr>,
 }
 
 impl ClientConfig {
@@ -39,6 +42,7 @@ impl ClientConfig {
             max_message_size: crate::DEFAULT_MAX_MESSAGE_SIZE,
             connect_timeout: Duration::from_secs(30),
             resolve: Vec::new(),
+            bind: None,
         }
     }
 }
@@ -86,9 +90,25 @@ async fn connect_inner(config: &ClientConfig) -> Result<WsStream, TransportError
         .iter()
         .find(|(h, p, _)| h.eq_ignore_ascii_case(&host) && *p == port)
         .map(|(_, _, addr)| *addr);
-    let tcp = match pinned {
-        Some(addr) => TcpStream::connect(addr).await?,
-        None => TcpStream::connect((host.as_str(), port)).await?,
+    let tcp = match (pinned, config.bind) {
+        (Some(addr), None) => TcpStream::connect(addr).await?,
+        (None, None) => TcpStream::connect((host.as_str(), port)).await?,
+        (pinned, Some(local)) => {
+            let remote = match pinned {
+                Some(addr) => addr,
+                None => tokio::net::lookup_host((host.as_str(), port))
+                    .await?
+                    .find(|a| a.is_ipv4() == local.is_ipv4())
+                    .ok_or_else(|| bad("no address of the bind address's family"))?,
+            };
+            let socket = if local.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.bind(SocketAddr::new(local, 0))?;
+            socket.connect(remote).await?
+        }
     };
     tcp.set_nodelay(true)?;
     let io: BoxedIo = if secure {
