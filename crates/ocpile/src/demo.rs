@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use central::store::{IdTagRow, WriteOp};
-use pile::config::Factory;
+use pile::config::{keys, Factory};
 use pile::shell::{control_channel, PileHandle, PileSettings};
 use pile::{Identity, Options};
 
@@ -201,8 +201,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             let (handle, sim, task) = start_pile(id, &args.data, &csms, stop_rx.clone())?;
             tasks.push(task);
             // Cards start and stop sessions; meter values every 10 s for the charts.
-            let _ = handle.provision("VendorDirectWorkMode", "false").await;
-            let _ = handle.provision("MeterValueSampleInterval", "10").await;
+            let _ = handle.provision(keys::VENDOR_DIRECT_WORK_MODE.0, "false").await;
+            let _ = handle.provision(keys::METER_VALUE_SAMPLE_INTERVAL.0, "10").await;
             piles.push(DemoPile {
                 sim,
                 charging: false,

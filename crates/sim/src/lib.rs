@@ -2,6 +2,7 @@
 //! the vendor's Bluetooth app).
 
 pub mod control;
+pub mod fleet;
 mod hardware;
 
 pub use hardware::{
