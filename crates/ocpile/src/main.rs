@@ -2,6 +2,7 @@
 
 mod central_cmd;
 mod demo;
+mod fleet_cmd;
 mod frame_cmd;
 mod pile_cmd;
 mod send_cmd;
@@ -26,6 +27,9 @@ enum Command {
     /// Run a loopback demonstration: a websocket server and virtual charge points that boot
     /// and send heartbeats over real OCPP-J connections.
     Demo(demo::DemoArgs),
+    /// Run many virtual piles (the real pile core on simulated hardware) in one process
+    /// against a central system, with one shared store and a control API.
+    Fleet(Box<fleet_cmd::FleetArgs>),
     /// Decode one OCPP-J frame (argument or standard input) and show how it is classified:
     /// the typed message, tolerated deviations, or the CALLERROR it would be answered with.
     Frame(frame_cmd::FrameArgs),
@@ -39,7 +43,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo runs many piles in one process: their connection notes would drown its
     // output, so by default it logs warnings only (RUST_LOG overrides).
-    let default = if matches!(cli.command, Command::Demo(_)) {
+    let default = if matches!(cli.command, Command::Demo(_) | Command::Fleet(_)) {
         "warn"
     } else {
         "info"
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Central(args) => central_cmd::run(*args),
         Command::Demo(args) => demo::run(args),
+        Command::Fleet(args) => fleet_cmd::run(*args),
         Command::Frame(args) => frame_cmd::run(args),
         Command::Pile(args) => pile_cmd::run_pile(*args),
         Command::Send(args) => send_cmd::run(args),

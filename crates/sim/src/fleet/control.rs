@@ -137,7 +137,7 @@ async fn add_faults(State(fleet): State<Arc<Fleet>>, body: Bytes) -> Reply {
     let n = (fleet.piles().len() as f64 * share).round() as usize;
     let mut faulted = Vec::new();
     // Every k-th pile, so that the share is spread over the fleet.
-    let step = if n == 0 { 1 } else { fleet.piles().len() / n };
+    let step = fleet.piles().len().checked_div(n).unwrap_or(1);
     for p in fleet.piles().iter().step_by(step.max(1)).take(n) {
         if let Err(e) = p.sim.add_faults(&body.faults) {
             return bad(e);

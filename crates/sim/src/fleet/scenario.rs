@@ -53,7 +53,7 @@ impl Dice {
         Dice(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn roll(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -62,12 +62,12 @@ impl Dice {
 
     /// 0 ≤ n < `below`.
     pub fn below(&mut self, below: u64) -> u64 {
-        self.next() % below.max(1)
+        self.roll() % below.max(1)
     }
 
     /// Uniform in 0..1.
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.roll() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Exponentially distributed with this mean (the gaps between random arrivals).
