@@ -1,6 +1,6 @@
-//! `ocpile demo`: the central system on an embedded SQLite database, virtual piles of ours
-//! (the real pile core and host on simulated hardware, in this process) with lively behaviour,
-//! and the dashboard. A second run resumes from the same data.
+//! `ocpile demo`: the central system on an embedded SQLite database, a fleet of virtual piles
+//! (the real pile core and host on simulated hardware, in this process, sharing one store)
+//! with lively behaviour, and the dashboard. A second run resumes from the same data.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use central::store::{IdTagRow, WriteOp};
-use pile::config::{keys, Factory};
-use pile::shell::{control_channel, PileHandle, PileSettings};
-use pile::{Identity, Options};
+use pile::config::keys;
+use sim::fleet::{Fleet, FleetSpec};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -45,64 +44,11 @@ impl Dice {
     }
 }
 
-/// One virtual pile of the demo and what the demo does with it.
+/// What the demo does with each of its piles.
+#[derive(Default, Clone, Copy)]
 struct DemoPile {
-    sim: sim::SimHandle,
     charging: bool,
     faulted: bool,
-}
-
-fn pile_settings(id: &str, data: &std::path::Path, csms: &str) -> anyhow::Result<PileSettings> {
-    Ok(PileSettings {
-        state_dir: data.join("piles").join(id),
-        factory: Factory {
-            serial_number: id.to_owned(),
-            connectors: 1,
-            settings: vendor::WebsocketSettings::from_url(csms)?,
-            offline_cards: Vec::new(),
-        },
-        identity: Identity {
-            vendor: "ocpile".into(),
-            model: "M3G3".into(),
-            firmware_version: env!("CARGO_PKG_VERSION").into(),
-            meter_type: Some("ocpile simulated meter".into()),
-            meter_serial_number: Some(format!("{id}-M")),
-        },
-        options: Options::default(),
-        tls: None,
-        resolve: Vec::new(),
-        write_timeout: pile::shell::WRITE_TIMEOUT,
-        log_budget: pile::logbook::DEFAULT_BUDGET,
-        bind: None,
-        telemetry: None,
-    })
-}
-
-/// Starts one pile in this process; its handles.
-fn start_pile(
-    id: &str,
-    data: &std::path::Path,
-    csms: &str,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<(PileHandle, sim::SimHandle, tokio::task::JoinHandle<()>)> {
-    let settings = pile_settings(id, data, csms)?;
-    let registers = pile::store::StateStore::open(&settings.state_dir)?
-        .load()?
-        .map(|d| d.registers)
-        .unwrap_or_default();
-    let (sim, hardware) = sim::simulated_with(1, &registers);
-    let (handle, control) = control_channel();
-    let id = id.to_owned();
-    let task = tokio::spawn(async move {
-        let mut stop = stop;
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = pile::shell::run(settings, Box::new(hardware), control, shutdown).await {
-            tracing::error!("{id}: {e}");
-        }
-    });
-    Ok((handle, sim, task))
 }
 
 /// Registers the demo's piles and cards, and stores the image, unless a run before did.
@@ -153,29 +99,29 @@ async fn prepare(central: &central::Central, ids: &[String]) -> anyhow::Result<(
 }
 
 /// One step of the demo's life: a session starts or ends somewhere, now and then a fault.
-fn step(piles: &mut [DemoPile], dice: &mut Dice) {
-    let n = piles.len() as u64;
-    let p = &mut piles[dice.below(n) as usize];
+fn step(fleet: &Fleet, piles: &mut [DemoPile], dice: &mut Dice) {
+    let n = dice.below(piles.len() as u64) as usize;
+    let (p, sim) = (&mut piles[n], &fleet.piles()[n].sim);
     if p.faulted {
-        p.sim.clear_faults();
+        sim.clear_faults();
         p.faulted = false;
     } else if dice.below(12) == 0 {
-        if p.sim.add_faults(&["cp_error".to_owned()]).is_ok() {
+        if sim.add_faults(&["cp_error".to_owned()]).is_ok() {
             p.faulted = true;
         }
     } else if p.charging {
         let card = CARDS[dice.below(CARDS.len() as u64) as usize];
-        let _ = p.sim.card(Some(1), card);
-        let _ = p.sim.unplug(1);
+        let _ = sim.card(Some(1), card);
+        let _ = sim.unplug(1);
         p.charging = false;
     } else {
         let card = CARDS[dice.below(CARDS.len() as u64) as usize];
-        let _ = p.sim.card(Some(1), card);
+        let _ = sim.card(Some(1), card);
         let ev = sim::Ev {
             max_current: [10.0, 16.0, 32.0][dice.below(3) as usize],
             ..sim::Ev::default()
         };
-        let _ = p.sim.plug_ev(1, ev);
+        let _ = sim.plug_ev(1, ev);
         p.charging = true;
     }
 }
@@ -194,24 +140,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let ids: Vec<String> = (1..=args.piles).map(|n| format!("DEMO-{n:02}")).collect();
         prepare(&central, &ids).await?;
         let csms = format!("ws://{addr}/ocpp/");
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut piles = Vec::new();
-        let mut tasks = Vec::new();
-        for id in &ids {
-            let (handle, sim, task) = start_pile(id, &args.data, &csms, stop_rx.clone())?;
-            tasks.push(task);
-            // Cards start and stop sessions; meter values every 10 s for the charts.
-            let _ = handle.provision(keys::VENDOR_DIRECT_WORK_MODE.0, "false").await;
-            let _ = handle.provision(keys::METER_VALUE_SAMPLE_INTERVAL.0, "10").await;
-            piles.push(DemoPile {
-                sim,
-                charging: false,
-                faulted: false,
-            });
-        }
-        // One pile nobody registered: it waits, Pending, in the approval inbox.
-        let (_, _, task) = start_pile("DEMO-NEW", &args.data, &csms, stop_rx.clone())?;
-        tasks.push(task);
+        // The demo's piles are a fleet; one more, nobody registered, waits Pending in the
+        // approval inbox.
+        let mut spec = FleetSpec::new(0, &csms, args.data.join("fleet"));
+        spec.names = ids.iter().cloned().chain(["DEMO-NEW".to_owned()]).collect();
+        // Cards start and stop sessions; meter values every 10 s for the charts.
+        spec.provision = vec![(keys::VENDOR_DIRECT_WORK_MODE.0, "false".into())];
+        spec.sample_every(10);
+        spec.log_budget = pile::logbook::DEFAULT_BUDGET;
+        let fleet = Fleet::start(spec).context("starting the demo's piles")?;
+        let mut piles = vec![DemoPile::default(); ids.len()];
         eprintln!("ocpile demo: {} virtual piles against the central system at {addr}", ids.len());
         eprintln!("dashboard: http://{addr}/?token={}", central.token);
         eprintln!(
@@ -227,7 +165,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             tokio::select! {
                 _ = every.tick() => {
                     if !piles.is_empty() {
-                        step(&mut piles, &mut dice);
+                        step(&fleet, &mut piles, &mut dice);
                     }
                 }
                 _ = tokio::signal::ctrl_c() => break,
@@ -240,12 +178,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
         }
         eprintln!("ocpile demo: stopping");
-        let _ = stop_tx.send(true);
         // The piles close their connections (each within its write timeout); then the central
         // system stops.
-        for task in tasks {
-            let _ = tokio::time::timeout(pile::shell::WRITE_TIMEOUT, task).await;
-        }
+        let _ = tokio::time::timeout(2 * pile::shell::WRITE_TIMEOUT, fleet.stop()).await;
         drop(running);
         eprintln!("ocpile demo: stopped (the data stays in {})", args.data.display());
         anyhow::Ok(())

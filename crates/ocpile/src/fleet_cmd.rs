@@ -153,7 +153,9 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
     spec.tls = tls;
     spec.password = args.password;
     spec.id_tags = args.id_tags;
-    spec.sample_interval = args.sample_interval;
+    if let Some(seconds) = args.sample_interval {
+        spec.sample_every(seconds);
+    }
     spec.log_budget = args.log_kib.saturating_mul(1024);
     spec.seed = args.seed;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;

@@ -38,6 +38,8 @@ pub struct FleetSpec {
     pub csms: String,
     /// The piles are `<prefix>00001`, `<prefix>00002`, ...
     pub id_prefix: String,
+    /// Or these identities, one pile each (then `count` is their number).
+    pub names: Vec<String>,
     pub connectors: u32,
     /// Piles started per second.
     pub connect_rate: f64,
@@ -53,8 +55,9 @@ pub struct FleetSpec {
     /// idTags the scenario presents as cards (the central must accept them); without any,
     /// every session is plug-and-charge (the idTag is the pile's serial number, FAQ 3.4).
     pub id_tags: Vec<String>,
-    /// MeterValueSampleInterval set at each pile at its start (`None`: the FAQ's default).
-    pub sample_interval: Option<u32>,
+    /// Configuration keys set at each pile when it starts, as the local provisioning path
+    /// sets them (ChangeConfiguration's rules): name (a declared key) and value.
+    pub provision: Vec<(&'static str, String)>,
     /// Bytes of log each pile keeps for GetDiagnostics.
     pub log_budget: usize,
     /// The scenario's dice.
@@ -68,6 +71,7 @@ impl FleetSpec {
             count,
             csms: csms.to_owned(),
             id_prefix: "FLEET-".into(),
+            names: Vec::new(),
             connectors: 1,
             connect_rate: 1000.0,
             scenario: Scenario::Idle,
@@ -76,14 +80,23 @@ impl FleetSpec {
             tls: None,
             password: None,
             id_tags: Vec::new(),
-            sample_interval: None,
+            provision: Vec::new(),
             log_budget: 2048,
             seed: 1,
         }
     }
 
     pub fn id(&self, n: usize) -> String {
-        format!("{}{:05}", self.id_prefix, n + 1)
+        match self.names.get(n) {
+            Some(name) => name.clone(),
+            None => format!("{}{:05}", self.id_prefix, n + 1),
+        }
+    }
+
+    /// Sets MeterValueSampleInterval at every pile's start.
+    pub fn sample_every(&mut self, seconds: u32) {
+        self.provision
+            .push((keys::METER_VALUE_SAMPLE_INTERVAL.0, seconds.to_string()));
     }
 }
 
@@ -117,7 +130,10 @@ pub struct Fleet {
 impl Fleet {
     /// Builds the piles and starts them at the spec's rate (in the background); the scenario
     /// starts with them.
-    pub fn start(spec: FleetSpec) -> Result<Arc<Fleet>, FleetError> {
+    pub fn start(mut spec: FleetSpec) -> Result<Arc<Fleet>, FleetError> {
+        if !spec.names.is_empty() {
+            spec.count = spec.names.len();
+        }
         let mut settings = WebsocketSettings::from_url(&spec.csms)
             .map_err(|e| FleetError::Csms(spec.csms.clone(), e.to_string()))?;
         if let Some(p) = &spec.password {
@@ -223,13 +239,17 @@ impl Fleet {
                     tracing::error!("{id}: {e}");
                 }
             });
-            if let Some(interval) = self.spec.sample_interval {
+            if !self.spec.provision.is_empty() {
                 let handle = self.piles[n].handle.clone();
+                let keys = self.spec.provision.clone();
+                let id = self.piles[n].id.clone();
                 tokio::spawn(async move {
-                    let value = interval.to_string();
-                    let _ = handle
-                        .provision(keys::METER_VALUE_SAMPLE_INTERVAL.0, &value)
-                        .await;
+                    for (key, value) in keys {
+                        match handle.provision(key, &value).await {
+                            Some(ocpp::ConfigurationStatus::Accepted) | None => {}
+                            Some(status) => tracing::warn!("{id}: {key}={value}: {status:?}"),
+                        }
+                    }
                 });
             }
             self.tasks().push(task);
