@@ -50,6 +50,10 @@ pub struct FleetArgs {
     /// An idTag the scenario shows as a card (the central must accept it). Repeatable.
     #[arg(long = "id-tag")]
     id_tags: Vec<String>,
+    /// With --id-tag: the share of piles that take cards (plug-and-charge off there); the
+    /// others charge by plug-and-charge, their serial number as idTag.
+    #[arg(long, default_value_t = 2.0 / 3.0)]
+    card_share: f64,
     /// MeterValueSampleInterval set at every pile at its start (seconds).
     #[arg(long)]
     sample_interval: Option<u32>,
@@ -153,6 +157,11 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
     spec.tls = tls;
     spec.password = args.password;
     spec.id_tags = args.id_tags;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.card_share),
+        "--card-share is between 0 and 1"
+    );
+    spec.card_share = args.card_share;
     if let Some(seconds) = args.sample_interval {
         spec.sample_every(seconds);
     }

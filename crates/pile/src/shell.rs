@@ -27,7 +27,7 @@ use crate::insight::Insight;
 use crate::link::{LinkWriter, WriteFailed};
 use crate::logbook::LogBook;
 use crate::store::{PileStore, StateStore, StoreError};
-use crate::telemetry::{Share, Telemetry};
+use crate::telemetry::{CallTimer, Share, Telemetry};
 use crate::transfer::{download, image_version, upload};
 use crate::{
     ChargePoint, DiagnosticsEvent, FirmwareEvent, Identity, Input, NetState, Options, Output,
@@ -180,12 +180,25 @@ type Stream = SplitStream<WsStream>;
 struct Counted {
     telemetry: Option<Arc<Telemetry>>,
     share: Share,
+    calls: CallTimer,
 }
 
 impl Counted {
     fn update(&mut self, connected: bool, accepted: bool, charging: i64) {
         if let Some(t) = &self.telemetry {
             self.share.update(t, connected, accepted, charging);
+        }
+    }
+
+    fn sent(&mut self, frame: &str) {
+        if self.telemetry.is_some() {
+            self.calls.sent(frame);
+        }
+    }
+
+    fn received(&mut self, frame: &str) {
+        if let Some(t) = &self.telemetry {
+            self.calls.received(frame, t);
         }
     }
 
@@ -432,6 +445,7 @@ pub async fn run_with_store(
     let mut counted = Counted {
         telemetry: settings.telemetry.clone(),
         share: Share::default(),
+        calls: CallTimer::default(),
     };
     let mut mirror = HardwareMirror {
         plugged: BTreeSet::new(),
@@ -550,6 +564,7 @@ pub async fn run_with_store(
                     let Some(s) = sink.as_ref() else { continue };
                     tracing::debug!(frame, "send");
                     counted.count(|t| &t.frames_sent);
+                    counted.sent(&frame);
                     logbook.record(cp.wall_time(start.elapsed()), "send", &frame);
                     s.send(frame);
                 }
@@ -678,6 +693,7 @@ pub async fn run_with_store(
                 Some(Ok(Message::Text(text))) => {
                     tracing::debug!(frame = text.as_str(), "received");
                     counted.count(|t| &t.frames_received);
+                    counted.received(text.as_str());
                     logbook.record(cp.wall_time(now), "receive", text.as_str());
                     cp.handle(Input::Frame(text.as_str()), now)
                 }
@@ -697,6 +713,7 @@ pub async fn run_with_store(
             Wake::Connected(Ok(ws)) => {
                 tracing::info!("connected");
                 counted.count(|t| &t.connections);
+                counted.calls.forget();
                 let line = format!("connected to {}", cp.target().url);
                 logbook.record(cp.wall_time(now), "event", &line);
                 let (s, r) = ws.split();

@@ -20,6 +20,73 @@ pub struct Telemetry {
     pub connections: AtomicU64,
     /// Connections that failed to open, or failed while open (a write timeout, a lost link).
     pub failures: AtomicU64,
+    /// CALLs of the piles answered (CALLRESULT or CALLERROR), and of them MeterValues.
+    pub calls_answered: AtomicU64,
+    pub meter_values_answered: AtomicU64,
+    /// The time from a CALL written to its answer read.
+    pub latency: Latency,
+}
+
+/// A histogram of durations in buckets a quarter of a power of two wide (from 1 µs to about
+/// 70 s), atomics only.
+#[derive(Debug)]
+pub struct Latency {
+    buckets: Vec<AtomicU64>,
+}
+
+const BUCKETS: usize = 4 * 27;
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl Latency {
+    fn bucket(d: std::time::Duration) -> usize {
+        let us = d.as_secs_f64() * 1e6;
+        if us <= 1.0 {
+            return 0;
+        }
+        ((us.log2() * 4.0) as usize).min(BUCKETS - 1)
+    }
+
+    /// The upper end of a bucket.
+    fn upper(bucket: usize) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(2f64.powf((bucket + 1) as f64 / 4.0) / 1e6)
+    }
+
+    pub fn record(&self, d: std::time::Duration) {
+        self.buckets[Self::bucket(d)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts per bucket now (to take the difference over a window).
+    pub fn snapshot(&self) -> Vec<u64> {
+        self.buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// The `q` quantile (0..1) of the samples counted in `counts` (a snapshot, or the
+    /// difference of two), as the upper end of its bucket; `None` without samples.
+    pub fn quantile(counts: &[u64], q: f64) -> Option<std::time::Duration> {
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::upper(i));
+            }
+        }
+        Some(Self::upper(counts.len() - 1))
+    }
 }
 
 /// A snapshot of [`Telemetry`].
@@ -33,6 +100,8 @@ pub struct Counts {
     pub frames_received: u64,
     pub connections: u64,
     pub failures: u64,
+    pub calls_answered: u64,
+    pub meter_values_answered: u64,
 }
 
 impl Telemetry {
@@ -47,6 +116,8 @@ impl Telemetry {
             frames_received: self.frames_received.load(r),
             connections: self.connections.load(r),
             failures: self.failures.load(r),
+            calls_answered: self.calls_answered.load(r),
+            meter_values_answered: self.meter_values_answered.load(r),
         }
     }
 }
@@ -89,9 +160,100 @@ impl Share {
     }
 }
 
+/// The CALL of a pile awaiting its answer (a pile has one at a time, OCPP-J 4.1.1), to time it.
+#[derive(Debug, Default)]
+pub(crate) struct CallTimer {
+    pending: Option<(String, bool, std::time::Instant)>,
+}
+
+/// The message id of a CALL (`[2,"id","Action",...]`) and whether it is MeterValues, or of an
+/// answer (`[3,"id",...]`, `[4,"id",...]`), read without parsing the whole frame.
+fn frame_id(frame: &str) -> Option<(u8, &str, &str)> {
+    let rest = frame.trim_start().strip_prefix('[')?.trim_start();
+    let kind = rest.as_bytes().first()?.wrapping_sub(b'0');
+    let rest = rest[1..].trim_start().strip_prefix(',')?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let end = rest.find('"')?;
+    let after = rest[end + 1..].trim_start().strip_prefix(',').unwrap_or("");
+    Some((kind, &rest[..end], after.trim_start()))
+}
+
+impl CallTimer {
+    pub(crate) fn sent(&mut self, frame: &str) {
+        if let Some((2, id, after)) = frame_id(frame) {
+            let meter = after.starts_with("\"MeterValues\"");
+            self.pending = Some((id.to_owned(), meter, std::time::Instant::now()));
+        }
+    }
+
+    pub(crate) fn received(&mut self, frame: &str, t: &Telemetry) {
+        let Some((3 | 4, id, _)) = frame_id(frame) else {
+            return;
+        };
+        if self.pending.as_ref().is_some_and(|(p, _, _)| p == id) {
+            let (_, meter, at) = self.pending.take().unwrap_or_else(|| unreachable!());
+            t.latency.record(at.elapsed());
+            t.calls_answered.fetch_add(1, Ordering::Relaxed);
+            if meter {
+                t.meter_values_answered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The connection is gone with the CALL.
+    pub(crate) fn forget(&mut self) {
+        self.pending = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_is_timed_from_its_frame_to_its_answer() {
+        let t = Telemetry::default();
+        let mut timer = CallTimer::default();
+        timer.sent(r#"[2,"tx-1-3","MeterValues",{"connectorId":1,"meterValue":[]}]"#);
+        timer.received(r#"[3,"other",{}]"#, &t);
+        assert_eq!(t.counts().calls_answered, 0, "not its answer");
+        timer.received(r#"[3, "tx-1-3", {}]"#, &t);
+        timer.received(r#"[3,"tx-1-3",{}]"#, &t);
+        timer.sent(r#"[2,"1-9","Heartbeat",{}]"#);
+        timer.received(r#"[4,"1-9","InternalError","",{}]"#, &t);
+        let c = t.counts();
+        assert_eq!((c.calls_answered, c.meter_values_answered), (2, 1));
+        let counts = t.latency.snapshot();
+        assert_eq!(counts.iter().sum::<u64>(), 2);
+        assert!(Latency::quantile(&counts, 0.99).unwrap() < std::time::Duration::from_secs(1));
+        // An answer the pile sends is no CALL of its own.
+        timer.sent(r#"[3,"c-1",{}]"#);
+        timer.received(r#"[3,"c-1",{}]"#, &t);
+        assert_eq!(t.counts().calls_answered, 2);
+    }
+
+    #[test]
+    fn quantiles_come_from_the_buckets() {
+        let l = Latency::default();
+        for ms in 1..=100u64 {
+            l.record(std::time::Duration::from_millis(ms));
+        }
+        let counts = l.snapshot();
+        let p50 = Latency::quantile(&counts, 0.5).unwrap();
+        let p99 = Latency::quantile(&counts, 0.99).unwrap();
+        // Buckets are a quarter power of two wide: within 19 % above the true value.
+        assert!(
+            p50 >= std::time::Duration::from_millis(50)
+                && p50 < std::time::Duration::from_millis(60),
+            "{p50:?}"
+        );
+        assert!(
+            p99 >= std::time::Duration::from_millis(99)
+                && p99 < std::time::Duration::from_millis(118),
+            "{p99:?}"
+        );
+        assert_eq!(Latency::quantile(&[0; 4], 0.5), None);
+    }
 
     #[test]
     fn gauges_move_by_what_each_pile_changes_and_lose_it_when_it_stops() {

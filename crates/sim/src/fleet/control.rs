@@ -10,6 +10,7 @@
 //! | `POST /fleet/faults` `{"faults": [...], "share": 0.1}` | the faults on that share of the piles (all when no share) |
 //! | `DELETE /fleet/faults` | every fault on every pile clears |
 //! | `POST /fleet/offline` `{"seconds": 30}` | every pile loses its network for that long |
+//! | `POST /fleet/scenario` `{"scenario": "busy"}` | the scenario from now on (idle, daily, busy) |
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub fn summary(fleet: &Fleet) -> Value {
     value["started"] = json!(fleet.started());
     value["store_commits"] = json!(fleet.store.stats().commits.load(Ordering::Relaxed));
     value["store_saves"] = json!(fleet.store.stats().saves.load(Ordering::Relaxed));
+    value["scenario"] = json!(format!("{:?}", fleet.scenario()).to_lowercase());
+    value["latency_buckets"] = json!(fleet.telemetry.latency.snapshot());
     value
 }
 
@@ -189,6 +192,26 @@ async fn offline(State(fleet): State<Arc<Fleet>>, body: Bytes) -> Reply {
     )
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioChange {
+    scenario: String,
+}
+
+async fn scenario(State(fleet): State<Arc<Fleet>>, body: Bytes) -> Reply {
+    let body: ScenarioChange = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad(e),
+    };
+    match body.scenario.parse() {
+        Ok(s) => {
+            fleet.set_scenario(s);
+            (StatusCode::OK, Json(json!({ "scenario": body.scenario })))
+        }
+        Err(e) => bad(e),
+    }
+}
+
 pub fn router(fleet: Arc<Fleet>) -> Router {
     Router::new()
         .route("/fleet", get(fleet_summary))
@@ -196,6 +219,7 @@ pub fn router(fleet: Arc<Fleet>) -> Router {
         .route("/fleet/unplug-all", post(unplug_all))
         .route("/fleet/faults", post(add_faults).delete(clear_faults))
         .route("/fleet/offline", post(offline))
+        .route("/fleet/scenario", post(scenario))
         .route("/piles/{id}/{*rest}", any(pile))
         .with_state(fleet)
 }

@@ -55,6 +55,8 @@ pub struct FleetSpec {
     /// idTags the scenario presents as cards (the central must accept them); without any,
     /// every session is plug-and-charge (the idTag is the pile's serial number, FAQ 3.4).
     pub id_tags: Vec<String>,
+    /// With idTags: the share of piles that take cards (plug-and-charge off at those).
+    pub card_share: f64,
     /// Configuration keys set at each pile when it starts, as the local provisioning path
     /// sets them (ChangeConfiguration's rules): name (a declared key) and value.
     pub provision: Vec<(&'static str, String)>,
@@ -80,6 +82,7 @@ impl FleetSpec {
             tls: None,
             password: None,
             id_tags: Vec::new(),
+            card_share: 2.0 / 3.0,
             provision: Vec::new(),
             log_budget: 2048,
             seed: 1,
@@ -124,6 +127,7 @@ pub struct Fleet {
     pub store: Arc<SharedStore>,
     started: AtomicUsize,
     stop: watch::Sender<bool>,
+    scenario: watch::Sender<Scenario>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -148,6 +152,7 @@ impl Fleet {
         let store = SharedStore::open(&spec.state_dir.join("fleet.redb"))?;
         let telemetry = Arc::new(Telemetry::default());
         let (stop, stopped) = watch::channel(false);
+        let (scenario, _) = watch::channel(spec.scenario);
         let mut piles = Vec::with_capacity(spec.count);
         let mut index = HashMap::with_capacity(spec.count);
         let mut ready = Vec::with_capacity(spec.count);
@@ -193,6 +198,7 @@ impl Fleet {
             store,
             started: AtomicUsize::new(0),
             stop,
+            scenario,
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         let starter = fleet.clone();
@@ -239,9 +245,13 @@ impl Fleet {
                     tracing::error!("{id}: {e}");
                 }
             });
-            if !self.spec.provision.is_empty() {
+            let mut provision = self.spec.provision.clone();
+            if !self.spec.id_tags.is_empty() && scenario::is_card_pile(n, self.spec.card_share) {
+                provision.push((keys::VENDOR_DIRECT_WORK_MODE.0, "false".into()));
+            }
+            if !provision.is_empty() {
                 let handle = self.piles[n].handle.clone();
-                let keys = self.spec.provision.clone();
+                let keys = provision;
                 let id = self.piles[n].id.clone();
                 tokio::spawn(async move {
                     for (key, value) in keys {
@@ -281,5 +291,18 @@ impl Fleet {
 
     pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()
+    }
+
+    pub(crate) fn scenario_changes(&self) -> watch::Receiver<Scenario> {
+        self.scenario.subscribe()
+    }
+
+    /// What happens to the piles from now on.
+    pub fn set_scenario(&self, scenario: Scenario) {
+        self.scenario.send_replace(scenario);
+    }
+
+    pub fn scenario(&self) -> Scenario {
+        *self.scenario.borrow()
     }
 }

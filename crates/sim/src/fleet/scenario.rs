@@ -3,11 +3,16 @@
 //!
 //! - `idle`: nothing; the piles boot, heartbeat and report their statuses.
 //! - `daily`: a few sessions a day per connector (one every 8 h on average), EVs taking 5 to
-//!   40 kWh at 10, 16 or 32 A and staying up to two hours after they are full; a card when
-//!   the fleet has idTags (two sessions in three), plug-and-charge otherwise; a fault on a
+//!   40 kWh at 10, 16 or 32 A and staying up to two hours after they are full; a fault on a
 //!   pile about once every two days, cleared after one to five minutes.
 //! - `busy`: a connector charges most of the time: sessions of 30 to 90 minutes, a few
-//!   minutes apart, the EV never full.
+//!   minutes apart, the EV never full; the first ones start within 30 s.
+//!
+//! When the fleet has idTags, a share of its piles (`card_share`, two in three by default)
+//! are card piles: plug-and-charge off (VendorDirectWorkMode false), an EV plugs in and then
+//! a card starts the session. The others charge by plug-and-charge (the idTag is the pile's
+//! serial number, which the central must accept). The scenario can change while the fleet
+//! runs (the control API's `POST /fleet/scenario`): the new one is planned from then on.
 
 use std::time::Duration;
 
@@ -83,12 +88,20 @@ impl Dice {
 
 const HOUR: Duration = Duration::from_secs(3600);
 const MINUTE: Duration = Duration::from_secs(60);
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Whether pile `n` of a fleet whose share `share` of piles take cards is one of them (spread
+/// evenly over the fleet).
+pub fn is_card_pile(n: usize, share: f64) -> bool {
+    ((n + 1) as f64 * share).floor() > (n as f64 * share).floor()
+}
 
 /// The scenario's state: its dice and what is due.
 pub struct Plan {
     scenario: Scenario,
     dice: Dice,
     due: Schedule<Due>,
+    card_share: f64,
 }
 
 /// What the plan has a pile do now.
@@ -119,6 +132,7 @@ impl Plan {
             scenario,
             dice: Dice::new(seed),
             due: Schedule::default(),
+            card_share: 2.0 / 3.0,
         };
         for pile in 0..piles {
             for connector in 1..=connectors {
@@ -126,7 +140,7 @@ impl Plan {
                     Scenario::Idle => continue,
                     Scenario::Daily => plan.dice.exp(8 * HOUR),
                     // Spread over the first minutes, so that the fleet does not start at once.
-                    Scenario::Busy => plan.dice.between(Duration::from_secs(5), 5 * MINUTE),
+                    Scenario::Busy => plan.dice.between(Duration::from_secs(1), 30 * SECOND),
                 };
                 plan.due.at(first, Due::Arrive { pile, connector });
             }
@@ -136,6 +150,12 @@ impl Plan {
             }
         }
         plan
+    }
+
+    /// The share of piles that take cards (when the fleet has idTags).
+    pub fn with_card_share(mut self, share: f64) -> Plan {
+        self.card_share = share;
+        self
     }
 
     pub fn next_due(&self) -> Option<Duration> {
@@ -165,7 +185,8 @@ impl Plan {
                         (Some(wh), charging + d.between(Duration::ZERO, 2 * HOUR))
                     }
                 };
-                let card = (cards > 0 && d.below(3) < 2).then(|| d.below(cards as u64) as usize);
+                let card = (cards > 0 && is_card_pile(pile, self.card_share))
+                    .then(|| d.below(cards as u64) as usize);
                 self.due.at(now + stay, Due::Leave { pile, connector });
                 Act::Arrive {
                     pile,
@@ -200,24 +221,42 @@ impl Plan {
     }
 }
 
-/// Runs the fleet's scenario until the fleet stops.
+/// Runs the fleet's scenario until the fleet stops; a new scenario is planned from the moment
+/// it is set.
 pub(super) async fn run(fleet: std::sync::Arc<Fleet>) {
     let spec = &fleet.spec;
-    let mut plan = Plan::new(spec.scenario, spec.seed, spec.count, spec.connectors);
     let mut stopping = fleet.stopping();
-    let start = Instant::now();
+    let mut scenario = fleet.scenario_changes();
+    let mut seed = spec.seed;
     loop {
-        let Some(next) = plan.next_due() else {
-            let _ = stopping.wait_for(|s| *s).await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::time::sleep_until(start + next) => {}
-            _ = stopping.wait_for(|s| *s) => return,
+        let current = *scenario.borrow_and_update();
+        let mut plan =
+            Plan::new(current, seed, spec.count, spec.connectors).with_card_share(spec.card_share);
+        seed = seed.wrapping_add(1);
+        let start = Instant::now();
+        loop {
+            let next = plan.next_due();
+            tokio::select! {
+                _ = sleep_until(next.map(|n| start + n)) => {}
+                changed = scenario.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
+                }
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+            for act in plan.due(start.elapsed(), spec.id_tags.len()) {
+                apply(&fleet, act);
+            }
         }
-        for act in plan.due(start.elapsed(), spec.id_tags.len()) {
-            apply(&fleet, act);
-        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -232,10 +271,10 @@ fn apply(fleet: &Fleet, act: Act) {
             ev,
         } => {
             let sim = &piles[pile].sim;
+            let _ = sim.plug_ev(connector, ev);
             if let Some(card) = card {
                 let _ = sim.card(Some(connector), &fleet.spec.id_tags[card]);
             }
-            let _ = sim.plug_ev(connector, ev);
         }
         Act::Leave { pile, connector } => {
             let _ = piles[pile].sim.unplug(connector);
@@ -281,6 +320,9 @@ mod tests {
         assert!((280..=420).contains(&faults), "{faults} faults a week");
         let share = cards as f64 / arrivals as f64;
         assert!((0.55..0.78).contains(&share), "{share} by card");
+        let card_piles = (0..300).filter(|n| is_card_pile(*n, 2.0 / 3.0)).count();
+        assert_eq!(card_piles, 200, "two piles in three, spread evenly");
+        assert_eq!((0..10).filter(|n| is_card_pile(*n, 1.0)).count(), 10);
         // Without idTags, all sessions are plug-and-charge.
         let mut plan = Plan::new(Scenario::Daily, 7, 10, 1);
         let acts = plan.due(week, 0);
