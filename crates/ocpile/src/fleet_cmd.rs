@@ -169,6 +169,11 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
     spec.seed = args.seed;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
+        // For `ocpile bench`: what the process holds before any pile exists.
+        eprintln!(
+            "fleet: memory before the piles: {} KiB",
+            crate::bench::rss_kib(std::process::id())
+        );
         let fleet = Fleet::start(spec).context("starting the fleet")?;
         if let Some(addr) = args.control {
             let listener = tokio::net::TcpListener::bind(addr)

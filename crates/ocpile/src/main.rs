@@ -1,5 +1,6 @@
 //! `ocpile`: the command line of the OCPP 1.6J pile, fleet and central system.
 
+mod bench;
 mod central_cmd;
 mod demo;
 mod fleet_cmd;
@@ -22,6 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Measure the central system and a fleet on this machine at several sizes, beside a
+    /// minimal central on PyPI's ocpp library, and print the table.
+    Bench(Box<bench::BenchArgs>),
     /// Run the central system: OCPP at /ocpp/{identity}, the REST API at /api, /metrics.
     Central(Box<central_cmd::CentralArgs>),
     /// Run a loopback demonstration: a websocket server and virtual charge points that boot
@@ -43,7 +47,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo runs many piles in one process: their connection notes would drown its
     // output, so by default it logs warnings only (RUST_LOG overrides).
-    let default = if matches!(cli.command, Command::Demo(_) | Command::Fleet(_)) {
+    let default = if matches!(
+        cli.command,
+        Command::Demo(_) | Command::Fleet(_) | Command::Bench(_)
+    ) {
         "warn"
     } else {
         "info"
@@ -56,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
+        Command::Bench(args) => bench::run(*args),
         Command::Central(args) => central_cmd::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Fleet(args) => fleet_cmd::run(*args),
