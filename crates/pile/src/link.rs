@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use transport::{Message, WsStream};
 
@@ -38,19 +38,21 @@ pub struct LinkWriter {
 
 impl LinkWriter {
     /// Starts writing to `sink`; a failed or timed-out write is reported on `failed`.
+    /// Starts the writer; the receiver says why, if a write fails.
     pub fn start(
         sink: Sink,
         link: u64,
         timeout: Duration,
-        failed: mpsc::UnboundedSender<WriteFailed>,
-    ) -> LinkWriter {
+    ) -> (LinkWriter, oneshot::Receiver<WriteFailed>) {
         let (writes, rx) = mpsc::unbounded_channel();
+        let (failed, failure) = oneshot::channel();
         let task = tokio::spawn(write_all(sink, rx, timeout, link, failed));
-        LinkWriter {
+        let writer = LinkWriter {
             writes,
             task: Some(task),
             link,
-        }
+        };
+        (writer, failure)
     }
 
     pub fn send(&self, frame: String) {
@@ -82,7 +84,7 @@ async fn write_all(
     mut rx: mpsc::UnboundedReceiver<Write>,
     timeout: Duration,
     link: u64,
-    failed: mpsc::UnboundedSender<WriteFailed>,
+    failed: oneshot::Sender<WriteFailed>,
 ) {
     while let Some(write) = rx.recv().await {
         let (message, closing) = match write {

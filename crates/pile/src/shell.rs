@@ -134,44 +134,105 @@ enum Command {
     },
 }
 
+/// Commands for a pile, waiting to be taken: a queue that takes no memory while empty (a
+/// fleet has one per pile), closed when the last handle is gone.
+#[derive(Default)]
+struct Mailbox {
+    queue: std::sync::Mutex<VecDeque<Command>>,
+    wake: tokio::sync::Notify,
+    handles: std::sync::atomic::AtomicUsize,
+}
+
+impl Mailbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Command>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next command; `None` once every handle is gone and nothing is left.
+    async fn recv(&self) -> Option<Command> {
+        use std::sync::atomic::Ordering;
+        loop {
+            if let Some(command) = self.lock().pop_front() {
+                return Some(command);
+            }
+            if self.handles.load(Ordering::Acquire) == 0 {
+                return None;
+            }
+            self.wake.notified().await;
+        }
+    }
+}
+
 /// Talks to a running pile from the outside (the control port). Commands are taken in turn
 /// with everything else the pile does, so an answer reflects every event before it.
-#[derive(Clone)]
 pub struct PileHandle {
-    commands: mpsc::Sender<Command>,
+    mailbox: Arc<Mailbox>,
+}
+
+impl Clone for PileHandle {
+    fn clone(&self) -> Self {
+        self.mailbox
+            .handles
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        PileHandle {
+            mailbox: self.mailbox.clone(),
+        }
+    }
+}
+
+impl Drop for PileHandle {
+    fn drop(&mut self) {
+        let left = self
+            .mailbox
+            .handles
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if left == 1 {
+            self.mailbox.wake.notify_one();
+        }
+    }
 }
 
 impl PileHandle {
+    fn send(&self, command: Command) {
+        self.mailbox.lock().push_back(command);
+        self.mailbox.wake.notify_one();
+    }
+
     /// Sets a key at the pile (the local provisioning path): ChangeConfiguration's rules.
     pub async fn provision(&self, key: &str, value: &str) -> Option<ConfigurationStatus> {
         let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Provision {
-                key: key.into(),
-                value: value.into(),
-                reply,
-            })
-            .await
-            .ok()?;
+        self.send(Command::Provision {
+            key: key.into(),
+            value: value.into(),
+            reply,
+        });
         rx.await.ok()
     }
 
     /// What the pile shows now; `None` when it no longer runs.
     pub async fn state(&self) -> Option<PileState> {
         let (reply, rx) = oneshot::channel();
-        self.commands.send(Command::State { reply }).await.ok()?;
+        self.send(Command::State { reply });
         rx.await.ok()
     }
 }
 
 /// The receiving end of a [`PileHandle`], for [`run`].
 pub struct Control {
-    commands: mpsc::Receiver<Command>,
+    mailbox: Arc<Mailbox>,
 }
 
 pub fn control_channel() -> (PileHandle, Control) {
-    let (tx, commands) = mpsc::channel(16);
-    (PileHandle { commands: tx }, Control { commands })
+    let mailbox = Arc::new(Mailbox {
+        handles: std::sync::atomic::AtomicUsize::new(1),
+        ..Mailbox::default()
+    });
+    (
+        PileHandle {
+            mailbox: mailbox.clone(),
+        },
+        Control { mailbox },
+    )
 }
 
 type Stream = SplitStream<WsStream>;
@@ -228,6 +289,8 @@ enum Wake {
     Tick,
     Ping,
     WriteFailed(WriteFailed),
+    /// A link's writer ended without a failure to report.
+    Nothing,
     PongMissed,
 }
 
@@ -247,6 +310,23 @@ async fn connected(
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
         },
+        None => std::future::pending().await,
+    }
+}
+
+/// The next event of a transfer under way; pending while there is none.
+async fn next_of<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why the link's writer failed (`None`: it ended without failing); pending while there is
+/// no link.
+async fn failure_of(rx: &mut Option<oneshot::Receiver<WriteFailed>>) -> Option<WriteFailed> {
+    match rx {
+        Some(rx) => rx.await.ok(),
         None => std::future::pending().await,
     }
 }
@@ -438,7 +518,7 @@ pub async fn run_with_store(
     settings: PileSettings,
     mut store: Box<dyn PileStore>,
     mut hardware: Box<dyn Hardware>,
-    mut control: Control,
+    control: Control,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ShellError> {
     let start = Instant::now();
@@ -484,7 +564,8 @@ pub async fn run_with_store(
     // The connection: its writer (a task of its own) and its reading half.
     let mut sink: Option<LinkWriter> = None;
     let mut links: u64 = 0;
-    let (failed_tx, mut failed_rx) = mpsc::unbounded_channel::<WriteFailed>();
+    // Why the current link's writer failed, if it does.
+    let mut link_failed: Option<oneshot::Receiver<WriteFailed>> = None;
     let mut stream: Option<Stream> = None;
     let mut connecting: Option<JoinHandle<Result<WsStream, TransportError>>> = None;
     // WebSocketPingInterval: a ping every interval; no pong within the next interval (at least
@@ -495,10 +576,11 @@ pub async fn run_with_store(
     let mut scheduled_with = Duration::ZERO;
     let mut control_open = true;
     // Firmware downloads run beside the loop and report through this channel.
-    let (firmware_tx, mut firmware_rx) = mpsc::unbounded_channel::<FirmwareEvent>();
+    // (Made when a transfer starts: an idle pile holds no channel.)
+    let mut firmware_rx: Option<mpsc::UnboundedReceiver<FirmwareEvent>> = None;
     let mut downloading: Option<JoinHandle<()>> = None;
     let mut logbook = LogBook::with_budget(settings.log_budget);
-    let (diagnostics_tx, mut diagnostics_rx) = mpsc::unbounded_channel::<DiagnosticsEvent>();
+    let mut diagnostics_rx: Option<mpsc::UnboundedReceiver<DiagnosticsEvent>> = None;
     let mut uploading: Option<JoinHandle<()>> = None;
     tokio::pin!(shutdown);
     loop {
@@ -524,7 +606,8 @@ pub async fn run_with_store(
                         old.abort();
                     }
                     let body = logbook.render(job.start, job.stop);
-                    let tx = diagnostics_tx.clone();
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    diagnostics_rx = Some(rx);
                     let tls = settings.tls.clone();
                     uploading = Some(tokio::spawn(async move {
                         let event = match upload(&job.location, &job.file_name, body, tls).await {
@@ -538,9 +621,10 @@ pub async fn run_with_store(
                     if let Some(old) = downloading.take() {
                         old.abort();
                     }
-                    while firmware_rx.try_recv().is_ok() {}
+
                     tracing::info!(url, "firmware download");
-                    let tx = firmware_tx.clone();
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    firmware_rx = Some(rx);
                     let dest = settings.state_dir.join("firmware.bin");
                     let tls = settings.tls.clone();
                     downloading = Some(tokio::spawn(async move {
@@ -644,12 +728,18 @@ pub async fn run_with_store(
                 connecting = None;
                 Wake::Connected(result)
             }
-            command = control.commands.recv(), if control_open => Wake::Command(command),
-            Some(event) = firmware_rx.recv() => Wake::Firmware(event),
-            Some(event) = diagnostics_rx.recv() => Wake::Diagnostics(event),
+            command = control.mailbox.recv(), if control_open => Wake::Command(command),
+            Some(event) = next_of(&mut firmware_rx) => Wake::Firmware(event),
+            Some(event) = next_of(&mut diagnostics_rx) => Wake::Diagnostics(event),
             _ = sleep_until(deadline) => Wake::Tick,
             _ = sleep_until(next_ping) => Wake::Ping,
-            Some(failure) = failed_rx.recv() => Wake::WriteFailed(failure),
+            failure = failure_of(&mut link_failed) => {
+                link_failed = None;
+                match failure {
+                    Some(failure) => Wake::WriteFailed(failure),
+                    None => Wake::Nothing,
+                }
+            }
             _ = sleep_until(pong_deadline) => Wake::PongMissed,
             _ = &mut shutdown => {
                 if let Some(s) = sink {
@@ -718,7 +808,8 @@ pub async fn run_with_store(
                 logbook.record(cp.wall_time(now), "event", &line);
                 let (s, r) = ws.split();
                 links += 1;
-                let writer = LinkWriter::start(s, links, settings.write_timeout, failed_tx.clone());
+                let (writer, failure) = LinkWriter::start(s, links, settings.write_timeout);
+                link_failed = Some(failure);
                 (sink, stream) = (Some(writer), Some(r));
                 cp.handle(Input::Connected, now)
             }
@@ -772,6 +863,7 @@ pub async fn run_with_store(
                     Vec::new()
                 }
             }
+            Wake::Nothing => Vec::new(),
             Wake::PongMissed => {
                 tracing::warn!("no pong: closing a dead link");
                 counted.count(|t| &t.failures);

@@ -12,7 +12,7 @@ use pile::hardware::{
 };
 use pile::NetState;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The grid's voltage and frequency.
@@ -257,17 +257,55 @@ pub enum SimError {
     BadIdTag,
 }
 
+/// What the simulated hardware reports, waiting for the pile: a queue that takes no memory
+/// while empty (a fleet has one per pile) and wakes the pile's host.
+#[derive(Default)]
+struct Events {
+    queue: Mutex<std::collections::VecDeque<HardwareEvent>>,
+    wake: Notify,
+}
+
+impl Events {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<HardwareEvent>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, event: HardwareEvent) {
+        self.lock().push_back(event);
+        // A permit is kept when nobody waits: the next wait returns at once.
+        self.wake.notify_one();
+    }
+
+    fn try_next(&self) -> Option<HardwareEvent> {
+        let mut queue = self.lock();
+        let event = queue.pop_front();
+        if queue.is_empty() && queue.capacity() > 8 {
+            queue.shrink_to_fit();
+        }
+        event
+    }
+
+    async fn next(&self) -> HardwareEvent {
+        loop {
+            if let Some(event) = self.try_next() {
+                return event;
+            }
+            self.wake.notified().await;
+        }
+    }
+}
+
 /// Acts on the simulated hardware (what a person does at the pile); cheap to clone.
 #[derive(Clone)]
 pub struct SimHandle {
-    events: mpsc::UnboundedSender<HardwareEvent>,
+    events: Arc<Events>,
     state: Arc<Mutex<State>>,
 }
 
 /// The [`Hardware`] side, for the pile's shell. It runs no timer of its own but the one for
 /// a battery that becomes full; the meters are integrated when read.
 pub struct SimHardware {
-    events: mpsc::UnboundedReceiver<HardwareEvent>,
+    events: Arc<Events>,
     handle: SimHandle,
 }
 
@@ -277,7 +315,7 @@ impl Hardware for SimHardware {
             loop {
                 let full_at = self.handle.state().next_full();
                 tokio::select! {
-                    event = self.events.recv() => return event,
+                    event = self.events.next() => return Some(event),
                     _ = tokio::time::sleep_until(full_at.unwrap_or_else(Instant::now)), if full_at.is_some() => {
                         self.handle.batteries_checked();
                     }
@@ -308,7 +346,7 @@ pub fn simulated(connectors: u32) -> (SimHandle, SimHardware) {
 /// A simulated wallbox whose meters start at the given registers (Wh): a real meter keeps its
 /// count across the pile's restarts.
 pub fn simulated_with(connectors: u32, registers: &BTreeMap<u32, i64>) -> (SimHandle, SimHardware) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let events = Arc::new(Events::default());
     let network = Network {
         connectivity: Interface::Eth,
         online: true,
@@ -331,7 +369,7 @@ pub fn simulated_with(connectors: u32, registers: &BTreeMap<u32, i64>) -> (SimHa
         })
         .collect();
     let handle = SimHandle {
-        events: tx,
+        events: events.clone(),
         state: Arc::new(Mutex::new(State {
             connectors,
             outlets,
@@ -346,7 +384,7 @@ pub fn simulated_with(connectors: u32, registers: &BTreeMap<u32, i64>) -> (SimHa
         handle.send_meter(connector);
     }
     let hardware = SimHardware {
-        events: rx,
+        events,
         handle: handle.clone(),
     };
     (handle, hardware)
@@ -359,7 +397,7 @@ impl SimHandle {
 
     fn send(&self, event: HardwareEvent) {
         // The pile may be gone; nothing to tell then.
-        let _ = self.events.send(event);
+        self.events.push(event);
     }
 
     fn send_network(&self) {
@@ -711,7 +749,7 @@ mod tests {
         });
         let mut last_pilot = None;
         let drain = |hw: &mut SimHardware, last: &mut Option<Pilot>| {
-            while let Ok(event) = hw.events.try_recv() {
+            while let Some(event) = hw.events.try_next() {
                 if let HardwareEvent::Pilot { state, .. } = event {
                     *last = Some(state);
                 }
@@ -726,7 +764,7 @@ mod tests {
             (153, 16.0),
             "a third of the way"
         );
-        assert!(hw.events.try_recv().is_err(), "reading reports nothing");
+        assert!(hw.events.try_next().is_none(), "reading reports nothing");
         // Nothing to wake for but the full battery, exactly when it fills.
         let started = Instant::now();
         let event = hw.next_event().await;

@@ -36,6 +36,6 @@ pub fn ws_config(
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(max_message_size))
         .max_frame_size(Some(max_message_size))
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
 }

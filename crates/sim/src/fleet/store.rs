@@ -16,6 +16,8 @@ use tokio::sync::oneshot;
 
 const PILES: TableDefinition<&str, &[u8]> = TableDefinition::new("piles");
 
+const CACHE_BYTES: usize = 8 << 20;
+
 /// The most saves one transaction takes.
 const MAX_BATCH: usize = 8192;
 
@@ -76,7 +78,12 @@ impl SharedStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.to_owned(), e))?;
         }
-        let db = Database::create(path).map_err(shared)?;
+        // The piles read their rows once, at their start: a small page cache will do (redb's
+        // default grows to a gigabyte).
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(shared)?;
         let tx = db.begin_write().map_err(shared)?;
         tx.open_table(PILES).map_err(shared)?;
         tx.commit().map_err(shared)?;
