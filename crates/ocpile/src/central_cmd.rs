@@ -70,6 +70,8 @@ pub fn options(args: CentralArgs) -> Options {
 
 pub fn run(args: CentralArgs) -> anyhow::Result<()> {
     let options = options(args);
+    // A socket per pile: room for the fleet's hundred thousand and more.
+    crate::limits::raise_file_limit(262_144);
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let tls = options.tls_cert.is_some();

@@ -85,37 +85,6 @@ fn parse_bind(s: &str) -> Result<Vec<IpAddr>, String> {
         .collect()
 }
 
-/// Raises the open-file limit to its hard maximum: each pile holds a socket.
-fn raise_file_limit(needed: u64) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            eprintln!("cannot read the open-file limit");
-            return;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-    }
-    if limit.rlim_cur < needed {
-        eprintln!(
-            "the open-file limit is {} and cannot be raised: fewer than {needed} piles will connect \
-             (raise it with ulimit -n as root)",
-            limit.rlim_cur
-        );
-    }
-}
-
 fn line(fleet: &Fleet, rate: f64) -> String {
     let c = fleet.telemetry.counts();
     format!(
@@ -147,7 +116,7 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    raise_file_limit(args.count as u64 + 64);
+    crate::limits::raise_file_limit(args.count as u64 + 256);
     let mut spec = FleetSpec::new(args.count, &args.csms, &args.state);
     spec.id_prefix = args.id_prefix;
     spec.connectors = args.connectors;

@@ -5,6 +5,7 @@ mod central_cmd;
 mod demo;
 mod fleet_cmd;
 mod frame_cmd;
+mod limits;
 mod pile_cmd;
 mod send_cmd;
 
