@@ -141,6 +141,8 @@ struct Mailbox {
     queue: std::sync::Mutex<VecDeque<Command>>,
     wake: tokio::sync::Notify,
     handles: std::sync::atomic::AtomicUsize,
+    /// The pile no longer runs: what is sent is dropped (its reply with it).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Mailbox {
@@ -194,7 +196,16 @@ impl Drop for PileHandle {
 
 impl PileHandle {
     fn send(&self, command: Command) {
-        self.mailbox.lock().push_back(command);
+        let mut queue = self.mailbox.lock();
+        // Checked under the lock the pile's end takes too: nothing is left waiting.
+        if !self
+            .mailbox
+            .closed
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            queue.push_back(command);
+        }
+        drop(queue);
         self.mailbox.wake.notify_one();
     }
 
@@ -220,6 +231,20 @@ impl PileHandle {
 /// The receiving end of a [`PileHandle`], for [`run`].
 pub struct Control {
     mailbox: Arc<Mailbox>,
+}
+
+impl Drop for Control {
+    /// The pile stops: commands waiting, and any sent later, are dropped, so that their
+    /// senders learn it (`None`) instead of waiting for ever.
+    fn drop(&mut self) {
+        let mut queue = self.mailbox.lock();
+        self.mailbox
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        let left = std::mem::take(&mut *queue);
+        drop(queue);
+        drop(left);
+    }
 }
 
 pub fn control_channel() -> (PileHandle, Control) {
@@ -880,4 +905,43 @@ fn client_config(target: &Target, tls: Option<Arc<rustls::ClientConfig>>) -> Cli
     config.basic = target.basic.clone().map(|(u, p)| (u, p.into_bytes()));
     config.tls = tls;
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_handle_learns_that_its_pile_stopped_instead_of_waiting() {
+        let (handle, control) = control_channel();
+        let other = handle.clone();
+        // A command sent while the pile runs waits for it; when the pile stops, it is dropped.
+        let waiting = tokio::spawn(async move { other.state().await });
+        tokio::task::yield_now().await;
+        drop(control);
+        assert_eq!(waiting.await.unwrap(), None);
+        assert_eq!(handle.state().await, None, "sent after the stop");
+        assert_eq!(handle.provision("HeartbeatInterval", "60").await, None);
+    }
+
+    #[tokio::test]
+    async fn the_pile_sees_its_commands_in_order_and_the_end_of_its_handles() {
+        let (handle, control) = control_channel();
+        let (a, _ra) = oneshot::channel();
+        let (b, _rb) = oneshot::channel();
+        handle.send(Command::State { reply: a });
+        handle.send(Command::State { reply: b });
+        let copy = handle.clone();
+        drop(handle);
+        assert!(matches!(
+            control.mailbox.recv().await,
+            Some(Command::State { .. })
+        ));
+        assert!(matches!(
+            control.mailbox.recv().await,
+            Some(Command::State { .. })
+        ));
+        drop(copy);
+        assert!(control.mailbox.recv().await.is_none(), "every handle gone");
+    }
 }
