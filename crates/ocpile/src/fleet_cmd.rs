@@ -33,7 +33,7 @@ pub struct FleetArgs {
     /// Source addresses for the connections, taken in turn: a range (127.0.0.2-127.0.0.9) or
     /// a comma-separated list. Each address has its own 64k ports.
     #[arg(long, value_parser = parse_bind)]
-    bind: Option<Vec<IpAddr>>,
+    bind: Option<BindAddrs>,
     /// Where the fleet keeps its piles' state (one shared store, fleet.redb).
     #[arg(long, default_value = "./ocpile-fleet")]
     state: PathBuf,
@@ -68,7 +68,15 @@ pub struct FleetArgs {
     run_for: u64,
 }
 
-fn parse_bind(s: &str) -> Result<Vec<IpAddr>, String> {
+/// The addresses of `--bind` (one argument, a range or a list).
+#[derive(Debug, Clone)]
+pub struct BindAddrs(Vec<IpAddr>);
+
+fn parse_bind(s: &str) -> Result<BindAddrs, String> {
+    parse_addrs(s).map(BindAddrs)
+}
+
+fn parse_addrs(s: &str) -> Result<Vec<IpAddr>, String> {
     if let Some((from, to)) = s.split_once('-') {
         let from: Ipv4Addr = from.parse().map_err(|_| format!("bad address {from:?}"))?;
         let to: Ipv4Addr = to.parse().map_err(|_| format!("bad address {to:?}"))?;
@@ -122,7 +130,7 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
     spec.connectors = args.connectors;
     spec.connect_rate = args.connect_rate;
     spec.scenario = args.scenario;
-    spec.bind = args.bind.unwrap_or_default();
+    spec.bind = args.bind.map(|b| b.0).unwrap_or_default();
     spec.tls = tls;
     spec.password = args.password;
     spec.id_tags = args.id_tags;
@@ -227,5 +235,20 @@ async fn report(fleet: &Arc<Fleet>, stop: impl std::future::Future<Output = ()>)
     bar.finish_and_clear();
     if !plain {
         eprintln!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_takes_a_range_or_a_list() {
+        let range = parse_addrs("127.0.0.2-127.0.0.9").unwrap();
+        assert_eq!(range.len(), 8);
+        assert_eq!(range[7], "127.0.0.9".parse::<IpAddr>().unwrap());
+        assert_eq!(parse_addrs("127.0.0.2, ::1").unwrap().len(), 2);
+        assert!(parse_addrs("127.0.0.9-127.0.0.2").is_err());
+        assert!(parse_addrs("nope").is_err());
     }
 }

@@ -112,7 +112,13 @@ fn ids(n: usize) -> Vec<String> {
 async fn two_hundred_piles_boot_run_sessions_and_the_central_shows_each_once() {
     let central = start_central(&state_dir("fleet-central"), None, &["--admission", "open"]);
     central.accept_id_tag(CARD).await;
-    let (_fleet, control) = start_fleet(200, &central.ocpp_url(), &state_dir("fleet200"), &[]);
+    // Connections from two loopback addresses, taken in turn.
+    let (_fleet, control) = start_fleet(
+        200,
+        &central.ocpp_url(),
+        &state_dir("fleet200"),
+        &["--bind", "127.0.0.2-127.0.0.3"],
+    );
     let summary = fleet_until(&control, "200 accepted", |s| s["accepted"] == 200).await;
     assert_eq!(summary["booted"], 200);
     assert_eq!(summary["failures"], 0);
