@@ -274,8 +274,8 @@ async fn run_one(args: &BenchArgs, central: Central, n: usize) -> anyhow::Result
     row.idle_cpu_central = cpu_share(server.pid(), c0, idle);
     row.fleet_kib_per_pile = rss_kib(fleet.pid()).saturating_sub(fleet_before) as f64 / n as f64;
     // Per connection: over those that were made (the open-file limit may stop the rest).
-    row.central_kib_per_conn = rss_kib(server.pid()).saturating_sub(central_before) as f64
-        / row.booted.max(1) as f64;
+    row.central_kib_per_conn =
+        rss_kib(server.pid()).saturating_sub(central_before) as f64 / row.booted.max(1) as f64;
 
     // Busy: sessions most of the time, meter values every 10 s.
     post_json(
@@ -350,7 +350,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         };
         // SAFETY: getrlimit only writes the struct passed.
         unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut files) };
-        if let Some(&n) = args.counts.iter().find(|n| **n as u64 + 64 > files.rlim_max) {
+        if let Some(&n) = args
+            .counts
+            .iter()
+            .find(|n| **n as u64 + 64 > files.rlim_max)
+        {
             eprintln!(
                 "the open-file hard limit is {}: a central or fleet process cannot hold {n} \
                  connections here (each raises its limit as far as the system lets it)",
