@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use central::store::{IdTagRow, WriteOp};
 use pile::config::keys;
+use sim::fleet::scenario::Dice;
 use sim::fleet::{Fleet, FleetSpec};
 
 #[derive(clap::Args)]
@@ -31,18 +32,6 @@ pub struct DemoArgs {
 const CARDS: [&str; 4] = ["DEMO-CARD-1", "DEMO-CARD-2", "DEMO-CARD-3", "DEMO-CARD-4"];
 /// The image ready for a campaign (the FAQ's ST MCU example name; its content is filler).
 const IMAGE: &str = "XSmart.V2.0.110(M3G31H)@7KW.EVPro.070";
-
-/// A small, seedable random number generator for the demo's choices (xorshift64).
-struct Dice(u64);
-
-impl Dice {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
 
 /// What the demo does with each of its piles.
 #[derive(Default, Clone, Copy)]
@@ -157,7 +146,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             central.token
         );
         let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64 | 1;
-        let mut dice = Dice(seed);
+        let mut dice = Dice::new(seed);
         let until = (args.run_for > 0)
             .then(|| tokio::time::Instant::now() + Duration::from_secs(args.run_for));
         let mut every = tokio::time::interval(Duration::from_secs(3));
