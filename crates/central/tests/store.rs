@@ -290,6 +290,39 @@ async fn piles_statuses_configuration_and_logs_on_both_databases() {
         );
         let history = repo.configuration_history("CP2").await.unwrap();
         assert_eq!(history.len(), 3, "{kind}: two first reads and one change");
+        // A key answered twice in one read is stored once, as its last answer.
+        apply(
+            &repo,
+            WriteOp::Configuration {
+                pile: "CP2".into(),
+                keys: vec![
+                    ("HeartbeatInterval".into(), Some("300".into()), false),
+                    ("HeartbeatInterval".into(), Some("600".into()), false),
+                ],
+            },
+        )
+        .await;
+        let rows = repo.configuration("CP2").await.unwrap();
+        assert!(
+            rows.iter()
+                .any(|r| r.key == "HeartbeatInterval" && r.value.as_deref() == Some("600")),
+            "{kind}: {rows:?}"
+        );
+        assert_eq!(repo.configuration_history("CP2").await.unwrap().len(), 4);
+
+        // The piles a batch heard from are seen at the batch's time, once each.
+        repo.apply(
+            &[
+                WriteOp::Seen { pile: "CP2".into() },
+                status("Charging", 4_000),
+                WriteOp::Seen { pile: "CP2".into() },
+            ],
+            77_000,
+        )
+        .await
+        .unwrap();
+        let p = repo.pile("CP2").await.unwrap().unwrap();
+        assert_eq!(p.last_seen, Some(77_000), "{kind}");
 
         let log = |time: i64, seq: i64| LogRow {
             pile: "CP2".into(),

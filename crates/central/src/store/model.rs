@@ -304,6 +304,21 @@ pub enum WriteOp {
     PutRollout(RolloutRow),
 }
 
+impl WriteOp {
+    /// The pile this write shows alive (its `last_seen` becomes the batch's time): the
+    /// messages a pile sends. A batch updates each such pile once, after its other writes.
+    pub fn seen_pile(&self) -> Option<&str> {
+        match self {
+            WriteOp::Seen { pile }
+            | WriteOp::Status { pile, .. }
+            | WriteOp::StartTransaction { pile, .. }
+            | WriteOp::StopTransaction { pile, .. }
+            | WriteOp::MeterValues { pile, .. } => Some(pile),
+            _ => None,
+        }
+    }
+}
+
 /// What a write answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteResult {

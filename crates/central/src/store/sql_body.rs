@@ -111,6 +111,10 @@ impl Repository for SqlRepository {
         for op in ops {
             results.push(apply_one(&mut tx, op, now).await?);
         }
+        let mut seen: Vec<&str> = ops.iter().filter_map(WriteOp::seen_pile).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        touch(&mut tx, &seen, now).await?;
         tx.commit().await?;
         Ok(results)
     }

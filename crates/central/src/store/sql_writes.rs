@@ -11,6 +11,9 @@ async fn find_id_tag(tx: &mut Tx, tag: &str) -> Result<Option<IdTagRow>, sqlx::E
         .transpose()
 }
 
+/// Rows per multi-row statement: well under the bind-parameter limit of either database.
+const ROWS_PER_STATEMENT: usize = 400;
+
 async fn insert_samples(
     tx: &mut Tx,
     pile: &str,
@@ -18,29 +21,104 @@ async fn insert_samples(
     transaction_id: Option<i64>,
     samples: &[MeterSample],
 ) -> Result<(), sqlx::Error> {
-    for s in samples {
-        sqlx::query(
-            "INSERT INTO meter_values (pile, connector, transaction_id, time, digest, sampled) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(pile)
-        .bind(connector)
-        .bind(transaction_id)
-        .bind(s.time)
-        .bind(digest(&s.sampled))
-        .bind(&s.sampled)
-        .execute(&mut **tx)
-        .await?;
+    for chunk in samples.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO meter_values (pile, connector, transaction_id, time, digest, sampled) ",
+        );
+        q.push_values(chunk, |mut b, s| {
+            b.push_bind(pile.to_owned())
+                .push_bind(connector)
+                .push_bind(transaction_id)
+                .push_bind(s.time)
+                .push_bind(digest(&s.sampled))
+                .push_bind(s.sampled.clone());
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
 
-async fn touch(tx: &mut Tx, pile: &str, now: Millis) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE piles SET last_seen = $1 WHERE id = $2")
-        .bind(now)
-        .bind(pile)
-        .execute(&mut **tx)
-        .await?;
+/// Sets `last_seen` of the piles a batch heard from, a few hundred per statement.
+async fn touch(tx: &mut Tx, piles: &[&str], now: Millis) -> Result<(), sqlx::Error> {
+    for chunk in piles.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<Db>::new("UPDATE piles SET last_seen = ");
+        q.push_bind(now).push(" WHERE id IN (");
+        let mut ids = q.separated(", ");
+        for id in chunk {
+            ids.push_bind((*id).to_owned());
+        }
+        q.push(")");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Stores the keys a GetConfiguration read, and each changed value in the history: one read of
+/// the pile's stored keys, then multi-row statements.
+async fn store_configuration(
+    tx: &mut Tx,
+    pile: &str,
+    keys: &[(String, Option<String>, bool)],
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    let stored: std::collections::HashMap<String, Option<String>> =
+        sqlx::query("SELECT key, value FROM configuration WHERE pile = $1")
+            .bind(pile)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+    // A key answered twice counts once, as its last answer.
+    let mut latest: Vec<&(String, Option<String>, bool)> = Vec::with_capacity(keys.len());
+    for kv in keys.iter().rev() {
+        if !latest.iter().any(|k| k.0 == kv.0) {
+            latest.push(kv);
+        }
+    }
+    latest.reverse();
+    let changed: Vec<(&str, Option<&str>, Option<&str>)> = latest
+        .iter()
+        .filter_map(|(key, value, _)| match stored.get(key) {
+            Some(old) if old == value => None,
+            old => Some((
+                key.as_str(),
+                old.and_then(|o| o.as_deref()),
+                value.as_deref(),
+            )),
+        })
+        .collect();
+    for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO configuration_history (pile, key, time, old_value, new_value) ",
+        );
+        q.push_values(chunk, |mut b, (key, old, new)| {
+            b.push_bind(pile.to_owned())
+                .push_bind((*key).to_owned())
+                .push_bind(now)
+                .push_bind(old.map(str::to_owned))
+                .push_bind(new.map(str::to_owned));
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    for chunk in latest.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO configuration (pile, key, value, readonly, read_at) ",
+        );
+        q.push_values(chunk, |mut b, (key, value, readonly)| {
+            b.push_bind(pile.to_owned())
+                .push_bind(key.clone())
+                .push_bind(value.clone())
+                .push_bind(flag(*readonly))
+                .push_bind(now);
+        });
+        q.push(
+            " ON CONFLICT (pile, key) DO UPDATE SET value = excluded.value, \
+             readonly = excluded.readonly, read_at = excluded.read_at",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -115,10 +193,8 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             .await?;
             Ok(WriteResult::Done)
         }
-        WriteOp::Seen { pile } => {
-            touch(tx, pile, now).await?;
-            Ok(WriteResult::Done)
-        }
+        // Its `last_seen` is set with the batch's other piles (`WriteOp::seen_pile`).
+        WriteOp::Seen { .. } => Ok(WriteResult::Done),
         WriteOp::Status {
             pile,
             connector,
@@ -160,7 +236,6 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             .bind(info)
             .execute(&mut **tx)
             .await?;
-            touch(tx, pile, now).await?;
             Ok(WriteResult::Done)
         }
         WriteOp::StartTransaction {
@@ -171,7 +246,6 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             reservation_id,
             time,
         } => {
-            touch(tx, pile, now).await?;
             let tag = find_id_tag(tx, id_tag).await?;
             // The same start sent again (under its id or a new one) is the same transaction.
             let existing: Option<i64> = sqlx::query_scalar(
@@ -223,7 +297,6 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             reason,
             data,
         } => {
-            touch(tx, pile, now).await?;
             let tag = match id_tag {
                 Some(t) => find_id_tag(tx, t).await?,
                 None => None,
@@ -291,7 +364,6 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             transaction_id,
             samples,
         } => {
-            touch(tx, pile, now).await?;
             insert_samples(tx, pile, *connector, *transaction_id, samples).await?;
             Ok(WriteResult::Done)
         }
@@ -328,40 +400,7 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             Ok(WriteResult::Done)
         }
         WriteOp::Configuration { pile, keys } => {
-            for (key, value, readonly) in keys {
-                let old: Option<Option<String>> = sqlx::query_scalar(
-                    "SELECT value FROM configuration WHERE pile = $1 AND key = $2",
-                )
-                .bind(pile)
-                .bind(key)
-                .fetch_optional(&mut **tx)
-                .await?;
-                if old.as_ref() != Some(value) {
-                    sqlx::query(
-                        "INSERT INTO configuration_history (pile, key, time, old_value, new_value) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(pile)
-                    .bind(key)
-                    .bind(now)
-                    .bind(old.flatten())
-                    .bind(value)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                sqlx::query(
-                    "INSERT INTO configuration (pile, key, value, readonly, read_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (pile, key) DO UPDATE SET \
-                     value = excluded.value, readonly = excluded.readonly, read_at = excluded.read_at",
-                )
-                .bind(pile)
-                .bind(key)
-                .bind(value)
-                .bind(flag(*readonly))
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-            }
+            store_configuration(tx, pile, keys, now).await?;
             Ok(WriteResult::Done)
         }
         WriteOp::PutIdTag(tag) => {
