@@ -111,6 +111,7 @@ impl Repository for SqlRepository {
         for op in ops {
             results.push(apply_one(&mut tx, op, now).await?);
         }
+        insert_samples(&mut tx, &batch_samples(ops)).await?;
         let mut seen: Vec<&str> = ops.iter().filter_map(WriteOp::seen_pile).collect();
         seen.sort_unstable();
         seen.dedup();

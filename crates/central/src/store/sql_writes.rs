@@ -14,24 +14,49 @@ async fn find_id_tag(tx: &mut Tx, tag: &str) -> Result<Option<IdTagRow>, sqlx::E
 /// Rows per multi-row statement: well under the bind-parameter limit of either database.
 const ROWS_PER_STATEMENT: usize = 400;
 
-async fn insert_samples(
-    tx: &mut Tx,
-    pile: &str,
+/// One meter value row to insert.
+struct SampleRow<'a> {
+    pile: &'a str,
     connector: i64,
     transaction_id: Option<i64>,
-    samples: &[MeterSample],
-) -> Result<(), sqlx::Error> {
-    for chunk in samples.chunks(ROWS_PER_STATEMENT) {
+    sample: &'a MeterSample,
+}
+
+/// The meter value rows of a batch's MeterValues, inserted after its other writes (nothing in
+/// a batch reads them).
+fn batch_samples(ops: &[WriteOp]) -> Vec<SampleRow<'_>> {
+    let mut rows = Vec::new();
+    for op in ops {
+        if let WriteOp::MeterValues {
+            pile,
+            connector,
+            transaction_id,
+            samples,
+        } = op
+        {
+            rows.extend(samples.iter().map(|sample| SampleRow {
+                pile,
+                connector: *connector,
+                transaction_id: *transaction_id,
+                sample,
+            }));
+        }
+    }
+    rows
+}
+
+async fn insert_samples(tx: &mut Tx, rows: &[SampleRow<'_>]) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut q = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO meter_values (pile, connector, transaction_id, time, digest, sampled) ",
         );
-        q.push_values(chunk, |mut b, s| {
-            b.push_bind(pile.to_owned())
-                .push_bind(connector)
-                .push_bind(transaction_id)
-                .push_bind(s.time)
-                .push_bind(digest(&s.sampled))
-                .push_bind(s.sampled.clone());
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(r.pile.to_owned())
+                .push_bind(r.connector)
+                .push_bind(r.transaction_id)
+                .push_bind(r.sample.time)
+                .push_bind(digest(&r.sample.sampled))
+                .push_bind(r.sample.sampled.clone());
         });
         q.push(" ON CONFLICT DO NOTHING");
         q.build().execute(&mut **tx).await?;
@@ -348,25 +373,20 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
                     None
                 }
             };
-            insert_samples(
-                tx,
-                pile,
-                connector.unwrap_or(0),
-                Some(*transaction_id),
-                data,
-            )
-            .await?;
+            let rows: Vec<SampleRow> = data
+                .iter()
+                .map(|sample| SampleRow {
+                    pile,
+                    connector: connector.unwrap_or(0),
+                    transaction_id: Some(*transaction_id),
+                    sample,
+                })
+                .collect();
+            insert_samples(tx, &rows).await?;
             Ok(WriteResult::Stopped { id_tag: tag })
         }
-        WriteOp::MeterValues {
-            pile,
-            connector,
-            transaction_id,
-            samples,
-        } => {
-            insert_samples(tx, pile, *connector, *transaction_id, samples).await?;
-            Ok(WriteResult::Done)
-        }
+        // Its rows are inserted with the batch's others (`batch_samples`).
+        WriteOp::MeterValues { .. } => Ok(WriteResult::Done),
         WriteOp::Event {
             pile,
             kind,
