@@ -106,6 +106,7 @@ async fn connect_inner(config: &ClientConfig) -> Result<WsStream, TransportError
             } else {
                 TcpSocket::new_v6()?
             };
+            no_port_at_bind(&socket);
             socket.bind(SocketAddr::new(local, 0))?;
             socket.connect(remote).await?
         }
@@ -134,3 +135,26 @@ async fn connect_inner(config: &ClientConfig) -> Result<WsStream, TransportError
     }
     Ok(ws)
 }
+
+/// Lets the kernel pick the source port at connect time, for the whole address pair, rather
+/// than at bind time among the ports free on the address: with thousands of connections from
+/// one address, the bind-time search is what a connect costs.
+#[cfg(target_os = "linux")]
+fn no_port_at_bind(socket: &TcpSocket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `on`, which lives across the
+    // call; the descriptor is the socket's own. A failure leaves the default behaviour.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn no_port_at_bind(_: &TcpSocket) {}
