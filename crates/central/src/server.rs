@@ -122,8 +122,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     let (token, token_generated) = api_token(&options)?;
     let repo = crate::store::open(&options.db_url()).await?;
     let metrics = Arc::new(crate::metrics::Metrics::default());
-    let writer = crate::store::Writer::start(repo.clone(), metrics.clone());
-    let log = crate::store::LogWriter::start(repo.clone(), metrics.clone()).await?;
+    let (writer, log) = crate::store::Writer::start(repo.clone(), metrics.clone()).await?;
     let listener = TcpListener::bind(options.listen)
         .await
         .map_err(|e| StartError::Io(options.listen.to_string(), e))?;

@@ -436,7 +436,16 @@ async fn piles_statuses_configuration_and_logs_on_both_databases() {
 async fn one_failing_write_does_not_fail_its_batch() {
     for (kind, repo) in repositories("batch").await {
         let metrics = Arc::new(central::metrics::Metrics::default());
-        let writer = Writer::start(repo.clone(), metrics);
+        let (writer, log) = Writer::start(repo.clone(), metrics).await.unwrap();
+        // A pile's frame with a NUL character: logged with it replaced, in the batch's
+        // transaction or (when the batch fails) on its own.
+        log.message(
+            "CP3",
+            "in",
+            Some("DataTransfer".into()),
+            Some("7".into()),
+            "[2,\"7\",\"DataTransfer\",{\"vendorId\":\"a\0b\"}]",
+        );
         // PostgreSQL refuses a NUL character in text; SQLite takes it.
         let poison = WriteOp::Event {
             pile: "CP3".into(),
@@ -460,6 +469,12 @@ async fn one_failing_write_does_not_fail_its_batch() {
         c.unwrap();
         assert_eq!(b.is_err(), kind == "postgres", "{kind}: {b:?}");
         assert_eq!(repo.piles().await.unwrap().len(), 2, "{kind}");
+        let logged = repo.messages("CP3", None, 10).await.unwrap();
+        assert_eq!(logged.len(), 1, "{kind}");
+        assert_eq!(
+            logged[0].frame, "[2,\"7\",\"DataTransfer\",{\"vendorId\":\"a\u{FFFD}b\"}]",
+            "{kind}"
+        );
     }
 }
 

@@ -31,14 +31,30 @@ pub enum StoreError {
 /// Everything the central system reads and writes.
 #[async_trait]
 pub trait Repository: Send + Sync + 'static {
+    /// Applies the writes in one database transaction, in order, and appends the log rows in
+    /// the same transaction; all or none.
+    async fn apply_and_log(
+        &self,
+        ops: &[WriteOp],
+        log: LogBatch<'_>,
+        now: Millis,
+    ) -> Result<Vec<WriteResult>, StoreError>;
     /// Applies the writes in one database transaction, in order; all or none.
-    async fn apply(&self, ops: &[WriteOp], now: Millis) -> Result<Vec<WriteResult>, StoreError>;
+    async fn apply(&self, ops: &[WriteOp], now: Millis) -> Result<Vec<WriteResult>, StoreError> {
+        self.apply_and_log(ops, LogBatch::default(), now).await
+    }
     /// Appends to the raw message log and the deviations.
     async fn append_log(
         &self,
         messages: &[LogRow],
         deviations: &[DeviationRow],
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let log = LogBatch {
+            messages,
+            deviations,
+        };
+        self.apply_and_log(&[], log, 0).await.map(drop)
+    }
     /// Removes log rows and deviations older than `before`; how many.
     async fn prune_log(&self, before: Millis) -> Result<u64, StoreError>;
     async fn max_log_seq(&self) -> Result<i64, StoreError>;

@@ -110,6 +110,23 @@ pub struct LogRow {
     pub frame: String,
 }
 
+/// Message log and deviation rows written with a batch of writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogBatch<'a> {
+    pub messages: &'a [LogRow],
+    pub deviations: &'a [DeviationRow],
+}
+
+impl LogBatch<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.deviations.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len() + self.deviations.len()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviationRow {
     pub pile: String,

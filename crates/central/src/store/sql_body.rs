@@ -105,7 +105,12 @@ const TRANSACTION_COLUMNS: &str = "id, pile, connector, id_tag, start_time, mete
 
 #[async_trait]
 impl Repository for SqlRepository {
-    async fn apply(&self, ops: &[WriteOp], now: Millis) -> Result<Vec<WriteResult>, StoreError> {
+    async fn apply_and_log(
+        &self,
+        ops: &[WriteOp],
+        log: LogBatch<'_>,
+        now: Millis,
+    ) -> Result<Vec<WriteResult>, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN).await?;
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
@@ -116,46 +121,9 @@ impl Repository for SqlRepository {
         seen.sort_unstable();
         seen.dedup();
         touch(&mut tx, &seen, now).await?;
+        insert_log(&mut tx, log).await?;
         tx.commit().await?;
         Ok(results)
-    }
-
-    async fn append_log(
-        &self,
-        messages: &[LogRow],
-        deviations: &[DeviationRow],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN).await?;
-        for chunk in messages.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<Db>::new(
-                "INSERT INTO message_log (pile, time, seq, direction, action, message_id, frame) ",
-            );
-            q.push_values(chunk, |mut b, m| {
-                b.push_bind(m.pile.clone())
-                    .push_bind(m.time)
-                    .push_bind(m.seq)
-                    .push_bind(m.direction)
-                    .push_bind(m.action.clone())
-                    .push_bind(m.message_id.clone())
-                    .push_bind(m.frame.clone());
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        for chunk in deviations.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<Db>::new(
-                "INSERT INTO deviations (pile, time, action, kind, detail) ",
-            );
-            q.push_values(chunk, |mut b, d| {
-                b.push_bind(d.pile.clone())
-                    .push_bind(d.time)
-                    .push_bind(d.action.clone())
-                    .push_bind(d.kind.clone())
-                    .push_bind(d.detail.clone());
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn prune_log(&self, before: Millis) -> Result<u64, StoreError> {
@@ -471,4 +439,37 @@ impl Repository for SqlRepository {
     async fn rollouts(&self, campaign: i64) -> Result<Vec<RolloutRow>, StoreError> {
         self.read_rollouts(campaign).await
     }
+}
+
+/// The message log and deviation rows of a batch, in multi-row statements.
+async fn insert_log(tx: &mut Tx, log: LogBatch<'_>) -> Result<(), sqlx::Error> {
+    for chunk in log.messages.chunks(500) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO message_log (pile, time, seq, direction, action, message_id, frame) ",
+        );
+        q.push_values(chunk, |mut b, m| {
+            b.push_bind(m.pile.clone())
+                .push_bind(m.time)
+                .push_bind(m.seq)
+                .push_bind(m.direction)
+                .push_bind(m.action.clone())
+                .push_bind(m.message_id.clone())
+                .push_bind(m.frame.clone());
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    for chunk in log.deviations.chunks(500) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO deviations (pile, time, action, kind, detail) ",
+        );
+        q.push_values(chunk, |mut b, d| {
+            b.push_bind(d.pile.clone())
+                .push_bind(d.time)
+                .push_bind(d.action.clone())
+                .push_bind(d.kind.clone())
+                .push_bind(d.detail.clone());
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
