@@ -126,10 +126,6 @@ pub async fn open(url: &str) -> Result<Arc<dyn Repository>, StoreError> {
             .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(false)
-            // 32 MiB of page cache per connection (SQLite's default is 2 MiB): the indexes of
-            // the meter values and the message log stay in memory instead of being read back
-            // and spilled in the middle of each transaction.
-            .pragma("cache_size", "-32768")
             // Checkpoint every 16 MiB of WAL rather than every 4 MiB: the pages a checkpoint
             // copies are mostly the same hot index pages, so fewer checkpoints copy less.
             .pragma("wal_autocheckpoint", "4000");
