@@ -158,13 +158,45 @@ fn a_new_name_reconnects_at_the_new_url_after_the_answer() {
     assert_eq!(boot[0][2], "BootNotification");
     assert_eq!(boot[0][3]["chargePointSerialNumber"], "SN0001");
 
-    // With UrlHasServerToken the URL is the configured one alone.
+    // With UrlHasServerToken the URL is the configured one alone. The boot is still waiting
+    // for its answer: the pile answers, and moves once the central has answered it too (a
+    // central that handles one frame at a time would otherwise find the connection closed
+    // while it answers, and never read the ChangeConfiguration's answer).
     let out = p.central_calls(
         "ChangeConfiguration",
         json!({"key":"UrlHasServerToken","value":"true"}),
     );
     assert!(
-        matches!(out.last(), Some(Output::Connect(t)) if t.url == "ws://central.example:9000/ocpp/")
+        !out.iter().any(|o| matches!(o, Output::Connect(_))),
+        "{out:?}"
+    );
+    assert!(out.contains(&Output::Send(r#"[3,"cs-1",{"status":"Accepted"}]"#.into())));
+    let out = p.reply(
+        &boot[0],
+        json!({"status":"Accepted","currentTime":"2026-11-24T12:00:00.000Z","interval":900}),
+    );
+    assert!(
+        matches!(out.last(), Some(Output::Connect(t)) if t.url == "ws://central.example:9000/ocpp/"),
+        "{out:?}"
+    );
+    // The old server's acceptance does not count: the new one gets a BootNotification.
+    let boot = Pile::frames(&p.input(Input::Connected));
+    assert_eq!(boot[0][2], "BootNotification");
+
+    // A CALL that is never answered holds the move back two seconds at the most.
+    let out = p.central_calls(
+        "ChangeConfiguration",
+        json!({"key":"UrlHasServerToken","value":"false"}),
+    );
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Connect(_))),
+        "{out:?}"
+    );
+    assert!(p.advance(std::time::Duration::from_millis(1900)).is_empty());
+    let out = p.advance(std::time::Duration::from_millis(100));
+    assert!(
+        matches!(out.last(), Some(Output::Connect(t)) if t.url == "ws://central.example:9000/ocpp/PILE-7"),
+        "{out:?}"
     );
 }
 

@@ -219,9 +219,10 @@ impl ChargePoint {
         };
         match spec.on_change {
             OnChange::Reconnect => {
-                // A new identity or server: connect there once the answer is out, and boot anew.
+                // A new identity or server: connect there once the answer is out (and the
+                // CALL in flight is answered), and boot anew.
                 self.session.move_to(target_of(&self.config), now);
-                self.reconnect_now();
+                self.move_soon(now);
             }
             OnChange::Heartbeat => self.session.activity(now),
             OnChange::ClockAligned => self.metering.next_aligned = self.next_aligned_after(now),

@@ -244,6 +244,8 @@ type Reported = (ChargePointStatus, ChargePointErrorCode, Option<String>);
 
 /// How long to wait before another BootNotification when the central gave no interval.
 const BOOT_RETRY: Duration = Duration::from_secs(60);
+/// The longest new server settings wait for the answer to a CALL in flight.
+const MOVE_WAIT: Duration = Duration::from_secs(2);
 
 fn target_of(config: &Configuration) -> Target {
     let settings = config.websocket_settings();
@@ -411,6 +413,7 @@ impl ChargePoint {
             self.link.rpc.next_deadline(),
             self.session.deadlines()[0],
             self.session.deadlines()[1],
+            self.session.deadlines()[2],
             heartbeat,
             fallback,
             preparing,

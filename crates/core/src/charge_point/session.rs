@@ -18,6 +18,9 @@ pub(super) struct Session {
     failures: u32,
     last_activity: Duration,
     trying_settings_since: Option<Duration>,
+    /// New server settings wait for the answer to the CALL in flight on the old connection,
+    /// until this instant at the latest.
+    moving_by: Option<Duration>,
     jitter: u64,
 }
 
@@ -33,6 +36,7 @@ impl Session {
             failures: 0,
             last_activity: now,
             trying_settings_since: None,
+            moving_by: None,
             jitter,
         }
     }
@@ -74,9 +78,9 @@ impl Session {
         self.trying_settings_since
     }
 
-    /// When the next boot or connection attempt is due.
-    pub fn deadlines(&self) -> [Option<Duration>; 2] {
-        [self.next_boot, self.next_connect]
+    /// When the next boot, connection attempt or move is due.
+    pub fn deadlines(&self) -> [Option<Duration>; 3] {
+        [self.next_boot, self.next_connect, self.moving_by]
     }
 }
 
@@ -145,6 +149,9 @@ impl ChargePoint {
             self.metering.next_aligned = self.next_aligned_after(now);
         }
         self.pump_outbox(now);
+        if self.session.moving_by.is_some_and(|t| now >= t) {
+            self.reconnect_now();
+        }
         if self.session.next_connect.is_some_and(|t| now >= t) {
             self.session.next_connect = None;
             self.link
@@ -211,6 +218,25 @@ impl ChargePoint {
         &mut self,
         ticket: Ticket,
         _action: Action,
+        outcome: Result<Decoded<Response>, CallFailure>,
+        now: Duration,
+    ) {
+        if self.session.moving_by.is_some() {
+            // The answer the move waited for: the old server's word on a boot no longer
+            // counts; anything else is taken as usual. Then off to the new server.
+            if matches!(self.link.awaited.get(&ticket), Some(Awaited::Boot)) {
+                self.link.awaited.remove(&ticket);
+            } else {
+                self.on_answer(ticket, outcome, now);
+            }
+            return self.reconnect_now();
+        }
+        self.on_answer(ticket, outcome, now);
+    }
+
+    fn on_answer(
+        &mut self,
+        ticket: Ticket,
         outcome: Result<Decoded<Response>, CallFailure>,
         now: Duration,
     ) {
@@ -298,8 +324,21 @@ impl ChargePoint {
         self.outbox.forget_call();
     }
 
+    /// New server settings: the move waits for the answer to a CALL in flight, so that a
+    /// central system busy answering it does not find the connection closed (and miss the
+    /// answer to the ChangeConfiguration that was sent before), but not beyond `MOVE_WAIT`.
+    pub(super) fn move_soon(&mut self, now: Duration) {
+        if self.session.connected && self.link.rpc.outstanding().is_some() {
+            self.drain_transmit();
+            self.session.moving_by = Some(now + MOVE_WAIT);
+        } else {
+            self.reconnect_now();
+        }
+    }
+
     /// The connection is gone: no CALL in flight, no BootNotification planned on it.
     fn drop_connection(&mut self) {
+        self.session.moving_by = None;
         self.forget_calls();
         self.session.connected = false;
         self.session.next_boot = None;
