@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ocpp::{Action, CiString50, GetConfigurationRequest, Response};
-use vendor::keys::{GET_CONFIGURATION_MAX_KEYS, VENDOR_KEYS};
+use oem::keys::{GET_CONFIGURATION_MAX_KEYS, VENDOR_KEYS};
 
 use crate::sessions::{Delivery, DeliveryError};
 use crate::store::WriteOp;

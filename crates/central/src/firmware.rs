@@ -89,14 +89,14 @@ pub async fn store(central: &Central, new: NewImage, body: Bytes) -> ApiResult<I
         ));
     }
     let clean = |s: Option<String>| s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    let target = clean(new.target).unwrap_or_else(|| vendor::firmware::target_from_name(&new.name));
+    let target = clean(new.target).unwrap_or_else(|| oem::firmware::target_from_name(&new.name));
     let version = clean(new.version);
     if version.as_ref().is_some_and(|v| v.chars().count() > 50) {
         return Err(ApiError::bad_request(
             "`version` is longer than 50 characters (BootNotification's firmwareVersion)",
         ));
     }
-    let model = clean(new.model).or_else(|| vendor::firmware::model_from_name(&new.name));
+    let model = clean(new.model).or_else(|| oem::firmware::model_from_name(&new.name));
     let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
     let dir = dir(central);
     let path = dir.join(&sha256);

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use vendor::keys::*;
-use vendor::{Mask, NetState, WebsocketSettings, FAULT_MASK, FUNCTION_MASK};
+use oem::keys::*;
+use oem::{Mask, NetState, WebsocketSettings, FAULT_MASK, FUNCTION_MASK};
 
 use crate::store::ConfigRow;
 
@@ -200,7 +200,7 @@ pub fn changes(patch: &VendorPatch, current: &[ConfigRow]) -> Result<Changes, St
         );
     }
     if let Some(alias) = &patch.alias {
-        vendor::validate_name(alias).map_err(|e| format!("alias: {e}"))?;
+        oem::validate_name(alias).map_err(|e| format!("alias: {e}"))?;
         first.push((VENDOR_CHARGE_BOX_ID, alias.clone()));
     }
     if let Some(v) = patch.direct_work_mode {
@@ -208,7 +208,7 @@ pub fn changes(patch: &VendorPatch, current: &[ConfigRow]) -> Result<Changes, St
     }
     if let Some(insight) = &patch.insight {
         let v = insight.clone().unwrap_or_default();
-        vendor::parse_insight(&v).map_err(|e| format!("insight: {e}"))?;
+        oem::parse_insight(&v).map_err(|e| format!("insight: {e}"))?;
         first.push((DBG_ENABLE_INSIGHT, v));
     }
     if let Some(h) = patch.heartbeat_interval {
@@ -234,7 +234,7 @@ pub fn changes(patch: &VendorPatch, current: &[ConfigRow]) -> Result<Changes, St
         last.push((URL_HAS_SERVER_TOKEN, v.to_string()));
     }
     if let Some(name) = &patch.name {
-        vendor::validate_name(name).map_err(|e| format!("name: {e}"))?;
+        oem::validate_name(name).map_err(|e| format!("name: {e}"))?;
         last.push((VENDOR_CHARGE_POINT_NAME, name.clone()));
     }
     if let Some(ws) = &patch.websocket {

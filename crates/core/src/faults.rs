@@ -80,7 +80,7 @@ impl Fault {
 
     /// The vendorErrorCode bit of FAQ 3.6, for the faults its table lists.
     pub fn vendor_bit(self) -> Option<u32> {
-        use vendor::error_codes as e;
+        use oem::error_codes as e;
         match self {
             Fault::CpDiode => Some(e::CP_MINUS_12V.bit),
             Fault::Flash => Some(e::FLASH.bit),
@@ -126,7 +126,7 @@ impl Fault {
 
     /// What the fault does under the masks, or `None` when it is not detected or ignored.
     pub fn effect(self, fault_mask: u32, function_mask: u32) -> Option<Effect> {
-        let (faults, functions) = (&vendor::FAULT_MASK, &vendor::FUNCTION_MASK);
+        let (faults, functions) = (&oem::FAULT_MASK, &oem::FUNCTION_MASK);
         if self
             .detection_off_bit()
             .is_some_and(|bit| faults.is_set(fault_mask, bit))
@@ -176,7 +176,7 @@ pub fn assess(active: &BTreeSet<Fault>, fault_mask: u32, function_mask: u32) -> 
     Assessment {
         effect: strongest,
         error_code,
-        vendor_error_code: vendor::error_codes::format(bits),
+        vendor_error_code: oem::error_codes::format(bits),
     }
 }
 

@@ -19,4 +19,4 @@ pub use charge_point::{
     DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME, RESET_STOP_WAIT,
 };
 pub use durable::{Durable, Queued, Transaction, TransactionMessage};
-pub use vendor::NetState;
+pub use oem::NetState;

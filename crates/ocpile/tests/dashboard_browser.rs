@@ -199,7 +199,7 @@ async fn the_dashboard_in_chromium() {
         .find_all(Locator::Css("input[name='fault_mask']"))
         .await
         .unwrap();
-    assert_eq!(fault_bits.len(), vendor::FAULT_MASK.bits.len());
+    assert_eq!(fault_bits.len(), oem::FAULT_MASK.bits.len());
     // A command button: its answer shown.
     c.find(Locator::XPath("//button[text()='Clear cache']"))
         .await

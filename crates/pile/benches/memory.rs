@@ -173,7 +173,7 @@ fn host_memory() {
                 factory: pile::config::Factory {
                     serial_number: format!("MEM-{i}"),
                     connectors: 1,
-                    settings: vendor::WebsocketSettings::from_url(&url).unwrap(),
+                    settings: oem::WebsocketSettings::from_url(&url).unwrap(),
                     offline_cards: Vec::new(),
                 },
                 identity: pile::Identity {

@@ -45,7 +45,7 @@ async fn a_pile_runs_on_a_store_of_another_kind() {
         factory: Factory {
             serial_number: "MEM-1".into(),
             connectors: 1,
-            settings: vendor::WebsocketSettings::from_url(&format!(
+            settings: oem::WebsocketSettings::from_url(&format!(
                 "ws://{}/ocpp/",
                 server.local_addr()
             ))

@@ -91,7 +91,7 @@ async fn admit(
         return Ok(Err(format!("it is in campaign {other}, still running")));
     }
     for image in images {
-        if let Err(misfit) = vendor::firmware::fits(image.model.as_deref(), row.model.as_deref()) {
+        if let Err(misfit) = oem::firmware::fits(image.model.as_deref(), row.model.as_deref()) {
             return Ok(Err(format!("{}: {misfit}", image.name)));
         }
     }

@@ -67,7 +67,7 @@ pub fn connector_view(c: &ConnectorRow) -> ConnectorView {
         faults: c
             .vendor_error_code
             .as_deref()
-            .map(vendor::error_codes::decode)
+            .map(oem::error_codes::decode)
             .unwrap_or_default(),
         info: c.info.clone(),
         since: time(c.time),

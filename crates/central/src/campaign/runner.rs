@@ -358,7 +358,7 @@ fn message(command: &Command) -> Result<(Action, String), String> {
             Action::GetConfiguration,
             ocpp::encode(&GetConfigurationRequest {
                 key: Some(vec![CiString50::truncating(
-                    vendor::keys::GET_FIRMWARE_UPGRADE_PERCENTAGES,
+                    oem::keys::GET_FIRMWARE_UPGRADE_PERCENTAGES,
                 )]),
             }),
         ),
@@ -393,7 +393,7 @@ async fn execute(central: &Central, pile: &str, command: &Command) -> Answer {
                     .find(|k| {
                         k.key
                             .as_str()
-                            .eq_ignore_ascii_case(vendor::keys::GET_FIRMWARE_UPGRADE_PERCENTAGES)
+                            .eq_ignore_ascii_case(oem::keys::GET_FIRMWARE_UPGRADE_PERCENTAGES)
                     })
                     .and_then(|k| k.value.map(|v| v.as_str().to_owned())),
             ),

@@ -313,7 +313,7 @@ fn commands(id: &str, p: &Value) -> Markup {
 }
 
 fn standard_keys(id: &str, config: &Value) -> Markup {
-    let vendor: Vec<&str> = vendor::keys::VENDOR_KEYS.to_vec();
+    let vendor: Vec<&str> = oem::keys::VENDOR_KEYS.to_vec();
     html! {
         p.hint { "read " (when(&config["read_at"])) }
         table.keys {

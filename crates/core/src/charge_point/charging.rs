@@ -69,7 +69,7 @@ impl Default for Connector {
 impl ChargePoint {
     /// Whether OEM_FunctionMask sets the bit of that name (FAQ 3.13).
     fn function(&self, bit: &str) -> bool {
-        vendor::FUNCTION_MASK.is_set(self.config.mask(keys::OEM_FUNCTION_MASK), bit)
+        oem::FUNCTION_MASK.is_set(self.config.mask(keys::OEM_FUNCTION_MASK), bit)
     }
 
     pub(super) fn beep(&mut self, beep: Beep) {

@@ -41,7 +41,7 @@ use crate::durable::Durable;
 use crate::faults::{self, Assessment, Effect, Fault};
 use crate::hardware::{Beep, HardwareCommand, MeterReading, Pilot};
 use ocpp::{MeterValuesRequest, ReadingContext};
-use vendor::NetState;
+use oem::NetState;
 
 /// What the pile says about itself in BootNotification.
 #[derive(Debug, Clone, PartialEq, Eq)]

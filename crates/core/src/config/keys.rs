@@ -4,8 +4,8 @@
 //! the supported profiles need, the FAQ's sections for the vendor keys). Code reads and writes
 //! keys through the typed handles this file declares, never by string.
 
-use vendor::keys as vk;
-use vendor::{WebsocketSettings, FAULT_MASK_BITS, FUNCTION_MASK_BITS};
+use oem::keys as vk;
+use oem::{WebsocketSettings, FAULT_MASK_BITS, FUNCTION_MASK_BITS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -260,15 +260,15 @@ pub fn canonical(kind: Kind, value: &str) -> Result<String, String> {
                 None => Ok(items.join(",")),
             }
         }
-        Kind::Name => vendor::validate_name(value).map(|()| value.to_owned()),
+        Kind::Name => oem::validate_name(value).map(|()| value.to_owned()),
         Kind::WebsocketSettings => value
             .parse::<WebsocketSettings>()
             .map(|s| s.to_string())
             .map_err(|e| e.to_string()),
         Kind::Mask { allowed_bits } => {
-            vendor::parse_mask(value, allowed_bits).map(|m| m.to_string())
+            oem::parse_mask(value, allowed_bits).map(|m| m.to_string())
         }
-        Kind::Insight => vendor::parse_insight(value).map(|_| value.to_owned()),
+        Kind::Insight => oem::parse_insight(value).map(|_| value.to_owned()),
         Kind::Fixed | Kind::Live(_) => Err("read-only".into()),
     }
 }

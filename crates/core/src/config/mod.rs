@@ -10,7 +10,7 @@ use ocpp::{
 };
 
 pub use keys::{measurand_items, spec, Access, Factory, Key, KeySpec, Kind, Live, OnChange, KEYS};
-pub use vendor::{
+pub use oem::{
     parse_insight, parse_mask, validate_name, InvalidSetting, WebsocketSettings, FAULT_MASK_BITS,
     FUNCTION_MASK_BITS, MAX_NAME_LEN,
 };
