@@ -2,6 +2,7 @@
 //! PostgreSQL with the same portable SQL, and a writer that commits many writes in one
 //! database transaction (group commit).
 
+mod column;
 pub mod model;
 mod writer;
 

@@ -1,11 +1,14 @@
-//! What the store keeps, as rows, and the writes it takes.
+//! What the store keeps, as rows, and the writes it takes. Each row type reads its columns by
+//! name (`sqlx::FromRow`), the one mapping of SQLite's and PostgreSQL's rows.
 
 use serde::Serialize;
+
+use super::column::{Direction, Flag};
 
 /// Milliseconds since the Unix epoch (UTC).
 pub type Millis = i64;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PileRow {
     pub id: String,
     pub password_hash: Option<String>,
@@ -27,7 +30,7 @@ pub struct PileRow {
     pub last_seen: Option<Millis>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ConnectorRow {
     pub pile: String,
     pub connector: i64,
@@ -38,23 +41,26 @@ pub struct ConnectorRow {
     pub time: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TransactionRow {
     pub id: i64,
     pub pile: String,
     pub connector: Option<i64>,
     pub id_tag: Option<String>,
+    #[sqlx(rename = "start_time")]
     pub start: Option<Millis>,
     pub meter_start: Option<i64>,
     pub reservation_id: Option<i64>,
+    #[sqlx(rename = "stop_time")]
     pub stop: Option<Millis>,
     pub meter_stop: Option<i64>,
     pub stop_id_tag: Option<String>,
     pub reason: Option<String>,
+    #[sqlx(try_from = "Flag")]
     pub reconciled: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct MeterValueRow {
     pub pile: String,
     pub connector: i64,
@@ -64,7 +70,7 @@ pub struct MeterValueRow {
     pub sampled: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct IdTagRow {
     pub id_tag: String,
     /// An OCPP AuthorizationStatus: `Accepted`, `Blocked`, `Expired`, `Invalid`.
@@ -73,15 +79,16 @@ pub struct IdTagRow {
     pub parent_id_tag: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ConfigRow {
     pub key: String,
     pub value: Option<String>,
+    #[sqlx(try_from = "Flag")]
     pub readonly: bool,
     pub read_at: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ConfigChange {
     pub key: String,
     pub time: Millis,
@@ -89,7 +96,7 @@ pub struct ConfigChange {
     pub new_value: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefusedRow {
     pub time: Millis,
     pub remote: String,
@@ -98,12 +105,13 @@ pub struct RefusedRow {
     pub http_status: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LogRow {
     pub pile: String,
     pub time: Millis,
     pub seq: i64,
     /// `in` or `out`.
+    #[sqlx(try_from = "Direction")]
     pub direction: &'static str,
     pub action: Option<String>,
     pub message_id: Option<String>,
@@ -127,7 +135,7 @@ impl LogBatch<'_> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeviationRow {
     pub pile: String,
     pub time: Millis,
@@ -136,7 +144,7 @@ pub struct DeviationRow {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EventRow {
     pub pile: String,
     pub time: Millis,
@@ -144,7 +152,7 @@ pub struct EventRow {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CommandRow {
     pub id: i64,
     pub pile: String,
@@ -158,7 +166,7 @@ pub struct CommandRow {
 }
 
 /// A firmware image the central system serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ImageRow {
     /// Given by the store when it is inserted.
     pub id: i64,
@@ -171,7 +179,7 @@ pub struct ImageRow {
     pub created_at: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CampaignRow {
     pub id: i64,
     pub created_at: Millis,
@@ -183,7 +191,7 @@ pub struct CampaignRow {
 }
 
 /// One pile of a campaign.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RolloutRow {
     pub campaign: i64,
     pub position: i64,

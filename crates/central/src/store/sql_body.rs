@@ -2,13 +2,11 @@
 // and the PostgreSQL module: the SQL is portable, so both run the same statements.
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::model::*;
 use super::{Repository, StoreError};
 
 type Tx = sqlx::Transaction<'static, Db>;
-type DbRow = <Db as sqlx::Database>::Row;
 
 /// The repository on one pool.
 pub struct SqlRepository {
@@ -35,66 +33,6 @@ impl SqlRepository {
 
 fn flag(b: bool) -> i64 {
     i64::from(b)
-}
-
-fn pile_row(r: &DbRow) -> Result<PileRow, sqlx::Error> {
-    Ok(PileRow {
-        id: r.try_get("id")?,
-        password_hash: r.try_get("password_hash")?,
-        registration: r.try_get("registration")?,
-        vendor: r.try_get("vendor")?,
-        model: r.try_get("model")?,
-        serial_number: r.try_get("serial_number")?,
-        charge_box_serial_number: r.try_get("charge_box_serial_number")?,
-        firmware_version: r.try_get("firmware_version")?,
-        iccid: r.try_get("iccid")?,
-        imsi: r.try_get("imsi")?,
-        meter_type: r.try_get("meter_type")?,
-        meter_serial_number: r.try_get("meter_serial_number")?,
-        firmware_status: r.try_get("firmware_status")?,
-        diagnostics_status: r.try_get("diagnostics_status")?,
-        created_at: r.try_get("created_at")?,
-        last_boot: r.try_get("last_boot")?,
-        last_seen: r.try_get("last_seen")?,
-    })
-}
-
-fn connector_row(r: &DbRow) -> Result<ConnectorRow, sqlx::Error> {
-    Ok(ConnectorRow {
-        pile: r.try_get("pile")?,
-        connector: r.try_get("connector")?,
-        status: r.try_get("status")?,
-        error_code: r.try_get("error_code")?,
-        vendor_error_code: r.try_get("vendor_error_code")?,
-        info: r.try_get("info")?,
-        time: r.try_get("time")?,
-    })
-}
-
-fn transaction_row(r: &DbRow) -> Result<TransactionRow, sqlx::Error> {
-    Ok(TransactionRow {
-        id: r.try_get("id")?,
-        pile: r.try_get("pile")?,
-        connector: r.try_get("connector")?,
-        id_tag: r.try_get("id_tag")?,
-        start: r.try_get("start_time")?,
-        meter_start: r.try_get("meter_start")?,
-        reservation_id: r.try_get("reservation_id")?,
-        stop: r.try_get("stop_time")?,
-        meter_stop: r.try_get("meter_stop")?,
-        stop_id_tag: r.try_get("stop_id_tag")?,
-        reason: r.try_get("reason")?,
-        reconciled: r.try_get::<i64, _>("reconciled")? != 0,
-    })
-}
-
-fn id_tag_row(r: &DbRow) -> Result<IdTagRow, sqlx::Error> {
-    Ok(IdTagRow {
-        id_tag: r.try_get("id_tag")?,
-        status: r.try_get("status")?,
-        expiry_date: r.try_get("expiry_date")?,
-        parent_id_tag: r.try_get("parent_id_tag")?,
-    })
 }
 
 const PILE_COLUMNS: &str = "id, password_hash, registration, vendor, model, serial_number, \
@@ -148,14 +86,15 @@ impl Repository for SqlRepository {
 
     async fn pile(&self, id: &str) -> Result<Option<PileRow>, StoreError> {
         let q = format!("SELECT {PILE_COLUMNS} FROM piles WHERE id = $1");
-        let row = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| pile_row(&r)).transpose()?)
+        Ok(sqlx::query_as(&q)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn piles(&self) -> Result<Vec<PileRow>, StoreError> {
         let q = format!("SELECT {PILE_COLUMNS} FROM piles ORDER BY id");
-        let rows = sqlx::query(&q).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(pile_row).collect::<Result<_, _>>()?)
+        Ok(sqlx::query_as(&q).fetch_all(&self.pool).await?)
     }
 
     async fn connectors(&self, pile: Option<&str>) -> Result<Vec<ConnectorRow>, StoreError> {
@@ -163,18 +102,18 @@ impl Repository for SqlRepository {
                     FROM connectors";
         let rows = match pile {
             Some(p) => {
-                sqlx::query(&format!("{base} WHERE pile = $1 ORDER BY connector"))
+                sqlx::query_as(&format!("{base} WHERE pile = $1 ORDER BY connector"))
                     .bind(p)
                     .fetch_all(&self.pool)
                     .await?
             }
             None => {
-                sqlx::query(&format!("{base} ORDER BY pile, connector"))
+                sqlx::query_as(&format!("{base} ORDER BY pile, connector"))
                     .fetch_all(&self.pool)
                     .await?
             }
         };
-        Ok(rows.iter().map(connector_row).collect::<Result<_, _>>()?)
+        Ok(rows)
     }
 
     async fn status_history(
@@ -182,34 +121,31 @@ impl Repository for SqlRepository {
         pile: &str,
         limit: i64,
     ) -> Result<Vec<ConnectorRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT pile, connector, status, error_code, vendor_error_code, info, time \
              FROM status_history WHERE pile = $1 ORDER BY time DESC LIMIT $2",
         )
         .bind(pile)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(connector_row).collect::<Result<_, _>>()?)
+        .await?)
     }
 
     async fn id_tag(&self, tag: &str) -> Result<Option<IdTagRow>, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag = $1",
         )
         .bind(tag)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| id_tag_row(&r)).transpose()?)
+        .await?)
     }
 
     async fn id_tags(&self) -> Result<Vec<IdTagRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags ORDER BY id_tag",
         )
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(id_tag_row).collect::<Result<_, _>>()?)
+        .await?)
     }
 
     async fn transactions(
@@ -233,95 +169,54 @@ impl Repository for SqlRepository {
             None => {}
         }
         q.push(" ORDER BY id DESC");
-        let rows = q.build().fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(transaction_row).collect::<Result<_, _>>()?)
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
     }
 
     async fn transaction(&self, id: i64) -> Result<Option<TransactionRow>, StoreError> {
         let q = format!("SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE id = $1");
-        let row = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| transaction_row(&r)).transpose()?)
+        Ok(sqlx::query_as(&q)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn meter_values(&self, transaction_id: i64) -> Result<Vec<MeterValueRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT pile, connector, transaction_id, time, sampled FROM meter_values \
              WHERE transaction_id = $1 ORDER BY time",
         )
         .bind(transaction_id)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MeterValueRow {
-                    pile: r.try_get("pile")?,
-                    connector: r.try_get("connector")?,
-                    transaction_id: r.try_get("transaction_id")?,
-                    time: r.try_get("time")?,
-                    sampled: r.try_get("sampled")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn configuration(&self, pile: &str) -> Result<Vec<ConfigRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT key, value, readonly, read_at FROM configuration WHERE pile = $1 ORDER BY key",
         )
         .bind(pile)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ConfigRow {
-                    key: r.try_get("key")?,
-                    value: r.try_get("value")?,
-                    readonly: r.try_get::<i64, _>("readonly")? != 0,
-                    read_at: r.try_get("read_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn configuration_history(&self, pile: &str) -> Result<Vec<ConfigChange>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT key, time, old_value, new_value FROM configuration_history WHERE pile = $1 \
              ORDER BY time DESC, key",
         )
         .bind(pile)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ConfigChange {
-                    key: r.try_get("key")?,
-                    time: r.try_get("time")?,
-                    old_value: r.try_get("old_value")?,
-                    new_value: r.try_get("new_value")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn refused(&self, limit: i64) -> Result<Vec<RefusedRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT time, remote, identity, reason, http_status FROM refused_handshakes \
              ORDER BY time DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RefusedRow {
-                    time: r.try_get("time")?,
-                    remote: r.try_get("remote")?,
-                    identity: r.try_get("identity")?,
-                    reason: r.try_get("reason")?,
-                    http_status: r.try_get("http_status")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn messages(
@@ -339,89 +234,40 @@ impl Repository for SqlRepository {
         }
         q.push(" ORDER BY time DESC, seq DESC LIMIT ")
             .push_bind(limit);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let direction: String = r.try_get("direction")?;
-                Ok(LogRow {
-                    pile: r.try_get("pile")?,
-                    time: r.try_get("time")?,
-                    seq: r.try_get("seq")?,
-                    direction: if direction == "in" { "in" } else { "out" },
-                    action: r.try_get("action")?,
-                    message_id: r.try_get("message_id")?,
-                    frame: r.try_get("frame")?,
-                })
-            })
-            .collect()
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
     }
 
     async fn deviations(&self, pile: &str, limit: i64) -> Result<Vec<DeviationRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT pile, time, action, kind, detail FROM deviations WHERE pile = $1 \
              ORDER BY time DESC LIMIT $2",
         )
         .bind(pile)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeviationRow {
-                    pile: r.try_get("pile")?,
-                    time: r.try_get("time")?,
-                    action: r.try_get("action")?,
-                    kind: r.try_get("kind")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn events(&self, pile: &str, limit: i64) -> Result<Vec<EventRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT pile, time, kind, detail FROM pile_events WHERE pile = $1 \
              ORDER BY time DESC LIMIT $2",
         )
         .bind(pile)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventRow {
-                    pile: r.try_get("pile")?,
-                    time: r.try_get("time")?,
-                    kind: r.try_get("kind")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn commands(&self, pile: &str, limit: i64) -> Result<Vec<CommandRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, pile, action, payload, sent_at, answered_at, outcome, result FROM commands \
              WHERE pile = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(pile)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CommandRow {
-                    id: r.try_get("id")?,
-                    pile: r.try_get("pile")?,
-                    action: r.try_get("action")?,
-                    payload: r.try_get("payload")?,
-                    sent_at: r.try_get("sent_at")?,
-                    answered_at: r.try_get("answered_at")?,
-                    outcome: r.try_get("outcome")?,
-                    result: r.try_get("result")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn images(&self) -> Result<Vec<ImageRow>, StoreError> {

@@ -1,81 +1,42 @@
 // Firmware images and campaigns on sqlx: included by the SQLite and the PostgreSQL module after
 // `sql_body.rs` (the same portable SQL for both).
 
-fn image_row(r: &DbRow) -> Result<ImageRow, sqlx::Error> {
-    Ok(ImageRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        target: r.try_get("target")?,
-        model: r.try_get("model")?,
-        version: r.try_get("version")?,
-        size: r.try_get("size")?,
-        sha256: r.try_get("sha256")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
-fn campaign_row(r: &DbRow) -> Result<CampaignRow, sqlx::Error> {
-    Ok(CampaignRow {
-        id: r.try_get("id")?,
-        created_at: r.try_get("created_at")?,
-        spec: r.try_get("spec")?,
-        state: r.try_get("state")?,
-        finished_at: r.try_get("finished_at")?,
-    })
-}
-
 const IMAGE_COLUMNS: &str = "id, name, target, model, version, size, sha256, created_at";
 
 impl SqlRepository {
     async fn read_images(&self) -> Result<Vec<ImageRow>, StoreError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {IMAGE_COLUMNS} FROM firmware_images ORDER BY id"
         ))
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(image_row).collect::<Result<_, _>>()?)
+        .await?)
     }
 
     async fn read_image(&self, id: i64) -> Result<Option<ImageRow>, StoreError> {
-        let row = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {IMAGE_COLUMNS} FROM firmware_images WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(image_row).transpose()?)
+        .await?)
     }
 
     async fn read_campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, created_at, spec, state, finished_at FROM campaigns ORDER BY id",
         )
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(campaign_row).collect::<Result<_, _>>()?)
+        .await?)
     }
 
     async fn read_rollouts(&self, campaign: i64) -> Result<Vec<RolloutRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT campaign, position, pile, phase, outcome, state FROM campaign_piles \
              WHERE campaign = $1 ORDER BY position",
         )
         .bind(campaign)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RolloutRow {
-                    campaign: r.try_get("campaign")?,
-                    position: r.try_get("position")?,
-                    pile: r.try_get("pile")?,
-                    phase: r.try_get("phase")?,
-                    outcome: r.try_get("outcome")?,
-                    state: r.try_get("state")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        .await?)
     }
 }
 

@@ -3,12 +3,12 @@
 // PostgreSQL module.
 
 async fn find_id_tag(tx: &mut Tx, tag: &str) -> Result<Option<IdTagRow>, sqlx::Error> {
-    sqlx::query("SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag = $1")
-        .bind(tag)
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|r| id_tag_row(&r))
-        .transpose()
+    sqlx::query_as(
+        "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag = $1",
+    )
+    .bind(tag)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 /// Rows per multi-row statement: well under the bind-parameter limit of either database.
@@ -88,13 +88,14 @@ async fn store_configuration(
     now: Millis,
 ) -> Result<(), sqlx::Error> {
     let stored: std::collections::HashMap<String, Option<String>> =
-        sqlx::query("SELECT key, value FROM configuration WHERE pile = $1")
-            .bind(pile)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
-            .collect::<Result<_, sqlx::Error>>()?;
+        sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT key, value FROM configuration WHERE pile = $1",
+        )
+        .bind(pile)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
     // A key answered twice counts once, as its last answer.
     let mut latest: Vec<&(String, Option<String>, bool)> = Vec::with_capacity(keys.len());
     for kv in keys.iter().rev() {
@@ -327,18 +328,10 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
                 None => None,
             };
             let known: Option<(String, Option<i64>, Option<i64>)> =
-                sqlx::query("SELECT pile, stop_time, connector FROM transactions WHERE id = $1")
+                sqlx::query_as("SELECT pile, stop_time, connector FROM transactions WHERE id = $1")
                     .bind(transaction_id)
                     .fetch_optional(&mut **tx)
-                    .await?
-                    .map(|r| -> Result<_, sqlx::Error> {
-                        Ok((
-                            r.try_get("pile")?,
-                            r.try_get("stop_time")?,
-                            r.try_get("connector")?,
-                        ))
-                    })
-                    .transpose()?;
+                    .await?;
             let connector = match known {
                 // Stopped already: a repetition changes nothing.
                 Some((_, Some(_), connector)) => connector,
