@@ -176,23 +176,27 @@ async fn a_pile_whose_traffic_freezes_is_shown_offline_within_interval_plus_time
         took <= Duration::from_millis(3000 + 1500),
         "offline after {took:?}, more than 1 s + 2 s (and the polling)"
     );
-    let events = central.ok("GET", &format!("{path}/events"), None).await;
+    // The close is recorded (its event is written just after the pile is shown offline).
+    let events = central
+        .until(&format!("{path}/events"), "the Disconnected event", |e| {
+            e.as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "Disconnected")
+        })
+        .await;
     let disconnected = events
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["kind"] == "Disconnected")
-        .unwrap_or_else(|| panic!("the close is recorded: {events}"));
-    let detail = disconnected["detail"].as_str().unwrap();
+        .filter(|e| e["kind"] == "Disconnected")
+        .collect::<Vec<_>>();
+    assert_eq!(disconnected.len(), 1, "{events}");
+    let detail = disconnected[0]["detail"].as_str().unwrap();
     assert!(detail.contains("no answer to a ping"), "{detail}");
-    assert_eq!(
-        metric(
-            &central,
-            "ocpile_disconnections_total{reason=\"ping_timeout\"}"
-        )
-        .await,
-        1.0
-    );
+    let series = "ocpile_disconnections_total{reason=\"ping_timeout\"}";
+    until_metric(&central, series, 1.0).await;
+    assert_eq!(metric(&central, series).await, 1.0);
 }
 
 /// Raises this process's open-file limit to `needed` (the hard limit allowing).
@@ -346,8 +350,11 @@ async fn silent_and_partial_handshakes_are_closed_in_time_while_a_pile_connects(
         (SILENT + PARTIAL) as f64,
         "the kept-alive connection is no refusal"
     );
+    // (Each row is written after its refusal is counted: wait for the ten.)
     let refused = central
-        .ok("GET", "/api/handshakes/refused?limit=10000", None)
+        .until("/api/handshakes/refused?limit=10000", "ten rows", |r| {
+            r.as_array().unwrap().len() >= 10
+        })
         .await;
     let refused = refused.as_array().unwrap();
     let mut remotes: Vec<String> = refused
@@ -390,12 +397,18 @@ async fn silent_and_partial_handshakes_are_closed_in_time_while_a_pile_connects(
         10.0,
     )
     .await;
-    let refused = central.ok("GET", "/api/handshakes/refused", None).await;
+    let from_crowded =
+        |r: &serde_json::Value| r["remote"].as_str().unwrap().starts_with("127.0.0.20:");
+    let refused = central
+        .until("/api/handshakes/refused", "the crowded address", |r| {
+            r.as_array().unwrap().iter().any(from_crowded)
+        })
+        .await;
     let crowded_rows: Vec<_> = refused
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["remote"].as_str().unwrap().starts_with("127.0.0.20:"))
+        .filter(|r| from_crowded(r))
         .collect();
     assert_eq!(crowded_rows.len(), 1, "{refused}");
     assert!(
