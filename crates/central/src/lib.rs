@@ -9,6 +9,7 @@ pub mod config_reader;
 pub mod dashboard;
 pub mod firmware;
 pub mod handler;
+mod handshakes;
 pub mod metrics;
 pub mod secrets;
 pub mod server;
@@ -76,6 +77,17 @@ pub struct Options {
     /// The address piles reach this central system at, for the firmware images' URLs
     /// (`http://HOST:PORT`); default the listen address.
     pub public_url: Option<String>,
+    /// A websocket ping to every pile this often; zero: none.
+    pub ping_interval: Duration,
+    /// A connection where nothing arrives (no pong, no frame) within this time of a ping is
+    /// dead: closed, and the pile shown offline.
+    pub ping_timeout: Duration,
+    /// Time from the TCP accept for the TLS handshake and a complete HTTP request head; also
+    /// the longest wait for the next request head on an HTTP connection kept alive.
+    pub handshake_timeout: Duration,
+    /// Handshakes in progress at once from one IP address; more are closed at once. Piles
+    /// behind one NAT address share it.
+    pub max_handshakes_per_address: usize,
 }
 
 impl Options {
@@ -94,6 +106,10 @@ impl Options {
             heartbeat_interval: 300,
             boot_retry_interval: 60,
             public_url: None,
+            ping_interval: Duration::from_secs(60),
+            ping_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            max_handshakes_per_address: 256,
         }
     }
 

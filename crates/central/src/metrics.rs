@@ -37,6 +37,8 @@ pub struct Metrics {
     pub messages: Family<MessageLabels, Counter>,
     pub call_errors: Family<CodeLabels, Counter>,
     pub refused_handshakes: Family<ReasonLabels, Counter>,
+    pub handshakes_in_progress: Gauge,
+    pub disconnections: Family<ReasonLabels, Counter>,
     pub command_latency: Family<ActionLabels, Histogram>,
     pub commit_latency: Histogram,
     pub commit_batch_size: Histogram,
@@ -59,6 +61,8 @@ impl Default for Metrics {
             messages: Family::default(),
             call_errors: Family::default(),
             refused_handshakes: Family::default(),
+            handshakes_in_progress: Gauge::default(),
+            disconnections: Family::default(),
             command_latency: Family::new_with_constructor(latency_histogram),
             commit_latency: latency_histogram(),
             commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
@@ -90,8 +94,18 @@ impl Default for Metrics {
         );
         registry.register(
             "refused_handshakes",
-            "Websocket handshakes refused, by reason",
+            "Connections refused before or at the websocket handshake, by reason",
             m.refused_handshakes.clone(),
+        );
+        registry.register(
+            "handshakes_in_progress",
+            "Connections accepted that have not sent a complete HTTP request yet",
+            m.handshakes_in_progress.clone(),
+        );
+        registry.register(
+            "disconnections",
+            "Pile connections that ended, by reason (ping_timeout: a dead link)",
+            m.disconnections.clone(),
         );
         registry.register(
             "command_latency_seconds",

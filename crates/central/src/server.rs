@@ -1,5 +1,6 @@
 //! One listener for everything: OCPP websockets at `/ocpp/{identity}`, the REST API under
-//! `/api`, and `/metrics`; TLS when configured (Security Profiles 2 and 3).
+//! `/api`, and `/metrics`; TLS when configured (Security Profiles 2 and 3); each connection
+//! within the handshake timeout and bound of `handshakes`, each pile pinged.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,9 +13,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use hyper_util::rt::TokioIo;
+use hyper_util::rt::TokioTimer;
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -22,9 +25,10 @@ use tokio_tungstenite::WebSocketStream;
 use tower::ServiceExt;
 use transport::auth::parse_basic;
 use transport::identity::identity_from_path;
-use transport::{BoxedIo, LinkConfig, SUBPROTOCOL};
+use transport::{BoxedIo, CloseReason, LinkConfig, SUBPROTOCOL};
 
 use crate::handler::PileHandler;
+use crate::handshakes::{EarlyRefusal, HandshakeSlot, Handshakes};
 use crate::store::{Millis, RefusedRow, WriteOp};
 use crate::tap::MessageTap;
 use crate::{secrets, Admission, Central, Options, StartError};
@@ -118,6 +122,16 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
             "the heartbeat interval must be within 60..=86400 seconds (FAQ 3.16)".into(),
         ));
     }
+    if options.handshake_timeout.is_zero() || options.max_handshakes_per_address == 0 {
+        return Err(StartError::Options(
+            "the handshake timeout and the handshakes per address must be at least 1".into(),
+        ));
+    }
+    if !options.ping_interval.is_zero() && options.ping_timeout.is_zero() {
+        return Err(StartError::Options(
+            "with pings, the ping timeout must be at least 1 second".into(),
+        ));
+    }
     let tls = tls_config(&options)?;
     let (token, token_generated) = api_token(&options)?;
     let repo = crate::store::open(&options.db_url()).await?;
@@ -164,7 +178,19 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     let router =
         crate::api::router(central.clone()).merge(crate::dashboard::router(central.clone()));
     let acceptor = tls.map(TlsAcceptor::from);
-    let task = tokio::spawn(accept_loop(listener, acceptor, router, central.clone()));
+    let handshakes = Handshakes::new(
+        central.options.handshake_timeout,
+        central.options.max_handshakes_per_address,
+        central.metrics.handshakes_in_progress.clone(),
+    );
+    crate::handshakes::spawn_digest(central.clone(), handshakes.clone());
+    let task = tokio::spawn(accept_loop(
+        listener,
+        acceptor,
+        router,
+        central.clone(),
+        handshakes,
+    ));
     Ok(Running {
         central,
         local_addr,
@@ -193,6 +219,7 @@ async fn accept_loop(
     tls: Option<TlsAcceptor>,
     router: axum::Router,
     central: Arc<Central>,
+    handshakes: Arc<Handshakes>,
 ) {
     loop {
         let (tcp, remote) = match listener.accept().await {
@@ -203,88 +230,133 @@ async fn accept_loop(
                 continue;
             }
         };
-        let (tls, router, central) = (tls.clone(), router.clone(), central.clone());
-        tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-                    {
-                        Ok(Ok(stream)) => {
-                            let certs = stream
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-                                .unwrap_or_default();
-                            let peer = Peer {
-                                remote,
-                                tls: true,
-                                client_certificates: Arc::new(certs),
-                            };
-                            serve(TokioIo::new(stream), peer, router).await;
-                        }
-                        Ok(Err(e)) => {
-                            tls_refused(&central, remote, format!("TLS handshake failed: {e}"))
-                                .await
-                        }
-                        Err(_) => {
-                            tls_refused(&central, remote, "TLS handshake timed out".into()).await
-                        }
-                    }
-                }
-                None => {
-                    let peer = Peer {
-                        remote,
-                        tls: false,
-                        client_certificates: Arc::new(Vec::new()),
-                    };
-                    serve(TokioIo::new(tcp), peer, router).await;
-                }
-            }
-        });
+        let (tls, router, central, handshakes) = (
+            tls.clone(),
+            router.clone(),
+            central.clone(),
+            handshakes.clone(),
+        );
+        tokio::spawn(connection(tcp, remote, tls, router, central, handshakes));
     }
 }
 
-/// A connection that failed before HTTP: recorded as refused, HTTP status 0.
-async fn tls_refused(central: &Central, remote: SocketAddr, reason: String) {
-    tracing::warn!(%remote, "{reason}");
-    central
-        .metrics
-        .refused_handshakes
-        .get_or_create(&crate::metrics::ReasonLabels {
-            reason: "tls".into(),
-        })
-        .inc();
-    let row = RefusedRow {
-        time: now_ms(),
-        remote: remote.to_string(),
-        identity: None,
-        reason,
-        http_status: 0,
+/// One accepted connection: its handshake within the handshake timeout (and within the bound
+/// of its address), then HTTP.
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    remote: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    router: axum::Router,
+    central: Arc<Central>,
+    handshakes: Arc<Handshakes>,
+) {
+    let Some(slot) = handshakes.begin(remote) else {
+        drop(tcp);
+        handshakes
+            .refused(&central, remote, EarlyRefusal::TooMany)
+            .await;
+        return;
     };
-    if let Err(e) = central.writer.write(WriteOp::Refused(row)).await {
-        tracing::error!("a refused handshake was not recorded: {e}");
+    let first = FirstRequest {
+        slot,
+        deadline: Instant::now() + handshakes.timeout(),
+        next_request_timeout: handshakes.timeout(),
+    };
+    let _ = tcp.set_nodelay(true);
+    let refusal = match tls {
+        Some(acceptor) => match tokio::time::timeout_at(first.deadline, acceptor.accept(tcp)).await
+        {
+            Ok(Ok(stream)) => {
+                let certs = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                    .unwrap_or_default();
+                let peer = Peer {
+                    remote,
+                    tls: true,
+                    client_certificates: Arc::new(certs),
+                };
+                serve(TokioIo::new(stream), peer, router, first).await
+            }
+            Ok(Err(e)) => Some(EarlyRefusal::Tls(e.to_string())),
+            Err(_) => Some(EarlyRefusal::Timeout),
+        },
+        None => {
+            let peer = Peer {
+                remote,
+                tls: false,
+                client_certificates: Arc::new(Vec::new()),
+            };
+            serve(TokioIo::new(tcp), peer, router, first).await
+        }
+    };
+    // The socket and the handshake's place are released by now; the refusal is recorded after.
+    if let Some(refusal) = refusal {
+        handshakes.refused(&central, remote, refusal).await;
     }
-    central.changed("handshake".into());
 }
 
-async fn serve<I>(io: TokioIo<I>, peer: Peer, router: axum::Router)
+/// What a connection has until its first request head: its place among the handshakes in
+/// progress, and a deadline.
+struct FirstRequest {
+    slot: HandshakeSlot,
+    deadline: Instant,
+    /// How long a connection kept alive then waits for each next request head.
+    next_request_timeout: Duration,
+}
+
+/// Serves HTTP on a connection; a refusal when its first request head did not come in time.
+async fn serve<I>(
+    io: TokioIo<I>,
+    peer: Peer,
+    router: axum::Router,
+    first: FirstRequest,
+) -> Option<EarlyRefusal>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
+    let FirstRequest {
+        slot,
+        deadline,
+        next_request_timeout,
+    } = first;
+    let request_came = Arc::new(tokio::sync::Notify::new());
+    let came = request_came.clone();
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            came.notify_one();
             req.extensions_mut().insert(peer.clone());
             router.clone().oneshot(req.map(Body::new))
         });
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .serve_connection(io, service)
-        .with_upgrades()
-        .await
-    {
+    let mut conn = Box::pin(
+        hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(next_request_timeout)
+            .serve_connection(io, service)
+            .with_upgrades(),
+    );
+    let ended_early = tokio::select! {
+        biased;
+        () = request_came.notified() => None,
+        result = conn.as_mut() => Some(result),
+        () = tokio::time::sleep_until(deadline) => {
+            drop(conn);
+            return Some(EarlyRefusal::Timeout);
+        }
+    };
+    drop(slot);
+    let result = match ended_early {
+        // hyper's own header timer may end it first, at about the same time.
+        Some(Err(e)) if e.is_timeout() => return Some(EarlyRefusal::Timeout),
+        Some(result) => result,
+        None => conn.await,
+    };
+    if let Err(e) = result {
         tracing::debug!("HTTP connection: {e}");
     }
+    None
 }
 
 fn offers_subprotocol(req: &Request) -> bool {
@@ -532,6 +604,8 @@ async fn attach(
         call_timeout: central.options.command_timeout,
         policy: ocpp::Policy::Lenient,
         id_prefix: "cs-".into(),
+        ping_interval: Some(central.options.ping_interval).filter(|d| !d.is_zero()),
+        pong_timeout: central.options.ping_timeout,
         ..LinkConfig::default()
     };
     let handle = transport::spawn_rpc_tapped(ws, link, handler, Some(tap));
@@ -566,6 +640,16 @@ async fn attach(
     let current = central.sessions.remove(&identity, connection);
     central
         .metrics
+        .disconnections
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: disconnection_kind(&reason, current).into(),
+        })
+        .inc();
+    if reason == CloseReason::PongTimeout {
+        tracing::warn!(pile = identity, %remote, "no answer to a ping: the connection is dead and closed");
+    }
+    central
+        .metrics
         .connected_piles
         .set(central.sessions.count() as i64);
     central.changed(format!("pile {identity}"));
@@ -574,9 +658,22 @@ async fn attach(
         &identity,
         "Disconnected",
         format!(
-            "from {remote}: {reason:?}{}",
+            "from {remote}: {reason}{}",
             if current { "" } else { " (replaced)" }
         ),
     )
     .await;
+}
+
+/// The `reason` label of a connection that ended.
+fn disconnection_kind(reason: &CloseReason, current: bool) -> &'static str {
+    match reason {
+        _ if !current => "replaced",
+        CloseReason::Local => "closed_here",
+        CloseReason::Remote(_) => "closed_by_pile",
+        CloseReason::PongTimeout => "ping_timeout",
+        CloseReason::MessageTooBig => "message_too_big",
+        CloseReason::WriteTimeout => "write_timeout",
+        CloseReason::Error(_) => "error",
+    }
 }

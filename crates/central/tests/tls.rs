@@ -58,11 +58,11 @@ fn the_subject_cn_is_read_from_a_certificate() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn profile_3_admits_the_pile_whose_certificate_names_it() {
-    let pki = Pki::new();
+/// A central system on TLS with a server certificate of `pki` (and its CA for the piles'
+/// certificates), in a directory of the test's own.
+fn tls_options(pki: &Pki, test: &str) -> central::Options {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("tls-{}", std::process::id()));
+        .join(format!("{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (server_pem, server_key) = pki.issue(&["localhost"], None);
@@ -80,7 +80,15 @@ async fn profile_3_admits_the_pile_whose_certificate_names_it() {
     options.tls_cert = Some(dir.join("server.pem"));
     options.tls_key = Some(dir.join("server.key"));
     options.client_ca = Some(dir.join("ca.pem"));
-    let running = central::server::start(options).await.unwrap();
+    options
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_3_admits_the_pile_whose_certificate_names_it() {
+    let pki = Pki::new();
+    let running = central::server::start(tls_options(&pki, "tls"))
+        .await
+        .unwrap();
     let port = running.local_addr.port();
 
     let attempt = |cn: Option<&'static str>, identity: &'static str| {
@@ -170,5 +178,56 @@ async fn profile_3_admits_the_pile_whose_certificate_names_it() {
         refused[1].reason.contains("SOMEONE-ELSE"),
         "{:?}",
         refused[1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_handshake_that_stalls_is_closed_at_the_handshake_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new();
+    let mut options = tls_options(&pki, "tls-stall");
+    options.handshake_timeout = Duration::from_secs(1);
+    let running = central::server::start(options).await.unwrap();
+    // The first bytes of a ClientHello, then nothing.
+    let mut tcp = tokio::net::TcpStream::connect(running.local_addr)
+        .await
+        .unwrap();
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    let opened = tokio::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+        .await
+        .expect("closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    let after = opened.elapsed();
+    assert!(
+        after >= Duration::from_millis(800) && after < Duration::from_secs(4),
+        "closed after {after:?}"
+    );
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let r = running.central.repo.refused(10).await.unwrap();
+            if !r.is_empty() {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("recorded");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].http_status, 0);
+    assert!(
+        refused[0].reason.contains("handshake timeout (1 s)"),
+        "{:?}",
+        refused[0]
+    );
+    let metrics = running.central.metrics.encode();
+    assert!(
+        metrics.contains("ocpile_refused_handshakes_total{reason=\"handshake_timeout\"} 1"),
+        "{metrics}"
     );
 }

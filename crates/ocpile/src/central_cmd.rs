@@ -50,6 +50,23 @@ pub struct CentralArgs {
     /// the firmware images it serves; default the listen address.
     #[arg(long)]
     public_url: Option<String>,
+    /// Seconds between websocket pings to each pile (0: no pings). With --ping-timeout, how
+    /// soon a pile whose network dropped is shown offline: at most the sum of the two.
+    #[arg(long, default_value_t = 60)]
+    ping_interval: u64,
+    /// Seconds after a ping within which something must arrive from the pile (its pong or any
+    /// other frame); after that the connection is closed as dead and the pile shown offline.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    ping_timeout: u64,
+    /// Seconds a new connection has, from the TCP accept, for its TLS handshake and a complete
+    /// HTTP request (the websocket upgrade); then it is closed and counted as refused. Also the
+    /// longest wait for the next request on an HTTP connection kept alive.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    handshake_timeout: u64,
+    /// Handshakes in progress at once from one IP address; a connection past it is closed at
+    /// once and counted as refused. Piles behind one NAT address share it: keep it generous.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    max_handshakes_per_address: u64,
 }
 
 pub fn options(args: CentralArgs) -> Options {
@@ -65,6 +82,11 @@ pub fn options(args: CentralArgs) -> Options {
     o.message_log_days = args.message_log_days;
     o.heartbeat_interval = args.heartbeat_interval;
     o.public_url = args.public_url;
+    o.ping_interval = Duration::from_secs(args.ping_interval);
+    o.ping_timeout = Duration::from_secs(args.ping_timeout);
+    o.handshake_timeout = Duration::from_secs(args.handshake_timeout);
+    o.max_handshakes_per_address =
+        usize::try_from(args.max_handshakes_per_address).unwrap_or(usize::MAX);
     o
 }
 

@@ -27,7 +27,8 @@ use crate::WsStream;
 pub struct LinkConfig {
     /// Send a ping this often (`WebSocketPingInterval`; `None` or zero: no pings).
     pub ping_interval: Option<Duration>,
-    /// Close the connection when a ping gets no pong within this time.
+    /// Close the connection when nothing (no pong, no frame at all) arrives within this time
+    /// of a ping.
     pub pong_timeout: Duration,
     /// Give up on a write that does not complete within this time.
     pub write_timeout: Duration,
@@ -91,7 +92,7 @@ pub enum CloseReason {
     Local,
     /// The peer sent a close frame or ended the stream.
     Remote(String),
-    /// A ping got no pong in time.
+    /// Nothing arrived, not even a pong, within the pong timeout of a ping.
     PongTimeout,
     /// A message exceeded the size limit.
     MessageTooBig,
@@ -99,6 +100,20 @@ pub enum CloseReason {
     WriteTimeout,
     /// A websocket or I/O error.
     Error(String),
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Local => f.write_str("closed by us"),
+            CloseReason::Remote(why) if why.is_empty() => f.write_str("closed by the peer"),
+            CloseReason::Remote(why) => write!(f, "closed by the peer ({why})"),
+            CloseReason::PongTimeout => f.write_str("no answer to a ping in time: a dead link"),
+            CloseReason::MessageTooBig => f.write_str("a message over the size limit"),
+            CloseReason::WriteTimeout => f.write_str("a write did not complete in time"),
+            CloseReason::Error(e) => write!(f, "error: {e}"),
+        }
+    }
 }
 
 /// Why [`RpcHandle::call`] failed.
@@ -342,29 +357,34 @@ impl Runtime {
             }
             let rpc_deadline = self.endpoint.next_deadline().map(|d| self.start + d);
             tokio::select! {
-                message = stream.next() => match message {
-                    Some(Ok(Message::Text(text))) => {
-                        if let Some(tap) = &self.tap {
-                            tap.frame(Direction::In, text.as_str());
+                message = stream.next() => {
+                    // Whatever the peer sends shows the link alive, as a pong does.
+                    if matches!(message, Some(Ok(_))) {
+                        self.pong_deadline = None;
+                    }
+                    match message {
+                        Some(Ok(Message::Text(text))) => {
+                            if let Some(tap) = &self.tap {
+                                tap.frame(Direction::In, text.as_str());
+                            }
+                            let inbound = self.endpoint.handle_frame(text.as_str(), self.now());
+                            self.deliver(inbound);
                         }
-                        let inbound = self.endpoint.handle_frame(text.as_str(), self.now());
-                        self.deliver(inbound);
+                        Some(Ok(Message::Binary(_))) => tracing::warn!("binary websocket message ignored (OCPP-J uses text)"),
+                        Some(Ok(Message::Pong(_))) | Some(Ok(Message::Ping(_))) | Some(Ok(Message::Frame(_))) => {}
+                        Some(Ok(Message::Close(frame))) => {
+                            break CloseReason::Remote(frame.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default());
+                        }
+                        Some(Err(WsError::Capacity(e))) => {
+                            tracing::warn!("closing: {e}");
+                            let close = CloseFrame { code: CloseCode::Size, reason: "message too big".into() };
+                            let _ = tokio::time::timeout(self.config.write_timeout, sink.send(Message::Close(Some(close)))).await;
+                            break CloseReason::MessageTooBig;
+                        }
+                        Some(Err(e)) => break CloseReason::Error(e.to_string()),
+                        None => break CloseReason::Remote("stream ended".into()),
                     }
-                    Some(Ok(Message::Binary(_))) => tracing::warn!("binary websocket message ignored (OCPP-J uses text)"),
-                    Some(Ok(Message::Pong(_))) => self.pong_deadline = None,
-                    Some(Ok(Message::Ping(_))) | Some(Ok(Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(frame))) => {
-                        break CloseReason::Remote(frame.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default());
-                    }
-                    Some(Err(WsError::Capacity(e))) => {
-                        tracing::warn!("closing: {e}");
-                        let close = CloseFrame { code: CloseCode::Size, reason: "message too big".into() };
-                        let _ = tokio::time::timeout(self.config.write_timeout, sink.send(Message::Close(Some(close)))).await;
-                        break CloseReason::MessageTooBig;
-                    }
-                    Some(Err(e)) => break CloseReason::Error(e.to_string()),
-                    None => break CloseReason::Remote("stream ended".into()),
-                },
+                }
                 // Our CALLs wait while an incoming CALL is being handled, so that a CALL the
                 // handler asks for goes out after its answer.
                 command = commands.recv(), if self.current.is_none() => match command {

@@ -349,6 +349,50 @@ async fn a_peer_that_never_answers_pings_is_closed() {
 }
 
 #[tokio::test]
+// The handshake callback's error type is tungstenite's HTTP response.
+#[allow(clippy::result_large_err)]
+async fn a_peer_that_sends_frames_but_never_pongs_stays_connected() {
+    // A server that never reads (so it never answers a ping) but writes a frame every 50 ms.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let cb =
+            |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
+             mut resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                resp.headers_mut()
+                    .insert("Sec-WebSocket-Protocol", "ocpp1.6".parse().unwrap());
+                Ok(resp)
+            };
+        let mut ws = tokio_tungstenite::accept_hdr_async(tcp, cb).await.unwrap();
+        loop {
+            let stray = Message::text(r#"[3,"nobody-asked",{}]"#);
+            if ws.send(stray).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let ws = connect(&ClientConfig::new(format!("ws://{addr}/ocpp/CP1")))
+        .await
+        .unwrap();
+    let link = LinkConfig {
+        ping_interval: Some(Duration::from_millis(100)),
+        pong_timeout: Duration::from_millis(300),
+        ..LinkConfig::default()
+    };
+    let pile = spawn_rpc(ws, link, pile_handler());
+    // Many pong timeouts pass without a pong; the frames show the link alive.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), pile.closed())
+            .await
+            .is_err(),
+        "closed: {:?}",
+        pile.closed().await
+    );
+}
+
+#[tokio::test]
 async fn pings_answered_keep_the_link_open() {
     let server = server(None).await;
     let url = format!("ws://{}/ocpp/CP%201", server.local_addr());
