@@ -152,3 +152,61 @@ fn every_part_of_the_state_reads_back() {
     let loaded = StateStore::open(&d).unwrap().load().unwrap().unwrap();
     assert_eq!(loaded, state);
 }
+
+/// A state file and journal as the pile wrote them before the durable state kept its fields
+/// to itself: every part of the state set, one message waiting.
+const WRITTEN_BEFORE: &str = r#"{"journal_lines":1,"state":{
+ "config": {"HeartbeatInterval": "300", "VendorChargePointName": "PILE-7"},
+ "inoperative": [2],
+ "scheduled": [1],
+ "last_good": ["WS,central.example,9000,/ocpp/,ocpp1.6,,,", "PILE-7"],
+ "boots": 12,
+ "transactions": {"1": {"local_id": 41, "connector": 1, "id_tag": "CARD1",
+   "parent_id_tag": "GROUP", "meter_start": 1000, "started": "2026-11-24T12:00:00.000Z",
+   "invalidated_at_wh": 1500, "last_register": 1800, "last_sampled": "2026-11-24T12:30:00.000Z",
+   "stop_data": [{"timestamp": "2026-11-24T12:30:00.000Z", "sampledValue": [{"value": "1800",
+     "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}},
+ "transaction_ids": {"40": 7001},
+ "last_number": 44,
+ "auth_cache": {"card1": {"expiryDate": "2026-12-01T00:00:00.000Z", "parentIdTag": "GROUP",
+   "status": "Accepted"}},
+ "local_list": {"list1": {"status": "Blocked"}},
+ "local_list_version": 3,
+ "profiles": [{"connector": 1, "profile": {"chargingProfileId": 5, "stackLevel": 1,
+   "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+   "chargingSchedule": {"chargingRateUnit": "A",
+     "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]}}}],
+ "firmware": {"location": "http://fw.example/img-2.0.0.bin",
+   "retrieve_at": "2026-11-24T13:00:00.000Z", "attempts_left": 2, "retry_interval": 60,
+   "stage": "Downloaded", "all_answered": false},
+ "firmware_version": "1.9.0",
+ "firmware_pending_version": "2.0.0",
+ "reservations": {"9": {"connector": 2, "expiry": "2026-11-24T14:00:00.000Z",
+   "id_tag": "CARD2", "parent_id_tag": null}},
+ "registers": {"1": 1800, "2": 500}
+}}"#;
+
+const JOURNAL_BEFORE: &str = r#"{"push":{"message_id":"tx-12-44","transaction":41,"message":{"Start":{"connectorId":1,"idTag":"CARD1","meterStart":1000,"timestamp":"2026-11-24T12:00:00.000Z"}},"failures":1}}
+"#;
+
+#[test]
+fn a_state_written_before_loads_whole_and_is_written_the_same() {
+    let d = dir("before");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("state.json"), WRITTEN_BEFORE).unwrap();
+    std::fs::write(d.join("outbox.log"), JOURNAL_BEFORE).unwrap();
+    let loaded = StateStore::open(&d).unwrap().load().unwrap().unwrap();
+    assert_eq!(loaded.boots, 12);
+    assert_eq!(loaded.transactions[&1].meter_start, 1000);
+    assert_eq!(ids(&loaded), vec!["tx-12-44"]);
+    assert_eq!(loaded.outbox[0].failures, 1);
+    // Written again, the state file holds the same fields with the same values.
+    let before: serde_json::Value = serde_json::from_str(WRITTEN_BEFORE).unwrap();
+    let after: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("state.json")).unwrap()).unwrap();
+    assert_eq!(after, before);
+    assert_eq!(
+        std::fs::read_to_string(d.join("outbox.log")).unwrap(),
+        JOURNAL_BEFORE
+    );
+}
