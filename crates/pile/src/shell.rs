@@ -381,7 +381,7 @@ pub async fn run_with_store(
                      mirror: &HardwareMirror|
      -> Result<(ChargePoint, Vec<Output>), ShellError> {
         let durable = store.load()?.unwrap_or_default();
-        let config = Configuration::restore(settings.factory.clone(), &durable.config);
+        let config = Configuration::restore(settings.factory.clone(), durable.config());
         let mut cp = ChargePoint::new(
             config,
             settings.identity.clone(),

@@ -93,7 +93,7 @@ impl ChargePoint {
             Request::RemoteStopTransaction(r) => {
                 let running = self
                     .durable
-                    .transactions
+                    .transactions()
                     .keys()
                     .copied()
                     .find(|c| self.transaction_id(*c) == Some(r.transaction_id));

@@ -277,8 +277,8 @@ impl ChargePoint {
         now: Duration,
         wall: chrono::DateTime<chrono::Utc>,
     ) -> Self {
-        durable.boots += 1;
-        durable.config = config.snapshot();
+        let boots = durable.count_boot();
+        durable.record_config(config.snapshot());
         let connectors = config.int(keys::NUMBER_OF_CONNECTORS).max(0) as usize;
         let jitter = config
             .factory()
@@ -287,11 +287,7 @@ impl ChargePoint {
             .fold(0x9E37_79B9_7F4A_7C15u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
             });
-        let rpc = Endpoint::new(
-            Policy::Strict,
-            options.call_timeout,
-            format!("{}-", durable.boots),
-        );
+        let rpc = Endpoint::new(Policy::Strict, options.call_timeout, format!("{boots}-"));
         let target = target_of(&config);
         let mut cp = ChargePoint {
             config,
@@ -525,7 +521,7 @@ impl ChargePoint {
     }
 
     fn persist(&mut self) {
-        self.durable.config = self.config.snapshot();
+        self.durable.record_config(self.config.snapshot());
         self.link.outputs.push(Output::Persist);
     }
 

@@ -13,7 +13,7 @@ impl ChargePoint {
                 || (!self.has_transaction(connector)
                     && self.natural_status(connector) != ChargePointStatus::Preparing));
         let inoperative = (self.is_inoperative(connector)
-            && !self.durable.scheduled.contains(&connector))
+            && !self.durable.scheduled().contains(&connector))
             || upgrade_holds;
         if self.fault_assessment().effect == Some(Effect::Stop) {
             ChargePointStatus::Faulted
@@ -32,13 +32,13 @@ impl ChargePoint {
     /// The status from the transaction, the plug and the pilot.
     /// Set Inoperative, by itself or with the whole pile.
     pub(super) fn is_inoperative(&self, connector: u32) -> bool {
-        self.durable.inoperative.contains(&connector) || self.durable.inoperative.contains(&0)
+        self.durable.is_inoperative(connector)
     }
 
     /// The whole pile made Inoperative (a firmware upgrade whose notifications were not all
     /// answered leaves it Unavailable, FAQ 3.10).
     pub(super) fn make_pile_inoperative(&mut self) {
-        self.durable.inoperative.insert(0);
+        self.durable.make_inoperative(0);
     }
 
     pub(super) fn natural_status(&self, connector: u32) -> ChargePointStatus {
@@ -80,7 +80,7 @@ impl ChargePoint {
     pub(super) fn release_scheduled(&mut self) -> bool {
         let done: Vec<u32> = self
             .durable
-            .scheduled
+            .scheduled()
             .iter()
             .copied()
             .filter(|c| {
@@ -91,7 +91,7 @@ impl ChargePoint {
             return false;
         }
         for c in done {
-            self.durable.scheduled.remove(&c);
+            self.durable.release_scheduled(c);
         }
         self.persist();
         true
@@ -288,8 +288,8 @@ impl ChargePoint {
             vec![connector]
         };
         let before = (
-            self.durable.inoperative.clone(),
-            self.durable.scheduled.clone(),
+            self.durable.inoperative().clone(),
+            self.durable.scheduled().clone(),
         );
         let status = match kind {
             AvailabilityType::Inoperative => {
@@ -306,9 +306,9 @@ impl ChargePoint {
                 for c in &targets {
                     self.connectors[*c as usize].authorized = None;
                 }
-                self.durable.inoperative.insert(connector);
+                self.durable.make_inoperative(connector);
                 self.end_reservations_of_inoperative(now);
-                self.durable.scheduled.extend(preparing.iter().copied());
+                self.durable.schedule_unavailable(preparing.iter().copied());
                 if preparing.is_empty() {
                     AvailabilityStatus::Accepted
                 } else {
@@ -321,17 +321,8 @@ impl ChargePoint {
                     .copied()
                     .filter(|c| self.status(*c) == ChargePointStatus::Unavailable)
                     .collect();
-                self.durable.inoperative.remove(&connector);
-                if connector == 0 {
-                    self.durable.inoperative.clear();
-                }
                 // A scheduled change is cancelled once nothing keeps the connector inoperative.
-                let still_inoperative = self.durable.inoperative.contains(&0);
-                for c in &targets {
-                    if !still_inoperative {
-                        self.durable.scheduled.remove(c);
-                    }
-                }
+                self.durable.make_operative(connector, &targets);
                 // A plug that went in while the connector was unavailable starts afresh:
                 // Unavailable → Preparing (never → Finishing, which OCPP does not allow).
                 for c in was_unavailable {
@@ -349,8 +340,8 @@ impl ChargePoint {
             AvailabilityType::Unrecognized(_) => return reject(self),
         };
         if (
-            self.durable.inoperative.clone(),
-            self.durable.scheduled.clone(),
+            self.durable.inoperative().clone(),
+            self.durable.scheduled().clone(),
         ) != before
         {
             self.persist();
