@@ -186,7 +186,7 @@ impl ChargePoint {
             .or_else(|| {
                 (1..=count)
                     .filter(usable)
-                    .find(|c| self.is_plugged(*c) && !self.connectors[*c as usize].finishing)
+                    .find(|c| self.is_plugged(*c) && !self.connectors[*c as usize].is_finishing())
             })
             .or_else(|| (1..=count).find(usable))
     }
@@ -265,7 +265,7 @@ impl ChargePoint {
                 let parent = info.parent_id_tag.as_ref().map(|p| p.as_str().to_owned());
                 self.beep(Beep::Accepted);
                 let profile = self.authorization.remote_profile.take();
-                self.connectors[c as usize].authorized = Some(Authorized {
+                self.connectors[c as usize].authorize(Authorized {
                     id_tag: id_tag.to_owned(),
                     parent,
                     since: now,

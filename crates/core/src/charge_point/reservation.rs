@@ -13,7 +13,7 @@ use crate::durable::Reservation;
 impl ChargePoint {
     /// Free: no transaction, no card waiting, operative, not faulted.
     fn is_free(&self, connector: u32) -> bool {
-        self.can_start(connector) && self.connectors[connector as usize].authorized.is_none()
+        self.can_start(connector) && !self.connectors[connector as usize].is_authorized()
     }
 
     /// Free with no plug in: what a new reservation needs.
@@ -70,7 +70,7 @@ impl ChargePoint {
 
     /// Whether a held connector shows Reserved: it has no transaction and no card waiting.
     pub(super) fn is_free_for_status(&self, connector: u32) -> bool {
-        !self.has_transaction(connector) && self.connectors[connector as usize].authorized.is_none()
+        !self.has_transaction(connector) && !self.connectors[connector as usize].is_authorized()
     }
 
     /// The reservation an idTag (with its parent) would use on a connector: `Ok(None)` when the
@@ -206,12 +206,8 @@ impl ChargePoint {
     /// A connector a reservation no longer holds: a plug that went in meanwhile starts afresh
     /// (Reserved → Preparing, never → Finishing).
     fn release(&mut self, connector: u32, now: Duration) {
-        if let Some(Some(since)) = self
-            .connectors
-            .get_mut(connector as usize)
-            .map(|k| &mut k.plugged_since)
-        {
-            *since = now;
+        if let Some(socket) = self.connectors.get_mut(connector as usize) {
+            socket.replug(now);
         }
     }
 

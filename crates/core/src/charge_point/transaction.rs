@@ -75,8 +75,7 @@ impl ChargePoint {
     pub(super) fn register(&self, connector: u32) -> i64 {
         self.connectors
             .get(connector as usize)
-            .map(|k| &k.meter)
-            .and_then(|m| m.as_ref())
+            .and_then(|k| k.reading())
             .map(|m| m.energy_wh)
             .or_else(|| self.durable.recorded_register(connector))
             .unwrap_or(0)
@@ -93,14 +92,10 @@ impl ChargePoint {
     ) {
         // The connector shows Preparing first, wherever it was (Finishing → Charging, say, is
         // not a transition OCPP allows).
-        if let Some(Some(since)) = self
-            .connectors
-            .get_mut(connector as usize)
-            .map(|k| &mut k.plugged_since)
-        {
-            *since = now;
+        if let Some(socket) = self.connectors.get_mut(connector as usize) {
+            socket.replug(now);
         }
-        self.connectors[connector as usize].finishing = false;
+        self.connectors[connector as usize].stop_finishing();
         self.statuses_changed(now);
         let local_id = self.durable.next_number();
         let register = self.register(connector);
@@ -138,10 +133,7 @@ impl ChargePoint {
             }),
         );
         let next_sample = self.sample_interval().map(|i| now + i);
-        let socket = &mut self.connectors[connector as usize];
-        socket.authorized = None;
-        socket.finishing = false;
-        socket.next_sample = next_sample;
+        self.connectors[connector as usize].transaction_started(next_sample);
         self.transaction_changed(now);
     }
 
@@ -179,9 +171,7 @@ impl ChargePoint {
         self.enqueue_stop(tx, register, at, reason, id_tag);
         self.drop_tx_profiles(connector);
         let plugged = self.is_plugged(connector);
-        let socket = &mut self.connectors[connector as usize];
-        socket.next_sample = None;
-        socket.finishing = plugged;
+        self.connectors[connector as usize].transaction_ended(plugged);
         self.transaction_changed(now);
     }
 
@@ -254,11 +244,7 @@ impl ChargePoint {
         now: Duration,
     ) -> Option<MeterValue> {
         let list = self.config.text(key);
-        let reading = self
-            .connectors
-            .get(connector as usize)
-            .map(|k| &k.meter)?
-            .as_ref()?;
+        let reading = self.connectors.get(connector as usize)?.reading()?;
         if list.is_empty() {
             return None;
         }
@@ -274,18 +260,14 @@ impl ChargePoint {
     /// Periodic samples of the running transactions (MeterValueSampleInterval).
     pub(super) fn sample_transactions(&mut self, now: Duration) {
         let due: Vec<u32> = (1..self.connectors.len() as u32)
-            .filter(|c| {
-                self.connectors[*c as usize]
-                    .next_sample
-                    .is_some_and(|t| now >= t)
-            })
+            .filter(|c| self.connectors[*c as usize].sample_due(now))
             .collect();
         if due.is_empty() {
             return;
         }
         for connector in due {
             let interval = self.sample_interval();
-            self.connectors[connector as usize].next_sample = interval.map(|i| now + i);
+            self.connectors[connector as usize].schedule_sample(interval.map(|i| now + i));
             let Some(tx) = self.durable.transaction(connector) else {
                 continue;
             };
