@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::smart_charging::Installed;
 
+/// The durable state. Its fields are private: each part changes through what its owner does
+/// with it (the configuration, the starts and the server, availability, transactions, the
+/// outbox, authorization, charging profiles, firmware, reservations). The field names are
+/// the state file's: they stay as they are, so that a state written before still loads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Durable {
     /// The writable configuration keys.
