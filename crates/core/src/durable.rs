@@ -9,61 +9,417 @@ use ocpp::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::smart_charging::Installed;
+
+/// The durable state. Its fields are private: each part changes through what its owner does
+/// with it (the configuration, the starts and the server, availability, transactions, the
+/// outbox, authorization, charging profiles, firmware, reservations). The field names are
+/// the state file's: they stay as they are, so that a state written before still loads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Durable {
     /// The writable configuration keys.
-    pub config: BTreeMap<String, String>,
+    config: BTreeMap<String, String>,
     /// Connectors (0 = the whole pile) set Inoperative by ChangeAvailability.
-    pub inoperative: BTreeSet<u32>,
+    inoperative: BTreeSet<u32>,
     /// Connectors whose change to Unavailable waits until their transaction ends or they leave
     /// Preparing (OCPP does not allow Preparing → Unavailable); the ChangeAvailability was
     /// answered `Scheduled`.
     #[serde(default)]
-    pub scheduled: BTreeSet<u32>,
+    scheduled: BTreeSet<u32>,
     /// The VendorWebsocketSettings and identity of the last connection whose boot was accepted.
-    pub last_good: Option<(String, String)>,
+    last_good: Option<(String, String)>,
     /// Counts starts, to keep message ids unique across restarts.
-    pub boots: u64,
+    boots: u64,
     /// The transaction running on each connector.
     #[serde(default)]
-    pub transactions: BTreeMap<u32, Transaction>,
+    transactions: BTreeMap<u32, Transaction>,
     /// Transaction messages not yet answered by the central system, oldest first (kept in
     /// the store's journal, not in the state file).
     #[serde(skip)]
-    pub outbox: VecDeque<Queued>,
+    outbox: VecDeque<Queued>,
     /// The central's transactionId for each of our transactions whose StartTransaction was
     /// answered, while messages of that transaction remain in the outbox.
     #[serde(default)]
-    pub transaction_ids: BTreeMap<u64, i32>,
+    transaction_ids: BTreeMap<u64, i32>,
     /// The last number given to a transaction or a queued message.
     #[serde(default)]
-    pub last_number: u64,
+    last_number: u64,
     /// The authorization cache: what the central last said of each idTag.
     #[serde(default)]
-    pub auth_cache: BTreeMap<String, IdTagInfo>,
+    auth_cache: BTreeMap<String, IdTagInfo>,
     /// The Local Authorization List (idTags in lower case) and its version.
     #[serde(default)]
-    pub local_list: BTreeMap<String, IdTagInfo>,
+    local_list: BTreeMap<String, IdTagInfo>,
     #[serde(default)]
-    pub local_list_version: i32,
+    local_list_version: i32,
     /// The charging profiles installed.
     #[serde(default)]
-    pub profiles: Vec<crate::smart_charging::Installed>,
+    profiles: Vec<Installed>,
     /// The firmware upgrade under way.
     #[serde(default)]
-    pub firmware: Option<FirmwareUpdate>,
+    firmware: Option<FirmwareUpdate>,
     /// The firmware version installed by an upgrade (the build's own until then).
     #[serde(default)]
-    pub firmware_version: Option<String>,
+    firmware_version: Option<String>,
     /// The version of the image downloaded and not yet installed (`None`: no valid image).
     #[serde(default)]
-    pub firmware_pending_version: Option<String>,
+    firmware_pending_version: Option<String>,
     /// The reservations, by reservationId.
     #[serde(default)]
-    pub reservations: BTreeMap<i32, Reservation>,
+    reservations: BTreeMap<i32, Reservation>,
     /// Each connector's meter register (Wh) when last recorded.
     #[serde(default)]
-    pub registers: BTreeMap<u32, i64>,
+    registers: BTreeMap<u32, i64>,
+}
+
+impl Durable {
+    // The configuration.
+
+    /// The writable configuration keys as last made durable.
+    pub fn config(&self) -> &BTreeMap<String, String> {
+        &self.config
+    }
+
+    /// Records the writable configuration keys (a [`crate::config::Configuration`] snapshot).
+    pub fn record_config(&mut self, snapshot: BTreeMap<String, String>) {
+        self.config = snapshot;
+    }
+
+    // Starts and the server.
+
+    /// How many times the pile started.
+    pub fn boots(&self) -> u64 {
+        self.boots
+    }
+
+    /// One more start; its number.
+    pub fn count_boot(&mut self) -> u64 {
+        self.boots += 1;
+        self.boots
+    }
+
+    /// The VendorWebsocketSettings and identity of the last connection whose boot was accepted.
+    pub fn last_good_settings(&self) -> Option<&(String, String)> {
+        self.last_good.as_ref()
+    }
+
+    /// A boot was accepted with these settings and identity; whether that is news.
+    pub fn remember_good_settings(&mut self, settings: String, identity: String) -> bool {
+        let good = Some((settings, identity));
+        if self.last_good == good {
+            return false;
+        }
+        self.last_good = good;
+        true
+    }
+
+    // Availability.
+
+    /// The connectors (0: the whole pile) set Inoperative.
+    pub fn inoperative(&self) -> &BTreeSet<u32> {
+        &self.inoperative
+    }
+
+    /// Whether a connector is set Inoperative, by itself or with the whole pile.
+    pub fn is_inoperative(&self, connector: u32) -> bool {
+        self.inoperative.contains(&connector) || self.inoperative.contains(&0)
+    }
+
+    /// Sets a connector (0: the whole pile) Inoperative.
+    pub fn make_inoperative(&mut self, connector: u32) {
+        self.inoperative.insert(connector);
+    }
+
+    /// Sets a connector (0: the whole pile, and every connector with it) Operative again. The
+    /// scheduled changes to Unavailable of `targets` are cancelled unless the whole pile stays
+    /// Inoperative.
+    pub fn make_operative(&mut self, connector: u32, targets: &[u32]) {
+        self.inoperative.remove(&connector);
+        if connector == 0 {
+            self.inoperative.clear();
+        }
+        if !self.inoperative.contains(&0) {
+            for c in targets {
+                self.scheduled.remove(c);
+            }
+        }
+    }
+
+    /// The connectors whose change to Unavailable waits.
+    pub fn scheduled(&self) -> &BTreeSet<u32> {
+        &self.scheduled
+    }
+
+    /// These connectors become Unavailable once their transaction ends or they leave Preparing.
+    pub fn schedule_unavailable(&mut self, connectors: impl IntoIterator<Item = u32>) {
+        self.scheduled.extend(connectors);
+    }
+
+    /// The scheduled change of a connector took effect.
+    pub fn release_scheduled(&mut self, connector: u32) {
+        self.scheduled.remove(&connector);
+    }
+
+    // Transactions.
+
+    /// The transactions running, by connector.
+    pub fn transactions(&self) -> &BTreeMap<u32, Transaction> {
+        &self.transactions
+    }
+
+    pub fn transaction(&self, connector: u32) -> Option<&Transaction> {
+        self.transactions.get(&connector)
+    }
+
+    /// The running transaction of that number ([`Transaction::local_id`]).
+    pub fn transaction_numbered(&self, local_id: u64) -> Option<&Transaction> {
+        self.transactions.values().find(|t| t.local_id == local_id)
+    }
+
+    /// The next number for a transaction or a queued message.
+    pub fn next_number(&mut self) -> u64 {
+        self.last_number += 1;
+        self.last_number
+    }
+
+    /// A transaction starts on its connector, the register at its start recorded.
+    pub fn begin_transaction(&mut self, transaction: Transaction) {
+        self.registers
+            .insert(transaction.connector, transaction.meter_start);
+        self.transactions.insert(transaction.connector, transaction);
+    }
+
+    /// The transaction of a connector ends (it is what the caller gets back).
+    pub fn end_transaction(&mut self, connector: u32) -> Option<Transaction> {
+        self.transactions.remove(&connector)
+    }
+
+    /// A sample of a connector's transaction: the register then, and what StopTransaction
+    /// will carry of it.
+    pub fn record_sample(
+        &mut self,
+        connector: u32,
+        register: i64,
+        at: Timestamp,
+        stop_data: Option<TransactionData>,
+    ) {
+        if let Some(tx) = self.transactions.get_mut(&connector) {
+            tx.last_register = register;
+            tx.last_sampled = Some(at);
+            tx.stop_data.extend(stop_data);
+        }
+        self.registers.insert(connector, register);
+    }
+
+    /// What StopTransaction will carry of a sample that is not the transaction's own
+    /// (a clock-aligned one).
+    pub fn add_stop_data(&mut self, connector: u32, stop_data: Option<TransactionData>) {
+        if let Some(tx) = self.transactions.get_mut(&connector) {
+            tx.stop_data.extend(stop_data);
+        }
+    }
+
+    /// The central said the idTag of a connector's transaction is not valid, at this register
+    /// (the first time counts).
+    pub fn invalidate_transaction(&mut self, connector: u32, register: i64) {
+        if let Some(tx) = self.transactions.get_mut(&connector) {
+            tx.invalidated_at_wh.get_or_insert(register);
+        }
+    }
+
+    /// The central's transactionId of one of our transactions, once its start was answered.
+    pub fn transaction_id(&self, local_id: u64) -> Option<i32> {
+        self.transaction_ids.get(&local_id).copied()
+    }
+
+    pub fn record_transaction_id(&mut self, local_id: u64, transaction_id: i32) {
+        self.transaction_ids.insert(local_id, transaction_id);
+    }
+
+    /// The stop of a transaction was answered: its transactionId is no longer needed.
+    pub fn forget_transaction_id(&mut self, local_id: u64) {
+        self.transaction_ids.remove(&local_id);
+    }
+
+    /// Each connector's meter register (Wh) when last recorded.
+    pub fn registers(&self) -> &BTreeMap<u32, i64> {
+        &self.registers
+    }
+
+    pub fn recorded_register(&self, connector: u32) -> Option<i64> {
+        self.registers.get(&connector).copied()
+    }
+
+    pub fn record_register(&mut self, connector: u32, register: i64) {
+        self.registers.insert(connector, register);
+    }
+
+    // The outbox.
+
+    /// The transaction messages waiting for the central system, oldest first.
+    pub fn outbox(&self) -> &VecDeque<Queued> {
+        &self.outbox
+    }
+
+    /// A transaction message joins the outbox, under a message id of its own
+    /// (`tx-<boot>-<number>`) that it keeps on every attempt.
+    pub fn queue(&mut self, transaction: u64, message: TransactionMessage) {
+        let n = self.next_number();
+        self.outbox.push_back(Queued {
+            message_id: format!("tx-{}-{n}", self.boots),
+            transaction,
+            message,
+            failures: 0,
+        });
+    }
+
+    /// The oldest message leaves the outbox (answered, or given up).
+    pub fn dequeue(&mut self) -> Option<Queued> {
+        self.outbox.pop_front()
+    }
+
+    /// The central could not process the oldest message: one more failure. The message, with
+    /// its failures so far.
+    pub fn count_failure(&mut self) -> Option<&Queued> {
+        let front = self.outbox.front_mut()?;
+        front.failures += 1;
+        Some(front)
+    }
+
+    /// The outbox as a store read it back (the state file does not hold it).
+    pub fn restore_outbox(&mut self, outbox: VecDeque<Queued>) {
+        self.outbox = outbox;
+    }
+
+    // Authorization.
+
+    /// The authorization cache: what the central last said of each idTag (in lower case).
+    pub fn auth_cache(&self) -> &BTreeMap<String, IdTagInfo> {
+        &self.auth_cache
+    }
+
+    /// What the cache holds of an idTag (any case).
+    pub fn cached_verdict(&self, id_tag: &str) -> Option<&IdTagInfo> {
+        self.auth_cache.get(&id_tag.to_ascii_lowercase())
+    }
+
+    /// Keeps the central's verdict on an idTag; whether the cache changed.
+    pub fn cache_verdict(&mut self, id_tag: &str, info: IdTagInfo) -> bool {
+        let key = id_tag.to_ascii_lowercase();
+        if self.auth_cache.get(&key) == Some(&info) {
+            return false;
+        }
+        self.auth_cache.insert(key, info);
+        true
+    }
+
+    /// Empties the cache; whether it held anything.
+    pub fn clear_auth_cache(&mut self) -> bool {
+        let had = !self.auth_cache.is_empty();
+        self.auth_cache.clear();
+        had
+    }
+
+    /// The Local Authorization List (idTags in lower case).
+    pub fn local_list(&self) -> &BTreeMap<String, IdTagInfo> {
+        &self.local_list
+    }
+
+    /// The list's version as GetLocalListVersion reports it: 0 while the list is empty.
+    pub fn local_list_version(&self) -> i32 {
+        if self.local_list.is_empty() {
+            0
+        } else {
+            self.local_list_version
+        }
+    }
+
+    /// What the list says of an idTag (any case).
+    pub fn listed(&self, id_tag: &str) -> Option<&IdTagInfo> {
+        self.local_list.get(&id_tag.to_ascii_lowercase())
+    }
+
+    /// A new list (idTags in lower case) and its version.
+    pub fn replace_local_list(&mut self, list: BTreeMap<String, IdTagInfo>, version: i32) {
+        self.local_list = list;
+        self.local_list_version = version;
+    }
+
+    // Charging profiles.
+
+    pub fn profiles(&self) -> &[Installed] {
+        &self.profiles
+    }
+
+    /// The profiles installed from now on.
+    pub fn replace_profiles(&mut self, profiles: Vec<Installed>) {
+        self.profiles = profiles;
+    }
+
+    /// Removes the profiles `matches` picks; how many went.
+    pub fn remove_profiles(&mut self, mut matches: impl FnMut(&Installed) -> bool) -> usize {
+        let before = self.profiles.len();
+        self.profiles.retain(|i| !matches(i));
+        before - self.profiles.len()
+    }
+
+    // Firmware.
+
+    /// The firmware upgrade under way.
+    pub fn firmware_update(&self) -> Option<&FirmwareUpdate> {
+        self.firmware.as_ref()
+    }
+
+    /// The upgrade under way, to move it on (its stage, its attempts, its answers).
+    pub fn firmware_update_mut(&mut self) -> Option<&mut FirmwareUpdate> {
+        self.firmware.as_mut()
+    }
+
+    /// An upgrade begins (replacing any under way).
+    pub fn begin_firmware_update(&mut self, update: FirmwareUpdate) {
+        self.firmware = Some(update);
+    }
+
+    /// The upgrade ends, installed or not.
+    pub fn end_firmware_update(&mut self) -> Option<FirmwareUpdate> {
+        self.firmware.take()
+    }
+
+    /// The firmware version an upgrade installed (`None`: the build's own).
+    pub fn installed_firmware(&self) -> Option<&str> {
+        self.firmware_version.as_deref()
+    }
+
+    pub fn record_installed_firmware(&mut self, version: String) {
+        self.firmware_version = Some(version);
+    }
+
+    /// The image downloaded carries this version (`None`: no valid image).
+    pub fn keep_downloaded_image(&mut self, version: Option<String>) {
+        self.firmware_pending_version = version;
+    }
+
+    /// The version of the image downloaded, taken to be installed.
+    pub fn take_downloaded_image(&mut self) -> Option<String> {
+        self.firmware_pending_version.take()
+    }
+
+    // Reservations.
+
+    /// The reservations, by reservationId.
+    pub fn reservations(&self) -> &BTreeMap<i32, Reservation> {
+        &self.reservations
+    }
+
+    /// Holds a connector under a reservationId (replacing a reservation of that id).
+    pub fn reserve(&mut self, reservation_id: i32, reservation: Reservation) {
+        self.reservations.insert(reservation_id, reservation);
+    }
+
+    /// The reservation of that id ends (it is what the caller gets back).
+    pub fn end_reservation(&mut self, reservation_id: i32) -> Option<Reservation> {
+        self.reservations.remove(&reservation_id)
+    }
 }
 
 /// A transaction in progress.

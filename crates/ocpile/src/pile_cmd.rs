@@ -145,7 +145,7 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
     // The simulated meters go on from the registers last recorded, as a real meter would.
     let registers = pile::store::StateStore::open(&settings.state_dir)?
         .load()?
-        .map(|d| d.registers)
+        .map(|d| d.registers().clone())
         .unwrap_or_default();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

@@ -152,7 +152,7 @@ fn benches(c: &mut Criterion) {
     let state = serde_json::to_vec(cp.durable()).unwrap().len();
     let journal: usize = cp
         .durable()
-        .outbox
+        .outbox()
         .iter()
         .map(|q| serde_json::to_vec(q).unwrap().len() + 1)
         .sum();

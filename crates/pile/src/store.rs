@@ -155,7 +155,7 @@ impl StateStore {
                 Err(e) => return Err(StoreError::Corrupt(self.journal(), e)),
             }
         }
-        loaded.state.outbox = outbox;
+        loaded.state.restore_outbox(outbox);
         // Start the journal over with what is waiting.
         self.written.clear();
         self.journal_lines = 0;
@@ -167,7 +167,7 @@ impl StateStore {
     fn rewrite_journal(&mut self, state: &Durable) -> Result<(), StoreError> {
         let tmp = self.dir.join("outbox.log.tmp");
         let mut file = File::create(&tmp).map_err(self.io())?;
-        for q in &state.outbox {
+        for q in state.outbox() {
             writeln!(
                 file,
                 "{}",
@@ -179,11 +179,11 @@ impl StateStore {
         fs::rename(&tmp, self.journal()).map_err(self.io())?;
         sync_dir(&self.dir).map_err(self.io())?;
         self.written = state
-            .outbox
+            .outbox()
             .iter()
             .map(|q| (q.message_id.clone(), q.failures))
             .collect();
-        self.journal_lines = state.outbox.len() as u64;
+        self.journal_lines = state.outbox().len() as u64;
         Ok(())
     }
 
@@ -203,7 +203,7 @@ impl StateStore {
 
     /// Makes `state` durable: the outbox's changes appended to the journal, then the rest.
     pub fn save(&mut self, state: &Durable) -> Result<(), StoreError> {
-        if state.outbox.is_empty() && self.journal_lines > 0 {
+        if state.outbox().is_empty() && self.journal_lines > 0 {
             // Nothing waits: the state says so first, then the journal starts over.
             self.written.clear();
             self.journal_lines = 0;
@@ -218,18 +218,18 @@ impl StateStore {
         // The core only ever answers the first message and queues at the end.
         while written
             .front()
-            .is_some_and(|(id, _)| state.outbox.front().is_none_or(|q| &q.message_id != id))
+            .is_some_and(|(id, _)| state.outbox().front().is_none_or(|q| &q.message_id != id))
         {
             written.pop_front();
             ops.push(Op::Pop);
         }
-        if let (Some((_, failures)), Some(front)) = (written.front_mut(), state.outbox.front()) {
+        if let (Some((_, failures)), Some(front)) = (written.front_mut(), state.outbox().front()) {
             if *failures != front.failures {
                 *failures = front.failures;
                 ops.push(Op::Failures(front.failures));
             }
         }
-        for q in state.outbox.iter().skip(written.len()) {
+        for q in state.outbox().iter().skip(written.len()) {
             written.push_back((q.message_id.clone(), q.failures));
             ops.push(Op::Push(q.clone()));
         }

@@ -138,8 +138,8 @@ fn faq_3_10_an_upgrade_reports_each_step_and_restarts_on_the_new_version() {
     // Installed answered: the restart.
     assert_eq!(p.log.last(), Some(&Output::Restart { hard: true }));
     let durable = p.cp.durable().clone();
-    assert_eq!(durable.firmware_version.as_deref(), Some("V2.0.110"));
-    assert!(durable.firmware.is_none());
+    assert_eq!(durable.installed_firmware(), Some("V2.0.110"));
+    assert!(durable.firmware_update().is_none());
     // The restarted pile boots with the new version and is available by itself.
     let mut again = Pile::with(1, durable, Options::default());
     let out = again.input(Input::Connected);
@@ -175,7 +175,7 @@ fn faq_3_17_an_unanswered_notification_leaves_the_pile_unavailable_after_the_upg
     let out = p.advance(pile::INSTALL_TIME);
     serve(&mut p, out);
     let durable = p.cp.durable().clone();
-    assert!(durable.inoperative.contains(&0));
+    assert!(durable.inoperative().contains(&0));
     let mut again = Pile::with(1, durable, Options::default());
     let out = again.input(Input::Connected);
     let sent = serve(&mut again, out);
@@ -220,7 +220,7 @@ fn a_failed_download_is_retried_then_reported_and_the_pile_is_available_again() 
         statuses(&sent),
         vec![(0, "Available".into()), (1, "Available".into())]
     );
-    assert!(p.cp.durable().firmware.is_none());
+    assert!(p.cp.durable().firmware_update().is_none());
 }
 
 #[test]

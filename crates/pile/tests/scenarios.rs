@@ -11,7 +11,7 @@ use serde_json::json;
 fn start_persists_and_connects_with_the_identity_in_the_url() {
     let p = Pile::new(1);
     assert_eq!(p.log[0], Output::Persist);
-    assert_eq!(p.cp.durable().boots, 1);
+    assert_eq!(p.cp.durable().boots(), 1);
     // DBGEnableInsight is empty: no log stream.
     assert_eq!(p.log[1], Output::Insight(None));
     match &p.log[2] {
@@ -54,7 +54,7 @@ fn accepted_boot_reports_every_connector_and_heartbeats_on_idle() {
         "the central's interval is adopted"
     );
     assert!(p.log.contains(&Output::Persist));
-    assert_eq!(p.cp.durable().config["HeartbeatInterval"], "300");
+    assert_eq!(p.cp.durable().config()["HeartbeatInterval"], "300");
 
     // 299 s of silence: nothing. At 300 s: a Heartbeat.
     assert!(Pile::frames(&p.advance(secs(299))).is_empty());
@@ -113,7 +113,7 @@ fn an_accepted_change_is_durable_before_the_answer_leaves() {
     );
     match (&out[0], &out[1]) {
         (Output::Persist, Output::Send(answer)) => {
-            assert_eq!(p.cp.durable().config["MeterValueSampleInterval"], "30");
+            assert_eq!(p.cp.durable().config()["MeterValueSampleInterval"], "30");
             assert_eq!(answer, r#"[3,"cs-1",{"status":"Accepted"}]"#);
         }
         other => panic!("{other:?}"),
@@ -145,7 +145,7 @@ fn a_new_name_reconnects_at_the_new_url_after_the_answer() {
         json!({"key":"VendorChargePointName","value":"PILE-7"}),
     );
     assert_eq!(out[0], Output::Persist);
-    assert_eq!(p.cp.durable().config["VendorChargePointName"], "PILE-7");
+    assert_eq!(p.cp.durable().config()["VendorChargePointName"], "PILE-7");
     assert_eq!(
         out[1],
         Output::Send(r#"[3,"cs-1",{"status":"Accepted"}]"#.into())
@@ -378,7 +378,7 @@ fn change_availability_is_persisted_and_reported() {
         json!({"connectorId":1,"type":"Inoperative"}),
     );
     assert_eq!(out[0], Output::Persist);
-    assert!(p.cp.durable().inoperative.contains(&1));
+    assert!(p.cp.durable().inoperative().contains(&1));
     let frames = Pile::frames(&out);
     assert_eq!(frames[0][2]["status"], "Accepted");
     assert_eq!(frames[1][3]["connectorId"], 1);
@@ -645,7 +645,7 @@ fn inoperative_while_preparing_is_scheduled_until_the_connector_leaves_preparing
         json!({"connectorId":1,"type":"Inoperative"}),
     );
     assert_eq!(out[0], Output::Persist);
-    assert!(p.cp.durable().scheduled.contains(&1));
+    assert!(p.cp.durable().scheduled().contains(&1));
     assert_eq!(Pile::frames(&out)[0][2]["status"], "Scheduled");
     assert!(p.statuses(out).is_empty(), "still Preparing");
     // Unplugged: Available (B1), then the scheduled Unavailable (A8).
@@ -659,7 +659,7 @@ fn inoperative_while_preparing_is_scheduled_until_the_connector_leaves_preparing
         .map(|s| s["status"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(seen, vec!["Available", "Unavailable"]);
-    assert!(p.cp.durable().scheduled.is_empty());
+    assert!(p.cp.durable().scheduled().is_empty());
 }
 
 #[test]

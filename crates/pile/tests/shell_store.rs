@@ -115,7 +115,7 @@ async fn a_pile_runs_on_a_store_of_another_kind() {
     let saved = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             if let Some(d) = store.0.lock().unwrap().0.clone() {
-                if d.config.get("HeartbeatInterval").map(String::as_str) == Some("300") {
+                if d.config().get("HeartbeatInterval").map(String::as_str) == Some("300") {
                     return d;
                 }
             }
@@ -124,7 +124,7 @@ async fn a_pile_runs_on_a_store_of_another_kind() {
     })
     .await
     .expect("the store holds the state");
-    assert!(saved.boots >= 1);
+    assert!(saved.boots() >= 1);
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), pile)
         .await

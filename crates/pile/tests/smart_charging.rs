@@ -173,7 +173,7 @@ fn tx_profiles_stack_levels_and_the_pile_maximum() {
     assert!(p
         .cp
         .durable()
-        .profiles
+        .profiles()
         .iter()
         .all(|i| i.profile.charging_profile_purpose != ocpp::ChargingProfilePurpose::TxProfile));
     assert_eq!(p.cp.offered(2), Some(16.0));
@@ -227,7 +227,7 @@ fn profiles_that_do_not_fit_are_rejected() {
         ),
         "Accepted"
     );
-    assert_eq!(p.cp.durable().profiles.len(), 16);
+    assert_eq!(p.cp.durable().profiles().len(), 16);
 }
 
 #[test]
@@ -262,9 +262,9 @@ fn clear_charging_profile() {
         ),
         "Accepted"
     );
-    assert_eq!(p.cp.durable().profiles.len(), 1);
+    assert_eq!(p.cp.durable().profiles().len(), 1);
     assert_eq!(clear(&mut p, json!({})), "Accepted");
-    assert!(p.cp.durable().profiles.is_empty());
+    assert!(p.cp.durable().profiles().is_empty());
     assert_eq!(clear(&mut p, json!({})), "Unknown");
 }
 

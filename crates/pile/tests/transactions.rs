@@ -326,7 +326,7 @@ fn a_week_offline_loses_no_meter_value_and_sends_everything_in_order() {
     // 1800), the start and the stop, all durable.
     let expected = 7 * 24 * 60 + 7 * 48 + 2;
     assert_eq!(p.cp.outbox_len(), expected);
-    assert_eq!(p.cp.durable().outbox.len(), p.cp.outbox_len());
+    assert_eq!(p.cp.durable().outbox().len(), p.cp.outbox_len());
 
     let sent = c.connect(&mut p);
     let tx: Vec<&Value> = sent
@@ -430,7 +430,7 @@ fn call_errors_are_retried_up_to_transaction_message_attempts() {
     // No answer within the call timeout (30 s): sent again after the retry interval.
     let later = Pile::frames(&p.advance(secs(45)));
     assert!(later.iter().any(|f| f[1] == mv[1]), "{later:?}");
-    assert_eq!(p.cp.durable().outbox[0].failures, 0);
+    assert_eq!(p.cp.durable().outbox()[0].failures, 0);
 }
 
 #[test]
@@ -440,9 +440,9 @@ fn faq_3_5_offline_authorization() {
     // Online, CARD1 is authorized by the central and so cached.
     c.after(&mut p, |p| card(p, 1, "CARD1"));
     p.advance(secs(200));
-    assert!(p.cp.durable().auth_cache.contains_key("card1"));
+    assert!(p.cp.durable().auth_cache().contains_key("card1"));
     c.after(&mut p, |p| card(p, 1, "BADCARD"));
-    assert!(p.cp.durable().auth_cache.contains_key("badcard"));
+    assert!(p.cp.durable().auth_cache().contains_key("badcard"));
 
     p.input(Input::Disconnected);
     // Offline: a cached card starts (LocalAuthorizeOffline), a known bad one is refused, an
@@ -615,7 +615,7 @@ fn change_availability_during_a_transaction_is_scheduled_until_it_ends() {
         Vec::<String>::new(),
         "still Charging"
     );
-    assert!(p.cp.durable().scheduled.contains(&1));
+    assert!(p.cp.durable().scheduled().contains(&1));
     // The transaction ends: Unavailable at once (Charging → Finishing → Unavailable).
     let sent = c.after(&mut p, |p| card(p, 1, "SN0001"));
     assert_eq!(statuses_of(&sent, 1), vec!["Finishing", "Unavailable"]);
@@ -756,7 +756,7 @@ fn reset_stops_transactions_and_the_restarted_pile_reports_them() {
     assert!(!out.iter().any(|o| matches!(o, Output::Restart { .. })));
     let out = p.reply(&stop, json!({}));
     assert_eq!(out.last(), Some(&Output::Restart { hard: false }));
-    assert!(p.cp.durable().outbox.is_empty());
+    assert!(p.cp.durable().outbox().is_empty());
 
     // Unanswered: the restart comes after RESET_STOP_WAIT, and the restarted pile sends the
     // same StopTransaction again.
@@ -783,7 +783,7 @@ fn reset_stops_transactions_and_the_restarted_pile_reports_them() {
     let out = p.input(Input::Disconnected);
     assert_eq!(out.last(), Some(&Output::Restart { hard: true }));
     assert_eq!(
-        p.cp.durable().outbox.len(),
+        p.cp.durable().outbox().len(),
         1,
         "the stop waits for the restarted pile"
     );
@@ -820,11 +820,11 @@ fn clear_cache_empties_the_authorization_cache() {
     let (mut p, mut c) = booted(1);
     p.without_plug_and_charge();
     c.after(&mut p, |p| card(p, 1, "CARD1"));
-    assert!(!p.cp.durable().auth_cache.is_empty());
+    assert!(!p.cp.durable().auth_cache().is_empty());
     let out = p.central_calls("ClearCache", json!({}));
     assert_eq!(out[0], Output::Persist);
     assert_eq!(Pile::frames(&out)[0][2]["status"], "Accepted");
-    assert!(p.cp.durable().auth_cache.is_empty());
+    assert!(p.cp.durable().auth_cache().is_empty());
 }
 
 #[test]
@@ -861,7 +861,7 @@ fn the_local_authorization_list() {
     assert_eq!(send(&mut p, diff(3)), "VersionMismatch");
     assert_eq!(send(&mut p, diff(4)), "Accepted");
     assert_eq!(version(&mut p), 4);
-    assert!(!p.cp.durable().local_list.contains_key("list2"));
+    assert!(!p.cp.durable().local_list().contains_key("list2"));
     // A full list needs a verdict for each entry; a message over SendLocalListMaxLength fails.
     assert_eq!(
         send(
@@ -901,7 +901,7 @@ fn the_local_authorization_list() {
     assert!(hardware(&out).contains(&HardwareCommand::Beep(Beep::Accepted)));
     p.advance(secs(200));
     assert!(
-        !p.cp.durable().auth_cache.contains_key("list1"),
+        !p.cp.durable().auth_cache().contains_key("list1"),
         "the list decides, not the cache"
     );
     // Offline: the list's verdicts count, before AllowOfflineTxForUnknownId.
@@ -957,7 +957,7 @@ fn reserve(
 fn a_reservation_holds_the_connector_for_its_id_tag() {
     let (mut p, mut c) = booted(2);
     assert_eq!(reserve(&mut p, &mut c, 1, "RES1", 7, 60), "Accepted");
-    assert!(p.cp.durable().reservations.contains_key(&7));
+    assert!(p.cp.durable().reservations().contains_key(&7));
     assert_eq!(p.cp.status(1), ocpp::ChargePointStatus::Reserved);
     assert_eq!(
         reserve(&mut p, &mut c, 1, "RES2", 8, 60),
@@ -984,7 +984,7 @@ fn a_reservation_holds_the_connector_for_its_id_tag() {
     let start = of(&sent, "StartTransaction");
     assert_eq!(start[0][3]["reservationId"], 7);
     assert_eq!(statuses_of(&sent, 1), vec!["Preparing", "SuspendedEV"]);
-    assert!(p.cp.durable().reservations.is_empty());
+    assert!(p.cp.durable().reservations().is_empty());
     // CancelReservation: unknown Rejected; known Accepted, back to Available.
     assert_eq!(reserve(&mut p, &mut c, 2, "RES2", 8, 60), "Accepted");
     let out = p.central_calls("CancelReservation", json!({"reservationId": 99}));

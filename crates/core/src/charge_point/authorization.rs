@@ -59,8 +59,7 @@ impl AuthorizationRun {
 impl ChargePoint {
     /// ClearCache: the authorization cache emptied (and that made durable).
     pub(super) fn clear_auth_cache(&mut self) {
-        if !self.durable.auth_cache.is_empty() {
-            self.durable.auth_cache.clear();
+        if self.durable.clear_auth_cache() {
             self.persist();
         }
     }
@@ -74,12 +73,11 @@ impl ChargePoint {
         if listed.as_ref().is_some_and(|status| *status != info.status) {
             self.report_list_conflict(id_tag);
         }
-        if self.config.flag(keys::AUTHORIZATION_CACHE_ENABLED) && listed.is_none() {
-            let key = id_tag.to_ascii_lowercase();
-            if self.durable.auth_cache.get(&key) != Some(&info) {
-                self.durable.auth_cache.insert(key, info);
-                self.persist();
-            }
+        if self.config.flag(keys::AUTHORIZATION_CACHE_ENABLED)
+            && listed.is_none()
+            && self.durable.cache_verdict(id_tag, info)
+        {
+            self.persist();
         }
     }
 
@@ -115,7 +113,7 @@ impl ChargePoint {
         if !self.config.flag(keys::AUTHORIZATION_CACHE_ENABLED) {
             return None;
         }
-        let info = self.durable.auth_cache.get(&id_tag.to_ascii_lowercase())?;
+        let info = self.durable.cached_verdict(id_tag)?;
         Some(expired(info.clone()))
     }
 
@@ -151,7 +149,7 @@ impl ChargePoint {
         // The card that started a transaction stops it.
         let own = self
             .durable
-            .transactions
+            .transactions()
             .iter()
             .find(|(c, t)| {
                 connector.is_none_or(|x| x == **c) && t.id_tag.eq_ignore_ascii_case(id_tag)
@@ -188,7 +186,7 @@ impl ChargePoint {
             .or_else(|| {
                 (1..=count)
                     .filter(usable)
-                    .find(|c| self.is_plugged(*c) && !self.connectors[*c as usize].finishing)
+                    .find(|c| self.is_plugged(*c) && !self.connectors[*c as usize].is_finishing())
             })
             .or_else(|| (1..=count).find(usable))
     }
@@ -267,7 +265,7 @@ impl ChargePoint {
                 let parent = info.parent_id_tag.as_ref().map(|p| p.as_str().to_owned());
                 self.beep(Beep::Accepted);
                 let profile = self.authorization.remote_profile.take();
-                self.connectors[c as usize].authorized = Some(Authorized {
+                self.connectors[c as usize].authorize(Authorized {
                     id_tag: id_tag.to_owned(),
                     parent,
                     since: now,

@@ -4,67 +4,13 @@
 
 use ocpp::StopReason;
 
-use super::authorization::Authorized;
+use super::connector::Cable;
 use super::*;
 use crate::hardware::{Beep, HardwareCommand, Pilot};
 
 /// From this temperature (any sensor, °C) the pile offers half its rated current, unless
 /// OEM_FunctionMask bit 3 shields the derating.
 pub const DERATING_FROM_C: f64 = 70.0;
-
-/// The cable's capacity as CC reports it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Cable {
-    /// Nothing reported: the pile's own (tethered) cable, good for the rated current.
-    Unknown,
-    Rated(f64),
-    /// No valid CC resistor: not safe to charge while CC is checked.
-    Invalid,
-}
-
-/// What the core knows and drives of one connector (index 0, the pile as a whole, only
-/// reports a status).
-#[derive(Debug, Clone)]
-pub(super) struct Connector {
-    /// The last status reported.
-    pub reported: Option<Reported>,
-    /// A changed status held back until it has lasted MinimumStatusDuration, and since when.
-    pub pending: Option<(Reported, Duration)>,
-    /// The last reading of the meter, and the register at the previous sample.
-    pub meter: Option<MeterReading>,
-    pub sampled_register: Option<i64>,
-    /// Since when a plug is in.
-    pub plugged_since: Option<Duration>,
-    pub pilot: Pilot,
-    pub cable: Cable,
-    /// A card or remote start accepted before the plug went in.
-    pub authorized: Option<Authorized>,
-    /// A transaction ended and the plug is still in.
-    pub finishing: bool,
-    pub next_sample: Option<Duration>,
-    /// What the hardware was last told.
-    pub offer: Option<f64>,
-    pub relay: bool,
-}
-
-impl Default for Connector {
-    fn default() -> Self {
-        Connector {
-            reported: None,
-            pending: None,
-            meter: None,
-            sampled_register: None,
-            plugged_since: None,
-            pilot: Pilot::A,
-            cable: Cable::Unknown,
-            authorized: None,
-            finishing: false,
-            next_sample: None,
-            offer: None,
-            relay: false,
-        }
-    }
-}
 
 impl ChargePoint {
     /// Whether OEM_FunctionMask sets the bit of that name (FAQ 3.13).
@@ -100,15 +46,14 @@ impl ChargePoint {
         let socket = &self.connectors[connector as usize];
         let mut amps = self.settings.options.rated_current_a;
         if !self.function("cc_off") {
-            match socket.cable {
+            match socket.cable() {
                 Cable::Unknown => {}
                 Cable::Rated(a) => amps = amps.min(a),
                 Cable::Invalid => return None,
             }
         }
-        let hot = self.connectors[connector as usize]
-            .meter
-            .as_ref()
+        let hot = socket
+            .reading()
             .is_some_and(|m| m.temperatures_c.iter().any(|t| *t >= DERATING_FROM_C));
         if hot && !self.function("derating_off") {
             amps = amps.min(self.settings.options.rated_current_a / 2.0);
@@ -125,9 +70,9 @@ impl ChargePoint {
     pub(super) fn drive(&mut self) {
         for c in 1..self.connectors.len() as u32 {
             let offer = self.offer_limit(c);
-            let relay = offer.is_some() && self.connectors[c as usize].pilot == Pilot::C;
             let socket = &self.connectors[c as usize];
-            let (old_offer, old_relay) = (socket.offer, socket.relay);
+            let relay = offer.is_some() && socket.pilot() == Pilot::C;
+            let (old_offer, old_relay) = (socket.offer(), socket.relay_closed());
             if old_relay && !relay {
                 self.link
                     .outputs
@@ -152,9 +97,7 @@ impl ChargePoint {
                         closed: true,
                     }));
             }
-            let socket = &mut self.connectors[c as usize];
-            socket.offer = offer;
-            socket.relay = relay;
+            self.connectors[c as usize].drive(offer, relay);
         }
     }
 
@@ -162,14 +105,14 @@ impl ChargePoint {
     pub fn relay_closed(&self, connector: u32) -> bool {
         self.connectors
             .get(connector as usize)
-            .is_some_and(|s| s.relay)
+            .is_some_and(|s| s.relay_closed())
     }
 
     /// What the pilot offers on a connector now (A).
     pub fn offered(&self, connector: u32) -> Option<f64> {
         self.connectors
             .get(connector as usize)
-            .and_then(|s| s.offer)
+            .and_then(|s| s.offer())
     }
 
     /// A connector's meter register (Wh).
@@ -178,7 +121,7 @@ impl ChargePoint {
     }
 
     pub fn pilot(&self, connector: u32) -> Option<Pilot> {
-        self.connectors.get(connector as usize).map(|s| s.pilot)
+        self.connectors.get(connector as usize).map(|s| s.pilot())
     }
 
     /// Starts a transaction on a connector with a plug in, for the idTag accepted for it or,
@@ -188,7 +131,7 @@ impl ChargePoint {
             return;
         }
         let socket = &self.connectors[connector as usize];
-        if let Some(a) = socket.authorized.clone() {
+        if let Some(a) = socket.authorized().cloned() {
             match self.reservation_for(connector, &a.id_tag, a.parent.as_deref()) {
                 Ok(reservation) => {
                     if let Some(id) = reservation {
@@ -200,9 +143,9 @@ impl ChargePoint {
                     }
                 }
                 // Held for another idTag since: the card's acceptance lapses.
-                Err(()) => self.connectors[connector as usize].authorized = None,
+                Err(()) => self.connectors[connector as usize].lapse_authorization(),
             }
-        } else if self.config.flag(keys::VENDOR_DIRECT_WORK_MODE) && !socket.finishing {
+        } else if self.config.flag(keys::VENDOR_DIRECT_WORK_MODE) && !socket.is_finishing() {
             // Plug and charge: no card; the transaction carries the pile's serial number. It
             // does not take a connector held by a reservation.
             let tag = self.config.factory().serial_number.clone();
@@ -220,14 +163,12 @@ impl ChargePoint {
             .connectors
             .get(connector as usize)
             .filter(|_| connector > 0)
-            .map(|c| c.plugged_since.is_some())
+            .map(|c| c.is_plugged())
         else {
             return;
         };
         if !plugged && was {
-            let socket = &mut self.connectors[connector as usize];
-            socket.cable = Cable::Unknown;
-            socket.pilot = Pilot::A;
+            self.connectors[connector as usize].unplugged();
             if self.has_transaction(connector)
                 && self
                     .config
@@ -237,7 +178,7 @@ impl ChargePoint {
                 // free (Available).
                 self.stop_transaction(connector, StopReason::EvDisconnected, None, now);
             }
-            self.connectors[connector as usize].finishing = false;
+            self.connectors[connector as usize].stop_finishing();
             if self
                 .config
                 .flag(keys::UNLOCK_CONNECTOR_ON_EV_SIDE_DISCONNECT)
@@ -247,8 +188,7 @@ impl ChargePoint {
                     .push(Output::Hardware(HardwareCommand::Unlock { connector }));
             }
         }
-        let slot = &mut self.connectors[connector as usize].plugged_since;
-        *slot = plugged.then_some(slot.unwrap_or(now));
+        self.connectors[connector as usize].plug(plugged, now);
         self.statuses_changed(now);
     }
 
@@ -266,11 +206,10 @@ impl ChargePoint {
         let mut lapsed = false;
         for socket in self.connectors.iter_mut() {
             if socket
-                .authorized
-                .as_ref()
+                .authorized()
                 .is_some_and(|a| now >= a.since + timeout)
             {
-                socket.authorized = None;
+                socket.lapse_authorization();
                 lapsed = true;
             }
         }

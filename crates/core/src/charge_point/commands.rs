@@ -93,7 +93,7 @@ impl ChargePoint {
             Request::RemoteStopTransaction(r) => {
                 let running = self
                     .durable
-                    .transactions
+                    .transactions()
                     .keys()
                     .copied()
                     .find(|c| self.transaction_id(*c) == Some(r.transaction_id));
@@ -237,7 +237,7 @@ impl ChargePoint {
                 let next = self.sample_interval().map(|i| now + i);
                 for c in 1..=self.connector_count() {
                     if self.has_transaction(c) {
-                        self.connectors[c as usize].next_sample = next;
+                        self.connectors[c as usize].schedule_sample(next);
                     }
                 }
             }
@@ -250,7 +250,7 @@ impl ChargePoint {
     pub(super) fn metered(&self, connector: Option<i32>) -> Vec<u32> {
         let all = 1..=self.connector_count();
         all.filter(|c| connector.is_none_or(|x| x == 0 || x as u32 == *c))
-            .filter(|c| self.connectors[*c as usize].meter.is_some())
+            .filter(|c| self.connectors[*c as usize].reading().is_some())
             .collect()
     }
 
@@ -261,12 +261,10 @@ impl ChargePoint {
         context: ReadingContext,
         now: Duration,
     ) {
-        let Some(reading) = self.connectors[connector as usize].meter.clone() else {
+        let Some(reading) = self.connectors[connector as usize].reading().cloned() else {
             return;
         };
-        let previous = self.connectors[connector as usize]
-            .sampled_register
-            .replace(reading.energy_wh);
+        let previous = self.connectors[connector as usize].sampled_at(reading.energy_wh);
         let interval = previous.map_or(0, |p| reading.energy_wh - p);
         let list = self.config.text(keys::METER_VALUES_SAMPLED_DATA).to_owned();
         let value =
@@ -365,7 +363,7 @@ impl ChargePoint {
         let connector = connector.filter(|c| {
             self.can_start(*c)
                 && self.reservation_for(*c, r.id_tag.as_str(), None).is_ok()
-                && self.connectors[*c as usize].authorized.is_none()
+                && !self.connectors[*c as usize].is_authorized()
                 && r.charging_profile
                     .as_ref()
                     .is_none_or(|p| self.remote_start_profile_fits(p))
@@ -383,7 +381,7 @@ impl ChargePoint {
             self.authorize(&tag, Purpose::Start(c), now);
             self.authorization.set_remote_profile(r.charging_profile);
         } else {
-            self.connectors[c as usize].authorized = Some(super::authorization::Authorized {
+            self.connectors[c as usize].authorize(super::authorization::Authorized {
                 id_tag: tag,
                 parent: None,
                 since: now,

@@ -69,14 +69,13 @@ impl ChargePoint {
     /// The firmware version the pile runs.
     pub fn firmware_version(&self) -> &str {
         self.durable
-            .firmware_version
-            .as_deref()
+            .installed_firmware()
             .unwrap_or(&self.settings.identity.firmware_version)
     }
 
     /// The status FirmwareStatusNotification reports now.
     pub fn firmware_status(&self) -> FirmwareStatus {
-        match self.durable.firmware.as_ref().map(|f| &f.stage) {
+        match self.durable.firmware_update().map(|f| &f.stage) {
             Some(FirmwareStage::Downloading) => FirmwareStatus::Downloading,
             Some(FirmwareStage::Downloaded) => FirmwareStatus::Downloaded,
             Some(FirmwareStage::Installing) => FirmwareStatus::Installing,
@@ -92,11 +91,11 @@ impl ChargePoint {
 
     /// An upgrade holds the connectors Unavailable (those with a transaction once it ends).
     pub(super) fn upgrading(&self) -> bool {
-        self.durable.firmware.is_some()
+        self.durable.firmware_update().is_some()
     }
 
     pub(super) fn update_firmware(&mut self, id: &str, r: UpdateFirmwareRequest, now: Duration) {
-        self.durable.firmware = Some(FirmwareUpdate {
+        self.durable.begin_firmware_update(FirmwareUpdate {
             location: r.location.as_str().to_owned(),
             retrieve_at: r.retrieve_date,
             attempts_left: r.retries.map_or(DEFAULT_RETRIES, |n| n.max(0) as u32) + 1,
@@ -121,7 +120,7 @@ impl ChargePoint {
     }
 
     fn set_stage(&mut self, stage: FirmwareStage, now: Duration) {
-        if let Some(f) = self.durable.firmware.as_mut() {
+        if let Some(f) = self.durable.firmware_update_mut() {
             f.stage = stage;
         }
         self.persist();
@@ -132,7 +131,7 @@ impl ChargePoint {
 
     /// The upgrade ended without a new firmware: the pile reports why and leaves Unavailable.
     fn firmware_failed(&mut self, status: FirmwareStatus, now: Duration) {
-        self.durable.firmware = None;
+        self.durable.end_firmware_update();
         self.firmware_run.installing = None;
         self.firmware_run.next_attempt = None;
         self.persist();
@@ -146,7 +145,7 @@ impl ChargePoint {
 
     /// When the download should start (monotonic).
     fn retrieve_deadline(&self) -> Option<Duration> {
-        let f = self.durable.firmware.as_ref()?;
+        let f = self.durable.firmware_update()?;
         if f.stage != FirmwareStage::Waiting {
             return None;
         }
@@ -159,7 +158,7 @@ impl ChargePoint {
     }
 
     pub(super) fn next_firmware_deadline(&self) -> Option<Duration> {
-        let keepalive = (self.durable.firmware.as_ref().is_some_and(|f| {
+        let keepalive = (self.durable.firmware_update().is_some_and(|f| {
             matches!(
                 f.stage,
                 FirmwareStage::Downloading | FirmwareStage::Downloaded | FirmwareStage::Installing
@@ -186,13 +185,12 @@ impl ChargePoint {
         if self.retrieve_deadline().is_some_and(|t| now >= t) {
             self.firmware_run.next_attempt = None;
             self.firmware_run.percent = 0;
-            if let Some(f) = self.durable.firmware.as_mut() {
+            if let Some(f) = self.durable.firmware_update_mut() {
                 f.attempts_left = f.attempts_left.saturating_sub(1);
             }
             let url = self
                 .durable
-                .firmware
-                .as_ref()
+                .firmware_update()
                 .map(|f| f.location.clone())
                 .unwrap_or_default();
             self.set_stage(FirmwareStage::Downloading, now);
@@ -203,7 +201,7 @@ impl ChargePoint {
                 self.firmware_run.installing = None;
                 match version {
                     Some(version) => {
-                        self.durable.firmware_version = Some(version);
+                        self.durable.record_installed_firmware(version);
                         self.set_stage(FirmwareStage::Installed, now);
                         self.firmware_run.restart_after = self.firmware_run.call;
                         if self.firmware_run.restart_after.is_none() {
@@ -218,7 +216,7 @@ impl ChargePoint {
         self.install_when_idle(now);
         let keepalive_due = self.next_firmware_deadline().is_some_and(|t| now >= t)
             && self.firmware_run.call.is_none()
-            && self.durable.firmware.as_ref().is_some_and(|f| {
+            && self.durable.firmware_update().is_some_and(|f| {
                 matches!(
                     f.stage,
                     FirmwareStage::Downloading
@@ -235,18 +233,17 @@ impl ChargePoint {
     fn install_when_idle(&mut self, now: Duration) {
         let downloaded = self
             .durable
-            .firmware
-            .as_ref()
+            .firmware_update()
             .is_some_and(|f| f.stage == FirmwareStage::Downloaded);
         if downloaded && !self.any_transaction() && self.firmware_run.installing.is_none() {
-            let version = self.durable.firmware_pending_version.take();
+            let version = self.durable.take_downloaded_image();
             self.firmware_run.installing = Some((now + INSTALL_TIME, version));
             self.set_stage(FirmwareStage::Installing, now);
         }
     }
 
     pub(super) fn on_firmware_event(&mut self, event: &FirmwareEvent, now: Duration) {
-        let Some(stage) = self.durable.firmware.as_ref().map(|f| f.stage.clone()) else {
+        let Some(stage) = self.durable.firmware_update().map(|f| f.stage.clone()) else {
             return;
         };
         if stage != FirmwareStage::Downloading {
@@ -256,7 +253,7 @@ impl ChargePoint {
             FirmwareEvent::Progress(p) => self.firmware_run.percent = (*p).min(100),
             FirmwareEvent::Downloaded { version } => {
                 self.firmware_run.percent = 100;
-                self.durable.firmware_pending_version = version.clone();
+                self.durable.keep_downloaded_image(version.clone());
                 self.set_stage(FirmwareStage::Downloaded, now);
                 self.install_when_idle(now);
             }
@@ -266,16 +263,14 @@ impl ChargePoint {
                     .push(Output::Log(format!("firmware download failed: {why}")));
                 let left = self
                     .durable
-                    .firmware
-                    .as_ref()
+                    .firmware_update()
                     .map_or(0, |f| f.attempts_left);
                 if left > 0 {
                     let interval = self
                         .durable
-                        .firmware
-                        .as_ref()
+                        .firmware_update()
                         .map_or(DEFAULT_RETRY_INTERVAL, |f| f.retry_interval);
-                    if let Some(f) = self.durable.firmware.as_mut() {
+                    if let Some(f) = self.durable.firmware_update_mut() {
                         f.stage = FirmwareStage::Waiting;
                     }
                     self.persist();
@@ -293,7 +288,7 @@ impl ChargePoint {
             self.firmware_run.call = None;
         }
         if !answered {
-            if let Some(f) = self.durable.firmware.as_mut() {
+            if let Some(f) = self.durable.firmware_update_mut() {
                 if f.all_answered {
                     f.all_answered = false;
                     self.persist();
@@ -311,10 +306,9 @@ impl ChargePoint {
     pub(super) fn restart_after_upgrade(&mut self) {
         let answered = self
             .durable
-            .firmware
-            .as_ref()
+            .firmware_update()
             .is_none_or(|f| f.all_answered);
-        self.durable.firmware = None;
+        self.durable.end_firmware_update();
         if !answered {
             self.make_pile_inoperative();
         }
@@ -326,7 +320,7 @@ impl ChargePoint {
 
     /// At start: an upgrade cut off by a restart begins its download again.
     pub(super) fn resume_firmware(&mut self) {
-        if let Some(f) = self.durable.firmware.as_mut() {
+        if let Some(f) = self.durable.firmware_update_mut() {
             if matches!(
                 f.stage,
                 FirmwareStage::Downloading | FirmwareStage::Downloaded | FirmwareStage::Installing

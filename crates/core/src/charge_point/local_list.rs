@@ -12,11 +12,7 @@ use super::*;
 impl ChargePoint {
     /// The list's version as GetLocalListVersion reports it: 0 while the list is empty.
     pub fn local_list_version(&self) -> i32 {
-        if self.durable.local_list.is_empty() {
-            0
-        } else {
-            self.durable.local_list_version
-        }
+        self.durable.local_list_version()
     }
 
     /// What the list says of an idTag, when the list is in use.
@@ -24,7 +20,7 @@ impl ChargePoint {
         if !self.config.flag(keys::LOCAL_AUTH_LIST_ENABLED) {
             return None;
         }
-        self.durable.local_list.get(&id_tag.to_ascii_lowercase())
+        self.durable.listed(id_tag)
     }
 
     pub(super) fn get_local_list_version(&mut self, id: &str) {
@@ -56,7 +52,7 @@ impl ChargePoint {
                 if r.list_version <= self.local_list_version() {
                     return UpdateStatus::VersionMismatch;
                 }
-                self.durable.local_list.clone()
+                self.durable.local_list().clone()
             }
             UpdateType::Unrecognized(_) => return UpdateStatus::Failed,
         };
@@ -75,8 +71,7 @@ impl ChargePoint {
         if list.len() > capacity {
             return UpdateStatus::Failed;
         }
-        self.durable.local_list = list;
-        self.durable.local_list_version = r.list_version;
+        self.durable.replace_local_list(list, r.list_version);
         // Durable before the answer leaves.
         self.persist();
         UpdateStatus::Accepted

@@ -4,6 +4,7 @@
 mod authorization;
 mod charging;
 mod commands;
+mod connector;
 mod diagnostics;
 mod firmware;
 mod local_list;
@@ -180,7 +181,7 @@ pub struct ChargePoint {
     /// What the hardware last reported beyond the connectors: faults, the network.
     hardware: HardwareView,
     /// Each connector's state; index 0 is the pile as a whole.
-    connectors: Vec<charging::Connector>,
+    connectors: Vec<connector::Connector>,
     /// The Authorize.req on its way, and the profile of the remote start it is for.
     authorization: authorization::AuthorizationRun,
     /// The outbox message on its way, and when to try again after a failure.
@@ -277,8 +278,8 @@ impl ChargePoint {
         now: Duration,
         wall: chrono::DateTime<chrono::Utc>,
     ) -> Self {
-        durable.boots += 1;
-        durable.config = config.snapshot();
+        let boots = durable.count_boot();
+        durable.record_config(config.snapshot());
         let connectors = config.int(keys::NUMBER_OF_CONNECTORS).max(0) as usize;
         let jitter = config
             .factory()
@@ -287,11 +288,7 @@ impl ChargePoint {
             .fold(0x9E37_79B9_7F4A_7C15u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
             });
-        let rpc = Endpoint::new(
-            Policy::Strict,
-            options.call_timeout,
-            format!("{}-", durable.boots),
-        );
+        let rpc = Endpoint::new(Policy::Strict, options.call_timeout, format!("{boots}-"));
         let target = target_of(&config);
         let mut cp = ChargePoint {
             config,
@@ -308,7 +305,7 @@ impl ChargePoint {
             durable,
             session: session::Session::new(target.clone(), now, jitter),
             hardware: HardwareView::default(),
-            connectors: vec![charging::Connector::default(); connectors + 1],
+            connectors: vec![connector::Connector::default(); connectors + 1],
             authorization: Default::default(),
             outbox: Default::default(),
             metering: Metering::default(),
@@ -350,7 +347,7 @@ impl ChargePoint {
     pub fn is_plugged(&self, connector: u32) -> bool {
         self.connectors
             .get(connector as usize)
-            .is_some_and(|c| c.plugged_since.is_some())
+            .is_some_and(|c| c.is_plugged())
     }
 
     pub fn config(&self) -> &Configuration {
@@ -387,16 +384,16 @@ impl ChargePoint {
         let preparing = self
             .connectors
             .iter()
-            .filter_map(|c| c.plugged_since)
+            .filter_map(|c| c.plugged_since())
             .chain(
                 self.connectors
                     .iter()
-                    .filter_map(|s| s.authorized.as_ref().map(|a| a.since)),
+                    .filter_map(|s| s.authorized().map(|a| a.since)),
             )
             .map(|since| since + self.connection_timeout())
             .filter(|t| *t > self.time.now)
             .min();
-        let sample = self.connectors.iter().filter_map(|s| s.next_sample).min();
+        let sample = self.connectors.iter().filter_map(|s| s.next_sample()).min();
         let hold = self.config.seconds(keys::MINIMUM_STATUS_DURATION);
         let held = self
             .session
@@ -404,7 +401,7 @@ impl ChargePoint {
             .then(|| {
                 self.connectors
                     .iter()
-                    .filter_map(|c| c.pending.as_ref())
+                    .filter_map(|c| c.held())
                     .map(|(_, since)| *since + hold)
                     .min()
             })
@@ -461,7 +458,7 @@ impl ChargePoint {
                     .get_mut(connector as usize)
                     .filter(|_| connector > 0)
                 {
-                    slot.meter = Some(reading.clone());
+                    slot.record_reading(reading.clone());
                     // Derating and MaxEnergyOnInvalidId depend on the reading.
                     self.statuses_changed(now);
                 }
@@ -473,7 +470,7 @@ impl ChargePoint {
                     .get_mut(connector as usize)
                     .filter(|_| connector > 0)
                 {
-                    socket.pilot = state;
+                    socket.set_pilot(state);
                     self.statuses_changed(now);
                 }
             }
@@ -483,10 +480,7 @@ impl ChargePoint {
                     .get_mut(connector as usize)
                     .filter(|_| connector > 0)
                 {
-                    socket.cable = match amps {
-                        Some(a) if a > 0.0 => charging::Cable::Rated(a),
-                        _ => charging::Cable::Invalid,
-                    };
+                    socket.cable_reads(amps);
                     self.statuses_changed(now);
                 }
             }
@@ -525,7 +519,7 @@ impl ChargePoint {
     }
 
     fn persist(&mut self) {
-        self.durable.config = self.config.snapshot();
+        self.durable.record_config(self.config.snapshot());
         self.link.outputs.push(Output::Persist);
     }
 

@@ -23,8 +23,7 @@ impl ChargePoint {
 
     fn tx_start(&self, connector: u32) -> Option<i64> {
         self.durable
-            .transactions
-            .get(&connector)
+            .transaction(connector)
             .map(|t| t.started.millis())
     }
 
@@ -34,7 +33,7 @@ impl ChargePoint {
         connector: u32,
     ) -> impl Iterator<Item = &ChargingProfile> {
         self.durable
-            .profiles
+            .profiles()
             .iter()
             .filter(move |i| {
                 i.connector == connector && i.profile.charging_profile_purpose == purpose
@@ -95,7 +94,7 @@ impl ChargePoint {
         std::iter::once(None)
             .chain(
                 self.durable
-                    .transactions
+                    .transactions()
                     .values()
                     .map(|tx| Some(tx.started.millis())),
             )
@@ -107,7 +106,7 @@ impl ChargePoint {
         let t = self.wall_ms(self.time.now);
         let starts = self.schedule_starts();
         self.durable
-            .profiles
+            .profiles()
             .iter()
             .flat_map(|i| {
                 let own = (i.connector > 0).then(|| self.tx_start(i.connector));
@@ -142,7 +141,7 @@ impl ChargePoint {
     pub(super) fn install_profile(&mut self, connector: u32, profile: ChargingProfile) -> bool {
         let mut profiles: Vec<Installed> = self
             .durable
-            .profiles
+            .profiles()
             .iter()
             .filter(|i| {
                 i.profile.charging_profile_id != profile.charging_profile_id
@@ -156,7 +155,7 @@ impl ChargePoint {
         if profiles.len() as i64 > self.config.int(keys::MAX_CHARGING_PROFILES_INSTALLED) {
             return false;
         }
-        self.durable.profiles = profiles;
+        self.durable.replace_profiles(profiles);
         self.persist();
         true
     }
@@ -170,9 +169,9 @@ impl ChargePoint {
 
     /// A transaction ended: its TxProfiles go.
     pub(super) fn drop_tx_profiles(&mut self, connector: u32) {
-        self.durable.profiles.retain(|i| {
-            !(i.connector == connector
-                && i.profile.charging_profile_purpose == ChargingProfilePurpose::TxProfile)
+        self.durable.remove_profiles(|i| {
+            i.connector == connector
+                && i.profile.charging_profile_purpose == ChargingProfilePurpose::TxProfile
         });
     }
 
@@ -212,9 +211,8 @@ impl ChargePoint {
     }
 
     pub(super) fn clear_charging_profile(&mut self, id: &str, r: ClearChargingProfileRequest) {
-        let before = self.durable.profiles.len();
-        self.durable.profiles.retain(|i| {
-            let matches = match r.id {
+        let removed = self.durable.remove_profiles(|i| {
+            match r.id {
                 // With an id, only that profile.
                 Some(profile_id) => i.profile.charging_profile_id == profile_id,
                 None => {
@@ -224,10 +222,9 @@ impl ChargePoint {
                             .is_none_or(|p| *p == i.profile.charging_profile_purpose)
                         && r.stack_level.is_none_or(|s| s == i.profile.stack_level)
                 }
-            };
-            !matches
+            }
         });
-        let status = if self.durable.profiles.len() < before {
+        let status = if removed > 0 {
             self.persist();
             ClearChargingProfileStatus::Accepted
         } else {
@@ -293,7 +290,7 @@ impl ChargePoint {
             }
             let next = self
                 .durable
-                .profiles
+                .profiles()
                 .iter()
                 .flat_map(|i| {
                     starts

@@ -13,7 +13,7 @@ use crate::durable::Reservation;
 impl ChargePoint {
     /// Free: no transaction, no card waiting, operative, not faulted.
     fn is_free(&self, connector: u32) -> bool {
-        self.can_start(connector) && self.connectors[connector as usize].authorized.is_none()
+        self.can_start(connector) && !self.connectors[connector as usize].is_authorized()
     }
 
     /// Free with no plug in: what a new reservation needs.
@@ -23,7 +23,12 @@ impl ChargePoint {
 
     /// How many connectors are vacant and not reserved by themselves, not counting `except`.
     fn pool(&self, except: u32) -> usize {
-        let own_reserved = |c: u32| self.durable.reservations.values().any(|r| r.connector == c);
+        let own_reserved = |c: u32| {
+            self.durable
+                .reservations()
+                .values()
+                .any(|r| r.connector == c)
+        };
         (1..=self.connector_count())
             .filter(|c| *c != except && self.is_vacant(*c) && !own_reserved(*c))
             .count()
@@ -31,7 +36,7 @@ impl ChargePoint {
 
     fn zero_reservations(&self) -> usize {
         self.durable
-            .reservations
+            .reservations()
             .values()
             .filter(|r| r.connector == 0)
             .count()
@@ -43,7 +48,7 @@ impl ChargePoint {
     pub(super) fn holding(&self, connector: u32) -> Option<(i32, &Reservation)> {
         let own = self
             .durable
-            .reservations
+            .reservations()
             .iter()
             .find(|(_, r)| r.connector == connector)
             .map(|(id, r)| (*id, r));
@@ -52,7 +57,7 @@ impl ChargePoint {
         }
         let zero: Vec<(i32, &Reservation)> = self
             .durable
-            .reservations
+            .reservations()
             .iter()
             .filter(|(_, r)| r.connector == 0)
             .map(|(id, r)| (*id, r))
@@ -65,7 +70,7 @@ impl ChargePoint {
 
     /// Whether a held connector shows Reserved: it has no transaction and no card waiting.
     pub(super) fn is_free_for_status(&self, connector: u32) -> bool {
-        !self.has_transaction(connector) && self.connectors[connector as usize].authorized.is_none()
+        !self.has_transaction(connector) && !self.connectors[connector as usize].is_authorized()
     }
 
     /// The reservation an idTag (with its parent) would use on a connector: `Ok(None)` when the
@@ -87,7 +92,7 @@ impl ChargePoint {
         // A connector reserved by itself is for its idTag only.
         if let Some((id, r)) = self
             .durable
-            .reservations
+            .reservations()
             .iter()
             .find(|(_, r)| r.connector == connector)
         {
@@ -96,7 +101,7 @@ impl ChargePoint {
         // A reservation of connector 0 for this idTag.
         if let Some((id, _)) = self
             .durable
-            .reservations
+            .reservations()
             .iter()
             .find(|(_, r)| r.connector == 0 && matches(r))
         {
@@ -108,7 +113,7 @@ impl ChargePoint {
         // Starting here must leave a vacant connector for each reservation of connector 0.
         let own_reserved = self
             .durable
-            .reservations
+            .reservations()
             .values()
             .any(|r| r.connector == connector);
         if !own_reserved && self.pool(connector) < self.zero_reservations() {
@@ -134,7 +139,7 @@ impl ChargePoint {
             return ReservationStatus::Rejected;
         }
         // The same reservationId replaces that reservation.
-        let previous = self.durable.reservations.remove(&r.reservation_id);
+        let previous = self.durable.end_reservation(r.reservation_id);
         let connector = r.connector_id as u32;
         let status = if self.fault_assessment().effect == Some(Effect::Stop) {
             ReservationStatus::Faulted
@@ -157,7 +162,7 @@ impl ChargePoint {
             if let Some(previous) = previous {
                 self.release(previous.connector, now);
             }
-            self.durable.reservations.insert(
+            self.durable.reserve(
                 r.reservation_id,
                 Reservation {
                     connector,
@@ -168,7 +173,7 @@ impl ChargePoint {
             );
             self.persist();
         } else if let Some(previous) = previous {
-            self.durable.reservations.insert(r.reservation_id, previous);
+            self.durable.reserve(r.reservation_id, previous);
         }
         status
     }
@@ -190,7 +195,7 @@ impl ChargePoint {
 
     /// Ends a reservation (used, cancelled, expired); whether there was one.
     pub(super) fn end_reservation(&mut self, reservation_id: i32, now: Duration) -> bool {
-        let Some(r) = self.durable.reservations.remove(&reservation_id) else {
+        let Some(r) = self.durable.end_reservation(reservation_id) else {
             return false;
         };
         self.release(r.connector, now);
@@ -201,12 +206,8 @@ impl ChargePoint {
     /// A connector a reservation no longer holds: a plug that went in meanwhile starts afresh
     /// (Reserved → Preparing, never → Finishing).
     fn release(&mut self, connector: u32, now: Duration) {
-        if let Some(Some(since)) = self
-            .connectors
-            .get_mut(connector as usize)
-            .map(|k| &mut k.plugged_since)
-        {
-            *since = now;
+        if let Some(socket) = self.connectors.get_mut(connector as usize) {
+            socket.replug(now);
         }
     }
 
@@ -215,7 +216,7 @@ impl ChargePoint {
     pub(super) fn end_reservations_of_inoperative(&mut self, now: Duration) {
         let ended: Vec<i32> = self
             .durable
-            .reservations
+            .reservations()
             .iter()
             .filter(|(_, r)| r.connector != 0 && self.is_inoperative(r.connector))
             .map(|(id, _)| *id)
@@ -229,7 +230,7 @@ impl ChargePoint {
     pub(super) fn next_expiry(&self) -> Option<Duration> {
         let wall = self.time.clock.at(self.time.now);
         self.durable
-            .reservations
+            .reservations()
             .values()
             .map(|r| {
                 let ms = (r.expiry.millis() - wall.millis()).max(0) as u64;
@@ -242,7 +243,7 @@ impl ChargePoint {
         let wall: Timestamp = self.time.clock.at(now);
         let expired: Vec<i32> = self
             .durable
-            .reservations
+            .reservations()
             .iter()
             .filter(|(_, r)| r.expiry <= wall)
             .map(|(id, _)| *id)

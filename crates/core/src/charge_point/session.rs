@@ -304,10 +304,9 @@ impl ChargePoint {
             }
         }
         let settings = self.config.text(keys::VENDOR_WEBSOCKET_SETTINGS).to_owned();
-        let good = Some((settings, self.config.identity().to_owned()));
+        let identity = self.config.identity().to_owned();
         self.session.trying_settings_since = None;
-        if self.durable.last_good != good {
-            self.durable.last_good = good;
+        if self.durable.remember_good_settings(settings, identity) {
             self.persist();
         }
         // ERR 3.22: connector 0 and every connector, after an accepted boot.
@@ -357,7 +356,7 @@ impl ChargePoint {
     /// that worked.
     pub(super) fn fall_back(&mut self, now: Duration) {
         self.session.trying_settings_since = None;
-        let Some((settings, identity)) = self.durable.last_good.clone() else {
+        let Some((settings, identity)) = self.durable.last_good_settings().cloned() else {
             return;
         };
         let current = (

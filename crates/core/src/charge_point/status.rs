@@ -13,7 +13,7 @@ impl ChargePoint {
                 || (!self.has_transaction(connector)
                     && self.natural_status(connector) != ChargePointStatus::Preparing));
         let inoperative = (self.is_inoperative(connector)
-            && !self.durable.scheduled.contains(&connector))
+            && !self.durable.scheduled().contains(&connector))
             || upgrade_holds;
         if self.fault_assessment().effect == Some(Effect::Stop) {
             ChargePointStatus::Faulted
@@ -32,39 +32,35 @@ impl ChargePoint {
     /// The status from the transaction, the plug and the pilot.
     /// Set Inoperative, by itself or with the whole pile.
     pub(super) fn is_inoperative(&self, connector: u32) -> bool {
-        self.durable.inoperative.contains(&connector) || self.durable.inoperative.contains(&0)
+        self.durable.is_inoperative(connector)
     }
 
     /// The whole pile made Inoperative (a firmware upgrade whose notifications were not all
     /// answered leaves it Unavailable, FAQ 3.10).
     pub(super) fn make_pile_inoperative(&mut self) {
-        self.durable.inoperative.insert(0);
+        self.durable.make_inoperative(0);
     }
 
     pub(super) fn natural_status(&self, connector: u32) -> ChargePointStatus {
         if self.has_transaction(connector) {
             return if self.offer_limit(connector).is_none() {
                 ChargePointStatus::SuspendedEvse
-            } else if self.connectors[connector as usize].pilot == Pilot::C {
+            } else if self.connectors[connector as usize].pilot() == Pilot::C {
                 ChargePointStatus::Charging
             } else {
                 ChargePointStatus::SuspendedEv
             };
         }
         let socket = self.connectors.get(connector as usize);
-        if self.is_plugged(connector) && socket.is_some_and(|s| s.finishing) {
+        if self.is_plugged(connector) && socket.is_some_and(|s| s.is_finishing()) {
             // The transaction ended; the plug is still in.
             return ChargePointStatus::Finishing;
         }
-        if socket.is_some_and(|s| s.authorized.is_some()) {
+        if socket.is_some_and(|s| s.is_authorized()) {
             // Accepted, waiting for the plug.
             return ChargePointStatus::Preparing;
         }
-        match self
-            .connectors
-            .get(connector as usize)
-            .and_then(|c| c.plugged_since)
-        {
+        match socket.and_then(|c| c.plugged_since()) {
             // Plugged in without a transaction: Preparing until ConnectionTimeOut, then
             // Finishing, as the user still has to unplug (ERR 3.20).
             Some(since) if self.time.now >= since + self.connection_timeout() => {
@@ -80,7 +76,7 @@ impl ChargePoint {
     pub(super) fn release_scheduled(&mut self) -> bool {
         let done: Vec<u32> = self
             .durable
-            .scheduled
+            .scheduled()
             .iter()
             .copied()
             .filter(|c| {
@@ -91,7 +87,7 @@ impl ChargePoint {
             return false;
         }
         for c in done {
-            self.durable.scheduled.remove(&c);
+            self.durable.release_scheduled(c);
         }
         self.persist();
         true
@@ -139,8 +135,8 @@ impl ChargePoint {
             if all || hold.is_zero() {
                 // A status still held back (MinimumStatusDuration was just lowered) goes out
                 // first where skipping it would make a transition OCPP does not allow.
-                if let Some((held, _)) = self.connectors[c].pending.take() {
-                    let from = self.connectors[c].reported.as_ref().map(|r| r.0.clone());
+                if let Some((held, _)) = self.connectors[c].take_held() {
+                    let from = self.connectors[c].reported().map(|r| r.0.clone());
                     let skippable = connector == 0
                         || from
                             .as_ref()
@@ -149,29 +145,29 @@ impl ChargePoint {
                         self.send_status(connector, held, now);
                     }
                 }
-                if all || self.connectors[c].reported.as_ref() != Some(&current) {
+                if all || self.connectors[c].reported() != Some(&current) {
                     self.send_status(connector, current, now);
                 }
                 continue;
             }
-            if self.connectors[c].reported.as_ref() == Some(&current) {
+            if self.connectors[c].reported() == Some(&current) {
                 // Back to what was last reported: whatever happened in between lasted too
                 // short to report (MinimumStatusDuration).
-                self.connectors[c].pending = None;
+                self.connectors[c].take_held();
                 continue;
             }
-            match self.connectors[c].pending.take() {
+            match self.connectors[c].take_held() {
                 Some((held, since)) if held == current => {
                     if now >= since + hold {
                         self.send_status(connector, current, now);
                     } else {
-                        self.connectors[c].pending = Some((held, since));
+                        self.connectors[c].hold(held, since);
                     }
                 }
                 Some((held, _)) => {
                     // The status moved on before the held one was reported. Skipping it must
                     // still leave a transition OCPP allows; otherwise it is reported now.
-                    let from = self.connectors[c].reported.as_ref().map(|r| r.0.clone());
+                    let from = self.connectors[c].reported().map(|r| r.0.clone());
                     let skippable = connector == 0
                         || from
                             .as_ref()
@@ -179,9 +175,9 @@ impl ChargePoint {
                     if !skippable {
                         self.send_status(connector, held, now);
                     }
-                    self.connectors[c].pending = Some((current, now));
+                    self.connectors[c].hold(current, now);
                 }
-                None => self.connectors[c].pending = Some((current, now)),
+                None => self.connectors[c].hold(current, now),
             }
         }
     }
@@ -202,7 +198,7 @@ impl ChargePoint {
             vendor_id: None,
             vendor_error_code: None,
         };
-        self.connectors[0].reported = Some((status, ChargePointErrorCode::LocalListConflict, None));
+        self.connectors[0].report((status, ChargePointErrorCode::LocalListConflict, None));
         self.call(&request, now);
     }
 
@@ -210,8 +206,7 @@ impl ChargePoint {
         // A connector held by a reservation of connector 0 once it became free: it was
         // Available first (Preparing → Reserved, say, is not a transition OCPP allows).
         let from = self.connectors[connector as usize]
-            .reported
-            .as_ref()
+            .reported()
             .map(|r| r.0.clone());
         if connector > 0
             && reported.0 == ChargePointStatus::Reserved
@@ -225,7 +220,7 @@ impl ChargePoint {
             self.send_status(connector, available, now);
         }
         let (status, error_code, vendor_error_code) = reported.clone();
-        self.connectors[connector as usize].reported = Some(reported);
+        self.connectors[connector as usize].report(reported);
         let (fault_mask, function_mask) = (
             self.config.mask(keys::OEM_FAULT_MASK),
             self.config.mask(keys::OEM_FUNCTION_MASK),
@@ -288,8 +283,8 @@ impl ChargePoint {
             vec![connector]
         };
         let before = (
-            self.durable.inoperative.clone(),
-            self.durable.scheduled.clone(),
+            self.durable.inoperative().clone(),
+            self.durable.scheduled().clone(),
         );
         let status = match kind {
             AvailabilityType::Inoperative => {
@@ -304,11 +299,11 @@ impl ChargePoint {
                     .collect();
                 // An accepted card waiting for its plug lapses.
                 for c in &targets {
-                    self.connectors[*c as usize].authorized = None;
+                    self.connectors[*c as usize].lapse_authorization();
                 }
-                self.durable.inoperative.insert(connector);
+                self.durable.make_inoperative(connector);
                 self.end_reservations_of_inoperative(now);
-                self.durable.scheduled.extend(preparing.iter().copied());
+                self.durable.schedule_unavailable(preparing.iter().copied());
                 if preparing.is_empty() {
                     AvailabilityStatus::Accepted
                 } else {
@@ -321,36 +316,23 @@ impl ChargePoint {
                     .copied()
                     .filter(|c| self.status(*c) == ChargePointStatus::Unavailable)
                     .collect();
-                self.durable.inoperative.remove(&connector);
-                if connector == 0 {
-                    self.durable.inoperative.clear();
-                }
                 // A scheduled change is cancelled once nothing keeps the connector inoperative.
-                let still_inoperative = self.durable.inoperative.contains(&0);
-                for c in &targets {
-                    if !still_inoperative {
-                        self.durable.scheduled.remove(c);
-                    }
-                }
+                self.durable.make_operative(connector, &targets);
                 // A plug that went in while the connector was unavailable starts afresh:
                 // Unavailable → Preparing (never → Finishing, which OCPP does not allow).
                 for c in was_unavailable {
-                    if let Some(Some(since)) = self
-                        .connectors
-                        .get_mut(c as usize)
-                        .map(|k| &mut k.plugged_since)
-                    {
-                        *since = now;
+                    if let Some(socket) = self.connectors.get_mut(c as usize) {
+                        socket.replug(now);
                     }
-                    self.connectors[c as usize].finishing = false;
+                    self.connectors[c as usize].stop_finishing();
                 }
                 AvailabilityStatus::Accepted
             }
             AvailabilityType::Unrecognized(_) => return reject(self),
         };
         if (
-            self.durable.inoperative.clone(),
-            self.durable.scheduled.clone(),
+            self.durable.inoperative().clone(),
+            self.durable.scheduled().clone(),
         ) != before
         {
             self.persist();

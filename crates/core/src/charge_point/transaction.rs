@@ -10,7 +10,7 @@ use ocpp::{
 };
 
 use super::*;
-use crate::durable::{Queued, Transaction, TransactionMessage};
+use crate::durable::{Transaction, TransactionMessage};
 
 /// At most this many Wh fit in a StartTransaction or StopTransaction (an OCPP integer).
 fn wh(v: i64) -> i32 {
@@ -40,61 +40,45 @@ impl OutboxRun {
 impl ChargePoint {
     /// The transaction running on a connector.
     pub fn transaction(&self, connector: u32) -> Option<&Transaction> {
-        self.durable.transactions.get(&connector)
+        self.durable.transaction(connector)
     }
 
     pub(super) fn has_transaction(&self, connector: u32) -> bool {
-        self.durable.transactions.contains_key(&connector)
+        self.durable.transaction(connector).is_some()
     }
 
     pub(super) fn any_transaction(&self) -> bool {
-        !self.durable.transactions.is_empty()
+        !self.durable.transactions().is_empty()
     }
 
     pub(super) fn transaction_count(&self) -> usize {
-        self.durable.transactions.len()
+        self.durable.transactions().len()
     }
 
     /// The connectors with a transaction running.
     pub(super) fn running_connectors(&self) -> Vec<u32> {
-        self.durable.transactions.keys().copied().collect()
+        self.durable.transactions().keys().copied().collect()
     }
 
     /// The central's transactionId of a running transaction, once known.
     pub fn transaction_id(&self, connector: u32) -> Option<i32> {
         let tx = self.transaction(connector)?;
-        self.durable.transaction_ids.get(&tx.local_id).copied()
+        self.durable.transaction_id(tx.local_id)
     }
 
     /// Transaction messages waiting for the central system.
     pub fn outbox_len(&self) -> usize {
-        self.durable.outbox.len()
+        self.durable.outbox().len()
     }
 
     /// A connector's meter register now: the last reading, else the last one recorded.
     pub(super) fn register(&self, connector: u32) -> i64 {
         self.connectors
             .get(connector as usize)
-            .map(|k| &k.meter)
-            .and_then(|m| m.as_ref())
+            .and_then(|k| k.reading())
             .map(|m| m.energy_wh)
-            .or_else(|| self.durable.registers.get(&connector).copied())
+            .or_else(|| self.durable.recorded_register(connector))
             .unwrap_or(0)
-    }
-
-    fn next_number(&mut self) -> u64 {
-        self.durable.last_number += 1;
-        self.durable.last_number
-    }
-
-    fn enqueue(&mut self, transaction: u64, message: TransactionMessage) {
-        let n = self.next_number();
-        self.durable.outbox.push_back(Queued {
-            message_id: format!("tx-{}-{n}", self.durable.boots),
-            transaction,
-            message,
-            failures: 0,
-        });
     }
 
     /// Starts a transaction on a connector for an authorized idTag.
@@ -108,16 +92,12 @@ impl ChargePoint {
     ) {
         // The connector shows Preparing first, wherever it was (Finishing → Charging, say, is
         // not a transition OCPP allows).
-        if let Some(Some(since)) = self
-            .connectors
-            .get_mut(connector as usize)
-            .map(|k| &mut k.plugged_since)
-        {
-            *since = now;
+        if let Some(socket) = self.connectors.get_mut(connector as usize) {
+            socket.replug(now);
         }
-        self.connectors[connector as usize].finishing = false;
+        self.connectors[connector as usize].stop_finishing();
         self.statuses_changed(now);
-        let local_id = self.next_number();
+        let local_id = self.durable.next_number();
         let register = self.register(connector);
         let started = self.time.clock.at(now);
         let mut tx = Transaction {
@@ -141,9 +121,8 @@ impl ChargePoint {
         ) {
             tx.stop_data.push(value.into());
         }
-        self.durable.transactions.insert(connector, tx);
-        self.durable.registers.insert(connector, register);
-        self.enqueue(
+        self.durable.begin_transaction(tx);
+        self.durable.queue(
             local_id,
             TransactionMessage::Start(StartTransactionRequest {
                 connector_id: connector as i32,
@@ -154,10 +133,7 @@ impl ChargePoint {
             }),
         );
         let next_sample = self.sample_interval().map(|i| now + i);
-        let socket = &mut self.connectors[connector as usize];
-        socket.authorized = None;
-        socket.finishing = false;
-        socket.next_sample = next_sample;
+        self.connectors[connector as usize].transaction_started(next_sample);
         self.transaction_changed(now);
     }
 
@@ -177,7 +153,7 @@ impl ChargePoint {
         id_tag: Option<&str>,
         now: Duration,
     ) {
-        let Some(mut tx) = self.durable.transactions.remove(&connector) else {
+        let Some(mut tx) = self.durable.end_transaction(connector) else {
             return;
         };
         let register = self.register(connector).max(tx.last_register);
@@ -190,30 +166,25 @@ impl ChargePoint {
         ) {
             tx.stop_data.push(value.into());
         }
-        self.durable.registers.insert(connector, register);
+        self.durable.record_register(connector, register);
         let at = self.time.clock.at(now);
         self.enqueue_stop(tx, register, at, reason, id_tag);
         self.drop_tx_profiles(connector);
         let plugged = self.is_plugged(connector);
-        let socket = &mut self.connectors[connector as usize];
-        socket.next_sample = None;
-        socket.finishing = plugged;
+        self.connectors[connector as usize].transaction_ended(plugged);
         self.transaction_changed(now);
     }
 
     /// At start: transactions the durable state still holds were cut off by a power loss (or a
     /// crash). They stop now, with the last register recorded.
     pub(super) fn stop_interrupted(&mut self) {
-        let connectors: Vec<u32> = self.durable.transactions.keys().copied().collect();
-        for connector in connectors {
-            let Some(tx) = self.durable.transactions.remove(&connector) else {
+        for connector in self.running_connectors() {
+            let Some(tx) = self.durable.end_transaction(connector) else {
                 continue;
             };
             let register = self
                 .durable
-                .registers
-                .get(&connector)
-                .copied()
+                .recorded_register(connector)
                 .unwrap_or(tx.last_register)
                 .max(tx.last_register);
             self.drop_tx_profiles(connector);
@@ -225,7 +196,7 @@ impl ChargePoint {
     /// A sample of a transaction, as a transaction message (its transactionId filled in when
     /// sent).
     fn enqueue_meter_value(&mut self, transaction: u64, connector: u32, value: MeterValue) {
-        self.enqueue(
+        self.durable.queue(
             transaction,
             TransactionMessage::MeterValues(MeterValuesRequest {
                 connector_id: connector as i32,
@@ -243,7 +214,7 @@ impl ChargePoint {
         reason: StopReason,
         id_tag: Option<&str>,
     ) {
-        self.enqueue(
+        self.durable.queue(
             tx.local_id,
             TransactionMessage::Stop(StopTransactionRequest {
                 id_tag: id_tag.map(IdToken::truncating),
@@ -273,11 +244,7 @@ impl ChargePoint {
         now: Duration,
     ) -> Option<MeterValue> {
         let list = self.config.text(key);
-        let reading = self
-            .connectors
-            .get(connector as usize)
-            .map(|k| &k.meter)?
-            .as_ref()?;
+        let reading = self.connectors.get(connector as usize)?.reading()?;
         if list.is_empty() {
             return None;
         }
@@ -293,19 +260,15 @@ impl ChargePoint {
     /// Periodic samples of the running transactions (MeterValueSampleInterval).
     pub(super) fn sample_transactions(&mut self, now: Duration) {
         let due: Vec<u32> = (1..self.connectors.len() as u32)
-            .filter(|c| {
-                self.connectors[*c as usize]
-                    .next_sample
-                    .is_some_and(|t| now >= t)
-            })
+            .filter(|c| self.connectors[*c as usize].sample_due(now))
             .collect();
         if due.is_empty() {
             return;
         }
         for connector in due {
             let interval = self.sample_interval();
-            self.connectors[connector as usize].next_sample = interval.map(|i| now + i);
-            let Some(tx) = self.durable.transactions.get(&connector) else {
+            self.connectors[connector as usize].schedule_sample(interval.map(|i| now + i));
+            let Some(tx) = self.durable.transaction(connector) else {
                 continue;
             };
             let (local_id, last) = (tx.local_id, tx.last_register);
@@ -325,15 +288,9 @@ impl ChargePoint {
                 ReadingContext::SamplePeriodic,
                 now,
             );
-            let tx = self
-                .durable
-                .transactions
-                .get_mut(&connector)
-                .expect("checked above");
-            tx.last_register = register;
-            tx.last_sampled = Some(self.time.clock.at(now));
-            tx.stop_data.extend(stop_sample.map(Into::into));
-            self.durable.registers.insert(connector, register);
+            let at = self.time.clock.at(now);
+            self.durable
+                .record_sample(connector, register, at, stop_sample.map(Into::into));
             if let Some(value) = sample {
                 self.enqueue_meter_value(local_id, connector, value);
             }
@@ -371,12 +328,7 @@ impl ChargePoint {
             ) else {
                 continue;
             };
-            match self
-                .durable
-                .transactions
-                .get(&connector)
-                .map(|t| t.local_id)
-            {
+            match self.durable.transaction(connector).map(|t| t.local_id) {
                 Some(local_id) => {
                     let stop = self.sample_of(
                         keys::STOP_TXN_ALIGNED_DATA,
@@ -385,9 +337,7 @@ impl ChargePoint {
                         ReadingContext::SampleClock,
                         now,
                     );
-                    if let Some(tx) = self.durable.transactions.get_mut(&connector) {
-                        tx.stop_data.extend(stop.map(Into::into));
-                    }
+                    self.durable.add_stop_data(connector, stop.map(Into::into));
                     self.enqueue_meter_value(local_id, connector, value);
                     changed = true;
                 }
@@ -425,12 +375,8 @@ impl ChargePoint {
         {
             return;
         }
-        while let Some(front) = self.durable.outbox.front() {
-            let id = self
-                .durable
-                .transaction_ids
-                .get(&front.transaction)
-                .copied();
+        while let Some(front) = self.durable.outbox().front() {
+            let id = self.durable.transaction_id(front.transaction);
             let message_id = front.message_id.clone();
             let ticket = match (&front.message, id) {
                 (TransactionMessage::Start(r), _) => {
@@ -453,7 +399,7 @@ impl ChargePoint {
                     self.link.outputs.push(Output::Log(format!(
                         "transaction message {message_id} dropped: its transaction has no transactionId"
                     )));
-                    self.durable.outbox.pop_front();
+                    self.durable.dequeue();
                     self.persist();
                     continue;
                 }
@@ -474,18 +420,17 @@ impl ChargePoint {
         self.outbox.call = None;
         match outcome {
             Ok(Decoded { value, .. }) => {
-                let Some(done) = self.durable.outbox.pop_front() else {
+                let Some(done) = self.durable.dequeue() else {
                     return;
                 };
                 match (done.message, value) {
                     (TransactionMessage::Start(_), Response::StartTransaction(r)) => {
                         self.durable
-                            .transaction_ids
-                            .insert(done.transaction, r.transaction_id);
+                            .record_transaction_id(done.transaction, r.transaction_id);
                         self.on_start_answer(done.transaction, r.id_tag_info, now);
                     }
                     (TransactionMessage::Stop(r), Response::StopTransaction(answer)) => {
-                        self.durable.transaction_ids.remove(&done.transaction);
+                        self.durable.forget_transaction_id(done.transaction);
                         if let (Some(tag), Some(info)) = (r.id_tag, answer.id_tag_info) {
                             self.remember(tag.as_str(), info);
                         }
@@ -502,15 +447,14 @@ impl ChargePoint {
                     .config
                     .int(keys::TRANSACTION_MESSAGE_RETRY_INTERVAL)
                     .max(1) as u64;
-                if let Some(front) = self.durable.outbox.front_mut() {
-                    front.failures += 1;
+                if let Some(front) = self.durable.count_failure() {
                     let failures = front.failures;
                     if failures >= attempts {
                         let dropped = format!(
                             "transaction message {} dropped after {failures} failures",
                             front.message_id
                         );
-                        self.durable.outbox.pop_front();
+                        self.durable.dequeue();
                         self.link.outputs.push(Output::Log(dropped));
                     } else {
                         self.outbox.retry_at =
@@ -539,10 +483,8 @@ impl ChargePoint {
     fn on_start_answer(&mut self, local_id: u64, info: IdTagInfo, now: Duration) {
         let running = self
             .durable
-            .transactions
-            .iter()
-            .find(|(_, t)| t.local_id == local_id)
-            .map(|(c, t)| (*c, t.id_tag.clone()));
+            .transaction_numbered(local_id)
+            .map(|t| (t.connector, t.id_tag.clone()));
         if let Some((_, tag)) = &running {
             self.remember(tag, info.clone());
         }
@@ -557,9 +499,7 @@ impl ChargePoint {
         } else {
             // Charging goes on up to MaxEnergyOnInvalidId more, then is suspended.
             let register = self.register(connector);
-            if let Some(tx) = self.durable.transactions.get_mut(&connector) {
-                tx.invalidated_at_wh.get_or_insert(register);
-            }
+            self.durable.invalidate_transaction(connector, register);
             self.statuses_changed(now);
         }
     }

@@ -43,7 +43,7 @@ impl Pile {
             settings: SETTINGS.parse().unwrap(),
             offline_cards: vec!["FACTORY01".into()],
         };
-        let config = Configuration::restore(factory, &durable.config);
+        let config = Configuration::restore(factory, durable.config());
         let identity = Identity {
             vendor: "ocpile".into(),
             model: "M3G3".into(),

@@ -160,7 +160,10 @@ impl Fleet {
             let id = spec.id(n);
             let mut slot = store.pile(&id);
             // The simulated meters go on from the registers last recorded, as real ones do.
-            let registers = slot.load()?.map(|d| d.registers).unwrap_or_default();
+            let registers = slot
+                .load()?
+                .map(|d| d.registers().clone())
+                .unwrap_or_default();
             let (sim, hardware) = crate::simulated_with(spec.connectors, &registers);
             let (handle, control) = control_channel();
             let pile = PileSettings {

@@ -328,7 +328,7 @@ impl PileSlot {
             }
         }
         if let Some(mut state) = state {
-            state.outbox = outbox;
+            state.restore_outbox(outbox);
             return Ok((Some(state), written));
         }
         let legacy = tx.open_table(LEGACY).map_err(shared)?;
@@ -337,7 +337,7 @@ impl PileSlot {
         };
         let row: LegacyRow = serde_json::from_slice(row.value()).map_err(bad)?;
         let mut state = row.state;
-        state.outbox = row.outbox;
+        state.restore_outbox(row.outbox);
         written.stale.push(Write::RemoveLegacy);
         Ok((Some(state), written))
     }
@@ -367,7 +367,7 @@ impl PileSlot {
         }
         // Answered: gone from the front of the outbox.
         let kept_from = state
-            .outbox
+            .outbox()
             .front()
             .and_then(|q| {
                 written
@@ -384,14 +384,14 @@ impl PileSlot {
         let stale = written
             .outbox
             .iter()
-            .zip(&state.outbox)
+            .zip(state.outbox())
             .position(|((_, id, failures), q)| id != &q.message_id || *failures != q.failures);
         if let Some(from) = stale {
             for (n, _, _) in written.outbox.drain(from..) {
                 writes.push(Write::Remove(n));
             }
         }
-        for q in state.outbox.iter().skip(written.outbox.len()) {
+        for q in state.outbox().iter().skip(written.outbox.len()) {
             let n = self.next_row();
             writes.push(Write::Put(n, MESSAGE, serde_json::to_vec(q)?));
             written
@@ -446,23 +446,38 @@ mod tests {
     use super::*;
 
     fn state(boots: u64, outbox: usize) -> Durable {
-        let mut d = Durable {
-            boots,
-            ..Durable::default()
-        };
-        for n in 0..outbox {
-            d.outbox.push_back(Queued {
-                message_id: format!("tx-{boots}-{n}"),
-                transaction: 1,
-                message: pile::TransactionMessage::MeterValues(ocpp::MeterValuesRequest {
-                    connector_id: 1,
-                    transaction_id: None,
-                    meter_value: vec![],
-                }),
-                failures: 0,
-            });
+        let mut d = Durable::default();
+        for _ in 0..boots {
+            d.count_boot();
+        }
+        for _ in 0..outbox {
+            d.queue(1, meter_values());
         }
         d
+    }
+
+    fn meter_values() -> pile::TransactionMessage {
+        pile::TransactionMessage::MeterValues(ocpp::MeterValuesRequest {
+            connector_id: 1,
+            transaction_id: None,
+            meter_value: vec![],
+        })
+    }
+
+    fn queued(id: &str, failures: u32) -> Queued {
+        Queued {
+            message_id: id.into(),
+            transaction: 1,
+            message: meter_values(),
+            failures,
+        }
+    }
+
+    /// A message at the end of the outbox, and nothing else of the state changed.
+    fn push(d: &mut Durable, q: Queued) {
+        let mut outbox = d.outbox().clone();
+        outbox.push_back(q);
+        d.restore_outbox(outbox);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,19 +513,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    fn queued(id: &str, failures: u32) -> Queued {
-        Queued {
-            message_id: id.into(),
-            transaction: 1,
-            message: pile::TransactionMessage::MeterValues(ocpp::MeterValuesRequest {
-                connector_id: 1,
-                transaction_id: None,
-                meter_value: vec![],
-            }),
-            failures,
-        }
-    }
-
     fn temp(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("ocpile-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -537,17 +539,18 @@ mod tests {
         };
         assert_eq!(kinds(&slot.changes(&d).unwrap()), ["state"]);
         for n in 0..50 {
-            d.outbox.push_back(queued(&format!("m{n}"), 0));
+            push(&mut d, queued(&format!("m{n}"), 0));
             // One message queued behind 49 others: one row written.
             assert_eq!(kinds(&slot.changes(&d).unwrap()), ["put"], "{n}");
         }
-        d.outbox.pop_front();
-        d.outbox.pop_front();
+        d.dequeue();
+        d.dequeue();
         assert_eq!(kinds(&slot.changes(&d).unwrap()), ["remove", "remove"]);
-        d.outbox[0].failures = 2;
+        d.count_failure();
+        d.count_failure();
         // The front's failures: that row and those after it written again, in order.
         assert_eq!(slot.changes(&d).unwrap().len(), 48 * 2);
-        d.boots = 7;
+        d.count_boot();
         // A new state row, the old one removed.
         assert_eq!(kinds(&slot.changes(&d).unwrap()), ["state", "remove"]);
         assert!(slot.changes(&d).unwrap().is_empty());
@@ -558,14 +561,14 @@ mod tests {
         slot.load().unwrap();
         let mut d = state(1, 0);
         for n in 0..20 {
-            d.outbox.push_back(queued(&format!("x{n}"), 0));
+            push(&mut d, queued(&format!("x{n}"), 0));
             slot.save(&d).await.unwrap();
             if n % 3 == 0 {
-                d.outbox.pop_front();
+                d.dequeue();
                 slot.save(&d).await.unwrap();
             }
         }
-        d.outbox[0].failures = 1;
+        d.count_failure();
         slot.save(&d).await.unwrap();
         let commits = store.stats().commits.load(Ordering::Relaxed);
         slot.save(&d).await.unwrap();
@@ -587,8 +590,8 @@ mod tests {
         let path = dir.join("fleet.redb");
         let old = {
             let mut d = state(3, 0);
-            d.outbox.push_back(queued("old-1", 1));
-            d.outbox.push_back(queued("old-2", 0));
+            push(&mut d, queued("old-1", 1));
+            push(&mut d, queued("old-2", 0));
             d
         };
         {
@@ -597,7 +600,7 @@ mod tests {
             let tx = db.begin_write().unwrap();
             {
                 let mut t = tx.open_table(LEGACY).unwrap();
-                let row = serde_json::json!({"state": &old, "outbox": &old.outbox});
+                let row = serde_json::json!({"state": &old, "outbox": old.outbox()});
                 t.insert("L1", row.to_string().as_bytes()).unwrap();
             }
             tx.commit().unwrap();
@@ -607,7 +610,7 @@ mod tests {
         let mut slot = store.pile("L1");
         let mut d = slot.load().unwrap().unwrap();
         assert_eq!(d, old);
-        d.outbox.pop_front();
+        d.dequeue();
         slot.save(&d).await.unwrap();
         // Loaded again (as the pile does at its start): its own rows.
         assert_eq!(slot.load().unwrap().unwrap(), d);
