@@ -265,9 +265,7 @@ pub fn canonical(kind: Kind, value: &str) -> Result<String, String> {
             .parse::<WebsocketSettings>()
             .map(|s| s.to_string())
             .map_err(|e| e.to_string()),
-        Kind::Mask { allowed_bits } => {
-            oem::parse_mask(value, allowed_bits).map(|m| m.to_string())
-        }
+        Kind::Mask { allowed_bits } => oem::parse_mask(value, allowed_bits).map(|m| m.to_string()),
         Kind::Insight => oem::parse_insight(value).map(|_| value.to_owned()),
         Kind::Fixed | Kind::Live(_) => Err("read-only".into()),
     }
