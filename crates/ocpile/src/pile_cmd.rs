@@ -109,6 +109,7 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
         .state
         .unwrap_or_else(|| PathBuf::from("ocpile-state").join(&args.id));
     let settings = PileSettings {
+        firmware_file: Some(state_dir.join("firmware.bin")),
         state_dir,
         factory: Factory {
             serial_number: args.id.clone(),

@@ -38,6 +38,9 @@ pub const RESET_RETRY_DELAY: Duration = Duration::from_secs(2);
 /// Everything a pile process needs.
 pub struct PileSettings {
     pub state_dir: PathBuf,
+    /// Where a downloaded firmware image is kept; `None`: it is streamed through and checked
+    /// (its length) without being kept, as a fleet's piles do.
+    pub firmware_file: Option<PathBuf>,
     pub factory: Factory,
     pub identity: Identity,
     pub options: Options,
@@ -463,13 +466,13 @@ pub async fn run_with_store(
                     tracing::info!(url, "firmware download");
                     let (tx, rx) = mpsc::unbounded_channel();
                     firmware_rx = Some(rx);
-                    let dest = settings.state_dir.join("firmware.bin");
+                    let dest = settings.firmware_file.clone();
                     let tls = settings.tls.clone();
                     downloading = Some(tokio::spawn(async move {
                         let progress = |p| {
                             let _ = tx.send(FirmwareEvent::Progress(p));
                         };
-                        let event = match download(&url, &dest, tls, progress).await {
+                        let event = match download(&url, dest.as_deref(), tls, progress).await {
                             Ok(size) => FirmwareEvent::Downloaded {
                                 version: image_version(&url, size),
                             },
