@@ -567,3 +567,28 @@ fn a_pile_without_the_progress_key_is_not_asked_again() {
     assert_eq!(w.advance(POLL_INTERVAL * 2), vec![]);
     assert_eq!(w.rollout("P1").percent, Some(0));
 }
+
+#[test]
+fn a_campaign_stored_before_retries_were_asked_loads_without_them() {
+    let old = r#"{"steps":[],"batch_size":3,"retrieve_in":5000,"deadline":7,"refused":[]}"#;
+    let spec: Spec = serde_json::from_str(old).unwrap();
+    assert_eq!(
+        spec.update,
+        UpdateTerms {
+            retrieve_in: 5000,
+            retries: 0,
+            retry_interval: 0,
+        }
+    );
+    // Written again, the terms sit beside the other fields, as before.
+    let again: serde_json::Value = serde_json::to_value(&spec).unwrap();
+    assert_eq!(again["retrieve_in"], 5000);
+    assert_eq!(again["retries"], 0);
+    let rollout = r#"{"pile":"P1","phase":"upgrading","step":0,"outcome":null,"pending":null,
+        "error":null,"status":"Downloading","percent":0,"from_version":null,"to_version":null,
+        "original_version":null,"started_at":null,"finished_at":null,"quiet_since":0,
+        "triggered":false,"next_poll":null,"in_flight":[],"phase_since":0,"retry_at":0,
+        "progressed":true}"#;
+    let r: Rollout = serde_json::from_str(rollout).unwrap();
+    assert_eq!(r.failed_attempts, 0);
+}
