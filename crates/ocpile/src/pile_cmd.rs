@@ -27,8 +27,10 @@ pub struct PileArgs {
     /// Where the pile keeps its state (created if needed). Default: ./ocpile-state/<id>.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// The model reported in BootNotification (chargePointModel), with its TLS versions.
     #[arg(long, value_enum, default_value = "m3g3")]
     model: Model,
+    /// How many connectors the pile has.
     #[arg(long, default_value_t = 1)]
     connectors: u32,
     /// HTTP Basic password (Security Profile 1); the user is the identity.
@@ -109,6 +111,7 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
         .state
         .unwrap_or_else(|| PathBuf::from("ocpile-state").join(&args.id));
     let settings = PileSettings {
+        firmware_file: Some(state_dir.join("firmware.bin")),
         state_dir,
         factory: Factory {
             serial_number: args.id.clone(),

@@ -1,6 +1,7 @@
 //! `ocpile demo` (the README's first command) as a user runs it: the central system, its
 //! virtual piles and the dashboard come up, sessions start, one pile waits in the inbox, and
-//! Ctrl-C (SIGINT) stops it all cleanly; a second run takes up the same data.
+//! Ctrl-C (SIGINT) stops it all cleanly; a second run takes up the same data. A campaign of the
+//! image the demo prepares upgrades its piles; its log, a pipe here, carries no colour codes.
 
 mod common;
 
@@ -20,10 +21,25 @@ fn start_demo(
     String,
     std::sync::mpsc::Receiver<String>,
 ) {
+    start_demo_with(data, 3, "warn")
+}
+
+/// The same with `piles` piles and this RUST_LOG.
+fn start_demo_with(
+    data: &std::path::Path,
+    piles: u32,
+    log: &str,
+) -> (
+    std::process::Child,
+    String,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ocpile"))
-        .args(["demo", "--piles", "3", "--listen", "127.0.0.1:0", "--data"])
+        .args(["demo", "--piles", &piles.to_string()])
+        .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(data)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -61,6 +77,30 @@ fn interrupt(child: &mut std::process::Child, lines: &std::sync::mpsc::Receiver<
         said.iter().any(|l| l.starts_with("ocpile demo: stopped")),
         "{said:?}"
     );
+}
+
+/// Polls the API's `path` until `done` holds, for at most `limit`.
+async fn until_api(
+    addr: &str,
+    token: &str,
+    path: &str,
+    limit: std::time::Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let mut last = Value::Null;
+    let found = timeout(limit, async {
+        loop {
+            let (_, body) = http_with(addr, "GET", path, None, &auth).await;
+            if done(&body) {
+                return body;
+            }
+            last = body;
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("{path} within {limit:?}; last: {last}"))
 }
 
 async fn until_piles(addr: &str, token: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -128,4 +168,101 @@ async fn the_demo_runs_its_piles_serves_the_dashboard_and_stops_on_sigint() {
     let (_, images) = http_with(&addr, "GET", "/api/firmware", None, &auth).await;
     assert_eq!(images.as_array().unwrap().len(), 1);
     interrupt(&mut child, &lines);
+}
+
+/// The statuses of connector 0 in a status history, oldest first.
+fn pile_statuses(history: &Value) -> Vec<String> {
+    let mut statuses: Vec<(String, String)> = history
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter(|s| s["connector"] == 0)
+                .map(|s| {
+                    (
+                        s["time"].as_str().unwrap_or_default().to_owned(),
+                        s["status"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    statuses.sort();
+    statuses.into_iter().map(|(_, s)| s).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_of_the_demos_image_upgrades_five_demo_piles() {
+    let data = state_dir("demo-campaign");
+    let (mut child, addr, token, lines) = start_demo_with(&data, 5, "info");
+    until_piles(&addr, &token, |p| {
+        p.len() == 6 && p.iter().all(|p| p["connected"] == true)
+    })
+    .await;
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let (_, images) = http_with(&addr, "GET", "/api/firmware", None, &auth).await;
+    let image = &images[0];
+    let version = image["version"].as_str().unwrap().to_owned();
+    let ids: Vec<String> = (1..=5).map(|n| format!("DEMO-{n:02}")).collect();
+    let (code, campaign) = http_with(
+        &addr,
+        "POST",
+        "/api/campaigns",
+        Some(serde_json::json!({"firmware": [image["id"]], "piles": ids})),
+        &auth,
+    )
+    .await;
+    assert_eq!(code, 201, "{campaign}");
+    assert_eq!(campaign["refused"], serde_json::json!([]), "{campaign}");
+    assert_eq!(campaign["retries"], 2, "{campaign}");
+    let path = format!("/api/campaigns/{}", campaign["id"]);
+    // Piles in a session wait for its end; the demo ends its sessions by itself.
+    let done = until_api(
+        &addr,
+        &token,
+        &path,
+        std::time::Duration::from_secs(300),
+        |c| c["state"] == "finished",
+    )
+    .await;
+    assert_eq!(done["counts"]["succeeded"], 5, "{done}");
+    for r in done["piles"].as_array().unwrap() {
+        assert_eq!(r["result"], "succeeded", "{r}");
+        assert_eq!(r["to_version"], version.as_str(), "{r}");
+        assert_eq!(r["failed_attempts"], 0, "{r}");
+        assert_eq!(r["error"], Value::Null, "{r}");
+    }
+    for id in &ids {
+        let view = until_api(&addr, &token, &format!("/api/piles/{id}"), WAIT, |p| {
+            p["connected"] == true
+        })
+        .await;
+        assert_eq!(view["firmware_version"], version.as_str(), "{view}");
+        // Unavailable while it upgraded (nothing else makes a demo pile Unavailable),
+        // Available again after it.
+        until_api(
+            &addr,
+            &token,
+            &format!("/api/piles/{id}/status-history?limit=1000"),
+            std::time::Duration::from_secs(60),
+            |h| {
+                let seen = pile_statuses(h);
+                seen.iter()
+                    .position(|s| s == "Unavailable")
+                    .is_some_and(|u| seen[u..].iter().any(|s| s == "Available"))
+            },
+        )
+        .await;
+    }
+    // The log went to a pipe: plain text, no terminal colour codes.
+    let logged: Vec<String> = lines.try_iter().collect();
+    interrupt(&mut child, &lines);
+    assert!(
+        logged.iter().any(|l| l.contains("INFO")),
+        "the demo logged at info: {logged:?}"
+    );
+    assert!(
+        logged.iter().all(|l| !l.contains('\u{1b}')),
+        "an escape code: {:?}",
+        logged.iter().find(|l| l.contains('\u{1b}'))
+    );
 }

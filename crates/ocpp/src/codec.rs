@@ -15,6 +15,11 @@ pub enum Policy {
     Strict,
     /// Accepts the known real-world deviations and reports each one (the central system's default).
     Lenient,
+    /// What people and scripts hand the central system's API: strict, except that a date-time
+    /// may be any RFC 3339 form (any number of fraction digits, any offset), taken as the
+    /// same instant in UTC with millisecond precision. The encoding that goes on to a pile is
+    /// the canonical one.
+    Input,
 }
 
 /// The kinds of real-world deviation that [`Policy::Lenient`] accepts.
@@ -92,7 +97,7 @@ pub(crate) fn tolerate(kind: DeviationKind, detail: impl FnOnce() -> String) -> 
     CONTEXT.with(|c| {
         let mut c = c.borrow_mut();
         match c.policy {
-            Policy::Strict => false,
+            Policy::Strict | Policy::Input => false,
             Policy::Lenient => {
                 c.deviations.push(Deviation {
                     kind,
@@ -102,6 +107,11 @@ pub(crate) fn tolerate(kind: DeviationKind, detail: impl FnOnce() -> String) -> 
             }
         }
     })
+}
+
+/// Whether any RFC 3339 date-time is taken ([`Policy::Input`]).
+pub(crate) fn takes_any_rfc3339() -> bool {
+    CONTEXT.with(|c| c.borrow().policy == Policy::Input)
 }
 
 pub(crate) fn in_stop_transaction_units() -> bool {

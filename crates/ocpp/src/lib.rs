@@ -3,8 +3,9 @@
 //! endpoint. No I/O.
 //!
 //! Encoding is strict: timestamps are RFC 3339 UTC with milliseconds and `Z`, charging rates
-//! are multiples of 0.1, absent optional fields are omitted. Decoding is [`Policy::Strict`] or
-//! [`Policy::Lenient`]; the latter accepts known real-world deviations and reports them.
+//! are multiples of 0.1, absent optional fields are omitted. Decoding is [`Policy::Strict`],
+//! [`Policy::Lenient`] (accepts known real-world deviations and reports them) or
+//! [`Policy::Input`] (strict but for date-times, which may be any RFC 3339 form).
 
 pub mod action;
 pub mod codec;

@@ -170,6 +170,7 @@ fn host_memory() {
         for i in 0..PILES {
             let settings = pile::shell::PileSettings {
                 state_dir: std::path::PathBuf::from("/nonexistent"),
+                firmware_file: None,
                 factory: pile::config::Factory {
                     serial_number: format!("MEM-{i}"),
                     connectors: 1,

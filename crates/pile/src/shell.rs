@@ -22,6 +22,9 @@ pub const RESET_RETRY_DELAY: Duration = Duration::from_secs(2);
 /// Everything a pile process needs.
 pub struct PileSettings {
     pub state_dir: PathBuf,
+    /// Where a downloaded firmware image is kept; `None`: it is streamed through and checked
+    /// (its length) without being kept, as a fleet's piles do.
+    pub firmware_file: Option<PathBuf>,
     pub factory: Factory,
     pub identity: Identity,
     pub options: Options,

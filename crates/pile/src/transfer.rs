@@ -1,7 +1,7 @@
 //! File transfers for the shell: firmware downloads and diagnostics uploads over HTTP and HTTPS
 //! (reqwest on rustls with the ring provider, trusting the pile's CA) and FTP (suppaftp).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +9,9 @@ use tokio::io::AsyncWriteExt;
 
 /// How long a download may go without progress.
 const STALL: Duration = Duration::from_secs(60);
+/// The largest image a pile takes: a larger one fails its download (charger images are a few
+/// megabytes).
+pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -28,6 +31,106 @@ pub enum TransferError {
     Io(#[from] std::io::Error),
     #[error("no progress for {0:?}")]
     Stalled(Duration),
+    #[error("the image is larger than {MAX_IMAGE_BYTES} bytes")]
+    TooLarge,
+    #[error("the image ended after {got} of {expected} bytes")]
+    Truncated { got: u64, expected: u64 },
+}
+
+/// Where a downloaded image goes: into a file (written as `<file>.part`, renamed once whole),
+/// or through a count of its bytes without being kept (a fleet's piles: the image is checked,
+/// its size and its length, and costs no disk).
+enum Sink {
+    File {
+        part: PathBuf,
+        file: tokio::fs::File,
+    },
+    Discard,
+}
+
+impl Sink {
+    async fn open(dest: Option<&Path>) -> Result<Sink, TransferError> {
+        let Some(dest) = dest else {
+            return Ok(Sink::Discard);
+        };
+        if let Some(dir) = dest.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let part = dest.with_extension("part");
+        let file = tokio::fs::File::create(&part).await?;
+        Ok(Sink::File { part, file })
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), TransferError> {
+        if let Sink::File { file, .. } = self {
+            file.write_all(bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// The image is whole: on disk, as `dest`.
+    async fn keep(self, dest: Option<&Path>) -> Result<(), TransferError> {
+        if let (Sink::File { part, file }, Some(dest)) = (self, dest) {
+            file.sync_all().await?;
+            drop(file);
+            tokio::fs::rename(&part, dest).await?;
+        }
+        Ok(())
+    }
+
+    /// The download failed: nothing of it stays on disk.
+    async fn discard(self) {
+        if let Sink::File { part, file } = self {
+            drop(file);
+            let _ = tokio::fs::remove_file(&part).await;
+        }
+    }
+}
+
+/// Counts an image's bytes and reports each new whole percent.
+struct Tally<'a, F: Fn(u8)> {
+    done: u64,
+    total: Option<u64>,
+    last: u8,
+    progress: &'a F,
+}
+
+impl<'a, F: Fn(u8)> Tally<'a, F> {
+    fn new(total: Option<u64>, progress: &'a F) -> Result<Self, TransferError> {
+        if total.is_some_and(|t| t > MAX_IMAGE_BYTES) {
+            return Err(TransferError::TooLarge);
+        }
+        Ok(Tally {
+            done: 0,
+            total,
+            last: 0,
+            progress,
+        })
+    }
+
+    fn add(&mut self, n: usize) -> Result<(), TransferError> {
+        self.done += n as u64;
+        if self.done > MAX_IMAGE_BYTES {
+            return Err(TransferError::TooLarge);
+        }
+        let p = percent(self.done, self.total);
+        if p != self.last {
+            self.last = p;
+            (self.progress)(p);
+        }
+        Ok(())
+    }
+
+    /// The size, once the image is whole: as long as announced, when it was.
+    fn whole(&self) -> Result<u64, TransferError> {
+        match self.total {
+            Some(expected) if expected != self.done => Err(TransferError::Truncated {
+                got: self.done,
+                expected,
+            }),
+            _ => Ok(self.done),
+        }
+    }
 }
 
 /// The firmware version an image carries: its file name (the last segment of the location's
@@ -43,22 +146,34 @@ pub fn image_version(url: &str, size: u64) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// Downloads `url` to `dest`, reporting each new whole percent; returns the size.
+/// Downloads `url` into `dest` (its folder made if missing), or, without a `dest`, through
+/// and checked without being kept; reports each new whole percent; returns the size.
 pub async fn download(
     url: &str,
-    dest: &Path,
+    dest: Option<&Path>,
     tls: Option<Arc<rustls::ClientConfig>>,
     progress: impl Fn(u8),
 ) -> Result<u64, TransferError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    let part = dest.with_extension("part");
-    let size = match scheme.as_deref() {
-        Some("http") | Some("https") => http(url, &part, tls, &progress).await?,
-        Some("ftp") => ftp(url, &part, &progress).await?,
-        _ => return Err(TransferError::Scheme(url.to_owned())),
+    if !matches!(scheme.as_deref(), Some("http" | "https" | "ftp")) {
+        return Err(TransferError::Scheme(url.to_owned()));
+    }
+    let mut sink = Sink::open(dest).await?;
+    let fetched = if scheme.as_deref() == Some("ftp") {
+        ftp(url, &mut sink, &progress).await
+    } else {
+        http(url, &mut sink, tls, &progress).await
     };
-    tokio::fs::rename(&part, dest).await?;
-    Ok(size)
+    match fetched {
+        Ok(size) => {
+            sink.keep(dest).await?;
+            Ok(size)
+        }
+        Err(e) => {
+            sink.discard().await;
+            Err(e)
+        }
+    }
 }
 
 fn percent(done: u64, total: Option<u64>) -> u8 {
@@ -70,7 +185,7 @@ fn percent(done: u64, total: Option<u64>) -> u8 {
 
 async fn http(
     url: &str,
-    part: &Path,
+    sink: &mut Sink,
     tls: Option<Arc<rustls::ClientConfig>>,
     progress: &impl Fn(u8),
 ) -> Result<u64, TransferError> {
@@ -85,20 +200,12 @@ async fn http(
     if !response.status().is_success() {
         return Err(TransferError::Status(response.status().as_u16()));
     }
-    let total = response.content_length();
-    let mut file = tokio::fs::File::create(part).await?;
-    let (mut done, mut last) = (0u64, 0u8);
+    let mut tally = Tally::new(response.content_length(), progress)?;
     while let Some(chunk) = response.chunk().await? {
-        file.write_all(&chunk).await?;
-        done += chunk.len() as u64;
-        let p = percent(done, total);
-        if p != last {
-            last = p;
-            progress(p);
-        }
+        tally.add(chunk.len())?;
+        sink.write(&chunk).await?;
     }
-    file.sync_all().await?;
-    Ok(done)
+    tally.whole()
 }
 
 /// An FTP session logged in as the URL says (anonymous without credentials), and the URL's
@@ -138,14 +245,13 @@ async fn ftp_session(
     Ok((ftp, path))
 }
 
-async fn ftp(url: &str, part: &Path, progress: &impl Fn(u8)) -> Result<u64, TransferError> {
+async fn ftp(url: &str, sink: &mut Sink, progress: &impl Fn(u8)) -> Result<u64, TransferError> {
     use tokio::io::AsyncReadExt;
 
     let (mut ftp, path) = ftp_session(url).await?;
     let total = ftp.size(&path).await.ok().map(|s| s as u64);
+    let mut tally = Tally::new(total, progress)?;
     let mut stream = ftp.retr_as_stream(&path).await?;
-    let mut file = tokio::fs::File::create(part).await?;
-    let (mut done, mut last) = (0u64, 0u8);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = tokio::time::timeout(STALL, stream.read(&mut buf))
@@ -154,18 +260,12 @@ async fn ftp(url: &str, part: &Path, progress: &impl Fn(u8)) -> Result<u64, Tran
         if n == 0 {
             break;
         }
-        file.write_all(&buf[..n]).await?;
-        done += n as u64;
-        let p = percent(done, total);
-        if p != last {
-            last = p;
-            progress(p);
-        }
+        tally.add(n)?;
+        sink.write(&buf[..n]).await?;
     }
     stream.finish().await?;
     let _ = ftp.quit().await;
-    file.sync_all().await?;
-    Ok(done)
+    tally.whole()
 }
 
 /// Uploads `body` as `file_name` into the directory `location`: HTTP(S) PUT to
@@ -209,6 +309,81 @@ pub async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// An HTTP server on a free port that answers one request with `head` and `body`.
+    async fn serve_once(head: String, body: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(&body).await;
+            let _ = socket.shutdown().await;
+        });
+        format!("http://{address}/images/fw-2.0.bin")
+    }
+
+    fn answer(length: u64) -> String {
+        format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n")
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("ocpile-transfer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[tokio::test]
+    async fn an_image_lands_in_its_file_and_the_folder_is_made() {
+        let image = vec![7u8; 300_000];
+        let url = serve_once(answer(image.len() as u64), image.clone()).await;
+        let dir = scratch("kept");
+        let dest = dir.join("pile").join("firmware.bin");
+        let seen = std::sync::Mutex::new(Vec::new());
+        let size = download(&url, Some(&dest), None, |p| seen.lock().unwrap().push(p))
+            .await
+            .unwrap();
+        assert_eq!(size, 300_000);
+        assert_eq!(std::fs::read(&dest).unwrap(), image);
+        assert!(!dest.with_extension("part").exists());
+        assert_eq!(seen.lock().unwrap().last(), Some(&100));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn an_image_streamed_through_is_counted_and_not_kept() {
+        let url = serve_once(answer(5000), vec![1u8; 5000]).await;
+        assert_eq!(download(&url, None, None, |_| {}).await.unwrap(), 5000);
+    }
+
+    #[tokio::test]
+    async fn a_cut_image_fails_and_leaves_nothing_on_disk() {
+        let url = serve_once(answer(10_000), vec![1u8; 4000]).await;
+        let dir = scratch("cut");
+        let dest = dir.join("firmware.bin");
+        let e = download(&url, Some(&dest), None, |_| {}).await.unwrap_err();
+        assert!(
+            matches!(e, TransferError::Http(_) | TransferError::Truncated { .. }),
+            "{e}"
+        );
+        assert!(!dest.exists());
+        assert!(!dest.with_extension("part").exists());
+        // Streamed through, the same.
+        let url = serve_once(answer(10_000), vec![1u8; 4000]).await;
+        assert!(download(&url, None, None, |_| {}).await.is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn an_image_announced_too_large_is_refused() {
+        let url = serve_once(answer(MAX_IMAGE_BYTES + 1), Vec::new()).await;
+        let e = download(&url, None, None, |_| {}).await.unwrap_err();
+        assert!(matches!(e, TransferError::TooLarge), "{e}");
+    }
 
     #[test]
     fn the_version_is_the_file_name() {

@@ -195,7 +195,7 @@ fn faq_3_17_an_unanswered_notification_leaves_the_pile_unavailable_after_the_upg
 }
 
 #[test]
-fn a_failed_download_is_retried_then_reported_and_the_pile_is_available_again() {
+fn each_failed_download_is_reported_at_once_and_the_last_one_ends_the_upgrade() {
     let mut p = booted();
     let out = update(
         &mut p,
@@ -205,14 +205,44 @@ fn a_failed_download_is_retried_then_reported_and_the_pile_is_available_again() 
     let out = p.advance(secs(1));
     assert_eq!(firmware_statuses(&serve(&mut p, out)), vec!["Downloading"]);
     let failed = FirmwareEvent::Failed("connection refused".into());
-    p.input(Input::Firmware(&failed));
-    assert!(!p
-        .advance(secs(29))
-        .iter()
-        .any(|o| matches!(o, Output::Download { .. })));
+    // The first attempt fails: DownloadFailed at once (OCPP 1.6), and the pile stays
+    // Unavailable while it waits to try again.
+    let out = p.input(Input::Firmware(&failed));
+    let sent = serve(&mut p, out);
+    assert_eq!(firmware_statuses(&sent), vec!["DownloadFailed"]);
+    assert_eq!(statuses(&sent), vec![], "still Unavailable");
+    assert_eq!(p.cp.status(1), ocpp::ChargePointStatus::Unavailable);
+    // Asked meanwhile, the pile says DownloadFailed, not Idle: the upgrade goes on.
+    let out = p.central_calls(
+        "TriggerMessage",
+        json!({"requestedMessage": "FirmwareStatusNotification"}),
+    );
+    assert_eq!(
+        firmware_statuses(&serve(&mut p, out)),
+        vec!["DownloadFailed"]
+    );
+    // FAQ 3.17 point 4 holds while it waits: at most 10 s between notifications.
+    let out = p.advance(secs(10));
+    assert!(!out.iter().any(|o| matches!(o, Output::Download { .. })));
+    assert_eq!(
+        firmware_statuses(&serve(&mut p, out)),
+        vec!["DownloadFailed"]
+    );
+    let out = p.advance(secs(10));
+    assert_eq!(
+        firmware_statuses(&serve(&mut p, out)),
+        vec!["DownloadFailed"]
+    );
+    let out = p.advance(secs(9));
+    assert!(!out.iter().any(|o| matches!(o, Output::Download { .. })));
+    serve(&mut p, out);
+    // retryInterval after the failure: the second attempt, Downloading again.
     let out = p.advance(secs(1));
     assert!(out.iter().any(|o| matches!(o, Output::Download { .. })));
-    serve(&mut p, out);
+    assert_eq!(firmware_statuses(&serve(&mut p, out)), vec!["Downloading"]);
+    assert_eq!(percentages(&mut p), "0");
+    // The last attempt fails: DownloadFailed, and the pile is available again (FAQ 3.10
+    // point 4).
     let out = p.input(Input::Firmware(&failed));
     let sent = serve(&mut p, out);
     assert_eq!(firmware_statuses(&sent), vec!["DownloadFailed"]);
@@ -221,6 +251,14 @@ fn a_failed_download_is_retried_then_reported_and_the_pile_is_available_again() 
         vec![(0, "Available".into()), (1, "Available".into())]
     );
     assert!(p.cp.durable().firmware_update().is_none());
+    // No more notifications, and Idle when asked.
+    let out = p.advance(secs(60));
+    assert_eq!(firmware_statuses(&serve(&mut p, out)), Vec::<String>::new());
+    let out = p.central_calls(
+        "TriggerMessage",
+        json!({"requestedMessage": "FirmwareStatusNotification"}),
+    );
+    assert_eq!(firmware_statuses(&serve(&mut p, out)), vec!["Idle"]);
 }
 
 #[test]

@@ -42,6 +42,7 @@ async fn a_pile_runs_on_a_store_of_another_kind() {
     let store = MemoryStore::default();
     let settings = PileSettings {
         state_dir: std::path::PathBuf::from("/nonexistent"),
+        firmware_file: None,
         factory: Factory {
             serial_number: "MEM-1".into(),
             connectors: 1,

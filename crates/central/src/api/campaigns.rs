@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::{json_body, time, time_opt, ApiError, ApiResult};
 use crate::campaign::runner::from_rows;
-use crate::campaign::{Campaign, Outcome, Phase, Refusal, Rollout, Spec, Step};
+use crate::campaign::{Campaign, Outcome, Phase, Refusal, Rollout, Spec, Step, UpdateTerms};
 use crate::firmware::{self, NewImage};
 use crate::store::{ImageRow, PileRow, WriteOp, WriteResult};
 use crate::Central;
@@ -65,12 +65,20 @@ pub struct NewCampaign {
     piles: Vec<String>,
     batch_size: Option<usize>,
     retrieve_in_s: Option<u32>,
+    /// UpdateFirmware's `retries` and `retryInterval` (seconds): a pile's failed download is
+    /// waited for this many times before it counts as failed.
+    retries: Option<u32>,
+    retry_interval_s: Option<u32>,
     /// Seconds from now after which what is not done has timed out (default a day).
     deadline_s: Option<u32>,
 }
 
 const DEFAULT_BATCH: usize = 10;
 const DEFAULT_DEADLINE_S: u32 = 86_400;
+const DEFAULT_RETRIES: u32 = 2;
+const DEFAULT_RETRY_INTERVAL_S: u32 = 30;
+const MAX_RETRIES: u32 = 100;
+const MAX_RETRY_INTERVAL_S: u32 = 86_400;
 
 /// The pile, when it can take part; else why not.
 async fn admit(
@@ -113,6 +121,18 @@ pub async fn create(
     let batch_size = req.batch_size.unwrap_or(DEFAULT_BATCH);
     if batch_size == 0 {
         return Err(ApiError::bad_request("`batch_size` must be at least 1"));
+    }
+    let retries = req.retries.unwrap_or(DEFAULT_RETRIES);
+    if retries > MAX_RETRIES {
+        return Err(ApiError::bad_request(format!(
+            "`retries` must be at most {MAX_RETRIES}"
+        )));
+    }
+    let retry_interval_s = req.retry_interval_s.unwrap_or(DEFAULT_RETRY_INTERVAL_S);
+    if retry_interval_s > MAX_RETRY_INTERVAL_S {
+        return Err(ApiError::bad_request(format!(
+            "`retry_interval_s` must be at most {MAX_RETRY_INTERVAL_S}"
+        )));
     }
     let mut images = Vec::new();
     for id in &req.firmware {
@@ -163,7 +183,11 @@ pub async fn create(
             })
             .collect(),
         batch_size,
-        retrieve_in: i64::from(req.retrieve_in_s.unwrap_or(0)) * 1000,
+        update: UpdateTerms {
+            retrieve_in: i64::from(req.retrieve_in_s.unwrap_or(0)) * 1000,
+            retries,
+            retry_interval: i64::from(retry_interval_s) * 1000,
+        },
         deadline: now + i64::from(req.deadline_s.unwrap_or(DEFAULT_DEADLINE_S)) * 1000,
         refused,
     };
@@ -213,6 +237,7 @@ fn rollout_json(r: &Rollout, steps: &[Step]) -> Value {
         "image": steps.get(r.step.min(steps.len().saturating_sub(1))).map(|s| s.name.clone()),
         "status": r.status,
         "percent": r.percent,
+        "failed_attempts": r.failed_attempts,
         "from_version": r.from_version,
         "to_version": r.to_version,
         "original_version": r.original_version,
@@ -244,7 +269,9 @@ pub fn campaign_json(c: &Campaign) -> Value {
             "id": s.image, "name": s.name, "version": s.version, "url": s.url,
         })).collect::<Vec<_>>(),
         "batch_size": c.spec.batch_size,
-        "retrieve_in_s": c.spec.retrieve_in / 1000,
+        "retrieve_in_s": c.spec.update.retrieve_in / 1000,
+        "retries": c.spec.update.retries,
+        "retry_interval_s": c.spec.update.retry_interval / 1000,
         "deadline": time(c.spec.deadline),
         "counts": counts,
         "piles": c.rollouts.iter().map(|r| rollout_json(r, &c.spec.steps)).collect::<Vec<_>>(),

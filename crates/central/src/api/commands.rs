@@ -1,5 +1,6 @@
-//! `POST /api/piles/{id}/commands/{Action}`: any central-to-pile action, decoded strictly, sent
-//! through the pile's queue, its answer awaited; every command and its result stored.
+//! `POST /api/piles/{id}/commands/{Action}`: any central-to-pile action, decoded strictly (but
+//! for date-times: any RFC 3339 form, normalised to UTC milliseconds), sent through the pile's
+//! queue, its answer awaited; every command and its result stored.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,12 +33,14 @@ pub fn command_action(name: &str) -> ApiResult<Action> {
     Ok(action)
 }
 
-/// Decodes a command's payload strictly; the canonical encoding to send.
+/// Decodes a command's payload strictly, but for its date-times, which may be any RFC 3339 form
+/// (Python's `isoformat()`, an offset); the canonical encoding to send, in OCPP-J's form (UTC,
+/// milliseconds, `Z`).
 pub fn decode_payload(action: Action, body: &[u8]) -> ApiResult<String> {
     let text =
         std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the payload is not UTF-8"))?;
     let text = if text.trim().is_empty() { "{}" } else { text };
-    let decoded = Request::decode(action, text, Policy::Strict)
+    let decoded = Request::decode(action, text, Policy::Input)
         .map_err(|e| ApiError::bad_request(format!("{action} payload: {e}")))?;
     Ok(decoded.value.to_json())
 }
@@ -187,4 +190,134 @@ pub async fn list(
             })
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ReserveNow's expiryDate as the API takes it: what is accepted and goes to the pile
+    /// (None: refused with 400).
+    #[test]
+    fn date_times_in_commands_are_any_rfc_3339_form_and_go_out_in_ocpp_js() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("2026-12-03T18:54:28.976Z", Some("2026-12-03T18:54:28.976Z")),
+            ("2026-12-03T18:54:28Z", Some("2026-12-03T18:54:28.000Z")),
+            ("2026-12-03T18:54:28.9Z", Some("2026-12-03T18:54:28.900Z")),
+            // Python's datetime.isoformat(): microseconds, and +00:00 for an aware UTC time.
+            (
+                "2026-12-03T18:54:28.976683Z",
+                Some("2026-12-03T18:54:28.976Z"),
+            ),
+            (
+                "2026-12-03T18:54:28.976683+00:00",
+                Some("2026-12-03T18:54:28.976Z"),
+            ),
+            (
+                "2026-12-03T18:54:28.123456789Z",
+                Some("2026-12-03T18:54:28.123Z"),
+            ),
+            (
+                "2026-12-03T19:54:28.5+01:00",
+                Some("2026-12-03T18:54:28.500Z"),
+            ),
+            (
+                "2026-12-03T13:24:28-05:30",
+                Some("2026-12-03T18:54:28.000Z"),
+            ),
+            (
+                "2026-12-04T01:54:28+07:00",
+                Some("2026-12-03T18:54:28.000Z"),
+            ),
+            ("2026-12-03t18:54:28z", Some("2026-12-03T18:54:28.000Z")),
+            // Not RFC 3339: no zone, no seconds, no time, out of range, not a date.
+            ("2026-12-03T18:54:28", None),
+            ("2026-12-03T18:54:28.976683", None),
+            ("2026-12-03T18:54Z", None),
+            ("2026-12-03", None),
+            ("2026-13-03T18:54:28Z", None),
+            ("2026-12-03T25:54:28Z", None),
+            ("2026-12-03T18:54:28+25:00", None),
+            ("9999-12-31T23:59:59-01:00", None),
+            ("1764788068", None),
+            ("tomorrow", None),
+            ("", None),
+        ];
+        for (given, sent) in table {
+            let body = json!({
+                "connectorId": 1, "expiryDate": given, "idTag": "CARD", "reservationId": 7,
+            });
+            let decoded = decode_payload(Action::ReserveNow, body.to_string().as_bytes());
+            match (decoded, sent) {
+                (Ok(payload), Some(sent)) => {
+                    let payload: Value = serde_json::from_str(&payload).unwrap();
+                    assert_eq!(payload["expiryDate"], *sent, "{given:?}");
+                }
+                (Err(ApiError(code, why)), None) => {
+                    assert_eq!(code, StatusCode::BAD_REQUEST, "{given:?}");
+                    assert!(
+                        why.contains("expected an RFC 3339 date-time") && why.contains(given),
+                        "{given:?}: {why}"
+                    );
+                }
+                (Ok(payload), None) => panic!("{given:?} accepted as {payload}"),
+                (Err(e), Some(_)) => panic!("{given:?} refused: {}", e.1),
+            }
+        }
+    }
+
+    /// The same rule in every command that carries a date-time.
+    #[test]
+    fn every_commands_date_times_are_normalised() {
+        let profile = json!({
+            "chargingProfileId": 1, "stackLevel": 0,
+            "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Absolute",
+            "validFrom": "2026-12-03T18:54:28.976683+00:00",
+            "validTo": "2026-12-04T18:54:28.976683+02:00",
+            "chargingSchedule": {
+                "chargingRateUnit": "A", "startSchedule": "2026-12-03T18:54:28.1234Z",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}],
+            },
+        });
+        let cases = [
+            (
+                Action::UpdateFirmware,
+                json!({"location": "http://h/fw.bin", "retrieveDate": "2026-12-03T18:54:28.976683Z"}),
+            ),
+            (
+                Action::SetChargingProfile,
+                json!({"connectorId": 1, "csChargingProfiles": profile}),
+            ),
+            (
+                Action::RemoteStartTransaction,
+                json!({"idTag": "CARD", "connectorId": 1, "chargingProfile": profile}),
+            ),
+            (
+                Action::GetDiagnostics,
+                json!({"location": "ftp://h/", "startTime": "2026-12-03T18:54:28.976683-01:00"}),
+            ),
+        ];
+        for (action, body) in cases {
+            let payload = decode_payload(action, body.to_string().as_bytes())
+                .unwrap_or_else(|e| panic!("{action}: {}", e.1));
+            let mut times = Vec::new();
+            collect_times(&serde_json::from_str(&payload).unwrap(), &mut times);
+            assert!(!times.is_empty(), "{action}: {payload}");
+            for t in times {
+                // Strict decoding takes it, and it is the canonical form (UTC, ms, `Z`).
+                let strict = t.parse::<ocpp::Timestamp>().map(|p| p.to_string());
+                assert_eq!(strict.as_deref(), Ok(t.as_str()), "{action}: {t}");
+            }
+        }
+    }
+
+    /// Every string of `v` that looks like a date-time.
+    fn collect_times(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if s.len() > 18 && s.as_bytes()[4] == b'-' => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|v| collect_times(v, out)),
+            Value::Object(o) => o.values().for_each(|v| collect_times(v, out)),
+            _ => {}
+        }
+    }
 }

@@ -238,10 +238,11 @@ fn id_tag_row(tag: String, b: IdTagBody) -> ApiResult<IdTagRow> {
         })?;
     let expiry_date = match b.expiry_date.as_deref() {
         None => None,
+        // Any RFC 3339 form, kept as UTC milliseconds (what goes to a pile is OCPP-J's form).
         Some(s) => Some(
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map_err(|e| ApiError::bad_request(format!("expiry_date: {e} (RFC 3339)")))?
-                .timestamp_millis(),
+            ocpp::Timestamp::from_rfc3339(s)
+                .map_err(|e| ApiError::bad_request(format!("expiry_date: {e}")))?
+                .millis(),
         ),
     };
     Ok(IdTagRow {

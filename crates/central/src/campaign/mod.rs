@@ -9,7 +9,9 @@ pub mod runner;
 use ocpp::FirmwareStatus;
 use serde::{Deserialize, Serialize};
 
-pub use rollout::{Answer, Command, Facts, Kind, Millis, Outcome, Phase, Rollout, Step};
+pub use rollout::{
+    Answer, Command, Facts, Kind, Millis, Outcome, Phase, Rollout, Step, UpdateTerms,
+};
 
 /// A pile left out of a campaign when it was created, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,8 +27,9 @@ pub struct Spec {
     pub steps: Vec<Step>,
     /// At most this many piles upgrade at once.
     pub batch_size: usize,
-    /// The retrieveDate of UpdateFirmware: this long after it is sent.
-    pub retrieve_in: Millis,
+    /// What UpdateFirmware asks: the retrieveDate, `retries` and `retryInterval`.
+    #[serde(flatten)]
+    pub update: UpdateTerms,
     /// Piles not done by then have timed out.
     pub deadline: Millis,
     /// The piles refused up front.
@@ -144,7 +147,7 @@ impl Campaign {
                 if r.try_start(
                     &self.spec.steps,
                     &facts(&r.pile),
-                    self.spec.retrieve_in,
+                    &self.spec.update,
                     now,
                     &mut out,
                 ) && r.is_active()
@@ -172,8 +175,9 @@ impl Campaign {
         now: Millis,
     ) -> Vec<Order> {
         let mut out = Vec::new();
+        let terms = self.spec.update;
         if let Some(r) = self.rollout(pile) {
-            r.on_notification(status, now, &mut out);
+            r.on_notification(status, &terms, now, &mut out);
         }
         self.settle(now);
         Self::orders(pile, out)
@@ -181,9 +185,9 @@ impl Campaign {
 
     pub fn on_boot(&mut self, pile: &str, version: Option<&str>, now: Millis) -> Vec<Order> {
         let mut out = Vec::new();
-        let (steps, retrieve_in) = (self.spec.steps.clone(), self.spec.retrieve_in);
+        let (steps, terms) = (self.spec.steps.clone(), self.spec.update);
         if let Some(r) = self.rollout(pile) {
-            r.on_boot(version, &steps, retrieve_in, now, &mut out);
+            r.on_boot(version, &steps, &terms, now, &mut out);
         }
         self.settle(now);
         Self::orders(pile, out)

@@ -4,7 +4,10 @@
 //! 1. wait until the pile is online and not charging (3.10 point 1), and record its firmware
 //!    version (the G2+ example's step 2);
 //! 2. send UpdateFirmware, then follow FirmwareStatusNotification: Downloading → Downloaded →
-//!    Installing → Installed, or DownloadFailed / InstallationFailed (3.10 point 5);
+//!    Installing → Installed, or DownloadFailed / InstallationFailed (3.10 point 5). A
+//!    DownloadFailed while the pile still owes some of the `retries` the UpdateFirmware asked
+//!    for is one failed attempt: the pile is expected to report Downloading again within
+//!    `retryInterval`; only the failure of the last attempt fails the upgrade;
 //! 3. while Downloading, read the progress from the key GetFirmwareUpgradePercentages (3.17
 //!    point 5);
 //! 4. when no notification came for 20 s, send TriggerMessage FirmwareStatusNotification, once
@@ -33,6 +36,19 @@ pub const STALL: Millis = 10 * 60_000;
 pub const REBOOT_WAIT: Millis = 10 * 60_000;
 /// How long before a command that got no answer is sent again.
 pub const RETRY: Millis = 5_000;
+
+/// What every UpdateFirmware of a campaign asks of the pile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateTerms {
+    /// The retrieveDate: this long after UpdateFirmware is sent.
+    pub retrieve_in: Millis,
+    /// `retries`: how many more attempts the pile makes after a failed download.
+    #[serde(default)]
+    pub retries: u32,
+    /// `retryInterval`: how long the pile waits between attempts (whole seconds on the wire).
+    #[serde(default)]
+    pub retry_interval: Millis,
+}
 
 /// One image to install: a step of the campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +120,8 @@ pub enum Command {
     UpdateFirmware {
         location: String,
         retrieve_date: Millis,
+        retries: u32,
+        retry_interval: Millis,
     },
     /// TriggerMessage FirmwareStatusNotification.
     TriggerStatus,
@@ -171,6 +189,13 @@ pub struct Rollout {
     retry_at: Millis,
     /// A progress status (Downloading or later) was seen in this step.
     progressed: bool,
+    /// Download attempts of this step the pile reported failed.
+    #[serde(default)]
+    pub failed_attempts: u32,
+    /// After a failed attempt with retries left: by when the pile should try again (cleared
+    /// by its next Downloading).
+    #[serde(default)]
+    retry_due: Option<Millis>,
 }
 
 /// The kind of a command, to match answers.
@@ -217,6 +242,8 @@ impl Rollout {
             phase_since: 0,
             retry_at: 0,
             progressed: false,
+            failed_attempts: 0,
+            retry_due: None,
         }
     }
 
@@ -295,7 +322,7 @@ impl Rollout {
         &mut self,
         steps: &[Step],
         facts: &Facts,
-        retrieve_in: Millis,
+        terms: &UpdateTerms,
         now: Millis,
         out: &mut Vec<Command>,
     ) -> bool {
@@ -331,20 +358,24 @@ impl Rollout {
                 }
                 return true;
             }
-            return self.try_start(steps, facts, retrieve_in, now, out);
+            return self.try_start(steps, facts, terms, now, out);
         }
         self.from_version = facts.firmware_version.clone();
         self.status = None;
         self.percent = None;
         self.progressed = false;
+        self.failed_attempts = 0;
+        self.retry_due = None;
         self.triggered = false;
-        self.quiet_since = now + retrieve_in;
-        self.next_poll = Some(now + retrieve_in);
+        self.quiet_since = now + terms.retrieve_in;
+        self.next_poll = Some(now + terms.retrieve_in);
         self.enter(Phase::Sending, now);
         self.send(
             Command::UpdateFirmware {
                 location: step.url.clone(),
-                retrieve_date: now + retrieve_in,
+                retrieve_date: now + terms.retrieve_in,
+                retries: terms.retries,
+                retry_interval: terms.retry_interval,
             },
             out,
         );
@@ -409,39 +440,76 @@ impl Rollout {
     }
 
     /// A FirmwareStatusNotification from the pile (already answered).
-    pub fn on_notification(&mut self, status: FirmwareStatus, now: Millis, out: &mut Vec<Command>) {
+    pub fn on_notification(
+        &mut self,
+        status: FirmwareStatus,
+        terms: &UpdateTerms,
+        now: Millis,
+        out: &mut Vec<Command>,
+    ) {
         if !matches!(self.phase, Phase::Sending | Phase::Upgrading) {
             return;
         }
         self.status = Some(status.as_str().to_owned());
-        self.quiet_since = now;
+        self.quiet_since = self.quiet_since.max(now);
         self.triggered = false;
         match status {
             FirmwareStatus::Downloading => {
                 self.progressed = true;
+                self.retry_due = None;
                 self.percent.get_or_insert(0);
             }
             FirmwareStatus::Downloaded | FirmwareStatus::Installing => {
                 self.progressed = true;
+                self.retry_due = None;
                 self.percent = Some(100);
             }
             FirmwareStatus::Installed => {
+                self.retry_due = None;
                 self.percent = Some(100);
                 self.in_flight.retain(|k| *k == Kind::UpdateFirmware);
                 self.enter(Phase::Rebooting, now);
             }
+            // The failure the pending retry is for, told again (asked, or the pile's 10 s
+            // rule): nothing new.
+            FirmwareStatus::DownloadFailed if self.retry_due.is_some() => {}
             FirmwareStatus::DownloadFailed => {
-                self.conclude(
-                    Outcome::Failed,
-                    Some("the pile reports DownloadFailed".into()),
-                    now,
-                    out,
-                );
+                self.progressed = true;
+                self.failed_attempts += 1;
+                if self.failed_attempts > terms.retries {
+                    let attempts = match self.failed_attempts {
+                        1 => "its only attempt".to_owned(),
+                        n => format!("all {n} attempts"),
+                    };
+                    self.conclude(
+                        Outcome::Failed,
+                        Some(format!("the pile reports DownloadFailed ({attempts})")),
+                        now,
+                        out,
+                    );
+                } else {
+                    // The pile tries again after retryInterval.
+                    self.retry_due = Some(now + terms.retry_interval);
+                    self.percent = Some(0);
+                }
             }
             FirmwareStatus::InstallationFailed => {
                 self.conclude(
                     Outcome::Failed,
                     Some("the pile reports InstallationFailed".into()),
+                    now,
+                    out,
+                );
+            }
+            // Between a failed attempt and its retry (a pile that calls that Idle).
+            FirmwareStatus::Idle if self.retry_due.is_some_and(|due| now < due) => {}
+            FirmwareStatus::Idle if self.retry_due.is_some() => {
+                self.conclude(
+                    Outcome::Failed,
+                    Some(format!(
+                        "the pile reports DownloadFailed and did not try again within {} s",
+                        terms.retry_interval / 1000
+                    )),
                     now,
                     out,
                 );
@@ -465,7 +533,7 @@ impl Rollout {
         &mut self,
         version: Option<&str>,
         steps: &[Step],
-        retrieve_in: Millis,
+        terms: &UpdateTerms,
         now: Millis,
         out: &mut Vec<Command>,
     ) {
@@ -522,7 +590,7 @@ impl Rollout {
             };
             self.enter(Phase::Waiting, now);
             self.retry_at = now;
-            self.try_start(steps, &facts, retrieve_in, now, out);
+            self.try_start(steps, &facts, terms, now, out);
         } else {
             self.conclude(Outcome::Succeeded, None, now, out);
         }

@@ -337,14 +337,19 @@ fn message(command: &Command) -> Result<(Action, String), String> {
         Command::UpdateFirmware {
             location,
             retrieve_date,
+            retries,
+            retry_interval,
         } => (
             Action::UpdateFirmware,
             ocpp::encode(&UpdateFirmwareRequest {
                 location: Uri::new(location.clone()).map_err(|e| e.to_string())?,
-                retries: None,
+                retries: Some(i32::try_from(*retries).map_err(|_| "too many retries")?),
                 retrieve_date: Timestamp::from_millis(*retrieve_date)
                     .ok_or("the retrieve date is out of range")?,
-                retry_interval: None,
+                retry_interval: Some(
+                    i32::try_from(((*retry_interval).max(0) + 999) / 1000)
+                        .map_err(|_| "the retry interval is too long")?,
+                ),
             }),
         ),
         Command::TriggerStatus => (

@@ -47,7 +47,11 @@ impl World {
                 spec: Spec {
                     steps,
                     batch_size,
-                    retrieve_in: 0,
+                    update: UpdateTerms {
+                        retrieve_in: 0,
+                        retries: 2,
+                        retry_interval: 30 * SEC,
+                    },
                     deadline: T0 + 24 * 3600 * SEC,
                     refused: vec![],
                 },
@@ -129,6 +133,8 @@ fn the_happy_path() {
             command: Command::UpdateFirmware {
                 location: "http://central/firmware/1/fw-2.0.bin".into(),
                 retrieve_date: T0,
+                retries: 2,
+                retry_interval: 30 * SEC,
             }
         }]
     );
@@ -218,7 +224,7 @@ fn a_silent_pile_gets_exactly_one_trigger_per_silence() {
 #[test]
 fn no_trigger_before_the_retrieve_date() {
     let mut w = World::one(None);
-    w.campaign.spec.retrieve_in = 60 * SEC;
+    w.campaign.spec.update.retrieve_in = 60 * SEC;
     w.tick();
     w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
     assert_eq!(w.advance(60 * SEC + SILENCE - 1), vec![]);
@@ -226,22 +232,136 @@ fn no_trigger_before_the_retrieve_date() {
 }
 
 #[test]
-fn download_failed_fails_and_restores_availability() {
-    for (status, why) in [
-        (S::DownloadFailed, "DownloadFailed"),
-        (S::InstallationFailed, "InstallationFailed"),
-    ] {
-        let mut w = World::one(None);
-        w.tick();
-        w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
-        w.notify("P1", S::Downloading);
-        only(&w.notify("P1", status), "P1", Kind::SetOperative);
-        w.answer("P1", Kind::SetOperative, Answer::Ok(None));
-        let r = w.rollout("P1");
-        assert_eq!(r.outcome, Some(Outcome::Failed));
-        assert!(r.error.as_deref().unwrap().contains(why), "{:?}", r.error);
-        assert_eq!(r.status.as_deref(), Some(why));
+fn installation_failed_fails_and_restores_availability() {
+    let mut w = World::one(None);
+    w.tick();
+    w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+    w.notify("P1", S::Downloading);
+    only(
+        &w.notify("P1", S::InstallationFailed),
+        "P1",
+        Kind::SetOperative,
+    );
+    w.answer("P1", Kind::SetOperative, Answer::Ok(None));
+    let r = w.rollout("P1");
+    assert_eq!(r.outcome, Some(Outcome::Failed));
+    assert_eq!(
+        r.error.as_deref(),
+        Some("the pile reports InstallationFailed")
+    );
+    assert_eq!(r.status.as_deref(), Some("InstallationFailed"));
+}
+
+#[test]
+fn a_failed_download_waits_for_the_retries_it_asked_for() {
+    let mut w = World::one(Some("fw-2.0.bin"));
+    w.tick();
+    w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+    w.notify("P1", S::Downloading);
+    // The first of three attempts fails: the pile tries again, nothing to send.
+    assert_eq!(w.notify("P1", S::DownloadFailed), vec![]);
+    let r = w.rollout("P1");
+    assert_eq!((r.phase, r.outcome), (Phase::Upgrading, None));
+    assert_eq!(r.failed_attempts, 1);
+    assert_eq!(r.status.as_deref(), Some("DownloadFailed"));
+    // The same failure told again (the pile's 10 s rule, or a trigger) is no new attempt.
+    for _ in 0..2 {
+        w.now += 10 * SEC;
+        assert_eq!(w.notify("P1", S::DownloadFailed), vec![]);
     }
+    assert_eq!(w.rollout("P1").failed_attempts, 1);
+    assert_eq!(w.advance(5 * SEC), vec![], "no progress reading meanwhile");
+    // The retry, and its failure; the third attempt succeeds.
+    w.notify("P1", S::Downloading);
+    assert_eq!(w.notify("P1", S::DownloadFailed), vec![]);
+    w.notify("P1", S::Downloading);
+    for s in [S::Downloaded, S::Installing, S::Installed] {
+        assert_eq!(w.notify("P1", s), vec![]);
+    }
+    only(&w.boot("P1", "fw-2.0.bin"), "P1", Kind::SetOperative);
+    w.answer("P1", Kind::SetOperative, Answer::Ok(None));
+    let r = w.rollout("P1");
+    assert_eq!(r.outcome, Some(Outcome::Succeeded));
+    assert_eq!(r.failed_attempts, 2);
+}
+
+#[test]
+fn the_failure_of_the_last_attempt_fails_the_pile() {
+    let mut w = World::one(None);
+    w.tick();
+    w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+    for _ in 0..2 {
+        w.notify("P1", S::Downloading);
+        assert_eq!(w.notify("P1", S::DownloadFailed), vec![]);
+    }
+    w.notify("P1", S::Downloading);
+    only(&w.notify("P1", S::DownloadFailed), "P1", Kind::SetOperative);
+    w.answer("P1", Kind::SetOperative, Answer::Ok(None));
+    let r = w.rollout("P1");
+    assert_eq!(r.outcome, Some(Outcome::Failed));
+    assert_eq!(r.failed_attempts, 3);
+    assert_eq!(
+        r.error.as_deref(),
+        Some("the pile reports DownloadFailed (all 3 attempts)")
+    );
+}
+
+#[test]
+fn without_retries_the_first_download_failure_fails_the_pile() {
+    let mut w = World::one(None);
+    w.campaign.spec.update.retries = 0;
+    let orders = w.tick();
+    assert!(
+        matches!(
+            &orders[0].command,
+            Command::UpdateFirmware { retries: 0, .. }
+        ),
+        "{orders:?}"
+    );
+    w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+    w.notify("P1", S::Downloading);
+    only(&w.notify("P1", S::DownloadFailed), "P1", Kind::SetOperative);
+    assert_eq!(
+        w.rollout("P1").error.as_deref(),
+        Some("the pile reports DownloadFailed (its only attempt)")
+    );
+}
+
+#[test]
+fn a_pile_that_does_not_retry_in_time_fails() {
+    let mut w = World::one(None);
+    w.tick();
+    w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+    w.notify("P1", S::Downloading);
+    w.notify("P1", S::DownloadFailed);
+    // Idle before the retry is due: the pile waits for its time.
+    w.now += 10 * SEC;
+    assert_eq!(w.notify("P1", S::Idle), vec![]);
+    assert_eq!(w.rollout("P1").outcome, None);
+    // Silent: asked once the silence is long enough; Idle past the retry's time fails it.
+    assert_eq!(w.advance(SILENCE - 1), vec![]);
+    only(&w.advance(1), "P1", Kind::TriggerStatus);
+    only(&w.notify("P1", S::Idle), "P1", Kind::SetOperative);
+    w.answer("P1", Kind::SetOperative, Answer::Ok(None));
+    let r = w.rollout("P1");
+    assert_eq!(r.outcome, Some(Outcome::Failed));
+    assert_eq!(
+        r.error.as_deref(),
+        Some("the pile reports DownloadFailed and did not try again within 30 s")
+    );
+}
+
+#[test]
+fn idle_after_progress_without_a_failure_means_the_upgrade_stopped() {
+    let mut w = World::one(None);
+    w.tick();
+    w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+    w.notify("P1", S::Downloading);
+    only(&w.notify("P1", S::Idle), "P1", Kind::SetOperative);
+    assert_eq!(
+        w.rollout("P1").error.as_deref(),
+        Some("the pile reports Idle: the upgrade stopped")
+    );
 }
 
 #[test]
@@ -446,4 +566,29 @@ fn a_pile_without_the_progress_key_is_not_asked_again() {
     w.notify("P1", S::Downloading);
     assert_eq!(w.advance(POLL_INTERVAL * 2), vec![]);
     assert_eq!(w.rollout("P1").percent, Some(0));
+}
+
+#[test]
+fn a_campaign_stored_before_retries_were_asked_loads_without_them() {
+    let old = r#"{"steps":[],"batch_size":3,"retrieve_in":5000,"deadline":7,"refused":[]}"#;
+    let spec: Spec = serde_json::from_str(old).unwrap();
+    assert_eq!(
+        spec.update,
+        UpdateTerms {
+            retrieve_in: 5000,
+            retries: 0,
+            retry_interval: 0,
+        }
+    );
+    // Written again, the terms sit beside the other fields, as before.
+    let again: serde_json::Value = serde_json::to_value(&spec).unwrap();
+    assert_eq!(again["retrieve_in"], 5000);
+    assert_eq!(again["retries"], 0);
+    let rollout = r#"{"pile":"P1","phase":"upgrading","step":0,"outcome":null,"pending":null,
+        "error":null,"status":"Downloading","percent":0,"from_version":null,"to_version":null,
+        "original_version":null,"started_at":null,"finished_at":null,"quiet_since":0,
+        "triggered":false,"next_poll":null,"in_flight":[],"phase_since":0,"retry_at":0,
+        "progressed":true}"#;
+    let r: Rollout = serde_json::from_str(rollout).unwrap();
+    assert_eq!(r.failed_attempts, 0);
 }

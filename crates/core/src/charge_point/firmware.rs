@@ -1,7 +1,9 @@
 //! Firmware upgrades (FAQ 3.10, 3.17): UpdateFirmware, the download the shell carries out, the
 //! installation, FirmwareStatusNotification (Downloading → Downloaded → Installing → Installed,
 //! or DownloadFailed / InstallationFailed), GetFirmwareUpgradePercentages, and the pile
-//! Unavailable while it upgrades.
+//! Unavailable while it upgrades. Every failed download attempt reports DownloadFailed at once,
+//! and DownloadFailed stays the status until the retry reports Downloading again; the last
+//! failed attempt ends the upgrade.
 //!
 //! The FAQ contradicts itself on leaving Unavailable (3.10 points 4 and 6 against its
 //! "Important" note); with 3.17 point 3 we read it as: after a successful upgrade the pile
@@ -80,7 +82,11 @@ impl ChargePoint {
             Some(FirmwareStage::Downloaded) => FirmwareStatus::Downloaded,
             Some(FirmwareStage::Installing) => FirmwareStatus::Installing,
             Some(FirmwareStage::Installed) => FirmwareStatus::Installed,
-            // Not downloading or installing (ERR: also after a failure).
+            // A download failed and the next attempt waits for its time.
+            Some(FirmwareStage::Waiting) if self.firmware_run.next_attempt.is_some() => {
+                FirmwareStatus::DownloadFailed
+            }
+            // Not downloading or installing: before retrieveDate, or no upgrade.
             Some(FirmwareStage::Waiting) | None => FirmwareStatus::Idle,
         }
     }
@@ -157,13 +163,22 @@ impl ChargePoint {
         Some(self.time.now + Duration::from_millis(wait))
     }
 
+    /// Whether the current status goes again every [`FIRMWARE_KEEPALIVE`]: while the image
+    /// downloads or installs, and between a failed download and its retry (FAQ 3.17 point 4:
+    /// the whole upgrade).
+    fn keeps_reporting(&self) -> bool {
+        matches!(
+            self.firmware_status(),
+            FirmwareStatus::Downloading
+                | FirmwareStatus::Downloaded
+                | FirmwareStatus::Installing
+                | FirmwareStatus::DownloadFailed
+        )
+    }
+
     pub(super) fn next_firmware_deadline(&self) -> Option<Duration> {
-        let keepalive = (self.durable.firmware_update().is_some_and(|f| {
-            matches!(
-                f.stage,
-                FirmwareStage::Downloading | FirmwareStage::Downloaded | FirmwareStage::Installing
-            )
-        }) && self.session.connected()
+        let keepalive = (self.keeps_reporting()
+            && self.session.connected()
             && self.is_accepted()
             && self.firmware_run.call.is_none())
         .then(|| {
@@ -216,14 +231,7 @@ impl ChargePoint {
         self.install_when_idle(now);
         let keepalive_due = self.next_firmware_deadline().is_some_and(|t| now >= t)
             && self.firmware_run.call.is_none()
-            && self.durable.firmware_update().is_some_and(|f| {
-                matches!(
-                    f.stage,
-                    FirmwareStage::Downloading
-                        | FirmwareStage::Downloaded
-                        | FirmwareStage::Installing
-                )
-            });
+            && self.keeps_reporting();
         if keepalive_due && self.session.online() {
             self.send_firmware_status(now);
         }
@@ -266,15 +274,15 @@ impl ChargePoint {
                     .firmware_update()
                     .map_or(0, |f| f.attempts_left);
                 if left > 0 {
+                    // This attempt failed: the central hears it now (OCPP 1.6: DownloadFailed
+                    // when a download fails), and Downloading again with the next attempt.
                     let interval = self
                         .durable
                         .firmware_update()
                         .map_or(DEFAULT_RETRY_INTERVAL, |f| f.retry_interval);
-                    if let Some(f) = self.durable.firmware_update_mut() {
-                        f.stage = FirmwareStage::Waiting;
-                    }
-                    self.persist();
                     self.firmware_run.next_attempt = Some(now + Duration::from_secs(interval));
+                    self.firmware_run.percent = 0;
+                    self.set_stage(FirmwareStage::Waiting, now);
                 } else {
                     self.firmware_failed(FirmwareStatus::DownloadFailed, now);
                 }

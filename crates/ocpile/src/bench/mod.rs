@@ -41,8 +41,8 @@ pub struct BenchArgs {
     /// Seconds of the idle window that is measured.
     #[arg(long, default_value_t = 10)]
     idle_seconds: u64,
-    /// MeterValueSampleInterval of the busy scenario (seconds): 10 as the issue sets it; a
-    /// shorter one offers more messages per pile, for the central's throughput.
+    /// MeterValueSampleInterval of the busy scenario (seconds); a shorter one offers more
+    /// messages per pile, for the central's throughput.
     #[arg(long, default_value_t = 10)]
     sample_interval: u32,
     /// Piles started per second.

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec::{tolerate, DeviationKind};
+use crate::codec::{takes_any_rfc3339, tolerate, DeviationKind};
 
 /// A point in time, UTC, with millisecond precision.
 ///
@@ -13,6 +13,8 @@ use crate::codec::{tolerate, DeviationKind};
 /// (`2026-11-24T13:10:17.000Z`). Strict decoding takes RFC 3339 with `Z` and at most three
 /// fraction digits (the OCPP-J limit); lenient decoding also takes longer fractions (truncated
 /// to milliseconds), numeric offsets (converted to UTC) and a missing zone (read as UTC).
+/// [`Timestamp::from_rfc3339`] (and decoding under [`crate::Policy::Input`]) takes any RFC 3339
+/// date-time, normalised the same way, and nothing else.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(DateTime<Utc>);
 
@@ -57,6 +59,19 @@ impl Timestamp {
         self.0
     }
 
+    /// Any RFC 3339 date-time (any number of fraction digits, `Z` or any offset, `T` or `t`),
+    /// as the same instant in UTC, truncated to milliseconds; within the years 0000..=9999 in
+    /// UTC. What a person or a script writes (Python's `datetime.isoformat()` gives
+    /// microseconds and `+00:00`); its [`Display`](fmt::Display) is the OCPP-J form.
+    pub fn from_rfc3339(s: &str) -> Result<Timestamp, TimestampError> {
+        match DateTime::parse_from_rfc3339(s) {
+            Ok(t) if in_range(&t.with_timezone(&Utc)) => {
+                Ok(Timestamp(truncate_ms(t.with_timezone(&Utc))))
+            }
+            _ => Err(TimestampError::Invalid(s.to_owned())),
+        }
+    }
+
     /// Checks the strict form: `YYYY-MM-DDTHH:MM:SS[.f{1,3}]Z`.
     fn is_canonical(s: &str) -> bool {
         let b = s.as_bytes();
@@ -85,6 +100,7 @@ impl Timestamp {
         match parsed {
             Ok(t) if !in_range(&t) => Err(TimestampError::Invalid(s.to_owned())),
             Ok(t) if Self::is_canonical(s) => Ok(Timestamp(t)),
+            Ok(t) if takes_any_rfc3339() => Ok(Timestamp(truncate_ms(t))),
             Ok(t) => {
                 if tolerate(DeviationKind::TimestampFormat, || {
                     format!("non-canonical timestamp {s:?}")
@@ -149,7 +165,11 @@ struct TsVisitor;
 impl Visitor<'_> for TsVisitor {
     type Value = Timestamp;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an RFC 3339 UTC date-time")
+        if takes_any_rfc3339() {
+            f.write_str("an RFC 3339 date-time")
+        } else {
+            f.write_str("an RFC 3339 UTC date-time")
+        }
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
         Timestamp::parse_with_policy(v).map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))

@@ -564,13 +564,13 @@ impl Host {
         tracing::info!(url, "firmware download");
         let (tx, rx) = mpsc::unbounded_channel();
         self.transfers.firmware = Some(rx);
-        let dest = self.settings.state_dir.join("firmware.bin");
+        let dest = self.settings.firmware_file.clone();
         let tls = self.settings.tls.clone();
         self.transfers.downloading = Some(tokio::spawn(async move {
             let progress = |p| {
                 let _ = tx.send(FirmwareEvent::Progress(p));
             };
-            let event = match download(&url, &dest, tls, progress).await {
+            let event = match download(&url, dest.as_deref(), tls, progress).await {
                 Ok(size) => FirmwareEvent::Downloaded {
                     version: image_version(&url, size),
                 },

@@ -46,7 +46,8 @@ pub struct FleetSpec {
     pub scenario: Scenario,
     /// Local addresses the connections come from, in turn (empty: the system's choice).
     pub bind: Vec<IpAddr>,
-    /// Where the shared store (`fleet.redb`) and the piles' firmware images live.
+    /// Where the shared store (`fleet.redb`) lives (the piles keep no firmware image: a download
+    /// streams through and is checked).
     pub state_dir: PathBuf,
     /// For `wss://`: the central's CA, shared by every pile.
     pub tls: Option<Arc<rustls::ClientConfig>>,
@@ -168,6 +169,8 @@ impl Fleet {
             let (handle, control) = control_channel();
             let pile = PileSettings {
                 state_dir: spec.state_dir.join("piles").join(&id),
+                // Thousands of piles: each image streams through and is checked, none is kept.
+                firmware_file: None,
                 factory: Factory {
                     serial_number: id.clone(),
                     connectors: spec.connectors,
