@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod firmware;
 pub mod handler;
 pub mod metrics;
+pub mod pulse;
 pub mod secrets;
 pub mod server;
 pub mod sessions;
@@ -118,6 +119,8 @@ pub struct Central {
     pub campaigns: campaign::runner::Campaigns,
     /// What changed (`pile ID`, `campaign ID`), for the dashboard's live pages.
     pub changes: tokio::sync::broadcast::Sender<String>,
+    /// Frames and piles online over the last hour.
+    pub pulse: pulse::Pulse,
 }
 
 impl Central {
@@ -125,6 +128,15 @@ impl Central {
     pub fn changed(&self, what: String) {
         if self.changes.receiver_count() > 0 {
             let _ = self.changes.send(what);
+        }
+    }
+
+    /// The frames counted so far and the piles online, at `now`.
+    pub fn pulse_now(&self, now: store::Millis) -> pulse::Sample {
+        pulse::Sample {
+            time: now,
+            frames: self.metrics.frames(),
+            online: self.sessions.count() as u64,
         }
     }
 }

@@ -1,10 +1,10 @@
 //! The vendor's keys as fields (FAQ 3.1-3.16): read from the stored configuration, and built
 //! and validated from fields before anything is sent.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use oem::keys::*;
 use oem::{Mask, NetState, WebsocketSettings, FAULT_MASK, FUNCTION_MASK};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::store::ConfigRow;
 

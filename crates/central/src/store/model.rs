@@ -5,7 +5,7 @@ use serde::Serialize;
 /// Milliseconds since the Unix epoch (UTC).
 pub type Millis = i64;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PileRow {
     pub id: String,
     pub password_hash: Option<String>,
@@ -27,7 +27,7 @@ pub struct PileRow {
     pub last_seen: Option<Millis>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ConnectorRow {
     pub pile: String,
     pub connector: i64,
@@ -52,6 +52,20 @@ pub struct TransactionRow {
     pub stop_id_tag: Option<String>,
     pub reason: Option<String>,
     pub reconciled: bool,
+    /// The last Energy.Active.Import.Register reading (Wh) while it ran.
+    pub meter_last: Option<i64>,
+}
+
+impl TransactionRow {
+    /// Wh delivered: meter stop minus meter start once stopped; while it runs, its last
+    /// register reading minus meter start (none before its first reading).
+    pub fn energy_wh(&self) -> Option<i64> {
+        let start = self.meter_start?;
+        match self.stop {
+            Some(_) => self.meter_stop.map(|m| m - start),
+            None => self.meter_last.map(|m| m - start),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +256,16 @@ pub enum WriteOp {
     },
     Seen {
         pile: String,
+    },
+    /// The pile's connection `connection` to this central system is live.
+    Connected {
+        pile: String,
+        connection: i64,
+    },
+    /// The pile's connection `connection` ended (a newer one of the same pile stays).
+    Disconnected {
+        pile: String,
+        connection: i64,
     },
     Status {
         pile: String,
