@@ -1,6 +1,8 @@
 //! The dashboard in a real browser: Debian's chromium, headless, driven through chromedriver
 //! (WebDriver) against `ocpile central` and one of our piles (real binaries). It logs in,
-//! loads every page, sees the pile connected, changes its HeartbeatInterval through the vendor
+//! loads every page, sees the fleet at a glance on the home page with a session running and
+//! its energy so far, follows the piles online and the pages of the piles page, sees the pile
+//! connected, changes its HeartbeatInterval through the vendor
 //! form and finds the new value read back, starts a campaign and sees it finish (the page
 //! updates itself over server-sent events), and saves a screenshot of each page under
 //! `target/screenshots/`. `scripts/test.sh` installs chromium and chromium-driver and runs it.
@@ -125,13 +127,18 @@ async fn the_dashboard_in_chromium() {
     central.accept_id_tag("CARD1").await;
     let tx = start_card_session(&central, &control, "CARD1").await;
     until_meter_values(&central, tx, 3).await;
-    let card = json!({"idTag": "CARD1", "connector": 1});
-    http(&control, "POST", "/card", Some(card)).await;
-    state_until(&control, "the stop sent", |s| {
-        s["outbox"] == 0 && s["connectors"][0]["transaction"].is_null()
-    })
-    .await;
-    http(&control, "POST", "/connectors/1/unplug", None).await;
+    let so_far = central
+        .until(&format!("/api/transactions/{tx}"), "energy so far", |t| {
+            t["energy_so_far_wh"].is_i64()
+        })
+        .await;
+    assert!(so_far["energy_wh"].is_null(), "{so_far}");
+    // Three piles that never connect, for the pages of the piles page.
+    for extra in ["UI-EXTRA-1", "UI-EXTRA-2", "UI-EXTRA-3"] {
+        central
+            .ok("POST", "/api/piles", Some(json!({"id": extra})))
+            .await;
+    }
     let (code, image) = central
         .post_bytes("/api/firmware?name=ui-fw-2.bin", &[1u8; 4096])
         .await;
@@ -155,10 +162,65 @@ async fn the_dashboard_in_chromium() {
     form.set_by_name("token", TOKEN).await.unwrap();
     form.submit().await.unwrap();
 
-    // The piles page: our pile, online, with its model and firmware.
+    // The home page: the fleet at a glance, with the running session.
+    assert_eq!(c.current_url().await.unwrap().path(), "/");
+    until_text(&c, "#online .value", "1").await;
+    until_text(&c, "#offline .value", "3").await;
+    until_text(&c, "#running .value", "1").await;
+    until_text(&c, "#connectors", "Charging").await;
+    until_text(&c, "#models", "M3G3").await;
+    until_text(&c, "#rate .value", ".").await;
+    screenshot(&c, "home").await;
+    // The running transaction with its energy so far.
+    c.goto(&format!("{base}/transactions")).await.unwrap();
+    until_text(&c, "#live", "so far").await;
+    screenshot(&c, "transactions-running").await;
+    let card = json!({"idTag": "CARD1", "connector": 1});
+    http(&control, "POST", "/card", Some(card)).await;
+    state_until(&control, "the stop sent", |s| {
+        s["outbox"] == 0 && s["connectors"][0]["transaction"].is_null()
+    })
+    .await;
+    http(&control, "POST", "/connectors/1/unplug", None).await;
+
+    // From the home page's figure to the piles online: ours, with its model and firmware.
+    c.goto(&base).await.unwrap();
+    c.find(Locator::Css("#online a.value"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let row = until_text(&c, "tr[data-pile='UI-PILE']", "online").await;
     assert!(row.contains("M3G3"), "{row}");
     assert!(row.contains(env!("CARGO_PKG_VERSION")), "{row}");
+    assert_eq!(c.current_url().await.unwrap().query(), Some("online=true"));
+    let rows = c.find_all(Locator::Css("tr[data-pile]")).await.unwrap();
+    assert_eq!(rows.len(), 1, "only the pile online");
+    // Pages of two: the first, then the next through its link.
+    c.goto(&format!("{base}/piles?limit=2")).await.unwrap();
+    let mut shown = Vec::new();
+    for row in c.find_all(Locator::Css("tr[data-pile]")).await.unwrap() {
+        shown.push(row.attr("data-pile").await.unwrap().unwrap());
+    }
+    assert_eq!(shown, ["UI-EXTRA-1", "UI-EXTRA-2"]);
+    c.find(Locator::Css("a.next"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&c, "tr[data-pile='UI-PILE']", "online").await;
+    let mut shown = Vec::new();
+    for row in c.find_all(Locator::Css("tr[data-pile]")).await.unwrap() {
+        shown.push(row.attr("data-pile").await.unwrap().unwrap());
+    }
+    assert_eq!(shown, ["UI-EXTRA-3", "UI-PILE"]);
+    assert!(
+        c.find(Locator::Css("a.next")).await.is_err(),
+        "the last page"
+    );
+    c.find(Locator::Css("a.first")).await.unwrap();
     screenshot(&c, "piles").await;
 
     // The pile's page: HeartbeatInterval changed through the vendor form, read back.

@@ -59,6 +59,14 @@ fn rate(v: &Value) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
+/// Energy as shown: Wh under a kWh, else kWh with one decimal.
+fn energy(wh: &Value) -> String {
+    match wh.as_i64().unwrap_or(0) {
+        wh if wh.abs() < 1000 => format!("{wh} Wh"),
+        wh => format!("{:.1} kWh", wh as f64 / 1000.0),
+    }
+}
+
 /// The last hour: messages per second and piles online.
 fn hour_chart(last_hour: &Value) -> Markup {
     let intervals: Vec<&Value> = last_hour.as_array().into_iter().flatten().collect();
@@ -114,7 +122,6 @@ pub async fn show(State(ui): State<Ui>, Query(f): Query<Flash>) -> Response {
         Err(e) => return e,
     };
     let pending = fleet["registration"]["Pending"].as_i64().unwrap_or(0);
-    let energy_kwh = fleet["energy_today_wh"].as_f64().unwrap_or(0.0) / 1000.0;
     let mut faults = fleet["faults"].as_object().cloned().unwrap_or_default();
     faults.extend(
         fleet["error_codes"]
@@ -134,7 +141,7 @@ pub async fn show(State(ui): State<Ui>, Query(f): Query<Flash>) -> Response {
                     (figure("offline", "Piles offline", text(&fleet["offline"]), Some("/piles?online=false")))
                     (figure("pending", "Waiting for approval", pending.to_string(), Some("/piles?registration=Pending")))
                     (figure("running", "Transactions running", text(&fleet["transactions_running"]), Some("/transactions")))
-                    (figure("energy", "Energy today (UTC)", format!("{energy_kwh:.1} kWh"), None))
+                    (figure("energy", "Energy today (UTC)", energy(&fleet["energy_today_wh"]), None))
                     (figure("rate", "Messages per second", rate(&fleet["messages_per_second"]), None))
                 }
                 h2 { "The last hour" }
@@ -177,5 +184,7 @@ mod tests {
             .contains("first samples"));
         assert_eq!(rate(&Value::Null), "–");
         assert_eq!(rate(&json!(12.345)), "12.3");
+        assert_eq!(energy(&json!(12)), "12 Wh");
+        assert_eq!(energy(&json!(1_549)), "1.5 kWh");
     }
 }
