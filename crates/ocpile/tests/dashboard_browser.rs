@@ -105,6 +105,42 @@ async fn until_text(c: &Client, selector: &str, what: &str) -> String {
     panic!("{selector} never showed {what:?}; last: {last:?}");
 }
 
+/// Clicks what `selector` finds; found again when the live updates replaced it meanwhile (a
+/// stale element).
+async fn click(c: &Client, selector: &str) {
+    let mut last = String::new();
+    for _ in 0..(WAIT.as_millis() / 100) {
+        match c.find(Locator::Css(selector)).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return,
+                Err(err) => last = err.to_string(),
+            },
+            Err(err) => last = err.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{selector} could not be clicked: {last}");
+}
+
+/// The piles the piles page lists, in order (read again if the live updates replaced the
+/// table meanwhile).
+async fn listed_piles(c: &Client) -> Vec<String> {
+    'again: for _ in 0..(WAIT.as_millis() / 100) {
+        let mut shown = Vec::new();
+        for row in c.find_all(Locator::Css("tr[data-pile]")).await.unwrap() {
+            match row.attr("data-pile").await {
+                Ok(Some(id)) => shown.push(id),
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'again;
+                }
+            }
+        }
+        return shown;
+    }
+    panic!("the piles table kept changing");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs chromium and chromedriver; scripts/test.sh installs them and runs this test"]
 async fn the_dashboard_in_chromium() {
@@ -163,8 +199,8 @@ async fn the_dashboard_in_chromium() {
     form.submit().await.unwrap();
 
     // The home page: the fleet at a glance, with the running session.
-    assert_eq!(c.current_url().await.unwrap().path(), "/");
     until_text(&c, "#online .value", "1").await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/");
     until_text(&c, "#offline .value", "3").await;
     until_text(&c, "#running .value", "1").await;
     until_text(&c, "#connectors", "Charging").await;
@@ -185,37 +221,18 @@ async fn the_dashboard_in_chromium() {
 
     // From the home page's figure to the piles online: ours, with its model and firmware.
     c.goto(&base).await.unwrap();
-    c.find(Locator::Css("#online a.value"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#online a.value").await;
     let row = until_text(&c, "tr[data-pile='UI-PILE']", "online").await;
     assert!(row.contains("M3G3"), "{row}");
     assert!(row.contains(env!("CARGO_PKG_VERSION")), "{row}");
     assert_eq!(c.current_url().await.unwrap().query(), Some("online=true"));
-    let rows = c.find_all(Locator::Css("tr[data-pile]")).await.unwrap();
-    assert_eq!(rows.len(), 1, "only the pile online");
+    assert_eq!(listed_piles(&c).await, ["UI-PILE"], "only the pile online");
     // Pages of two: the first, then the next through its link.
     c.goto(&format!("{base}/piles?limit=2")).await.unwrap();
-    let mut shown = Vec::new();
-    for row in c.find_all(Locator::Css("tr[data-pile]")).await.unwrap() {
-        shown.push(row.attr("data-pile").await.unwrap().unwrap());
-    }
-    assert_eq!(shown, ["UI-EXTRA-1", "UI-EXTRA-2"]);
-    c.find(Locator::Css("a.next"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    assert_eq!(listed_piles(&c).await, ["UI-EXTRA-1", "UI-EXTRA-2"]);
+    click(&c, "a.next").await;
     until_text(&c, "tr[data-pile='UI-PILE']", "online").await;
-    let mut shown = Vec::new();
-    for row in c.find_all(Locator::Css("tr[data-pile]")).await.unwrap() {
-        shown.push(row.attr("data-pile").await.unwrap().unwrap());
-    }
-    assert_eq!(shown, ["UI-EXTRA-3", "UI-PILE"]);
+    assert_eq!(listed_piles(&c).await, ["UI-EXTRA-3", "UI-PILE"]);
     assert!(
         c.find(Locator::Css("a.next")).await.is_err(),
         "the last page"
