@@ -11,6 +11,7 @@ pub mod firmware;
 pub mod handler;
 mod handshakes;
 pub mod metrics;
+pub mod pulse;
 pub mod secrets;
 pub mod server;
 pub mod sessions;
@@ -134,6 +135,8 @@ pub struct Central {
     pub campaigns: campaign::runner::Campaigns,
     /// What changed (`pile ID`, `campaign ID`), for the dashboard's live pages.
     pub changes: tokio::sync::broadcast::Sender<String>,
+    /// Frames and piles online over the last hour.
+    pub pulse: pulse::Pulse,
 }
 
 impl Central {
@@ -141,6 +144,15 @@ impl Central {
     pub fn changed(&self, what: String) {
         if self.changes.receiver_count() > 0 {
             let _ = self.changes.send(what);
+        }
+    }
+
+    /// The frames counted so far and the piles online, at `now`.
+    pub fn pulse_now(&self, now: store::Millis) -> pulse::Sample {
+        pulse::Sample {
+            time: now,
+            frames: self.metrics.frames(),
+            online: self.sessions.count() as u64,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `/metrics` in the Prometheus text format.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -46,6 +46,8 @@ pub struct Metrics {
     pub log_queue: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub commands_waiting: Gauge<u64, AtomicU64>,
     pub firmware_downloads: Counter,
+    /// Every frame counted in `messages`, for the dashboard's messages per second.
+    frames: AtomicU64,
 }
 
 fn latency_histogram() -> Histogram {
@@ -70,6 +72,7 @@ impl Default for Metrics {
             log_queue: Gauge::default(),
             commands_waiting: Gauge::default(),
             firmware_downloads: Counter::default(),
+            frames: AtomicU64::new(0),
             registry: Registry::default(),
         };
         registry.register(
@@ -154,6 +157,12 @@ impl Metrics {
                 direction: direction.to_owned(),
             })
             .inc();
+        self.frames.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The frames counted since the start.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
     }
 
     pub fn encode(&self) -> String {

@@ -135,6 +135,8 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     let tls = tls_config(&options)?;
     let (token, token_generated) = api_token(&options)?;
     let repo = crate::store::open(&options.db_url()).await?;
+    // No pile is connected to a central system that just started.
+    repo.forget_connections().await?;
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let (writer, log) = crate::store::Writer::start(repo.clone(), metrics.clone()).await?;
     let listener = TcpListener::bind(options.listen)
@@ -171,8 +173,10 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         public_url,
         campaigns,
         changes: tokio::sync::broadcast::channel(1024).0,
+        pulse: Default::default(),
     });
     spawn_retention(central.clone());
+    spawn_pulse(central.clone());
     crate::campaign::runner::spawn_saver(central.clone(), campaign_saves);
     crate::campaign::runner::spawn_ticker(central.clone());
     let router =
@@ -197,6 +201,18 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         token_generated,
         task: Some(task),
     })
+}
+
+/// Samples the frames counted and the piles online every ten seconds.
+fn spawn_pulse(central: Arc<Central>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(crate::pulse::EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            central.pulse.record(central.pulse_now(now_ms()));
+        }
+    });
 }
 
 fn spawn_retention(central: Arc<Central>) {
@@ -632,12 +648,26 @@ async fn attach(
     central.changed(format!("pile {identity}"));
     let _ = central
         .writer
+        .write(WriteOp::Connected {
+            pile: identity.clone(),
+            connection: connection as i64,
+        })
+        .await;
+    let _ = central
+        .writer
         .write(WriteOp::Seen {
             pile: identity.clone(),
         })
         .await;
     let reason = handle.closed().await;
     let current = central.sessions.remove(&identity, connection);
+    let _ = central
+        .writer
+        .write(WriteOp::Disconnected {
+            pile: identity.clone(),
+            connection: connection as i64,
+        })
+        .await;
     central
         .metrics
         .disconnections

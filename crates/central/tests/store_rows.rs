@@ -184,6 +184,7 @@ async fn transactions_and_meter_values_read_back_whole() {
             stop_id_tag: None,
             reason: None,
             reconciled: false,
+            meter_last: None,
         };
         assert_eq!(
             repo.transaction(transaction_id).await.unwrap(),
@@ -250,6 +251,7 @@ async fn transactions_and_meter_values_read_back_whole() {
                 stop_id_tag: None,
                 reason: None,
                 reconciled: true,
+                meter_last: None,
             },
             "{kind}"
         );

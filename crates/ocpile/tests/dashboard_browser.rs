@@ -1,6 +1,8 @@
 //! The dashboard in a real browser: Debian's chromium, headless, driven through chromedriver
 //! (WebDriver) against `ocpile central` and one of our piles (real binaries). It logs in,
-//! loads every page, sees the pile connected, changes its HeartbeatInterval through the vendor
+//! loads every page, sees the fleet at a glance on the home page with a session running and
+//! its energy so far, follows the piles online and the pages of the piles page, sees the pile
+//! connected, changes its HeartbeatInterval through the vendor
 //! form and finds the new value read back, starts a campaign and sees it finish (the page
 //! updates itself over server-sent events), and saves a screenshot of each page under
 //! `target/screenshots/`. `scripts/test.sh` installs chromium and chromium-driver and runs it.
@@ -103,6 +105,42 @@ async fn until_text(c: &Client, selector: &str, what: &str) -> String {
     panic!("{selector} never showed {what:?}; last: {last:?}");
 }
 
+/// Clicks what `selector` finds; found again when the live updates replaced it meanwhile (a
+/// stale element).
+async fn click(c: &Client, selector: &str) {
+    let mut last = String::new();
+    for _ in 0..(WAIT.as_millis() / 100) {
+        match c.find(Locator::Css(selector)).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return,
+                Err(err) => last = err.to_string(),
+            },
+            Err(err) => last = err.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{selector} could not be clicked: {last}");
+}
+
+/// The piles the piles page lists, in order (read again if the live updates replaced the
+/// table meanwhile).
+async fn listed_piles(c: &Client) -> Vec<String> {
+    'again: for _ in 0..(WAIT.as_millis() / 100) {
+        let mut shown = Vec::new();
+        for row in c.find_all(Locator::Css("tr[data-pile]")).await.unwrap() {
+            match row.attr("data-pile").await {
+                Ok(Some(id)) => shown.push(id),
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'again;
+                }
+            }
+        }
+        return shown;
+    }
+    panic!("the piles table kept changing");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs chromium and chromedriver; scripts/test.sh installs them and runs this test"]
 async fn the_dashboard_in_chromium() {
@@ -125,13 +163,18 @@ async fn the_dashboard_in_chromium() {
     central.accept_id_tag("CARD1").await;
     let tx = start_card_session(&central, &control, "CARD1").await;
     until_meter_values(&central, tx, 3).await;
-    let card = json!({"idTag": "CARD1", "connector": 1});
-    http(&control, "POST", "/card", Some(card)).await;
-    state_until(&control, "the stop sent", |s| {
-        s["outbox"] == 0 && s["connectors"][0]["transaction"].is_null()
-    })
-    .await;
-    http(&control, "POST", "/connectors/1/unplug", None).await;
+    let so_far = central
+        .until(&format!("/api/transactions/{tx}"), "energy so far", |t| {
+            t["energy_so_far_wh"].is_i64()
+        })
+        .await;
+    assert!(so_far["energy_wh"].is_null(), "{so_far}");
+    // Three piles that never connect, for the pages of the piles page.
+    for extra in ["UI-EXTRA-1", "UI-EXTRA-2", "UI-EXTRA-3"] {
+        central
+            .ok("POST", "/api/piles", Some(json!({"id": extra})))
+            .await;
+    }
     let (code, image) = central
         .post_bytes("/api/firmware?name=ui-fw-2.bin", &[1u8; 4096])
         .await;
@@ -155,10 +198,46 @@ async fn the_dashboard_in_chromium() {
     form.set_by_name("token", TOKEN).await.unwrap();
     form.submit().await.unwrap();
 
-    // The piles page: our pile, online, with its model and firmware.
+    // The home page: the fleet at a glance, with the running session.
+    until_text(&c, "#online .value", "1").await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/");
+    until_text(&c, "#offline .value", "3").await;
+    until_text(&c, "#running .value", "1").await;
+    until_text(&c, "#connectors", "Charging").await;
+    until_text(&c, "#models", "M3G3").await;
+    until_text(&c, "#rate .value", ".").await;
+    screenshot(&c, "home").await;
+    // The running transaction with its energy so far.
+    c.goto(&format!("{base}/transactions")).await.unwrap();
+    until_text(&c, "#live", "so far").await;
+    screenshot(&c, "transactions-running").await;
+    let card = json!({"idTag": "CARD1", "connector": 1});
+    http(&control, "POST", "/card", Some(card)).await;
+    state_until(&control, "the stop sent", |s| {
+        s["outbox"] == 0 && s["connectors"][0]["transaction"].is_null()
+    })
+    .await;
+    http(&control, "POST", "/connectors/1/unplug", None).await;
+
+    // From the home page's figure to the piles online: ours, with its model and firmware.
+    c.goto(&base).await.unwrap();
+    click(&c, "#online a.value").await;
     let row = until_text(&c, "tr[data-pile='UI-PILE']", "online").await;
     assert!(row.contains("M3G3"), "{row}");
     assert!(row.contains(env!("CARGO_PKG_VERSION")), "{row}");
+    assert_eq!(c.current_url().await.unwrap().query(), Some("online=true"));
+    assert_eq!(listed_piles(&c).await, ["UI-PILE"], "only the pile online");
+    // Pages of two: the first, then the next through its link.
+    c.goto(&format!("{base}/piles?limit=2")).await.unwrap();
+    assert_eq!(listed_piles(&c).await, ["UI-EXTRA-1", "UI-EXTRA-2"]);
+    click(&c, "a.next").await;
+    until_text(&c, "tr[data-pile='UI-PILE']", "online").await;
+    assert_eq!(listed_piles(&c).await, ["UI-EXTRA-3", "UI-PILE"]);
+    assert!(
+        c.find(Locator::Css("a.next")).await.is_err(),
+        "the last page"
+    );
+    c.find(Locator::Css("a.first")).await.unwrap();
     screenshot(&c, "piles").await;
 
     // The pile's page: HeartbeatInterval changed through the vendor form, read back.

@@ -2,6 +2,7 @@
 
 mod campaigns;
 pub(crate) mod commands;
+pub mod fleet;
 mod piles;
 mod records;
 
@@ -110,7 +111,8 @@ async fn no_route() -> ApiError {
 /// Every route of the central system.
 pub fn router(central: Arc<Central>) -> Router {
     let api = Router::new()
-        .route("/piles", get(piles::list).post(piles::register))
+        .route("/piles", get(fleet::list).post(piles::register))
+        .route("/fleet", get(fleet::overview))
         .route("/piles/{id}", get(piles::show).delete(piles::delete))
         .route("/piles/{id}/approve", post(piles::approve))
         .route("/piles/{id}/reject", post(piles::reject))

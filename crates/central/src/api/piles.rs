@@ -138,17 +138,6 @@ async fn view_of(central: &Central, id: &str) -> ApiResult<PileView> {
     Ok(pile_view(central, p, &connectors))
 }
 
-pub async fn list(State(central): State<Arc<Central>>) -> ApiResult<Json<Vec<PileView>>> {
-    let piles = central.repo.piles().await?;
-    let connectors = central.repo.connectors(None).await?;
-    Ok(Json(
-        piles
-            .into_iter()
-            .map(|p| pile_view(&central, p, &connectors))
-            .collect(),
-    ))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Register {

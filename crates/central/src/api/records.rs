@@ -110,6 +110,7 @@ fn transaction_view(t: &TransactionRow) -> Value {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
+    // Running: the last register reading minus the meter start; stopped: `energy_wh`.
     json!({
         "id": t.id,
         "pile": t.pile,
@@ -120,6 +121,7 @@ fn transaction_view(t: &TransactionRow) -> Value {
         "meter_start": t.meter_start,
         "meter_stop": t.meter_stop,
         "energy_wh": energy,
+        "energy_so_far_wh": t.energy_wh(),
         "reason": t.reason,
         "stop_id_tag": t.stop_id_tag,
         "reservation_id": t.reservation_id,

@@ -79,6 +79,51 @@ fn range(points: &[Point]) -> (f64, f64) {
     }
 }
 
+/// One line of a chart: its readings, the CSS class that colours it, its name and unit.
+pub struct Line<'a> {
+    pub points: &'a [Point],
+    pub class: &'static str,
+    pub name: &'static str,
+    pub unit: &'static str,
+    /// Its scale starts at zero (else at its lowest reading).
+    pub from_zero: bool,
+}
+
+/// A chart of two lines, each on its own scale (its range written above it), against the time
+/// from 0 to `t_max` ms; `axis` labels the two ends of the time axis.
+pub fn two_lines(left: &Line, right: &Line, t_max: i64, axis: (&str, &str)) -> Markup {
+    let t_max = t_max.max(1);
+    let scale = |l: &Line| {
+        let (lo, hi) = range(l.points);
+        if l.from_zero {
+            (lo.min(0.0), hi)
+        } else {
+            (lo, hi)
+        }
+    };
+    let (llo, lhi) = scale(left);
+    let (rlo, rhi) = scale(right);
+    let label = |l: &Line, lo: f64, hi: f64| {
+        let digits = if hi - lo < 10.0 { 1 } else { 0 };
+        format!("{} {lo:.digits$}–{hi:.digits$} {}", l.name, l.unit)
+    };
+    html! {
+        svg.chart viewBox={ "0 0 " (W) " " (H) } width=(W) height=(H) role="img" aria-label={ (left.name) " and " (right.name) } {
+            rect x=(PAD) y=(PAD) width=(W - 2.0 * PAD) height=(H - 2.0 * PAD) class="frame" {}
+            @if left.points.len() > 1 {
+                polyline class=(left.class) points=(polyline(left.points, t_max, llo, lhi)) {}
+            }
+            @if right.points.len() > 1 {
+                polyline class=(right.class) points=(polyline(right.points, t_max, rlo, rhi)) {}
+            }
+            text x=(PAD) y=(PAD - 8.0) class=(left.class) { (label(left, llo, lhi)) }
+            text x=(W - PAD) y=(PAD - 8.0) text-anchor="end" class=(right.class) { (label(right, rlo, rhi)) }
+            text x=(PAD) y=(H - PAD + 18.0) { (axis.0) }
+            text x=(W - PAD) y=(H - PAD + 18.0) text-anchor="end" { (axis.1) }
+        }
+    }
+}
+
 /// The chart: energy (Wh) and power (W), each on its own scale, against the time since the
 /// first reading.
 pub fn chart(energy: &[Point], power: &[Point]) -> Markup {
@@ -89,29 +134,26 @@ pub fn chart(energy: &[Point], power: &[Point]) -> Markup {
         .max()
         .unwrap_or(0)
         .max(1);
-    let (elo, ehi) = range(energy);
-    let (plo, phi) = range(power);
-    let (plo, phi) = (plo.min(0.0), phi);
     let span = if t_max < 120_000 {
         format!("{} s", t_max / 1000)
     } else {
         format!("{:.1} min", t_max as f64 / 60_000.0)
     };
-    html! {
-        svg.chart viewBox={ "0 0 " (W) " " (H) } width=(W) height=(H) role="img" aria-label="power and energy" {
-            rect x=(PAD) y=(PAD) width=(W - 2.0 * PAD) height=(H - 2.0 * PAD) class="frame" {}
-            @if energy.len() > 1 {
-                polyline class="energy" points=(polyline(energy, t_max, elo, ehi)) {}
-            }
-            @if power.len() > 1 {
-                polyline class="power" points=(polyline(power, t_max, plo, phi)) {}
-            }
-            text x=(PAD) y=(PAD - 8.0) class="energy" { "energy " (format!("{elo:.0}")) "–" (format!("{ehi:.0}")) " Wh" }
-            text x=(W - PAD) y=(PAD - 8.0) text-anchor="end" class="power" { "power " (format!("{plo:.0}")) "–" (format!("{phi:.0}")) " W" }
-            text x=(PAD) y=(H - PAD + 18.0) { "0" }
-            text x=(W - PAD) y=(H - PAD + 18.0) text-anchor="end" { (span) }
-        }
-    }
+    let energy = Line {
+        points: energy,
+        class: "energy",
+        name: "energy",
+        unit: "Wh",
+        from_zero: false,
+    };
+    let power = Line {
+        points: power,
+        class: "power",
+        name: "power",
+        unit: "W",
+        from_zero: true,
+    };
+    two_lines(&energy, &power, t_max, ("0", &span))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 mod campaigns;
 mod chart;
+mod home;
 mod pile;
 mod piles;
 mod transactions;
@@ -112,7 +113,8 @@ pub fn page(title: &str, flash: Option<&str>, content: Markup) -> Html<String> {
                 body {
                     nav {
                         a.brand href="/" { "ocpile" }
-                        a href="/" { "Piles" }
+                        a href="/" { "Fleet" }
+                        a href="/piles" { "Piles" }
                         a href="/transactions" { "Transactions" }
                         a href="/campaigns" { "Campaigns" }
                         a href="/handshakes" { "Refused handshakes" }
@@ -366,7 +368,8 @@ pub fn router(central: Arc<Central>) -> Router {
         central,
     };
     let pages = Router::new()
-        .route("/", get(piles::list))
+        .route("/", get(home::show))
+        .route("/piles", get(piles::list))
         .route("/piles/{id}", get(pile::show))
         .route("/piles/{id}/approve", post(pile::approve))
         .route("/piles/{id}/vendor", post(pile::vendor))

@@ -249,7 +249,10 @@ pub async fn command(State(ui): State<Ui>, Path(id): Path<String>, body: Bytes) 
 pub async fn approve(State(ui): State<Ui>, Path(id): Path<String>) -> Response {
     let to = pile_path(&id);
     let (status, answer) = ui.api("POST", &format!("/api{to}/approve"), None).await;
-    back("/", &format!("{id}: approve {}", outcome(status, &answer)))
+    back(
+        "/piles",
+        &format!("{id}: approve {}", outcome(status, &answer)),
+    )
 }
 
 fn commands(id: &str, p: &Value) -> Markup {
@@ -372,6 +375,14 @@ pub async fn show(
         .get(&format!("{path}/deviations"))
         .await
         .unwrap_or(Value::Null);
+    let running = ui
+        .get(&format!(
+            "/api/transactions?active=true&pile={}",
+            percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC)
+        ))
+        .await
+        .unwrap_or(Value::Null);
+    let running: Vec<&Value> = running.as_array().into_iter().flatten().collect();
     let campaigns = ui.get("/api/campaigns").await.unwrap_or(Value::Null);
     let mine: Vec<(Value, Value)> = campaigns
         .as_array()
@@ -414,6 +425,10 @@ pub async fn show(
                             }
                         }
                     }
+                }
+                @if !running.is_empty() {
+                    h2 { "Running transactions" }
+                    (super::transactions::table(&running))
                 }
                 @if !mine.is_empty() {
                     h2 { "Firmware campaigns" }

@@ -29,7 +29,7 @@ fn duration(t: &Value) -> String {
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-fn table(rows: &[&Value]) -> maud::Markup {
+pub fn table(rows: &[&Value]) -> maud::Markup {
     html! {
         table.transactions {
             thead { tr {
@@ -46,7 +46,7 @@ fn table(rows: &[&Value]) -> maud::Markup {
                         td { (when(&t["start"])) }
                         td { (when(&t["stop"])) }
                         td { (duration(t)) }
-                        td { (text(&t["energy_wh"])) }
+                        td { (text(&t["energy_so_far_wh"])) @if t["stop"].is_null() && !t["energy_so_far_wh"].is_null() { " so far" } }
                         td { (text(&t["reason"])) @if t["reconciled"] == true { " (reconciled)" } }
                     }
                 }
@@ -119,7 +119,14 @@ pub async fn show(State(ui): State<Ui>, Path(id): Path<i64>) -> Response {
                     dt { "Start" } dd { (when(&t["start"])) " at " (text(&t["meter_start"])) " Wh" }
                     dt { "Stop" } dd { (when(&t["stop"])) " at " (text(&t["meter_stop"])) " Wh, " (text(&t["reason"])) }
                     dt { "Duration" } dd { (duration(&t)) }
-                    dt { "Energy" } dd { (text(&t["energy_wh"])) " Wh" }
+                    dt { "Energy" } dd {
+                        @if t["stop"].is_null() {
+                            @if t["energy_so_far_wh"].is_null() { "no meter reading yet" }
+                            @else { (text(&t["energy_so_far_wh"])) " Wh so far (the last meter value)" }
+                        } @else {
+                            (text(&t["energy_wh"])) " Wh"
+                        }
+                    }
                 }
                 h2 { "Power and energy" }
                 @if energy.len() + power.len() < 2 {

@@ -3,6 +3,7 @@
 //! database transaction (group commit).
 
 mod column;
+pub mod fleet;
 pub mod model;
 mod writer;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use fleet::{FleetCounts, PileFilter, Tally};
 pub use model::*;
 pub use writer::{LogWriter, Writer};
 
@@ -62,6 +64,20 @@ pub trait Repository: Send + Sync + 'static {
 
     async fn pile(&self, id: &str) -> Result<Option<PileRow>, StoreError>;
     async fn piles(&self) -> Result<Vec<PileRow>, StoreError>;
+    /// The piles that match `filter`, in identity order, after the identity `after`; at most
+    /// `limit` of them (all without).
+    async fn pile_page(
+        &self,
+        filter: &PileFilter,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Vec<PileRow>, StoreError>;
+    /// The connectors of these piles.
+    async fn connectors_of(&self, piles: &[String]) -> Result<Vec<ConnectorRow>, StoreError>;
+    /// The fleet's tallies; the energy counts the transactions stopped since `since`.
+    async fn fleet_counts(&self, since: Millis) -> Result<FleetCounts, StoreError>;
+    /// Marks every pile offline (at a start: no connection lives yet).
+    async fn forget_connections(&self) -> Result<(), StoreError>;
     async fn connectors(&self, pile: Option<&str>) -> Result<Vec<ConnectorRow>, StoreError>;
     async fn status_history(&self, pile: &str, limit: i64)
         -> Result<Vec<ConnectorRow>, StoreError>;
@@ -101,6 +117,7 @@ pub mod sqlite {
     include!("sql_body.rs");
     include!("sql_writes.rs");
     include!("sql_firmware.rs");
+    include!("sql_fleet.rs");
 }
 
 pub mod postgres {
@@ -110,6 +127,7 @@ pub mod postgres {
     include!("sql_body.rs");
     include!("sql_writes.rs");
     include!("sql_firmware.rs");
+    include!("sql_fleet.rs");
 }
 
 /// Opens the database a URL names, applies the migrations, and returns its repository.

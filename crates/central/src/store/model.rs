@@ -58,6 +58,20 @@ pub struct TransactionRow {
     pub reason: Option<String>,
     #[sqlx(try_from = "Flag")]
     pub reconciled: bool,
+    /// The last Energy.Active.Import.Register reading (Wh) while it ran.
+    pub meter_last: Option<i64>,
+}
+
+impl TransactionRow {
+    /// Wh delivered: meter stop minus meter start once stopped; while it runs, its last
+    /// register reading minus meter start (none before its first reading).
+    pub fn energy_wh(&self) -> Option<i64> {
+        let start = self.meter_start?;
+        match self.stop {
+            Some(_) => self.meter_stop.map(|m| m - start),
+            None => self.meter_last.map(|m| m - start),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -250,6 +264,16 @@ pub enum WriteOp {
     },
     Seen {
         pile: String,
+    },
+    /// The pile's connection `connection` to this central system is live.
+    Connected {
+        pile: String,
+        connection: i64,
+    },
+    /// The pile's connection `connection` ended (a newer one of the same pile stays).
+    Disconnected {
+        pile: String,
+        connection: i64,
     },
     Status {
         pile: String,

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::model::*;
-use super::{Repository, StoreError};
+use super::{FleetCounts, PileFilter, Repository, StoreError, Tally};
 
 type Tx = sqlx::Transaction<'static, Db>;
 
@@ -39,7 +39,7 @@ const PILE_COLUMNS: &str = "id, password_hash, registration, vendor, model, seri
     charge_box_serial_number, firmware_version, iccid, imsi, meter_type, meter_serial_number, \
     firmware_status, diagnostics_status, created_at, last_boot, last_seen";
 const TRANSACTION_COLUMNS: &str = "id, pile, connector, id_tag, start_time, meter_start, \
-    reservation_id, stop_time, meter_stop, stop_id_tag, reason, reconciled";
+    reservation_id, stop_time, meter_stop, stop_id_tag, reason, reconciled, meter_last";
 
 #[async_trait]
 impl Repository for SqlRepository {
@@ -55,6 +55,7 @@ impl Repository for SqlRepository {
             results.push(apply_one(&mut tx, op, now).await?);
         }
         insert_samples(&mut tx, &batch_samples(ops)).await?;
+        note_registers(&mut tx, ops).await?;
         let mut seen: Vec<&str> = ops.iter().filter_map(WriteOp::seen_pile).collect();
         seen.sort_unstable();
         seen.dedup();
@@ -95,6 +96,30 @@ impl Repository for SqlRepository {
     async fn piles(&self) -> Result<Vec<PileRow>, StoreError> {
         let q = format!("SELECT {PILE_COLUMNS} FROM piles ORDER BY id");
         Ok(sqlx::query_as(&q).fetch_all(&self.pool).await?)
+    }
+
+    async fn pile_page(
+        &self,
+        filter: &PileFilter,
+        after: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Vec<PileRow>, StoreError> {
+        self.read_pile_page(filter, after, limit).await
+    }
+
+    async fn connectors_of(&self, piles: &[String]) -> Result<Vec<ConnectorRow>, StoreError> {
+        self.read_connectors_of(piles).await
+    }
+
+    async fn fleet_counts(&self, since: Millis) -> Result<FleetCounts, StoreError> {
+        self.read_fleet_counts(since).await
+    }
+
+    async fn forget_connections(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE piles SET connection = NULL WHERE connection IS NOT NULL")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn connectors(&self, pile: Option<&str>) -> Result<Vec<ConnectorRow>, StoreError> {
