@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use rollout::{Answer, Command, Facts, Kind, Millis, Outcome, Phase, Rollout, Step};
 
 /// A pile left out of a campaign when it was created, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Refusal {
     pub pile: String,
     pub reason: String,
