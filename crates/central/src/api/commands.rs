@@ -209,7 +209,7 @@ pub async fn deliver(central: &Central, pile: &str, action: Action, payload: Str
 /// Every command and its result is stored.
 #[utoipa::path(post, path = "/api/piles/{id}/commands/{action}", operation_id = "send_command", tag = "commands",
     params(PileId,
-        ("action" = String, Path, description = "the OCPP action name, e.g. Reset")),
+        ("action" = String, Path, example = "Reset", description = "the OCPP action name, e.g. Reset")),
     request_body(content = Object, description = "the OCPP payload of the action; an empty body is `{}`"),
     responses(
         (status = 200, description = "the pile's answer", body = PileAnswer),

@@ -467,7 +467,7 @@ pub async fn id_tags(State(central): State<Arc<Central>>) -> ApiResult<Json<Vec<
 
 /// One idTag
 #[utoipa::path(get, path = "/api/id-tags/{tag}", operation_id = "show_id_tag", tag = "id-tags",
-    params(("tag" = String, Path, min_length = 1)),
+    params(("tag" = String, Path, example = "CARD1", min_length = 1)),
     responses(
         (status = 200, description = "the idTag", body = IdTagView),
         (status = 404, description = "no such idTag", body = ErrorBody)))]
@@ -514,7 +514,7 @@ pub async fn post_id_tag(
 
 /// Set an idTag (added when it is new)
 #[utoipa::path(put, path = "/api/id-tags/{tag}", operation_id = "set_id_tag", tag = "id-tags",
-    params(("tag" = String, Path, min_length = 1, max_length = 20)),
+    params(("tag" = String, Path, example = "CARD1", min_length = 1, max_length = 20)),
     request_body = IdTagBody,
     responses(
         (status = 200, description = "set", body = IdTagView),
@@ -537,7 +537,7 @@ pub async fn put_id_tag(
 
 /// Remove an idTag
 #[utoipa::path(delete, path = "/api/id-tags/{tag}", operation_id = "delete_id_tag", tag = "id-tags",
-    params(("tag" = String, Path, min_length = 1)),
+    params(("tag" = String, Path, example = "CARD1", min_length = 1)),
     responses(
         (status = 204, description = "removed"),
         (status = 404, description = "no such idTag", body = ErrorBody)))]

@@ -71,6 +71,6 @@ pub fn active_filter() -> Schema {
 #[allow(dead_code)]
 pub struct PileId {
     /// The pile's identity
-    #[param(min_length = 1)]
+    #[param(min_length = 1, example = "CP001")]
     id: String,
 }
