@@ -176,7 +176,7 @@ pub async fn store(central: &Central, new: NewImage, body: Bytes) -> ApiResult<I
     params(("id" = i64, Path, description = "the image's id"),
         ("name" = String, Path, description = "the image's name")),
     responses(
-        (status = 200, description = "the image", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "the image", content_type = "application/octet-stream", body = crate::api::schema::Binary),
         (status = 400, description = "the id is not a number", content_type = "text/plain", body = String),
         (status = 404, description = "no such image", content_type = "text/plain", body = String)))]
 pub async fn serve(

@@ -20,7 +20,7 @@ use crate::Central;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ImageQuery {
-    /// The file name (the last segment of its URL): no `/`, `\\` or control characters, at
+    /// The file name (the last segment of its URL): no `/`, `\` or control characters, at
     /// most 200 bytes.
     #[param(required = true, min_length = 1, max_length = 200)]
     name: Option<String>,
@@ -35,7 +35,7 @@ pub struct ImageQuery {
 /// Stores a firmware image (the body) and serves it to piles
 #[utoipa::path(post, path = "/api/firmware", operation_id = "upload_firmware", tag = "firmware",
     params(ImageQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the image"),
+    request_body(content = schema::Binary, content_type = "application/octet-stream", description = "the image"),
     responses(
         (status = 201, description = "stored", body = ImageView),
         (status = 400, description = "the name, the version or the body does not fit; the reason is in `error`", body = ErrorBody),

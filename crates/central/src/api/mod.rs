@@ -5,7 +5,7 @@ pub(crate) mod commands;
 mod doc;
 mod piles;
 mod records;
-mod schema;
+pub(crate) mod schema;
 
 use std::sync::Arc;
 
