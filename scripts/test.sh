@@ -21,8 +21,9 @@ if [ ! -d "$OCPP16_DIR/schemas" ] || [ ! -d "$OCPP16_DIR/schemas-security" ]; th
   exit 1
 fi
 
-# PyPI's `ocpp` (2.x), the central system of the interop test, and pyftpdlib, the FTP server of
-# the FTP test, in a virtualenv under target/
+# PyPI's `ocpp` (2.x), the central system of the interop test, pyftpdlib, the FTP server of
+# the FTP test, and schemathesis (4.x), which tests the API against its OpenAPI document, in a
+# virtualenv under target/
 mkdir -p target
 venv=target/interop-venv
 if [ ! -x "$venv/bin/python" ]; then
@@ -36,7 +37,7 @@ if [ ! -x "$venv/bin/python" ]; then
     fi
   fi
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'ocpp>=2.1,<3' 'websockets>=13' 'pyftpdlib>=1.5'
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'ocpp>=2.1,<3' 'websockets>=13' 'pyftpdlib>=1.5' 'schemathesis>=4,<5'
 export OCPILE_INTEROP_PYTHON="$PWD/$venv/bin/python"
 
 # An MQTT broker for the DBGEnableInsight test: $OCPILE_MQTT (host:port, default the local
@@ -98,8 +99,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # --- Tests -----------------------------------------------------------------------------------
 say "tests"
-# --include-ignored: the interop tests, which need the PyPI library installed above, and the
-# browser test, which needs chromium.
+# --include-ignored: the interop tests and the API's schemathesis test, which need the PyPI
+# packages installed above, and the browser test, which needs chromium.
 cargo test --workspace --locked -- --include-ignored 2>&1 | tee target/test-output.txt
 
 say "benchmarks compile"

@@ -10,7 +10,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::api::{time, ApiError, ApiResult};
 use crate::store::{ImageRow, WriteOp, WriteResult};
@@ -54,18 +55,41 @@ pub fn url(central: &Central, image: &ImageRow) -> String {
     )
 }
 
-pub fn image_json(central: &Central, image: &ImageRow) -> Value {
-    json!({
-        "id": image.id,
-        "name": image.name,
-        "target": image.target,
-        "model": image.model,
-        "version": image.version,
-        "url": url(central, image),
-        "size": image.size,
-        "sha256": image.sha256,
-        "created_at": time(image.created_at),
-    })
+/// A firmware image the central serves.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Firmware)]
+pub struct ImageView {
+    id: i64,
+    /// Its file name: the last segment of its URL.
+    name: String,
+    /// The firmware type: esp32 for a name ending in .ws.cp, st and three digits for a name
+    /// ending in .NNN (.070: st070), else the last extension, or any.
+    target: String,
+    /// The model it is built for; null: any.
+    model: Option<String>,
+    /// The version a pile reports once it runs it.
+    version: Option<String>,
+    /// Where piles download it (served by this central system).
+    url: String,
+    /// Bytes.
+    size: i64,
+    sha256: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+pub fn image_view(central: &Central, image: &ImageRow) -> ImageView {
+    ImageView {
+        id: image.id,
+        name: image.name.clone(),
+        target: image.target.clone(),
+        model: image.model.clone(),
+        version: image.version.clone(),
+        url: url(central, image),
+        size: image.size,
+        sha256: image.sha256.clone(),
+        created_at: time(image.created_at),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -144,8 +168,17 @@ pub async fn store(central: &Central, new: NewImage, body: Bytes) -> ApiResult<I
     Ok(row)
 }
 
-/// `GET /firmware/{id}/{name}`: the image, for the piles (no token: a pile's HTTP client has
-/// none; the id and the name must both match).
+/// A firmware image, for the piles (no token)
+///
+/// A pile's HTTP client has no token; the id and the name must both match.
+#[utoipa::path(get, path = "/firmware/{id}/{name}", operation_id = "download_firmware", tag = "firmware",
+    security(()),
+    params(("id" = i64, Path, description = "the image's id"),
+        ("name" = String, Path, description = "the image's name")),
+    responses(
+        (status = 200, description = "the image", content_type = "application/octet-stream", body = crate::api::schema::Binary),
+        (status = 400, description = "the id is not a number", content_type = "text/plain", body = String),
+        (status = 404, description = "no such image", content_type = "text/plain", body = String)))]
 pub async fn serve(
     State(central): State<Arc<Central>>,
     Path((id, name)): Path<(i64, String)>,

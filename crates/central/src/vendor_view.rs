@@ -5,20 +5,26 @@ use oem::keys::*;
 use oem::{Mask, NetState, WebsocketSettings, FAULT_MASK, FUNCTION_MASK};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::ToSchema;
 
 use crate::store::ConfigRow;
 
-#[derive(Debug, Serialize, PartialEq)]
+/// VendorWebsocketSettings (FAQ 3.3), never the password.
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct WebsocketView {
     pub host: String,
     pub port: u16,
     pub path: String,
+    /// The `socpp1.6` protocol: wss.
     pub tls: bool,
     pub user: String,
     pub has_password: bool,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+/// One bit of a mask.
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct BitView {
     pub bit: u8,
     pub name: &'static str,
@@ -26,25 +32,99 @@ pub struct BitView {
     pub set: bool,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+/// A mask's value and its bits by name (FAQ 3.12, 3.13).
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
+#[schema(as = Mask)]
 pub struct MaskView {
     pub value: u32,
     pub bits: Vec<BitView>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+/// The vendor keys as fields; null where a key was not read or does not parse.
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct VendorView {
     pub websocket: Option<WebsocketView>,
+    /// VendorChargeBoxId: a name for the operator (FAQ 3.2.1).
     pub alias: Option<String>,
+    /// VendorChargePointName: the identity on the websocket (FAQ 3.2.2).
     pub name: Option<String>,
+    /// UrlHasServerToken: the identity is not appended to the URL (FAQ 3.2.3).
     pub url_has_server_token: Option<bool>,
+    /// VendorDirectWorkMode: plug-and-charge (FAQ 3.4).
     pub direct_work_mode: Option<bool>,
+    /// DBGEnableInsight: `host,port` of the log collector; null when off (FAQ 3.7).
     pub insight: Option<String>,
+    /// HeartbeatInterval in seconds (FAQ 3.16).
     pub heartbeat_interval: Option<i64>,
+    /// OEM_FaultMask (FAQ 3.12).
     pub fault_mask: Option<MaskView>,
+    /// OEM_FunctionMask (FAQ 3.13).
     pub function_mask: Option<MaskView>,
+    /// OEM_NetState (FAQ 3.14).
+    #[schema(schema_with = net_state_schema)]
     pub net_state: Option<NetState>,
+    /// GetFirmwareUpgradePercentages: the download progress (FAQ 3.17.5).
     pub firmware_upgrade_percent: Option<i64>,
+}
+
+/// OEM_NetState as [`NetState`] serializes it.
+fn net_state_schema() -> Schema {
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    let rssi = || {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int32,
+            )))
+            .description(Some("RSSI in dBm; -1 when the interface is absent"))
+    };
+    let object = ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Object,
+            Type::Null,
+        ]))
+        .property(
+            "connectivity",
+            text().description(Some(
+                "`ETH`, `WiFi` or `4G`: the interface the connection uses",
+            )),
+        )
+        .property("wifi_rssi", rssi())
+        .property("lte_rssi", rssi())
+        .property("iccid", text())
+        .property("imsi", text())
+        .property("ip", text())
+        .required("connectivity")
+        .required("wifi_rssi")
+        .required("lte_rssi")
+        .required("iccid")
+        .required("imsi")
+        .required("ip");
+    Schema::Object(object.build())
+}
+
+/// What PATCH takes for a mask: its value, or the names of the bits to set.
+fn mask_patch_schema() -> Schema {
+    let number = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(u32::MAX));
+    let text = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("the value as the pile's key holds it"));
+    let names = ArrayBuilder::new()
+        .items(RefOr::T(Schema::Object(
+            ObjectBuilder::new().schema_type(Type::String).build(),
+        )))
+        .description(Some("the names of the bits to set (the whole mask)"));
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(number)
+            .item(text)
+            .item(names)
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .build(),
+    )
 }
 
 fn value<'a>(rows: &'a [ConfigRow], key: &str) -> Option<&'a str> {
@@ -127,7 +207,8 @@ pub fn shown_value(key: &str, value: Option<&str>) -> Option<String> {
     Some(v.to_owned())
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// The VendorWebsocketSettings fields to change; those left out keep their current values.
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebsocketPatch {
     pub host: Option<String>,
@@ -139,21 +220,31 @@ pub struct WebsocketPatch {
 }
 
 /// What `PATCH /api/piles/{id}/vendor` takes: any subset of the fields.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VendorPatch {
+    /// Needs `confirm` (FAQ 3.3).
     pub websocket: Option<WebsocketPatch>,
+    /// No `/` and no control characters.
+    #[schema(max_length = 63, pattern = "^[^/\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub alias: Option<String>,
+    /// No `/` and no control characters; needs `confirm`.
+    #[schema(max_length = 63, pattern = "^[^/\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub name: Option<String>,
     pub url_has_server_token: Option<bool>,
     pub direct_work_mode: Option<bool>,
     /// `"host,port"`; empty or null switches insight off.
     #[serde(default, deserialize_with = "nullable")]
     pub insight: Option<Option<String>>,
+    #[schema(minimum = 60, maximum = 86400)]
     pub heartbeat_interval: Option<i64>,
     /// A number, or the names of the bits to set (the whole mask).
+    #[schema(schema_with = mask_patch_schema)]
     pub fault_mask: Option<Value>,
+    #[schema(schema_with = mask_patch_schema)]
     pub function_mask: Option<Value>,
+    /// Required with `websocket` or `name`: a wrong value leaves the pile unable to reach
+    /// any server.
     #[serde(default)]
     pub confirm: bool,
 }

@@ -249,7 +249,53 @@ async fn bad_api_payloads_get_a_status_with_a_reason() {
             "differs",
         ),
         ("DELETE", "/api/id-tags/T9", None, 404, "no idTag"),
+        (
+            "POST",
+            "/api/id-tags",
+            Some(r#"{"status":"Accepted"}"#),
+            400,
+            "missing field `id_tag`",
+        ),
         ("GET", "/api/nothing-here", None, 404, "no such path"),
+        // Parameters axum refuses before a handler runs are answered like the others.
+        (
+            "GET",
+            "/api/piles/BAD-API/messages?limit=many",
+            None,
+            400,
+            r#"{"error":"Failed to deserialize query string"#,
+        ),
+        (
+            "GET",
+            "/api/campaigns/abc",
+            None,
+            400,
+            r#"{"error":"Invalid URL"#,
+        ),
+        (
+            "DELETE",
+            "/api/transactions",
+            None,
+            405,
+            r#"{"error":"method not allowed"}"#,
+        ),
+        // A password's length is counted in characters, not bytes.
+        (
+            "POST",
+            "/api/piles",
+            Some(r#"{"id":"P7","password":"äääääää"}"#),
+            400,
+            "8 to 64 characters",
+        ),
+        (
+            "POST",
+            "/api/piles",
+            Some(
+                r#"{"id":"P8","password":"ääääääääääääääääääääääääääääääääääääääääääääääääääääääääääääääää"}"#,
+            ),
+            201,
+            r#""has_password":true"#,
+        ),
     ];
     for (method, path, body, status, why) in table {
         let mut r = client

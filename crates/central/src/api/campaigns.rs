@@ -1,36 +1,51 @@
 //! `/api/firmware` (images) and `/api/campaigns` (upgrades of many piles, FAQ 3.10 and 3.17).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{json_body, time, time_opt, ApiError, ApiResult};
+use super::{json_body, schema, time, time_opt, ApiError, ApiResult, ErrorBody};
 use crate::campaign::runner::from_rows;
 use crate::campaign::{Campaign, Outcome, Phase, Refusal, Rollout, Spec, Step, UpdateTerms};
-use crate::firmware::{self, NewImage};
+use crate::firmware::{self, ImageView, NewImage};
 use crate::store::{ImageRow, PileRow, WriteOp, WriteResult};
 use crate::Central;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImageQuery {
+    /// The file name (the last segment of its URL): no `/`, `\` or control characters, at
+    /// most 200 bytes.
+    #[param(required = true, min_length = 1, max_length = 200)]
     name: Option<String>,
+    /// The firmware type; default derived from the name.
     target: Option<String>,
+    /// The version a pile reports once it runs the image, at most 50 characters.
     version: Option<String>,
+    /// The model it is built for; default a parenthesised code in the name.
     model: Option<String>,
 }
 
-/// `POST /api/firmware?name=&target=&version=&model=` with the image as the body.
+/// Stores a firmware image (the body) and serves it to piles
+#[utoipa::path(post, path = "/api/firmware", operation_id = "upload_firmware", tag = "firmware",
+    params(ImageQuery),
+    request_body(content = schema::Binary, content_type = "application/octet-stream", description = "the image"),
+    responses(
+        (status = 201, description = "stored", body = ImageView),
+        (status = 400, description = "the name, the version or the body does not fit; the reason is in `error`", body = ErrorBody),
+        (status = 413, description = "the image is larger than 256 MiB", body = ErrorBody),
+        (status = 507, description = "the image could not be written to the data directory", body = ErrorBody)))]
 pub async fn upload(
     State(central): State<Arc<Central>>,
     Query(q): Query<ImageQuery>,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ImageView>)> {
     let image = firmware::store(
         &central,
         NewImage {
@@ -44,26 +59,37 @@ pub async fn upload(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(firmware::image_json(&central, &image)),
+        Json(firmware::image_view(&central, &image)),
     ))
 }
 
-pub async fn images(State(central): State<Arc<Central>>) -> ApiResult<Json<Vec<Value>>> {
+/// The firmware images
+#[utoipa::path(get, path = "/api/firmware", operation_id = "list_firmware", tag = "firmware",
+    responses((status = 200, description = "the images", body = Vec<ImageView>)))]
+pub async fn images(State(central): State<Arc<Central>>) -> ApiResult<Json<Vec<ImageView>>> {
     let rows = central.repo.images().await?;
     Ok(Json(
         rows.iter()
-            .map(|i| firmware::image_json(&central, i))
+            .map(|i| firmware::image_view(&central, i))
             .collect(),
     ))
 }
 
-#[derive(Deserialize)]
+/// A campaign to start.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCampaign {
     /// Image ids, installed in this order.
+    #[schema(min_items = 1)]
     firmware: Vec<i64>,
+    /// The piles to upgrade; those that cannot take part are listed in the campaign's
+    /// `refused`.
+    #[schema(min_items = 1)]
     piles: Vec<String>,
+    /// At most this many piles upgrade at once (default 10).
+    #[schema(minimum = 1)]
     batch_size: Option<usize>,
+    /// The retrieveDate of UpdateFirmware: this many seconds after it is sent (default 0).
     retrieve_in_s: Option<u32>,
     /// UpdateFirmware's `retries` and `retryInterval` (seconds): a pile's failed download is
     /// waited for this many times before it counts as failed.
@@ -106,11 +132,21 @@ async fn admit(
     Ok(Ok(row))
 }
 
-/// `POST /api/campaigns`.
+/// Starts a firmware campaign
+///
+/// The images are installed in order on every pile, a batch at a time (FAQ 3.10, 3.17). A
+/// pile takes part when it is registered Accepted, in no running campaign, and of a model
+/// every image fits.
+#[utoipa::path(post, path = "/api/campaigns", operation_id = "create_campaign", tag = "campaigns",
+    request_body = NewCampaign,
+    responses(
+        (status = 201, description = "started; piles that do not fit are in `refused`", body = CampaignView),
+        (status = 400, description = "the body does not fit, or names an image that does not exist; the reason is in `error`", body = ErrorBody),
+        (status = 409, description = "no pile can take part; each one's reason is in `error`", body = ErrorBody)))]
 pub async fn create(
     State(central): State<Arc<Central>>,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CampaignView>)> {
     let req: NewCampaign = json_body(&body)?;
     if req.firmware.is_empty() {
         return Err(ApiError::bad_request("`firmware` names no image"));
@@ -220,37 +256,111 @@ pub async fn create(
     };
     campaign.id = id;
     central.campaigns.add(campaign.clone(), versions);
-    Ok((StatusCode::CREATED, Json(campaign_json(&campaign))))
+    Ok((StatusCode::CREATED, Json(campaign_view(&campaign))))
 }
 
-fn rollout_json(r: &Rollout, steps: &[Step]) -> Value {
+/// A pile's upgrade in a campaign.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CampaignPile)]
+pub struct RolloutView {
+    pile: String,
+    state: Phase,
+    /// The image being installed, from 1.
+    step: usize,
+    /// Its name.
+    image: Option<String>,
+    /// The pile's last FirmwareStatusNotification status.
+    status: Option<String>,
+    /// The download progress.
+    percent: Option<u8>,
+    /// Download attempts that failed in the current step.
+    failed_attempts: u32,
+    /// The version before the current step, and the one the pile booted with after it.
+    from_version: Option<String>,
+    to_version: Option<String>,
+    /// The version before the first step.
+    original_version: Option<String>,
+    /// Null until it is done.
+    result: Option<Outcome>,
+    /// Why it failed, timed out or was skipped.
+    error: Option<String>,
+    #[schema(format = DateTime)]
+    started_at: Option<String>,
+    #[schema(format = DateTime)]
+    finished_at: Option<String>,
+    /// Seconds since it started, or until it finished.
+    duration_s: Option<i64>,
+}
+
+fn rollout_view(r: &Rollout, steps: &[Step]) -> RolloutView {
     let duration = r.started_at.map(|s| {
         (r.finished_at
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
             - s)
             / 1000
     });
-    json!({
-        "pile": r.pile,
-        "state": r.phase.as_str(),
-        "step": (r.step + 1).min(steps.len()),
-        "image": steps.get(r.step.min(steps.len().saturating_sub(1))).map(|s| s.name.clone()),
-        "status": r.status,
-        "percent": r.percent,
-        "failed_attempts": r.failed_attempts,
-        "from_version": r.from_version,
-        "to_version": r.to_version,
-        "original_version": r.original_version,
-        "result": r.outcome.map(Outcome::as_str),
-        "error": r.error,
-        "started_at": time_opt(r.started_at),
-        "finished_at": time_opt(r.finished_at),
-        "duration_s": duration,
-    })
+    RolloutView {
+        pile: r.pile.clone(),
+        state: r.phase,
+        step: (r.step + 1).min(steps.len()),
+        image: steps
+            .get(r.step.min(steps.len().saturating_sub(1)))
+            .map(|s| s.name.clone()),
+        status: r.status.clone(),
+        percent: r.percent,
+        failed_attempts: r.failed_attempts,
+        from_version: r.from_version.clone(),
+        to_version: r.to_version.clone(),
+        original_version: r.original_version.clone(),
+        result: r.outcome,
+        error: r.error.clone(),
+        started_at: time_opt(r.started_at),
+        finished_at: time_opt(r.finished_at),
+        duration_s: duration,
+    }
 }
 
-pub fn campaign_json(c: &Campaign) -> Value {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+/// An image of a campaign, in the order they are installed.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CampaignFirmware)]
+pub struct StepView {
+    /// The image's id.
+    id: i64,
+    name: String,
+    version: Option<String>,
+    url: String,
+}
+
+/// A firmware campaign and each pile's progress.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Campaign)]
+pub struct CampaignView {
+    id: i64,
+    #[schema(schema_with = schema::campaign_state)]
+    state: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    finished_at: Option<String>,
+    firmware: Vec<StepView>,
+    batch_size: usize,
+    retrieve_in_s: i64,
+    /// UpdateFirmware's `retries`.
+    retries: u32,
+    /// UpdateFirmware's `retryInterval`, seconds.
+    retry_interval_s: i64,
+    /// After it, what is not done has timed out.
+    #[schema(format = DateTime)]
+    deadline: String,
+    /// How many piles have each result, or are `waiting` or `upgrading`.
+    counts: BTreeMap<&'static str, usize>,
+    piles: Vec<RolloutView>,
+    /// The piles left out when it was created, and why.
+    refused: Vec<Refusal>,
+}
+
+pub fn campaign_view(c: &Campaign) -> CampaignView {
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for r in &c.rollouts {
         let key = match r.outcome {
             Some(o) => o.as_str(),
@@ -259,24 +369,35 @@ pub fn campaign_json(c: &Campaign) -> Value {
         };
         *counts.entry(key).or_default() += 1;
     }
-    let state = crate::campaign::runner::stored_state(c);
-    json!({
-        "id": c.id,
-        "state": state,
-        "created_at": time(c.created_at),
-        "finished_at": time_opt(c.finished_at),
-        "firmware": c.spec.steps.iter().map(|s| json!({
-            "id": s.image, "name": s.name, "version": s.version, "url": s.url,
-        })).collect::<Vec<_>>(),
-        "batch_size": c.spec.batch_size,
-        "retrieve_in_s": c.spec.update.retrieve_in / 1000,
-        "retries": c.spec.update.retries,
-        "retry_interval_s": c.spec.update.retry_interval / 1000,
-        "deadline": time(c.spec.deadline),
-        "counts": counts,
-        "piles": c.rollouts.iter().map(|r| rollout_json(r, &c.spec.steps)).collect::<Vec<_>>(),
-        "refused": c.spec.refused,
-    })
+    CampaignView {
+        id: c.id,
+        state: crate::campaign::runner::stored_state(c),
+        created_at: time(c.created_at),
+        finished_at: time_opt(c.finished_at),
+        firmware: c
+            .spec
+            .steps
+            .iter()
+            .map(|s| StepView {
+                id: s.image,
+                name: s.name.clone(),
+                version: s.version.clone(),
+                url: s.url.clone(),
+            })
+            .collect(),
+        batch_size: c.spec.batch_size,
+        retrieve_in_s: c.spec.update.retrieve_in / 1000,
+        retries: c.spec.update.retries,
+        retry_interval_s: c.spec.update.retry_interval / 1000,
+        deadline: time(c.spec.deadline),
+        counts,
+        piles: c
+            .rollouts
+            .iter()
+            .map(|r| rollout_view(r, &c.spec.steps))
+            .collect(),
+        refused: c.spec.refused.clone(),
+    }
 }
 
 /// A campaign: the running one in memory, else as the store has it.
@@ -295,31 +416,49 @@ async fn load(central: &Central, id: i64) -> ApiResult<Campaign> {
     Ok(from_rows(&row, &rollouts)?)
 }
 
-pub async fn list(State(central): State<Arc<Central>>) -> ApiResult<Json<Vec<Value>>> {
+/// Every campaign, newest first
+#[utoipa::path(get, path = "/api/campaigns", operation_id = "list_campaigns", tag = "campaigns",
+    responses((status = 200, description = "the campaigns", body = Vec<CampaignView>)))]
+pub async fn list(State(central): State<Arc<Central>>) -> ApiResult<Json<Vec<CampaignView>>> {
     let mut out = Vec::new();
     for row in central.repo.campaigns().await?.into_iter().rev() {
         let c = match central.campaigns.get(row.id) {
             Some(c) => c,
             None => from_rows(&row, &central.repo.rollouts(row.id).await?)?,
         };
-        out.push(campaign_json(&c));
+        out.push(campaign_view(&c));
     }
     Ok(Json(out))
 }
 
+/// A campaign and each pile's progress
+#[utoipa::path(get, path = "/api/campaigns/{id}", operation_id = "show_campaign", tag = "campaigns",
+    params(("id" = i64, Path, description = "the campaign's id")),
+    responses(
+        (status = 200, description = "the campaign", body = CampaignView),
+        (status = 400, description = "the id is not a number; the reason is in `error`", body = ErrorBody),
+        (status = 404, description = "no such campaign", body = ErrorBody)))]
 pub async fn show(
     State(central): State<Arc<Central>>,
     Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(campaign_json(&load(&central, id).await?)))
+) -> ApiResult<Json<CampaignView>> {
+    Ok(Json(campaign_view(&load(&central, id).await?)))
 }
 
-/// `POST /api/campaigns/{id}/cancel`: no pile starts any more; piles upgrading are followed to
-/// their end (OCPP cannot stop an upgrade).
+/// Cancels a campaign: no pile starts any more; those upgrading are followed to their end
+///
+/// OCPP cannot stop an upgrade.
+#[utoipa::path(post, path = "/api/campaigns/{id}/cancel", operation_id = "cancel_campaign", tag = "campaigns",
+    params(("id" = i64, Path, description = "the campaign's id")),
+    responses(
+        (status = 200, description = "the campaign", body = CampaignView),
+        (status = 400, description = "the id is not a number; the reason is in `error`", body = ErrorBody),
+        (status = 404, description = "no such campaign", body = ErrorBody),
+        (status = 409, description = "it is finished or cancelled already", body = ErrorBody)))]
 pub async fn cancel(
     State(central): State<Arc<Central>>,
     Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CampaignView>> {
     if !central.campaigns.cancel(id) {
         // Finished, or not known at all (404).
         let c = load(&central, id).await?;
@@ -329,5 +468,5 @@ pub async fn cancel(
             c.state().as_str()
         )));
     }
-    Ok(Json(campaign_json(&load(&central, id).await?)))
+    Ok(Json(campaign_view(&load(&central, id).await?)))
 }

@@ -11,11 +11,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ocpp::{Action, Initiator, Policy, Request};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::piles::find;
-use super::{time, time_opt, ApiError, ApiResult};
+use super::records::Limit;
+use super::schema::PileId;
+use super::{time, time_opt, ApiError, ApiResult, ErrorBody};
 use crate::metrics::ActionLabels;
 use crate::sessions::{Delivery, DeliveryError};
 use crate::store::{WriteOp, WriteResult};
@@ -90,7 +93,7 @@ pub async fn call_recorded(
         .write(WriteOp::CommandDone {
             id,
             outcome: kind.into(),
-            result: Some(body.to_string()),
+            result: serde_json::to_string(&body).ok(),
         })
         .await
     {
@@ -99,42 +102,95 @@ pub async fn call_recorded(
     Ok(outcome)
 }
 
+/// The pile's answer to a command.
+#[derive(Serialize, ToSchema)]
+pub struct PileAnswer {
+    /// The OCPP payload of its CALLRESULT.
+    #[schema(value_type = Object)]
+    response: Value,
+}
+
+/// The pile answered with a CALLERROR.
+#[derive(Serialize, ToSchema)]
+pub struct CallErrorAnswer {
+    call_error: CallErrorView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallErrorView {
+    /// The OCPP error code, e.g. NotSupported.
+    code: String,
+    description: String,
+}
+
+/// Why a command got no answer to show: the pile's CALLERROR, or the reason.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CommandFailure {
+    CallError(CallErrorAnswer),
+    Failed(ErrorBody),
+}
+
+/// What a command answers, and what is stored as its result.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum CommandAnswer {
+    Answered(PileAnswer),
+    Failed(CommandFailure),
+}
+
+fn failed(why: String) -> CommandAnswer {
+    CommandAnswer::Failed(CommandFailure::Failed(ErrorBody { error: why }))
+}
+
 /// A command's outcome as the API shows it: the HTTP status, the outcome's name, the body.
 fn describe(
     central: &Central,
     pile: &str,
     outcome: &Result<ocpp::Decoded<ocpp::Response>, DeliveryError>,
-) -> (StatusCode, &'static str, Value) {
+) -> (StatusCode, &'static str, CommandAnswer) {
     match outcome {
         Ok(answer) => {
             let response: Value =
                 serde_json::from_str(&answer.value.to_json()).expect("our encoding is JSON");
-            (StatusCode::OK, "response", json!({ "response": response }))
+            (
+                StatusCode::OK,
+                "response",
+                CommandAnswer::Answered(PileAnswer { response }),
+            )
         }
         Err(DeliveryError::CallError(e)) => (
             StatusCode::BAD_GATEWAY,
             "call_error",
-            json!({ "call_error": { "code": e.code.as_str(), "description": e.description } }),
+            CommandAnswer::Failed(CommandFailure::CallError(CallErrorAnswer {
+                call_error: CallErrorView {
+                    code: e.code.as_str().to_owned(),
+                    description: e.description.clone(),
+                },
+            })),
         ),
         Err(DeliveryError::Timeout) => (
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
-            json!({ "error": format!("the pile did not answer within {:?}", central.options.command_timeout) }),
+            failed(format!(
+                "the pile did not answer within {:?}",
+                central.options.command_timeout
+            )),
         ),
         Err(DeliveryError::NotConnected) => (
             StatusCode::CONFLICT,
             "not_connected",
-            json!({ "error": format!("pile {pile:?} is not connected") }),
+            failed(format!("pile {pile:?} is not connected")),
         ),
         Err(e @ DeliveryError::Disconnected) => (
             StatusCode::BAD_GATEWAY,
             "disconnected",
-            json!({ "error": e.to_string() }),
+            failed(e.to_string()),
         ),
         Err(e @ DeliveryError::BadResponse(_)) => (
             StatusCode::BAD_GATEWAY,
             "bad_response",
-            json!({ "error": e.to_string() }),
+            failed(e.to_string()),
         ),
     }
 }
@@ -149,6 +205,22 @@ pub async fn deliver(central: &Central, pile: &str, action: Action, payload: Str
     (status, Json(body)).into_response()
 }
 
+/// Send any central-to-pile OCPP 1.6 action; waits for the answer
+///
+/// The payload is decoded strictly first: one that does not fit is refused and nothing is
+/// sent. The command waits in the pile's queue (one CALL outstanding), then for the answer.
+/// Every command and its result is stored.
+#[utoipa::path(post, path = "/api/piles/{id}/commands/{action}", operation_id = "send_command", tag = "commands",
+    params(PileId,
+        ("action" = String, Path, example = "Reset", description = "the OCPP action name, e.g. Reset")),
+    request_body(content = Object, description = "the OCPP payload of the action; an empty body is `{}`"),
+    responses(
+        (status = 200, description = "the pile's answer", body = PileAnswer),
+        (status = 400, description = "the payload does not fit the action, or the action is sent by piles; the reason is in `error`", body = ErrorBody),
+        (status = 404, description = "no such pile, or no such OCPP 1.6 action", body = ErrorBody),
+        (status = 409, description = "the pile is not connected (answered at once)", body = ErrorBody),
+        (status = 502, description = "the pile answered with a CALLERROR (`call_error`: code, description), or the connection closed, or its answer did not decode", body = CommandFailure),
+        (status = 504, description = "the pile did not answer within the command timeout", body = ErrorBody)))]
 pub async fn send(
     State(central): State<Arc<Central>>,
     Path((id, action)): Path<(String, String)>,
@@ -160,33 +232,52 @@ pub async fn send(
     Ok(deliver(&central, &id, action, payload).await)
 }
 
-#[derive(Deserialize)]
-pub struct Limit {
-    limit: Option<i64>,
+/// A command sent through the API or by a campaign, and its result.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Command)]
+pub struct CommandView {
+    id: i64,
+    action: String,
+    /// The OCPP payload sent.
+    payload: Value,
+    #[schema(format = DateTime)]
+    sent_at: String,
+    /// Null while it waits.
+    #[schema(format = DateTime)]
+    answered_at: Option<String>,
+    /// `response`, `call_error`, `timeout`, `not_connected`, `disconnected` or `bad_response`;
+    /// null while it waits.
+    outcome: Option<String>,
+    /// What the command answered (as `POST .../commands/{action}` does); null while it waits.
+    result: Option<Value>,
 }
 
+/// Commands sent and their results, newest first
+#[utoipa::path(get, path = "/api/piles/{id}/commands", operation_id = "list_commands", tag = "commands",
+    params(PileId, Limit),
+    responses(
+        (status = 200, description = "the commands", body = Vec<CommandView>),
+        (status = 400, description = "a parameter does not fit; the reason is in `error`", body = ErrorBody),
+        (status = 404, description = "no such pile", body = ErrorBody)))]
 pub async fn list(
     State(central): State<Arc<Central>>,
     Path(id): Path<String>,
     Query(q): Query<Limit>,
-) -> ApiResult<Json<Vec<Value>>> {
+) -> ApiResult<Json<Vec<CommandView>>> {
     find(&central, &id).await?;
-    let rows = central
-        .repo
-        .commands(&id, q.limit.unwrap_or(100).clamp(1, 10_000))
-        .await?;
+    let rows = central.repo.commands(&id, q.rows()).await?;
     Ok(Json(
         rows.into_iter()
-            .map(|c| {
-                json!({
-                    "id": c.id,
-                    "action": c.action,
-                    "payload": serde_json::from_str::<Value>(&c.payload).unwrap_or(Value::Null),
-                    "sent_at": time(c.sent_at),
-                    "answered_at": time_opt(c.answered_at),
-                    "outcome": c.outcome,
-                    "result": c.result.and_then(|r| serde_json::from_str::<Value>(&r).ok()),
-                })
+            .map(|c| CommandView {
+                id: c.id,
+                action: c.action,
+                payload: serde_json::from_str::<Value>(&c.payload).unwrap_or(Value::Null),
+                sent_at: time(c.sent_at),
+                answered_at: time_opt(c.answered_at),
+                outcome: c.outcome,
+                result: c
+                    .result
+                    .and_then(|r| serde_json::from_str::<Value>(&r).ok()),
             })
             .collect(),
     ))
@@ -195,6 +286,7 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// A ReserveNow's expiryDate as the API takes it: what is accepted and goes to the pile
     /// (None: refused with 400).

@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ocpp::ChargePointStatus;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::piles::{pile_view, PileView};
-use super::{time, ApiError, ApiResult};
+use super::{time, ApiError, ApiResult, ErrorBody};
 use crate::store::{ConnectorRow, Millis, PileFilter, PileRow, Tally};
 use crate::Central;
 
@@ -23,10 +22,12 @@ pub const MAX_LIMIT: i64 = 1000;
 /// The query of `GET /api/piles`. Without `limit` the answer is the array of every pile that
 /// matches; with it, one page: `{"piles": [...], "next": ID | null}`, `next` being the `after`
 /// of the following page (null on the last).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PileQuery {
     /// Piles per page, 1 to 1000.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// The last identity of the previous page (its `next`); needs `limit`.
     pub after: Option<String>,
@@ -118,11 +119,33 @@ fn views(central: &Central, piles: Vec<PileRow>, connectors: Vec<ConnectorRow>) 
         .collect()
 }
 
-/// `GET /api/piles`: every pile, or one page of those that match.
+/// One page of piles.
+#[derive(Serialize, ToSchema)]
+pub struct PilePage {
+    piles: Vec<PileView>,
+    /// The `after` of the next page; null on the last.
+    next: Option<String>,
+}
+
+/// The answer of `GET /api/piles`: every matching pile without `limit`, one page with it.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PileListing {
+    All(Vec<PileView>),
+    Page(PilePage),
+}
+
+/// All piles (the approval inbox included), or one page of those that match
+#[utoipa::path(get, path = "/api/piles", operation_id = "list_piles", tag = "piles",
+    params(PileQuery),
+    responses(
+        (status = 200, description = "without `limit`, the array of every pile that matches; \
+            with it, one page: `{\"piles\": [...], \"next\": ID | null}`", body = PileListing),
+        (status = 400, description = "a parameter does not fit; the reason is in `error`", body = ErrorBody)))]
 pub async fn list(
     State(central): State<Arc<Central>>,
     query: Result<Query<PileQuery>, QueryRejection>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<PileListing>> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (filter, after, limit) = query.parse()?;
     let Some(limit) = limit else {
@@ -133,7 +156,7 @@ pub async fn list(
             let ids: Vec<String> = piles.iter().map(|p| p.id.clone()).collect();
             central.repo.connectors_of(&ids).await?
         };
-        return Ok(Json(views(&central, piles, connectors)).into_response());
+        return Ok(Json(PileListing::All(views(&central, piles, connectors))));
     };
     // One more than the page: whether a next page exists.
     let mut piles = central
@@ -148,11 +171,10 @@ pub async fn list(
     };
     let ids: Vec<String> = piles.iter().map(|p| p.id.clone()).collect();
     let connectors = central.repo.connectors_of(&ids).await?;
-    Ok(Json(json!({
-        "piles": views(&central, piles, connectors),
-        "next": next,
-    }))
-    .into_response())
+    Ok(Json(PileListing::Page(PilePage {
+        piles: views(&central, piles, connectors),
+        next,
+    })))
 }
 
 fn tally_map(tallies: &[Tally]) -> BTreeMap<String, i64> {
@@ -164,8 +186,48 @@ fn day_start(now: Millis) -> Millis {
     now - now.rem_euclid(86_400_000)
 }
 
-/// `GET /api/fleet`: the fleet at a glance.
-pub async fn overview(State(central): State<Arc<Central>>) -> ApiResult<Json<Value>> {
+/// Ten seconds of the last hour.
+#[derive(Serialize, ToSchema)]
+pub struct Interval {
+    #[schema(format = DateTime)]
+    time: String,
+    messages_per_second: f64,
+    online: u64,
+}
+
+/// The fleet at a glance.
+#[derive(Serialize, ToSchema)]
+pub struct FleetOverview {
+    piles: i64,
+    online: i64,
+    offline: i64,
+    /// Piles by registration.
+    registration: BTreeMap<String, i64>,
+    /// Piles by model.
+    models: BTreeMap<String, i64>,
+    /// Piles by firmware version.
+    firmware: BTreeMap<String, i64>,
+    /// Connectors by status.
+    connectors: BTreeMap<String, i64>,
+    /// Connectors by OCPP errorCode.
+    error_codes: BTreeMap<String, i64>,
+    /// Connectors by the FAQ 3.6 name of their vendorErrorCode's bits.
+    faults: BTreeMap<String, i64>,
+    transactions_running: i64,
+    /// Energy of the transactions stopped since `energy_since`, and of those running so far.
+    energy_today_wh: i64,
+    #[schema(format = DateTime)]
+    energy_since: String,
+    /// Frames received per second over the last interval (null until one has passed).
+    messages_per_second: Option<f64>,
+    last_hour: Vec<Interval>,
+}
+
+/// The fleet at a glance: piles online, connectors by status, faults, transactions, energy
+/// today, messages per second and the last hour
+#[utoipa::path(get, path = "/api/fleet", operation_id = "fleet_overview", tag = "piles",
+    responses((status = 200, description = "the fleet at a glance", body = FleetOverview)))]
+pub async fn overview(State(central): State<Arc<Central>>) -> ApiResult<Json<FleetOverview>> {
     let now = chrono::Utc::now().timestamp_millis();
     let since = day_start(now);
     let counts = central.repo.fleet_counts(since).await?;
@@ -177,34 +239,32 @@ pub async fn overview(State(central): State<Arc<Central>>) -> ApiResult<Json<Val
         }
     }
     let online = central.sessions.count() as i64;
-    let last_hour: Vec<Value> = central
+    let last_hour = central
         .pulse
         .last_hour()
         .iter()
-        .map(|i| {
-            json!({
-                "time": time(i.time),
-                "messages_per_second": i.per_second,
-                "online": i.online,
-            })
+        .map(|i| Interval {
+            time: time(i.time),
+            messages_per_second: i.per_second,
+            online: i.online,
         })
         .collect();
-    Ok(Json(json!({
-        "piles": counts.piles,
-        "online": online,
-        "offline": (counts.piles - online).max(0),
-        "registration": tally_map(&counts.registration),
-        "models": tally_map(&counts.models),
-        "firmware": tally_map(&counts.firmware),
-        "connectors": tally_map(&counts.connector_status),
-        "error_codes": tally_map(&counts.error_codes),
-        "faults": faults,
-        "transactions_running": counts.running_transactions,
-        "energy_today_wh": counts.energy_wh,
-        "energy_since": time(since),
-        "messages_per_second": central.pulse.rate(central.pulse_now(now)),
-        "last_hour": last_hour,
-    })))
+    Ok(Json(FleetOverview {
+        piles: counts.piles,
+        online,
+        offline: (counts.piles - online).max(0),
+        registration: tally_map(&counts.registration),
+        models: tally_map(&counts.models),
+        firmware: tally_map(&counts.firmware),
+        connectors: tally_map(&counts.connector_status),
+        error_codes: tally_map(&counts.error_codes),
+        faults,
+        transactions_running: counts.running_transactions,
+        energy_today_wh: counts.energy_wh,
+        energy_since: time(since),
+        messages_per_second: central.pulse.rate(central.pulse_now(now)),
+        last_hour,
+    }))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `/api/piles`: registration, approval, state, configuration and the vendor view.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -11,16 +12,20 @@ use ocpp::{
     TriggerMessageRequest,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::{json_body, time, time_opt, ApiError, ApiResult};
+use super::schema;
+use super::{json_body, time, time_opt, ApiError, ApiResult, ErrorBody};
 use crate::sessions::Delivery;
 use crate::store::{ConnectorRow, PileRow, WriteOp, WriteResult};
-use crate::vendor_view::{self, VendorPatch};
+use crate::vendor_view::{self, VendorPatch, VendorView};
 use crate::{secrets, Central};
 
-#[derive(Serialize)]
+/// A connector as its last StatusNotification left it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Connector)]
 pub struct ConnectorView {
+    /// The connectorId (0: the pile as a whole).
     pub id: i64,
     pub status: String,
     pub error_code: String,
@@ -28,23 +33,50 @@ pub struct ConnectorView {
     /// The FAQ 3.6 names of the faults the vendorErrorCode reports.
     pub faults: Vec<String>,
     pub info: Option<String>,
+    /// The time of that StatusNotification.
+    #[schema(format = DateTime)]
     pub since: String,
 }
 
 /// FAQ 3.9: why a pile's ICCID and IMSI are (not) known, and how to reveal them.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Cellular {
     pub iccid: Option<String>,
     pub imsi: Option<String>,
+    /// Why they are not known, when the pile booted without them.
     pub note: Option<String>,
-    pub reveal: Option<Value>,
+    /// The request that makes the pile boot again and report them.
+    pub reveal: Option<Reveal>,
 }
 
-#[derive(Serialize)]
+/// An API request to make.
+#[derive(Serialize, ToSchema)]
+pub struct Reveal {
+    pub method: &'static str,
+    pub path: String,
+    pub body: RevealBody,
+}
+
+/// The TriggerMessage payload that asks for a BootNotification.
+#[derive(Serialize, ToSchema)]
+pub struct RevealBody {
+    #[serde(rename = "requestedMessage")]
+    pub requested_message: &'static str,
+    #[serde(rename = "connectorId")]
+    pub connector_id: u32,
+}
+
+/// A pile: its admission, what its BootNotification told, its connectors.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Pile)]
 pub struct PileView {
+    /// Its identity (the last segment of its websocket URL).
     pub id: String,
+    /// It has a websocket connection now.
     pub connected: bool,
+    #[schema(schema_with = schema::registration)]
     pub registration: String,
+    /// It must connect with HTTP Basic (Security Profile 1).
     pub has_password: bool,
     pub vendor: Option<String>,
     pub model: Option<String>,
@@ -52,7 +84,9 @@ pub struct PileView {
     pub firmware_version: Option<String>,
     pub firmware_status: Option<String>,
     pub diagnostics_status: Option<String>,
+    #[schema(format = DateTime)]
     pub last_boot: Option<String>,
+    #[schema(format = DateTime)]
     pub last_seen: Option<String>,
     pub connectors: Vec<ConnectorView>,
     pub cellular: Cellular,
@@ -93,11 +127,14 @@ fn cellular(p: &PileRow) -> Cellular {
              reaches the server over 4G alone, with ETH and WiFi disconnected (FAQ 3.9)"
                 .into(),
         ),
-        reveal: Some(json!({
-            "method": "POST",
-            "path": format!("/api/piles/{}/commands/TriggerMessage", p.id),
-            "body": {"requestedMessage": "BootNotification", "connectorId": 0},
-        })),
+        reveal: Some(Reveal {
+            method: "POST",
+            path: format!("/api/piles/{}/commands/TriggerMessage", p.id),
+            body: RevealBody {
+                requested_message: "BootNotification",
+                connector_id: 0,
+            },
+        }),
     }
 }
 
@@ -138,13 +175,34 @@ async fn view_of(central: &Central, id: &str) -> ApiResult<PileView> {
     Ok(pile_view(central, p, &connectors))
 }
 
-#[derive(Deserialize)]
+/// A pile to register.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Register {
+    /// Its identity: no `/` and no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^/\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     id: String,
+    /// The HTTP Basic password it must connect with (Security Profile 1), no control
+    /// characters; stored as an Argon2id hash, never shown.
+    #[schema(
+        min_length = 8,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     password: Option<String>,
 }
 
+/// Register a pile (Accepted), optionally with a Basic password (Security Profile 1)
+#[utoipa::path(post, path = "/api/piles", operation_id = "register_pile", tag = "piles",
+    request_body = Register,
+    responses(
+        (status = 201, description = "registered", body = PileView),
+        (status = 400, description = "the body does not fit; the reason is in `error`", body = ErrorBody),
+        (status = 409, description = "registered already", body = ErrorBody)))]
 pub async fn register(
     State(central): State<Arc<Central>>,
     body: Bytes,
@@ -153,7 +211,8 @@ pub async fn register(
     transport::identity::validate(&r.id).map_err(|e| ApiError::bad_request(format!("id: {e}")))?;
     if let Some(pw) = &r.password {
         // OCPP 1.6 security whitepaper: 16 to 40 characters; we take 8 to 64, printable.
-        if pw.len() < 8 || pw.len() > 64 || pw.chars().any(|c| c.is_control()) {
+        let length = pw.chars().count();
+        if !(8..=64).contains(&length) || pw.chars().any(|c| c.is_control()) {
             return Err(ApiError::bad_request(
                 "password: 8 to 64 characters, no control characters",
             ));
@@ -185,6 +244,12 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(view_of(&central, &r.id).await?)))
 }
 
+/// One pile
+#[utoipa::path(get, path = "/api/piles/{id}", operation_id = "show_pile", tag = "piles",
+    params(schema::PileId),
+    responses(
+        (status = 200, description = "the pile", body = PileView),
+        (status = 404, description = "no such pile", body = ErrorBody)))]
 pub async fn show(
     State(central): State<Arc<Central>>,
     Path(id): Path<String>,
@@ -192,6 +257,12 @@ pub async fn show(
     Ok(Json(view_of(&central, &id).await?))
 }
 
+/// Forget a pile and close its connection
+#[utoipa::path(delete, path = "/api/piles/{id}", operation_id = "delete_pile", tag = "piles",
+    params(schema::PileId),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such pile", body = ErrorBody)))]
 pub async fn delete(
     State(central): State<Arc<Central>>,
     Path(id): Path<String>,
@@ -221,11 +292,29 @@ async fn set_registration(central: &Central, id: &str, registration: &str) -> Ap
     Ok(())
 }
 
-/// Approves a pile of the inbox; a connected one is asked for a new BootNotification at once.
+/// A pile just approved, and what came of asking it to boot again.
+#[derive(Serialize, ToSchema)]
+pub struct ApprovedPile {
+    #[serde(flatten)]
+    pile: PileView,
+    /// The status of its answer to TriggerMessage BootNotification, or why there is none;
+    /// null when it is not connected.
+    boot_notification_triggered: Option<String>,
+}
+
+/// Approve a pile of the inbox; a connected one is sent TriggerMessage BootNotification
+///
+/// Its boots are answered Accepted from now on; a connected pile is asked for a new
+/// BootNotification at once.
+#[utoipa::path(post, path = "/api/piles/{id}/approve", operation_id = "approve_pile", tag = "piles",
+    params(schema::PileId),
+    responses(
+        (status = 200, description = "the pile, with boot_notification_triggered", body = ApprovedPile),
+        (status = 404, description = "no such pile", body = ErrorBody)))]
 pub async fn approve(
     State(central): State<Arc<Central>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApprovedPile>> {
     set_registration(&central, &id, "Accepted").await?;
     let trigger = if central.sessions.is_connected(&id) {
         let request = TriggerMessageRequest {
@@ -246,12 +335,18 @@ pub async fn approve(
     } else {
         None
     };
-    let view = serde_json::to_value(view_of(&central, &id).await?).expect("a view serializes");
-    let mut body = view;
-    body["boot_notification_triggered"] = json!(trigger);
-    Ok(Json(body))
+    Ok(Json(ApprovedPile {
+        pile: view_of(&central, &id).await?,
+        boot_notification_triggered: trigger,
+    }))
 }
 
+/// Reject a pile: its boots are answered Rejected
+#[utoipa::path(post, path = "/api/piles/{id}/reject", operation_id = "reject_pile", tag = "piles",
+    params(schema::PileId),
+    responses(
+        (status = 200, description = "the pile", body = PileView),
+        (status = 404, description = "no such pile", body = ErrorBody)))]
 pub async fn reject(
     State(central): State<Arc<Central>>,
     Path(id): Path<String>,
@@ -260,41 +355,81 @@ pub async fn reject(
     Ok(Json(view_of(&central, &id).await?))
 }
 
+/// A pile's configuration as last read.
+#[derive(Serialize, ToSchema)]
+pub struct Configuration {
+    /// When it was last read; null when never.
+    #[schema(format = DateTime)]
+    read_at: Option<String>,
+    keys: Vec<ConfigurationKey>,
+}
+
+/// A configuration key; the websocket password shown as `***`.
+#[derive(Serialize, ToSchema)]
+pub struct ConfigurationKey {
+    key: String,
+    value: Option<String>,
+    readonly: bool,
+}
+
+/// The configuration as last read
+#[utoipa::path(get, path = "/api/piles/{id}/configuration", operation_id = "pile_configuration", tag = "piles",
+    params(schema::PileId),
+    responses(
+        (status = 200, description = "the keys", body = Configuration),
+        (status = 404, description = "no such pile", body = ErrorBody)))]
 pub async fn configuration(
     State(central): State<Arc<Central>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Configuration>> {
     find(&central, &id).await?;
     let rows = central.repo.configuration(&id).await?;
     let read_at = rows.iter().map(|r| r.read_at).max();
-    let keys: Vec<Value> = rows
+    let keys = rows
         .iter()
-        .map(|r| {
-            json!({
-                "key": r.key,
-                "value": vendor_view::shown_value(&r.key, r.value.as_deref()),
-                "readonly": r.readonly,
-            })
+        .map(|r| ConfigurationKey {
+            key: r.key.clone(),
+            value: vendor_view::shown_value(&r.key, r.value.as_deref()),
+            readonly: r.readonly,
         })
         .collect();
-    Ok(Json(json!({ "read_at": time_opt(read_at), "keys": keys })))
+    Ok(Json(Configuration {
+        read_at: time_opt(read_at),
+        keys,
+    }))
 }
 
+/// A change of a configuration key, seen when the configuration was read.
+#[derive(Serialize, ToSchema)]
+pub struct ConfigurationChange {
+    key: String,
+    #[schema(format = DateTime)]
+    time: String,
+    /// Null when the key was new.
+    old_value: Option<String>,
+    /// Null when the key is gone.
+    new_value: Option<String>,
+}
+
+/// Changes of the configuration, newest first
+#[utoipa::path(get, path = "/api/piles/{id}/configuration/history", operation_id = "pile_configuration_history", tag = "piles",
+    params(schema::PileId),
+    responses(
+        (status = 200, description = "the changes", body = Vec<ConfigurationChange>),
+        (status = 404, description = "no such pile", body = ErrorBody)))]
 pub async fn configuration_history(
     State(central): State<Arc<Central>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<Value>>> {
+) -> ApiResult<Json<Vec<ConfigurationChange>>> {
     find(&central, &id).await?;
     let rows = central.repo.configuration_history(&id).await?;
     Ok(Json(
         rows.iter()
-            .map(|c| {
-                json!({
-                    "key": c.key,
-                    "time": time(c.time),
-                    "old_value": vendor_view::shown_value(&c.key, c.old_value.as_deref()),
-                    "new_value": vendor_view::shown_value(&c.key, c.new_value.as_deref()),
-                })
+            .map(|c| ConfigurationChange {
+                key: c.key.clone(),
+                time: time(c.time),
+                old_value: vendor_view::shown_value(&c.key, c.old_value.as_deref()),
+                new_value: vendor_view::shown_value(&c.key, c.new_value.as_deref()),
             })
             .collect(),
     ))
@@ -308,42 +443,93 @@ fn require_connected(central: &Central, id: &str) -> ApiResult<()> {
     }
 }
 
-/// Reads the whole configuration again now.
+/// How many keys a read of the configuration got.
+#[derive(Serialize, ToSchema)]
+pub struct KeysRead {
+    keys: usize,
+}
+
+/// Read the whole configuration again now (vendor keys by name)
+#[utoipa::path(post, path = "/api/piles/{id}/configuration/read", operation_id = "read_pile_configuration", tag = "piles",
+    params(schema::PileId),
+    responses(
+        (status = 200, description = "how many keys were read", body = KeysRead),
+        (status = 404, description = "no such pile", body = ErrorBody),
+        (status = 409, description = "the pile is not connected", body = ErrorBody),
+        (status = 502, description = "the pile did not answer, or answered with a CALLERROR", body = ErrorBody)))]
 pub async fn read_configuration(
     State(central): State<Arc<Central>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<KeysRead>> {
     find(&central, &id).await?;
     require_connected(&central, &id)?;
     let n = crate::config_reader::read_all(&central, &id)
         .await
         .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e.to_string()))?;
-    Ok(Json(json!({ "keys": n })))
+    Ok(Json(KeysRead { keys: n }))
 }
 
+/// The vendor keys decoded, as last read.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Vendor)]
+pub struct VendorAsRead {
+    #[serde(flatten)]
+    view: VendorView,
+    /// When the configuration was last read; null when never.
+    #[schema(format = DateTime)]
+    read_at: Option<String>,
+}
+
+/// The vendor keys decoded (FAQ 3.1-3.16)
+#[utoipa::path(get, path = "/api/piles/{id}/vendor", operation_id = "pile_vendor", tag = "piles",
+    params(schema::PileId),
+    responses(
+        (status = 200, description = "the vendor view", body = VendorAsRead),
+        (status = 404, description = "no such pile", body = ErrorBody)))]
 pub async fn vendor(
     State(central): State<Arc<Central>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VendorAsRead>> {
     find(&central, &id).await?;
     let rows = central.repo.configuration(&id).await?;
     let read_at = rows.iter().map(|r| r.read_at).max();
-    let mut v = serde_json::to_value(vendor_view::view(&rows)).expect("a view serializes");
-    v["read_at"] = json!(time_opt(read_at));
-    Ok(Json(v))
+    Ok(Json(VendorAsRead {
+        view: vendor_view::view(&rows),
+        read_at: time_opt(read_at),
+    }))
 }
 
+/// Each changed key's ChangeConfiguration status.
+#[derive(Serialize, ToSchema)]
+pub struct KeyResults {
+    /// The key, and the status the pile answered (Accepted, RebootRequired, Rejected,
+    /// NotSupported) or why it did not answer.
+    results: BTreeMap<String, String>,
+}
+
+/// Change vendor fields: all validated first, one ChangeConfiguration per key
+///
+/// One bad field refuses them all and nothing is sent; the keys that move the connection go
+/// last. Changed keys are read back from the pile.
+#[utoipa::path(patch, path = "/api/piles/{id}/vendor", operation_id = "patch_pile_vendor", tag = "piles",
+    params(schema::PileId),
+    request_body = VendorPatch,
+    responses(
+        (status = 200, description = "each key's status", body = KeyResults),
+        (status = 400, description = "the body does not fit; the reason is in `error`", body = ErrorBody),
+        (status = 404, description = "no such pile", body = ErrorBody),
+        (status = 409, description = "the pile is not connected", body = ErrorBody)))]
 pub async fn patch_vendor(
     State(central): State<Arc<Central>>,
     Path(id): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<KeyResults>> {
     let patch: VendorPatch = json_body(&body)?;
     find(&central, &id).await?;
     let current = central.repo.configuration(&id).await?;
     let changes = vendor_view::changes(&patch, &current).map_err(ApiError::bad_request)?;
     require_connected(&central, &id)?;
-    let mut results = serde_json::Map::new();
+    let mut results = BTreeMap::new();
     let mut accepted = Vec::new();
     for (key, value) in changes.0 {
         let request = ChangeConfigurationRequest {
@@ -367,7 +553,7 @@ pub async fn patch_vendor(
             },
             Err(e) => e.to_string(),
         };
-        results.insert(key.to_owned(), Value::String(status));
+        results.insert(key.to_owned(), status);
     }
     // The values as the pile now reports them (a pile that moved away is read at its next boot).
     if !accepted.is_empty() && central.sessions.is_connected(&id) {
@@ -375,5 +561,5 @@ pub async fn patch_vendor(
             tracing::info!(pile = id, "changed keys not read back: {e}");
         }
     }
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(KeyResults { results }))
 }

@@ -14,7 +14,7 @@ pub use rollout::{
 };
 
 /// A pile left out of a campaign when it was created, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Refusal {
     pub pile: String,
     pub reason: String,

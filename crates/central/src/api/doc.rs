@@ -1,0 +1,291 @@
+//! The OpenAPI document, generated from the handlers and their types, served at
+//! `/api/openapi.json`.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use super::{campaigns, commands, fleet, piles, records};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ocpile central system",
+        description = "The REST API of ocpile central. OCPP 1.6J piles connect at \
+            /ocpp/{identity} (subprotocol ocpp1.6). Every /api path needs \
+            `Authorization: Bearer <token>`; errors are `{\"error\": \"reason\"}`."
+    ),
+    paths(
+        fleet::list,
+        fleet::overview,
+        piles::register,
+        piles::show,
+        piles::delete,
+        piles::approve,
+        piles::reject,
+        piles::configuration,
+        piles::configuration_history,
+        piles::read_configuration,
+        piles::vendor,
+        piles::patch_vendor,
+        commands::list,
+        commands::send,
+        records::messages,
+        records::deviations,
+        records::events,
+        records::status_history,
+        records::transactions,
+        records::transaction,
+        records::meter_values,
+        records::id_tags,
+        records::post_id_tag,
+        records::id_tag,
+        records::put_id_tag,
+        records::delete_id_tag,
+        records::refused,
+        campaigns::images,
+        campaigns::upload,
+        campaigns::list,
+        campaigns::create,
+        campaigns::show,
+        campaigns::cancel,
+        openapi,
+        super::metrics,
+        crate::firmware::serve,
+    ),
+    modifiers(&BearerToken, &CommonAnswers),
+    security(("bearer" = [])),
+    tags(
+        (name = "piles", description = "Registration, approval, state, configuration and the \
+            vendor keys (FAQ 3.1-3.16)"),
+        (name = "commands", description = "Any central-to-pile action, decoded strictly, sent \
+            through the pile's queue, its answer awaited; every command and its result stored"),
+        (name = "records", description = "What the central recorded: the raw message log, \
+            deviations, events, statuses, transactions and their meter values, refused \
+            handshakes"),
+        (name = "id-tags", description = "The idTags the central authorizes by"),
+        (name = "firmware", description = "Firmware images, served to the piles over plain HTTP \
+            (FAQ 3.17)"),
+        (name = "campaigns", description = "Firmware upgrades of many piles, a batch at a time \
+            (FAQ 3.10, 3.17)"),
+        (name = "system", description = "This document and the metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The bearer token every `/api` path needs (`--api-token`, or the data directory's).
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_default()
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "the central's API token: --api-token, or the file api-token in its \
+                         data directory",
+                        ))
+                        .build(),
+                ),
+            );
+    }
+}
+
+/// What any `/api` operation may answer besides its own: 401 without the token, 503 when the
+/// store fails.
+struct CommonAnswers;
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Error")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            let store = path != "/api/openapi.json";
+            for operation in operations(item) {
+                let answers = &mut operation.responses.responses;
+                answers.insert(
+                    "401".into(),
+                    error("no valid `Authorization: Bearer <token>` header").into(),
+                );
+                if store {
+                    answers.insert(
+                        "503".into(),
+                        error("the store failed; the reason is in `error`").into(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The document as JSON, computed once.
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the document serializes")
+    })
+}
+
+/// This document
+#[utoipa::path(get, path = "/api/openapi.json", operation_id = "openapi", tag = "system",
+    responses((status = 200, description = "the OpenAPI 3.1 document", body = Object)))]
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt;
+
+    const METHODS: [Method; 5] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+
+    /// `METHOD /path` of every operation of the document.
+    fn documented() -> BTreeSet<String> {
+        let doc: serde_json::Value = serde_json::from_str(super::document()).unwrap();
+        let mut operations = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                operations.insert(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+        operations
+    }
+
+    /// `METHOD /path` of every route the router is built from, outside the OCPP websockets:
+    /// each method is tried on each path, with `0` for its parameters and the token, and
+    /// counts unless the router answers 405.
+    async fn routed() -> BTreeSet<String> {
+        let dir = std::env::temp_dir().join(format!("central-routes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut options = crate::Options::new(&dir);
+        options.listen = "127.0.0.1:0".parse().unwrap();
+        options.api_token = Some("T".into());
+        let running = crate::server::start(options).await.unwrap();
+        let router = super::super::router(running.central.clone());
+        let paths = super::super::api_routes()
+            .into_iter()
+            .map(|(path, _)| format!("/api{path}"))
+            .chain(
+                super::super::open_routes()
+                    .into_iter()
+                    .map(|(path, _)| path.to_owned()),
+            );
+        let mut operations = BTreeSet::new();
+        for path in paths {
+            let concrete: Vec<String> = path
+                .split('/')
+                .map(|s| {
+                    if s.starts_with('{') {
+                        "0".into()
+                    } else {
+                        s.into()
+                    }
+                })
+                .collect();
+            for method in METHODS {
+                let request = Request::builder()
+                    .method(method.clone())
+                    .uri(concrete.join("/"))
+                    .header("authorization", "Bearer T")
+                    .body(Body::empty())
+                    .unwrap();
+                let answer = router.clone().oneshot(request).await.unwrap();
+                if answer.status() != StatusCode::METHOD_NOT_ALLOWED {
+                    operations.insert(format!("{method} {path}"));
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        operations
+    }
+
+    /// Every route is in the generated document, and the document lists nothing else.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_document_lists_every_route_and_nothing_else() {
+        let routed = routed().await;
+        let documented = documented();
+        assert_eq!(
+            routed.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "routes missing from the document"
+        );
+        assert_eq!(
+            documented.difference(&routed).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "documented operations no route serves"
+        );
+        assert!(routed.len() > 30, "{routed:?}");
+    }
+
+    /// Operation ids name one operation each (clients and test tools key on them), and every
+    /// schema a reference names is in the document.
+    #[test]
+    fn operation_ids_are_unique_and_references_resolve() {
+        let doc: serde_json::Value = serde_json::from_str(super::document()).unwrap();
+        let mut ids = BTreeSet::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                let id = operation["operationId"].as_str().unwrap();
+                assert!(ids.insert(id.to_owned()), "operationId {id} twice");
+            }
+        }
+        let text = super::document();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let prefix = "\"#/components/schemas/";
+        for (i, _) in text.match_indices(prefix) {
+            let name = text[i + prefix.len()..].split('"').next().unwrap();
+            assert!(schemas.contains_key(name), "{name} is not in components");
+        }
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+    }
+}
