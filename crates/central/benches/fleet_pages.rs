@@ -165,7 +165,7 @@ async fn main() {
         .await
         .expect("central starts");
     let t = Instant::now();
-    fill(&running.central.repo).await;
+    fill(running.central.repo()).await;
     println!(
         "{PILES} piles stored in {:.1} s (SQLite, {})",
         t.elapsed().as_secs_f64(),

@@ -42,7 +42,7 @@ async fn get(
         key: keys.map(|k| k.iter().map(|k| CiString50::truncating(k)).collect()),
     };
     let answer = central
-        .sessions
+        .sessions()
         .call(pile, Action::GetConfiguration, ocpp::encode(&request))
         .await?;
     let Response::GetConfiguration(r) = answer.value else {
@@ -89,7 +89,7 @@ async fn store(
     keys: Vec<(String, Option<String>, bool)>,
 ) -> Result<(), ReadError> {
     central
-        .writer
+        .writer()
         .write(WriteOp::Configuration {
             pile: pile.to_owned(),
             keys,

@@ -11,10 +11,12 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
-use crate::api::{time, ApiError, ApiResult};
 use crate::store::{ImageRow, WriteOp, WriteResult};
+use crate::web::{time, ApiError, ApiResult};
 use crate::Central;
 
 /// The largest image accepted.
@@ -24,7 +26,7 @@ pub const MAX_NAME: usize = 200;
 
 /// Where the images are kept.
 pub fn dir(central: &Central) -> PathBuf {
-    central.options.data_dir.join("firmware")
+    central.options().data_dir.join("firmware")
 }
 
 /// Checks an image's file name: it becomes a URL segment and a file the pile names.
@@ -49,7 +51,7 @@ pub fn url(central: &Central, image: &ImageRow) -> String {
     let name = ocpp::identity::encode_segment(&image.name);
     format!(
         "{}/firmware/{}/{}",
-        central.public_url.trim_end_matches('/'),
+        central.public_url().trim_end_matches('/'),
         image.id,
         name
     )
@@ -156,7 +158,11 @@ pub async fn store(central: &Central, new: NewImage, body: Bytes) -> ApiResult<I
         sha256,
         created_at: chrono::Utc::now().timestamp_millis(),
     };
-    match central.writer.write(WriteOp::PutImage(row.clone())).await? {
+    match central
+        .writer()
+        .write(WriteOp::PutImage(row.clone()))
+        .await?
+    {
         WriteResult::Id(id) => row.id = id,
         _ => {
             return Err(ApiError(
@@ -176,7 +182,7 @@ pub async fn store(central: &Central, new: NewImage, body: Bytes) -> ApiResult<I
     params(("id" = i64, Path, description = "the image's id"),
         ("name" = String, Path, description = "the image's name")),
     responses(
-        (status = 200, description = "the image", content_type = "application/octet-stream", body = crate::api::schema::Binary),
+        (status = 200, description = "the image", content_type = "application/octet-stream", body = Binary),
         (status = 400, description = "the id is not a number", content_type = "text/plain", body = String),
         (status = 404, description = "no such image", content_type = "text/plain", body = String)))]
 pub async fn serve(
@@ -184,7 +190,7 @@ pub async fn serve(
     Path((id, name)): Path<(i64, String)>,
 ) -> Response {
     let missing = || (StatusCode::NOT_FOUND, "no such firmware image\n").into_response();
-    let image = match central.repo.image(id).await {
+    let image = match central.repo().image(id).await {
         Ok(Some(image)) if image.name == name => image,
         Ok(_) => return missing(),
         Err(e) => return ApiError::from(e).into_response(),
@@ -196,7 +202,7 @@ pub async fn serve(
             return missing();
         }
     };
-    central.metrics.firmware_downloads.inc();
+    central.metrics().firmware_downloads.inc();
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
@@ -206,6 +212,24 @@ pub async fn serve(
     )
         .into_response()
 }
+
+/// A firmware image's bytes as they are: only named in the document, never built.
+#[allow(dead_code)]
+pub struct Binary;
+
+impl PartialSchema for Binary {
+    fn schema() -> RefOr<Schema> {
+        Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+                .build(),
+        )
+        .into()
+    }
+}
+
+impl ToSchema for Binary {}
 
 #[cfg(test)]
 mod tests {

@@ -89,7 +89,7 @@ impl Handler for PileHandler {
         Box::pin(async move {
             let action = request.value.action();
             for d in &request.deviations {
-                central.log.deviation(
+                central.message_log().deviation(
                     &pile,
                     action.as_str(),
                     format!("{:?}", d.kind),
@@ -101,7 +101,7 @@ impl Handler for PileHandler {
                     // No answer, and no CALLERROR a pile would count against its
                     // TransactionMessageAttempts: the connection closes, and the pile sends the
                     // message again on the next one.
-                    central.sessions.drop_link(&pile);
+                    central.sessions().drop_link(&pile);
                     std::future::pending().await
                 }
                 Err(Unanswered::Refused(e)) => Err(e),
@@ -115,7 +115,7 @@ impl Handler for PileHandler {
 }
 
 async fn write(central: &Central, op: WriteOp) -> Result<WriteResult, Unanswered> {
-    central.writer.write(op).await.map_err(store_failed)
+    central.writer().write(op).await.map_err(store_failed)
 }
 
 async fn answer(
@@ -128,7 +128,7 @@ async fn answer(
     match request {
         Request::BootNotification(boot) => {
             let row = central
-                .repo
+                .repo()
                 .pile(pile)
                 .await
                 .map_err(store_failed)?
@@ -153,15 +153,15 @@ async fn answer(
             let (status, interval) = match row.registration.as_str() {
                 "Accepted" => (
                     RegistrationStatus::Accepted,
-                    central.options.heartbeat_interval,
+                    central.options().heartbeat_interval,
                 ),
                 "Rejected" => (
                     RegistrationStatus::Rejected,
-                    central.options.boot_retry_interval,
+                    central.options().boot_retry_interval,
                 ),
                 _ => (
                     RegistrationStatus::Pending,
-                    central.options.boot_retry_interval,
+                    central.options().boot_retry_interval,
                 ),
             };
             if status == RegistrationStatus::Accepted {
@@ -182,7 +182,7 @@ async fn answer(
         }
         Request::Authorize(a) => {
             let tag = central
-                .repo
+                .repo()
                 .id_tag(a.id_tag.as_str())
                 .await
                 .map_err(store_failed)?;

@@ -123,7 +123,7 @@ impl Handshakes {
     pub async fn refused(&self, central: &Central, remote: SocketAddr, refusal: EarlyRefusal) {
         let kind = refusal.kind();
         central
-            .metrics
+            .metrics()
             .refused_handshakes
             .get_or_create(&crate::metrics::ReasonLabels {
                 reason: kind.into(),
@@ -181,7 +181,7 @@ async fn record(central: &Central, remote: String, reason: String) {
         reason,
         http_status: 0,
     };
-    if let Err(e) = central.writer.write(WriteOp::Refused(row)).await {
+    if let Err(e) = central.writer().write(WriteOp::Refused(row)).await {
         tracing::error!("a refused handshake was not recorded: {e}");
     }
     central.changed("handshake".into());

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod campaign;
+pub mod command_log;
 pub mod config_reader;
 pub mod dashboard;
 pub mod firmware;
@@ -18,6 +19,7 @@ pub mod sessions;
 pub mod store;
 mod tap;
 pub mod vendor_view;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -121,25 +123,114 @@ impl Options {
     }
 }
 
-/// What every part of the central system shares.
+/// What every part of the central system shares: its options, the store and its writers, the
+/// live connections, the metrics, the API token, the campaigns and the dashboard's changes.
 pub struct Central {
+    options: Options,
+    repo: Arc<dyn Repository>,
+    writer: Writer,
+    log: LogWriter,
+    sessions: Sessions,
+    metrics: Arc<metrics::Metrics>,
+    token: String,
+    /// Where piles reach this central system (the firmware images' URLs).
+    public_url: String,
+    campaigns: campaign::runner::Campaigns,
+    /// What changed (`pile ID`, `campaign ID`), for the dashboard's live pages.
+    changes: tokio::sync::broadcast::Sender<String>,
+    /// Frames and piles online over the last hour.
+    pulse: pulse::Pulse,
+}
+
+/// What a central system is made of when it starts.
+pub struct Parts {
     pub options: Options,
     pub repo: Arc<dyn Repository>,
     pub writer: Writer,
     pub log: LogWriter,
-    pub sessions: Sessions,
     pub metrics: Arc<metrics::Metrics>,
     pub token: String,
-    /// Where piles reach this central system (the firmware images' URLs).
     pub public_url: String,
     pub campaigns: campaign::runner::Campaigns,
-    /// What changed (`pile ID`, `campaign ID`), for the dashboard's live pages.
-    pub changes: tokio::sync::broadcast::Sender<String>,
-    /// Frames and piles online over the last hour.
-    pub pulse: pulse::Pulse,
 }
 
 impl Central {
+    /// The central system of these parts, with no pile connected yet.
+    pub fn new(parts: Parts) -> Central {
+        Central {
+            options: parts.options,
+            repo: parts.repo,
+            writer: parts.writer,
+            log: parts.log,
+            sessions: Sessions::default(),
+            metrics: parts.metrics,
+            token: parts.token,
+            public_url: parts.public_url,
+            campaigns: parts.campaigns,
+            changes: tokio::sync::broadcast::channel(1024).0,
+            pulse: pulse::Pulse::default(),
+        }
+    }
+
+    /// How it runs.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The store, for reads (writes go through [`Central::writer`]).
+    pub fn repo(&self) -> &Arc<dyn Repository> {
+        &self.repo
+    }
+
+    /// The group-commit writer: a write is answered once it is committed.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// The raw message log and the deviations, written in the writer's commits.
+    pub fn message_log(&self) -> &LogWriter {
+        &self.log
+    }
+
+    /// The live connections and the delivery of commands.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The API token (the dashboard calls the API in-process with it, the CLI prints it).
+    pub fn api_token(&self) -> &str {
+        &self.token
+    }
+
+    /// Whether `given` is the API token (compared in constant time).
+    pub fn accepts_token(&self, given: &str) -> bool {
+        transport::auth::constant_time_eq(given.as_bytes(), self.token.as_bytes())
+    }
+
+    /// Where piles reach this central system (the firmware images' URLs).
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The firmware campaigns that run or wait.
+    pub fn campaigns(&self) -> &campaign::runner::Campaigns {
+        &self.campaigns
+    }
+
+    /// The changes the dashboard's live pages follow.
+    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    /// Frames and piles online over the last hour.
+    pub fn pulse(&self) -> &pulse::Pulse {
+        &self.pulse
+    }
+
     /// Tells the dashboard's live pages that something changed (nobody listening: nothing).
     pub fn changed(&self, what: String) {
         if self.changes.receiver_count() > 0 {

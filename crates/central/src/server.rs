@@ -162,30 +162,35 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
             if tls.is_some() { "https" } else { "http" }
         ),
     };
-    let central = Arc::new(Central {
+    let central = Arc::new(Central::new(crate::Parts {
         options,
         repo,
         writer,
         log,
-        sessions: Default::default(),
         metrics,
         token,
         public_url,
         campaigns,
-        changes: tokio::sync::broadcast::channel(1024).0,
-        pulse: Default::default(),
-    });
+    }));
     spawn_retention(central.clone());
     spawn_pulse(central.clone());
     crate::campaign::runner::spawn_saver(central.clone(), campaign_saves);
     crate::campaign::runner::spawn_ticker(central.clone());
-    let router =
-        crate::api::router(central.clone()).merge(crate::dashboard::router(central.clone()));
+    // Every route, assembled here above the API, the dashboard and the OCPP websockets.
+    let router = crate::api::router(central.clone())
+        .merge(crate::dashboard::router(central.clone()))
+        .merge(
+            axum::Router::new()
+                .route("/ocpp", axum::routing::get(ocpp_upgrade))
+                .route("/ocpp/", axum::routing::get(ocpp_upgrade))
+                .route("/ocpp/{*rest}", axum::routing::get(ocpp_upgrade))
+                .with_state(central.clone()),
+        );
     let acceptor = tls.map(TlsAcceptor::from);
     let handshakes = Handshakes::new(
-        central.options.handshake_timeout,
-        central.options.max_handshakes_per_address,
-        central.metrics.handshakes_in_progress.clone(),
+        central.options().handshake_timeout,
+        central.options().max_handshakes_per_address,
+        central.metrics().handshakes_in_progress.clone(),
     );
     crate::handshakes::spawn_digest(central.clone(), handshakes.clone());
     let task = tokio::spawn(accept_loop(
@@ -210,7 +215,7 @@ fn spawn_pulse(central: Arc<Central>) {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            central.pulse.record(central.pulse_now(now_ms()));
+            central.pulse().record(central.pulse_now(now_ms()));
         }
     });
 }
@@ -220,8 +225,8 @@ fn spawn_retention(central: Arc<Central>) {
         let mut every = tokio::time::interval(Duration::from_secs(3600));
         loop {
             every.tick().await;
-            let keep = i64::from(central.options.message_log_days) * 86_400_000;
-            match central.repo.prune_log(now_ms() - keep).await {
+            let keep = i64::from(central.options().message_log_days) * 86_400_000;
+            match central.repo().prune_log(now_ms() - keep).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("message log: {n} rows past the retention removed"),
                 Err(e) => tracing::warn!("message log retention: {e}"),
@@ -406,7 +411,7 @@ async fn refuse(
 ) -> Response {
     tracing::warn!(remote = %peer.remote, identity, "handshake refused ({status}): {reason}");
     central
-        .metrics
+        .metrics()
         .refused_handshakes
         .get_or_create(&crate::metrics::ReasonLabels {
             reason: refusal_kind(status).into(),
@@ -419,7 +424,7 @@ async fn refuse(
         reason: reason.clone(),
         http_status: i64::from(status.as_u16()),
     };
-    if let Err(e) = central.writer.write(WriteOp::Refused(row)).await {
+    if let Err(e) = central.writer().write(WriteOp::Refused(row)).await {
         tracing::error!("a refused handshake was not recorded: {e}");
     }
     central.changed("handshake".into());
@@ -519,7 +524,7 @@ async fn admit(
             format!("the store failed: {e}"),
         )
     };
-    if central.options.client_ca.is_some() {
+    if central.options().client_ca.is_some() {
         let cn = peer
             .client_certificates
             .first()
@@ -540,7 +545,7 @@ async fn admit(
             }
         }
     }
-    let pile = central.repo.pile(identity).await.map_err(internal)?;
+    let pile = central.repo().pile(identity).await.map_err(internal)?;
     match pile {
         Some(p) => {
             if let Some(hash) = p.password_hash {
@@ -564,7 +569,7 @@ async fn admit(
             Ok(())
         }
         None => {
-            let registration = match central.options.admission {
+            let registration = match central.options().admission {
                 Admission::Registered => {
                     return Err((
                         StatusCode::FORBIDDEN,
@@ -575,7 +580,7 @@ async fn admit(
                 Admission::Open => "Accepted",
             };
             central
-                .writer
+                .writer()
                 .write(WriteOp::AdmitPile {
                     id: identity.to_owned(),
                     registration: registration.into(),
@@ -595,7 +600,7 @@ async fn event(central: &Central, pile: &str, kind: &str, detail: String) {
         firmware_status: None,
         diagnostics_status: None,
     };
-    if let Err(e) = central.writer.write(op).await {
+    if let Err(e) = central.writer().write(op).await {
         tracing::warn!(pile, "event {kind} not recorded: {e}");
     }
 }
@@ -613,23 +618,23 @@ async fn attach(
     });
     let tap = Arc::new(MessageTap::new(
         &identity,
-        central.log.clone(),
-        central.metrics.clone(),
+        central.message_log().clone(),
+        central.metrics().clone(),
     ));
     let link = LinkConfig {
-        call_timeout: central.options.command_timeout,
+        call_timeout: central.options().command_timeout,
         policy: ocpp::Policy::Lenient,
         id_prefix: "cs-".into(),
-        ping_interval: Some(central.options.ping_interval).filter(|d| !d.is_zero()),
-        pong_timeout: central.options.ping_timeout,
+        ping_interval: Some(central.options().ping_interval).filter(|d| !d.is_zero()),
+        pong_timeout: central.options().ping_timeout,
         ..LinkConfig::default()
     };
     let handle = transport::spawn_rpc_tapped(ws, link, handler, Some(tap));
-    let (connection, old) = central.sessions.insert(&identity, handle.clone(), remote);
+    let (connection, old) = central.sessions().insert(&identity, handle.clone(), remote);
     central
-        .metrics
+        .metrics()
         .connected_piles
-        .set(central.sessions.count() as i64);
+        .set(central.sessions().count() as i64);
     if let Some(old) = old {
         old.handle.close();
         tracing::info!(pile = identity, old = %old.remote, new = %remote, "a newer connection replaces the older");
@@ -647,29 +652,29 @@ async fn attach(
     event(&central, &identity, "Connected", format!("from {remote}")).await;
     central.changed(format!("pile {identity}"));
     let _ = central
-        .writer
+        .writer()
         .write(WriteOp::Connected {
             pile: identity.clone(),
             connection: connection as i64,
         })
         .await;
     let _ = central
-        .writer
+        .writer()
         .write(WriteOp::Seen {
             pile: identity.clone(),
         })
         .await;
     let reason = handle.closed().await;
-    let current = central.sessions.remove(&identity, connection);
+    let current = central.sessions().remove(&identity, connection);
     let _ = central
-        .writer
+        .writer()
         .write(WriteOp::Disconnected {
             pile: identity.clone(),
             connection: connection as i64,
         })
         .await;
     central
-        .metrics
+        .metrics()
         .disconnections
         .get_or_create(&crate::metrics::ReasonLabels {
             reason: disconnection_kind(&reason, current).into(),
@@ -679,9 +684,9 @@ async fn attach(
         tracing::warn!(pile = identity, %remote, "no answer to a ping: the connection is dead and closed");
     }
     central
-        .metrics
+        .metrics()
         .connected_piles
-        .set(central.sessions.count() as i64);
+        .set(central.sessions().count() as i64);
     central.changed(format!("pile {identity}"));
     event(
         &central,
@@ -707,3 +712,6 @@ fn disconnection_kind(reason: &CloseReason, current: bool) -> &'static str {
         CloseReason::Error(_) => "error",
     }
 }
+
+#[cfg(test)]
+mod route_tests;

@@ -176,7 +176,7 @@ async fn pages(c: &Client, query: &str, limit: usize) -> Vec<Vec<String>> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fleet_paged_filtered_and_at_a_glance() {
     let running = start().await;
-    let transaction = fill(&running.central.repo).await;
+    let transaction = fill(running.central.repo()).await;
     let c = Client {
         http: reqwest::Client::new(),
         base: format!("http://{}", running.local_addr),

@@ -157,7 +157,7 @@ async fn profile_3_admits_the_pile_whose_certificate_names_it() {
     assert!(connect(&config).await.is_err());
     let refused = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let r = running.central.repo.refused(10).await.unwrap();
+            let r = running.central.repo().refused(10).await.unwrap();
             if r.len() == 3 {
                 return r;
             }
@@ -209,7 +209,7 @@ async fn a_tls_handshake_that_stalls_is_closed_at_the_handshake_timeout() {
     );
     let refused = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let r = running.central.repo.refused(10).await.unwrap();
+            let r = running.central.repo().refused(10).await.unwrap();
             if !r.is_empty() {
                 return r;
             }
@@ -225,7 +225,7 @@ async fn a_tls_handshake_that_stalls_is_closed_at_the_handshake_timeout() {
         "{:?}",
         refused[0]
     );
-    let metrics = running.central.metrics.encode();
+    let metrics = running.central.metrics().encode();
     assert!(
         metrics.contains("ocpile_refused_handshakes_total{reason=\"handshake_timeout\"} 1"),
         "{metrics}"

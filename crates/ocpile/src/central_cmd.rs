@@ -113,7 +113,7 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
         if running.token_generated {
             eprintln!(
                 "  API token (generated now, kept in the data directory): {}",
-                running.central.token
+                running.central.api_token()
             );
         }
         tokio::select! {

@@ -43,7 +43,7 @@ struct DemoPile {
 /// Registers the demo's piles and cards, and stores the image, unless a run before did.
 async fn prepare(central: &central::Central, ids: &[String]) -> anyhow::Result<()> {
     let known: Vec<String> = central
-        .repo
+        .repo()
         .piles()
         .await?
         .into_iter()
@@ -51,7 +51,7 @@ async fn prepare(central: &central::Central, ids: &[String]) -> anyhow::Result<(
         .collect();
     for id in ids.iter().filter(|id| !known.contains(id)) {
         central
-            .writer
+            .writer()
             .write(WriteOp::RegisterPile {
                 id: id.clone(),
                 password_hash: None,
@@ -60,7 +60,7 @@ async fn prepare(central: &central::Central, ids: &[String]) -> anyhow::Result<(
     }
     for card in CARDS {
         central
-            .writer
+            .writer()
             .write(WriteOp::PutIdTag(IdTagRow {
                 id_tag: card.into(),
                 status: "Accepted".into(),
@@ -69,7 +69,7 @@ async fn prepare(central: &central::Central, ids: &[String]) -> anyhow::Result<(
             }))
             .await?;
     }
-    if central.repo.images().await?.is_empty() {
+    if central.repo().images().await?.is_empty() {
         let body: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
         central::firmware::store(
             central,
@@ -140,10 +140,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let fleet = Fleet::start(spec).context("starting the demo's piles")?;
         let mut piles = vec![DemoPile::default(); ids.len()];
         eprintln!("ocpile demo: {} virtual piles against the central system at {addr}", ids.len());
-        eprintln!("dashboard: http://{addr}/?token={}", central.token);
+        eprintln!("dashboard: http://{addr}/?token={}", central.api_token());
         eprintln!(
             "API: http://{addr}/api (Authorization: Bearer {}); OCPP: ws://{addr}/ocpp/ID; Ctrl-C stops",
-            central.token
+            central.api_token()
         );
         let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64 | 1;
         let mut dice = Dice::new(seed);

@@ -35,7 +35,7 @@ pub struct ImageQuery {
 /// Stores a firmware image (the body) and serves it to piles
 #[utoipa::path(post, path = "/api/firmware", operation_id = "upload_firmware", tag = "firmware",
     params(ImageQuery),
-    request_body(content = schema::Binary, content_type = "application/octet-stream", description = "the image"),
+    request_body(content = crate::firmware::Binary, content_type = "application/octet-stream", description = "the image"),
     responses(
         (status = 201, description = "stored", body = ImageView),
         (status = 400, description = "the name, the version or the body does not fit; the reason is in `error`", body = ErrorBody),
@@ -67,7 +67,7 @@ pub async fn upload(
 #[utoipa::path(get, path = "/api/firmware", operation_id = "list_firmware", tag = "firmware",
     responses((status = 200, description = "the images", body = Vec<ImageView>)))]
 pub async fn images(State(central): State<Arc<Central>>) -> ApiResult<Json<Vec<ImageView>>> {
-    let rows = central.repo.images().await?;
+    let rows = central.repo().images().await?;
     Ok(Json(
         rows.iter()
             .map(|i| firmware::image_view(&central, i))
@@ -112,7 +112,7 @@ async fn admit(
     pile: &str,
     images: &[ImageRow],
 ) -> ApiResult<Result<PileRow, String>> {
-    let Some(row) = central.repo.pile(pile).await? else {
+    let Some(row) = central.repo().pile(pile).await? else {
         return Ok(Err("no such pile".into()));
     };
     if row.registration != "Accepted" {
@@ -121,7 +121,7 @@ async fn admit(
             row.registration
         )));
     }
-    if let Some(other) = central.campaigns.holding(pile) {
+    if let Some(other) = central.campaigns().holding(pile) {
         return Ok(Err(format!("it is in campaign {other}, still running")));
     }
     for image in images {
@@ -173,7 +173,7 @@ pub async fn create(
     let mut images = Vec::new();
     for id in &req.firmware {
         let image = central
-            .repo
+            .repo()
             .image(*id)
             .await?
             .ok_or_else(|| ApiError::bad_request(format!("there is no firmware image {id}")))?;
@@ -242,7 +242,7 @@ pub async fn create(
         .map(|(i, r)| crate::campaign::runner::rollout_row(0, i, r))
         .collect();
     let written = central
-        .writer
+        .writer()
         .write(WriteOp::CreateCampaign {
             spec: serde_json::to_string(&campaign.spec).expect("a spec serializes"),
             rollouts: rows,
@@ -255,7 +255,7 @@ pub async fn create(
         ));
     };
     campaign.id = id;
-    central.campaigns.add(campaign.clone(), versions);
+    central.campaigns().add(campaign.clone(), versions);
     Ok((StatusCode::CREATED, Json(campaign_view(&campaign))))
 }
 
@@ -402,17 +402,17 @@ pub fn campaign_view(c: &Campaign) -> CampaignView {
 
 /// A campaign: the running one in memory, else as the store has it.
 async fn load(central: &Central, id: i64) -> ApiResult<Campaign> {
-    if let Some(c) = central.campaigns.get(id) {
+    if let Some(c) = central.campaigns().get(id) {
         return Ok(c);
     }
     let row = central
-        .repo
+        .repo()
         .campaigns()
         .await?
         .into_iter()
         .find(|c| c.id == id)
         .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
-    let rollouts = central.repo.rollouts(id).await?;
+    let rollouts = central.repo().rollouts(id).await?;
     Ok(from_rows(&row, &rollouts)?)
 }
 
@@ -421,10 +421,10 @@ async fn load(central: &Central, id: i64) -> ApiResult<Campaign> {
     responses((status = 200, description = "the campaigns", body = Vec<CampaignView>)))]
 pub async fn list(State(central): State<Arc<Central>>) -> ApiResult<Json<Vec<CampaignView>>> {
     let mut out = Vec::new();
-    for row in central.repo.campaigns().await?.into_iter().rev() {
-        let c = match central.campaigns.get(row.id) {
+    for row in central.repo().campaigns().await?.into_iter().rev() {
+        let c = match central.campaigns().get(row.id) {
             Some(c) => c,
-            None => from_rows(&row, &central.repo.rollouts(row.id).await?)?,
+            None => from_rows(&row, &central.repo().rollouts(row.id).await?)?,
         };
         out.push(campaign_view(&c));
     }
@@ -459,7 +459,7 @@ pub async fn cancel(
     State(central): State<Arc<Central>>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CampaignView>> {
-    if !central.campaigns.cancel(id) {
+    if !central.campaigns().cancel(id) {
         // Finished, or not known at all (404).
         let c = load(&central, id).await?;
         return Err(ApiError::conflict(format!(

@@ -149,18 +149,18 @@ pub async fn list(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (filter, after, limit) = query.parse()?;
     let Some(limit) = limit else {
-        let piles = central.repo.pile_page(&filter, None, None).await?;
+        let piles = central.repo().pile_page(&filter, None, None).await?;
         let connectors = if filter == PileFilter::default() {
-            central.repo.connectors(None).await?
+            central.repo().connectors(None).await?
         } else {
             let ids: Vec<String> = piles.iter().map(|p| p.id.clone()).collect();
-            central.repo.connectors_of(&ids).await?
+            central.repo().connectors_of(&ids).await?
         };
         return Ok(Json(PileListing::All(views(&central, piles, connectors))));
     };
     // One more than the page: whether a next page exists.
     let mut piles = central
-        .repo
+        .repo()
         .pile_page(&filter, after.as_deref(), Some(limit + 1))
         .await?;
     let next = if piles.len() as i64 > limit {
@@ -170,7 +170,7 @@ pub async fn list(
         None
     };
     let ids: Vec<String> = piles.iter().map(|p| p.id.clone()).collect();
-    let connectors = central.repo.connectors_of(&ids).await?;
+    let connectors = central.repo().connectors_of(&ids).await?;
     Ok(Json(PileListing::Page(PilePage {
         piles: views(&central, piles, connectors),
         next,
@@ -230,7 +230,7 @@ pub struct FleetOverview {
 pub async fn overview(State(central): State<Arc<Central>>) -> ApiResult<Json<FleetOverview>> {
     let now = chrono::Utc::now().timestamp_millis();
     let since = day_start(now);
-    let counts = central.repo.fleet_counts(since).await?;
+    let counts = central.repo().fleet_counts(since).await?;
     // The FAQ 3.6 fault names of the vendorErrorCodes, each counted per connector.
     let mut faults: BTreeMap<String, i64> = BTreeMap::new();
     for t in &counts.vendor_error_codes {
@@ -238,7 +238,7 @@ pub async fn overview(State(central): State<Arc<Central>>) -> ApiResult<Json<Fle
             *faults.entry(name).or_default() += t.count;
         }
     }
-    let online = central.sessions.count() as i64;
+    let online = central.sessions().count() as i64;
     let last_hour = central
         .pulse
         .last_hour()
@@ -262,7 +262,7 @@ pub async fn overview(State(central): State<Arc<Central>>) -> ApiResult<Json<Fle
         transactions_running: counts.running_transactions,
         energy_today_wh: counts.energy_wh,
         energy_since: time(since),
-        messages_per_second: central.pulse.rate(central.pulse_now(now)),
+        messages_per_second: central.pulse().rate(central.pulse_now(now)),
         last_hour,
     }))
 }

@@ -1,8 +1,8 @@
-//! The REST API (`/api`, bearer token), `/metrics`, and the route of the OCPP websockets.
+//! The REST API (`/api`, bearer token) and `/metrics`.
 
 mod campaigns;
 pub(crate) mod commands;
-mod doc;
+pub(crate) mod doc;
 pub mod fleet;
 mod piles;
 mod records;
@@ -15,68 +15,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
-use axum::{Json, Router};
-use serde::Serialize;
+use axum::Router;
 
-use crate::store::{Millis, StoreError};
+pub use crate::web::{json_body, time, time_opt, ApiError, ApiResult, ErrorBody};
 use crate::Central;
-
-/// An API error: an HTTP status and the reason, as `{"error": "..."}`.
-#[derive(Debug)]
-pub struct ApiError(pub StatusCode, pub String);
-
-/// What an error answers: why the request failed.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Error)]
-pub struct ErrorBody {
-    pub error: String,
-}
-
-impl ApiError {
-    pub fn bad_request(why: impl Into<String>) -> Self {
-        ApiError(StatusCode::BAD_REQUEST, why.into())
-    }
-    pub fn not_found(why: impl Into<String>) -> Self {
-        ApiError(StatusCode::NOT_FOUND, why.into())
-    }
-    pub fn conflict(why: impl Into<String>) -> Self {
-        ApiError(StatusCode::CONFLICT, why.into())
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!("store: {e}");
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the store failed: {e}"),
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(ErrorBody { error: self.1 })).into_response()
-    }
-}
-
-pub type ApiResult<T> = Result<T, ApiError>;
-
-/// An RFC 3339 UTC time with milliseconds.
-pub fn time(ms: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-pub fn time_opt(ms: Option<Millis>) -> Option<String> {
-    ms.map(time)
-}
-
-/// Reads a JSON body, answering 400 with serde's reason when it does not fit.
-pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
-}
 
 async fn require_token(State(central): State<Arc<Central>>, req: Request, next: Next) -> Response {
     let given = req
@@ -86,9 +28,7 @@ async fn require_token(State(central): State<Arc<Central>>, req: Request, next: 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match given {
-        Some(t) if transport::auth::constant_time_eq(t.as_bytes(), central.token.as_bytes()) => {
-            next.run(req).await
-        }
+        Some(t) if central.accepts_token(t) => next.run(req).await,
         _ => {
             let mut resp = ApiError(
                 StatusCode::UNAUTHORIZED,
@@ -144,7 +84,7 @@ pub async fn metrics(State(central): State<Arc<Central>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        central.metrics.encode(),
+        central.metrics().encode(),
     )
         .into_response()
 }
@@ -154,7 +94,7 @@ async fn no_route() -> ApiError {
 }
 
 /// The routes under `/api` (the token required), as the router is built from them.
-fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
+pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
     vec![
         ("/piles", get(fleet::list).post(piles::register)),
         ("/fleet", get(fleet::overview)),
@@ -209,14 +149,15 @@ fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
 
 /// The routes outside `/api` that the API document lists (no token: piles and Prometheus
 /// have none).
-fn open_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
+pub(crate) fn open_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
     vec![
         ("/metrics", get(metrics)),
         ("/firmware/{id}/{name}", get(crate::firmware::serve)),
     ]
 }
 
-/// Every route of the central system.
+/// The API under `/api`, `/metrics` and the firmware downloads (the server adds the OCPP
+/// websockets and the dashboard).
 pub fn router(central: Arc<Central>) -> Router {
     let api = api_routes()
         .into_iter()
@@ -232,8 +173,5 @@ pub fn router(central: Arc<Central>) -> Router {
         .fold(Router::new().nest("/api", api), |r, (path, route)| {
             r.route(path, route)
         })
-        .route("/ocpp", get(crate::server::ocpp_upgrade))
-        .route("/ocpp/", get(crate::server::ocpp_upgrade))
-        .route("/ocpp/{*rest}", get(crate::server::ocpp_upgrade))
         .with_state(central)
 }

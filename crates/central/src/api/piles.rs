@@ -140,7 +140,7 @@ fn cellular(p: &PileRow) -> Cellular {
 
 pub fn pile_view(central: &Central, p: PileRow, connectors: &[ConnectorRow]) -> PileView {
     PileView {
-        connected: central.sessions.is_connected(&p.id),
+        connected: central.sessions().is_connected(&p.id),
         registration: p.registration.clone(),
         has_password: p.password_hash.is_some(),
         vendor: p.vendor.clone(),
@@ -163,7 +163,7 @@ pub fn pile_view(central: &Central, p: PileRow, connectors: &[ConnectorRow]) -> 
 
 pub async fn find(central: &Central, id: &str) -> ApiResult<PileRow> {
     central
-        .repo
+        .repo()
         .pile(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no pile {id:?}")))
@@ -171,7 +171,7 @@ pub async fn find(central: &Central, id: &str) -> ApiResult<PileRow> {
 
 async fn view_of(central: &Central, id: &str) -> ApiResult<PileView> {
     let p = find(central, id).await?;
-    let connectors = central.repo.connectors(Some(id)).await?;
+    let connectors = central.repo().connectors(Some(id)).await?;
     Ok(pile_view(central, p, &connectors))
 }
 
@@ -218,7 +218,7 @@ pub async fn register(
             ));
         }
     }
-    if let Some(existing) = central.repo.pile(&r.id).await? {
+    if let Some(existing) = central.repo().pile(&r.id).await? {
         if existing.registration == "Accepted" {
             return Err(ApiError::conflict(format!(
                 "pile {:?} is registered already",
@@ -235,7 +235,7 @@ pub async fn register(
         None => None,
     };
     central
-        .writer
+        .writer()
         .write(WriteOp::RegisterPile {
             id: r.id.clone(),
             password_hash,
@@ -268,13 +268,13 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     match central
-        .writer
+        .writer()
         .write(WriteOp::DeletePile { id: id.clone() })
         .await?
     {
         WriteResult::Affected(0) => Err(ApiError::not_found(format!("no pile {id:?}"))),
         _ => {
-            central.sessions.close(&id);
+            central.sessions().close(&id);
             Ok(StatusCode::NO_CONTENT)
         }
     }
@@ -283,7 +283,7 @@ pub async fn delete(
 async fn set_registration(central: &Central, id: &str, registration: &str) -> ApiResult<()> {
     find(central, id).await?;
     central
-        .writer
+        .writer()
         .write(WriteOp::SetRegistration {
             id: id.to_owned(),
             registration: registration.into(),
@@ -316,13 +316,13 @@ pub async fn approve(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApprovedPile>> {
     set_registration(&central, &id, "Accepted").await?;
-    let trigger = if central.sessions.is_connected(&id) {
+    let trigger = if central.sessions().is_connected(&id) {
         let request = TriggerMessageRequest {
             requested_message: MessageTrigger::BootNotification,
             connector_id: None,
         };
         match central
-            .sessions
+            .sessions()
             .call(&id, Action::TriggerMessage, ocpp::encode(&request))
             .await
         {
@@ -383,7 +383,7 @@ pub async fn configuration(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Configuration>> {
     find(&central, &id).await?;
-    let rows = central.repo.configuration(&id).await?;
+    let rows = central.repo().configuration(&id).await?;
     let read_at = rows.iter().map(|r| r.read_at).max();
     let keys = rows
         .iter()
@@ -422,7 +422,7 @@ pub async fn configuration_history(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<ConfigurationChange>>> {
     find(&central, &id).await?;
-    let rows = central.repo.configuration_history(&id).await?;
+    let rows = central.repo().configuration_history(&id).await?;
     Ok(Json(
         rows.iter()
             .map(|c| ConfigurationChange {
@@ -436,7 +436,7 @@ pub async fn configuration_history(
 }
 
 fn require_connected(central: &Central, id: &str) -> ApiResult<()> {
-    if central.sessions.is_connected(id) {
+    if central.sessions().is_connected(id) {
         Ok(())
     } else {
         Err(ApiError::conflict(format!("pile {id:?} is not connected")))
@@ -491,7 +491,7 @@ pub async fn vendor(
     Path(id): Path<String>,
 ) -> ApiResult<Json<VendorAsRead>> {
     find(&central, &id).await?;
-    let rows = central.repo.configuration(&id).await?;
+    let rows = central.repo().configuration(&id).await?;
     let read_at = rows.iter().map(|r| r.read_at).max();
     Ok(Json(VendorAsRead {
         view: vendor_view::view(&rows),
@@ -526,7 +526,7 @@ pub async fn patch_vendor(
 ) -> ApiResult<Json<KeyResults>> {
     let patch: VendorPatch = json_body(&body)?;
     find(&central, &id).await?;
-    let current = central.repo.configuration(&id).await?;
+    let current = central.repo().configuration(&id).await?;
     let changes = vendor_view::changes(&patch, &current).map_err(ApiError::bad_request)?;
     require_connected(&central, &id)?;
     let mut results = BTreeMap::new();
@@ -537,7 +537,7 @@ pub async fn patch_vendor(
             value: CiString500::truncating(&value),
         };
         let status = match central
-            .sessions
+            .sessions()
             .call(&id, Action::ChangeConfiguration, ocpp::encode(&request))
             .await
         {
@@ -556,7 +556,7 @@ pub async fn patch_vendor(
         results.insert(key.to_owned(), status);
     }
     // The values as the pile now reports them (a pile that moved away is read at its next boot).
-    if !accepted.is_empty() && central.sessions.is_connected(&id) {
+    if !accepted.is_empty() && central.sessions().is_connected(&id) {
         if let Err(e) = crate::config_reader::read_keys(&central, &id, accepted).await {
             tracing::info!(pile = id, "changed keys not read back: {e}");
         }

@@ -60,7 +60,7 @@ pub async fn messages(
     find(&central, &id).await?;
     let action = q.action.filter(|a| !a.is_empty());
     let rows = central
-        .repo
+        .repo()
         .messages(&id, action.as_deref(), limit(q.limit))
         .await?;
     Ok(Json(
@@ -114,7 +114,7 @@ pub async fn deviations(
     Query(q): Query<Limit>,
 ) -> ApiResult<Json<Vec<DeviationView>>> {
     find(&central, &id).await?;
-    let rows = central.repo.deviations(&id, q.rows()).await?;
+    let rows = central.repo().deviations(&id, q.rows()).await?;
     Ok(Json(
         rows.into_iter()
             .map(|d| DeviationView {
@@ -150,7 +150,7 @@ pub async fn events(
     Query(q): Query<Limit>,
 ) -> ApiResult<Json<Vec<EventView>>> {
     find(&central, &id).await?;
-    let rows = central.repo.events(&id, q.rows()).await?;
+    let rows = central.repo().events(&id, q.rows()).await?;
     Ok(Json(
         rows.into_iter()
             .map(|e| EventView {
@@ -190,7 +190,7 @@ pub async fn status_history(
     Query(q): Query<Limit>,
 ) -> ApiResult<Json<Vec<StatusView>>> {
     find(&central, &id).await?;
-    let rows = central.repo.status_history(&id, q.rows()).await?;
+    let rows = central.repo().status_history(&id, q.rows()).await?;
     Ok(Json(
         rows.iter()
             .map(|c| {
@@ -292,7 +292,7 @@ pub async fn transactions(
         }
     };
     let rows = central
-        .repo
+        .repo()
         .transactions(q.pile.as_deref().filter(|p| !p.is_empty()), active)
         .await?;
     Ok(Json(rows.iter().map(transaction_view).collect()))
@@ -316,7 +316,7 @@ pub async fn transaction(
 ) -> ApiResult<Json<TransactionView>> {
     let id = transaction_id(&id)?;
     let t = central
-        .repo
+        .repo()
         .transaction(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))?;
@@ -347,11 +347,11 @@ pub async fn meter_values(
 ) -> ApiResult<Json<Vec<MeterValueView>>> {
     let id = transaction_id(&id)?;
     central
-        .repo
+        .repo()
         .transaction(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))?;
-    let rows = central.repo.meter_values(id).await?;
+    let rows = central.repo().meter_values(id).await?;
     Ok(Json(
         rows.into_iter()
             .map(|m| MeterValueView {
@@ -461,7 +461,7 @@ fn id_tag_row(tag: String, b: IdTagBody) -> ApiResult<IdTagRow> {
 pub async fn id_tags(State(central): State<Arc<Central>>) -> ApiResult<Json<Vec<IdTagView>>> {
     Ok(Json(
         central
-            .repo
+            .repo()
             .id_tags()
             .await?
             .iter()
@@ -481,7 +481,7 @@ pub async fn id_tag(
     Path(tag): Path<String>,
 ) -> ApiResult<Json<IdTagView>> {
     let t = central
-        .repo
+        .repo()
         .id_tag(&tag)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no idTag {tag:?}")))?;
@@ -507,13 +507,16 @@ pub async fn post_id_tag(
         expiry_date: b.expiry_date,
         parent_id_tag: b.parent_id_tag,
     };
-    if central.repo.id_tag(&tag).await?.is_some() {
+    if central.repo().id_tag(&tag).await?.is_some() {
         return Err(ApiError::conflict(format!(
             "idTag {tag:?} exists; PUT changes it"
         )));
     }
     let row = id_tag_row(tag, b)?;
-    central.writer.write(WriteOp::PutIdTag(row.clone())).await?;
+    central
+        .writer()
+        .write(WriteOp::PutIdTag(row.clone()))
+        .await?;
     Ok((StatusCode::CREATED, Json(id_tag_view(&row))))
 }
 
@@ -536,7 +539,10 @@ pub async fn put_id_tag(
         ));
     }
     let row = id_tag_row(tag, b)?;
-    central.writer.write(WriteOp::PutIdTag(row.clone())).await?;
+    central
+        .writer()
+        .write(WriteOp::PutIdTag(row.clone()))
+        .await?;
     Ok(Json(id_tag_view(&row)))
 }
 
@@ -551,7 +557,7 @@ pub async fn delete_id_tag(
     Path(tag): Path<String>,
 ) -> ApiResult<StatusCode> {
     match central
-        .writer
+        .writer()
         .write(WriteOp::DeleteIdTag {
             id_tag: tag.clone(),
         })
@@ -587,7 +593,7 @@ pub async fn refused(
     State(central): State<Arc<Central>>,
     Query(q): Query<Limit>,
 ) -> ApiResult<Json<Vec<RefusedView>>> {
-    let rows = central.repo.refused(q.rows()).await?;
+    let rows = central.repo().refused(q.rows()).await?;
     Ok(Json(
         rows.into_iter()
             .map(|r| RefusedView {

@@ -1,10 +1,8 @@
 //! What the OpenAPI document says of values the handlers keep as strings (the enumerations
-//! the store holds as text), of the path parameters many routes share, and of bytes (firmware
-//! images).
+//! the store holds as text), and of the path parameters many routes share.
 
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
-use utoipa::openapi::RefOr;
-use utoipa::{IntoParams, PartialSchema, ToSchema};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::IntoParams;
 
 /// A string that is one of `values`.
 fn one_of(values: &[&str], description: &str) -> Schema {
@@ -63,21 +61,3 @@ pub struct PileId {
     #[param(min_length = 1, example = "CP001")]
     id: String,
 }
-
-/// Bytes as they are (a firmware image): only named in the document, never built.
-#[allow(dead_code)]
-pub struct Binary;
-
-impl PartialSchema for Binary {
-    fn schema() -> RefOr<Schema> {
-        Schema::Object(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
-                .build(),
-        )
-        .into()
-    }
-}
-
-impl ToSchema for Binary {}

@@ -232,7 +232,7 @@ impl Campaigns {
 pub fn notified(central: &Arc<Central>, pile: &str, status: FirmwareStatus) {
     let now = now_ms();
     let orders = central
-        .campaigns
+        .campaigns()
         .each(|c, _| c.on_notification(pile, status.clone(), now));
     dispatch(central, orders);
 }
@@ -241,13 +241,15 @@ pub fn notified(central: &Arc<Central>, pile: &str, status: FirmwareStatus) {
 pub fn booted(central: &Arc<Central>, pile: &str, version: Option<&str>) {
     let now = now_ms();
     {
-        let mut live = central.campaigns.lock();
+        let mut live = central.campaigns().lock();
         if live.versions.contains_key(pile) {
             live.versions
                 .insert(pile.to_owned(), version.map(str::to_owned));
         }
     }
-    let orders = central.campaigns.each(|c, _| c.on_boot(pile, version, now));
+    let orders = central
+        .campaigns()
+        .each(|c, _| c.on_boot(pile, version, now));
     dispatch(central, orders);
 }
 
@@ -260,7 +262,7 @@ pub fn spawn_saver(central: Arc<Central>, mut rx: mpsc::UnboundedReceiver<WriteO
                 WriteOp::CampaignState { id, .. } => format!("campaign {id}"),
                 _ => "campaign".into(),
             };
-            if let Err(e) = central.writer.write(op).await {
+            if let Err(e) = central.writer().write(op).await {
                 tracing::error!("campaign state not stored: {e}");
             }
             central.changed(what);
@@ -281,13 +283,13 @@ pub fn spawn_ticker(central: Arc<Central>) {
 }
 
 async fn tick(central: &Arc<Central>) {
-    let (running, waiting) = central.campaigns.activity();
+    let (running, waiting) = central.campaigns().activity();
     if !running {
         return;
     }
     // Whether a pile still to start is charging: only asked when one waits.
     let charging: HashSet<String> = if waiting {
-        match central.repo.transactions(None, Some(true)).await {
+        match central.repo().transactions(None, Some(true)).await {
             Ok(rows) => rows.into_iter().map(|t| t.pile).collect(),
             Err(e) => {
                 tracing::warn!("campaigns: active transactions unknown ({e}); waiting");
@@ -298,8 +300,8 @@ async fn tick(central: &Arc<Central>) {
         HashSet::new()
     };
     let now = now_ms();
-    let sessions = &central.sessions;
-    let orders = central.campaigns.each(|c, versions| {
+    let sessions = central.sessions();
+    let orders = central.campaigns().each(|c, versions| {
         c.tick(
             |pile| Facts {
                 connected: crate::sessions::Delivery::is_connected(sessions, pile),
@@ -320,7 +322,7 @@ fn dispatch(central: &Arc<Central>, orders: Vec<(i64, Order)>) {
             let kind = order.command.kind();
             let answer = execute(&central, &order.pile, &order.command).await;
             let now = now_ms();
-            let more = central.campaigns.each(|c, _| {
+            let more = central.campaigns().each(|c, _| {
                 if c.id == campaign {
                     c.on_answer(&order.pile, kind, answer.clone(), now);
                 }
@@ -382,7 +384,7 @@ async fn execute(central: &Central, pile: &str, command: &Command) -> Answer {
         Ok(m) => m,
         Err(why) => return Answer::Refused(why),
     };
-    let outcome = match crate::api::commands::call_recorded(central, pile, action, payload).await {
+    let outcome = match crate::command_log::call_recorded(central, pile, action, payload).await {
         Ok(outcome) => outcome,
         Err(e) => {
             tracing::warn!("campaign command to {pile} not recorded: {e}");

@@ -45,7 +45,7 @@ impl Ui {
     pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(path).header(
             header::AUTHORIZATION,
-            format!("Bearer {}", self.central.token),
+            format!("Bearer {}", self.central.api_token()),
         );
         let body = match body {
             Some(b) => {
@@ -209,11 +209,11 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
 }
 
 fn valid(central: &Central, token: &str) -> bool {
-    transport::auth::constant_time_eq(token.as_bytes(), central.token.as_bytes())
+    central.accepts_token(token)
 }
 
 fn set_cookie(central: &Central, value: &str, max_age: Option<u32>) -> HeaderValue {
-    let secure = if central.options.tls_cert.is_some() {
+    let secure = if central.options().tls_cert.is_some() {
         "; Secure"
     } else {
         ""
@@ -313,7 +313,7 @@ async fn logout(State(ui): State<Ui>) -> Response {
 /// `GET /events`: one `change` event per change the central system sees (a pile's message, a
 /// connection, a campaign's progress); its data names what changed.
 async fn events(State(ui): State<Ui>) -> impl IntoResponse {
-    let rx = ui.central.changes.subscribe();
+    let rx = ui.central.subscribe_changes();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         let data = match rx.recv().await {
             Ok(what) => what,
