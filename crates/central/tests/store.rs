@@ -6,38 +6,7 @@ use std::sync::Arc;
 
 use central::store::*;
 
-fn pg_url() -> String {
-    std::env::var("OCPILE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh repository of each kind.
-async fn repositories(name: &str) -> Vec<(&'static str, Arc<dyn Repository>)> {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = open(&format!("sqlite://{}", dir.join("central.db").display()))
-        .await
-        .expect("SQLite opens");
-    let schema = format!("ocpile_{name}_{}_{}", std::process::id(), rand_suffix());
-    let pg = open(&format!("{}?schema={schema}", pg_url()))
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL at {} does not answer ({e}): start it, or set OCPILE_TEST_PG",
-                pg_url()
-            )
-        });
-    vec![("sqlite", sqlite), ("postgres", pg)]
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-}
+mod common;
 
 async fn apply(repo: &Arc<dyn Repository>, op: WriteOp) -> WriteResult {
     repo.apply(&[op], 1_000).await.unwrap().pop().unwrap()
@@ -71,7 +40,7 @@ fn stop(id: i64, meter: i64) -> WriteOp {
 
 #[tokio::test]
 async fn transactions_are_idempotent_on_both_databases() {
-    for (kind, repo) in repositories("tx").await {
+    for (kind, repo) in common::repositories("store", "tx").await {
         apply(
             &repo,
             WriteOp::RegisterPile {
@@ -196,7 +165,7 @@ async fn transactions_are_idempotent_on_both_databases() {
 
 #[tokio::test]
 async fn piles_statuses_configuration_and_logs_on_both_databases() {
-    for (kind, repo) in repositories("piles").await {
+    for (kind, repo) in common::repositories("store", "piles").await {
         let r = apply(
             &repo,
             WriteOp::AdmitPile {
@@ -434,7 +403,7 @@ async fn piles_statuses_configuration_and_logs_on_both_databases() {
 
 #[tokio::test]
 async fn one_failing_write_does_not_fail_its_batch() {
-    for (kind, repo) in repositories("batch").await {
+    for (kind, repo) in common::repositories("store", "batch").await {
         let metrics = Arc::new(central::metrics::Metrics::default());
         let (writer, log) = Writer::start(repo.clone(), metrics).await.unwrap();
         // A pile's frame with a NUL character: logged with it replaced, in the batch's
@@ -480,7 +449,7 @@ async fn one_failing_write_does_not_fail_its_batch() {
 
 #[tokio::test]
 async fn firmware_images_and_campaigns_on_both_databases() {
-    for (kind, repo) in repositories("campaigns").await {
+    for (kind, repo) in common::repositories("store", "campaigns").await {
         let image = ImageRow {
             id: 0,
             name: "XSmart.V2.0.110(M3G31H)@7KW.EVPro.070".into(),

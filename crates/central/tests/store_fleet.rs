@@ -7,34 +7,7 @@ use std::sync::Arc;
 
 use central::store::*;
 
-fn pg_url() -> String {
-    std::env::var("OCPILE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-async fn repositories(name: &str) -> Vec<(&'static str, Arc<dyn Repository>)> {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("store-fleet-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = open(&format!("sqlite://{}", dir.join("central.db").display()))
-        .await
-        .expect("SQLite opens");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("ocpile_{name}_{}_{nanos}", std::process::id());
-    let pg = open(&format!("{}?schema={schema}", pg_url()))
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL at {} does not answer ({e}): start it, or set OCPILE_TEST_PG",
-                pg_url()
-            )
-        });
-    vec![("sqlite", sqlite), ("postgres", pg)]
-}
+mod common;
 
 fn status(pile: &str, connector: i64, status: &str, error: &str, vendor: Option<&str>) -> WriteOp {
     WriteOp::Status {
@@ -112,7 +85,7 @@ async fn ids(repo: &Arc<dyn Repository>, f: &PileFilter) -> Vec<String> {
 
 #[tokio::test]
 async fn filters_and_pages_on_both_databases() {
-    for (kind, repo) in repositories("filters").await {
+    for (kind, repo) in common::repositories("fleet", "filters").await {
         fleet(&repo).await;
         let all = ids(&repo, &PileFilter::default()).await;
         assert_eq!(all.len(), 12, "{kind}");
@@ -194,7 +167,7 @@ fn tally(pairs: &[(&str, i64)]) -> Vec<Tally> {
 
 #[tokio::test]
 async fn tallies_and_energy_so_far_on_both_databases() {
-    for (kind, repo) in repositories("tallies").await {
+    for (kind, repo) in common::repositories("fleet", "tallies").await {
         fleet(&repo).await;
         let start = |pile: &str, meter_start| WriteOp::StartTransaction {
             pile: pile.into(),

@@ -6,35 +6,7 @@ use std::sync::Arc;
 
 use central::store::*;
 
-fn pg_url() -> String {
-    std::env::var("OCPILE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh repository of each kind.
-async fn repositories(name: &str) -> Vec<(&'static str, Arc<dyn Repository>)> {
-    let run = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("store-rows-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = open(&format!("sqlite://{}", dir.join("central.db").display()))
-        .await
-        .expect("SQLite opens");
-    let schema = format!("ocpile_rows_{name}_{}_{run}", std::process::id());
-    let pg = open(&format!("{}?schema={schema}", pg_url()))
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL at {} does not answer ({e}): start it, or set OCPILE_TEST_PG",
-                pg_url()
-            )
-        });
-    vec![("sqlite", sqlite), ("postgres", pg)]
-}
+mod common;
 
 async fn apply(repo: &Arc<dyn Repository>, op: WriteOp, now: Millis) -> WriteResult {
     repo.apply(&[op], now).await.unwrap().pop().unwrap()
@@ -42,7 +14,7 @@ async fn apply(repo: &Arc<dyn Repository>, op: WriteOp, now: Millis) -> WriteRes
 
 #[tokio::test]
 async fn piles_connectors_and_id_tags_read_back_whole() {
-    for (kind, repo) in repositories("piles").await {
+    for (kind, repo) in common::repositories("rows", "piles").await {
         let register = WriteOp::RegisterPile {
             id: "CP9".into(),
             password_hash: Some("hash".into()),
@@ -159,7 +131,7 @@ async fn piles_connectors_and_id_tags_read_back_whole() {
 
 #[tokio::test]
 async fn transactions_and_meter_values_read_back_whole() {
-    for (kind, repo) in repositories("tx").await {
+    for (kind, repo) in common::repositories("rows", "tx").await {
         let start = WriteOp::StartTransaction {
             pile: "CP9".into(),
             connector: 1,
@@ -260,7 +232,7 @@ async fn transactions_and_meter_values_read_back_whole() {
 
 #[tokio::test]
 async fn configuration_commands_and_logs_read_back_whole() {
-    for (kind, repo) in repositories("config").await {
+    for (kind, repo) in common::repositories("rows", "config").await {
         let config = WriteOp::Configuration {
             pile: "CP9".into(),
             keys: vec![
