@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod central;
+pub mod cluster;
+pub mod fleet;
 pub mod wire;
 
 use std::path::{Path, PathBuf};

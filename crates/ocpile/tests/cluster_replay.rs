@@ -1,0 +1,145 @@
+//! Two nodes of `ocpile central` (real processes, one PostgreSQL schema, one NATS server)
+//! receive the same StartTransaction at the same moment, from two connections of the same
+//! pile racing each other, one to each node: the database holds one transaction, and every
+//! answer that arrives carries its transactionId.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::Barrier;
+use transport::client::{connect, ClientConfig};
+use transport::{Message, WsStream};
+
+const CARD: &str = "REPLAY-CARD";
+const ROUNDS: usize = 40;
+
+/// Sends `frame` once `ready` lets every sender go; the transactionId of the answer to
+/// `message_id`, or none when the connection closed first (the node told to let go of it).
+async fn race(
+    mut ws: WsStream,
+    frame: String,
+    message_id: String,
+    ready: Arc<Barrier>,
+) -> Option<i64> {
+    ready.wait().await;
+    ws.send(Message::text(frame)).await.ok()?;
+    let deadline = tokio::time::sleep(Duration::from_secs(15));
+    tokio::pin!(deadline);
+    loop {
+        let message = tokio::select! {
+            m = ws.next() => m,
+            _ = &mut deadline => panic!("{message_id}: neither an answer nor a close in 15 s"),
+        };
+        let Some(Ok(message)) = message else {
+            return None;
+        };
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+        // The node's own CALLs (it reads the configuration) are not what we wait for.
+        if frame[0] == 3 && frame[1] == message_id.as_str() {
+            let id = frame[2]["transactionId"].as_i64();
+            assert!(id.is_some(), "{frame}");
+            return id;
+        }
+        assert!(
+            !(frame[0] == 4 && frame[1] == message_id.as_str()),
+            "a CALLERROR for the StartTransaction: {frame}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_start_transaction_at_two_nodes_at_once_is_one_transaction() {
+    let began = Instant::now();
+    let cluster = Cluster::on_own_ports("replay", 2, &["--admission", "open"]);
+    cluster.node(0).accept_id_tag(CARD).await;
+    let urls: Vec<String> = (0..2)
+        .map(|i| format!("ws://{}/ocpp/", cluster.node(i).addr))
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut answers = 0;
+    for round in 0..ROUNDS {
+        let pile = format!("REPLAY-{round}");
+        // One connection of the pile to each node (the second one a reconnect, which the
+        // cluster may answer by closing the first), both open before anything is sent.
+        let mut sockets = Vec::new();
+        let order: Vec<usize> = if round % 2 == 0 {
+            vec![0, 1]
+        } else {
+            vec![1, 0]
+        };
+        for i in order {
+            let ws = connect(&ClientConfig::new(format!("{}{pile}", urls[i])))
+                .await
+                .unwrap_or_else(|e| panic!("{pile} connects to node {i}: {e}"));
+            sockets.push(ws);
+        }
+        let message_id = format!("start-{round}");
+        let timestamp = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let frame = json!([2, message_id, "StartTransaction", {
+            "connectorId": 1,
+            "idTag": CARD,
+            "meterStart": 1000 * round,
+            "timestamp": timestamp,
+        }])
+        .to_string();
+        let ready = Arc::new(Barrier::new(sockets.len()));
+        let tasks: Vec<_> = sockets
+            .into_iter()
+            .map(|ws| tokio::spawn(race(ws, frame.clone(), message_id.clone(), ready.clone())))
+            .collect();
+        let mut given = Vec::new();
+        for task in tasks {
+            if let Some(id) = task.await.unwrap() {
+                given.push(id);
+            }
+        }
+        assert!(!given.is_empty(), "{pile}: no node answered");
+        assert!(
+            given.iter().all(|id| *id == given[0]),
+            "{pile}: two transactionIds for one StartTransaction: {given:?}"
+        );
+        answers += given.len();
+
+        // One row, the one answered.
+        let rows = cluster
+            .schema()
+            .number(&format!(
+                "SELECT COUNT(*) FROM transactions WHERE pile = '{pile}'"
+            ))
+            .await;
+        assert_eq!(
+            rows, 1,
+            "{pile}: {rows} transactions for one StartTransaction"
+        );
+        for i in 0..2 {
+            let listed = cluster
+                .node(i)
+                .ok("GET", &format!("/api/transactions?pile={pile}"), None)
+                .await;
+            let listed = listed.as_array().unwrap();
+            assert_eq!(listed.len(), 1, "node {i}: {listed:?}");
+            assert_eq!(listed[0]["id"], given[0], "node {i}: {listed:?}");
+            assert_eq!(listed[0]["meter_start"], 1000 * round as i64);
+        }
+        assert!(ids.insert(given[0]), "{pile}: an id given before: {ids:?}");
+    }
+    let total = cluster
+        .schema()
+        .number("SELECT COUNT(*) FROM transactions")
+        .await;
+    assert_eq!(total, ROUNDS as i64);
+    eprintln!(
+        "{ROUNDS} races, {answers} answers, one transaction each, in {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
+}
