@@ -77,6 +77,20 @@ if command -v psql >/dev/null; then
   done
 fi
 
+# NATS (JetStream on) for the central system's cluster tests: $OCPILE_TEST_NATS (default the
+# local server). Each test's nodes use subjects of their own cluster. Where none answers, root
+# starts nats-server if it is installed; anyone else is told.
+export OCPILE_TEST_NATS="${OCPILE_TEST_NATS:-nats://127.0.0.1:4222}"
+nats_host_port="${OCPILE_TEST_NATS#*://}"; nats_host_port="${nats_host_port#*@}"; nats_host_port="${nats_host_port%%/*}"
+nats_up() { (exec 3<>"/dev/tcp/${nats_host_port%:*}/${nats_host_port##*:}") 2>/dev/null; }
+if ! nats_up; then
+  if [ "$(id -u)" = 0 ] && command -v nats-server >/dev/null; then
+    nats-server -js -a "${nats_host_port%:*}" -p "${nats_host_port##*:}" -sd target/nats >target/nats-server.log 2>&1 &
+    for _ in $(seq 100); do nats_up && break; sleep 0.1; done
+  fi
+  nats_up || { echo "no NATS server answers at $nats_host_port for the cluster tests (start nats-server -js, or set OCPILE_TEST_NATS=nats://HOST:PORT)" >&2; exit 1; }
+fi
+
 # Chromium and ChromeDriver for the dashboard's browser test (Debian's packages). Where they
 # are missing, root installs them; anyone else is told.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
@@ -102,6 +116,19 @@ say "tests"
 # --include-ignored: the interop tests and the API's schemathesis test, which need the PyPI
 # packages installed above, and the browser test, which needs chromium.
 cargo test --workspace --locked -- --include-ignored 2>&1 | tee target/test-output.txt
+
+say "the central as a cluster of one node"
+# The central's process tests again, each central a node of a cluster of its own (PostgreSQL
+# and NATS instead of SQLite alone); their schemas are dropped once their process is gone.
+OCPILE_TEST_CLUSTER=1 cargo test -p ocpile --locked --test central_process 2>&1 | tee -a target/test-output.txt
+if command -v psql >/dev/null; then
+  for schema in $(psql "$OCPILE_TEST_PG" -qtA -c "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'ocpile\_one\_%'" 2>/dev/null); do
+    pid="${schema%_*}"; pid="${pid##*_}"
+    if [[ "$pid" =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null; then
+      psql "$OCPILE_TEST_PG" -qtA -c "DROP SCHEMA \"$schema\" CASCADE" >/dev/null 2>&1 || true
+    fi
+  done
+fi
 
 say "benchmarks compile"
 cargo bench --workspace --locked --no-run >/dev/null

@@ -150,7 +150,12 @@ pub fn databases(test: &str) -> Vec<Option<String>> {
         .unwrap()
         .subsec_nanos();
     let schema = format!("ocpile_{test}_{}_{nanos}", std::process::id());
-    vec![None, Some(format!("{pg}?schema={schema}"))]
+    let pg = Some(format!("{pg}?schema={schema}"));
+    if super::cluster::of_one() {
+        // SQLite cannot be a cluster's database: PostgreSQL once.
+        return vec![pg];
+    }
+    vec![None, pg]
 }
 
 /// Starts `ocpile central` on a port of its own choosing (port 0) and reads the address it
@@ -165,20 +170,23 @@ pub fn start_central_at(
     listen: &str,
     extra: &[&str],
 ) -> CentralProcess {
+    // OCPILE_TEST_CLUSTER=1: every central is a cluster of one node (PostgreSQL and NATS).
+    let one = super::cluster::of_one() && !extra.contains(&"--cluster");
+    let of_one = one.then(|| super::cluster::one_node_db(data, db));
+    let db = of_one.as_deref().or(db);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocpile"));
-    cmd.args([
-        "central",
-        "--listen",
-        listen,
-        "--api-token",
-        TOKEN,
-        "--data",
-    ])
-    .arg(data)
-    .args(extra)
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    if one {
+        cmd.args(["central", "--cluster", &super::cluster::nats_url()])
+            .args(["--node", "one"]);
+    } else {
+        cmd.arg("central");
+    }
+    cmd.args(["--listen", listen, "--api-token", TOKEN, "--data"])
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     if let Some(db) = db {
         cmd.args(["--db", db]);
     }

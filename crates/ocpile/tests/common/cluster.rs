@@ -24,6 +24,30 @@ pub fn pg_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// Whether the tests run every central as a cluster of one node (`OCPILE_TEST_CLUSTER=1`):
+/// on PostgreSQL, with the NATS server, instead of alone on SQLite.
+pub fn of_one() -> bool {
+    std::env::var("OCPILE_TEST_CLUSTER").is_ok_and(|v| v == "1")
+}
+
+/// The database of a cluster of one: a PostgreSQL `db` as it is; for SQLite or none, a schema
+/// named after the data directory (the same one at every restart of that central), of this
+/// process (`ocpile_one_HASH_PID_0`: scripts/test.sh drops it).
+pub fn one_node_db(data: &std::path::Path, db: Option<&str>) -> String {
+    if let Some(db) = db.filter(|db| db.starts_with("postgres")) {
+        return db.to_owned();
+    }
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut hasher);
+    format!(
+        "{}?schema=ocpile_one_{:016x}_{}_0",
+        pg_url(),
+        hasher.finish(),
+        std::process::id()
+    )
+}
+
 /// A PostgreSQL schema of one test, named `ocpile_TEST_PID_NANOS` (scripts/test.sh drops those
 /// whose process is gone), dropped when this is.
 pub struct Schema {
