@@ -52,6 +52,8 @@ pub fn one_node_db(data: &std::path::Path, db: Option<&str>) -> String {
 /// whose process is gone), dropped when this is.
 pub struct Schema {
     name: String,
+    /// Whether dropping this drops the schema.
+    owned: bool,
 }
 
 impl Schema {
@@ -66,6 +68,16 @@ impl Schema {
             .collect();
         Schema {
             name: format!("ocpile_{test}_{}_{nanos}", std::process::id()),
+            owned: true,
+        }
+    }
+
+    /// The schema `name` of another [`Schema`], to read it from another task; never dropped
+    /// by this one.
+    pub fn named(name: &str) -> Schema {
+        Schema {
+            name: name.to_owned(),
+            owned: false,
         }
     }
 
@@ -102,6 +114,9 @@ impl Schema {
 
 impl Drop for Schema {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
         // Dropped from async tests too: a runtime of its own on a thread of its own.
         let _ = std::thread::spawn(move || {
@@ -409,4 +424,59 @@ where
         assert!(Instant::now() < deadline, "within {within:?}: never {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Connected piles by node, as the database has them.
+pub async fn presence(schema: &Schema) -> std::collections::BTreeMap<String, i64> {
+    let mut conn = schema.connect().await;
+    sqlx::query_as::<_, (String, i64)>(
+        "SELECT COALESCE(node, ''), COUNT(*) FROM piles WHERE connection IS NOT NULL GROUP BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+/// After a fleet of `ids` (the fleet's control API at `control`) ran one card session each
+/// and answered all it sent: one transaction per pile, started and stopped, none reconciled
+/// (a lost StartTransaction becomes one), each stopped at its pile's register (the last
+/// StopTransaction it had answered); every MeterValues the fleet counts answered stored, none
+/// twice. Returns the MeterValues answered and stored.
+pub async fn assert_nothing_lost(schema: &Schema, control: &str, ids: &[String]) -> (i64, i64) {
+    let (_, summary) = super::http(control, "GET", "/fleet", None).await;
+    let mut conn = schema.connect().await;
+    let rows = sqlx::query_as::<_, (String, i64, Option<i64>, Option<i64>, i64)>(
+        "SELECT pile, id, meter_start, meter_stop, reconciled FROM transactions ORDER BY pile",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), ids.len(), "no transaction lost or doubled");
+    for ((pile, tx, start, stop, reconciled), id) in rows.iter().zip(ids) {
+        assert_eq!(pile, id, "one transaction per pile");
+        assert_eq!(*reconciled, 0, "{pile}: its StartTransaction was lost");
+        let stop = stop.unwrap_or_else(|| panic!("{pile}: its StopTransaction was lost"));
+        let (_, state) = super::http(control, "GET", &format!("/piles/{pile}/state"), None).await;
+        assert_eq!(
+            Some(stop),
+            state["connectors"][0]["energy_wh"].as_i64(),
+            "{pile}: stopped at the pile's register ({tx}: {start:?}..{stop})"
+        );
+    }
+    let stored = schema.number("SELECT COUNT(*) FROM meter_values").await;
+    let answered = summary["meter_values_answered"].as_i64().unwrap();
+    assert!(
+        stored >= answered,
+        "{answered} MeterValues answered, {stored} in the database"
+    );
+    let twice = schema
+        .number(
+            "SELECT COUNT(*) FROM (SELECT transaction_id, time FROM meter_values \
+             GROUP BY 1, 2 HAVING COUNT(*) > 1) AS t",
+        )
+        .await;
+    assert_eq!(twice, 0, "a meter value stored twice");
+    (answered, stored)
 }
