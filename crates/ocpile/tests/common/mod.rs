@@ -6,6 +6,7 @@
 pub mod central;
 pub mod cluster;
 pub mod fleet;
+pub mod haproxy;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
