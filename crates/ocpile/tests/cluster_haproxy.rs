@@ -95,12 +95,11 @@ async fn haproxy_in_front_of_two_nodes_loses_no_pile_and_no_message() {
             let (code, answer) = http_with(&front, "POST", &path, Some(body.clone()), &auth).await;
             assert_eq!(code, 200, "{pile} on {holder} through HAProxy: {answer}");
         }
-        for i in 0..2 {
+        for (i, via) in names.iter().enumerate() {
             let answer = cluster.node(i).ok("POST", &path, Some(body.clone())).await;
             assert!(
                 answer["response"]["configurationKey"].is_array(),
-                "{pile} on {holder} through {}: {answer}",
-                names[i]
+                "{pile} on {holder} through {via}: {answer}"
             );
         }
     }
