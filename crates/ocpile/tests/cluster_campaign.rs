@@ -12,7 +12,7 @@ use common::fleet::{fleet_ids, fleet_until, start_fleet};
 use common::state_dir;
 use serde_json::{json, Value};
 
-const PILES: usize = 6;
+const PILES: usize = 4;
 const IMAGE: &str = "XSmart.V2.0.110(M3G31H)@7KW.EVPro.070";
 const IMAGE_QUERY: &str = "XSmart.V2.0.110%28M3G31H%29%407KW.EVPro.070";
 
