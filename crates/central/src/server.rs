@@ -137,6 +137,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     let repo = crate::store::open(&options.db_url()).await?;
     // No pile is connected to a central system that just started.
     repo.forget_connections().await?;
+    crate::firmware::import_older(&*repo, &options.data_dir).await?;
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let (writer, log) = crate::store::Writer::start(repo.clone(), metrics.clone()).await?;
     let listener = TcpListener::bind(options.listen)
