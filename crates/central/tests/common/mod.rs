@@ -13,6 +13,7 @@ fn pg_url() -> String {
 }
 
 /// The repositories of the test `name` of the suite `suite`, each new and empty.
+#[allow(dead_code)]
 pub async fn repositories(suite: &str, name: &str) -> Vec<(&'static str, Arc<dyn Repository>)> {
     let pid = std::process::id();
     let dir =
