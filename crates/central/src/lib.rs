@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod firmware;
 pub mod handler;
 mod handshakes;
+pub mod health;
 pub mod metrics;
 pub mod pulse;
 pub mod secrets;
@@ -91,6 +92,13 @@ pub struct Options {
     /// Handshakes in progress at once from one IP address; more are closed at once. Piles
     /// behind one NAT address share it.
     pub max_handshakes_per_address: usize,
+    /// `--node NAME`: this node's name.
+    pub node: String,
+    /// `--reuse-port`: the listener bound with SO_REUSEPORT, so that several nodes on one host
+    /// listen on one port and the kernel spreads the connections.
+    pub reuse_port: bool,
+    /// `--drain-seconds`: when stopping, the piles' connections are closed spread over this.
+    pub drain: Duration,
 }
 
 impl Options {
@@ -113,6 +121,9 @@ impl Options {
             ping_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             max_handshakes_per_address: 256,
+            node: format!("central-{}", std::process::id()),
+            reuse_port: false,
+            drain: Duration::from_secs(30),
         }
     }
 
@@ -140,6 +151,8 @@ pub struct Central {
     changes: tokio::sync::broadcast::Sender<String>,
     /// Frames and piles online over the last hour.
     pulse: pulse::Pulse,
+    /// Whether the node drains, and its last database check.
+    health: health::Health,
 }
 
 /// What a central system is made of when it starts.
@@ -169,6 +182,7 @@ impl Central {
             campaigns: parts.campaigns,
             changes: tokio::sync::broadcast::channel(1024).0,
             pulse: pulse::Pulse::default(),
+            health: health::Health::default(),
         }
     }
 
@@ -229,6 +243,11 @@ impl Central {
     /// Frames and piles online over the last hour.
     pub fn pulse(&self) -> &pulse::Pulse {
         &self.pulse
+    }
+
+    /// Whether the node drains, and its last database check (`GET /health`).
+    pub fn health(&self) -> &health::Health {
+        &self.health
     }
 
     /// Tells the dashboard's live pages that something changed (nobody listening: nothing).

@@ -67,6 +67,15 @@ pub struct CentralArgs {
     /// once and counted as refused. Piles behind one NAT address share it: keep it generous.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     max_handshakes_per_address: u64,
+    /// Bind the listener with SO_REUSEPORT: several nodes on this host listen on one port and
+    /// the kernel spreads the connections among them (each must start with it).
+    #[arg(long)]
+    reuse_port: bool,
+    /// When stopping (SIGTERM or ctrl-c), the piles' connections are closed spread evenly over
+    /// this many seconds, so that they do not all reconnect at once (0: all at once); the node
+    /// exits once everything they sent is committed. A second signal stops it at once.
+    #[arg(long, default_value_t = 30)]
+    drain_seconds: u64,
 }
 
 pub fn options(args: CentralArgs) -> Options {
@@ -87,7 +96,17 @@ pub fn options(args: CentralArgs) -> Options {
     o.handshake_timeout = Duration::from_secs(args.handshake_timeout);
     o.max_handshakes_per_address =
         usize::try_from(args.max_handshakes_per_address).unwrap_or(usize::MAX);
+    o.reuse_port = args.reuse_port;
+    o.drain = Duration::from_secs(args.drain_seconds);
     o
+}
+
+/// The next SIGTERM or ctrl-c (SIGINT).
+async fn stop_signal(terminate: &mut tokio::signal::unix::Signal) -> &'static str {
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "ctrl-c",
+    }
 }
 
 pub fn run(args: CentralArgs) -> anyhow::Result<()> {
@@ -116,11 +135,23 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
                 running.central.api_token()
             );
         }
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?;
+        let drain = running.central.options().drain;
+        let signal = stop_signal(&mut terminate).await;
+        eprintln!(
+            "{signal}: draining (connections closed over {} s, then the last writes committed)",
+            drain.as_secs()
+        );
         tokio::select! {
-            _ = running.wait() => anyhow::bail!("the listener stopped"),
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("stopping");
+            drained = running.drain(drain) => {
+                drained.context("draining")?;
+                eprintln!("drained: every write committed; stopping");
                 Ok(())
+            }
+            signal = stop_signal(&mut terminate) => {
+                anyhow::bail!("{signal} again: stopping at once, without the drain's end")
             }
         }
     })

@@ -34,6 +34,8 @@ pub enum StoreError {
 /// Everything the central system reads and writes.
 #[async_trait]
 pub trait Repository: Send + Sync + 'static {
+    /// Whether the database answers (`SELECT 1`).
+    async fn ping(&self) -> Result<(), StoreError>;
     /// Applies the writes in one database transaction, in order, and appends the log rows in
     /// the same transaction; all or none.
     async fn apply_and_log(

@@ -43,6 +43,11 @@ const TRANSACTION_COLUMNS: &str = "id, pile, connector, id_tag, start_time, mete
 
 #[async_trait]
 impl Repository for SqlRepository {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn apply_and_log(
         &self,
         ops: &[WriteOp],
