@@ -129,11 +129,16 @@ pub async fn check(central: &Central) -> HealthBody {
     } else {
         PartState::Down
     };
+    let nats = match central.cluster() {
+        None => PartState::NotUsed,
+        Some(cluster) if cluster.is_connected() => PartState::Up,
+        Some(_) => PartState::Down,
+    };
     HealthBody::of(
         &central.options().node,
         central.health().is_draining(),
         database,
-        PartState::NotUsed,
+        nats,
     )
 }
 

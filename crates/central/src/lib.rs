@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod campaign;
+pub mod cluster;
 pub mod command_log;
 pub mod config_reader;
 pub mod dashboard;
@@ -92,12 +93,17 @@ pub struct Options {
     /// Handshakes in progress at once from one IP address; more are closed at once. Piles
     /// behind one NAT address share it.
     pub max_handshakes_per_address: usize,
-    /// `--node NAME`: this node's name.
+    /// The NATS server of the cluster this node joins (`nats://HOST:PORT`); none: the node
+    /// runs alone.
+    pub cluster: Option<String>,
+    /// This node's name among the cluster's nodes (letters, digits, `-`, `_`).
     pub node: String,
-    /// `--reuse-port`: the listener bound with SO_REUSEPORT, so that several nodes on one host
-    /// listen on one port and the kernel spreads the connections.
+    /// A node not heard from for this long is gone: its piles show offline, its leases pass
+    /// to another node.
+    pub node_ttl: Duration,
+    /// Listen with SO_REUSEPORT, so that several nodes on one host share the port.
     pub reuse_port: bool,
-    /// `--drain-seconds`: when stopping, the piles' connections are closed spread over this.
+    /// At a stop, the piles' connections are closed spread over this time.
     pub drain: Duration,
 }
 
@@ -121,7 +127,9 @@ impl Options {
             ping_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             max_handshakes_per_address: 256,
-            node: format!("central-{}", std::process::id()),
+            cluster: None,
+            node: cluster::default_node_name(),
+            node_ttl: Duration::from_secs(15),
             reuse_port: false,
             drain: Duration::from_secs(30),
         }
@@ -153,6 +161,8 @@ pub struct Central {
     pulse: pulse::Pulse,
     /// Whether the node drains, and its last database check.
     health: health::Health,
+    /// The other nodes, when it runs in a cluster.
+    cluster: Option<cluster::Cluster>,
 }
 
 /// What a central system is made of when it starts.
@@ -165,6 +175,8 @@ pub struct Parts {
     pub token: String,
     pub public_url: String,
     pub campaigns: campaign::runner::Campaigns,
+    /// The cluster joined (none: the node runs alone).
+    pub cluster: Option<cluster::Cluster>,
 }
 
 impl Central {
@@ -183,6 +195,7 @@ impl Central {
             changes: tokio::sync::broadcast::channel(1024).0,
             pulse: pulse::Pulse::default(),
             health: health::Health::default(),
+            cluster: parts.cluster,
         }
     }
 
@@ -240,6 +253,16 @@ impl Central {
         self.changes.subscribe()
     }
 
+    /// The cluster this node runs in (none: it runs alone).
+    pub fn cluster(&self) -> Option<&cluster::Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.options.node
+    }
+
     /// Frames and piles online over the last hour.
     pub fn pulse(&self) -> &pulse::Pulse {
         &self.pulse
@@ -277,4 +300,6 @@ pub enum StartError {
     Tls(String),
     #[error("{0}")]
     Options(String),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }

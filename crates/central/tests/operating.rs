@@ -211,3 +211,102 @@ async fn a_draining_node_says_so_takes_no_connection_and_closes_its_piles_spread
     }
     drop(running);
 }
+
+/// A TCP relay to the test's NATS server, which the test can cut (every relayed connection
+/// closed, nothing listening) and open again on the same port.
+struct Relay {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn open(at: SocketAddr) -> Relay {
+        let upstream = std::env::var("OCPILE_TEST_NATS")
+            .unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+            .trim_start_matches("nats://")
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind(at).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut relayed = tokio::task::JoinSet::new();
+            loop {
+                let (mut client, _) = listener.accept().await.unwrap();
+                let upstream = upstream.clone();
+                relayed.spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Relay { addr, task }
+    }
+
+    /// Closes every relayed connection and the listener (the join set goes with the task).
+    fn cut(self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn health_until(addr: SocketAddr, what: &str, done: impl Fn(u16, &Value) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, body) = request(&mut connect_http(addr).await, "/health").await;
+        if done(code, &body) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/health never showed {what}: {code} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_nats_link_drops_is_unavailable_until_it_is_back() {
+    let pg = std::env::var("OCPILE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let relay = Relay::open("127.0.0.1:0".parse().unwrap()).await;
+    let mut options = options("health-nats");
+    options.db = Some(format!(
+        "{pg}?schema=ocpile_operating_nats_{}_{nanos}",
+        std::process::id()
+    ));
+    options.cluster = Some(format!("nats://{}", relay.addr));
+    let running = central::server::start(options).await.unwrap();
+    let addr = running.local_addr;
+    let (code, body) = request(&mut connect_http(addr).await, "/health").await;
+    assert_eq!(
+        (code, body),
+        (
+            200,
+            serde_json::json!({"status": "ready", "database": "up", "nats": "up",
+                "node": "health-nats"})
+        )
+    );
+    let at = relay.cut();
+    health_until(addr, "NATS down", |code, body| {
+        code == 503
+            && body["status"] == "unavailable"
+            && body["nats"] == "down"
+            && body["database"] == "up"
+    })
+    .await;
+    let relay = Relay::open(at).await;
+    health_until(addr, "NATS up again", |code, body| {
+        code == 200 && body["nats"] == "up"
+    })
+    .await;
+    drop((relay, running));
+}
