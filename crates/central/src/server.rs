@@ -48,6 +48,8 @@ pub struct Running {
     /// Whether the API token was generated at this start (to be printed once).
     pub token_generated: bool,
     task: Option<JoinHandle<()>>,
+    /// Ends the accept loop (see [`Running::drain`]).
+    stop_accepting: tokio::sync::watch::Sender<bool>,
 }
 
 impl Running {
@@ -170,11 +172,9 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         }
     };
     crate::firmware::import_older(&*repo, &options.data_dir).await?;
-    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let metrics = Arc::new(crate::metrics::Metrics::of_node(&options.node));
     let (writer, log) = crate::store::Writer::start(repo.clone(), metrics.clone()).await?;
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .map_err(|e| StartError::Io(options.listen.to_string(), e))?;
+    let listener = listener::bind(options.listen, options.reuse_port)?;
     let local_addr = listener
         .local_addr()
         .map_err(|e| StartError::Io(options.listen.to_string(), e))?;
@@ -227,8 +227,10 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         central.metrics().handshakes_in_progress.clone(),
     );
     crate::handshakes::spawn_digest(central.clone(), handshakes.clone());
+    let (stop_accepting, stop) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(accept_loop(
         listener,
+        stop,
         acceptor,
         router,
         central.clone(),
@@ -239,6 +241,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         local_addr,
         token_generated,
         task: Some(task),
+        stop_accepting,
     })
 }
 
@@ -269,15 +272,21 @@ fn spawn_retention(central: Arc<Central>) {
     });
 }
 
+/// Accepts connections until `stop` turns true; then the listener is closed.
 async fn accept_loop(
     listener: TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
     tls: Option<TlsAcceptor>,
     router: axum::Router,
     central: Arc<Central>,
     handshakes: Arc<Handshakes>,
 ) {
     loop {
-        let (tcp, remote) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let (tcp, remote) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -293,6 +302,9 @@ async fn accept_loop(
         );
         tokio::spawn(connection(tcp, remote, tls, router, central, handshakes));
     }
+    // Closed before the drain goes on: it waits for `stop` to be dropped.
+    drop(listener);
+    drop(stop);
 }
 
 /// One accepted connection: its handshake within the handshake timeout (and within the bound
@@ -501,6 +513,10 @@ pub async fn ocpp_upgrade(
         let why = "the client does not offer the ocpp1.6 subprotocol".to_string();
         return refuse(&central, &peer, id, StatusCode::BAD_REQUEST, why).await;
     }
+    if central.health().is_draining() {
+        let why = "this node is stopping: connect again (to another node)".to_string();
+        return refuse(&central, &peer, id, StatusCode::SERVICE_UNAVAILABLE, why).await;
+    }
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
         let why = "the request has no Sec-WebSocket-Key".to_string();
         return refuse(&central, &peer, id, StatusCode::BAD_REQUEST, why).await;
@@ -646,6 +662,7 @@ async fn attach(
     ws: transport::WsStream,
     remote: SocketAddr,
 ) {
+    let _task = central.sessions().task_started();
     let handler = Arc::new(PileHandler {
         pile: identity.clone(),
         central: central.clone(),
@@ -665,6 +682,11 @@ async fn attach(
     };
     let handle = transport::spawn_rpc_tapped(ws, link, handler, Some(tap));
     let (connection, old) = central.sessions().insert(&identity, handle.clone(), remote);
+    // A handshake that passed before the node began to drain: the drain's last sweep may have
+    // missed this connection.
+    if central.health().is_draining() {
+        handle.close();
+    }
     central
         .metrics()
         .connected_piles
@@ -749,5 +771,8 @@ fn disconnection_kind(reason: &CloseReason, current: bool) -> &'static str {
     }
 }
 
+mod drain;
+pub use drain::DrainError;
+mod listener;
 #[cfg(test)]
 mod route_tests;

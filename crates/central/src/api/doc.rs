@@ -56,6 +56,7 @@ use super::{campaigns, commands, fleet, piles, records};
         campaigns::cancel,
         openapi,
         super::metrics,
+        crate::health::health,
         crate::firmware::serve,
     ),
     modifiers(&BearerToken, &CommonAnswers),
@@ -73,7 +74,7 @@ use super::{campaigns, commands, fleet, piles, records};
             (FAQ 3.17)"),
         (name = "campaigns", description = "Firmware upgrades of many piles, a batch at a time \
             (FAQ 3.10, 3.17)"),
-        (name = "system", description = "This document and the metrics"),
+        (name = "system", description = "This document, the metrics and the node's health"),
     )
 )]
 struct ApiDoc;
