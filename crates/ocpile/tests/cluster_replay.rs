@@ -16,17 +16,25 @@ use transport::client::{connect, ClientConfig};
 use transport::{Message, WsStream};
 
 const CARD: &str = "REPLAY-CARD";
-const ROUNDS: usize = 40;
+const ROUNDS: usize = 60;
 
-/// Sends `frame` once `ready` lets every sender go; the transactionId of the answer to
-/// `message_id`, or none when the connection closed first (the node told to let go of it).
-async fn race(
-    mut ws: WsStream,
-    frame: String,
-    message_id: String,
-    ready: Arc<Barrier>,
-) -> Option<i64> {
+/// A connection of the racing pile: open before the race, or opened when it starts.
+enum Side {
+    Open(WsStream),
+    Opening(String),
+}
+
+/// Sends `frame` once `ready` lets every side go (a side still to connect connects first);
+/// the transactionId of the answer to `message_id`, or none when the connection closed first
+/// (the node told to let go of it).
+async fn race(side: Side, frame: String, message_id: String, ready: Arc<Barrier>) -> Option<i64> {
     ready.wait().await;
+    let mut ws = match side {
+        Side::Open(ws) => ws,
+        Side::Opening(url) => connect(&ClientConfig::new(url.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}")),
+    };
     ws.send(Message::text(frame)).await.ok()?;
     let deadline = tokio::time::sleep(Duration::from_secs(15));
     tokio::pin!(deadline);
@@ -65,21 +73,30 @@ async fn the_same_start_transaction_at_two_nodes_at_once_is_one_transaction() {
         .collect();
     let mut ids = std::collections::BTreeSet::new();
     let mut answers = 0;
+    // Rounds in which both nodes answered: the replay reached both.
+    let mut both = 0;
     for round in 0..ROUNDS {
         let pile = format!("REPLAY-{round}");
-        // One connection of the pile to each node (the second one a reconnect, which the
-        // cluster may answer by closing the first), both open before anything is sent.
-        let mut sockets = Vec::new();
-        let order: Vec<usize> = if round % 2 == 0 {
+        // One connection of the pile to each node: in even rounds both open before anything
+        // is sent (the second a reconnect, which the cluster answers by closing the first);
+        // in odd rounds the second opens as the first sends, so that the first node is still
+        // at its write when the second receives the replay.
+        let order: Vec<usize> = if round % 4 < 2 {
             vec![0, 1]
         } else {
             vec![1, 0]
         };
-        for i in order {
-            let ws = connect(&ClientConfig::new(format!("{}{pile}", urls[i])))
+        let mut sides = Vec::new();
+        for (k, i) in order.into_iter().enumerate() {
+            let url = format!("{}{pile}", urls[i]);
+            if k == 1 && round % 2 == 1 {
+                sides.push(Side::Opening(url));
+                continue;
+            }
+            let ws = connect(&ClientConfig::new(url))
                 .await
                 .unwrap_or_else(|e| panic!("{pile} connects to node {i}: {e}"));
-            sockets.push(ws);
+            sides.push(Side::Open(ws));
         }
         let message_id = format!("start-{round}");
         let timestamp = chrono::Utc::now()
@@ -92,10 +109,10 @@ async fn the_same_start_transaction_at_two_nodes_at_once_is_one_transaction() {
             "timestamp": timestamp,
         }])
         .to_string();
-        let ready = Arc::new(Barrier::new(sockets.len()));
-        let tasks: Vec<_> = sockets
+        let ready = Arc::new(Barrier::new(sides.len()));
+        let tasks: Vec<_> = sides
             .into_iter()
-            .map(|ws| tokio::spawn(race(ws, frame.clone(), message_id.clone(), ready.clone())))
+            .map(|side| tokio::spawn(race(side, frame.clone(), message_id.clone(), ready.clone())))
             .collect();
         let mut given = Vec::new();
         for task in tasks {
@@ -109,6 +126,7 @@ async fn the_same_start_transaction_at_two_nodes_at_once_is_one_transaction() {
             "{pile}: two transactionIds for one StartTransaction: {given:?}"
         );
         answers += given.len();
+        both += usize::from(given.len() == 2);
 
         // One row, the one answered.
         let rows = cluster
@@ -138,8 +156,13 @@ async fn the_same_start_transaction_at_two_nodes_at_once_is_one_transaction() {
         .number("SELECT COUNT(*) FROM transactions")
         .await;
     assert_eq!(total, ROUNDS as i64);
+    assert!(
+        both > 0,
+        "in no round did both nodes answer: no replay reached two nodes"
+    );
     eprintln!(
-        "{ROUNDS} races, {answers} answers, one transaction each, in {:.1} s",
+        "{ROUNDS} races, {answers} answers ({both} rounds answered by both nodes), one \
+         transaction each, in {:.1} s",
         began.elapsed().as_secs_f64()
     );
 }
