@@ -144,10 +144,15 @@ pub fn released(central: &Central, pile: &str, connection: u64) -> bool {
         return false;
     };
     let mut piles = cluster.owned.piles.lock().expect("owned lock");
-    if !piles.get(pile).is_some_and(|s| s.connection == connection) {
-        return false;
-    }
-    let served = piles.remove(pile).expect("just seen");
+    let served = match piles.remove(pile) {
+        Some(served) if served.connection == connection => served,
+        // A newer connection of the pile here keeps its subscriptions.
+        Some(newer) => {
+            piles.insert(pile.to_owned(), newer);
+            return false;
+        }
+        None => return false,
+    };
     // The task answers a takeover in progress, then ends.
     let _ = served.ended.send(true);
     served.replaced.load(Ordering::SeqCst)
