@@ -678,6 +678,8 @@ async fn attach(
         )
         .await;
     }
+    // Its subjects answered here before its presence says so.
+    crate::cluster::owner::serve(&central, &identity, connection).await;
     event(&central, &identity, "Connected", format!("from {remote}")).await;
     central.changed(format!("pile {identity}"));
     let _ = central
@@ -694,7 +696,6 @@ async fn attach(
             pile: identity.clone(),
         })
         .await;
-    crate::cluster::owner::serve(&central, &identity, connection).await;
     let reason = handle.closed().await;
     let here = central.sessions().remove(&identity, connection);
     let _ = central

@@ -13,6 +13,9 @@ use tokio_tungstenite::tungstenite::Message;
 /// How long a node waits for a pile's answer.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A node not heard from for this long is gone (its heartbeat comes every second).
+const NODE_TTL: Duration = Duration::from_secs(3);
+
 fn pg_url() -> String {
     std::env::var("OCPILE_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -46,6 +49,7 @@ async fn node(db: &str, test: &str, node: &str) -> central::Running {
     options.db = Some(db.to_owned());
     options.cluster = Some(nats_url());
     options.node = node.to_owned();
+    options.node_ttl = NODE_TTL;
     central::server::start(options)
         .await
         .unwrap_or_else(|e| panic!("node {node} starts (PostgreSQL and NATS up?): {e}"))
@@ -361,6 +365,27 @@ async fn each_node_lists_the_nodes_with_their_piles() {
     // The fleet's overview counts the piles of every node.
     let (_, fleet) = api(&b, "GET", "/fleet", None).await;
     assert_eq!(fleet["online"], 2, "{fleet}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_taken_for_gone_while_it_lives_shows_its_piles_again() {
+    let (a, b) = two_nodes("reaped").await;
+    let _pile = connect(&a, "R-1").await;
+    held_by([&a, &b], "R-1", "a").await;
+    // Another node took a for gone (say the database was out of reach for a while).
+    let later = chrono::Utc::now().timestamp_millis() + 60_000;
+    let reaped = b.central.repo().reap_nodes(later).await.unwrap();
+    assert_eq!(reaped, ["a", "b"]);
+    let (_, pile) = api(&b, "GET", "/piles/R-1", None).await;
+    assert_eq!(
+        (&pile["connected"], &pile["node"]),
+        (&json!(false), &Value::Null)
+    );
+    // At a's next heartbeat its row and its pile's presence are back.
+    held_by([&a, &b], "R-1", "a").await;
+    let nodes = until(&b, "/nodes", |n| n.as_array().unwrap().len() == 2).await;
+    assert_eq!(nodes[0]["name"], "a", "{nodes}");
+    assert_eq!(nodes[0]["piles"], 1, "{nodes}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

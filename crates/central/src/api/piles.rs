@@ -142,13 +142,16 @@ fn cellular(p: &PileRow) -> Cellular {
 
 pub fn pile_view(central: &Central, p: PileRow, connectors: &[ConnectorRow]) -> PileView {
     // Alone, this node's connections; in a cluster, the presence record every node writes.
-    let connected = match central.cluster() {
-        None => central.sessions().is_live(&p.id),
-        Some(_) => p.connection.is_some(),
+    let (connected, node) = match central.cluster() {
+        None => {
+            let here = central.sessions().is_live(&p.id);
+            (here, here.then(|| central.node().to_owned()))
+        }
+        Some(_) => (p.connection.is_some(), p.node.clone()),
     };
     PileView {
         connected,
-        node: p.node.clone().filter(|_| connected),
+        node,
         registration: p.registration.clone(),
         has_password: p.password_hash.is_some(),
         vendor: p.vendor.clone(),

@@ -56,11 +56,7 @@ pub async fn follow(central: &Arc<Central>) -> Result<(), ClusterError> {
         .subscribe(cluster.subject("changes"))
         .await
         .map_err(|e| ClusterError::Nats(e.to_string()))?;
-    cluster
-        .nats()
-        .flush()
-        .await
-        .map_err(|e| ClusterError::Nats(e.to_string()))?;
+    cluster.settle().await?;
     let central = central.clone();
     tokio::spawn(async move {
         while let Some(message) = changes.next().await {

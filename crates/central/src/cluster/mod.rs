@@ -114,6 +114,24 @@ impl Cluster {
             .map_err(|e| ClusterError::Nats(e.to_string()))
     }
 
+    /// Waits until the NATS server has taken what this node sent before (its subscriptions
+    /// included: the other nodes' messages reach them from then on). A flush only writes; a
+    /// request nobody answers comes back, as "no responders", once the server has read it.
+    pub async fn settle(&self) -> Result<(), ClusterError> {
+        let request = async_nats::Request::new()
+            .payload(Vec::new().into())
+            .timeout(Some(CONNECT_TIMEOUT));
+        match self
+            .nats
+            .send_request(self.node_subject(&self.node, "settle"), request)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
+            Err(e) => Err(ClusterError::Nats(e.to_string())),
+        }
+    }
+
     /// Tells the other nodes' live pages that something changed (the caller never waits).
     pub fn share_change(&self, what: &str) {
         self.outbox.share(what);

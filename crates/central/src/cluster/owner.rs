@@ -105,8 +105,8 @@ pub async fn serve(central: &Arc<Central>, pile: &str, connection: u64) {
             return;
         }
     };
-    if let Err(e) = nats.flush().await {
-        tracing::warn!(pile, "NATS flush: {e}");
+    if let Err(e) = cluster.settle().await {
+        tracing::warn!(pile, "its subscriptions may not be in place yet: {e}");
     }
     let (ended, ended_rx) = watch::channel(false);
     let replaced = Arc::new(AtomicBool::new(false));
