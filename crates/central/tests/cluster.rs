@@ -317,6 +317,16 @@ async fn a_pile_that_connects_to_another_node_is_taken_over_once() {
     .unwrap();
     let (status, body) = command.await.unwrap();
     assert_eq!(status, 200, "{body}");
+
+    // A pile deleted through a's API is closed on b, and shows nowhere.
+    let (status, _) = api(&a, "DELETE", "/piles/CP-2", None).await;
+    assert_eq!(status, 204);
+    assert!(
+        closed_within(&mut new, Duration::from_secs(1)).await,
+        "b closes the deleted pile's connection"
+    );
+    let nodes = until(&a, "/nodes", |n| n[1]["piles"] == 0).await;
+    assert_eq!(nodes[1]["name"], "b", "{nodes}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -286,6 +286,7 @@ pub async fn delete(
         WriteResult::Affected(0) => Err(ApiError::not_found(format!("no pile {id:?}"))),
         _ => {
             central.sessions().close(&id);
+            crate::cluster::owner::close_deleted(&central, &id).await;
             Ok(StatusCode::NO_CONTENT)
         }
     }

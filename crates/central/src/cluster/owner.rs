@@ -12,7 +12,7 @@ use ocpp::Action;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::wire::{CallReply, CallRequest, Closed};
+use super::wire::{CallReply, CallRequest, CloseRequest, Closed};
 use crate::sessions::{Delivery, DeliveryError, Session};
 use crate::Central;
 
@@ -56,9 +56,23 @@ pub async fn take_over(central: &Central, pile: &str, old: Option<Session>) -> O
             node: None,
         });
     }
+    let closed = close_elsewhere(central, pile, CloseRequest { deleted: false }).await?;
+    Some(Replaced {
+        remote: closed.remote,
+        node: Some(closed.node),
+    })
+}
+
+/// Closes the pile's connection wherever another node holds it: the pile was deleted.
+pub async fn close_deleted(central: &Central, pile: &str) {
+    close_elsewhere(central, pile, CloseRequest { deleted: true }).await;
+}
+
+/// Asks on the pile's `close` subject; the answer of the node that closed its connection.
+async fn close_elsewhere(central: &Central, pile: &str, why: CloseRequest) -> Option<Closed> {
     let cluster = central.cluster()?;
     let request = async_nats::Request::new()
-        .payload(Vec::new().into())
+        .payload(serde_json::to_vec(&why).expect("JSON").into())
         .timeout(Some(TAKEOVER_WAIT));
     match cluster
         .nats()
@@ -66,10 +80,7 @@ pub async fn take_over(central: &Central, pile: &str, old: Option<Session>) -> O
         .await
     {
         Ok(answer) => match serde_json::from_slice::<Closed>(&answer.payload) {
-            Ok(closed) => Some(Replaced {
-                remote: closed.remote,
-                node: Some(closed.node),
-            }),
+            Ok(closed) => Some(closed),
             Err(e) => {
                 tracing::warn!(pile, "the old owner's answer does not decode: {e}");
                 None
@@ -77,7 +88,7 @@ pub async fn take_over(central: &Central, pile: &str, old: Option<Session>) -> O
         },
         Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => None,
         Err(e) => {
-            tracing::warn!(pile, "no node closed the pile's older connection: {e}");
+            tracing::warn!(pile, "no node closed the pile's connection: {e}");
             None
         }
     }
@@ -192,8 +203,8 @@ async fn answer(
     close_here(&central, &pile, connection, close, &mut ended, &replaced).await;
 }
 
-/// A newer connection of the pile lives on another node: this one is closed, and the answer
-/// sent once its end is written.
+/// A newer connection of the pile lives on another node (or the pile was deleted): this one
+/// is closed, and the answer sent once its end is written.
 async fn close_here(
     central: &Central,
     pile: &str,
@@ -209,7 +220,11 @@ async fn close_here(
     else {
         return;
     };
-    replaced.store(true, Ordering::SeqCst);
+    // A newer connection elsewhere (also when the request has no body), unless the pile was
+    // deleted.
+    let why: CloseRequest =
+        serde_json::from_slice(&close.payload).unwrap_or(CloseRequest { deleted: false });
+    replaced.store(!why.deleted, Ordering::SeqCst);
     session.handle.close();
     if tokio::time::timeout(END_WAIT, ended.wait_for(|e| *e))
         .await

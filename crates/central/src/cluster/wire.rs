@@ -76,6 +76,14 @@ impl CallReply {
     }
 }
 
+/// `{prefix}.pile.{token}.close`: why the pile's connection must close.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CloseRequest {
+    /// The pile was deleted (else: a newer connection of it lives on the asking node).
+    #[serde(default)]
+    pub deleted: bool,
+}
+
 /// `{prefix}.pile.{token}.close`: the old owner's answer once the pile's connection there is
 /// closed and its end written.
 #[derive(Debug, Serialize, Deserialize)]
