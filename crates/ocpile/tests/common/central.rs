@@ -175,11 +175,12 @@ pub fn start_central_at(
     let of_one = one.then(|| super::cluster::one_node_db(data, db));
     let db = of_one.as_deref().or(db);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocpile"));
+    cmd.arg("central");
     if one {
-        cmd.args(["central", "--cluster", &super::cluster::nats_url()])
-            .args(["--node", "one"]);
-    } else {
-        cmd.arg("central");
+        cmd.args(["--cluster", &super::cluster::nats_url()]);
+        if !extra.contains(&"--node") {
+            cmd.args(["--node", "one"]);
+        }
     }
     cmd.args(["--listen", listen, "--api-token", TOKEN, "--data"])
         .arg(data)
