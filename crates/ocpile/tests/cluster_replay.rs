@@ -20,7 +20,7 @@ const ROUNDS: usize = 60;
 
 /// A connection of the racing pile: open before the race, or opened when it starts.
 enum Side {
-    Open(WsStream),
+    Open(Box<WsStream>),
     Opening(String),
 }
 
@@ -30,7 +30,7 @@ enum Side {
 async fn race(side: Side, frame: String, message_id: String, ready: Arc<Barrier>) -> Option<i64> {
     ready.wait().await;
     let mut ws = match side {
-        Side::Open(ws) => ws,
+        Side::Open(ws) => *ws,
         Side::Opening(url) => connect(&ClientConfig::new(url.clone()))
             .await
             .unwrap_or_else(|e| panic!("{url}: {e}")),
@@ -96,7 +96,7 @@ async fn the_same_start_transaction_at_two_nodes_at_once_is_one_transaction() {
             let ws = connect(&ClientConfig::new(url))
                 .await
                 .unwrap_or_else(|e| panic!("{pile} connects to node {i}: {e}"));
-            sides.push(Side::Open(ws));
+            sides.push(Side::Open(Box::new(ws)));
         }
         let message_id = format!("start-{round}");
         let timestamp = chrono::Utc::now()
