@@ -4,6 +4,8 @@
 //! database: every node of one database uses the same subjects, and two clusters sharing one
 //! NATS server never see each other's messages).
 
+pub mod lease;
+
 use std::time::Duration;
 
 use crate::store::{Repository, StoreError};
