@@ -169,7 +169,12 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     let local_addr = listener
         .local_addr()
         .map_err(|e| StartError::Io(options.listen.to_string(), e))?;
-    let (campaigns, campaign_saves) = crate::campaign::runner::Campaigns::load(&repo).await?;
+    let (campaigns, campaign_queues) = crate::campaign::runner::Campaigns::new(
+        repo.clone(),
+        options.node.clone(),
+        cluster.is_some(),
+        options.node_ttl,
+    );
     let public_url = match &options.public_url {
         Some(url) => {
             let parsed = url::Url::parse(url)
@@ -200,8 +205,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     spawn_retention(central.clone());
     spawn_reaper(central.clone());
     spawn_pulse(central.clone());
-    crate::campaign::runner::spawn_saver(central.clone(), campaign_saves);
-    crate::campaign::runner::spawn_ticker(central.clone());
+    crate::campaign::runner::start(&central, campaign_queues).await?;
     // Every route, assembled here above the API, the dashboard and the OCPP websockets.
     let router = crate::api::router(central.clone())
         .merge(crate::dashboard::router(central.clone()))
