@@ -443,7 +443,7 @@ async fn a_campaign_passes_to_another_node_when_its_node_dies_and_sends_nothing_
     })
     .await;
     let rows = store.campaigns().await.unwrap();
-    let row = rows.iter().find(|r| Value::from(r.id) == id).unwrap();
+    let row = rows.iter().find(|r| Some(r.id) == id.as_i64()).unwrap();
     assert_eq!(row.state, "finished");
 }
 
