@@ -597,3 +597,44 @@ async fn a_cancel_asked_of_another_node_reaches_the_node_that_runs_the_campaign(
     let (status, missing) = b.api("POST", "/api/campaigns/999999/cancel", None).await;
     assert_eq!(status, 404, "{missing}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_piles_news_reach_its_campaigns_node_from_the_node_that_holds_the_pile() {
+    let db = db_url("events");
+    let a = Node::start("events", "events-a", &db, 10).await;
+    let b = Node::start("events", "events-b", &db, 10).await;
+    let p = Pile::spawn("CE-P", a.addr, true);
+    wait_registered(&a, "CE-P").await;
+    let image = upload_image(&a).await;
+    let (status, created) = a
+        .api(
+            "POST",
+            "/api/campaigns",
+            Some(json!({"firmware": [image], "piles": ["CE-P"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].clone();
+    a.campaign_until(&id, "P downloading", |c| {
+        rollout(c, "CE-P")["status"] == "Downloading"
+    })
+    .await;
+    // The pile moves to B and upgrades there: B answers, A (the campaign's node) follows.
+    p.tell(Do::Connect(b.addr));
+    p.tell(Do::Finish);
+    let seen = a
+        .campaign_until(&id, "A saw the install and the boot", |c| {
+            rollout(c, "CE-P")["to_version"] == "2.0"
+        })
+        .await;
+    let r = rollout(&seen, "CE-P");
+    assert_eq!(r["status"], "Installed", "{seen}");
+    assert_eq!(seen["node"], "events-a", "{seen}");
+    // Then its last step, ChangeAvailability Operative, goes from A to the pile on B (it
+    // waits in `restoring` while A has no way to a pile held by another node).
+    assert!(
+        matches!(r["state"].as_str(), Some("restoring" | "done")),
+        "{seen}"
+    );
+    assert_eq!(p.received("UpdateFirmware"), 1);
+}

@@ -342,8 +342,8 @@ pub struct CampaignView {
     id: i64,
     #[schema(schema_with = schema::campaign_state)]
     state: String,
-    /// The node that runs it (the holder of its lease `campaign:{id}`); null when none does:
-    /// it is over, or passes from a stopped node to another.
+    /// In a cluster, the node that runs it (the holder of its lease `campaign:{id}`); null
+    /// when none does (it is over, or passes from a stopped node to another), and alone.
     node: Option<String>,
     #[schema(format = DateTime)]
     created_at: String,

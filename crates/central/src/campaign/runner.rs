@@ -250,14 +250,14 @@ impl Campaigns {
             .is_some_and(|r| r.usable(now))
     }
 
-    /// The node that runs a campaign: this one, or the holder of its lease; none when no node
-    /// runs it (it is over, or between nodes).
+    /// In a cluster, the node that runs a campaign: this one, or the holder of its lease; none
+    /// when no node runs it (it is over, or between nodes), and alone.
     pub async fn node_of(&self, id: i64) -> Result<Option<String>, StoreError> {
-        if self.runs(id, now_ms()) {
-            return Ok(Some(self.node.clone()));
-        }
         if !self.shared {
             return Ok(None);
+        }
+        if self.runs(id, now_ms()) {
+            return Ok(Some(self.node.clone()));
         }
         self.repo.lease_holder(&lease_name(id), now_ms()).await
     }
