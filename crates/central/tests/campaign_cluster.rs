@@ -638,3 +638,51 @@ async fn a_piles_news_reach_its_campaigns_node_from_the_node_that_holds_the_pile
     );
     assert_eq!(p.received("UpdateFirmware"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_recorded_while_the_campaigns_node_is_dead_is_applied_by_the_node_taking_it_up() {
+    let db = db_url("cancel_dead");
+    let mut a = Node::start("cancel_dead", "dead-a", &db, 60).await;
+    let b = Node::start("cancel_dead", "dead-b", &db, 60).await;
+    // R1 takes the batch's one place and never answers its UpdateFirmware; R2 waits.
+    let r1 = Pile::spawn("CD-R1", a.addr, false);
+    let _r2 = Pile::spawn("CD-R2", a.addr, true);
+    wait_registered(&a, "CD-R1").await;
+    wait_registered(&a, "CD-R2").await;
+    let image = upload_image(&a).await;
+    let (status, created) = a
+        .api(
+            "POST",
+            "/api/campaigns",
+            Some(json!({"firmware": [image], "piles": ["CD-R1", "CD-R2"], "batch_size": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].clone();
+    until(
+        Duration::from_secs(10),
+        "R1 got its UpdateFirmware",
+        || async { (r1.received("UpdateFirmware") == 1).then_some(()) },
+    )
+    .await;
+    // A dies; before its lease expires, B is asked to cancel: recorded, told to nobody.
+    a.kill();
+    let (status, cancelled) = b
+        .api("POST", &format!("/api/campaigns/{id}/cancel"), None)
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelling", "{cancelled}");
+    assert_eq!(cancelled["node"], "dead-a", "still A's lease: {cancelled}");
+    // B takes the campaign up, cancelled: R2 never starts; R1, asked its status, finishes.
+    r1.tell(Do::Connect(b.addr));
+    let over = b
+        .campaign_until(&id, "the campaign cancelled on B", |c| {
+            c["state"] == "cancelled"
+        })
+        .await;
+    let r2 = rollout(&over, "CD-R2");
+    assert_eq!(r2["result"], "skipped", "{over}");
+    assert_eq!(r2["error"], "the campaign was cancelled", "{over}");
+    assert_eq!(rollout(&over, "CD-R1")["result"], "succeeded", "{over}");
+    assert_eq!(r1.received("UpdateFirmware"), 1);
+}
