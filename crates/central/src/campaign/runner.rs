@@ -626,6 +626,7 @@ fn spawn_saver(central: Arc<Central>, mut rx: mpsc::UnboundedReceiver<Save>) {
                 Save::Write { campaign, pile, op } => {
                     if !campaigns.runs(campaign, now_ms()) {
                         // Its lease is lost: the node that holds it now writes it.
+                        unstored.retain(|(c, _)| *c != campaign);
                         continue;
                     }
                     let what = match &pile {
