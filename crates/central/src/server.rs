@@ -178,7 +178,12 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     let local_addr = listener
         .local_addr()
         .map_err(|e| StartError::Io(options.listen.to_string(), e))?;
-    let (campaigns, campaign_saves) = crate::campaign::runner::Campaigns::load(&repo).await?;
+    let (campaigns, campaign_queues) = crate::campaign::runner::Campaigns::new(
+        repo.clone(),
+        options.node.clone(),
+        cluster.is_some(),
+        options.node_ttl,
+    );
     let public_url = match &options.public_url {
         Some(url) => {
             let parsed = url::Url::parse(url)
@@ -208,9 +213,9 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     }));
     crate::cluster::start(&central, local_addr).await?;
     spawn_retention(central.clone());
+    spawn_reaper(central.clone());
     spawn_pulse(central.clone());
-    crate::campaign::runner::spawn_saver(central.clone(), campaign_saves);
-    crate::campaign::runner::spawn_ticker(central.clone());
+    crate::campaign::runner::start(&central, campaign_queues).await?;
     // Every route, assembled here above the API, the dashboard and the OCPP websockets.
     let router = crate::api::router(central.clone())
         .merge(crate::dashboard::router(central.clone()))
@@ -258,19 +263,67 @@ fn spawn_pulse(central: Arc<Central>) {
     });
 }
 
+/// A lease of this node: shared with the cluster's nodes, or held alone.
+fn lease(central: &Central, name: &str) -> crate::cluster::lease::Keeper {
+    crate::cluster::lease::Keeper::of_node(
+        name,
+        central.cluster().map(|c| c.node()),
+        central.options().node_ttl,
+        central.repo().clone(),
+    )
+}
+
+/// Removes the message log's rows past its retention, every hour, on the node that holds the
+/// lease `log-retention`.
 fn spawn_retention(central: Arc<Central>) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            every.tick().await;
-            let keep = i64::from(central.options().message_log_days) * 86_400_000;
-            match central.repo().prune_log(now_ms() - keep).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!("message log: {n} rows past the retention removed"),
-                Err(e) => tracing::warn!("message log retention: {e}"),
+    let keeper = lease(&central, "log-retention");
+    tokio::spawn(crate::cluster::lease::run_leased(
+        keeper,
+        Duration::from_secs(3600),
+        move || {
+            let central = central.clone();
+            async move {
+                let keep = i64::from(central.options().message_log_days) * 86_400_000;
+                match central.repo().prune_log(now_ms() - keep).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("message log: {n} rows past the retention removed"),
+                    Err(e) => tracing::warn!("message log retention: {e}"),
+                }
             }
-        }
-    });
+        },
+    ));
+}
+
+/// Every third of the node TTL, on the node that holds the lease `node-reaper`: the nodes not
+/// heard from for the TTL are removed, their piles shown offline.
+fn spawn_reaper(central: Arc<Central>) {
+    let keeper = lease(&central, "node-reaper");
+    let ttl = central.options().node_ttl;
+    let every = (ttl / 3).max(Duration::from_millis(100));
+    tokio::spawn(crate::cluster::lease::run_leased(
+        keeper,
+        every,
+        move || {
+            let central = central.clone();
+            async move {
+                let before = now_ms() - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+                match central.repo().reap_nodes(before).await {
+                    Ok(gone) if gone.is_empty() => {}
+                    Ok(gone) => {
+                        for node in &gone {
+                            tracing::warn!(
+                                "node {node}: not heard from for {} s; removed, its piles offline",
+                                ttl.as_secs()
+                            );
+                        }
+                        // The piles of those nodes, on every page.
+                        central.changed("*".into());
+                    }
+                    Err(e) => tracing::warn!("reaping silent nodes: {e}"),
+                }
+            }
+        },
+    ));
 }
 
 /// Accepts connections until `stop` turns true; then the listener is closed.

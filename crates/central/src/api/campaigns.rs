@@ -111,6 +111,7 @@ async fn admit(
     central: &Central,
     pile: &str,
     images: &[ImageRow],
+    busy: &HashMap<String, i64>,
 ) -> ApiResult<Result<PileRow, String>> {
     let Some(row) = central.repo().pile(pile).await? else {
         return Ok(Err("no such pile".into()));
@@ -121,7 +122,7 @@ async fn admit(
             row.registration
         )));
     }
-    if let Some(other) = central.campaigns().holding(pile) {
+    if let Some(other) = busy.get(pile) {
         return Ok(Err(format!("it is in campaign {other}, still running")));
     }
     for image in images {
@@ -183,8 +184,10 @@ pub async fn create(
     let mut seen = HashSet::new();
     let (mut taken, mut refused) = (Vec::new(), Vec::new());
     let mut versions = HashMap::new();
+    // The piles in running campaigns, whichever node runs them.
+    let busy = central.campaigns().busy_piles().await?;
     for pile in req.piles.iter().filter(|p| seen.insert(p.as_str())) {
-        match admit(&central, pile, &images).await? {
+        match admit(&central, pile, &images, &busy).await? {
             Err(reason) => refused.push(Refusal {
                 pile: pile.clone(),
                 reason,
@@ -255,8 +258,9 @@ pub async fn create(
         ));
     };
     campaign.id = id;
-    central.campaigns().add(campaign.clone(), versions);
-    Ok((StatusCode::CREATED, Json(campaign_view(&campaign))))
+    central.campaigns().add(campaign.clone(), versions).await;
+    let node = central.campaigns().node_of(id).await?;
+    Ok((StatusCode::CREATED, Json(campaign_view(&campaign, node))))
 }
 
 /// A pile's upgrade in a campaign.
@@ -338,6 +342,9 @@ pub struct CampaignView {
     id: i64,
     #[schema(schema_with = schema::campaign_state)]
     state: String,
+    /// In a cluster, the node that runs it (the holder of its lease `campaign:{id}`); null
+    /// when none does (it is over, or passes from a stopped node to another), and alone.
+    node: Option<String>,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
@@ -359,7 +366,7 @@ pub struct CampaignView {
     refused: Vec<Refusal>,
 }
 
-pub fn campaign_view(c: &Campaign) -> CampaignView {
+pub fn campaign_view(c: &Campaign, node: Option<String>) -> CampaignView {
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for r in &c.rollouts {
         let key = match r.outcome {
@@ -372,6 +379,7 @@ pub fn campaign_view(c: &Campaign) -> CampaignView {
     CampaignView {
         id: c.id,
         state: crate::campaign::runner::stored_state(c),
+        node,
         created_at: time(c.created_at),
         finished_at: time_opt(c.finished_at),
         firmware: c
@@ -400,7 +408,7 @@ pub fn campaign_view(c: &Campaign) -> CampaignView {
     }
 }
 
-/// A campaign: the running one in memory, else as the store has it.
+/// A campaign: as it runs here, else as the store has it.
 async fn load(central: &Central, id: i64) -> ApiResult<Campaign> {
     if let Some(c) = central.campaigns().get(id) {
         return Ok(c);
@@ -416,6 +424,15 @@ async fn load(central: &Central, id: i64) -> ApiResult<Campaign> {
     Ok(from_rows(&row, &rollouts)?)
 }
 
+/// A campaign's view, with the node that runs it.
+async fn view(central: &Central, c: &Campaign) -> ApiResult<CampaignView> {
+    let node = match c.finished_at {
+        Some(_) => None,
+        None => central.campaigns().node_of(c.id).await?,
+    };
+    Ok(campaign_view(c, node))
+}
+
 /// Every campaign, newest first
 #[utoipa::path(get, path = "/api/campaigns", operation_id = "list_campaigns", tag = "campaigns",
     responses((status = 200, description = "the campaigns", body = Vec<CampaignView>)))]
@@ -426,7 +443,7 @@ pub async fn list(State(central): State<Arc<Central>>) -> ApiResult<Json<Vec<Cam
             Some(c) => c,
             None => from_rows(&row, &central.repo().rollouts(row.id).await?)?,
         };
-        out.push(campaign_view(&c));
+        out.push(view(&central, &c).await?);
     }
     Ok(Json(out))
 }
@@ -442,12 +459,14 @@ pub async fn show(
     State(central): State<Arc<Central>>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CampaignView>> {
-    Ok(Json(campaign_view(&load(&central, id).await?)))
+    let c = load(&central, id).await?;
+    Ok(Json(view(&central, &c).await?))
 }
 
 /// Cancels a campaign: no pile starts any more; those upgrading are followed to their end
 ///
-/// OCPP cannot stop an upgrade.
+/// OCPP cannot stop an upgrade. Asked of a node that does not run the campaign, the cancel is
+/// recorded in the store, and the node that runs it (or takes it up) applies it.
 #[utoipa::path(post, path = "/api/campaigns/{id}/cancel", operation_id = "cancel_campaign", tag = "campaigns",
     params(("id" = i64, Path, description = "the campaign's id")),
     responses(
@@ -459,7 +478,22 @@ pub async fn cancel(
     State(central): State<Arc<Central>>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CampaignView>> {
-    if !central.campaigns().cancel(id) {
+    let here = central.campaigns().get(id).is_some();
+    let cancelled = if here {
+        central.campaigns().cancel(id)
+    } else {
+        // Run by another node, or by none right now: recorded where every node reads it.
+        let written = central
+            .writer()
+            .write(WriteOp::CancelCampaign { id })
+            .await?;
+        let recorded = written == WriteResult::Affected(1);
+        if recorded {
+            crate::campaign::runner::cancel_recorded(&central, id);
+        }
+        recorded
+    };
+    if !cancelled {
         // Finished, or not known at all (404).
         let c = load(&central, id).await?;
         return Err(ApiError::conflict(format!(
@@ -468,5 +502,6 @@ pub async fn cancel(
             c.state().as_str()
         )));
     }
-    Ok(Json(campaign_view(&load(&central, id).await?)))
+    let c = load(&central, id).await?;
+    Ok(Json(view(&central, &c).await?))
 }

@@ -1,8 +1,11 @@
 //! Firmware campaigns: images installed in order on many piles, a batch at a time, as the FAQ
 //! prescribes (3.10, 3.17). [`Campaign`] and [`rollout::Rollout`] are state machines without
-//! I/O (the time is given); [`runner`] carries out their commands and feeds them the piles'
-//! notifications, boots and answers.
+//! I/O (the time is given); [`runner`] carries out their commands (through [`orders`]) and
+//! feeds them the piles' notifications, boots and answers, each campaign on the one node that
+//! holds its lease; [`events`] carries the piles' news between the nodes of a cluster.
 
+pub mod events;
+mod orders;
 pub mod rollout;
 pub mod runner;
 
@@ -204,10 +207,11 @@ impl Campaign {
         self.cancelled = true;
     }
 
-    /// After a restart of the central system.
+    /// Taken up after a restart of the central system, or by another node.
     pub fn resume(&mut self, now: Millis) {
+        let terms = self.spec.update;
         for r in &mut self.rollouts {
-            r.resume(now);
+            r.resume(&terms, now);
         }
     }
 

@@ -196,6 +196,15 @@ pub struct Rollout {
     /// by its next Downloading).
     #[serde(default)]
     retry_due: Option<Millis>,
+    /// Taken up (after a restart, or by another node) while its UpdateFirmware was on its way:
+    /// whether the pile got it is unknown, so it is not sent again; the pile is asked its
+    /// status instead. Holds the retrieve date asked: an Idle after it tells that the pile has
+    /// no upgrade (the UpdateFirmware never reached it), and only then it goes again.
+    #[serde(default)]
+    unconfirmed: Option<Millis>,
+    /// Its status is asked at the next tick (TriggerMessage), once.
+    #[serde(default)]
+    ask_status: bool,
 }
 
 /// The kind of a command, to match answers.
@@ -244,6 +253,8 @@ impl Rollout {
             progressed: false,
             failed_attempts: 0,
             retry_due: None,
+            unconfirmed: None,
+            ask_status: false,
         }
     }
 
@@ -263,13 +274,16 @@ impl Rollout {
         !matches!(self.phase, Phase::Waiting | Phase::Done)
     }
 
-    /// After a restart of the central system: answers that were awaited will not come.
-    pub fn resume(&mut self, now: Millis) {
+    /// Taken up after a restart of the central system, or by another node: answers that were
+    /// awaited will not come. An UpdateFirmware that was on its way is not sent again (the
+    /// pile may have it, and starts the download at its retrieve date): the pile is asked its
+    /// status, and the upgrade goes on from what it tells.
+    pub fn resume(&mut self, terms: &UpdateTerms, now: Millis) {
         self.in_flight.clear();
         if self.phase == Phase::Sending {
-            // Whether the pile got it is unknown: send it again (UpdateFirmware is idempotent
-            // for the pile: it starts the same download).
-            self.enter(Phase::Waiting, now);
+            self.unconfirmed = Some(self.phase_since + terms.retrieve_in);
+            self.ask_status = true;
+            self.enter(Phase::Upgrading, now);
         }
         self.quiet_since = self.quiet_since.max(now);
         self.retry_at = now;
@@ -450,6 +464,21 @@ impl Rollout {
         if !matches!(self.phase, Phase::Sending | Phase::Upgrading) {
             return;
         }
+        if let Some(retrieve_at) = self.unconfirmed {
+            match status {
+                FirmwareStatus::Idle if now >= retrieve_at => {
+                    // Past its retrieve date and idle: the pile never got the UpdateFirmware.
+                    self.unconfirmed = None;
+                    self.status = Some(status.as_str().to_owned());
+                    self.retry_at = now;
+                    self.enter(Phase::Waiting, now);
+                    return;
+                }
+                // Before the retrieve date a pile that has it is idle too: wait and see.
+                FirmwareStatus::Idle | FirmwareStatus::Unrecognized(_) => {}
+                _ => self.unconfirmed = None,
+            }
+        }
         self.status = Some(status.as_str().to_owned());
         self.quiet_since = self.quiet_since.max(now);
         self.triggered = false;
@@ -600,6 +629,11 @@ impl Rollout {
     pub fn on_tick(&mut self, facts: &Facts, now: Millis, out: &mut Vec<Command>) {
         match self.phase {
             Phase::Upgrading => {
+                if self.ask_status && facts.connected && !self.awaits(Kind::TriggerStatus) {
+                    self.ask_status = false;
+                    self.triggered = true;
+                    self.send(Command::TriggerStatus, out);
+                }
                 let silent = now - self.quiet_since;
                 if silent >= STALL {
                     self.conclude(

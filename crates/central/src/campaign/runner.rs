@@ -1,45 +1,104 @@
 //! Runs the campaigns: a tick every second, the piles' notifications and boots fed in as the
-//! handler answers them, the commands sent (and recorded like the API's), every change of a
-//! pile's upgrade written to the store in order, and the running campaigns taken up again when
-//! the central system starts.
+//! handler answers them (or as another node tells them), the commands sent (and recorded like
+//! the API's), every change of a pile's upgrade written to the store in order, and each
+//! command sent only once the write of the state that issued it is committed: a campaign taken
+//! up from the store never sends again what was sent before.
+//!
+//! Each campaign runs on one node at a time, the holder of its lease `campaign:{id}`: the node
+//! whose API created it takes it; every tick, every node takes up the running campaigns that
+//! nobody holds, from their stored state, and drops one from memory the moment its lease is
+//! lost. A node alone holds every lease and takes up the running campaigns when it starts.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ocpp::{
-    Action, AvailabilityStatus, AvailabilityType, ChangeAvailabilityRequest, CiString50,
-    FirmwareStatus, GetConfigurationRequest, MessageTrigger, Response, Timestamp,
-    TriggerMessageRequest, UpdateFirmwareRequest, Uri,
-};
+use ocpp::FirmwareStatus;
 use tokio::sync::mpsc;
 
-use super::{Answer, Campaign, Command, Facts, Kind, Millis, Order, Rollout, Spec, State};
-use crate::sessions::DeliveryError;
-use crate::store::{RolloutRow, StoreError, WriteOp};
-use crate::Central;
+use super::events::{self, Event};
+use super::{Answer, Campaign, Facts, Kind, Millis, Order, Phase, Rollout, Spec, State};
+use crate::cluster::lease::{Change, Keeper};
+use crate::store::{CampaignRow, Repository, RolloutRow, StoreError, WriteOp};
+use crate::{Central, StartError};
 
-/// How often the campaigns' clocks move.
+/// How often the campaigns' clocks move (and a node looks for campaigns nobody runs).
 const TICK: Duration = Duration::from_secs(1);
 
 fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// The running campaigns, in memory, and the order in which their changes reach the store.
+/// The lease of a campaign.
+pub fn lease_name(id: i64) -> String {
+    format!("campaign:{id}")
+}
+
+/// Whether a stored campaign still runs (`running`, or `cancelling`: piles still upgrading).
+pub fn is_running(row: &CampaignRow) -> bool {
+    row.state != State::Finished.as_str() && row.state != State::Cancelled.as_str()
+}
+
+/// What goes to the store's writer, in order, and what waits behind those writes.
+enum Save {
+    /// A change of a campaign: of one pile's upgrade, or (no pile) of its state.
+    Write {
+        campaign: i64,
+        pile: Option<String>,
+        op: WriteOp,
+    },
+    /// A command, sent once the writes queued before it are committed.
+    Order { campaign: i64, order: Order },
+    /// The campaign is over: dropped from memory and its lease given up, once its last
+    /// changes are stored.
+    Over { campaign: i64 },
+}
+
+/// The campaigns this node runs, in memory, and the order in which their changes reach the
+/// store.
 pub struct Campaigns {
     live: Mutex<Live>,
-    saves: mpsc::UnboundedSender<WriteOp>,
+    /// The leases of the campaigns run here; held while campaigns are taken up or let go.
+    leases: tokio::sync::Mutex<BTreeMap<i64, Keeper>>,
+    saves: mpsc::UnboundedSender<Save>,
+    /// Events for the other nodes (in a cluster).
+    events: mpsc::UnboundedSender<Event>,
+    repo: Arc<dyn Repository>,
+    /// This node's name.
+    node: String,
+    /// Whether it shares the campaigns with other nodes.
+    shared: bool,
+    ttl: Duration,
+}
+
+/// The queues [`start`] serves: the writes and commands in order, the events to publish.
+pub struct Queues {
+    saves: mpsc::UnboundedReceiver<Save>,
+    events: mpsc::UnboundedReceiver<Event>,
 }
 
 #[derive(Default)]
 struct Live {
-    campaigns: BTreeMap<i64, Campaign>,
+    campaigns: BTreeMap<i64, Run>,
     /// What was last written of each rollout and campaign, to write only changes.
     saved: HashMap<(i64, String), String>,
     saved_state: HashMap<i64, String>,
     /// The firmware version of each pile in a campaign, as its last boot reported it.
     versions: HashMap<String, Option<String>>,
+}
+
+/// A campaign run here.
+struct Run {
+    campaign: Campaign,
+    /// Until when its lease is held, by this node's clock (none alone: for good).
+    until: Option<Millis>,
+}
+
+impl Run {
+    /// Whether it may act at `now`: never on a lease whose expiry has passed.
+    fn usable(&self, now: Millis) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
 }
 
 /// A pile's upgrade as the store keeps it.
@@ -55,10 +114,7 @@ pub fn rollout_row(campaign: i64, position: usize, r: &Rollout) -> RolloutRow {
 }
 
 /// A campaign read back from the store.
-pub fn from_rows(
-    row: &crate::store::CampaignRow,
-    rollouts: &[RolloutRow],
-) -> Result<Campaign, StoreError> {
+pub fn from_rows(row: &CampaignRow, rollouts: &[RolloutRow]) -> Result<Campaign, StoreError> {
     let spec: Spec = serde_json::from_str(&row.spec)
         .map_err(|e| StoreError::Failed(format!("campaign {}: {e}", row.id)))?;
     let rollouts = rollouts
@@ -76,32 +132,6 @@ pub fn from_rows(
     })
 }
 
-impl Live {
-    /// The writes for what changed in a campaign since it was last saved.
-    fn changes(&mut self, id: i64, saves: &mpsc::UnboundedSender<WriteOp>) {
-        let Some(c) = self.campaigns.get(&id) else {
-            return;
-        };
-        for (i, r) in c.rollouts.iter().enumerate() {
-            let row = rollout_row(id, i, r);
-            let key = (id, r.pile.clone());
-            if self.saved.get(&key) != Some(&row.state) {
-                self.saved.insert(key, row.state.clone());
-                let _ = saves.send(WriteOp::PutRollout(row));
-            }
-        }
-        let state = stored_state(c);
-        if self.saved_state.get(&id) != Some(&state) {
-            self.saved_state.insert(id, state.clone());
-            let _ = saves.send(WriteOp::CampaignState {
-                id,
-                state,
-                finished_at: c.finished_at,
-            });
-        }
-    }
-}
-
 /// The state column: `running`, `cancelling` (cancelled, piles still upgrading), `finished` or
 /// `cancelled`.
 pub fn stored_state(c: &Campaign) -> String {
@@ -111,71 +141,192 @@ pub fn stored_state(c: &Campaign) -> String {
     }
 }
 
-impl Campaigns {
-    /// Takes up the campaigns the store has as running.
-    pub async fn load(
-        repo: &Arc<dyn crate::store::Repository>,
-    ) -> Result<(Campaigns, mpsc::UnboundedReceiver<WriteOp>), StoreError> {
-        let (saves, rx) = mpsc::unbounded_channel();
-        let mut live = Live::default();
-        let now = now_ms();
-        for row in repo.campaigns().await? {
-            if row.state == State::Finished.as_str() || row.state == State::Cancelled.as_str() {
-                continue;
+impl Live {
+    /// Queues the writes of what changed in a campaign since it was last saved.
+    fn changes(&mut self, id: i64, saves: &mpsc::UnboundedSender<Save>) {
+        let Some(run) = self.campaigns.get(&id) else {
+            return;
+        };
+        let c = &run.campaign;
+        for (i, r) in c.rollouts.iter().enumerate() {
+            let row = rollout_row(id, i, r);
+            let key = (id, r.pile.clone());
+            if self.saved.get(&key) != Some(&row.state) {
+                self.saved.insert(key, row.state.clone());
+                let _ = saves.send(Save::Write {
+                    campaign: id,
+                    pile: Some(r.pile.clone()),
+                    op: WriteOp::PutRollout(row),
+                });
             }
-            let rows = repo.rollouts(row.id).await?;
-            let mut campaign = from_rows(&row, &rows)?;
-            campaign.resume(now);
-            live.saved_state.insert(row.id, row.state.clone());
-            for r in &campaign.rollouts {
-                live.saved.insert((row.id, r.pile.clone()), String::new());
-                if let Some(p) = repo.pile(&r.pile).await? {
-                    live.versions.insert(r.pile.clone(), p.firmware_version);
-                }
-            }
-            tracing::info!("campaign {}: taken up again", row.id);
-            live.campaigns.insert(row.id, campaign);
         }
-        Ok((
+        let state = stored_state(c);
+        // A campaign is created `running` and never goes back to it: that state is not
+        // written again (so that a cancel recorded by another node is never overwritten).
+        if state != State::Running.as_str() && self.saved_state.get(&id) != Some(&state) {
+            self.saved_state.insert(id, state.clone());
+            let _ = saves.send(Save::Write {
+                campaign: id,
+                pile: None,
+                op: WriteOp::CampaignState {
+                    id,
+                    state,
+                    finished_at: c.finished_at,
+                },
+            });
+            if c.finished_at.is_some() {
+                let _ = saves.send(Save::Over { campaign: id });
+            }
+        }
+    }
+
+    /// Drops a campaign from memory.
+    fn forget(&mut self, id: i64) {
+        self.campaigns.remove(&id);
+        self.saved.retain(|(c, _), _| *c != id);
+        self.saved_state.remove(&id);
+        let piles: HashSet<&str> = self
+            .campaigns
+            .values()
+            .flat_map(|r| r.campaign.rollouts.iter().map(|r| r.pile.as_str()))
+            .collect();
+        self.versions.retain(|p, _| piles.contains(p.as_str()));
+    }
+}
+
+impl Campaigns {
+    /// No campaign yet: [`start`] takes up those the store has as running. `node` is this
+    /// node's name; `shared`: it runs in a cluster, whose nodes hold the campaigns' leases for
+    /// `ttl` at a time.
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        node: String,
+        shared: bool,
+        ttl: Duration,
+    ) -> (Campaigns, Queues) {
+        let (saves, saves_rx) = mpsc::unbounded_channel();
+        let (events, events_rx) = mpsc::unbounded_channel();
+        (
             Campaigns {
-                live: Mutex::new(live),
+                live: Mutex::new(Live::default()),
+                leases: tokio::sync::Mutex::new(BTreeMap::new()),
                 saves,
+                events,
+                repo,
+                node,
+                shared,
+                ttl,
             },
-            rx,
-        ))
+            Queues {
+                saves: saves_rx,
+                events: events_rx,
+            },
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
         self.live.lock().expect("campaigns lock")
     }
 
-    /// A running campaign, as it is now.
-    pub fn get(&self, id: i64) -> Option<Campaign> {
-        self.lock().campaigns.get(&id).cloned()
-    }
-
-    /// (Whether a campaign runs, whether one of its piles has not started yet.)
-    fn activity(&self) -> (bool, bool) {
-        let live = self.lock();
-        let mut running = live.campaigns.values().filter(|c| c.finished_at.is_none());
-        let any = running.clone().next().is_some();
-        (
-            any,
-            running.any(|c| c.rollouts.iter().any(|r| r.phase == super::Phase::Waiting)),
+    fn keeper(&self, id: i64) -> Keeper {
+        Keeper::of_node(
+            lease_name(id),
+            self.shared.then_some(self.node.as_str()),
+            self.ttl,
+            self.repo.clone(),
         )
     }
 
-    /// The running campaign a pile is in, if any.
+    /// A campaign run here, as it is now.
+    pub fn get(&self, id: i64) -> Option<Campaign> {
+        self.lock().campaigns.get(&id).map(|r| r.campaign.clone())
+    }
+
+    /// Whether the campaign runs here and its lease holds at `now`.
+    fn runs(&self, id: i64, now: Millis) -> bool {
+        self.lock()
+            .campaigns
+            .get(&id)
+            .is_some_and(|r| r.usable(now))
+    }
+
+    /// In a cluster, the node that runs a campaign: this one, or the holder of its lease; none
+    /// when no node runs it (it is over, or between nodes), and alone.
+    pub async fn node_of(&self, id: i64) -> Result<Option<String>, StoreError> {
+        if !self.shared {
+            return Ok(None);
+        }
+        if self.runs(id, now_ms()) {
+            return Ok(Some(self.node.clone()));
+        }
+        self.repo.lease_holder(&lease_name(id), now_ms()).await
+    }
+
+    /// (Whether a campaign is in memory, whether one of its piles has not started yet.)
+    fn activity(&self) -> (bool, bool) {
+        let live = self.lock();
+        (
+            !live.campaigns.is_empty(),
+            live.campaigns.values().any(|r| {
+                r.campaign.finished_at.is_none()
+                    && r.campaign
+                        .rollouts
+                        .iter()
+                        .any(|r| r.phase == Phase::Waiting)
+            }),
+        )
+    }
+
+    /// The running campaign run here that a pile is in, if any.
     pub fn holding(&self, pile: &str) -> Option<i64> {
         self.lock()
             .campaigns
             .values()
-            .find(|c| c.holds(pile))
-            .map(|c| c.id)
+            .find(|r| r.campaign.holds(pile))
+            .map(|r| r.campaign.id)
     }
 
-    /// Starts a campaign the store has just recorded.
-    pub fn add(&self, campaign: Campaign, versions: HashMap<String, Option<String>>) {
+    /// The piles in a running campaign and the campaign each is in: from memory for the
+    /// campaigns run here, from the store for the others.
+    pub async fn busy_piles(&self) -> Result<HashMap<String, i64>, StoreError> {
+        let mut busy = HashMap::new();
+        let here: HashSet<i64> = self.lock().campaigns.keys().copied().collect();
+        for row in self.repo.campaigns().await? {
+            if !is_running(&row) || here.contains(&row.id) {
+                continue;
+            }
+            for r in self.repo.rollouts(row.id).await? {
+                if r.phase != Phase::Done.as_str() {
+                    busy.insert(r.pile, row.id);
+                }
+            }
+        }
+        for run in self.lock().campaigns.values() {
+            for r in run.campaign.rollouts.iter().filter(|r| !r.is_done()) {
+                busy.insert(r.pile.clone(), run.campaign.id);
+            }
+        }
+        Ok(busy)
+    }
+
+    /// Runs a campaign the store has just recorded: this node takes its lease (if it cannot,
+    /// another node takes it up).
+    pub async fn add(&self, campaign: Campaign, versions: HashMap<String, Option<String>>) {
+        let mut leases = self.leases.lock().await;
+        if leases.contains_key(&campaign.id) {
+            // Taken up from the store already, by a tick.
+            return;
+        }
+        let mut keeper = self.keeper(campaign.id);
+        if !matches!(keeper.keep().await, Change::Taken | Change::Kept) {
+            tracing::warn!(
+                "campaign {}: its lease could not be taken here; another node takes it up",
+                campaign.id
+            );
+            return;
+        }
+        let until = keeper.held_until();
+        leases.insert(campaign.id, keeper);
         let mut live = self.lock();
         for (i, r) in campaign.rollouts.iter().enumerate() {
             let row = rollout_row(campaign.id, i, r);
@@ -184,61 +335,196 @@ impl Campaigns {
         live.saved_state
             .insert(campaign.id, State::Running.as_str().into());
         live.versions.extend(versions);
-        live.campaigns.insert(campaign.id, campaign);
+        live.campaigns.insert(campaign.id, Run { campaign, until });
     }
 
-    /// Cancels a running campaign; false when it is not running.
+    /// Cancels a campaign run here; false when it is not run here or not running.
     pub fn cancel(&self, id: i64) -> bool {
+        let now = now_ms();
         let mut live = self.lock();
         match live.campaigns.get_mut(&id) {
-            Some(c) if c.finished_at.is_none() => c.cancel(),
+            Some(r) if r.usable(now) && r.campaign.finished_at.is_none() => r.campaign.cancel(),
             _ => return false,
         }
         live.changes(id, &self.saves);
         true
     }
 
-    /// Applies `f` to every running campaign, saves what changed, and hands out the orders
-    /// (with the ids of the campaigns that changed).
+    /// Hands an event to the other nodes (alone: nobody).
+    fn tell(&self, event: Event) {
+        if self.shared {
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Applies `f` to every campaign run here and not finished, and queues the writes of what
+    /// changed, each campaign's orders behind its writes.
     fn each(
         &self,
         mut f: impl FnMut(&mut Campaign, &HashMap<String, Option<String>>) -> Vec<Order>,
-    ) -> Vec<(i64, Order)> {
+    ) {
+        let now = now_ms();
         let mut live = self.lock();
         let ids: Vec<i64> = live
             .campaigns
-            .values()
-            .filter(|c| c.finished_at.is_none())
-            .map(|c| c.id)
+            .iter()
+            .filter(|(_, r)| r.usable(now))
+            .map(|(id, _)| *id)
             .collect();
-        let mut orders = Vec::new();
         for id in ids {
             let Live {
                 campaigns,
                 versions,
                 ..
             } = &mut *live;
-            let Some(c) = campaigns.get_mut(&id) else {
+            let Some(run) = campaigns.get_mut(&id) else {
                 continue;
             };
-            orders.extend(f(c, versions).into_iter().map(|o| (id, o)));
+            let orders = if run.campaign.finished_at.is_none() {
+                f(&mut run.campaign, versions)
+            } else {
+                Vec::new()
+            };
             live.changes(id, &self.saves);
+            for order in orders {
+                let _ = self.saves.send(Save::Order {
+                    campaign: id,
+                    order,
+                });
+            }
         }
-        orders
+    }
+
+    /// A write that failed: what it wrote is written again at the campaign's next tick.
+    fn unsaved(&self, campaign: i64, pile: Option<&str>) {
+        let mut live = self.lock();
+        match pile {
+            Some(pile) => {
+                live.saved.remove(&(campaign, pile.to_owned()));
+            }
+            None => {
+                live.saved_state.remove(&campaign);
+            }
+        }
+    }
+
+    /// Takes up a campaign from the store, under `keeper`'s lease.
+    async fn take_up(&self, row: &CampaignRow, keeper: &Keeper) -> Result<(), StoreError> {
+        let rows = self.repo.rollouts(row.id).await?;
+        let mut campaign = from_rows(row, &rows)?;
+        campaign.resume(now_ms());
+        let mut versions = HashMap::new();
+        for r in &campaign.rollouts {
+            if let Some(p) = self.repo.pile(&r.pile).await? {
+                versions.insert(r.pile.clone(), p.firmware_version);
+            }
+        }
+        let mut live = self.lock();
+        live.saved_state.insert(row.id, row.state.clone());
+        for r in &campaign.rollouts {
+            // Written again at its first change: the state it resumed in.
+            live.saved.insert((row.id, r.pile.clone()), String::new());
+        }
+        live.versions.extend(versions);
+        live.campaigns.insert(
+            row.id,
+            Run {
+                campaign,
+                until: keeper.held_until(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Renews the leases of the campaigns run here and drops those lost; with `take_free`,
+    /// takes up the running campaigns of the store that no node holds.
+    async fn keep_and_take(&self, take_free: bool) {
+        let mut leases = self.leases.lock().await;
+        let mut lost = Vec::new();
+        for (id, keeper) in leases.iter_mut() {
+            match keeper.keep().await {
+                Change::Kept | Change::Taken => {
+                    if let Some(run) = self.lock().campaigns.get_mut(id) {
+                        run.until = keeper.held_until();
+                    }
+                }
+                Change::Lost | Change::Missed => lost.push(*id),
+            }
+        }
+        for id in lost {
+            leases.remove(&id);
+            self.lock().forget(id);
+            tracing::warn!("campaign {id}: its lease is lost; no longer run on this node");
+        }
+        if !take_free {
+            return;
+        }
+        let rows = match self.repo.campaigns().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!("campaigns: the running ones unknown ({e})");
+                return;
+            }
+        };
+        for row in rows.iter().filter(|r| is_running(r)) {
+            if leases.contains_key(&row.id) {
+                if row.state == "cancelling" {
+                    // A cancel recorded by another node, in case its word did not come.
+                    self.cancel(row.id);
+                }
+                continue;
+            }
+            if self.shared {
+                match self.repo.lease_holder(&lease_name(row.id), now_ms()).await {
+                    Ok(None) => {}
+                    Ok(Some(_)) => continue,
+                    Err(e) => {
+                        tracing::warn!("campaign {}: its lease unknown ({e})", row.id);
+                        continue;
+                    }
+                }
+            }
+            let mut keeper = self.keeper(row.id);
+            if !matches!(keeper.keep().await, Change::Taken | Change::Kept) {
+                continue;
+            }
+            match self.take_up(row, &keeper).await {
+                Ok(()) => {
+                    tracing::info!("campaign {}: taken up on node {}", row.id, self.node);
+                    leases.insert(row.id, keeper);
+                }
+                Err(e) => {
+                    tracing::warn!("campaign {}: not taken up ({e})", row.id);
+                    if let Err(e) = keeper.give_up().await {
+                        tracing::warn!("campaign {}: its lease not given up ({e})", row.id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A campaign over, its last changes stored: dropped from memory, its lease given up.
+    async fn let_go(&self, id: i64) {
+        let mut leases = self.leases.lock().await;
+        if let Some(mut keeper) = leases.remove(&id) {
+            if let Err(e) = keeper.give_up().await {
+                tracing::warn!("campaign {id}: its lease not given up ({e}); it expires");
+            }
+        }
+        self.lock().forget(id);
     }
 }
 
-/// What the handler calls once it has answered a FirmwareStatusNotification.
-pub fn notified(central: &Arc<Central>, pile: &str, status: FirmwareStatus) {
+/// A pile's FirmwareStatusNotification, for the campaigns run here.
+fn apply_notification(central: &Central, pile: &str, status: FirmwareStatus) {
     let now = now_ms();
-    let orders = central
+    central
         .campaigns()
         .each(|c, _| c.on_notification(pile, status.clone(), now));
-    dispatch(central, orders);
 }
 
-/// What the handler calls once it has answered a BootNotification.
-pub fn booted(central: &Arc<Central>, pile: &str, version: Option<&str>) {
+/// A pile's BootNotification, for the campaigns run here.
+fn apply_boot(central: &Central, pile: &str, version: Option<&str>) {
     let now = now_ms();
     {
         let mut live = central.campaigns().lock();
@@ -247,31 +533,171 @@ pub fn booted(central: &Arc<Central>, pile: &str, version: Option<&str>) {
                 .insert(pile.to_owned(), version.map(str::to_owned));
         }
     }
-    let orders = central
+    central
         .campaigns()
         .each(|c, _| c.on_boot(pile, version, now));
-    dispatch(central, orders);
 }
 
-/// Writes the campaigns' changes in the order they were made.
-pub fn spawn_saver(central: Arc<Central>, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
-    tokio::spawn(async move {
-        while let Some(op) = rx.recv().await {
-            let what = match &op {
-                WriteOp::PutRollout(r) => format!("campaign {} pile {}", r.campaign, r.pile),
-                WriteOp::CampaignState { id, .. } => format!("campaign {id}"),
-                _ => "campaign".into(),
-            };
-            if let Err(e) = central.writer().write(op).await {
-                tracing::error!("campaign state not stored: {e}");
+/// What the handler calls once it has answered a FirmwareStatusNotification: applied here,
+/// and told to the other nodes unless the pile's campaign runs here.
+pub fn notified(central: &Arc<Central>, pile: &str, status: FirmwareStatus) {
+    let here = central.campaigns().holding(pile).is_some();
+    apply_notification(central, pile, status.clone());
+    if !here {
+        central.campaigns().tell(Event::FirmwareStatus {
+            pile: pile.to_owned(),
+            status,
+        });
+    }
+}
+
+/// What the handler calls once it has answered a BootNotification: applied here, and told to
+/// the other nodes unless the pile's campaign runs here.
+pub fn booted(central: &Arc<Central>, pile: &str, version: Option<&str>) {
+    let here = central.campaigns().holding(pile).is_some();
+    apply_boot(central, pile, version);
+    if !here {
+        central.campaigns().tell(Event::Boot {
+            pile: pile.to_owned(),
+            version: version.map(str::to_owned),
+        });
+    }
+}
+
+/// Tells the node that runs the campaign that a cancel was recorded for it in the store.
+pub fn cancel_recorded(central: &Central, campaign: i64) {
+    central.campaigns().tell(Event::Cancel { campaign });
+}
+
+/// Another node's event.
+fn apply(central: &Central, event: Event) {
+    match event {
+        Event::FirmwareStatus { pile, status } => apply_notification(central, &pile, status),
+        Event::Boot { pile, version } => apply_boot(central, &pile, version.as_deref()),
+        Event::Cancel { campaign } => {
+            if central.campaigns().cancel(campaign) {
+                tracing::info!("campaign {campaign}: cancelled through another node");
             }
-            central.changed(what);
+        }
+    }
+}
+
+/// Takes up the running campaigns nobody holds (alone: all of them), then runs the campaigns:
+/// the writer of their changes, their clock, and in a cluster their events.
+pub async fn start(central: &Arc<Central>, queues: Queues) -> Result<(), StartError> {
+    central.campaigns().keep_and_take(true).await;
+    let Queues { saves, events } = queues;
+    if let Some(cluster) = central.cluster() {
+        let mut subscription = cluster
+            .nats()
+            .subscribe(events::subject(cluster))
+            .await
+            .map_err(|e| crate::cluster::ClusterError::Nats(e.to_string()))?;
+        let publisher = central.clone();
+        tokio::spawn(async move {
+            if let Some(cluster) = publisher.cluster() {
+                events::publish(cluster, events).await;
+            }
+        });
+        let receiver = central.clone();
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(message) = subscription.next().await {
+                if let Some(event) = events::read(receiver.node(), &message.payload) {
+                    apply(&receiver, event);
+                }
+            }
+        });
+    }
+    spawn_saver(central.clone(), saves);
+    spawn_ticker(central.clone());
+    Ok(())
+}
+
+/// Writes the campaigns' changes in the order they were made, and sends each command once the
+/// writes before it are committed.
+fn spawn_saver(central: Arc<Central>, mut rx: mpsc::UnboundedReceiver<Save>) {
+    tokio::spawn(async move {
+        // The changes whose last write failed (campaign, pile; no pile: its state).
+        let mut unstored: HashSet<(i64, Option<String>)> = HashSet::new();
+        while let Some(save) = rx.recv().await {
+            let campaigns = central.campaigns();
+            match save {
+                Save::Write { campaign, pile, op } => {
+                    if !campaigns.runs(campaign, now_ms()) {
+                        // Its lease is lost: the node that holds it now writes it.
+                        unstored.retain(|(c, _)| *c != campaign);
+                        continue;
+                    }
+                    let what = match &pile {
+                        Some(p) => format!("campaign {campaign} pile {p}"),
+                        None => format!("campaign {campaign}"),
+                    };
+                    match central.writer().write(op).await {
+                        Ok(_) => {
+                            unstored.remove(&(campaign, pile));
+                            central.changed(what);
+                        }
+                        Err(e) => {
+                            tracing::error!("{what}: a change not stored ({e}); written again");
+                            campaigns.unsaved(campaign, pile.as_deref());
+                            unstored.insert((campaign, pile));
+                        }
+                    }
+                }
+                Save::Order { campaign, order } => {
+                    if !campaigns.runs(campaign, now_ms()) {
+                        continue;
+                    }
+                    if unstored.contains(&(campaign, Some(order.pile.clone()))) {
+                        // The state that issued it is not stored: not sent, as if it got no
+                        // answer (it goes again once the pile's state is stored).
+                        answered(
+                            &central,
+                            campaign,
+                            &order.pile,
+                            order.command.kind(),
+                            Answer::Lost,
+                        );
+                        continue;
+                    }
+                    send(&central, campaign, order);
+                }
+                Save::Over { campaign } => {
+                    if unstored.iter().any(|(c, _)| *c == campaign) {
+                        continue;
+                    }
+                    campaigns.let_go(campaign).await;
+                    tracing::info!("campaign {campaign}: over");
+                }
+            }
         }
     });
 }
 
-/// Moves the campaigns' clocks every second.
-pub fn spawn_ticker(central: Arc<Central>) {
+/// Sends an order in a task of its own and feeds its answer back.
+fn send(central: &Arc<Central>, campaign: i64, order: Order) {
+    let central = central.clone();
+    tokio::spawn(async move {
+        let kind = order.command.kind();
+        let answer = super::orders::execute(&central, &order.pile, &order.command).await;
+        answered(&central, campaign, &order.pile, kind, answer);
+    });
+}
+
+fn answered(central: &Central, campaign: i64, pile: &str, kind: Kind, answer: Answer) {
+    let now = now_ms();
+    central.campaigns().each(|c, _| {
+        if c.id == campaign {
+            c.on_answer(pile, kind, answer.clone(), now);
+        }
+        Vec::new()
+    });
+}
+
+/// Moves the campaigns' clocks every second (their leases kept, and in a cluster the
+/// campaigns nobody runs taken up).
+fn spawn_ticker(central: Arc<Central>) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(TICK);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -283,8 +709,10 @@ pub fn spawn_ticker(central: Arc<Central>) {
 }
 
 async fn tick(central: &Arc<Central>) {
-    let (running, waiting) = central.campaigns().activity();
-    if !running {
+    let campaigns = central.campaigns();
+    campaigns.keep_and_take(campaigns.shared).await;
+    let (any, waiting) = campaigns.activity();
+    if !any {
         return;
     }
     // Whether a pile still to start is charging: only asked when one waits.
@@ -303,7 +731,7 @@ async fn tick(central: &Arc<Central>) {
     let Some(online) = crate::cluster::online(central).await else {
         return;
     };
-    let orders = central.campaigns().each(|c, versions| {
+    campaigns.each(|c, versions| {
         c.tick(
             |pile| Facts {
                 connected: online.contains(pile),
@@ -313,108 +741,4 @@ async fn tick(central: &Arc<Central>) {
             now,
         )
     });
-    dispatch(central, orders);
-}
-
-/// Sends each order in a task of its own and feeds its answer back.
-fn dispatch(central: &Arc<Central>, orders: Vec<(i64, Order)>) {
-    for (campaign, order) in orders {
-        let central = central.clone();
-        tokio::spawn(async move {
-            let kind = order.command.kind();
-            let answer = execute(&central, &order.pile, &order.command).await;
-            let now = now_ms();
-            let more = central.campaigns().each(|c, _| {
-                if c.id == campaign {
-                    c.on_answer(&order.pile, kind, answer.clone(), now);
-                }
-                Vec::new()
-            });
-            dispatch(&central, more);
-        });
-    }
-}
-
-/// The OCPP message of a command.
-fn message(command: &Command) -> Result<(Action, String), String> {
-    Ok(match command {
-        Command::UpdateFirmware {
-            location,
-            retrieve_date,
-            retries,
-            retry_interval,
-        } => (
-            Action::UpdateFirmware,
-            ocpp::encode(&UpdateFirmwareRequest {
-                location: Uri::new(location.clone()).map_err(|e| e.to_string())?,
-                retries: Some(i32::try_from(*retries).map_err(|_| "too many retries")?),
-                retrieve_date: Timestamp::from_millis(*retrieve_date)
-                    .ok_or("the retrieve date is out of range")?,
-                retry_interval: Some(
-                    i32::try_from(((*retry_interval).max(0) + 999) / 1000)
-                        .map_err(|_| "the retry interval is too long")?,
-                ),
-            }),
-        ),
-        Command::TriggerStatus => (
-            Action::TriggerMessage,
-            ocpp::encode(&TriggerMessageRequest {
-                requested_message: MessageTrigger::FirmwareStatusNotification,
-                connector_id: None,
-            }),
-        ),
-        Command::ReadProgress => (
-            Action::GetConfiguration,
-            ocpp::encode(&GetConfigurationRequest {
-                key: Some(vec![CiString50::truncating(
-                    oem::keys::GET_FIRMWARE_UPGRADE_PERCENTAGES,
-                )]),
-            }),
-        ),
-        Command::SetOperative => (
-            Action::ChangeAvailability,
-            ocpp::encode(&ChangeAvailabilityRequest {
-                connector_id: 0,
-                kind: AvailabilityType::Operative,
-            }),
-        ),
-    })
-}
-
-async fn execute(central: &Central, pile: &str, command: &Command) -> Answer {
-    let (action, payload) = match message(command) {
-        Ok(m) => m,
-        Err(why) => return Answer::Refused(why),
-    };
-    let outcome = match crate::command_log::call_recorded(central, pile, action, payload).await {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            tracing::warn!("campaign command to {pile} not recorded: {e}");
-            return Answer::Lost;
-        }
-    };
-    match outcome {
-        Ok(answer) => match (command.kind(), answer.value) {
-            (Kind::ReadProgress, Response::GetConfiguration(r)) => Answer::Ok(
-                r.configuration_key
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find(|k| {
-                        k.key
-                            .as_str()
-                            .eq_ignore_ascii_case(oem::keys::GET_FIRMWARE_UPGRADE_PERCENTAGES)
-                    })
-                    .and_then(|k| k.value.map(|v| v.as_str().to_owned())),
-            ),
-            (Kind::SetOperative, Response::ChangeAvailability(r)) => match r.status {
-                AvailabilityStatus::Accepted | AvailabilityStatus::Scheduled => Answer::Ok(None),
-                other => Answer::Refused(other.as_str().to_owned()),
-            },
-            _ => Answer::Ok(None),
-        },
-        Err(DeliveryError::CallError(e)) => {
-            Answer::Refused(format!("{}: {}", e.code.as_str(), e.description))
-        }
-        Err(_) => Answer::Lost,
-    }
 }

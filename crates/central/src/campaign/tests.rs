@@ -540,11 +540,18 @@ fn a_restarted_central_resumes_the_campaign() {
     }
     w.boot("A", "fw.bin");
     w.answer("A", Kind::SetOperative, Answer::Ok(None));
-    // B's UpdateFirmware was on its way at the restart: sent again.
+    // B's UpdateFirmware was on its way at the restart: not sent again, B is asked its
+    // status, and goes on from what it tells.
     only(&w.advance(SEC), "B", Kind::UpdateFirmware);
     restarted(&mut w);
-    only(&w.tick(), "B", Kind::UpdateFirmware);
-    w.install("B");
+    assert_eq!(w.rollout("B").phase, Phase::Upgrading);
+    only(&w.tick(), "B", Kind::TriggerStatus);
+    assert_eq!(w.advance(SEC), vec![], "asked once");
+    w.answer("B", Kind::TriggerStatus, Answer::Ok(None));
+    for s in [S::Downloading, S::Downloaded, S::Installing, S::Installed] {
+        assert_eq!(w.notify("B", s), vec![]);
+    }
+    assert_eq!(w.rollout("B").phase, Phase::Rebooting);
     w.boot("B", "fw.bin");
     w.answer("B", Kind::SetOperative, Answer::Ok(None));
     assert_eq!(w.campaign.state(), State::Finished);
@@ -553,6 +560,45 @@ fn a_restarted_central_resumes_the_campaign() {
         .rollouts
         .iter()
         .all(|r| r.outcome == Some(Outcome::Succeeded)));
+}
+
+#[test]
+fn an_update_lost_at_a_restart_goes_again_once_the_pile_tells_it_is_idle() {
+    let mut w = World::one(None);
+    w.campaign.spec.update.retrieve_in = 60 * SEC;
+    only(&w.tick(), "P1", Kind::UpdateFirmware);
+    // Restarted 30 s later, its answer unknown: the pile is asked, not sent it again.
+    restarted(&mut w);
+    only(&w.tick(), "P1", Kind::TriggerStatus);
+    w.answer("P1", Kind::TriggerStatus, Answer::Ok(None));
+    // Idle before the retrieve date: a pile that has it waits too.
+    assert_eq!(w.notify("P1", S::Idle), vec![]);
+    assert_eq!(w.rollout("P1").phase, Phase::Upgrading);
+    // The silence counts from the retrieve date (T0 + 60 s); it is now T0 + 30 s.
+    assert_eq!(w.advance(30 * SEC + SILENCE - 1), vec![]);
+    // Past the retrieve date, still idle when asked: it never got the UpdateFirmware.
+    only(&w.advance(1), "P1", Kind::TriggerStatus);
+    w.answer("P1", Kind::TriggerStatus, Answer::Ok(None));
+    assert_eq!(w.notify("P1", S::Idle), vec![]);
+    assert_eq!(w.rollout("P1").phase, Phase::Waiting);
+    only(&w.tick(), "P1", Kind::UpdateFirmware);
+}
+
+#[test]
+fn a_pile_taken_up_mid_download_is_not_sent_the_update_again() {
+    let mut w = World::one(None);
+    only(&w.tick(), "P1", Kind::UpdateFirmware);
+    restarted(&mut w);
+    only(&w.tick(), "P1", Kind::TriggerStatus);
+    w.notify("P1", S::Downloading);
+    // Confirmed: an Idle now is the upgrade stopping, not an update that never came.
+    w.notify("P1", S::Idle);
+    assert_eq!(w.rollout("P1").phase, Phase::Restoring);
+    let all = w.advance(10 * SEC);
+    assert!(
+        kinds(&all).iter().all(|(_, k)| *k != Kind::UpdateFirmware),
+        "{all:?}"
+    );
 }
 
 #[test]

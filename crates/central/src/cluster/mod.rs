@@ -6,6 +6,7 @@
 
 mod changes;
 pub mod heartbeat;
+pub mod lease;
 pub mod owner;
 mod routing;
 mod wire;

@@ -128,7 +128,8 @@ pub async fn show(State(ui): State<Ui>, Path(id): Path<i64>, Query(f): Query<Fla
             h1 { "Campaign #" (id) }
             section data-live data-watch={ "campaign " (id) } id="campaign" {
                 p { "State: " b.state { (text(&c["state"])) } " · batch size " (text(&c["batch_size"]))
-                    " · deadline " (when(&c["deadline"])) " · " (progress(&c)) }
+                    " · deadline " (when(&c["deadline"])) " · " (progress(&c))
+                    @if let Some(node) = c["node"].as_str() { " · run by node " code { (node) } } }
                 p { "Images: " @for i in c["firmware"].as_array().into_iter().flatten() { code { (text(&i["name"])) } " " } }
                 table.rollouts {
                     thead { tr {

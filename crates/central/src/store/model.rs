@@ -360,6 +360,11 @@ pub enum WriteOp {
     },
     /// One pile's upgrade state, as it changed.
     PutRollout(RolloutRow),
+    /// A cancel asked of a campaign another node runs: `cancelling` if it is `running` or
+    /// `cancelling`; answers the rows changed (0: not running).
+    CancelCampaign {
+        id: i64,
+    },
 }
 
 impl WriteOp {

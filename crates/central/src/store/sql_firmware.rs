@@ -167,6 +167,16 @@ async fn apply_firmware(
             put_rollout(tx, r, now).await?;
             Ok(WriteResult::Done)
         }
+        WriteOp::CancelCampaign { id } => {
+            let r = sqlx::query(
+                "UPDATE campaigns SET state = 'cancelling' \
+                 WHERE id = $1 AND state IN ('running', 'cancelling')",
+            )
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            Ok(WriteResult::Affected(r.rows_affected()))
+        }
         other => Err(sqlx::Error::Protocol(format!(
             "not a firmware write: {other:?}"
         ))),

@@ -417,7 +417,8 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
         }
         WriteOp::CreateCampaign { .. }
         | WriteOp::CampaignState { .. }
-        | WriteOp::PutRollout(_) => apply_firmware(tx, op, now).await,
+        | WriteOp::PutRollout(_)
+        | WriteOp::CancelCampaign { .. } => apply_firmware(tx, op, now).await,
         WriteOp::Connected { .. } | WriteOp::Disconnected { .. } => {
             apply_connection(tx, op, now).await
         }
