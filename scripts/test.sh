@@ -78,13 +78,13 @@ if command -v psql >/dev/null; then
 fi
 
 # NATS (JetStream on) for the central system's cluster tests: $OCPILE_TEST_NATS (default the
-# local server). Each test's nodes use subjects of their own cluster. Where none answers, root
-# starts nats-server if it is installed; anyone else is told.
+# local server). Each test's nodes use subjects of their own cluster. Where none answers on this
+# host, root starts nats-server if it is installed; anyone else is told.
 export OCPILE_TEST_NATS="${OCPILE_TEST_NATS:-nats://127.0.0.1:4222}"
 nats_host_port="${OCPILE_TEST_NATS#*://}"; nats_host_port="${nats_host_port#*@}"; nats_host_port="${nats_host_port%%/*}"
 nats_up() { (exec 3<>"/dev/tcp/${nats_host_port%:*}/${nats_host_port##*:}") 2>/dev/null; }
 if ! nats_up; then
-  if [ "$(id -u)" = 0 ] && command -v nats-server >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v nats-server >/dev/null && [[ "${nats_host_port%:*}" =~ ^(127\.0\.0\.1|localhost)$ ]]; then
     nats-server -js -a "${nats_host_port%:*}" -p "${nats_host_port##*:}" -sd target/nats >target/nats-server.log 2>&1 &
     for _ in $(seq 100); do nats_up && break; sleep 0.1; done
   fi
