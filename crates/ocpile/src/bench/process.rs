@@ -1,5 +1,6 @@
 //! The processes the bench starts, and what Linux says of them (`/proc`).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -40,6 +41,30 @@ pub fn cpu_time(pid: u32) -> Duration {
     // SAFETY: sysconf only reads a system constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / hz)
+}
+
+/// The CPU time so far of every process whose command name is `name` (`/proc/PID/comm`),
+/// by pid.
+pub fn cpu_of_named(name: &str) -> HashMap<u32, Duration> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .map(|pid| (pid, cpu_time(pid)))
+        .collect()
+}
+
+/// The CPU time used between two readings of `cpu_of_named`: a process started in between
+/// counts whole, one that ended in between is not seen.
+pub fn cpu_between(before: &HashMap<u32, Duration>, after: &HashMap<u32, Duration>) -> Duration {
+    after
+        .iter()
+        .map(|(pid, t)| t.saturating_sub(before.get(pid).copied().unwrap_or_default()))
+        .sum()
 }
 
 /// A child process whose standard error is read line by line; killed when dropped.
@@ -102,11 +127,20 @@ impl Running {
 
     /// SIGINT, then the exit (SIGKILL after `grace`).
     pub fn interrupt(&mut self, grace: Duration) {
+        self.send_interrupt();
+        self.wait_exit(std::time::Instant::now() + grace);
+    }
+
+    /// SIGINT, without waiting.
+    pub fn send_interrupt(&self) {
         // SAFETY: kill only sends a signal to our own child.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGINT);
         }
-        let deadline = std::time::Instant::now() + grace;
+    }
+
+    /// Waits for the exit until `deadline`, then SIGKILL.
+    pub fn wait_exit(&mut self, deadline: std::time::Instant) {
         while std::time::Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
