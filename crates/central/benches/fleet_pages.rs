@@ -73,6 +73,7 @@ fn pile_ops(i: usize) -> Vec<WriteOp> {
     if i % 5 < 3 {
         ops.push(WriteOp::Connected {
             pile: id.clone(),
+            node: "n1".into(),
             connection: i as i64 + 1,
         });
     }

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod campaign;
+pub mod cluster;
 pub mod command_log;
 pub mod config_reader;
 pub mod dashboard;
@@ -91,6 +92,18 @@ pub struct Options {
     /// Handshakes in progress at once from one IP address; more are closed at once. Piles
     /// behind one NAT address share it.
     pub max_handshakes_per_address: usize,
+    /// The NATS server of the cluster this node joins (`nats://HOST:PORT`); none: the node
+    /// runs alone.
+    pub cluster: Option<String>,
+    /// This node's name among the cluster's nodes (letters, digits, `-`, `_`).
+    pub node: String,
+    /// A node not heard from for this long is gone: its piles show offline, its leases pass
+    /// to another node.
+    pub node_ttl: Duration,
+    /// Listen with SO_REUSEPORT, so that several nodes on one host share the port.
+    pub reuse_port: bool,
+    /// At a stop, the piles' connections are closed spread over this time.
+    pub drain: Duration,
 }
 
 impl Options {
@@ -113,6 +126,11 @@ impl Options {
             ping_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             max_handshakes_per_address: 256,
+            cluster: None,
+            node: cluster::default_node_name(),
+            node_ttl: Duration::from_secs(15),
+            reuse_port: false,
+            drain: Duration::from_secs(30),
         }
     }
 
@@ -140,6 +158,8 @@ pub struct Central {
     changes: tokio::sync::broadcast::Sender<String>,
     /// Frames and piles online over the last hour.
     pulse: pulse::Pulse,
+    /// The other nodes, when it runs in a cluster.
+    cluster: Option<cluster::Cluster>,
 }
 
 /// What a central system is made of when it starts.
@@ -152,6 +172,8 @@ pub struct Parts {
     pub token: String,
     pub public_url: String,
     pub campaigns: campaign::runner::Campaigns,
+    /// The cluster joined (none: the node runs alone).
+    pub cluster: Option<cluster::Cluster>,
 }
 
 impl Central {
@@ -169,6 +191,7 @@ impl Central {
             campaigns: parts.campaigns,
             changes: tokio::sync::broadcast::channel(1024).0,
             pulse: pulse::Pulse::default(),
+            cluster: parts.cluster,
         }
     }
 
@@ -226,6 +249,16 @@ impl Central {
         self.changes.subscribe()
     }
 
+    /// The cluster this node runs in (none: it runs alone).
+    pub fn cluster(&self) -> Option<&cluster::Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.options.node
+    }
+
     /// Frames and piles online over the last hour.
     pub fn pulse(&self) -> &pulse::Pulse {
         &self.pulse
@@ -258,4 +291,6 @@ pub enum StartError {
     Tls(String),
     #[error("{0}")]
     Options(String),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }

@@ -132,11 +132,35 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
             "with pings, the ping timeout must be at least 1 second".into(),
         ));
     }
+    if !crate::cluster::valid_node_name(&options.node) {
+        return Err(StartError::Options(format!(
+            "--node {:?}: a node's name is 1 to 64 letters, digits, '-' or '_'",
+            options.node
+        )));
+    }
+    if options.cluster.is_some() && !options.db_url().starts_with("postgres") {
+        return Err(StartError::Options(
+            "--cluster needs the database every node shares: --db postgres://... (SQLite is \
+             one process's file)"
+                .into(),
+        ));
+    }
     let tls = tls_config(&options)?;
     let (token, token_generated) = api_token(&options)?;
     let repo = crate::store::open(&options.db_url()).await?;
-    // No pile is connected to a central system that just started.
-    repo.forget_connections().await?;
+    let cluster = match &options.cluster {
+        Some(url) => {
+            let cluster = crate::cluster::Cluster::join(url, &options.node, &*repo).await?;
+            // A node that starts again under its name held no connection since.
+            repo.leave(&options.node).await?;
+            Some(cluster)
+        }
+        None => {
+            // No pile is connected to a central system that just started alone.
+            repo.forget_connections().await?;
+            None
+        }
+    };
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let (writer, log) = crate::store::Writer::start(repo.clone(), metrics.clone()).await?;
     let listener = TcpListener::bind(options.listen)
@@ -171,6 +195,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         token,
         public_url,
         campaigns,
+        cluster,
     }));
     spawn_retention(central.clone());
     spawn_pulse(central.clone());
@@ -655,6 +680,7 @@ async fn attach(
         .writer()
         .write(WriteOp::Connected {
             pile: identity.clone(),
+            node: central.node().to_owned(),
             connection: connection as i64,
         })
         .await;
@@ -670,6 +696,7 @@ async fn attach(
         .writer()
         .write(WriteOp::Disconnected {
             pile: identity.clone(),
+            node: central.node().to_owned(),
             connection: connection as i64,
         })
         .await;

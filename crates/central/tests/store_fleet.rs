@@ -59,16 +59,19 @@ async fn fleet(repo: &Arc<dyn Repository>) {
     for (pile, connection) in [("P-04", 1), ("P-06", 2)] {
         ops.push(WriteOp::Connected {
             pile: pile.into(),
+            node: "n1".into(),
             connection,
         });
     }
     // An older connection's end leaves the pile online; its own end takes it offline.
     ops.push(WriteOp::Disconnected {
         pile: "P-04".into(),
+        node: "n1".into(),
         connection: 7,
     });
     ops.push(WriteOp::Disconnected {
         pile: "P-06".into(),
+        node: "n1".into(),
         connection: 2,
     });
     repo.apply(&ops, 1_000).await.unwrap();

@@ -58,6 +58,9 @@ async fn piles_connectors_and_id_tags_read_back_whole() {
             created_at: 1_000,
             last_boot: Some(2_000),
             last_seen: Some(2_000),
+            connection: None,
+            node: None,
+            connected_at: None,
         };
         assert_eq!(
             repo.pile("CP9").await.unwrap(),

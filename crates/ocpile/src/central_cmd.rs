@@ -67,6 +67,26 @@ pub struct CentralArgs {
     /// once and counted as refused. Piles behind one NAT address share it: keep it generous.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     max_handshakes_per_address: u64,
+    /// Join the cluster of nodes that share this NATS server (`nats://HOST:4222`) and the
+    /// PostgreSQL database of --db: commands reach a pile on whichever node holds it, campaigns
+    /// run on one node at a time. Without it the node runs alone.
+    #[arg(long, value_name = "NATS_URL")]
+    cluster: Option<String>,
+    /// This node's name in the cluster (letters, digits, `-`, `_`); default HOSTNAME-PID.
+    #[arg(long)]
+    node: Option<String>,
+    /// Seconds after which a node not heard from is gone: its piles show offline and its
+    /// campaigns pass to another node.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..))]
+    node_ttl: u64,
+    /// Listen with SO_REUSEPORT: several nodes on one host share the --listen port and the
+    /// kernel spreads the piles over them.
+    #[arg(long)]
+    reuse_port: bool,
+    /// At a stop (SIGTERM or Ctrl-C), the seconds over which the piles' connections are closed,
+    /// spread evenly so that they reconnect elsewhere without a storm (0: all at once).
+    #[arg(long, default_value_t = 30)]
+    drain_seconds: u64,
 }
 
 pub fn options(args: CentralArgs) -> Options {
@@ -87,6 +107,13 @@ pub fn options(args: CentralArgs) -> Options {
     o.handshake_timeout = Duration::from_secs(args.handshake_timeout);
     o.max_handshakes_per_address =
         usize::try_from(args.max_handshakes_per_address).unwrap_or(usize::MAX);
+    o.cluster = args.cluster;
+    if let Some(node) = args.node {
+        o.node = node;
+    }
+    o.node_ttl = Duration::from_secs(args.node_ttl);
+    o.reuse_port = args.reuse_port;
+    o.drain = Duration::from_secs(args.drain_seconds);
     o
 }
 

@@ -2,6 +2,7 @@
 //! PostgreSQL with the same portable SQL, and a writer that commits many writes in one
 //! database transaction (group commit).
 
+pub mod cluster;
 mod column;
 pub mod fleet;
 pub mod model;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use cluster::{ClusterStore, NodeRow};
 pub use fleet::{FleetCounts, PileFilter, Tally};
 pub use model::*;
 pub use writer::{LogWriter, Writer};
@@ -33,7 +35,7 @@ pub enum StoreError {
 
 /// Everything the central system reads and writes.
 #[async_trait]
-pub trait Repository: Send + Sync + 'static {
+pub trait Repository: ClusterStore + Send + Sync + 'static {
     /// Applies the writes in one database transaction, in order, and appends the log rows in
     /// the same transaction; all or none.
     async fn apply_and_log(
@@ -118,6 +120,7 @@ pub mod sqlite {
     include!("sql_writes.rs");
     include!("sql_firmware.rs");
     include!("sql_fleet.rs");
+    include!("sql_cluster.rs");
 }
 
 pub mod postgres {
@@ -128,6 +131,7 @@ pub mod postgres {
     include!("sql_writes.rs");
     include!("sql_firmware.rs");
     include!("sql_fleet.rs");
+    include!("sql_cluster.rs");
 }
 
 /// Opens the database a URL names, applies the migrations, and returns its repository.

@@ -28,6 +28,12 @@ pub struct PileRow {
     pub created_at: Millis,
     pub last_boot: Option<Millis>,
     pub last_seen: Option<Millis>,
+    /// The number of its live connection on `node` (none while it is offline).
+    pub connection: Option<i64>,
+    /// The node holding its connection (none while it is offline).
+    pub node: Option<String>,
+    /// Since when that connection lives.
+    pub connected_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -265,14 +271,17 @@ pub enum WriteOp {
     Seen {
         pile: String,
     },
-    /// The pile's connection `connection` to this central system is live.
+    /// The pile's connection `connection` to the node `node` is live (its presence record).
     Connected {
         pile: String,
+        node: String,
         connection: i64,
     },
-    /// The pile's connection `connection` ended (a newer one of the same pile stays).
+    /// The pile's connection `connection` to `node` ended (a newer one of the same pile, on
+    /// this node or another, stays).
     Disconnected {
         pile: String,
+        node: String,
         connection: i64,
     },
     Status {

@@ -37,7 +37,7 @@ fn flag(b: bool) -> i64 {
 
 const PILE_COLUMNS: &str = "id, password_hash, registration, vendor, model, serial_number, \
     charge_box_serial_number, firmware_version, iccid, imsi, meter_type, meter_serial_number, \
-    firmware_status, diagnostics_status, created_at, last_boot, last_seen";
+    firmware_status, diagnostics_status, created_at, last_boot, last_seen, connection, node, connected_at";
 const TRANSACTION_COLUMNS: &str = "id, pile, connector, id_tag, start_time, meter_start, \
     reservation_id, stop_time, meter_stop, stop_id_tag, reason, reconciled, meter_last";
 
@@ -116,7 +116,10 @@ impl Repository for SqlRepository {
     }
 
     async fn forget_connections(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE piles SET connection = NULL WHERE connection IS NOT NULL")
+        sqlx::query(
+            "UPDATE piles SET connection = NULL, node = NULL, connected_at = NULL \
+             WHERE connection IS NOT NULL",
+        )
             .execute(&self.pool)
             .await?;
         Ok(())

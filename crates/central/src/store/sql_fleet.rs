@@ -184,21 +184,41 @@ impl SqlRepository {
 }
 
 /// A pile's connection begins or ends: the `connection` column says who is online.
-async fn apply_connection(tx: &mut Tx, op: &WriteOp) -> Result<WriteResult, sqlx::Error> {
+async fn apply_connection(
+    tx: &mut Tx,
+    op: &WriteOp,
+    now: Millis,
+) -> Result<WriteResult, sqlx::Error> {
     match op {
-        WriteOp::Connected { pile, connection } => {
-            sqlx::query("UPDATE piles SET connection = $1 WHERE id = $2")
-                .bind(connection)
-                .bind(pile)
-                .execute(&mut **tx)
-                .await?;
+        WriteOp::Connected {
+            pile,
+            node,
+            connection,
+        } => {
+            sqlx::query(
+                "UPDATE piles SET connection = $1, node = $2, connected_at = $3 WHERE id = $4",
+            )
+            .bind(connection)
+            .bind(node)
+            .bind(now)
+            .bind(pile)
+            .execute(&mut **tx)
+            .await?;
         }
-        WriteOp::Disconnected { pile, connection } => {
-            sqlx::query("UPDATE piles SET connection = NULL WHERE id = $1 AND connection = $2")
-                .bind(pile)
-                .bind(connection)
-                .execute(&mut **tx)
-                .await?;
+        WriteOp::Disconnected {
+            pile,
+            node,
+            connection,
+        } => {
+            sqlx::query(
+                "UPDATE piles SET connection = NULL, node = NULL, connected_at = NULL \
+                 WHERE id = $1 AND connection = $2 AND node = $3",
+            )
+            .bind(pile)
+            .bind(connection)
+            .bind(node)
+            .execute(&mut **tx)
+            .await?;
         }
         _ => {}
     }

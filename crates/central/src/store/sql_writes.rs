@@ -478,7 +478,9 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
         | WriteOp::CreateCampaign { .. }
         | WriteOp::CampaignState { .. }
         | WriteOp::PutRollout(_) => apply_firmware(tx, op, now).await,
-        WriteOp::Connected { .. } | WriteOp::Disconnected { .. } => apply_connection(tx, op).await,
+        WriteOp::Connected { .. } | WriteOp::Disconnected { .. } => {
+            apply_connection(tx, op, now).await
+        }
         WriteOp::Refused(r) => {
             sqlx::query(
                 "INSERT INTO refused_handshakes (time, remote, identity, reason, http_status) \

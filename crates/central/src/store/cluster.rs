@@ -1,0 +1,54 @@
+//! What the nodes of one central system share in its store: the live nodes (each heard from
+//! every few seconds), the presence of piles on them, the leases of work that must run on one
+//! node at a time, and the settings every node reads.
+
+use async_trait::async_trait;
+
+use super::{Millis, StoreError};
+
+/// A node of the central system, as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct NodeRow {
+    pub name: String,
+    pub started_at: Millis,
+    pub heard_at: Millis,
+    /// Where it listens (`host:port`).
+    pub address: String,
+    /// The piles whose connection it holds.
+    pub piles: i64,
+}
+
+#[async_trait]
+pub trait ClusterStore: Send + Sync {
+    /// Records that `node` is alive at `now` (its row created at its first report); false when
+    /// the row was missing: the node was new, or had been reaped as silent.
+    async fn heartbeat(&self, node: &str, address: &str, now: Millis) -> Result<bool, StoreError>;
+    /// The nodes heard from, by name, with the piles each holds.
+    async fn nodes(&self) -> Result<Vec<NodeRow>, StoreError>;
+    /// Removes the nodes not heard from since `before` and clears the presence of their piles
+    /// (they show offline); the names of the nodes removed.
+    async fn reap_nodes(&self, before: Millis) -> Result<Vec<String>, StoreError>;
+    /// Removes a node and the presence of its piles (a node that stops, or starts again under
+    /// the same name); how many piles it held.
+    async fn leave(&self, node: &str) -> Result<u64, StoreError>;
+    /// Takes or renews the lease `name` for `holder` until `until`: true when `holder` holds it
+    /// now (it was free, expired at `now`, or held by `holder` already).
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease up, if `holder` holds it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// The holder of a lease not expired at `now`.
+    async fn lease_holder(&self, name: &str, now: Millis) -> Result<Option<String>, StoreError>;
+    /// A shared setting.
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Stores `value` as the setting `name` unless one is stored; the stored value (so that
+    /// nodes starting at once agree on one).
+    async fn init_setting(&self, name: &str, value: &str) -> Result<String, StoreError>;
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,179 @@
+//! What the nodes share in the store, on SQLite and PostgreSQL: nodes heard from and reaped
+//! with the presence of their piles, leases taken, renewed, refused and passed on, settings
+//! that the first writer fixes.
+
+mod common;
+
+use central::store::{Repository, WriteOp};
+
+async fn write(repo: &dyn Repository, ops: Vec<WriteOp>, now: i64) {
+    repo.apply(&ops, now).await.expect("the writes apply");
+}
+
+fn connected(pile: &str, node: &str, connection: i64) -> WriteOp {
+    WriteOp::Connected {
+        pile: pile.into(),
+        node: node.into(),
+        connection,
+    }
+}
+
+#[tokio::test]
+async fn nodes_are_heard_from_and_the_silent_ones_reaped_with_their_piles() {
+    for (kind, repo) in common::repositories("cluster", "nodes").await {
+        let mut ops = Vec::new();
+        for pile in ["P1", "P2", "P3"] {
+            ops.push(WriteOp::AdmitPile {
+                id: pile.into(),
+                registration: "Accepted".into(),
+            });
+        }
+        ops.push(connected("P1", "a", 1));
+        ops.push(connected("P2", "a", 2));
+        ops.push(connected("P3", "b", 1));
+        write(&*repo, ops, 1_000).await;
+        assert!(
+            !repo.heartbeat("a", "h:1", 1_000).await.unwrap(),
+            "{kind}: new"
+        );
+        assert!(
+            !repo.heartbeat("b", "h:2", 1_000).await.unwrap(),
+            "{kind}: new"
+        );
+        assert!(
+            repo.heartbeat("a", "h:1", 20_000).await.unwrap(),
+            "{kind}: known"
+        );
+        let nodes = repo.nodes().await.unwrap();
+        let seen: Vec<(&str, i64, i64)> = nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.heard_at, n.piles))
+            .collect();
+        assert_eq!(seen, [("a", 20_000, 2), ("b", 1_000, 1)], "{kind}");
+        let p1 = repo.pile("P1").await.unwrap().unwrap();
+        assert_eq!(
+            (p1.node.as_deref(), p1.connection, p1.connected_at),
+            (Some("a"), Some(1), Some(1_000)),
+            "{kind}"
+        );
+
+        // b is silent past the TTL: gone, and its pile offline; a's stay.
+        assert_eq!(repo.reap_nodes(10_000).await.unwrap(), ["b"], "{kind}");
+        let p3 = repo.pile("P3").await.unwrap().unwrap();
+        assert_eq!((p3.node, p3.connection), (None, None), "{kind}");
+        assert_eq!(
+            repo.pile("P2").await.unwrap().unwrap().node.as_deref(),
+            Some("a"),
+            "{kind}"
+        );
+        // b speaks again: it learns that it was reaped.
+        assert!(!repo.heartbeat("b", "h:2", 21_000).await.unwrap(), "{kind}");
+
+        // An older connection's end on another node leaves the pile where it is now.
+        write(&*repo, vec![connected("P2", "b", 9)], 22_000).await;
+        let old_end = WriteOp::Disconnected {
+            pile: "P2".into(),
+            node: "a".into(),
+            connection: 2,
+        };
+        write(&*repo, vec![old_end], 22_001).await;
+        let p2 = repo.pile("P2").await.unwrap().unwrap();
+        assert_eq!(
+            (p2.node.as_deref(), p2.connection),
+            (Some("b"), Some(9)),
+            "{kind}"
+        );
+
+        // A node that leaves takes the presence of its piles with it.
+        assert_eq!(repo.leave("a").await.unwrap(), 1, "{kind}");
+        let names: Vec<String> = repo
+            .nodes()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(names, ["b"], "{kind}");
+        assert_eq!(
+            repo.pile("P1").await.unwrap().unwrap().connection,
+            None,
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires() {
+    for (kind, repo) in common::repositories("cluster", "leases").await {
+        assert!(
+            repo.take_lease("job", "a", 0, 15_000).await.unwrap(),
+            "{kind}"
+        );
+        assert!(
+            !repo.take_lease("job", "b", 5_000, 20_000).await.unwrap(),
+            "{kind}"
+        );
+        assert_eq!(
+            repo.lease_holder("job", 5_000).await.unwrap().as_deref(),
+            Some("a")
+        );
+        // Renewed by its holder.
+        assert!(
+            repo.take_lease("job", "a", 10_000, 25_000).await.unwrap(),
+            "{kind}"
+        );
+        assert!(
+            !repo.take_lease("job", "b", 20_000, 35_000).await.unwrap(),
+            "{kind}"
+        );
+        // Expired: the next node takes it; the old holder no longer renews it.
+        assert!(
+            repo.take_lease("job", "b", 25_001, 40_000).await.unwrap(),
+            "{kind}"
+        );
+        assert!(
+            !repo.take_lease("job", "a", 26_000, 41_000).await.unwrap(),
+            "{kind}"
+        );
+        assert_eq!(
+            repo.lease_holder("job", 26_000).await.unwrap().as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            repo.lease_holder("job", 40_001).await.unwrap(),
+            None,
+            "{kind}"
+        );
+        // Given up: free at once; only its holder gives it up.
+        repo.release_lease("job", "a").await.unwrap();
+        assert_eq!(
+            repo.lease_holder("job", 27_000).await.unwrap().as_deref(),
+            Some("b")
+        );
+        repo.release_lease("job", "b").await.unwrap();
+        assert!(
+            repo.take_lease("job", "a", 27_000, 42_000).await.unwrap(),
+            "{kind}"
+        );
+        // Leases are independent of each other.
+        assert!(
+            repo.take_lease("other", "b", 27_000, 42_000).await.unwrap(),
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_first_setting_stored_is_the_one_every_node_reads() {
+    for (kind, repo) in common::repositories("cluster", "settings").await {
+        assert_eq!(repo.setting("cluster_id").await.unwrap(), None, "{kind}");
+        let (a, b) = tokio::join!(
+            repo.init_setting("cluster_id", "first"),
+            repo.init_setting("cluster_id", "second")
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a, b, "{kind}: both agree");
+        assert_eq!(repo.setting("cluster_id").await.unwrap(), Some(a), "{kind}");
+        repo.ping().await.unwrap();
+    }
+}
