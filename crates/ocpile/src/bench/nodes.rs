@@ -275,6 +275,8 @@ fn spawn(i: usize, listen: &str, db: &str, dir: &Path) -> anyhow::Result<Running
         ])
         // A node that the bench's load keeps from its heartbeat for a while is not reaped.
         .args(["--node-ttl", "60"])
+        // The fleet is stopped first: nothing is left to drain when the nodes stop.
+        .args(["--drain-seconds", "0"])
         .arg("--data")
         .arg(dir.join(format!("node-{i}")))
         .env("RUST_LOG", "warn");

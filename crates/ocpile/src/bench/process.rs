@@ -75,6 +75,8 @@ pub struct Running {
 
 impl Running {
     pub fn start(mut command: Command, what: &str) -> anyhow::Result<Running> {
+        // The error a child stops on, not a backtrace of it, is what the bench shows.
+        command.env("RUST_LIB_BACKTRACE", "0");
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -110,18 +112,24 @@ impl Running {
         self.child.id()
     }
 
-    /// Waits for a line that starts with `prefix`; the rest of it.
+    /// Waits for a line that starts with `prefix`; the rest of it. The error tells the last
+    /// lines seen (why the process stopped, mostly).
     pub fn wait_for(&self, prefix: &str, within: Duration) -> anyhow::Result<String> {
         let deadline = std::time::Instant::now() + within;
+        let mut seen = std::collections::VecDeque::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .with_context(|| format!("waiting for {prefix:?}"))?;
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                let said: Vec<String> = seen.into_iter().collect();
+                anyhow::bail!("waiting for {prefix:?}; last said: {}", said.join(" | "));
+            };
             if let Some(rest) = line.strip_prefix(prefix) {
                 return Ok(rest.trim().to_owned());
             }
+            if seen.len() == 5 {
+                seen.pop_front();
+            }
+            seen.push_back(line);
         }
     }
 
