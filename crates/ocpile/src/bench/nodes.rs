@@ -282,3 +282,20 @@ fn spawn(i: usize, listen: &str, db: &str, dir: &Path) -> anyhow::Result<Running
         .env("RUST_LOG", "warn");
     Running::start(cmd, &format!("ocpile central {}", node_name(i)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_joins_the_url_query() {
+        assert_eq!(
+            with_schema("postgres://h/test", "bench_1_2"),
+            "postgres://h/test?schema=bench_1_2"
+        );
+        assert_eq!(
+            with_schema("postgres://h/test?sslmode=disable", "s"),
+            "postgres://h/test?sslmode=disable&schema=s"
+        );
+    }
+}

@@ -166,3 +166,25 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_between_readings_counts_new_processes_whole() {
+        let s = Duration::from_secs;
+        let before = HashMap::from([(1, s(5)), (2, s(7))]);
+        let after = HashMap::from([(1, s(8)), (3, s(2))]);
+        // 3 s of process 1, 2 s of process 3 (new); process 2 ended.
+        assert_eq!(cpu_between(&before, &after), s(5));
+    }
+
+    #[test]
+    fn this_process_is_found_by_its_name() {
+        let me = std::process::id();
+        let name = std::fs::read_to_string(format!("/proc/{me}/comm")).unwrap();
+        assert!(cpu_of_named(name.trim()).contains_key(&me));
+        assert!(cpu_of_named("no-such-process-name").is_empty());
+    }
+}
