@@ -90,6 +90,21 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 export OCPILE_CHROMIUM="${OCPILE_CHROMIUM:-$(command -v chromium)}"
 
+# HAProxy for the test of deploy/haproxy.cfg in front of two centrals (Debian's package, in
+# /usr/sbin). Where it is missing, root installs it; anyone else is told.
+haproxy_bin="${OCPILE_HAPROXY:-$(PATH="$PATH:/usr/sbin:/usr/local/sbin" command -v haproxy || true)}"
+if [ -z "$haproxy_bin" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -q haproxy || { apt-get update -q && apt-get install -y -q haproxy; }
+    haproxy_bin="$(PATH="$PATH:/usr/sbin" command -v haproxy || true)"
+  fi
+  [ -n "$haproxy_bin" ] || {
+    echo "the HAProxy test needs haproxy (apt-get install haproxy, or set OCPILE_HAPROXY)" >&2
+    exit 1
+  }
+fi
+export OCPILE_HAPROXY="$haproxy_bin"
+
 # --- Checks ----------------------------------------------------------------------------------
 say "rustfmt"
 cargo fmt --all -- --check
@@ -100,7 +115,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # --- Tests -----------------------------------------------------------------------------------
 say "tests"
 # --include-ignored: the interop tests and the API's schemathesis test, which need the PyPI
-# packages installed above, and the browser test, which needs chromium.
+# packages installed above, the browser test, which needs chromium, and the HAProxy test.
 cargo test --workspace --locked -- --include-ignored 2>&1 | tee target/test-output.txt
 
 say "benchmarks compile"

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod firmware;
 pub mod handler;
 mod handshakes;
+pub mod health;
 pub mod metrics;
 pub mod pulse;
 pub mod secrets;
@@ -62,7 +63,8 @@ pub struct Options {
     pub db: Option<String>,
     pub data_dir: PathBuf,
     pub admission: Admission,
-    /// The API token; when absent, read from (or generated into) the data directory.
+    /// The API token, used as it is (not stored); when absent, the one the database keeps
+    /// (carried over from the data directory of an older version, or generated).
     pub api_token: Option<String>,
     /// Security Profile 2: the server certificate chain and key (PEM).
     pub tls_cert: Option<PathBuf>,
@@ -158,6 +160,8 @@ pub struct Central {
     changes: tokio::sync::broadcast::Sender<String>,
     /// Frames and piles online over the last hour.
     pulse: pulse::Pulse,
+    /// Whether the node drains, and its last database check.
+    health: health::Health,
     /// The other nodes, when it runs in a cluster.
     cluster: Option<cluster::Cluster>,
 }
@@ -191,6 +195,7 @@ impl Central {
             campaigns: parts.campaigns,
             changes: tokio::sync::broadcast::channel(1024).0,
             pulse: pulse::Pulse::default(),
+            health: health::Health::default(),
             cluster: parts.cluster,
         }
     }
@@ -262,6 +267,11 @@ impl Central {
     /// Frames and piles online over the last hour.
     pub fn pulse(&self) -> &pulse::Pulse {
         &self.pulse
+    }
+
+    /// Whether the node drains, and its last database check (`GET /health`).
+    pub fn health(&self) -> &health::Health {
+        &self.health
     }
 
     /// Tells the dashboard's live pages that something changed (nobody listening: nothing).

@@ -1,5 +1,7 @@
-//! `/metrics` in the Prometheus text format.
+//! `/metrics` in the Prometheus text format; every series of a node carries its name as the
+//! label `node`.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -56,8 +58,23 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Default for Metrics {
+    /// The metrics without a `node` label.
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("ocpile");
+        Metrics::with_registry(Registry::with_prefix("ocpile"))
+    }
+}
+
+impl Metrics {
+    /// The metrics of a node: every series labelled `node="NAME"`.
+    pub fn of_node(node: &str) -> Metrics {
+        let label = (Cow::Borrowed("node"), Cow::Owned(node.to_owned()));
+        Metrics::with_registry(Registry::with_prefix_and_labels(
+            "ocpile",
+            std::iter::once(label),
+        ))
+    }
+
+    fn with_registry(mut registry: Registry) -> Metrics {
         let m = Metrics {
             connected_piles: Gauge::default(),
             messages: Family::default(),
@@ -142,9 +159,7 @@ impl Default for Metrics {
         );
         Metrics { registry, ..m }
     }
-}
 
-impl Metrics {
     pub fn observe_commit(&self, took: Duration, batch: usize) {
         self.commit_latency.observe(took.as_secs_f64());
         self.commit_batch_size.observe(batch as f64);
@@ -170,5 +185,39 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String does not fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_of_a_node_carries_its_name() {
+        let metrics = Metrics::of_node("east-1");
+        metrics.message("Heartbeat", "in");
+        metrics.connected_piles.set(3);
+        metrics.observe_commit(Duration::from_millis(2), 5);
+        let text = metrics.encode();
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect();
+        assert!(samples.len() > 20, "{text}");
+        for line in samples {
+            assert!(line.contains("node=\"east-1\""), "{line}");
+        }
+        assert!(
+            text.contains(
+                "ocpile_messages_total{node=\"east-1\",action=\"Heartbeat\",direction=\"in\"} 1"
+            ) || text.contains(
+                "ocpile_messages_total{action=\"Heartbeat\",direction=\"in\",node=\"east-1\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("ocpile_connected_piles{node=\"east-1\"} 3"),
+            "{text}"
+        );
     }
 }

@@ -29,7 +29,7 @@ use transport::{BoxedIo, CloseReason, LinkConfig, SUBPROTOCOL};
 
 use crate::handler::PileHandler;
 use crate::handshakes::{EarlyRefusal, HandshakeSlot, Handshakes};
-use crate::store::{Millis, RefusedRow, WriteOp};
+use crate::store::{Millis, RefusedRow, Repository, WriteOp};
 use crate::tap::MessageTap;
 use crate::{secrets, Admission, Central, Options, StartError};
 
@@ -48,6 +48,8 @@ pub struct Running {
     /// Whether the API token was generated at this start (to be printed once).
     pub token_generated: bool,
     task: Option<JoinHandle<()>>,
+    /// Ends the accept loop (see [`Running::drain`]).
+    stop_accepting: tokio::sync::watch::Sender<bool>,
 }
 
 impl Running {
@@ -94,24 +96,32 @@ fn tls_config(options: &Options) -> Result<Option<Arc<rustls::ServerConfig>>, St
     Ok(Some(config))
 }
 
-/// The API token: given, or kept in the data directory (generated at the first start).
-fn api_token(options: &Options) -> Result<(String, bool), StartError> {
+/// The API token: given (`--api-token`, used as it is and not stored), or the one every node
+/// of the database shares (the setting `api_token`): carried over once from the data
+/// directory's `api-token` file of an older version, else generated at the first start. Whether
+/// this start generated the stored one (to print it once).
+async fn api_token(options: &Options, repo: &dyn Repository) -> Result<(String, bool), StartError> {
     if let Some(t) = &options.api_token {
         return Ok((t.clone(), false));
     }
-    let path = options.data_dir.join("api-token");
-    match std::fs::read_to_string(&path) {
-        Ok(t) if !t.trim().is_empty() => Ok((t.trim().to_owned(), false)),
-        _ => {
-            let token = secrets::new_token();
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, &token)
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|e| StartError::Io(path.display().to_string(), e))?;
-            Ok((token, true))
-        }
+    if let Some(stored) = repo.setting(API_TOKEN).await? {
+        return Ok((stored, false));
     }
+    let path = options.data_dir.join("api-token");
+    let (candidate, generated) = match tokio::fs::read_to_string(&path).await {
+        Ok(t) if !t.trim().is_empty() => (t.trim().to_owned(), false),
+        Ok(_) => (secrets::new_token(), true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (secrets::new_token(), true),
+        Err(e) => return Err(StartError::Io(path.display().to_string(), e)),
+    };
+    // Nodes starting at once each offer one; all take the one stored first.
+    let stored = repo.init_setting(API_TOKEN, &candidate).await?;
+    let generated = generated && stored == candidate;
+    Ok((stored, generated))
 }
+
+/// The setting that holds the API token.
+const API_TOKEN: &str = "api_token";
 
 /// Opens the store and starts serving.
 pub async fn start(options: Options) -> Result<Running, StartError> {
@@ -146,8 +156,8 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         ));
     }
     let tls = tls_config(&options)?;
-    let (token, token_generated) = api_token(&options)?;
     let repo = crate::store::open(&options.db_url()).await?;
+    let (token, token_generated) = api_token(&options, &*repo).await?;
     let cluster = match &options.cluster {
         Some(url) => {
             let cluster = crate::cluster::Cluster::join(url, &options.node, &*repo).await?;
@@ -161,11 +171,10 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
             None
         }
     };
-    let metrics = Arc::new(crate::metrics::Metrics::default());
+    crate::firmware::import_older(&*repo, &options.data_dir).await?;
+    let metrics = Arc::new(crate::metrics::Metrics::of_node(&options.node));
     let (writer, log) = crate::store::Writer::start(repo.clone(), metrics.clone()).await?;
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .map_err(|e| StartError::Io(options.listen.to_string(), e))?;
+    let listener = listener::bind(options.listen, options.reuse_port)?;
     let local_addr = listener
         .local_addr()
         .map_err(|e| StartError::Io(options.listen.to_string(), e))?;
@@ -218,8 +227,10 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         central.metrics().handshakes_in_progress.clone(),
     );
     crate::handshakes::spawn_digest(central.clone(), handshakes.clone());
+    let (stop_accepting, stop) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(accept_loop(
         listener,
+        stop,
         acceptor,
         router,
         central.clone(),
@@ -230,6 +241,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         local_addr,
         token_generated,
         task: Some(task),
+        stop_accepting,
     })
 }
 
@@ -260,15 +272,21 @@ fn spawn_retention(central: Arc<Central>) {
     });
 }
 
+/// Accepts connections until `stop` turns true; then the listener is closed.
 async fn accept_loop(
     listener: TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
     tls: Option<TlsAcceptor>,
     router: axum::Router,
     central: Arc<Central>,
     handshakes: Arc<Handshakes>,
 ) {
     loop {
-        let (tcp, remote) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let (tcp, remote) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -284,6 +302,9 @@ async fn accept_loop(
         );
         tokio::spawn(connection(tcp, remote, tls, router, central, handshakes));
     }
+    // Closed before the drain goes on: it waits for `stop` to be dropped.
+    drop(listener);
+    drop(stop);
 }
 
 /// One accepted connection: its handshake within the handshake timeout (and within the bound
@@ -492,6 +513,10 @@ pub async fn ocpp_upgrade(
         let why = "the client does not offer the ocpp1.6 subprotocol".to_string();
         return refuse(&central, &peer, id, StatusCode::BAD_REQUEST, why).await;
     }
+    if central.health().is_draining() {
+        let why = "this node is stopping: connect again (to another node)".to_string();
+        return refuse(&central, &peer, id, StatusCode::SERVICE_UNAVAILABLE, why).await;
+    }
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
         let why = "the request has no Sec-WebSocket-Key".to_string();
         return refuse(&central, &peer, id, StatusCode::BAD_REQUEST, why).await;
@@ -637,6 +662,7 @@ async fn attach(
     ws: transport::WsStream,
     remote: SocketAddr,
 ) {
+    let _task = central.sessions().task_started();
     let handler = Arc::new(PileHandler {
         pile: identity.clone(),
         central: central.clone(),
@@ -656,6 +682,11 @@ async fn attach(
     };
     let handle = transport::spawn_rpc_tapped(ws, link, handler, Some(tap));
     let (connection, old) = central.sessions().insert(&identity, handle.clone(), remote);
+    // A handshake that passed before the node began to drain: the drain's last sweep may have
+    // missed this connection.
+    if central.health().is_draining() {
+        handle.close();
+    }
     central
         .metrics()
         .connected_piles
@@ -740,5 +771,8 @@ fn disconnection_kind(reason: &CloseReason, current: bool) -> &'static str {
     }
 }
 
+mod drain;
+pub use drain::DrainError;
+mod listener;
 #[cfg(test)]
 mod route_tests;

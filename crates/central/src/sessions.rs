@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ocpp::rpc::CallFailure;
 use ocpp::{Action, CallError, Decoded, Response};
+use tokio::sync::watch;
 use transport::{RpcError, RpcHandle};
 
 /// One pile's live connection.
@@ -51,6 +52,20 @@ pub trait Delivery: Send + Sync {
 pub struct Sessions {
     live: Mutex<HashMap<String, Session>>,
     next: AtomicU64,
+    /// How many connections' tasks still run (a task ends once its last write is handed to
+    /// the writer, after its connection is forgotten).
+    tasks: Arc<watch::Sender<usize>>,
+}
+
+/// A connection's task counted as running until this is dropped.
+pub struct ConnectionTask {
+    tasks: Arc<watch::Sender<usize>>,
+}
+
+impl Drop for ConnectionTask {
+    fn drop(&mut self) {
+        self.tasks.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Sessions {
@@ -112,6 +127,34 @@ impl Sessions {
         if let Some(s) = self.live.lock().expect("sessions lock").remove(identity) {
             s.handle.close();
         }
+    }
+
+    /// The identities connected now, in order.
+    pub fn identities(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .live
+            .lock()
+            .expect("sessions lock")
+            .keys()
+            .cloned()
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Counts a connection's task as running until the guard is dropped.
+    pub fn task_started(&self) -> ConnectionTask {
+        self.tasks.send_modify(|n| *n += 1);
+        ConnectionTask {
+            tasks: self.tasks.clone(),
+        }
+    }
+
+    /// Returns once no connection's task runs.
+    pub async fn until_no_task(&self) {
+        let mut tasks = self.tasks.subscribe();
+        // The sender lives as long as `self`: the wait ends only when the count is zero.
+        let _ = tasks.wait_for(|n| *n == 0).await;
     }
 }
 

@@ -84,7 +84,8 @@ pub struct CentralArgs {
     #[arg(long)]
     reuse_port: bool,
     /// At a stop (SIGTERM or Ctrl-C), the seconds over which the piles' connections are closed,
-    /// spread evenly so that they reconnect elsewhere without a storm (0: all at once).
+    /// spread evenly so that they reconnect elsewhere without a storm (0: all at once); then
+    /// the node exits once everything they sent is committed. A second signal stops it at once.
     #[arg(long, default_value_t = 30)]
     drain_seconds: u64,
 }
@@ -117,6 +118,14 @@ pub fn options(args: CentralArgs) -> Options {
     o
 }
 
+/// The next SIGTERM or ctrl-c (SIGINT).
+async fn stop_signal(terminate: &mut tokio::signal::unix::Signal) -> &'static str {
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "ctrl-c",
+    }
+}
+
 pub fn run(args: CentralArgs) -> anyhow::Result<()> {
     let options = options(args);
     // A socket per pile: room for the fleet's hundred thousand and more.
@@ -139,15 +148,27 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
         eprintln!("  metrics: {http}://{addr}/metrics");
         if running.token_generated {
             eprintln!(
-                "  API token (generated now, kept in the data directory): {}",
+                "  API token (generated now, kept in the database): {}",
                 running.central.api_token()
             );
         }
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?;
+        let drain = running.central.options().drain;
+        let signal = stop_signal(&mut terminate).await;
+        eprintln!(
+            "{signal}: draining (connections closed over {} s, then the last writes committed)",
+            drain.as_secs()
+        );
         tokio::select! {
-            _ = running.wait() => anyhow::bail!("the listener stopped"),
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("stopping");
+            drained = running.drain(drain) => {
+                drained.context("draining")?;
+                eprintln!("drained: every write committed; stopping");
                 Ok(())
+            }
+            signal = stop_signal(&mut terminate) => {
+                anyhow::bail!("{signal} again: stopping at once, without the drain's end")
             }
         }
     })

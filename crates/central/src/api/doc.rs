@@ -56,6 +56,7 @@ use super::{campaigns, commands, fleet, piles, records};
         campaigns::cancel,
         openapi,
         super::metrics,
+        crate::health::health,
         crate::firmware::serve,
     ),
     modifiers(&BearerToken, &CommonAnswers),
@@ -73,12 +74,12 @@ use super::{campaigns, commands, fleet, piles, records};
             (FAQ 3.17)"),
         (name = "campaigns", description = "Firmware upgrades of many piles, a batch at a time \
             (FAQ 3.10, 3.17)"),
-        (name = "system", description = "This document and the metrics"),
+        (name = "system", description = "This document, the metrics and the node's health"),
     )
 )]
 struct ApiDoc;
 
-/// The bearer token every `/api` path needs (`--api-token`, or the data directory's).
+/// The bearer token every `/api` path needs (`--api-token`, or the one kept in the database).
 struct BearerToken;
 
 impl Modify for BearerToken {
@@ -87,17 +88,17 @@ impl Modify for BearerToken {
             .components
             .get_or_insert_default()
             .add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(
-                    HttpBuilder::new()
-                        .scheme(HttpAuthScheme::Bearer)
-                        .description(Some(
-                            "the central's API token: --api-token, or the file api-token in its \
-                         data directory",
-                        ))
-                        .build(),
-                ),
-            );
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "the central's API token: --api-token, or the one kept in its database \
+                         (printed at the first start)",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 

@@ -152,6 +152,7 @@ pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
 pub(crate) fn open_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
     vec![
         ("/metrics", get(metrics)),
+        ("/health", get(crate::health::health)),
         ("/firmware/{id}/{name}", get(crate::firmware::serve)),
     ]
 }

@@ -23,10 +23,17 @@ struct Job {
     reply: oneshot::Sender<Result<WriteResult, String>>,
 }
 
+/// What the task receives: a write, or a flush, answered once everything sent before it (the
+/// writes and the log rows) is committed.
+enum Request {
+    Write(Job),
+    Flush(oneshot::Sender<()>),
+}
+
 /// Hands writes to the group-commit task; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Request>,
 }
 
 fn now_ms() -> Millis {
@@ -39,7 +46,11 @@ impl Writer {
         repo: Arc<dyn Repository>,
         metrics: Arc<Metrics>,
     ) -> Result<(Writer, LogWriter), StoreError> {
-        let seq = Arc::new(AtomicI64::new(repo.max_log_seq().await?));
+        let seq = if repo.numbers_log() {
+            None
+        } else {
+            Some(Arc::new(AtomicI64::new(repo.max_log_seq().await?)))
+        };
         let (jobs, jobs_rx) = mpsc::channel(65_536);
         let (entries, log_rx) = mpsc::unbounded_channel();
         tokio::spawn(run(repo, jobs_rx, log_rx, metrics));
@@ -50,7 +61,7 @@ impl Writer {
     pub async fn write(&self, op: WriteOp) -> Result<WriteResult, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.jobs
-            .send(Job { op, reply })
+            .send(Request::Write(Job { op, reply }))
             .await
             .map_err(|_| StoreError::WriterGone)?;
         match rx.await {
@@ -58,6 +69,17 @@ impl Writer {
             Ok(Err(e)) => Err(StoreError::Failed(e)),
             Err(_) => Err(StoreError::WriterGone),
         }
+    }
+
+    /// Returns once every write and log row handed over before this call is committed (or has
+    /// failed and been answered so): what a node that stops waits for.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (done, rx) = oneshot::channel();
+        self.jobs
+            .send(Request::Flush(done))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)
     }
 
     /// Writes waiting for the next transaction.
@@ -72,9 +94,18 @@ struct Pending {
     jobs: Vec<Job>,
     messages: Vec<LogRow>,
     deviations: Vec<DeviationRow>,
+    /// Flushes answered once this batch, and the log rows still queued, are committed.
+    flushes: Vec<oneshot::Sender<()>>,
 }
 
 impl Pending {
+    fn take(&mut self, request: Request) {
+        match request {
+            Request::Write(job) => self.jobs.push(job),
+            Request::Flush(done) => self.flushes.push(done),
+        }
+    }
+
     fn take_log(&mut self, entry: LogEntry) {
         match entry {
             LogEntry::Message(m) => self.messages.push(m),
@@ -89,7 +120,7 @@ impl Pending {
 
 async fn run(
     repo: Arc<dyn Repository>,
-    mut jobs: mpsc::Receiver<Job>,
+    mut jobs: mpsc::Receiver<Request>,
     mut log: mpsc::UnboundedReceiver<LogEntry>,
     metrics: Arc<Metrics>,
 ) {
@@ -97,8 +128,8 @@ async fn run(
     let mut pending = Pending::default();
     while jobs_open || log_open {
         tokio::select! {
-            job = jobs.recv(), if jobs_open => match job {
-                Some(job) => pending.jobs.push(job),
+            request = jobs.recv(), if jobs_open => match request {
+                Some(request) => pending.take(request),
                 None => jobs_open = false,
             },
             entry = log.recv(), if log_open => match entry {
@@ -106,9 +137,10 @@ async fn run(
                 None => log_open = false,
             },
         }
-        while pending.jobs.len() < MAX_BATCH {
+        // A flush ends the batch: what was sent after it waits for the next one.
+        while pending.jobs.len() < MAX_BATCH && pending.flushes.is_empty() {
             match jobs.try_recv() {
-                Ok(job) => pending.jobs.push(job),
+                Ok(request) => pending.take(request),
                 Err(_) => break,
             }
         }
@@ -122,6 +154,25 @@ async fn run(
         metrics.log_queue.set(log.len() as i64);
         if !pending.jobs.is_empty() || pending.log_len() > 0 {
             commit(&*repo, &mut pending, &metrics).await;
+        }
+        if !pending.flushes.is_empty() {
+            // The log rows handed over before the flush are in the channel by now: every one
+            // of them is committed before the flush is answered.
+            loop {
+                while pending.log_len() < MAX_LOG_BATCH {
+                    match log.try_recv() {
+                        Ok(entry) => pending.take_log(entry),
+                        Err(_) => break,
+                    }
+                }
+                if pending.log_len() == 0 {
+                    break;
+                }
+                commit(&*repo, &mut pending, &metrics).await;
+            }
+            for done in pending.flushes.drain(..) {
+                let _ = done.send(());
+            }
         }
     }
 }
@@ -185,7 +236,8 @@ enum LogEntry {
 #[derive(Clone)]
 pub struct LogWriter {
     entries: mpsc::UnboundedSender<LogEntry>,
-    seq: Arc<AtomicI64>,
+    /// The last `seq` given, when the database does not number the log itself.
+    seq: Option<Arc<AtomicI64>>,
 }
 
 impl LogWriter {
@@ -197,7 +249,10 @@ impl LogWriter {
         message_id: Option<String>,
         frame: &str,
     ) {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let seq = self
+            .seq
+            .as_ref()
+            .map_or(0, |seq| seq.fetch_add(1, Ordering::Relaxed) + 1);
         let _ = self.entries.send(LogEntry::Message(LogRow {
             pile: pile.to_owned(),
             time: now_ms(),
@@ -227,5 +282,45 @@ fn storable(text: impl AsRef<str> + Into<String>) -> String {
         text.as_ref().replace('\0', "\u{FFFD}")
     } else {
         text.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::metrics::Metrics;
+
+    /// Log rows are handed over without waiting; a flush returns only once every one handed
+    /// over before it is committed, however many batches they take.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_flush_returns_once_everything_handed_over_is_committed() {
+        let dir = std::env::temp_dir().join(format!("central-flush-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("central.db").display());
+        let repo = crate::store::open(&url).await.unwrap();
+        let (writer, log) = super::Writer::start(repo.clone(), Arc::new(Metrics::default()))
+            .await
+            .unwrap();
+        let rows = super::MAX_LOG_BATCH * 2 + 7;
+        for i in 0..rows {
+            log.message(
+                "FLUSH-1",
+                "in",
+                Some("Heartbeat".into()),
+                None,
+                &format!("[{i}]"),
+            );
+        }
+        writer.flush().await.unwrap();
+        let stored = repo
+            .messages("FLUSH-1", None, rows as i64 + 1)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), rows);
+        // Nothing queued: a flush returns at once.
+        writer.flush().await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
