@@ -189,7 +189,8 @@ impl Nodes {
     }
 
     /// The piles connected to each node: `GET /api/nodes`, or, where that is absent, the
-    /// `node` of each connected pile in `GET /api/piles`.
+    /// `node` of each connected pile in `GET /api/piles`, or, where the piles have none, the
+    /// presence records in the database.
     pub async fn piles_per_node(&self, client: &reqwest::Client) -> BTreeMap<String, u64> {
         let get = |path: &str| {
             let request = authorized(client, &self.api_url(path));
@@ -215,7 +216,27 @@ impl Nodes {
                 }
             }
         }
+        if counts.is_empty() {
+            counts = self.presence().await.unwrap_or_else(|e| {
+                eprintln!("reading the piles' presence: {e:#}");
+                BTreeMap::new()
+            });
+        }
         counts
+    }
+
+    /// The connected piles of each node as the database's presence records have them.
+    async fn presence(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.pg).await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT node, COUNT(*) FROM {}.piles WHERE connection IS NOT NULL \
+             AND node IS NOT NULL GROUP BY node",
+            self.schema
+        ))
+        .fetch_all(&mut conn)
+        .await?;
+        Ok(rows.into_iter().map(|(n, c)| (n, c as u64)).collect())
     }
 
     /// Stops every node at once (SIGINT) and waits for them.
