@@ -26,7 +26,7 @@ struct Job {
 /// What the task receives: a write, or a flush, answered once everything sent before it (the
 /// writes and the log rows) is committed.
 enum Request {
-    Write(Job),
+    Write(Box<Job>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -61,7 +61,7 @@ impl Writer {
     pub async fn write(&self, op: WriteOp) -> Result<WriteResult, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.jobs
-            .send(Request::Write(Job { op, reply }))
+            .send(Request::Write(Box::new(Job { op, reply })))
             .await
             .map_err(|_| StoreError::WriterGone)?;
         match rx.await {
@@ -101,7 +101,7 @@ struct Pending {
 impl Pending {
     fn take(&mut self, request: Request) {
         match request {
-            Request::Write(job) => self.jobs.push(job),
+            Request::Write(job) => self.jobs.push(*job),
             Request::Flush(done) => self.flushes.push(done),
         }
     }
