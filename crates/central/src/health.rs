@@ -182,7 +182,7 @@ mod tests {
     async fn a_database_that_does_not_answer_is_down() {
         let health = Health::default();
         let up = health
-            .database_up(Instant::now(), || std::future::pending::<bool>())
+            .database_up(Instant::now(), std::future::pending::<bool>)
             .await;
         assert!(!up);
     }
