@@ -146,6 +146,7 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
         eprintln!("  OCPP:    {ws}://{addr}/ocpp/{{identity}}");
         eprintln!("  API:     {http}://{addr}/api/  (Authorization: Bearer <token>)");
         eprintln!("  metrics: {http}://{addr}/metrics");
+        eprintln!("  health:  {http}://{addr}/health");
         if running.token_generated {
             eprintln!(
                 "  API token (generated now, kept in the data directory): {}",
