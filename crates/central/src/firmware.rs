@@ -1,9 +1,10 @@
-//! Firmware images: stored in the data directory under their SHA-256, recorded in the store,
-//! and served to the piles over plain HTTP at `/firmware/{id}/{name}` (FAQ 3.17 point 2: every
-//! firmware version downloads over http). The file name is the last segment of the URL, so a
-//! pile that names its firmware after the image (as ours does) reports it as its version.
+//! Firmware images: stored in the database (their bytes in chunks of 1 MiB, so that every node
+//! serves every image), and served to the piles over plain HTTP at `/firmware/{id}/{name}`
+//! (FAQ 3.17 point 2: every firmware version downloads over http), read chunk by chunk. The
+//! file name is the last segment of the URL, so a pile that names its firmware after the image
+//! (as ours does) reports it as its version.
 
-use std::path::PathBuf;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -15,7 +16,7 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, 
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::store::{ImageRow, WriteOp, WriteResult};
+use crate::store::{ImageRow, Repository, StoreError};
 use crate::web::{time, ApiError, ApiResult};
 use crate::Central;
 
@@ -24,9 +25,9 @@ pub const MAX_IMAGE: usize = 256 * 1024 * 1024;
 /// The longest image name.
 pub const MAX_NAME: usize = 200;
 
-/// Where the images are kept.
-pub fn dir(central: &Central) -> PathBuf {
-    central.options().data_dir.join("firmware")
+/// Where an older version kept the images' bytes, each file named by its SHA-256.
+fn older_dir(data_dir: &FsPath) -> PathBuf {
+    data_dir.join("firmware")
 }
 
 /// Checks an image's file name: it becomes a URL segment and a file the pile names.
@@ -106,7 +107,7 @@ pub struct NewImage {
     pub model: Option<String>,
 }
 
-/// Stores an image: its file first (written, synced, renamed), then its row.
+/// Stores an image: its row and its bytes in one database transaction.
 pub async fn store(central: &Central, new: NewImage, body: Bytes) -> ApiResult<ImageRow> {
     validate_name(&new.name).map_err(ApiError::bad_request)?;
     if body.is_empty() {
@@ -124,54 +125,59 @@ pub async fn store(central: &Central, new: NewImage, body: Bytes) -> ApiResult<I
     }
     let model = clean(new.model).or_else(|| oem::firmware::model_from_name(&new.name));
     let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
-    let dir = dir(central);
-    let path = dir.join(&sha256);
-    let size = body.len() as i64;
-    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        use std::io::Write;
-        std::fs::create_dir_all(&dir)?;
-        if path.exists() {
-            return Ok(());
-        }
-        let tmp = path.with_extension("part");
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&body)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    written.map_err(|e| {
-        ApiError(
-            StatusCode::INSUFFICIENT_STORAGE,
-            format!("the image could not be stored: {e}"),
-        )
-    })?;
     let mut row = ImageRow {
         id: 0,
         name: new.name,
         target,
         model,
         version,
-        size,
+        size: body.len() as i64,
         sha256,
         created_at: chrono::Utc::now().timestamp_millis(),
     };
-    match central
-        .writer()
-        .write(WriteOp::PutImage(row.clone()))
-        .await?
-    {
-        WriteResult::Id(id) => row.id = id,
-        _ => {
-            return Err(ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "unexpected store answer".into(),
-            ))
-        }
-    }
+    row.id = central.repo().put_image(&row, &body).await?;
     Ok(row)
+}
+
+/// Imports the bytes of the images an older version kept in the data directory (once: an
+/// image whose bytes the database holds is left alone); the files are left where they are.
+/// An image whose file is missing or altered is reported and left without bytes (its
+/// downloads answer 404).
+pub async fn import_older(repo: &dyn Repository, data_dir: &FsPath) -> Result<(), StoreError> {
+    for image in repo.images_without_bytes().await? {
+        let path = older_dir(data_dir).join(&image.sha256);
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(
+                    "firmware image {} ({}): no bytes in the database and {}: {e}",
+                    image.id,
+                    image.name,
+                    path.display()
+                );
+                continue;
+            }
+        };
+        let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+        if sha256 != image.sha256 || bytes.len() as i64 != image.size {
+            tracing::error!(
+                "firmware image {} ({}): {} does not hold its bytes (SHA-256 {sha256}); not imported",
+                image.id,
+                image.name,
+                path.display()
+            );
+            continue;
+        }
+        repo.import_image_bytes(image.id, &bytes).await?;
+        tracing::info!(
+            "firmware image {} ({}): its {} bytes imported from {} into the database",
+            image.id,
+            image.name,
+            bytes.len(),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// A firmware image, for the piles (no token)
@@ -195,20 +201,38 @@ pub async fn serve(
         Ok(_) => return missing(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let file = match tokio::fs::File::open(dir(&central).join(&image.sha256)).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!("firmware image {id}: {e}");
+    // The first chunk before the answer: an image without bytes is missing, not cut short.
+    let first = match central.repo().image_chunk(id, 0).await {
+        Ok(Some(first)) => first,
+        Ok(None) => {
+            tracing::error!("firmware image {id}: the database holds none of its bytes");
             return missing();
         }
+        Err(e) => return ApiError::from(e).into_response(),
     };
     central.metrics().firmware_downloads.inc();
+    let repo = central.repo().clone();
+    let rest = futures_util::stream::unfold(Some(1), move |next| {
+        let repo = repo.clone();
+        async move {
+            let n = next?;
+            match repo.image_chunk(id, n).await {
+                Ok(Some(chunk)) => Some((Ok(Bytes::from(chunk)), Some(n + 1))),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!("firmware image {id}, chunk {n}: {e}");
+                    Some((Err(std::io::Error::other(e)), None))
+                }
+            }
+        }
+    });
+    let first = futures_util::stream::once(async move { Ok(Bytes::from(first)) });
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (header::CONTENT_LENGTH, image.size.to_string()),
         ],
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024)),
+        Body::from_stream(futures_util::StreamExt::chain(first, rest)),
     )
         .into_response()
 }

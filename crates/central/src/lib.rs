@@ -63,7 +63,8 @@ pub struct Options {
     pub db: Option<String>,
     pub data_dir: PathBuf,
     pub admission: Admission,
-    /// The API token; when absent, read from (or generated into) the data directory.
+    /// The API token, used as it is (not stored); when absent, the one the database keeps
+    /// (carried over from the data directory of an older version, or generated).
     pub api_token: Option<String>,
     /// Security Profile 2: the server certificate chain and key (PEM).
     pub tls_cert: Option<PathBuf>,

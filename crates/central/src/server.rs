@@ -29,7 +29,7 @@ use transport::{BoxedIo, CloseReason, LinkConfig, SUBPROTOCOL};
 
 use crate::handler::PileHandler;
 use crate::handshakes::{EarlyRefusal, HandshakeSlot, Handshakes};
-use crate::store::{Millis, RefusedRow, WriteOp};
+use crate::store::{Millis, RefusedRow, Repository, WriteOp};
 use crate::tap::MessageTap;
 use crate::{secrets, Admission, Central, Options, StartError};
 
@@ -96,24 +96,32 @@ fn tls_config(options: &Options) -> Result<Option<Arc<rustls::ServerConfig>>, St
     Ok(Some(config))
 }
 
-/// The API token: given, or kept in the data directory (generated at the first start).
-fn api_token(options: &Options) -> Result<(String, bool), StartError> {
+/// The API token: given (`--api-token`, used as it is and not stored), or the one every node
+/// of the database shares (the setting `api_token`): carried over once from the data
+/// directory's `api-token` file of an older version, else generated at the first start. Whether
+/// this start generated the stored one (to print it once).
+async fn api_token(options: &Options, repo: &dyn Repository) -> Result<(String, bool), StartError> {
     if let Some(t) = &options.api_token {
         return Ok((t.clone(), false));
     }
-    let path = options.data_dir.join("api-token");
-    match std::fs::read_to_string(&path) {
-        Ok(t) if !t.trim().is_empty() => Ok((t.trim().to_owned(), false)),
-        _ => {
-            let token = secrets::new_token();
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, &token)
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|e| StartError::Io(path.display().to_string(), e))?;
-            Ok((token, true))
-        }
+    if let Some(stored) = repo.setting(API_TOKEN).await? {
+        return Ok((stored, false));
     }
+    let path = options.data_dir.join("api-token");
+    let (candidate, generated) = match tokio::fs::read_to_string(&path).await {
+        Ok(t) if !t.trim().is_empty() => (t.trim().to_owned(), false),
+        Ok(_) => (secrets::new_token(), true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (secrets::new_token(), true),
+        Err(e) => return Err(StartError::Io(path.display().to_string(), e)),
+    };
+    // Nodes starting at once each offer one; all take the one stored first.
+    let stored = repo.init_setting(API_TOKEN, &candidate).await?;
+    let generated = generated && stored == candidate;
+    Ok((stored, generated))
 }
+
+/// The setting that holds the API token.
+const API_TOKEN: &str = "api_token";
 
 /// Opens the store and starts serving.
 pub async fn start(options: Options) -> Result<Running, StartError> {
@@ -148,8 +156,8 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         ));
     }
     let tls = tls_config(&options)?;
-    let (token, token_generated) = api_token(&options)?;
     let repo = crate::store::open(&options.db_url()).await?;
+    let (token, token_generated) = api_token(&options, &*repo).await?;
     let cluster = match &options.cluster {
         Some(url) => {
             let cluster = crate::cluster::Cluster::join(url, &options.node, &*repo).await?;
@@ -163,6 +171,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
             None
         }
     };
+    crate::firmware::import_older(&*repo, &options.data_dir).await?;
     let metrics = Arc::new(crate::metrics::Metrics::of_node(&options.node));
     let (writer, log) = crate::store::Writer::start(repo.clone(), metrics.clone()).await?;
     let listener = listener::bind(options.listen, options.reuse_port)?;

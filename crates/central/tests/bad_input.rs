@@ -17,6 +17,7 @@ async fn start(name: &str) -> central::Running {
     options.admission = central::Admission::Open;
     options.api_token = Some("T".into());
     options.command_timeout = Duration::from_secs(2);
+    options.node = "bad-input".into();
     central::server::start(options).await.unwrap()
 }
 
@@ -367,9 +368,12 @@ async fn bad_api_payloads_get_a_status_with_a_reason() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("ocpile_connected_piles 1"), "{metrics}");
     assert!(
-        metrics.contains(r#"ocpile_call_errors_total{code="InternalError"} 1"#),
+        metrics.contains(r#"ocpile_connected_piles{node="bad-input"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"ocpile_call_errors_total{node="bad-input",code="InternalError"} 1"#),
         "{metrics}"
     );
     assert!(

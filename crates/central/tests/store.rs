@@ -460,14 +460,15 @@ async fn firmware_images_and_campaigns_on_both_databases() {
             sha256: "ab".repeat(32),
             created_at: 5,
         };
+        let bytes: Vec<u8> = (0..1234u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(repo.put_image(&image, &bytes).await.unwrap(), 1, "{kind}");
+        assert_eq!(repo.put_image(&image, &bytes).await.unwrap(), 2, "{kind}");
         assert_eq!(
-            apply(&repo, WriteOp::PutImage(image.clone())).await,
-            WriteResult::Id(1)
+            repo.image_chunk(1, 0).await.unwrap().as_deref(),
+            Some(&bytes[..]),
+            "{kind}"
         );
-        assert_eq!(
-            apply(&repo, WriteOp::PutImage(image.clone())).await,
-            WriteResult::Id(2)
-        );
+        assert_eq!(repo.image_chunk(1, 1).await.unwrap(), None, "{kind}");
         let stored = repo.image(1).await.unwrap().unwrap();
         assert_eq!(stored, ImageRow { id: 1, ..image }, "{kind}");
         assert_eq!(repo.images().await.unwrap().len(), 2, "{kind}");

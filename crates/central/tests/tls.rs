@@ -187,6 +187,7 @@ async fn a_tls_handshake_that_stalls_is_closed_at_the_handshake_timeout() {
     let pki = Pki::new();
     let mut options = tls_options(&pki, "tls-stall");
     options.handshake_timeout = Duration::from_secs(1);
+    options.node = "tls".into();
     let running = central::server::start(options).await.unwrap();
     // The first bytes of a ClientHello, then nothing.
     let mut tcp = tokio::net::TcpStream::connect(running.local_addr)
@@ -227,7 +228,9 @@ async fn a_tls_handshake_that_stalls_is_closed_at_the_handshake_timeout() {
     );
     let metrics = running.central.metrics().encode();
     assert!(
-        metrics.contains("ocpile_refused_handshakes_total{reason=\"handshake_timeout\"} 1"),
+        metrics.contains(
+            "ocpile_refused_handshakes_total{node=\"tls\",reason=\"handshake_timeout\"} 1"
+        ),
         "{metrics}"
     );
 }

@@ -149,7 +149,7 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
         eprintln!("  health:  {http}://{addr}/health");
         if running.token_generated {
             eprintln!(
-                "  API token (generated now, kept in the data directory): {}",
+                "  API token (generated now, kept in the database): {}",
                 running.central.api_token()
             );
         }

@@ -127,6 +127,8 @@ async fn a_pile_whose_traffic_freezes_is_shown_offline_within_interval_plus_time
         &data,
         None,
         &[
+            "--node",
+            "dc",
             "--admission",
             "open",
             "--ping-interval",
@@ -194,7 +196,7 @@ async fn a_pile_whose_traffic_freezes_is_shown_offline_within_interval_plus_time
     assert_eq!(disconnected.len(), 1, "{events}");
     let detail = disconnected[0]["detail"].as_str().unwrap();
     assert!(detail.contains("no answer to a ping"), "{detail}");
-    let series = "ocpile_disconnections_total{reason=\"ping_timeout\"}";
+    let series = "ocpile_disconnections_total{node=\"dc\",reason=\"ping_timeout\"}";
     until_metric(&central, series, 1.0).await;
     assert_eq!(metric(&central, series).await, 1.0);
 }
@@ -258,6 +260,8 @@ async fn silent_and_partial_handshakes_are_closed_in_time_while_a_pile_connects(
         &data,
         None,
         &[
+            "--node",
+            "dc",
             "--admission",
             "open",
             "--handshake-timeout",
@@ -337,14 +341,14 @@ async fn silent_and_partial_handshakes_are_closed_in_time_while_a_pile_connects(
     // Counted one by one, by reason; listed once per address (the rest is summed up later).
     until_metric(
         &central,
-        "ocpile_refused_handshakes_total{reason=\"handshake_timeout\"}",
+        "ocpile_refused_handshakes_total{node=\"dc\",reason=\"handshake_timeout\"}",
         (SILENT + PARTIAL) as f64,
     )
     .await;
     assert_eq!(
         metric(
             &central,
-            "ocpile_refused_handshakes_total{reason=\"handshake_timeout\"}"
+            "ocpile_refused_handshakes_total{node=\"dc\",reason=\"handshake_timeout\"}"
         )
         .await,
         (SILENT + PARTIAL) as f64,
@@ -393,7 +397,7 @@ async fn silent_and_partial_handshakes_are_closed_in_time_while_a_pile_connects(
     }
     until_metric(
         &central,
-        "ocpile_refused_handshakes_total{reason=\"too_many_handshakes\"}",
+        "ocpile_refused_handshakes_total{node=\"dc\",reason=\"too_many_handshakes\"}",
         10.0,
     )
     .await;

@@ -40,7 +40,7 @@ pub struct ImageQuery {
         (status = 201, description = "stored", body = ImageView),
         (status = 400, description = "the name, the version or the body does not fit; the reason is in `error`", body = ErrorBody),
         (status = 413, description = "the image is larger than 256 MiB", body = ErrorBody),
-        (status = 507, description = "the image could not be written to the data directory", body = ErrorBody)))]
+        (status = 503, description = "the store failed to keep the image", body = ErrorBody)))]
 pub async fn upload(
     State(central): State<Arc<Central>>,
     Query(q): Query<ImageQuery>,

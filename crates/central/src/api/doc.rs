@@ -79,7 +79,7 @@ use super::{campaigns, commands, fleet, piles, records};
 )]
 struct ApiDoc;
 
-/// The bearer token every `/api` path needs (`--api-token`, or the data directory's).
+/// The bearer token every `/api` path needs (`--api-token`, or the one kept in the database).
 struct BearerToken;
 
 impl Modify for BearerToken {
@@ -88,17 +88,17 @@ impl Modify for BearerToken {
             .components
             .get_or_insert_default()
             .add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(
-                    HttpBuilder::new()
-                        .scheme(HttpAuthScheme::Bearer)
-                        .description(Some(
-                            "the central's API token: --api-token, or the file api-token in its \
-                         data directory",
-                        ))
-                        .build(),
-                ),
-            );
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "the central's API token: --api-token, or the one kept in its database \
+                         (printed at the first start)",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 

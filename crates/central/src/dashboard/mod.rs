@@ -281,7 +281,7 @@ async fn login_page(Query(q): Query<Flash>) -> Html<String> {
                             label { "API token " input type="password" name="token" autofocus required; }
                             button type="submit" { "Log in" }
                         }
-                        p.hint { "The token is in DATA/api-token (printed at the first start)." }
+                        p.hint { "The token was printed at the first start; it is kept in the database (the setting api_token)." }
                     }
                 }
             }

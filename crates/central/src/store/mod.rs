@@ -19,6 +19,9 @@ pub use fleet::{FleetCounts, PileFilter, Tally};
 pub use model::*;
 pub use writer::{LogWriter, Writer};
 
+/// The bytes of an image's chunk rows (all but its last).
+pub const IMAGE_CHUNK: usize = 1 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
@@ -63,6 +66,10 @@ pub trait Repository: ClusterStore + Send + Sync + 'static {
     /// Removes log rows and deviations older than `before`; how many.
     async fn prune_log(&self, before: Millis) -> Result<u64, StoreError>;
     async fn max_log_seq(&self) -> Result<i64, StoreError>;
+    /// Whether the database numbers the message log's rows as it inserts them (PostgreSQL: a
+    /// sequence, one order for every node), the `seq` of a `LogRow` to insert then unused;
+    /// otherwise the one writer numbers them on from `max_log_seq` (SQLite).
+    fn numbers_log(&self) -> bool;
 
     async fn pile(&self, id: &str) -> Result<Option<PileRow>, StoreError>;
     async fn piles(&self) -> Result<Vec<PileRow>, StoreError>;
@@ -106,6 +113,16 @@ pub trait Repository: ClusterStore + Send + Sync + 'static {
     async fn commands(&self, pile: &str, limit: i64) -> Result<Vec<CommandRow>, StoreError>;
     async fn images(&self) -> Result<Vec<ImageRow>, StoreError>;
     async fn image(&self, id: i64) -> Result<Option<ImageRow>, StoreError>;
+    /// Stores an image: its row and its bytes in one database transaction; answers its id.
+    async fn put_image(&self, image: &ImageRow, bytes: &[u8]) -> Result<i64, StoreError>;
+    /// The `n`th chunk of an image's bytes (`IMAGE_CHUNK` bytes each but the last, from 0);
+    /// none past the last.
+    async fn image_chunk(&self, image: i64, n: i64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The images whose bytes the database does not hold (kept in a data directory by an
+    /// older version).
+    async fn images_without_bytes(&self) -> Result<Vec<ImageRow>, StoreError>;
+    /// Stores the bytes of an image whose row is stored (chunks stored already are kept).
+    async fn import_image_bytes(&self, image: i64, bytes: &[u8]) -> Result<(), StoreError>;
     async fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError>;
     async fn rollouts(&self, campaign: i64) -> Result<Vec<RolloutRow>, StoreError>;
 }
@@ -116,8 +133,24 @@ pub mod sqlite {
     type Db = sqlx::Sqlite;
     /// A writer takes the lock at once, so that a read before its writes cannot deadlock.
     const BEGIN: &str = "BEGIN IMMEDIATE";
+    /// The message log's `seq`: numbered by the one writer (bound).
+    const LOG_SEQ: Option<&str> = None;
+    /// The message log's newest rows first: by time, then as numbered.
+    const LOG_ORDER: &str = "time DESC, seq DESC";
+    /// New transaction ids are past a reconciled one's by `next_id` already.
+    const ADVANCE_TRANSACTION_IDS: Option<&str> = None;
+
+    /// The next id of a table: one writer holds the lock, so the largest plus one.
+    fn next_id(table: &str) -> String {
+        format!("(SELECT COALESCE(MAX(id), 0) + 1 FROM {table})")
+    }
+
+    async fn migrate(pool: &sqlx::Pool<Db>) -> Result<(), sqlx::migrate::MigrateError> {
+        sqlx::migrate!("./migrations").run(pool).await
+    }
     include!("sql_body.rs");
     include!("sql_writes.rs");
+    include!("sql_transactions.rs");
     include!("sql_firmware.rs");
     include!("sql_fleet.rs");
     include!("sql_cluster.rs");
@@ -127,8 +160,46 @@ pub mod postgres {
     //! The repository on PostgreSQL.
     type Db = sqlx::Postgres;
     const BEGIN: &str = "BEGIN";
+    /// The message log's `seq`: from a sequence as each row is inserted, so that many nodes'
+    /// rows keep one order.
+    const LOG_SEQ: Option<&str> = Some("nextval('message_log_seq')");
+    /// The message log's newest rows first: in the order they were inserted.
+    const LOG_ORDER: &str = "seq DESC";
+    /// Moves the sequence past the id of a reconciled transaction (a pile invented it), so
+    /// that new ids go past it. Not atomic with other nodes' `nextval`, so a start still
+    /// skips an id it finds taken (`start_transaction`).
+    const ADVANCE_TRANSACTION_IDS: Option<&str> = Some(
+        "SELECT setval('transactions_id_seq', $1) FROM transactions_id_seq WHERE last_value < $1",
+    );
+
+    /// The next id of a table, from its sequence (migrations_postgres): many nodes insert at
+    /// once.
+    fn next_id(table: &str) -> String {
+        format!("nextval('{table}_id_seq')")
+    }
+
+    /// The shared migrations, then the PostgreSQL-only ones. Both record their versions in
+    /// one table, so each run ignores the other's; a version neither knows (a database of a
+    /// newer version) is refused afterwards.
+    async fn migrate(pool: &sqlx::Pool<Db>) -> Result<(), sqlx::migrate::MigrateError> {
+        let mut shared = sqlx::migrate!("./migrations");
+        shared.set_ignore_missing(true);
+        shared.run(pool).await?;
+        let mut own = sqlx::migrate!("./migrations_postgres");
+        own.set_ignore_missing(true);
+        own.run(pool).await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(pool)
+            .await?;
+        let known = |v: &i64| shared.iter().chain(own.iter()).any(|m| m.version == *v);
+        match applied.into_iter().find(|v| !known(v)) {
+            Some(v) => Err(sqlx::migrate::MigrateError::VersionMissing(v)),
+            None => Ok(()),
+        }
+    }
     include!("sql_body.rs");
     include!("sql_writes.rs");
+    include!("sql_transactions.rs");
     include!("sql_firmware.rs");
     include!("sql_fleet.rs");
     include!("sql_cluster.rs");

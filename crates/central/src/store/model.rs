@@ -129,6 +129,8 @@ pub struct RefusedRow {
 pub struct LogRow {
     pub pile: String,
     pub time: Millis,
+    /// Its place in the log, newest highest: numbered by the one writer on SQLite, by the
+    /// database as it inserts the row on PostgreSQL (unused in a row to insert there).
     pub seq: i64,
     /// `in` or `out`.
     #[sqlx(try_from = "Direction")]
@@ -346,8 +348,6 @@ pub enum WriteOp {
         result: Option<String>,
     },
     Refused(RefusedRow),
-    /// A firmware image stored in the data directory; answers its id.
-    PutImage(ImageRow),
     /// A campaign and its piles; answers its id.
     CreateCampaign {
         spec: String,

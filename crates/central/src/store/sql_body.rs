@@ -24,8 +24,7 @@ impl SqlRepository {
 
     /// Applies the embedded migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations")
-            .run(&self.pool)
+        migrate(&self.pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))
     }
@@ -83,6 +82,10 @@ impl Repository for SqlRepository {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    fn numbers_log(&self) -> bool {
+        LOG_SEQ.is_some()
     }
 
     async fn pile(&self, id: &str) -> Result<Option<PileRow>, StoreError> {
@@ -260,7 +263,7 @@ impl Repository for SqlRepository {
         if let Some(a) = action {
             q.push(" AND action = ").push_bind(a.to_owned());
         }
-        q.push(" ORDER BY time DESC, seq DESC LIMIT ")
+        q.push(format!(" ORDER BY {LOG_ORDER} LIMIT "))
             .push_bind(limit);
         Ok(q.build_query_as().fetch_all(&self.pool).await?)
     }
@@ -306,6 +309,22 @@ impl Repository for SqlRepository {
         self.read_image(id).await
     }
 
+    async fn put_image(&self, image: &ImageRow, bytes: &[u8]) -> Result<i64, StoreError> {
+        self.insert_image(image, bytes).await
+    }
+
+    async fn image_chunk(&self, image: i64, n: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_image_chunk(image, n).await
+    }
+
+    async fn images_without_bytes(&self) -> Result<Vec<ImageRow>, StoreError> {
+        self.read_images_without_bytes().await
+    }
+
+    async fn import_image_bytes(&self, image: i64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.insert_image_bytes(image, bytes).await
+    }
+
     async fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {
         self.read_campaigns().await
     }
@@ -322,10 +341,12 @@ async fn insert_log(tx: &mut Tx, log: LogBatch<'_>) -> Result<(), sqlx::Error> {
             "INSERT INTO message_log (pile, time, seq, direction, action, message_id, frame) ",
         );
         q.push_values(chunk, |mut b, m| {
-            b.push_bind(m.pile.clone())
-                .push_bind(m.time)
-                .push_bind(m.seq)
-                .push_bind(m.direction)
+            b.push_bind(m.pile.clone()).push_bind(m.time);
+            match LOG_SEQ {
+                Some(next) => b.push(next),
+                None => b.push_bind(m.seq),
+            };
+            b.push_bind(m.direction)
                 .push_bind(m.action.clone())
                 .push_bind(m.message_id.clone())
                 .push_bind(m.frame.clone());

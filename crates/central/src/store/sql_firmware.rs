@@ -21,6 +21,54 @@ impl SqlRepository {
         .await?)
     }
 
+    async fn read_images_without_bytes(&self) -> Result<Vec<ImageRow>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {IMAGE_COLUMNS} FROM firmware_images WHERE NOT EXISTS \
+             (SELECT 1 FROM firmware_chunks WHERE image = firmware_images.id) ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn read_image_chunk(&self, image: i64, n: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT data FROM firmware_chunks WHERE image = $1 AND n = $2")
+                .bind(image)
+                .bind(n)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The image's row and its bytes in one transaction: its id is never seen without them.
+    async fn insert_image(&self, image: &ImageRow, bytes: &[u8]) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN).await?;
+        let id: i64 = sqlx::query_scalar(&format!(
+            "INSERT INTO firmware_images ({IMAGE_COLUMNS}) \
+             VALUES ({}, $1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            next_id("firmware_images")
+        ))
+        .bind(&image.name)
+        .bind(&image.target)
+        .bind(&image.model)
+        .bind(&image.version)
+        .bind(image.size)
+        .bind(&image.sha256)
+        .bind(image.created_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_chunks(&mut tx, id, bytes).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn insert_image_bytes(&self, image: i64, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN).await?;
+        insert_chunks(&mut tx, image, bytes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn read_campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, created_at, spec, state, finished_at FROM campaigns ORDER BY id",
@@ -38,6 +86,23 @@ impl SqlRepository {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// An image's bytes in chunk rows; a chunk stored already (another node importing the same
+/// image) is kept.
+async fn insert_chunks(tx: &mut Tx, image: i64, bytes: &[u8]) -> Result<(), sqlx::Error> {
+    for (n, data) in bytes.chunks(super::IMAGE_CHUNK).enumerate() {
+        sqlx::query(
+            "INSERT INTO firmware_chunks (image, n, data) VALUES ($1, $2, $3) \
+             ON CONFLICT (image, n) DO NOTHING",
+        )
+        .bind(image)
+        .bind(n as i64)
+        .bind(data)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn put_rollout(tx: &mut Tx, r: &RolloutRow, now: Millis) -> Result<(), sqlx::Error> {
@@ -66,38 +131,15 @@ async fn apply_firmware(
     now: Millis,
 ) -> Result<WriteResult, sqlx::Error> {
     match op {
-        WriteOp::PutImage(image) => {
-            let id: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM firmware_images")
-                    .fetch_one(&mut **tx)
-                    .await?;
-            sqlx::query(&format!(
-                "INSERT INTO firmware_images ({IMAGE_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            ))
-            .bind(id)
-            .bind(&image.name)
-            .bind(&image.target)
-            .bind(&image.model)
-            .bind(&image.version)
-            .bind(image.size)
-            .bind(&image.sha256)
-            .bind(image.created_at)
-            .execute(&mut **tx)
-            .await?;
-            Ok(WriteResult::Id(id))
-        }
         WriteOp::CreateCampaign { spec, rollouts } => {
-            let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM campaigns")
-                .fetch_one(&mut **tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO campaigns (id, created_at, spec, state) VALUES ($1, $2, $3, 'running')",
-            )
-            .bind(id)
+            let id: i64 = sqlx::query_scalar(&format!(
+                "INSERT INTO campaigns (id, created_at, spec, state) \
+                 VALUES ({}, $1, $2, 'running') RETURNING id",
+                next_id("campaigns")
+            ))
             .bind(now)
             .bind(spec)
-            .execute(&mut **tx)
+            .fetch_one(&mut **tx)
             .await?;
             for r in rollouts {
                 let r = RolloutRow {

@@ -273,42 +273,15 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             time,
         } => {
             let tag = find_id_tag(tx, id_tag).await?;
-            // The same start sent again (under its id or a new one) is the same transaction.
-            let existing: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM transactions WHERE pile = $1 AND connector = $2 AND start_time = $3 \
-                 AND meter_start = $4 AND id_tag = $5",
-            )
-            .bind(pile)
-            .bind(connector)
-            .bind(time)
-            .bind(meter_start)
-            .bind(id_tag)
-            .fetch_optional(&mut **tx)
-            .await?;
-            let transaction_id = match existing {
-                Some(id) => id,
-                None => {
-                    let id: i64 =
-                        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM transactions")
-                            .fetch_one(&mut **tx)
-                            .await?;
-                    sqlx::query(
-                        "INSERT INTO transactions (id, pile, connector, id_tag, start_time, \
-                         meter_start, reservation_id, reconciled) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",
-                    )
-                    .bind(id)
-                    .bind(pile)
-                    .bind(connector)
-                    .bind(id_tag)
-                    .bind(time)
-                    .bind(meter_start)
-                    .bind(reservation_id)
-                    .execute(&mut **tx)
-                    .await?;
-                    id
-                }
+            let start = Start {
+                pile,
+                connector: *connector,
+                id_tag,
+                meter_start: *meter_start,
+                reservation_id: *reservation_id,
+                time: *time,
             };
+            let transaction_id = start_transaction(tx, &start).await?;
             Ok(WriteResult::Started {
                 transaction_id,
                 id_tag: tag,
@@ -327,45 +300,15 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
                 Some(t) => find_id_tag(tx, t).await?,
                 None => None,
             };
-            let known: Option<(String, Option<i64>, Option<i64>)> =
-                sqlx::query_as("SELECT pile, stop_time, connector FROM transactions WHERE id = $1")
-                    .bind(transaction_id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            let connector = match known {
-                // Stopped already: a repetition changes nothing.
-                Some((_, Some(_), connector)) => connector,
-                Some((_, None, connector)) => {
-                    sqlx::query(
-                        "UPDATE transactions SET stop_time = $1, meter_stop = $2, \
-                         stop_id_tag = $3, reason = $4 WHERE id = $5",
-                    )
-                    .bind(time)
-                    .bind(meter_stop)
-                    .bind(id_tag)
-                    .bind(reason)
-                    .bind(transaction_id)
-                    .execute(&mut **tx)
-                    .await?;
-                    connector
-                }
-                None => {
-                    // A transaction whose start the central never saw: kept, reconciled.
-                    sqlx::query(
-                        "INSERT INTO transactions (id, pile, id_tag, stop_time, meter_stop, \
-                         stop_id_tag, reason, reconciled) VALUES ($1, $2, $3, $4, $5, $3, $6, 1)",
-                    )
-                    .bind(transaction_id)
-                    .bind(pile)
-                    .bind(id_tag)
-                    .bind(time)
-                    .bind(meter_stop)
-                    .bind(reason)
-                    .execute(&mut **tx)
-                    .await?;
-                    None
-                }
+            let stop = Stop {
+                pile,
+                transaction_id: *transaction_id,
+                id_tag: id_tag.as_deref(),
+                meter_stop: *meter_stop,
+                time: *time,
+                reason: reason.as_deref(),
             };
+            let connector = stop_transaction(tx, &stop).await?;
             let rows: Vec<SampleRow> = data
                 .iter()
                 .map(|sample| SampleRow {
@@ -443,18 +386,16 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             action,
             payload,
         } => {
-            let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM commands")
-                .fetch_one(&mut **tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO commands (id, pile, action, payload, sent_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(id)
+            let id: i64 = sqlx::query_scalar(&format!(
+                "INSERT INTO commands (id, pile, action, payload, sent_at) \
+                 VALUES ({}, $1, $2, $3, $4) RETURNING id",
+                next_id("commands")
+            ))
             .bind(pile)
             .bind(action)
             .bind(payload)
             .bind(now)
-            .execute(&mut **tx)
+            .fetch_one(&mut **tx)
             .await?;
             Ok(WriteResult::Command(id))
         }
@@ -474,8 +415,7 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             .await?;
             Ok(WriteResult::Done)
         }
-        WriteOp::PutImage(_)
-        | WriteOp::CreateCampaign { .. }
+        WriteOp::CreateCampaign { .. }
         | WriteOp::CampaignState { .. }
         | WriteOp::PutRollout(_) => apply_firmware(tx, op, now).await,
         WriteOp::Connected { .. } | WriteOp::Disconnected { .. } => {

@@ -48,7 +48,11 @@ impl Writer {
         repo: Arc<dyn Repository>,
         metrics: Arc<Metrics>,
     ) -> Result<(Writer, LogWriter), StoreError> {
-        let seq = Arc::new(AtomicI64::new(repo.max_log_seq().await?));
+        let seq = if repo.numbers_log() {
+            None
+        } else {
+            Some(Arc::new(AtomicI64::new(repo.max_log_seq().await?)))
+        };
         let (jobs, jobs_rx) = mpsc::channel(65_536);
         let (entries, log_rx) = mpsc::unbounded_channel();
         tokio::spawn(run(repo, jobs_rx, log_rx, metrics));
@@ -234,7 +238,8 @@ enum LogEntry {
 #[derive(Clone)]
 pub struct LogWriter {
     entries: mpsc::UnboundedSender<LogEntry>,
-    seq: Arc<AtomicI64>,
+    /// The last `seq` given, when the database does not number the log itself.
+    seq: Option<Arc<AtomicI64>>,
 }
 
 impl LogWriter {
@@ -246,7 +251,10 @@ impl LogWriter {
         message_id: Option<String>,
         frame: &str,
     ) {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let seq = self
+            .seq
+            .as_ref()
+            .map_or(0, |seq| seq.fetch_add(1, Ordering::Relaxed) + 1);
         let _ = self.entries.send(LogEntry::Message(LogRow {
             pile: pile.to_owned(),
             time: now_ms(),

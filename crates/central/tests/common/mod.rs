@@ -13,6 +13,7 @@ fn pg_url() -> String {
 }
 
 /// The repositories of the test `name` of the suite `suite`, each new and empty.
+#[allow(dead_code)]
 pub async fn repositories(suite: &str, name: &str) -> Vec<(&'static str, Arc<dyn Repository>)> {
     let pid = std::process::id();
     let dir =
@@ -36,4 +37,36 @@ pub async fn repositories(suite: &str, name: &str) -> Vec<(&'static str, Arc<dyn
             )
         });
     vec![("sqlite", sqlite), ("postgres", pg)]
+}
+
+/// A new, empty PostgreSQL schema named for the test (the URL of the database in it), created
+/// before any repository opens it.
+#[allow(dead_code)]
+pub async fn pg_schema(suite: &str, name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let schema = format!("ocpile_{suite}_{name}_{}_{nanos}", std::process::id());
+    let pool = sqlx::PgPool::connect(&pg_url()).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL at {} does not answer ({e}): start it, or set OCPILE_TEST_PG",
+            pg_url()
+        )
+    });
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    format!("{}?schema={schema}", pg_url())
+}
+
+/// Two repositories on the same new PostgreSQL schema, opened at once: two nodes of one
+/// central system.
+#[allow(dead_code)]
+pub async fn two_nodes(suite: &str, name: &str) -> (Arc<dyn Repository>, Arc<dyn Repository>) {
+    let url = pg_schema(suite, name).await;
+    let (a, b) = tokio::join!(open(&url), open(&url));
+    (a.expect("node A opens"), b.expect("node B opens"))
 }
