@@ -35,13 +35,13 @@ pub async fn call_recorded(
         ));
     };
     let started = Instant::now();
-    let outcome = if central.sessions().is_connected(pile) {
-        central.metrics().commands_waiting.inc();
-        let wait = central.options().command_timeout + std::time::Duration::from_secs(1);
-        let r = tokio::time::timeout(wait, central.sessions().call(pile, action, payload))
-            .await
-            .unwrap_or(Err(DeliveryError::Timeout));
-        central.metrics().commands_waiting.dec();
+    central.metrics().commands_waiting.inc();
+    // Through the pile's connection here, or the node that holds it (each bounds its wait).
+    let outcome = crate::cluster::delivery(central)
+        .call(pile, action, payload)
+        .await;
+    central.metrics().commands_waiting.dec();
+    if !matches!(outcome, Err(DeliveryError::NotConnected)) {
         central
             .metrics()
             .command_latency
@@ -49,10 +49,7 @@ pub async fn call_recorded(
                 action: action.as_str().to_owned(),
             })
             .observe(started.elapsed().as_secs_f64());
-        r
-    } else {
-        Err(DeliveryError::NotConnected)
-    };
+    }
     let (_, kind, body) = describe(central, pile, &outcome);
     if let Err(e) = central
         .writer()

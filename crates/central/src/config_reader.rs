@@ -41,8 +41,7 @@ async fn get(
     let request = GetConfigurationRequest {
         key: keys.map(|k| k.iter().map(|k| CiString50::truncating(k)).collect()),
     };
-    let answer = central
-        .sessions()
+    let answer = crate::cluster::delivery(central)
         .call(pile, Action::GetConfiguration, ocpp::encode(&request))
         .await?;
     let Response::GetConfiguration(r) = answer.value else {

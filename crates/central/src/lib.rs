@@ -274,8 +274,17 @@ impl Central {
         &self.health
     }
 
-    /// Tells the dashboard's live pages that something changed (nobody listening: nothing).
+    /// Tells the dashboard's live pages that something changed, on this node and (in a
+    /// cluster) the others.
     pub fn changed(&self, what: String) {
+        if let Some(cluster) = &self.cluster {
+            cluster.share_change(&what);
+        }
+        self.show_change(what);
+    }
+
+    /// Tells this node's live pages that something changed (nobody listening: nothing).
+    pub fn show_change(&self, what: String) {
         if self.changes.receiver_count() > 0 {
             let _ = self.changes.send(what);
         }

@@ -211,6 +211,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         campaigns,
         cluster,
     }));
+    crate::cluster::start(&central, local_addr).await?;
     spawn_retention(central.clone());
     spawn_pulse(central.clone());
     crate::campaign::runner::spawn_saver(central.clone(), campaign_saves);
@@ -696,20 +697,25 @@ async fn attach(
         .metrics()
         .connected_piles
         .set(central.sessions().count() as i64);
-    if let Some(old) = old {
-        old.handle.close();
-        tracing::info!(pile = identity, old = %old.remote, new = %remote, "a newer connection replaces the older");
+    if let Some(old) = crate::cluster::owner::take_over(&central, &identity, old).await {
+        let on = old
+            .node
+            .map(|n| format!(" on node {n}"))
+            .unwrap_or_default();
+        tracing::info!(pile = identity, old = %old.remote, new = %remote, "a newer connection replaces the older{on}");
         event(
             &central,
             &identity,
             "ConnectionReplaced",
             format!(
-                "the connection from {} was closed: a newer one from {remote} replaces it",
+                "the connection from {}{on} was closed: a newer one from {remote} replaces it",
                 old.remote
             ),
         )
         .await;
     }
+    // Its subjects answered here before its presence says so.
+    crate::cluster::owner::serve(&central, &identity, connection).await;
     event(&central, &identity, "Connected", format!("from {remote}")).await;
     central.changed(format!("pile {identity}"));
     let _ = central
@@ -727,7 +733,7 @@ async fn attach(
         })
         .await;
     let reason = handle.closed().await;
-    let current = central.sessions().remove(&identity, connection);
+    let here = central.sessions().remove(&identity, connection);
     let _ = central
         .writer()
         .write(WriteOp::Disconnected {
@@ -736,6 +742,7 @@ async fn attach(
             connection: connection as i64,
         })
         .await;
+    let current = !crate::cluster::owner::released(&central, &identity, connection) && here;
     central
         .metrics()
         .disconnections

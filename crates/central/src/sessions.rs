@@ -36,10 +36,10 @@ pub enum DeliveryError {
 }
 
 /// Sends a CALL to a pile and waits for its answer: the pile's connection may live on this
-/// node (today) or elsewhere.
+/// node or on another one (see `cluster::delivery`).
 #[async_trait]
 pub trait Delivery: Send + Sync {
-    fn is_connected(&self, pile: &str) -> bool;
+    async fn is_connected(&self, pile: &str) -> bool;
     async fn call(
         &self,
         pile: &str,
@@ -110,6 +110,21 @@ impl Sessions {
             .cloned()
     }
 
+    /// Whether the identity has a live connection on this node.
+    pub fn is_live(&self, identity: &str) -> bool {
+        self.get(identity).is_some_and(|s| !s.handle.is_closed())
+    }
+
+    /// The identities connected here, each with its connection's number.
+    pub fn connections(&self) -> Vec<(String, u64)> {
+        self.live
+            .lock()
+            .expect("sessions lock")
+            .iter()
+            .map(|(id, s)| (id.clone(), s.connection))
+            .collect()
+    }
+
     pub fn count(&self) -> usize {
         self.live.lock().expect("sessions lock").len()
     }
@@ -160,8 +175,8 @@ impl Sessions {
 
 #[async_trait]
 impl Delivery for Sessions {
-    fn is_connected(&self, pile: &str) -> bool {
-        self.get(pile).is_some_and(|s| !s.handle.is_closed())
+    async fn is_connected(&self, pile: &str) -> bool {
+        self.is_live(pile)
     }
 
     async fn call(

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{campaigns, commands, fleet, piles, records};
+use super::{campaigns, commands, fleet, nodes, piles, records};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,7 @@ use super::{campaigns, commands, fleet, piles, records};
     paths(
         fleet::list,
         fleet::overview,
+        nodes::list,
         piles::register,
         piles::show,
         piles::delete,
@@ -74,7 +75,7 @@ use super::{campaigns, commands, fleet, piles, records};
             (FAQ 3.17)"),
         (name = "campaigns", description = "Firmware upgrades of many piles, a batch at a time \
             (FAQ 3.10, 3.17)"),
-        (name = "system", description = "This document, the metrics and the node's health"),
+        (name = "system", description = "This document, the metrics, the node's health and the central's nodes"),
     )
 )]
 struct ApiDoc;

@@ -238,7 +238,11 @@ pub async fn overview(State(central): State<Arc<Central>>) -> ApiResult<Json<Fle
             *faults.entry(name).or_default() += t.count;
         }
     }
-    let online = central.sessions().count() as i64;
+    // Alone, this node's connections; in a cluster, the presence records of every node.
+    let online = match central.cluster() {
+        None => central.sessions().count() as i64,
+        Some(_) => counts.online,
+    };
     let last_hour = central
         .pulse
         .last_hour()

@@ -4,6 +4,7 @@ mod campaigns;
 pub(crate) mod commands;
 pub(crate) mod doc;
 pub mod fleet;
+mod nodes;
 mod piles;
 mod records;
 pub(crate) mod schema;
@@ -98,6 +99,7 @@ pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
     vec![
         ("/piles", get(fleet::list).post(piles::register)),
         ("/fleet", get(fleet::overview)),
+        ("/nodes", get(nodes::list)),
         ("/piles/{id}", get(piles::show).delete(piles::delete)),
         ("/piles/{id}/approve", post(piles::approve)),
         ("/piles/{id}/reject", post(piles::reject)),

@@ -74,6 +74,8 @@ pub struct PileView {
     pub id: String,
     /// It has a websocket connection now.
     pub connected: bool,
+    /// The node of the central system holding that connection (null while it is offline).
+    pub node: Option<String>,
     #[schema(schema_with = schema::registration)]
     pub registration: String,
     /// It must connect with HTTP Basic (Security Profile 1).
@@ -139,8 +141,17 @@ fn cellular(p: &PileRow) -> Cellular {
 }
 
 pub fn pile_view(central: &Central, p: PileRow, connectors: &[ConnectorRow]) -> PileView {
+    // Alone, this node's connections; in a cluster, the presence record every node writes.
+    let (connected, node) = match central.cluster() {
+        None => {
+            let here = central.sessions().is_live(&p.id);
+            (here, here.then(|| central.node().to_owned()))
+        }
+        Some(_) => (p.connection.is_some(), p.node.clone()),
+    };
     PileView {
-        connected: central.sessions().is_connected(&p.id),
+        connected,
+        node,
         registration: p.registration.clone(),
         has_password: p.password_hash.is_some(),
         vendor: p.vendor.clone(),
@@ -275,6 +286,7 @@ pub async fn delete(
         WriteResult::Affected(0) => Err(ApiError::not_found(format!("no pile {id:?}"))),
         _ => {
             central.sessions().close(&id);
+            crate::cluster::owner::close_deleted(&central, &id).await;
             Ok(StatusCode::NO_CONTENT)
         }
     }
@@ -316,13 +328,13 @@ pub async fn approve(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApprovedPile>> {
     set_registration(&central, &id, "Accepted").await?;
-    let trigger = if central.sessions().is_connected(&id) {
+    let delivery = crate::cluster::delivery(&central);
+    let trigger = if delivery.is_connected(&id).await {
         let request = TriggerMessageRequest {
             requested_message: MessageTrigger::BootNotification,
             connector_id: None,
         };
-        match central
-            .sessions()
+        match delivery
             .call(&id, Action::TriggerMessage, ocpp::encode(&request))
             .await
         {
@@ -435,8 +447,8 @@ pub async fn configuration_history(
     ))
 }
 
-fn require_connected(central: &Central, id: &str) -> ApiResult<()> {
-    if central.sessions().is_connected(id) {
+async fn require_connected(central: &Central, id: &str) -> ApiResult<()> {
+    if crate::cluster::delivery(central).is_connected(id).await {
         Ok(())
     } else {
         Err(ApiError::conflict(format!("pile {id:?} is not connected")))
@@ -462,7 +474,7 @@ pub async fn read_configuration(
     Path(id): Path<String>,
 ) -> ApiResult<Json<KeysRead>> {
     find(&central, &id).await?;
-    require_connected(&central, &id)?;
+    require_connected(&central, &id).await?;
     let n = crate::config_reader::read_all(&central, &id)
         .await
         .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e.to_string()))?;
@@ -528,7 +540,8 @@ pub async fn patch_vendor(
     find(&central, &id).await?;
     let current = central.repo().configuration(&id).await?;
     let changes = vendor_view::changes(&patch, &current).map_err(ApiError::bad_request)?;
-    require_connected(&central, &id)?;
+    require_connected(&central, &id).await?;
+    let delivery = crate::cluster::delivery(&central);
     let mut results = BTreeMap::new();
     let mut accepted = Vec::new();
     for (key, value) in changes.0 {
@@ -536,8 +549,7 @@ pub async fn patch_vendor(
             key: CiString50::truncating(key),
             value: CiString500::truncating(&value),
         };
-        let status = match central
-            .sessions()
+        let status = match delivery
             .call(&id, Action::ChangeConfiguration, ocpp::encode(&request))
             .await
         {
@@ -556,7 +568,7 @@ pub async fn patch_vendor(
         results.insert(key.to_owned(), status);
     }
     // The values as the pile now reports them (a pile that moved away is read at its next boot).
-    if !accepted.is_empty() && central.sessions().is_connected(&id) {
+    if !accepted.is_empty() && delivery.is_connected(&id).await {
         if let Err(e) = crate::config_reader::read_keys(&central, &id, accepted).await {
             tracing::info!(pile = id, "changed keys not read back: {e}");
         }

@@ -300,11 +300,13 @@ async fn tick(central: &Arc<Central>) {
         HashSet::new()
     };
     let now = now_ms();
-    let sessions = central.sessions();
+    let Some(online) = crate::cluster::online(central).await else {
+        return;
+    };
     let orders = central.campaigns().each(|c, versions| {
         c.tick(
             |pile| Facts {
-                connected: crate::sessions::Delivery::is_connected(sessions, pile),
+                connected: online.contains(pile),
                 charging: charging.contains(pile),
                 firmware_version: versions.get(pile).cloned().flatten(),
             },

@@ -4,9 +4,20 @@
 //! database: every node of one database uses the same subjects, and two clusters sharing one
 //! NATS server never see each other's messages).
 
+mod changes;
+pub mod heartbeat;
+pub mod owner;
+mod routing;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+pub use routing::{delivery, online, Online, Route};
+
 use crate::store::{Repository, StoreError};
+use crate::Central;
 
 /// How long a node waits for the NATS server at its start.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,6 +38,10 @@ pub struct Cluster {
     nats: async_nats::Client,
     /// `ocpile.{cluster id}`.
     prefix: String,
+    /// The piles whose subjects this node answers.
+    owned: owner::Owned,
+    /// The dashboards' changes on their way to the other nodes.
+    outbox: changes::Outbox,
 }
 
 impl Cluster {
@@ -49,10 +64,15 @@ impl Cluster {
                 url: url.to_owned(),
                 why: e.to_string(),
             })?;
+        let prefix = format!("ocpile.{}", subject_token(&id));
+        let outbox =
+            changes::Outbox::start(nats.clone(), node.to_owned(), format!("{prefix}.changes"));
         Ok(Cluster {
             node: node.to_owned(),
             nats,
-            prefix: format!("ocpile.{}", subject_token(&id)),
+            prefix,
+            owned: owner::Owned::default(),
+            outbox,
         })
     }
 
@@ -93,6 +113,36 @@ impl Cluster {
             .await
             .map_err(|e| ClusterError::Nats(e.to_string()))
     }
+
+    /// Waits until the NATS server has taken what this node sent before (its subscriptions
+    /// included: the other nodes' messages reach them from then on). A flush only writes; a
+    /// request nobody answers comes back, as "no responders", once the server has read it.
+    pub async fn settle(&self) -> Result<(), ClusterError> {
+        let request = async_nats::Request::new()
+            .payload(Vec::new().into())
+            .timeout(Some(CONNECT_TIMEOUT));
+        match self
+            .nats
+            .send_request(self.node_subject(&self.node, "settle"), request)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
+            Err(e) => Err(ClusterError::Nats(e.to_string())),
+        }
+    }
+
+    /// Tells the other nodes' live pages that something changed (the caller never waits).
+    pub fn share_change(&self, what: &str) {
+        self.outbox.share(what);
+    }
+}
+
+/// What a node runs beside its listener: its heartbeat (alone too) and, in a cluster, the
+/// other nodes' changes followed.
+pub async fn start(central: &Arc<Central>, address: SocketAddr) -> Result<(), ClusterError> {
+    heartbeat::start(central, address).await?;
+    changes::follow(central).await
 }
 
 /// A text as one NATS subject token: every byte outside `[A-Za-z0-9_-]` as `~XX` (hex), so

@@ -404,6 +404,7 @@ pub async fn show(
             section data-live data-watch={ "pile " (id) } id="summary" {
                 dl.facts {
                     dt { "Connected" } dd { @if p["connected"] == true { span.ok { "online" } } @else { span.off { "offline" } } }
+                    dt { "Node" } dd { (text(&p["node"])) }
                     dt { "Registration" } dd { (text(&p["registration"])) }
                     dt { "Vendor, model" } dd { (text(&p["vendor"])) " " (text(&p["model"])) }
                     dt { "Serial number" } dd { (text(&p["serial_number"])) }

@@ -28,7 +28,7 @@ struct Job {
 /// boxed to make the two the same size.
 #[allow(clippy::large_enum_variant)]
 enum Request {
-    Write(Job),
+    Write(Box<Job>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -63,7 +63,7 @@ impl Writer {
     pub async fn write(&self, op: WriteOp) -> Result<WriteResult, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.jobs
-            .send(Request::Write(Job { op, reply }))
+            .send(Request::Write(Box::new(Job { op, reply })))
             .await
             .map_err(|_| StoreError::WriterGone)?;
         match rx.await {
@@ -103,7 +103,7 @@ struct Pending {
 impl Pending {
     fn take(&mut self, request: Request) {
         match request {
-            Request::Write(job) => self.jobs.push(job),
+            Request::Write(job) => self.jobs.push(*job),
             Request::Flush(done) => self.flushes.push(done),
         }
     }
