@@ -61,8 +61,14 @@ impl Running {
             return Err(DrainError::ConnectionsLinger);
         }
         match tokio::time::timeout(DRAIN_TAIL, central.writer().flush()).await {
-            Ok(flushed) => Ok(flushed?),
-            Err(_) => Err(DrainError::CommitTimeout),
+            Ok(flushed) => flushed?,
+            Err(_) => return Err(DrainError::CommitTimeout),
         }
+        // The other nodes need not wait for the TTL: the leases pass at once (campaigns, the
+        // periodic jobs), and the node leaves the list.
+        let released = central.repo().release_leases(central.node()).await?;
+        central.repo().leave(central.node()).await?;
+        tracing::info!("drained: {released} leases given up, the node has left");
+        Ok(())
     }
 }
