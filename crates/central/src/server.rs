@@ -137,6 +137,11 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
             "the handshake timeout and the handshakes per address must be at least 1".into(),
         ));
     }
+    if options.drain > drain::MAX_DRAIN {
+        return Err(StartError::Options(
+            "the drain may last at most 86400 seconds (a day)".into(),
+        ));
+    }
     if !options.ping_interval.is_zero() && options.ping_timeout.is_zero() {
         return Err(StartError::Options(
             "with pings, the ping timeout must be at least 1 second".into(),

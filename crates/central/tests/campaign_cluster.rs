@@ -590,6 +590,11 @@ async fn a_cancel_asked_of_another_node_reaches_the_node_that_runs_the_campaign(
     let r2 = rollout(&over, "CX-R2");
     assert_eq!(r2["result"], "skipped", "{over}");
     assert_eq!(r2["error"], "the campaign was cancelled", "{over}");
+    // Once the store has it cancelled, a cancel through B is refused.
+    b.campaign_until(&id, "the campaign cancelled in the store", |c| {
+        c["state"] == "cancelled"
+    })
+    .await;
     let (status, again) = b
         .api("POST", &format!("/api/campaigns/{id}/cancel"), None)
         .await;

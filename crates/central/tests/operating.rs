@@ -121,6 +121,18 @@ async fn a_node_without_reuse_port_keeps_its_port_to_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_drain_longer_than_a_day_is_refused_at_the_start() {
+    let mut options = options("drain-long");
+    options.drain = Duration::from_secs(2 * 86_400);
+    let message = central::server::start(options)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(message.contains("86400"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_draining_node_says_so_takes_no_connection_and_closes_its_piles_spread_over_time() {
     const PILES: usize = 4;
     let running = central::server::start(options("drain")).await.unwrap();

@@ -160,6 +160,14 @@ async fn a_lease_has_one_holder_until_it_expires() {
             repo.take_lease("other", "b", 27_000, 42_000).await.unwrap(),
             "{kind}"
         );
+        // A node that stops gives up all of its own, and only those.
+        assert!(repo.take_lease("third", "b", 27_000, 42_000).await.unwrap());
+        assert_eq!(repo.release_leases("b").await.unwrap(), 2, "{kind}");
+        assert_eq!(repo.lease_holder("other", 28_000).await.unwrap(), None);
+        assert_eq!(
+            repo.lease_holder("job", 28_000).await.unwrap().as_deref(),
+            Some("a")
+        );
     }
 }
 

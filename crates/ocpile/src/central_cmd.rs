@@ -86,7 +86,7 @@ pub struct CentralArgs {
     /// At a stop (SIGTERM or Ctrl-C), the seconds over which the piles' connections are closed,
     /// spread evenly so that they reconnect elsewhere without a storm (0: all at once); then
     /// the node exits once everything they sent is committed. A second signal stops it at once.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(..=86_400))]
     drain_seconds: u64,
 }
 
@@ -146,6 +146,7 @@ pub fn run(args: CentralArgs) -> anyhow::Result<()> {
         eprintln!("  OCPP:    {ws}://{addr}/ocpp/{{identity}}");
         eprintln!("  API:     {http}://{addr}/api/  (Authorization: Bearer <token>)");
         eprintln!("  metrics: {http}://{addr}/metrics");
+        eprintln!("  health:  {http}://{addr}/health");
         if running.token_generated {
             eprintln!(
                 "  API token (generated now, kept in the database): {}",

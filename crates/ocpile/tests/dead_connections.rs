@@ -386,7 +386,7 @@ async fn silent_and_partial_handshakes_are_closed_in_time_while_a_pile_connects(
     }
     until_metric(
         &central,
-        "ocpile_handshakes_in_progress",
+        "ocpile_handshakes_in_progress{node=\"dc\"}",
         PER_ADDRESS as f64,
     )
     .await;

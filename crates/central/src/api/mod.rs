@@ -1,4 +1,4 @@
-//! The REST API (`/api`, bearer token) and `/metrics`.
+//! The REST API (`/api`, bearer token), `/metrics` and `/health`.
 
 mod campaigns;
 pub(crate) mod commands;

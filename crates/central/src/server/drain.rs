@@ -12,6 +12,9 @@ use crate::store::StoreError;
 /// their last writes; and how long the writer then may take to commit what is queued.
 pub const DRAIN_TAIL: Duration = Duration::from_secs(10);
 
+/// The longest drain: a longer one is a day.
+pub const MAX_DRAIN: Duration = Duration::from_secs(86_400);
+
 /// Why a drain did not end with everything committed.
 #[derive(Debug, thiserror::Error)]
 pub enum DrainError {
@@ -28,9 +31,11 @@ pub enum DrainError {
 impl Running {
     /// Drains the node: `/health` answers `draining` and the listener closes at once; the
     /// piles' connections are closed one by one, spread evenly over `over` (all at once when
-    /// it is zero); then, once every connection's task has handed over its last writes, the
-    /// group-commit writer commits everything queued. Returns when it has.
+    /// it is zero; at most [`MAX_DRAIN`]); then, once every connection's task has handed over
+    /// its last writes, the group-commit writer commits everything queued. Returns when it
+    /// has.
     pub async fn drain(&self, over: Duration) -> Result<(), DrainError> {
+        let over = over.min(MAX_DRAIN);
         let central = &self.central;
         central.health().start_draining();
         let _ = self.stop_accepting.send(true);
@@ -56,8 +61,14 @@ impl Running {
             return Err(DrainError::ConnectionsLinger);
         }
         match tokio::time::timeout(DRAIN_TAIL, central.writer().flush()).await {
-            Ok(flushed) => Ok(flushed?),
-            Err(_) => Err(DrainError::CommitTimeout),
+            Ok(flushed) => flushed?,
+            Err(_) => return Err(DrainError::CommitTimeout),
         }
+        // The other nodes need not wait for the TTL: the leases pass at once (campaigns, the
+        // periodic jobs), and the node leaves the list.
+        let released = central.repo().release_leases(central.node()).await?;
+        central.repo().leave(central.node()).await?;
+        tracing::info!("drained: {released} leases given up, the node has left");
+        Ok(())
     }
 }

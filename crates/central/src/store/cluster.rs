@@ -42,6 +42,8 @@ pub trait ClusterStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Gives the lease up, if `holder` holds it.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// Gives up every lease `holder` holds (a node that stops); how many.
+    async fn release_leases(&self, holder: &str) -> Result<u64, StoreError>;
     /// The holder of a lease not expired at `now`.
     async fn lease_holder(&self, name: &str, now: Millis) -> Result<Option<String>, StoreError>;
     /// A shared setting.

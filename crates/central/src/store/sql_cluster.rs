@@ -99,6 +99,14 @@ impl super::cluster::ClusterStore for SqlRepository {
         Ok(())
     }
 
+    async fn release_leases(&self, holder: &str) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM leases WHERE holder = $1")
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     async fn lease_holder(&self, name: &str, now: Millis) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1 AND expires_at >= $2")
