@@ -134,7 +134,8 @@ cargo test --workspace --locked -- --include-ignored 2>&1 | tee target/test-outp
 
 say "the central as a cluster of one node"
 # The central's process tests and its SIGKILL test again, each central a node of a cluster of
-# its own (PostgreSQL and NATS instead of SQLite alone); their schemas are dropped once their process is gone.
+# its own (PostgreSQL and NATS instead of SQLite alone); their schemas are dropped once their
+# process is gone.
 OCPILE_TEST_CLUSTER=1 cargo test -p ocpile --locked --test central_process --test central_kill 2>&1 | tee -a target/test-output.txt
 if command -v psql >/dev/null; then
   for schema in $(psql "$OCPILE_TEST_PG" -qtA -c "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'ocpile\_one\_%'" 2>/dev/null); do
