@@ -115,6 +115,23 @@ fn cpu_cell(fleet: f64, central: f64, postgres: Option<f64>) -> String {
     format!("{fleet:.0} % / {central:.0} %{pg}")
 }
 
+/// CPU time per CALL answered in the busy window, in µs (a share of one core over the window,
+/// divided by the CALLs answered per second): fleet / central, and PostgreSQL's where measured.
+fn per_call_cell(r: &Row) -> String {
+    if r.busy_calls_per_s <= 0.0 {
+        return "-".into();
+    }
+    let us = |share: f64| share / 100.0 * 1e6 / r.busy_calls_per_s;
+    let pg = r
+        .busy_cpu_postgres
+        .map_or(String::new(), |p| format!(" / {:.0}", us(p)));
+    format!(
+        "{:.0} / {:.0}{pg}",
+        us(r.busy_cpu_fleet),
+        us(r.busy_cpu_central)
+    )
+}
+
 fn per_node_cell(counts: &BTreeMap<String, u64>) -> String {
     if counts.is_empty() {
         return "-".into();
@@ -125,12 +142,12 @@ fn per_node_cell(counts: &BTreeMap<String, u64>) -> String {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "| central | nodes | piles | fleet processes | sample interval (s) | booted | boot (s) | fleet KiB/pile | central KiB/conn | idle CPU fleet/central(/PostgreSQL) | busy CALLs/s | busy frames/s | busy CPU fleet/central(/PostgreSQL) | p50 / p99 (ms) | MeterValues answered / stored | piles per node |"
+        "| central | nodes | piles | fleet processes | sample interval (s) | booted | boot (s) | fleet KiB/pile | central KiB/conn | idle CPU fleet/central(/PostgreSQL) | busy CALLs/s | busy frames/s | busy CPU fleet/central(/PostgreSQL) | CPU µs per CALL fleet/central(/PostgreSQL) | p50 / p99 (ms) | MeterValues answered / stored | piles per node |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {} | {} / {} | {} / {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {} | {} | {} / {} | {} / {} | {} |",
             r.central,
             r.nodes,
             r.piles,
@@ -144,6 +161,7 @@ fn print_table(rows: &[Row]) {
             r.busy_calls_per_s,
             r.busy_frames_per_s,
             cpu_cell(r.busy_cpu_fleet, r.busy_cpu_central, r.busy_cpu_postgres),
+            per_call_cell(r),
             opt(r.p50_ms, 1),
             opt(r.p99_ms, 1),
             r.meter_values_answered,
@@ -368,4 +386,28 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_per_call_is_the_share_of_a_core_over_the_calls_answered() {
+        let row = Row {
+            busy_calls_per_s: 2_000.0,
+            busy_cpu_fleet: 10.0,
+            busy_cpu_central: 50.0,
+            busy_cpu_postgres: Some(20.0),
+            ..Row::default()
+        };
+        // 50 % of a core is 500 ms per second, over 2,000 CALLs: 250 µs each.
+        assert_eq!(per_call_cell(&row), "50 / 250 / 100");
+        let alone = Row {
+            busy_cpu_postgres: None,
+            ..row.clone()
+        };
+        assert_eq!(per_call_cell(&alone), "50 / 250");
+        assert_eq!(per_call_cell(&Row::default()), "-");
+    }
 }
