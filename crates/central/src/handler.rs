@@ -17,8 +17,28 @@ use crate::Central;
 
 /// The handler of one connection.
 pub struct PileHandler {
-    pub pile: String,
-    pub central: Arc<Central>,
+    pile: String,
+    central: Arc<Central>,
+    /// True once the connection is recorded as the pile's (its presence, its subjects): the
+    /// pile's messages wait until then, so that nothing it sends is answered while the API
+    /// would still show it offline.
+    admitted: tokio::sync::watch::Receiver<bool>,
+}
+
+impl PileHandler {
+    /// The handler of one connection of `pile`; its messages are handled once `admitted` is
+    /// true (or its sender gone).
+    pub fn new(
+        pile: String,
+        central: Arc<Central>,
+        admitted: tokio::sync::watch::Receiver<bool>,
+    ) -> PileHandler {
+        PileHandler {
+            pile,
+            central,
+            admitted,
+        }
+    }
 }
 
 fn now_ms() -> Millis {
@@ -86,7 +106,10 @@ impl Handler for PileHandler {
     fn handle(&self, request: Decoded<Request>) -> HandlerFuture {
         let pile = self.pile.clone();
         let central = self.central.clone();
+        let mut admitted = self.admitted.clone();
         Box::pin(async move {
+            // A sender gone means the connection is ending: handled as before.
+            let _ = admitted.wait_for(|yes| *yes).await;
             let action = request.value.action();
             for d in &request.deviations {
                 central.message_log().deviation(

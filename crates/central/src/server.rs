@@ -722,10 +722,12 @@ async fn attach(
     remote: SocketAddr,
 ) {
     let _task = central.sessions().task_started();
-    let handler = Arc::new(PileHandler {
-        pile: identity.clone(),
-        central: central.clone(),
-    });
+    let (admit, admitted) = tokio::sync::watch::channel(false);
+    let handler = Arc::new(PileHandler::new(
+        identity.clone(),
+        central.clone(),
+        admitted,
+    ));
     let tap = Arc::new(MessageTap::new(
         &identity,
         central.message_log().clone(),
@@ -779,6 +781,8 @@ async fn attach(
             connection: connection as i64,
         })
         .await;
+    // Its presence is recorded: what it sends is answered from now on.
+    let _ = admit.send(true);
     let _ = central
         .writer()
         .write(WriteOp::Seen {
