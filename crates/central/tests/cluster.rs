@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+
+use common::pile::Ws;
+
+mod common;
 
 /// How long a node waits for a pile's answer.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -16,64 +19,24 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// A node not heard from for this long is gone (its heartbeat comes every second).
 const NODE_TTL: Duration = Duration::from_secs(3);
 
-fn pg_url() -> String {
-    std::env::var("OCPILE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn nats_url() -> String {
-    std::env::var("OCPILE_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-/// A database of its own for the test `name` (the schema's name is the one scripts/test.sh
-/// drops once its process is gone).
-fn database(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("ocpile_cluster_{name}_{}_{nanos}", std::process::id());
-    format!("{}?schema={schema}", pg_url())
-}
-
 /// The node `node` of the cluster on `db`.
 async fn node(db: &str, test: &str, node: &str) -> central::Running {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cluster-{test}-{node}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut options = central::Options::new(&dir);
-    options.listen = "127.0.0.1:0".parse().unwrap();
-    options.admission = central::Admission::Open;
-    options.api_token = Some("T".into());
+    let mut options =
+        common::node::cluster_options(&format!("cluster-{test}-{node}"), node, db, NODE_TTL);
     options.command_timeout = COMMAND_TIMEOUT;
-    options.db = Some(db.to_owned());
-    options.cluster = Some(nats_url());
-    options.node = node.to_owned();
-    options.node_ttl = NODE_TTL;
-    central::server::start(options)
-        .await
-        .unwrap_or_else(|e| panic!("node {node} starts (PostgreSQL and NATS up?): {e}"))
+    common::node::start(options).await
 }
 
 /// Two nodes, `a` and `b`, of one new cluster.
 async fn two_nodes(test: &str) -> (central::Running, central::Running) {
-    let db = database(test);
+    let db = common::database_url("cluster", test);
     let a = node(&db, test, "a").await;
     let b = node(&db, test, "b").await;
     (a, b)
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn connect(node: &central::Running, id: &str) -> Ws {
-    let mut request = format!("ws://{}/ocpp/{id}", node.local_addr)
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "ocpp1.6".parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
+    common::pile::connect(node.local_addr, id).await
 }
 
 /// The next CALL the pile receives: its unique id, action and payload.
@@ -136,18 +99,11 @@ async fn api(
 
 /// Polls `GET path` on `node` until `ok` holds of the answer (10 s at most); the answer.
 async fn until(node: &central::Running, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    common::wait::until(Duration::from_secs(10), &format!("GET {path}"), || async {
         let (status, body) = api(node, "GET", path, None).await;
-        if status == 200 && ok(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "GET {path}: still {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (status == 200 && ok(&body)).then_some(body)
+    })
+    .await
 }
 
 /// Waits until every node sees the pile connected to `holder`.
