@@ -12,7 +12,7 @@ pub const TOKEN: &str = "T";
 /// temporary folder.
 #[allow(dead_code)]
 pub fn options(label: &str, node: &str) -> central::Options {
-    let mut options = central::Options::new(&super::fresh_dir(label));
+    let mut options = central::Options::new(super::fresh_dir(label));
     options.listen = "127.0.0.1:0".parse().unwrap();
     options.admission = central::Admission::Open;
     options.api_token = Some(TOKEN.into());
