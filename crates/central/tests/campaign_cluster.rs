@@ -63,23 +63,7 @@ impl Node {
     }
 
     async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let client = reqwest::Client::new();
-        let url = format!("http://{}{path}", self.addr);
-        let mut req = client
-            .request(method.parse().unwrap(), url)
-            .bearer_auth("T");
-        if let Some(body) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        common::node::api(self.addr, method, path, body).await
     }
 
     async fn campaign(&self, id: &Value) -> Value {

@@ -78,23 +78,20 @@ async fn api(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let url = format!("http://{}/api{path}", node.local_addr);
-    let mut request = client
-        .request(method.parse().unwrap(), url)
-        .header("authorization", "Bearer T");
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let answer = request.send().await.unwrap();
-    let status = answer.status().as_u16();
-    let text = answer.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    common::node::api(node.local_addr, method, &format!("/api{path}"), body).await
+}
+
+/// `POST /api/piles/{pile}/commands/{action}` through `node`, in the background: its status
+/// and answer once it comes.
+fn command(
+    node: &central::Running,
+    pile: &str,
+    action: &str,
+    body: Option<Value>,
+) -> tokio::task::JoinHandle<(u16, Value)> {
+    let addr = node.local_addr;
+    let path = format!("/api/piles/{pile}/commands/{action}");
+    tokio::spawn(async move { common::node::api(addr, "POST", &path, body).await })
 }
 
 /// Polls `GET path` on `node` until `ok` holds of the answer (10 s at most); the answer.
@@ -122,20 +119,7 @@ async fn a_command_through_the_other_node_reaches_the_pile_and_returns_its_answe
     let mut pile = connect(&a, "CP-1").await;
     held_by([&a, &b], "CP-1", "a").await;
 
-    let command = tokio::spawn({
-        let addr = b.local_addr;
-        async move {
-            let client = reqwest::Client::new();
-            let answer = client
-                .post(format!("http://{addr}/api/piles/CP-1/commands/Reset"))
-                .header("authorization", "Bearer T")
-                .body(r#"{"type":"Soft"}"#)
-                .send()
-                .await
-                .unwrap();
-            (answer.status().as_u16(), answer.text().await.unwrap())
-        }
-    });
+    let command = command(&b, "CP-1", "Reset", Some(json!({"type": "Soft"})));
     let (id, action, payload) = next_call(&mut pile).await;
     assert_eq!(
         (action.as_str(), &payload),
@@ -148,7 +132,6 @@ async fn a_command_through_the_other_node_reaches_the_pile_and_returns_its_answe
     .unwrap();
     let (status, body) = command.await.unwrap();
     assert_eq!(status, 200, "{body}");
-    let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body, json!({"response": {"status": "Rejected"}}));
 
     // The command is stored with its result, as on one node.
@@ -185,20 +168,7 @@ async fn a_pile_no_node_holds_is_409_at_once_and_one_that_does_not_answer_504() 
     let mut pile = connect(&a, "MUTE").await;
     held_by([&a, &b], "MUTE", "a").await;
     let started = Instant::now();
-    let command = tokio::spawn({
-        let addr = b.local_addr;
-        async move {
-            let client = reqwest::Client::new();
-            let answer = client
-                .post(format!("http://{addr}/api/piles/MUTE/commands/Reset"))
-                .header("authorization", "Bearer T")
-                .body(r#"{"type":"Hard"}"#)
-                .send()
-                .await
-                .unwrap();
-            (answer.status().as_u16(), answer.text().await.unwrap())
-        }
-    });
+    let command = command(&b, "MUTE", "Reset", Some(json!({"type": "Hard"})));
     let (_, action, _) = next_call(&mut pile).await;
     assert_eq!(action, "Reset");
     let (status, body) = command.await.unwrap();
@@ -208,7 +178,13 @@ async fn a_pile_no_node_holds_is_409_at_once_and_one_that_does_not_answer_504() 
         waited >= COMMAND_TIMEOUT && waited < COMMAND_TIMEOUT * 3,
         "{waited:?}"
     );
-    assert!(body.contains("did not answer within"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -251,19 +227,7 @@ async fn a_pile_that_connects_to_another_node_is_taken_over_once() {
     );
 
     // Commands now go to the newer connection, from either node.
-    let command = tokio::spawn({
-        let addr = a.local_addr;
-        async move {
-            let client = reqwest::Client::new();
-            let answer = client
-                .post(format!("http://{addr}/api/piles/CP-2/commands/ClearCache"))
-                .header("authorization", "Bearer T")
-                .send()
-                .await
-                .unwrap();
-            (answer.status().as_u16(), answer.text().await.unwrap())
-        }
-    });
+    let command = command(&a, "CP-2", "ClearCache", None);
     let (id, action, _) = next_call(&mut new).await;
     assert_eq!(action, "ClearCache");
     new.send(Message::text(

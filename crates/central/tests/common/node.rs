@@ -2,7 +2,10 @@
 //! 127.0.0.1, any pile admitted, the API token [`TOKEN`]), alone or in a cluster on a
 //! PostgreSQL schema and the test NATS server.
 
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use serde_json::Value;
 
 /// The API token of every test node.
 #[allow(dead_code)]
@@ -42,4 +45,26 @@ pub async fn start(options: central::Options) -> central::Running {
             super::nats_url()
         )
     })
+}
+
+/// `METHOD path` on the node at `addr` with the API token, `body` in JSON: the status and the
+/// answer (JSON, else its text as a string).
+#[allow(dead_code)]
+pub async fn api(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .request(method.parse().unwrap(), format!("http://{addr}{path}"))
+        .bearer_auth(TOKEN);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    let text = answer.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
