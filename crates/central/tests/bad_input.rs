@@ -5,33 +5,16 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+use common::pile::{connect, Ws};
+
+mod common;
+
 async fn start(name: &str) -> central::Running {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bad-input-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut options = central::Options::new(&dir);
-    options.listen = "127.0.0.1:0".parse().unwrap();
-    options.admission = central::Admission::Open;
-    options.api_token = Some("T".into());
+    let mut options = common::node::options(&format!("bad-input-{name}"), "bad-input");
     options.command_timeout = Duration::from_secs(2);
-    options.node = "bad-input".into();
     central::server::start(options).await.unwrap()
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(addr: std::net::SocketAddr, id: &str) -> Ws {
-    let mut request = format!("ws://{addr}/ocpp/{id}")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "ocpp1.6".parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
 /// Sends a text frame and returns the next text frame that answers it.

@@ -16,32 +16,14 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+use common::pile::{connect, Ws};
+use common::wait::until;
+
+mod common;
+
 const TTL: Duration = Duration::from_secs(3);
-
-fn pg_url() -> String {
-    std::env::var("OCPILE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn nats_url() -> String {
-    std::env::var("OCPILE_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-/// A database of the test's own: a fresh schema, named as scripts/test.sh expects.
-fn db_url(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{}?schema=ocpile_campaign_cluster_{name}_{}_{nanos}",
-        pg_url(),
-        std::process::id()
-    )
-}
 
 /// A node on a runtime of its own.
 struct Node {
@@ -54,35 +36,15 @@ struct Node {
 impl Node {
     /// `command_timeout`: how long a command waits for the pile's answer.
     async fn start(test: &str, name: &str, db: &str, command_timeout: u64) -> Node {
-        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "campaign-cluster-{test}-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut options = central::Options::new(&dir);
-        options.listen = "127.0.0.1:0".parse().unwrap();
-        options.admission = central::Admission::Open;
-        options.api_token = Some("T".into());
+        let label = format!("campaign-cluster-{test}-{name}");
+        let mut options = common::node::cluster_options(&label, name, db, TTL);
         options.command_timeout = Duration::from_secs(command_timeout);
-        options.db = Some(db.to_owned());
-        options.cluster = Some(nats_url());
-        options.node = name.to_owned();
-        options.node_ttl = TTL;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let running = runtime
-            .spawn(central::server::start(options))
-            .await
-            .unwrap()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "node {name} does not start ({e}): is NATS at {}?",
-                    nats_url()
-                )
-            });
+        let running = runtime.spawn(common::node::start(options)).await.unwrap();
         Node {
             addr: running.local_addr,
             runtime: Some(runtime),
@@ -101,23 +63,7 @@ impl Node {
     }
 
     async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let client = reqwest::Client::new();
-        let url = format!("http://{}{path}", self.addr);
-        let mut req = client
-            .request(method.parse().unwrap(), url)
-            .bearer_auth("T");
-        if let Some(body) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        common::node::api(self.addr, method, path, body).await
     }
 
     async fn campaign(&self, id: &Value) -> Value {
@@ -144,35 +90,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Polls `check` until it answers something (within `within`).
-async fn until<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(t) = check().await {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(addr: SocketAddr, id: &str) -> Ws {
-    let mut request = format!("ws://{addr}/ocpp/{id}")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "ocpp1.6".parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
 /// What a test tells a pile.
@@ -341,6 +258,38 @@ fn rollout<'a>(campaign: &'a Value, pile: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{pile} is not in {campaign}"))
 }
 
+/// Creates a campaign through `node`: what it answers.
+async fn create_campaign(node: &Node, spec: Value) -> Value {
+    let (status, created) = node.api("POST", "/api/campaigns", Some(spec)).await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
+/// Waits until the pile received `action` `times` times (10 s at most).
+async fn received(pile: &Pile, action: &str, times: usize) {
+    let what = format!("{action} received {times} times");
+    until(Duration::from_secs(10), &what, || async {
+        (pile.received(action) == times).then_some(())
+    })
+    .await;
+}
+
+/// Two piles on `node` in a campaign of one place at a time: `PREFIX-R1`, which takes the
+/// place and never answers its UpdateFirmware, and `PREFIX-R2`, which waits; the image and
+/// the campaign's id once R1 got its UpdateFirmware.
+async fn one_place_campaign(node: &Node, prefix: &str) -> (Pile, Pile, Value, Value) {
+    let (r1_id, r2_id) = (format!("{prefix}-R1"), format!("{prefix}-R2"));
+    let r1 = Pile::spawn(&r1_id, node.addr, false);
+    let r2 = Pile::spawn(&r2_id, node.addr, true);
+    wait_registered(node, &r1_id).await;
+    wait_registered(node, &r2_id).await;
+    let image = upload_image(node).await;
+    let spec = json!({"firmware": [image], "piles": [r1_id, r2_id], "batch_size": 1});
+    let id = create_campaign(node, spec).await["id"].clone();
+    received(&r1, "UpdateFirmware", 1).await;
+    (r1, r2, image, id)
+}
+
 async fn wait_registered(node: &Node, pile: &str) {
     until(Duration::from_secs(10), "the pile registered", || async {
         let (status, p) = node.api("GET", &format!("/api/piles/{pile}"), None).await;
@@ -351,7 +300,7 @@ async fn wait_registered(node: &Node, pile: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_campaign_passes_to_another_node_when_its_node_dies_and_sends_nothing_twice() {
-    let db = db_url("takeover");
+    let db = common::database_url("campaign_cluster", "takeover");
     // Commands wait long: Q's unanswered UpdateFirmware is still on its way when A dies.
     let mut a = Node::start("takeover", "camp-a", &db, 60).await;
     let b = Node::start("takeover", "camp-b", &db, 60).await;
@@ -363,14 +312,11 @@ async fn a_campaign_passes_to_another_node_when_its_node_dies_and_sends_nothing_
     wait_registered(&a, "CC-P").await;
     wait_registered(&a, "CC-Q").await;
     let image = upload_image(&a).await;
-    let (status, created) = a
-        .api(
-            "POST",
-            "/api/campaigns",
-            Some(json!({"firmware": [image], "piles": ["CC-P", "CC-Q"], "batch_size": 2})),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
+    let created = create_campaign(
+        &a,
+        json!({"firmware": [image], "piles": ["CC-P", "CC-Q"], "batch_size": 2}),
+    )
+    .await;
     let id = created["id"].clone();
     assert_eq!(
         created["node"], "camp-a",
@@ -393,12 +339,7 @@ async fn a_campaign_passes_to_another_node_when_its_node_dies_and_sends_nothing_
         rollout(c, "CC-P")["status"] == "Downloading" && rollout(c, "CC-Q")["state"] == "sending"
     })
     .await;
-    until(
-        Duration::from_secs(10),
-        "Q got its UpdateFirmware",
-        || async { (q.received("UpdateFirmware") == 1).then_some(()) },
-    )
-    .await;
+    received(&q, "UpdateFirmware", 1).await;
     assert_eq!(p.received("UpdateFirmware"), 1);
 
     // A dies; its piles come back on B; B takes the campaign up within the lease's time.
@@ -457,7 +398,7 @@ async fn holder(store: &Arc<dyn Repository>, lease: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reaper_and_retention_run_on_one_node_and_pass_to_the_other_when_it_dies() {
-    let db = db_url("jobs");
+    let db = common::database_url("campaign_cluster", "jobs");
     let mut a = Node::start("jobs", "jobs-a", &db, 10).await;
     let mut b = Node::start("jobs", "jobs-b", &db, 10).await;
     let store = central::store::open(&db).await.unwrap();
@@ -535,31 +476,12 @@ async fn reaper_and_retention_run_on_one_node_and_pass_to_the_other_when_it_dies
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancel_asked_of_another_node_reaches_the_node_that_runs_the_campaign() {
-    let db = db_url("cancel");
+    let db = common::database_url("campaign_cluster", "cancel");
     // R1's UpdateFirmware gets no answer within 3 s.
     let a = Node::start("cancel", "cancel-a", &db, 3).await;
     let b = Node::start("cancel", "cancel-b", &db, 3).await;
     // R1 never answers its UpdateFirmware; R2 waits for the batch's one place.
-    let r1 = Pile::spawn("CX-R1", a.addr, false);
-    let _r2 = Pile::spawn("CX-R2", a.addr, true);
-    wait_registered(&a, "CX-R1").await;
-    wait_registered(&a, "CX-R2").await;
-    let image = upload_image(&a).await;
-    let (status, created) = a
-        .api(
-            "POST",
-            "/api/campaigns",
-            Some(json!({"firmware": [image], "piles": ["CX-R1", "CX-R2"], "batch_size": 1})),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].clone();
-    until(
-        Duration::from_secs(10),
-        "R1 got its UpdateFirmware",
-        || async { (r1.received("UpdateFirmware") == 1).then_some(()) },
-    )
-    .await;
+    let (_r1, _r2, image, id) = one_place_campaign(&a, "CX").await;
     // A pile in a running campaign is refused by the other node too (the store says so).
     let (status, refused) = b
         .api(
@@ -605,21 +527,14 @@ async fn a_cancel_asked_of_another_node_reaches_the_node_that_runs_the_campaign(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_piles_news_reach_its_campaigns_node_from_the_node_that_holds_the_pile() {
-    let db = db_url("events");
+    let db = common::database_url("campaign_cluster", "events");
     let a = Node::start("events", "events-a", &db, 10).await;
     let b = Node::start("events", "events-b", &db, 10).await;
     let p = Pile::spawn("CE-P", a.addr, true);
     wait_registered(&a, "CE-P").await;
     let image = upload_image(&a).await;
-    let (status, created) = a
-        .api(
-            "POST",
-            "/api/campaigns",
-            Some(json!({"firmware": [image], "piles": ["CE-P"]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].clone();
+    let id =
+        create_campaign(&a, json!({"firmware": [image], "piles": ["CE-P"]})).await["id"].clone();
     a.campaign_until(&id, "P downloading", |c| {
         rollout(c, "CE-P")["status"] == "Downloading"
     })
@@ -646,30 +561,11 @@ async fn a_piles_news_reach_its_campaigns_node_from_the_node_that_holds_the_pile
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancel_recorded_while_the_campaigns_node_is_dead_is_applied_by_the_node_taking_it_up() {
-    let db = db_url("cancel_dead");
+    let db = common::database_url("campaign_cluster", "cancel_dead");
     let mut a = Node::start("cancel_dead", "dead-a", &db, 60).await;
     let b = Node::start("cancel_dead", "dead-b", &db, 60).await;
     // R1 takes the batch's one place and never answers its UpdateFirmware; R2 waits.
-    let r1 = Pile::spawn("CD-R1", a.addr, false);
-    let _r2 = Pile::spawn("CD-R2", a.addr, true);
-    wait_registered(&a, "CD-R1").await;
-    wait_registered(&a, "CD-R2").await;
-    let image = upload_image(&a).await;
-    let (status, created) = a
-        .api(
-            "POST",
-            "/api/campaigns",
-            Some(json!({"firmware": [image], "piles": ["CD-R1", "CD-R2"], "batch_size": 1})),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].clone();
-    until(
-        Duration::from_secs(10),
-        "R1 got its UpdateFirmware",
-        || async { (r1.received("UpdateFirmware") == 1).then_some(()) },
-    )
-    .await;
+    let (r1, _r2, _, id) = one_place_campaign(&a, "CD").await;
     // A dies; before its lease expires, B is asked to cancel: recorded, told to nobody.
     a.kill();
     let (status, cancelled) = b

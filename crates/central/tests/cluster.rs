@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+
+use common::pile::Ws;
+
+mod common;
 
 /// How long a node waits for a pile's answer.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -16,64 +19,24 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// A node not heard from for this long is gone (its heartbeat comes every second).
 const NODE_TTL: Duration = Duration::from_secs(3);
 
-fn pg_url() -> String {
-    std::env::var("OCPILE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn nats_url() -> String {
-    std::env::var("OCPILE_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-/// A database of its own for the test `name` (the schema's name is the one scripts/test.sh
-/// drops once its process is gone).
-fn database(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("ocpile_cluster_{name}_{}_{nanos}", std::process::id());
-    format!("{}?schema={schema}", pg_url())
-}
-
 /// The node `node` of the cluster on `db`.
 async fn node(db: &str, test: &str, node: &str) -> central::Running {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cluster-{test}-{node}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut options = central::Options::new(&dir);
-    options.listen = "127.0.0.1:0".parse().unwrap();
-    options.admission = central::Admission::Open;
-    options.api_token = Some("T".into());
+    let mut options =
+        common::node::cluster_options(&format!("cluster-{test}-{node}"), node, db, NODE_TTL);
     options.command_timeout = COMMAND_TIMEOUT;
-    options.db = Some(db.to_owned());
-    options.cluster = Some(nats_url());
-    options.node = node.to_owned();
-    options.node_ttl = NODE_TTL;
-    central::server::start(options)
-        .await
-        .unwrap_or_else(|e| panic!("node {node} starts (PostgreSQL and NATS up?): {e}"))
+    common::node::start(options).await
 }
 
 /// Two nodes, `a` and `b`, of one new cluster.
 async fn two_nodes(test: &str) -> (central::Running, central::Running) {
-    let db = database(test);
+    let db = common::database_url("cluster", test);
     let a = node(&db, test, "a").await;
     let b = node(&db, test, "b").await;
     (a, b)
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn connect(node: &central::Running, id: &str) -> Ws {
-    let mut request = format!("ws://{}/ocpp/{id}", node.local_addr)
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "ocpp1.6".parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
+    common::pile::connect(node.local_addr, id).await
 }
 
 /// The next CALL the pile receives: its unique id, action and payload.
@@ -115,39 +78,29 @@ async fn api(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let url = format!("http://{}/api{path}", node.local_addr);
-    let mut request = client
-        .request(method.parse().unwrap(), url)
-        .header("authorization", "Bearer T");
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let answer = request.send().await.unwrap();
-    let status = answer.status().as_u16();
-    let text = answer.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    common::node::api(node.local_addr, method, &format!("/api{path}"), body).await
+}
+
+/// `POST /api/piles/{pile}/commands/{action}` through `node`, in the background: its status
+/// and answer once it comes.
+fn command(
+    node: &central::Running,
+    pile: &str,
+    action: &str,
+    body: Option<Value>,
+) -> tokio::task::JoinHandle<(u16, Value)> {
+    let addr = node.local_addr;
+    let path = format!("/api/piles/{pile}/commands/{action}");
+    tokio::spawn(async move { common::node::api(addr, "POST", &path, body).await })
 }
 
 /// Polls `GET path` on `node` until `ok` holds of the answer (10 s at most); the answer.
 async fn until(node: &central::Running, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    common::wait::until(Duration::from_secs(10), &format!("GET {path}"), || async {
         let (status, body) = api(node, "GET", path, None).await;
-        if status == 200 && ok(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "GET {path}: still {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (status == 200 && ok(&body)).then_some(body)
+    })
+    .await
 }
 
 /// Waits until every node sees the pile connected to `holder`.
@@ -166,20 +119,7 @@ async fn a_command_through_the_other_node_reaches_the_pile_and_returns_its_answe
     let mut pile = connect(&a, "CP-1").await;
     held_by([&a, &b], "CP-1", "a").await;
 
-    let command = tokio::spawn({
-        let addr = b.local_addr;
-        async move {
-            let client = reqwest::Client::new();
-            let answer = client
-                .post(format!("http://{addr}/api/piles/CP-1/commands/Reset"))
-                .header("authorization", "Bearer T")
-                .body(r#"{"type":"Soft"}"#)
-                .send()
-                .await
-                .unwrap();
-            (answer.status().as_u16(), answer.text().await.unwrap())
-        }
-    });
+    let command = command(&b, "CP-1", "Reset", Some(json!({"type": "Soft"})));
     let (id, action, payload) = next_call(&mut pile).await;
     assert_eq!(
         (action.as_str(), &payload),
@@ -192,7 +132,6 @@ async fn a_command_through_the_other_node_reaches_the_pile_and_returns_its_answe
     .unwrap();
     let (status, body) = command.await.unwrap();
     assert_eq!(status, 200, "{body}");
-    let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body, json!({"response": {"status": "Rejected"}}));
 
     // The command is stored with its result, as on one node.
@@ -229,20 +168,7 @@ async fn a_pile_no_node_holds_is_409_at_once_and_one_that_does_not_answer_504() 
     let mut pile = connect(&a, "MUTE").await;
     held_by([&a, &b], "MUTE", "a").await;
     let started = Instant::now();
-    let command = tokio::spawn({
-        let addr = b.local_addr;
-        async move {
-            let client = reqwest::Client::new();
-            let answer = client
-                .post(format!("http://{addr}/api/piles/MUTE/commands/Reset"))
-                .header("authorization", "Bearer T")
-                .body(r#"{"type":"Hard"}"#)
-                .send()
-                .await
-                .unwrap();
-            (answer.status().as_u16(), answer.text().await.unwrap())
-        }
-    });
+    let command = command(&b, "MUTE", "Reset", Some(json!({"type": "Hard"})));
     let (_, action, _) = next_call(&mut pile).await;
     assert_eq!(action, "Reset");
     let (status, body) = command.await.unwrap();
@@ -252,7 +178,13 @@ async fn a_pile_no_node_holds_is_409_at_once_and_one_that_does_not_answer_504() 
         waited >= COMMAND_TIMEOUT && waited < COMMAND_TIMEOUT * 3,
         "{waited:?}"
     );
-    assert!(body.contains("did not answer within"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -295,19 +227,7 @@ async fn a_pile_that_connects_to_another_node_is_taken_over_once() {
     );
 
     // Commands now go to the newer connection, from either node.
-    let command = tokio::spawn({
-        let addr = a.local_addr;
-        async move {
-            let client = reqwest::Client::new();
-            let answer = client
-                .post(format!("http://{addr}/api/piles/CP-2/commands/ClearCache"))
-                .header("authorization", "Bearer T")
-                .send()
-                .await
-                .unwrap();
-            (answer.status().as_u16(), answer.text().await.unwrap())
-        }
-    });
+    let command = command(&a, "CP-2", "ClearCache", None);
     let (id, action, _) = next_call(&mut new).await;
     assert_eq!(action, "ClearCache");
     new.send(Message::text(

@@ -7,19 +7,15 @@ use std::time::Duration;
 
 use central::store::{BootInfo, MeterSample, Repository, WriteOp, WriteResult};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const TOKEN: &str = "T";
+mod common;
+
+use common::node::TOKEN;
 
 async fn start() -> central::Running {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("fleet-pages-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut options = central::Options::new(&dir);
-    options.listen = "127.0.0.1:0".parse().unwrap();
-    options.admission = central::Admission::Open;
-    options.api_token = Some(TOKEN.into());
-    central::server::start(options).await.unwrap()
+    central::server::start(common::node::options("fleet-pages", "fleet-pages"))
+        .await
+        .unwrap()
 }
 
 fn now() -> i64 {
@@ -182,13 +178,7 @@ async fn the_fleet_paged_filtered_and_at_a_glance() {
         base: format!("http://{}", running.local_addr),
     };
     // F-010 connects: online.
-    let mut request = format!("ws://{}/ocpp/F-010", running.local_addr)
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "ocpp1.6".parse().unwrap());
-    let _ws = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    let _ws = common::pile::connect(running.local_addr, "F-010").await;
     let mut online = Value::Null;
     for _ in 0..100 {
         online = c.ok("/api/piles?online=true").await;

@@ -9,11 +9,7 @@ use central::store::{open, ImageRow};
 mod common;
 
 fn data_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("node-local-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir(&format!("node-local-{name}"))
 }
 
 fn options(dir: &std::path::Path, db: Option<String>) -> central::Options {
@@ -155,13 +151,7 @@ async fn images_an_older_data_directory_holds_are_imported_at_start() {
             );
         }
         let repo = running.central.repo().clone();
-        let left: Vec<i64> = repo
-            .images_without_bytes()
-            .await
-            .unwrap()
-            .iter()
-            .map(|i| i.id)
-            .collect();
+        let left = common::images_without_bytes(repo.as_ref()).await;
         assert_eq!(left, [altered_id, missing_id], "{kind}");
         drop(running);
         // Once: the file is no longer needed.

@@ -10,21 +10,16 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+
+use common::pile::connect as connect_pile;
+
+mod common;
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn options(name: &str) -> central::Options {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("operating-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut options = central::Options::new(&dir);
-    options.listen = "127.0.0.1:0".parse().unwrap();
-    options.admission = central::Admission::Open;
-    options.api_token = Some("T".into());
-    options.node = name.into();
-    options
+    common::node::options(&format!("operating-{name}"), name)
 }
 
 /// One request on a connection kept open; the status and the JSON body.
@@ -53,19 +48,6 @@ async fn request(conn: &mut BufReader<TcpStream>, path: &str) -> (u16, Value) {
 
 async fn connect_http(addr: SocketAddr) -> BufReader<TcpStream> {
     BufReader::new(TcpStream::connect(addr).await.unwrap())
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect_pile(addr: SocketAddr, id: &str) -> Ws {
-    let mut request = format!("ws://{addr}/ocpp/{id}")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "ocpp1.6".parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -233,10 +215,7 @@ struct Relay {
 
 impl Relay {
     async fn open(at: SocketAddr) -> Relay {
-        let upstream = std::env::var("OCPILE_TEST_NATS")
-            .unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-            .trim_start_matches("nats://")
-            .to_owned();
+        let upstream = common::nats_url().trim_start_matches("nats://").to_owned();
         let listener = tokio::net::TcpListener::bind(at).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -283,18 +262,9 @@ async fn health_until(addr: SocketAddr, what: &str, done: impl Fn(u16, &Value) -
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_whose_nats_link_drops_is_unavailable_until_it_is_back() {
-    let pg = std::env::var("OCPILE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
     let relay = Relay::open("127.0.0.1:0".parse().unwrap()).await;
     let mut options = options("health-nats");
-    options.db = Some(format!(
-        "{pg}?schema=ocpile_operating_nats_{}_{nanos}",
-        std::process::id()
-    ));
+    options.db = Some(common::database_url("operating", "nats"));
     options.cluster = Some(format!("nats://{}", relay.addr));
     let running = central::server::start(options).await.unwrap();
     let addr = running.local_addr;

@@ -78,10 +78,7 @@ async fn older_database(kind: &str, dir: &Path) -> String {
 #[tokio::test]
 async fn a_database_an_older_version_left_opens_and_numbers_on() {
     for kind in ["sqlite", "postgres"] {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("store-upgrade-{kind}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::fresh_dir(&format!("store-upgrade-{kind}"));
         let url = older_database(kind, &dir).await;
         let repo = open(&url).await.expect("the older database migrates");
         // Opened again: nothing left to apply, nothing refused.
@@ -125,13 +122,7 @@ async fn a_database_an_older_version_left_opens_and_numbers_on() {
         let image = repo.image(2).await.unwrap().unwrap();
         assert_eq!(repo.put_image(&image, b"abc").await.unwrap(), 3, "{kind}");
         // The older image has no bytes yet (the central imports them at start).
-        let without: Vec<i64> = repo
-            .images_without_bytes()
-            .await
-            .unwrap()
-            .iter()
-            .map(|i| i.id)
-            .collect();
+        let without = common::images_without_bytes(repo.as_ref()).await;
         assert_eq!(without, [2], "{kind}");
         repo.append_log(
             &[LogRow {

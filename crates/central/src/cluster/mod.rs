@@ -102,6 +102,23 @@ impl Cluster {
         format!("{}.pile.{}.{leaf}", self.prefix, subject_token(pile))
     }
 
+    /// Asks the node that holds `pile` on its subject `leaf` (`call`, `close`), `body` in JSON:
+    /// its answer, or why none came within `wait`.
+    pub async fn ask_pile(
+        &self,
+        pile: &str,
+        leaf: &str,
+        body: &impl serde::Serialize,
+        wait: Duration,
+    ) -> Result<async_nats::Message, async_nats::RequestError> {
+        let request = async_nats::Request::new()
+            .payload(serde_json::to_vec(body).expect("JSON").into())
+            .timeout(Some(wait));
+        self.nats
+            .send_request(self.pile_subject(pile, leaf), request)
+            .await
+    }
+
     /// The subject `{prefix}.node.{node}.{leaf}` of one node.
     pub fn node_subject(&self, node: &str, leaf: &str) -> String {
         format!("{}.node.{}.{leaf}", self.prefix, subject_token(node))

@@ -71,14 +71,7 @@ pub async fn close_deleted(central: &Central, pile: &str) {
 /// Asks on the pile's `close` subject; the answer of the node that closed its connection.
 async fn close_elsewhere(central: &Central, pile: &str, why: CloseRequest) -> Option<Closed> {
     let cluster = central.cluster()?;
-    let request = async_nats::Request::new()
-        .payload(serde_json::to_vec(&why).expect("JSON").into())
-        .timeout(Some(TAKEOVER_WAIT));
-    match cluster
-        .nats()
-        .send_request(cluster.pile_subject(pile, "close"), request)
-        .await
-    {
+    match cluster.ask_pile(pile, "close", &why, TAKEOVER_WAIT).await {
         Ok(answer) => match serde_json::from_slice::<Closed>(&answer.payload) {
             Ok(closed) => Some(closed),
             Err(e) => {

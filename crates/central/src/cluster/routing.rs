@@ -67,21 +67,13 @@ async fn remote_call(
     payload: String,
 ) -> Result<Decoded<Response>, DeliveryError> {
     let cluster = central.cluster().ok_or(DeliveryError::NotConnected)?;
-    let body = serde_json::to_vec(&CallRequest {
+    let body = CallRequest {
         action: action.as_str().to_owned(),
         payload,
-    })
-    .expect("JSON");
+    };
     // The owner answers a timeout after command_timeout + 1 s.
     let wait = central.options().command_timeout + Duration::from_secs(2);
-    let request = async_nats::Request::new()
-        .payload(body.into())
-        .timeout(Some(wait));
-    match cluster
-        .nats()
-        .send_request(cluster.pile_subject(pile, "call"), request)
-        .await
-    {
+    match cluster.ask_pile(pile, "call", &body, wait).await {
         Ok(answer) => match serde_json::from_slice::<CallReply>(&answer.payload) {
             Ok(reply) => reply.outcome(action),
             Err(e) => Err(DeliveryError::BadResponse(format!(
