@@ -270,9 +270,11 @@ fn lease(central: &Central, name: &str) -> crate::cluster::lease::Keeper {
 /// lease `log-retention`.
 fn spawn_retention(central: Arc<Central>) {
     let keeper = lease(&central, "log-retention");
+    let draining = central.clone();
     tokio::spawn(crate::cluster::lease::run_leased(
         keeper,
         Duration::from_secs(3600),
+        move || draining.health().is_draining(),
         move || {
             let central = central.clone();
             async move {
@@ -293,12 +295,32 @@ fn spawn_reaper(central: Arc<Central>) {
     let keeper = lease(&central, "node-reaper");
     let ttl = central.options().node_ttl;
     let every = (ttl / 3).max(Duration::from_millis(100));
+    let draining = central.clone();
+    // Since when this node has run the reaper without a break: a node that has just taken the
+    // lease (its holder died, or the database was out of reach and every lease lapsed) first
+    // gives every node a TTL to be heard from again.
+    let watching = Arc::new(std::sync::Mutex::new(None::<(Instant, Instant)>));
     tokio::spawn(crate::cluster::lease::run_leased(
         keeper,
         every,
+        move || draining.health().is_draining(),
         move || {
             let central = central.clone();
+            let watching = watching.clone();
             async move {
+                let now = Instant::now();
+                let since = {
+                    let mut watching = watching.lock().expect("reaper lock");
+                    let since = match *watching {
+                        Some((since, last)) if now - last < every * 3 => since,
+                        _ => now,
+                    };
+                    *watching = Some((since, now));
+                    since
+                };
+                if now - since < ttl {
+                    return;
+                }
                 let before = now_ms() - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
                 match central.repo().reap_nodes(before).await {
                     Ok(gone) if gone.is_empty() => {}

@@ -549,7 +549,11 @@ async fn a_piles_news_reach_its_campaigns_node_from_the_node_that_holds_the_pile
         .await;
     let r = rollout(&seen, "CE-P");
     assert_eq!(r["status"], "Installed", "{seen}");
-    assert_eq!(seen["node"], "events-a", "{seen}");
+    // Run by A, or finished already (a finished campaign is no node's).
+    assert!(
+        seen["node"] == "events-a" || (seen["state"] == "finished" && seen["node"].is_null()),
+        "{seen}"
+    );
     // Then its last step, ChangeAvailability Operative, goes from A to the pile on B (it
     // waits in `restoring` while A has no way to a pile held by another node).
     assert!(

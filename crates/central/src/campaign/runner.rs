@@ -709,6 +709,10 @@ fn spawn_ticker(central: Arc<Central>) {
 }
 
 async fn tick(central: &Arc<Central>) {
+    // A node that stops takes up no campaign and renews none (it gives them up as it leaves).
+    if central.health().is_draining() {
+        return;
+    }
     let campaigns = central.campaigns();
     campaigns.keep_and_take(campaigns.shared).await;
     let (any, waiting) = campaigns.activity();

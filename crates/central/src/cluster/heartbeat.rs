@@ -32,13 +32,20 @@ pub async fn start(central: &Arc<Central>, address: SocketAddr) -> Result<(), St
         ticks.tick().await;
         loop {
             ticks.tick().await;
+            // A node that stops is no longer heard from (it leaves the list as it exits).
+            if central.health().is_draining() {
+                return;
+            }
             match central
                 .repo()
                 .heartbeat(central.node(), &address, now_ms())
                 .await
             {
                 Ok(true) => {}
-                Ok(false) => present_again(&central).await,
+                // In a task of its own, so that the heartbeats go on meanwhile.
+                Ok(false) => {
+                    tokio::spawn(present_again(central.clone()));
+                }
                 Err(e) => tracing::warn!("heartbeat not written: {e}"),
             }
         }
@@ -47,21 +54,26 @@ pub async fn start(central: &Arc<Central>, address: SocketAddr) -> Result<(), St
 }
 
 /// The node was reaped while it lived: its piles show online again.
-async fn present_again(central: &Central) {
+async fn present_again(central: Arc<Central>) {
     let live = central.sessions().connections();
     tracing::warn!(
         piles = live.len(),
         "this node was taken for gone: its piles' presence is written again"
     );
-    for (pile, connection) in live {
-        let op = WriteOp::Connected {
-            pile: pile.clone(),
-            node: central.node().to_owned(),
-            connection: connection as i64,
-        };
-        if let Err(e) = central.writer().write(op).await {
-            tracing::warn!(pile, "presence not written again: {e}");
+    // All at once: the group commit puts them in a few transactions.
+    let writes = live.into_iter().map(|(pile, connection)| {
+        let central = central.clone();
+        async move {
+            let op = WriteOp::Connected {
+                pile: pile.clone(),
+                node: central.node().to_owned(),
+                connection: connection as i64,
+            };
+            if let Err(e) = central.writer().write(op).await {
+                tracing::warn!(pile, "presence not written again: {e}");
+            }
         }
-        central.changed(format!("pile {pile}"));
-    }
+    });
+    futures_util::future::join_all(writes).await;
+    central.changed("*".into());
 }

@@ -286,10 +286,11 @@ impl Keeper {
 /// Runs `job` every `every` on the one node that holds the lease of `keeper`, keeping the lease
 /// meanwhile (a job that outlives it is dropped when the lease is lost); a node that takes the
 /// lease runs the job at once. Never returns.
-pub async fn run_leased<F, Fut>(mut keeper: Keeper, every: Duration, mut job: F)
+pub async fn run_leased<F, Fut, S>(mut keeper: Keeper, every: Duration, stopped: S, mut job: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
+    S: Fn() -> bool,
 {
     let check = keeper.renew_every().map_or(every, |r| r.min(every));
     let mut checks = tokio::time::interval(check);
@@ -297,6 +298,10 @@ where
     let mut next_run: Option<tokio::time::Instant> = None;
     loop {
         checks.tick().await;
+        // A node that stops takes no lease again (it gives up what it holds as it leaves).
+        if stopped() {
+            return;
+        }
         match keeper.keep().await {
             Change::Taken => {
                 tracing::info!("lease {}: taken, this node runs it", keeper.name());

@@ -59,6 +59,10 @@ impl Cluster {
         let nats = async_nats::ConnectOptions::new()
             .name(format!("ocpile central {node}"))
             .connection_timeout(CONNECT_TIMEOUT)
+            // What this node publishes never comes back to its own subscriptions: a pile's
+            // close request (asked once the asking node subscribed to the pile's subjects
+            // itself) gets "no responders" at once when no other node holds the pile.
+            .no_echo()
             .connect(url)
             .await
             .map_err(|e| ClusterError::Unreachable {

@@ -48,7 +48,12 @@ pub struct Replaced {
 
 /// Closes the pile's older connection, `old` on this node or one another node holds (which
 /// answers once its end is written); the connection replaced, if there was one.
-pub async fn take_over(central: &Central, pile: &str, old: Option<Session>) -> Option<Replaced> {
+pub async fn take_over(
+    central: &Central,
+    pile: &str,
+    old: Option<Session>,
+    since: i64,
+) -> Option<Replaced> {
     if let Some(old) = old {
         old.handle.close();
         return Some(Replaced {
@@ -56,7 +61,12 @@ pub async fn take_over(central: &Central, pile: &str, old: Option<Session>) -> O
             node: None,
         });
     }
-    let closed = close_elsewhere(central, pile, CloseRequest { deleted: false }).await?;
+    let why = CloseRequest {
+        deleted: false,
+        from: Some(central.node().to_owned()),
+        since: Some(since),
+    };
+    let closed = close_elsewhere(central, pile, why).await?;
     Some(Replaced {
         remote: closed.remote,
         node: Some(closed.node),
@@ -65,13 +75,20 @@ pub async fn take_over(central: &Central, pile: &str, old: Option<Session>) -> O
 
 /// Closes the pile's connection wherever another node holds it: the pile was deleted.
 pub async fn close_deleted(central: &Central, pile: &str) {
-    close_elsewhere(central, pile, CloseRequest { deleted: true }).await;
+    let why = CloseRequest {
+        deleted: true,
+        from: Some(central.node().to_owned()),
+        since: None,
+    };
+    close_elsewhere(central, pile, why).await;
 }
 
 /// Asks on the pile's `close` subject; the answer of the node that closed its connection.
 async fn close_elsewhere(central: &Central, pile: &str, why: CloseRequest) -> Option<Closed> {
     let cluster = central.cluster()?;
     match cluster.ask_pile(pile, "close", &why, TAKEOVER_WAIT).await {
+        // The other connection is newer and stays; this one is closed by its node's request.
+        Ok(answer) if answer.payload.as_ref() == KEPT.as_bytes() => None,
         Ok(answer) => match serde_json::from_slice::<Closed>(&answer.payload) {
             Ok(closed) => Some(closed),
             Err(e) => {
@@ -89,7 +106,7 @@ async fn close_elsewhere(central: &Central, pile: &str, why: CloseRequest) -> Op
 
 /// Answers the pile's `call` and `close` subjects for its connection `connection` here (in a
 /// cluster; alone nothing is to do).
-pub async fn serve(central: &Arc<Central>, pile: &str, connection: u64) {
+pub async fn serve(central: &Arc<Central>, pile: &str, connection: u64, since: i64) {
     let Some(cluster) = central.cluster() else {
         return;
     };
@@ -117,7 +134,7 @@ pub async fn serve(central: &Arc<Central>, pile: &str, connection: u64) {
     let task = tokio::spawn(answer(
         central.clone(),
         pile.to_owned(),
-        connection,
+        (connection, since),
         (calls, closes),
         ended_rx,
         replaced.clone(),
@@ -172,7 +189,7 @@ impl Owned {
 async fn answer(
     central: Arc<Central>,
     pile: String,
-    connection: u64,
+    (connection, since): (u64, i64),
     (mut calls, mut closes): (async_nats::Subscriber, async_nats::Subscriber),
     mut ended: watch::Receiver<bool>,
     replaced: Arc<AtomicBool>,
@@ -186,6 +203,12 @@ async fn answer(
                 None => return,
             },
             close = closes.next() => match close {
+                // This node's own request (it subscribed before it asked): not for us.
+                Some(close) if asked_by(&close, central.node()) => {}
+                // For a connection older than ours: ours stays, and the asker hears so at once.
+                Some(close) if stays(&close, central.node(), since) => {
+                    tokio::spawn(answer_kept(central.clone(), close.reply));
+                }
                 Some(close) => break close,
                 None => return,
             },
@@ -194,6 +217,36 @@ async fn answer(
     };
     drop(calls);
     close_here(&central, &pile, connection, close, &mut ended, &replaced).await;
+}
+
+/// The answer of a node whose connection of the pile is newer than the asker's: it stays.
+const KEPT: &str = r#"{"kept":true}"#;
+
+/// Tells the asker that this node's newer connection of the pile stays.
+async fn answer_kept(central: Arc<Central>, reply: Option<async_nats::Subject>) {
+    if let (Some(reply), Some(cluster)) = (reply, central.cluster()) {
+        let _ = cluster.nats().publish(reply, KEPT.into()).await;
+    }
+}
+
+/// Whether `node` sent this close request.
+fn asked_by(close: &async_nats::Message, node: &str) -> bool {
+    serde_json::from_slice::<CloseRequest>(&close.payload)
+        .is_ok_and(|why| why.from.as_deref() == Some(node))
+}
+
+/// Whether the connection of `node` that began at `since` stays despite this close request
+/// from another node: the request comes for a connection older than it (two handshakes
+/// completed at once on two nodes: the newer stays; at the same millisecond, the node named
+/// last).
+fn stays(close: &async_nats::Message, node: &str, since: i64) -> bool {
+    let Ok(why) = serde_json::from_slice::<CloseRequest>(&close.payload) else {
+        return false;
+    };
+    match (why.from.as_deref(), why.since) {
+        (Some(from), Some(theirs)) => (since, node) > (theirs, from),
+        _ => false,
+    }
 }
 
 /// A newer connection of the pile lives on another node (or the pile was deleted): this one
@@ -215,8 +268,11 @@ async fn close_here(
     };
     // A newer connection elsewhere (also when the request has no body), unless the pile was
     // deleted.
-    let why: CloseRequest =
-        serde_json::from_slice(&close.payload).unwrap_or(CloseRequest { deleted: false });
+    let why: CloseRequest = serde_json::from_slice(&close.payload).unwrap_or(CloseRequest {
+        deleted: false,
+        from: None,
+        since: None,
+    });
     replaced.store(!why.deleted, Ordering::SeqCst);
     session.handle.close();
     if tokio::time::timeout(END_WAIT, ended.wait_for(|e| *e))

@@ -82,6 +82,13 @@ pub struct CloseRequest {
     /// The pile was deleted (else: a newer connection of it lives on the asking node).
     #[serde(default)]
     pub deleted: bool,
+    /// The node that asks (its own subscription hears the request too, and ignores it).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// When the asking node's connection of the pile began (ms): of two connections whose
+    /// handshakes completed at once on two nodes, the older closes, the newer stays.
+    #[serde(default)]
+    pub since: Option<i64>,
 }
 
 /// `{prefix}.pile.{token}.close`: the old owner's answer once the pile's connection there is

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -254,6 +255,10 @@ async fn event(central: &Central, pile: &str, kind: &str, detail: String) {
     }
 }
 
+/// The longest a new connection waits for the cluster (its subscriptions, the older
+/// connection's close) before its pile is served anyway.
+const CLUSTER_WAIT: Duration = Duration::from_secs(3);
+
 /// Runs the OCPP-J link of a connection that completed its handshake.
 async fn attach(
     central: Arc<Central>,
@@ -263,7 +268,11 @@ async fn attach(
 ) {
     let _task = central.sessions().task_started();
     let (admit, admitted) = tokio::sync::watch::channel(false);
-    let handler = Arc::new(PileHandler::new(identity.clone(), central.clone(), admitted));
+    let handler = Arc::new(PileHandler::new(
+        identity.clone(),
+        central.clone(),
+        admitted,
+    ));
     let tap = Arc::new(MessageTap::new(
         &identity,
         central.message_log().clone(),
@@ -279,6 +288,7 @@ async fn attach(
     };
     let handle = transport::spawn_rpc_tapped(ws, link, handler, Some(tap));
     let (connection, old) = central.sessions().insert(&identity, handle.clone(), remote);
+    let since = now_ms();
     // A handshake that passed before the node began to drain: the drain's last sweep may have
     // missed this connection.
     if central.health().is_draining() {
@@ -288,7 +298,30 @@ async fn attach(
         .metrics()
         .connected_piles
         .set(central.sessions().count() as i64);
-    if let Some(old) = crate::cluster::owner::take_over(&central, &identity, old).await {
+    // Its subjects answered here before it asks for the older connection's close, so that two
+    // nodes completing the pile's handshake at once hear each other (each closes its own, and
+    // the pile comes back once); a NATS server out of reach delays the pile only so long.
+    let in_cluster = tokio::time::timeout(
+        CLUSTER_WAIT,
+        crate::cluster::owner::serve(&central, &identity, connection, since),
+    );
+    if in_cluster.await.is_err() {
+        tracing::warn!(
+            pile = identity,
+            "NATS did not answer: commands through other nodes will not reach this pile"
+        );
+    }
+    let taken_over = tokio::time::timeout(
+        CLUSTER_WAIT,
+        crate::cluster::owner::take_over(&central, &identity, old, since),
+    );
+    if let Some(old) = taken_over.await.unwrap_or_else(|_| {
+        tracing::warn!(
+            pile = identity,
+            "NATS did not answer: an older connection elsewhere may live on"
+        );
+        None
+    }) {
         let on = old
             .node
             .map(|n| format!(" on node {n}"))
@@ -305,8 +338,6 @@ async fn attach(
         )
         .await;
     }
-    // Its subjects answered here before its presence says so.
-    crate::cluster::owner::serve(&central, &identity, connection).await;
     event(&central, &identity, "Connected", format!("from {remote}")).await;
     central.changed(format!("pile {identity}"));
     let _ = central
