@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use super::policy::{divide, Claim, Site, VOLTS_PER_PHASE};
+use super::policy::{divide, Claim, Site, RESOLUTION_A, VOLTS_PER_PHASE};
 use super::Millis;
 
-/// How long before a schedule lowers the capacity the others are lowered: the bound on a
-/// profile's round trip (SetChargingProfile and its answer).
-pub const LEAD: Millis = 30_000;
+/// The longest a SetChargingProfile waits for its answer: the caller reports one unanswered
+/// by then as rejected (the central system's command timeout, 30 s by default).
+pub const ROUND_TRIP: Millis = 30_000;
+/// How long before a schedule lowers the capacity the others are lowered: a profile's round
+/// trip, after the one that may be on its way to the same pile.
+pub const LEAD: Millis = 2 * ROUND_TRIP;
 /// A limit changes by at least this much, or not at all (except to queue or admit a session).
 pub const STEP_A: f64 = 1.0;
 /// A session drawing this much less than its limit draws less than offered.
@@ -180,6 +183,11 @@ pub struct SessionView {
     pub transaction: i64,
     /// What it may draw, as accounted.
     pub granted_a: f64,
+    /// Its share in the allocator's plan (its limit follows within [`STEP_A`]); None while
+    /// it is held (offline, rejected, unmanaged).
+    pub share_a: Option<f64>,
+    /// Why it has that share, or why it is held.
+    pub reason: Option<Reason>,
     pub measured_a: Option<f64>,
     pub queued: bool,
 }
@@ -214,8 +222,11 @@ struct Session {
     /// What it may draw beyond those, until a profile is confirmed: a limit whose answer was
     /// lost, or the fail-safe while its pile was offline.
     doubt: f64,
-    /// Its pile rejected the last profile: not managed until the pile comes back online.
+    /// Its pile rejected a lowering: not managed until the pile comes back online.
     rejected: bool,
+    /// Its pile rejected a raise: not raised above this until the pile comes back online
+    /// (lowerings still go).
+    ceiling: Option<f64>,
     /// When its limit last changed (a profile sent).
     changed_at: Option<Millis>,
     measured: Option<f64>,
@@ -224,6 +235,8 @@ struct Session {
     /// Settled below its share: the most it is given.
     draw_cap: Option<f64>,
     queued: bool,
+    /// Its share in the last plan, and why.
+    share: Option<(f64, Reason)>,
     /// The last reason recorded, to record only changes.
     last_reason: Option<Reason>,
 }
@@ -299,11 +312,13 @@ impl Allocator {
                 in_flight: None,
                 doubt: 0.0,
                 rejected: false,
+                ceiling: None,
                 changed_at: None,
                 measured: None,
                 low_since: None,
                 draw_cap: None,
                 queued: false,
+                share: None,
                 last_reason: None,
             },
         );
@@ -356,11 +371,19 @@ impl Allocator {
     }
 
     /// The pile rejected the session's profile (or did not answer in time): it keeps the limit
-    /// it had, and is not sent another until its pile comes back online.
+    /// it had. Until its pile comes back online, a session whose raise was rejected is not
+    /// raised again (it may still be lowered); one whose lowering was rejected is sent nothing
+    /// more, and the others share what is left.
     pub fn profile_rejected(&mut self, now: Millis, transaction: i64) -> Reaction {
+        let failsafe = self.site.failsafe_a();
         if let Some(session) = self.sessions.get_mut(&transaction) {
-            if session.in_flight.take().is_some() {
-                session.rejected = true;
+            if let Some(asked) = session.in_flight.take() {
+                let kept = session.confirmed.unwrap_or(failsafe);
+                if asked > kept {
+                    session.ceiling = Some(kept);
+                } else {
+                    session.rejected = true;
+                }
             }
         }
         self.replan(now, Trigger::Rejected)
@@ -389,6 +412,7 @@ impl Allocator {
         p.online = true;
         for s in self.sessions.values_mut().filter(|s| s.pile == pile) {
             s.rejected = false;
+            s.ceiling = None;
             s.changed_at = None;
         }
         self.replan(now, Trigger::Online)
@@ -424,6 +448,16 @@ impl Allocator {
     /// the moment it is sent, a lowering once it is confirmed, the fail-safe for an idle
     /// connector or a session no profile reached.
     pub fn accounted_a(&self) -> f64 {
+        self.total(Self::accounted)
+    }
+
+    /// What may be drawn should any pile lose its connection now: as accounted, each session
+    /// at least at the fail-safe. Raises are sent only while it stays within the capacity.
+    fn exposure_a(&self) -> f64 {
+        self.total(Self::exposure)
+    }
+
+    fn total(&self, each: fn(&Allocator, i64) -> f64) -> f64 {
         let failsafe = self.site.failsafe_a();
         let idle: f64 = self
             .piles
@@ -433,11 +467,7 @@ impl Allocator {
                 f64::from(p.limits.connectors.saturating_sub(busy)) * failsafe
             })
             .sum();
-        idle + self
-            .sessions
-            .keys()
-            .map(|&t| self.accounted(t))
-            .sum::<f64>()
+        idle + self.sessions.keys().map(|&t| each(self, t)).sum::<f64>()
     }
 
     /// The sessions, for the site's page.
@@ -449,6 +479,8 @@ impl Allocator {
                 connector: s.connector,
                 transaction,
                 granted_a: self.accounted(transaction),
+                share_a: s.share.map(|(a, _)| a),
+                reason: s.share.map(|(_, r)| r).or_else(|| self.held(s)),
                 measured_a: s.measured,
                 queued: s.queued,
             })
@@ -467,6 +499,10 @@ impl Allocator {
             .max(s.doubt)
     }
 
+    fn exposure(&self, transaction: i64) -> f64 {
+        self.accounted(transaction).max(self.site.failsafe_a())
+    }
+
     /// The limit last asked of the session's pile (or the fail-safe, none asked yet).
     fn target(&self, s: &Session) -> f64 {
         s.in_flight
@@ -481,7 +517,7 @@ impl Allocator {
             Some(Reason::Unmanaged)
         } else if !pile.online {
             Some(Reason::Offline)
-        } else if s.rejected {
+        } else if s.rejected || s.ceiling.is_some_and(|c| c < self.site.floor_a()) {
             Some(Reason::Rejected)
         } else {
             None
@@ -511,8 +547,8 @@ impl Allocator {
             .filter(|(_, s)| self.held(s).is_none())
             .map(|(&t, _)| t)
             .collect();
-        let managed_accounted: f64 = managed.iter().map(|&t| self.accounted(t)).sum();
-        let budget = plan_capacity - (self.accounted_a() - managed_accounted);
+        let managed_exposure: f64 = managed.iter().map(|&t| self.exposure(t)).sum();
+        let budget = plan_capacity - (self.exposure_a() - managed_exposure);
         // Held sessions: recorded once when they become held.
         let held: Vec<(i64, Reason)> = self
             .sessions
@@ -531,49 +567,63 @@ impl Allocator {
                     group: s.group,
                     arrival: s.arrival,
                     transaction: t,
-                    cap: s.draw_cap.map_or(max, |c| c.min(max)).max(floor),
+                    cap: s
+                        .draw_cap
+                        .map_or(max, |c| c.min(max))
+                        .min(s.ceiling.unwrap_or(f64::INFINITY))
+                        .max(floor),
                 }
             })
             .collect();
         let grants = divide(budget, floor, failsafe, &claims);
         let plan: Vec<(i64, f64, Reason)> = self.reasons(&claims, &grants);
+        for s in self.sessions.values_mut() {
+            s.share = None;
+            s.queued = false;
+        }
+        for &(t, amps, reason) in &plan {
+            if let Some(s) = self.sessions.get_mut(&t) {
+                s.queued = amps == 0.0;
+                s.share = Some((amps, reason));
+            }
+        }
 
-        // Which changes go: lowerings of at least a step (or to queue), raises of at least a
-        // step outside the settling time. A raise wanted, or a capacity already exceeded,
-        // sends every lowering, so that the plan is reached exactly.
+        // Which changes go: lowerings of at least a step (or to queue, or a first profile),
+        // raises of at least a step outside the settling time. A lowering of less than a step
+        // goes only when the others' limits would not fit without it.
         let mut lowerings = Vec::new();
         let mut raises = Vec::new();
         let mut small_lowerings = Vec::new();
-        for &(t, amps, _) in &plan {
-            if let Some(s) = self.sessions.get_mut(&t) {
-                s.queued = amps == 0.0;
-            }
-        }
+        // What each managed session may draw once this reaction's limits are in force.
+        let mut after = 0.0;
         for &(t, amps, reason) in &plan {
             let s = &self.sessions[&t];
+            let current = self.target(s);
             if s.in_flight.is_some() {
+                after += current.max(failsafe);
                 continue;
             }
-            let current = self.target(s);
             let delta = amps - current;
             let first = s.confirmed.is_none() && s.changed_at.is_none();
+            let settled = s.changed_at.is_none_or(|at| now >= at + settle);
+            let mut kept = current;
             if delta <= -STEP_A || (amps == 0.0 && current > 0.0) || (first && delta < 0.0) {
                 lowerings.push((t, amps, reason));
+                kept = amps;
             } else if delta < -1e-6 {
                 small_lowerings.push((t, amps, reason));
-            } else if delta >= STEP_A || (first && delta > 1e-6) || (current == 0.0 && amps > 0.0) {
-                let settled = s.changed_at.is_none_or(|at| now >= at + settle);
-                if settled {
-                    raises.push((t, amps, reason));
-                }
+            } else if (delta >= STEP_A || (first && delta > 1e-6) || (current == 0.0 && amps > 0.0))
+                && settled
+            {
+                raises.push((t, amps, reason));
+                kept = amps;
             } else {
-                // Kept as it is: only its reason may have changed.
-                let kept = current;
-                self.record(&mut reaction, now, t, kept, trigger, reason);
+                self.record(&mut reaction, now, t, current, trigger, reason);
             }
+            after += kept.max(failsafe);
         }
-        let over = self.accounted_a() > plan_capacity + 1e-9;
-        if !raises.is_empty() || over {
+        let held_exposure = self.exposure_a() - managed_exposure;
+        if held_exposure + after > plan_capacity + 1e-9 {
             lowerings.append(&mut small_lowerings);
         } else {
             for (t, _, reason) in small_lowerings {
@@ -585,8 +635,8 @@ impl Allocator {
             self.send(&mut reaction, now, t, amps, trigger, reason);
         }
         for (t, amps, reason) in raises {
-            let rise = amps - self.accounted(t);
-            if self.accounted_a() + rise.max(0.0) <= plan_capacity + 1e-9 {
+            let rise = amps.max(failsafe) - self.exposure(t);
+            if self.exposure_a() + rise.max(0.0) <= plan_capacity + 1e-9 {
                 self.send(&mut reaction, now, t, amps, trigger, reason);
             }
         }
@@ -616,10 +666,15 @@ impl Allocator {
                 }
                 Some(a) => {
                     let s = &self.sessions[&c.transaction];
-                    let reason = if *a >= c.cap - 0.05 && s.draw_cap.is_some_and(|d| d < max_of(c))
+                    let reason = if *a >= c.cap - RESOLUTION_A - 1e-9
+                        && s.ceiling.is_some_and(|d| d <= c.cap + 1e-9)
+                    {
+                        Reason::Rejected
+                    } else if *a >= c.cap - RESOLUTION_A - 1e-9
+                        && s.draw_cap.is_some_and(|d| d < max_of(c))
                     {
                         Reason::DrawsLess { cap: c.cap }
-                    } else if *a >= max_of(c) - 0.05 {
+                    } else if *a >= max_of(c) - RESOLUTION_A - 1e-9 {
                         Reason::PileMaximum
                     } else {
                         let among = claims

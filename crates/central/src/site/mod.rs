@@ -28,7 +28,7 @@ mod tests;
 
 pub use allocator::{
     AllocError, Allocator, Arrival, Decision, PileLimits, RateUnits, Reaction, Reason, SessionView,
-    SetLimit, Trigger, Unit, LEAD, STEP_A,
+    SetLimit, Trigger, Unit, LEAD, ROUND_TRIP, STEP_A,
 };
 pub use policy::{Cycle, Period, Schedule, Site, SiteError};
 

@@ -361,9 +361,10 @@ impl Site {
     }
 
     /// The least an admitted session is granted: the minimum, and no less than the fail-safe
-    /// (what it would draw if its pile lost the connection).
+    /// (what it would draw if its pile lost the connection), rounded up to 0.1 A.
     pub(super) fn floor_a(&self) -> f64 {
-        self.min_a.max(self.failsafe_a)
+        let floor = self.min_a.max(self.failsafe_a) / RESOLUTION_A;
+        (floor - 1e-6).ceil() / (1.0 / RESOLUTION_A)
     }
 }
 
