@@ -607,7 +607,16 @@ impl Allocator {
             let first = s.confirmed.is_none() && s.changed_at.is_none();
             let settled = s.changed_at.is_none_or(|at| now >= at + settle);
             let mut kept = current;
-            if delta <= -STEP_A || (amps == 0.0 && current > 0.0) || (first && delta < 0.0) {
+            if s.doubt > 1e-9 {
+                // Back online after a limit whose answer was lost: asked again, so that what
+                // it holds is known.
+                if amps <= self.exposure(t) {
+                    lowerings.push((t, amps, reason));
+                } else {
+                    raises.push((t, amps, reason));
+                }
+                kept = amps;
+            } else if delta <= -STEP_A || (amps == 0.0 && current > 0.0) || (first && delta < 0.0) {
                 lowerings.push((t, amps, reason));
                 kept = amps;
             } else if delta < -1e-6 {

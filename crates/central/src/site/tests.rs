@@ -231,7 +231,8 @@ fn a_pile_that_goes_offline_is_accounted_at_its_fail_safe_and_its_share_is_not_g
     assert!(a_fs.accounted_a() <= 30.0);
     // It comes back: managed again, its limit asked again (its doubt counts until confirmed).
     let r = a_fs.pile_online(3 * MIN, "p1");
-    assert_eq!(limits(&r), vec![]);
+    assert_eq!(limits(&r), vec![(1, 12.0)]);
+    a_fs.profile_accepted(3 * MIN, 1);
     assert_eq!(a_fs.accounted_a(), 30.0);
 
     // A queued session (0 A confirmed) on a pile that goes offline counts at the fail-safe
