@@ -222,6 +222,8 @@ struct Session {
     /// What it may draw beyond those, until a profile is confirmed: a limit whose answer was
     /// lost, or the fail-safe while its pile was offline.
     doubt: f64,
+    /// Back online after a limit whose answer was lost: its limit is asked again, once.
+    ask_again: bool,
     /// Its pile rejected a lowering: not managed until the pile comes back online.
     rejected: bool,
     /// Its pile rejected a raise: not raised above this until the pile comes back online
@@ -312,6 +314,7 @@ impl Allocator {
                 in_flight: None,
                 doubt: 0.0,
                 rejected: false,
+                ask_again: false,
                 ceiling: None,
                 changed_at: None,
                 measured: None,
@@ -412,6 +415,7 @@ impl Allocator {
         p.online = true;
         for s in self.sessions.values_mut().filter(|s| s.pile == pile) {
             s.rejected = false;
+            s.ask_again = s.doubt > 0.0;
             s.ceiling = None;
             s.changed_at = None;
         }
@@ -607,7 +611,7 @@ impl Allocator {
             let first = s.confirmed.is_none() && s.changed_at.is_none();
             let settled = s.changed_at.is_none_or(|at| now >= at + settle);
             let mut kept = current;
-            if s.doubt > 1e-9 {
+            if s.ask_again || s.doubt > current + 1e-9 {
                 // Back online after a limit whose answer was lost: asked again, so that what
                 // it holds is known.
                 if amps <= self.exposure(t) {
@@ -717,6 +721,7 @@ impl Allocator {
             .get_mut(&transaction)
             .expect("a planned session");
         s.in_flight = Some(amps);
+        s.ask_again = false;
         s.changed_at = Some(now);
         s.low_since = None;
         let limits = self.piles[&s.pile].limits;

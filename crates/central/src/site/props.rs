@@ -181,7 +181,10 @@ impl Harness {
                         self.now
                     );
                     assert!(
-                        delta >= STEP_A - 1e-9 || prev == 0.0,
+                        delta >= STEP_A - 1e-9
+                            || prev == 0.0
+                            || reconnected
+                            || !self.confirmed.contains_key(&c.transaction),
                         "a raise of less than a step: {c:?} from {prev}"
                     );
                 }
@@ -239,14 +242,13 @@ impl Harness {
 
     /// A limit refused or whose answer was lost: the pile keeps the one it confirmed.
     fn forget(&mut self, transaction: i64) {
-        match (
-            self.confirmed.get(&transaction),
-            self.sent.get_mut(&transaction),
-        ) {
-            (Some(&kept), Some(sent)) => sent.0 = kept,
-            _ => {
-                self.sent.remove(&transaction);
-            }
+        let failsafe = self.alloc.site().failsafe_a();
+        if let Some(sent) = self.sent.get_mut(&transaction) {
+            sent.0 = self
+                .confirmed
+                .get(&transaction)
+                .copied()
+                .unwrap_or(failsafe);
         }
     }
 
@@ -428,7 +430,12 @@ fn run(case: Case) -> Result<(), TestCaseError> {
         // minimum): that is the pile's doing, and accounted so.
         let Some(share) = v.share_a else { continue };
         if !v.queued && v.reason != Some(Reason::Rejected) {
-            prop_assert!(v.granted_a >= min - 1e-9, "{:?} below the minimum", v);
+            prop_assert!(
+                v.granted_a >= min - 1e-9,
+                "{:?} below the minimum in {:?}",
+                v,
+                h.alloc
+            );
             prop_assert!(
                 (v.granted_a - share).abs() < STEP_A + 1e-9,
                 "{:?} not at its share",
@@ -440,7 +447,7 @@ fn run(case: Case) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
     fn what_may_be_drawn_never_exceeds_the_capacity_and_the_shares_are_fair(case in case()) {
