@@ -13,8 +13,14 @@
 //! a raise from the moment it is sent (the pile may apply it before it answers), a lowering
 //! only once it is confirmed (until then, the old limit); a session no profile reached yet,
 //! or an idle connector, at the fail-safe (the pile's TxDefaultProfile); a pile that rejected
-//! its profile at the last limit it confirmed (or the fail-safe); an offline pile at its last
-//! confirmed limit or the fail-safe, the higher; never at zero unless the pile confirmed 0 A.
+//! its profile at the last limit it confirmed (or the fail-safe), and not raised again until it
+//! reconnects (a refused lowering: sent nothing more); an offline pile at its last confirmed
+//! limit or the fail-safe, the higher (and a limit whose answer was lost, as sent); never at
+//! zero unless the pile confirmed 0 A. Every session keeps room for the fail-safe (an idle
+//! connector too), so that a pile losing its connection never overloads the site, provided
+//! [`Site::check_connectors`] holds. What the allocator cannot lower (an offline pile, a
+//! refused lowering, a pile back online less than [`LEAD`] before a schedule lowers the
+//! capacity) is the only way past the capacity.
 //! A schedule that lowers the capacity is met [`LEAD`] ahead, so that the lowerings are
 //! confirmed by the time it is in force.
 
