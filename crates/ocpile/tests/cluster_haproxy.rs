@@ -9,7 +9,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::central::TOKEN;
-use common::cluster::{assert_nothing_lost, free_port, poll, presence, Cluster};
+use common::cluster::{
+    assert_nothing_lost, free_port, held_by, poll, presence, until_sessions_running, Cluster,
+};
 use common::fleet::{
     fleet_ids, fleet_until, start_card_sessions, start_fleet, stop_card_sessions,
     until_all_answered,
@@ -20,18 +22,6 @@ use serde_json::json;
 
 const PILES: usize = 40;
 const CARD: &str = "HAPROXY-CARD";
-
-/// A pile that node `node` holds now.
-async fn held_by(cluster: &Cluster, node: &str) -> String {
-    let mut conn = cluster.schema().connect().await;
-    sqlx::query_scalar::<_, String>(
-        "SELECT id FROM piles WHERE node = $1 AND connection IS NOT NULL ORDER BY id LIMIT 1",
-    )
-    .bind(node)
-    .fetch_one(&mut conn)
-    .await
-    .unwrap_or_else(|e| panic!("no pile on {node}: {e}"))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs haproxy; scripts/test.sh installs it and runs this test"]
@@ -107,14 +97,7 @@ async fn haproxy_in_front_of_two_nodes_loses_no_pile_and_no_message() {
 
     let ids = fleet_ids(PILES);
     start_card_sessions(&control, &ids, CARD).await;
-    poll(Duration::from_secs(60), "every session running", || async {
-        let n = cluster
-            .schema()
-            .number("SELECT COUNT(*) FROM transactions WHERE stop_time IS NULL")
-            .await;
-        (n == PILES as i64).then_some(())
-    })
-    .await;
+    until_sessions_running(cluster.schema(), PILES).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // SIGKILL of node 0: HAProxy's check takes it out, its piles come back through it to

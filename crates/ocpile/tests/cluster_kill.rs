@@ -9,7 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::cluster::{assert_nothing_lost, poll, presence, Cluster};
+use common::cluster::{
+    assert_nothing_lost, held_by, poll, presence, until_sessions_running, Cluster,
+};
 use common::fleet::{
     fleet_ids, fleet_until, start_card_sessions, start_fleet, stop_card_sessions,
     until_all_answered,
@@ -19,18 +21,6 @@ use serde_json::json;
 
 const PILES: usize = 300;
 const CARD: &str = "CLUSTER-CARD";
-
-/// A pile that node `node` holds now.
-async fn held_by(cluster: &Cluster, node: &str) -> String {
-    let mut conn = cluster.schema().connect().await;
-    sqlx::query_scalar::<_, String>(
-        "SELECT id FROM piles WHERE node = $1 AND connection IS NOT NULL ORDER BY id LIMIT 1",
-    )
-    .bind(node)
-    .fetch_one(&mut conn)
-    .await
-    .unwrap_or_else(|e| panic!("no pile on {node}: {e}"))
-}
 
 /// Every pile in `GET /api/piles` of node `i` connected, on one of `live`; the count by node.
 async fn piles_seen_by(
@@ -127,14 +117,7 @@ async fn a_node_killed_mid_sessions_loses_no_pile_and_no_message() {
     // Card sessions everywhere; meter values every second.
     let ids = fleet_ids(PILES);
     start_card_sessions(&control, &ids, CARD).await;
-    poll(Duration::from_secs(60), "every session running", || async {
-        let n = cluster
-            .schema()
-            .number("SELECT COUNT(*) FROM transactions WHERE stop_time IS NULL")
-            .await;
-        (n == PILES as i64).then_some(())
-    })
-    .await;
+    until_sessions_running(cluster.schema(), PILES).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // SIGKILL of node 1 in the middle of the sessions.

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::{assert_nothing_lost, poll, presence, Cluster, Schema};
+use common::cluster::{
+    assert_nothing_lost, poll, presence, until_sessions_running, Cluster, Schema,
+};
 use common::fleet::{
     fleet_ids, fleet_until, start_card_sessions, start_fleet, stop_card_sessions,
     until_all_answered,
@@ -88,14 +90,7 @@ async fn a_rolling_restart_of_three_nodes_keeps_every_pile_and_message() {
     .await;
     let ids = fleet_ids(PILES);
     start_card_sessions(&control, &ids, CARD).await;
-    poll(Duration::from_secs(60), "every session running", || async {
-        let n = cluster
-            .schema()
-            .number("SELECT COUNT(*) FROM transactions WHERE stop_time IS NULL")
-            .await;
-        (n == PILES as i64).then_some(())
-    })
-    .await;
+    until_sessions_running(cluster.schema(), PILES).await;
 
     let offline = Arc::new(Mutex::new(Offline::default()));
     let stop = Arc::new(AtomicBool::new(false));

@@ -4,45 +4,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::central::{start_central, CentralProcess};
-use common::{http, state_dir, PileProcess, WAIT};
+use common::fleet::start_fleet;
+use common::{http, state_dir, WAIT};
 use serde_json::{json, Value};
 
 const CARD: &str = "DRAIN-CARD";
 const PILES: usize = 24;
 const DRAIN: Duration = Duration::from_secs(3);
-
-/// `ocpile fleet` with its control API on a port of its choosing; the process and the address.
-fn start_fleet(count: usize, csms: &str, state: &Path) -> (PileProcess, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocpile"))
-        .args(["fleet", "--count", &count.to_string(), "--csms", csms])
-        .args(["--id-prefix", "DRAIN-"])
-        .arg("--state")
-        .arg(state)
-        .args(["--control", "127.0.0.1:0", "--sample-interval", "1"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ocpile fleet starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("fleet control API listening on ") {
-                let _ = tx.send(addr.trim().to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(WAIT).expect("the fleet prints its address");
-    (PileProcess(child), addr)
-}
 
 async fn fleet_until(control: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + WAIT;
@@ -98,7 +69,12 @@ async fn sigterm_closes_the_piles_spread_over_the_drain_and_loses_nothing() {
     let extra = ["--admission", "open", "--drain-seconds", drain.as_str()];
     let mut central = start_central(&data, None, &extra);
     central.accept_id_tag(CARD).await;
-    let (mut fleet, control) = start_fleet(PILES, &central.ocpp_url(), &state_dir("drain-fleet"));
+    let (mut fleet, control) = start_fleet(
+        PILES,
+        &central.ocpp_url(),
+        &state_dir("drain-fleet"),
+        &["--id-prefix", "DRAIN-"],
+    );
     fleet_until(&control, "every pile accepted", |s| s["accepted"] == PILES).await;
     start_sessions(&central, &control).await;
     // Meter values flow: every pile samples each second.

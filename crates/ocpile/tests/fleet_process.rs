@@ -4,48 +4,17 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::central::{start_central, CentralProcess};
-use common::{http, state_dir, PileProcess, WAIT};
+use common::fleet::start_fleet;
+use common::{http, state_dir, WAIT};
 use serde_json::{json, Value};
 use tokio::time::timeout;
 
 const CARD: &str = "FLEET-CARD";
 
 /// Starts `ocpile fleet` with its control API on a port of its choosing; the process and the
-/// API's address.
-fn start_fleet(count: usize, csms: &str, state: &Path, extra: &[&str]) -> (PileProcess, String) {
-    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_ocpile"))
-        .args(["fleet", "--count", &count.to_string(), "--csms", csms])
-        .arg("--state")
-        .arg(state)
-        .args(["--control", "127.0.0.1:0", "--sample-interval", "1"])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ocpile fleet starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("fleet control API listening on ") {
-                let _ = tx.send(addr.trim().to_owned());
-            } else if std::env::var_os("OCPILE_TEST_VERBOSE").is_some() {
-                eprintln!("fleet: {line}");
-            }
-        }
-    });
-    let addr = rx.recv_timeout(WAIT).expect("the fleet prints its address");
-    (PileProcess(child), addr)
-}
-
 async fn fleet_until(control: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     timeout(WAIT, async {
         loop {

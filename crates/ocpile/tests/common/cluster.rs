@@ -426,6 +426,29 @@ where
     }
 }
 
+/// A pile that node `node` holds now, as the database has it.
+pub async fn held_by(cluster: &Cluster, node: &str) -> String {
+    let mut conn = cluster.schema().connect().await;
+    sqlx::query_scalar::<_, String>(
+        "SELECT id FROM piles WHERE node = $1 AND connection IS NOT NULL ORDER BY id LIMIT 1",
+    )
+    .bind(node)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("no pile on {node}: {e}"))
+}
+
+/// Waits until `piles` transactions run (each pile's card session started).
+pub async fn until_sessions_running(schema: &Schema, piles: usize) {
+    poll(Duration::from_secs(60), "every session running", || async {
+        let n = schema
+            .number("SELECT COUNT(*) FROM transactions WHERE stop_time IS NULL")
+            .await;
+        (n == piles as i64).then_some(())
+    })
+    .await;
+}
+
 /// Connected piles by node, as the database has them.
 pub async fn presence(schema: &Schema) -> std::collections::BTreeMap<String, i64> {
     let mut conn = schema.connect().await;
