@@ -98,6 +98,10 @@ enum Do {
     Connect(SocketAddr),
     /// Go on with the upgrade: Downloaded, Installing, Installed, then boot on the new version.
     Finish,
+    /// Downloaded, Installing, Installed, and no boot yet.
+    Install,
+    /// Boot on the new version.
+    BootNew,
 }
 
 /// A pile as a raw websocket client: it boots on version 1.0, answers every CALL, and carries
@@ -137,15 +141,23 @@ fn status(s: &str) -> (String, Value) {
     ("FirmwareStatusNotification".into(), json!({ "status": s }))
 }
 
-fn rest_of_upgrade() -> Vec<(String, Value)> {
-    let mut rest: Vec<_> = ["Downloaded", "Installing", "Installed"]
+fn installed() -> Vec<(String, Value)> {
+    ["Downloaded", "Installing", "Installed"]
         .into_iter()
         .map(status)
-        .collect();
-    rest.push((
+        .collect()
+}
+
+fn boot_on_new() -> (String, Value) {
+    (
         "BootNotification".into(),
         json!({"chargePointVendor": "V", "chargePointModel": "M", "firmwareVersion": "2.0"}),
-    ));
+    )
+}
+
+fn rest_of_upgrade() -> Vec<(String, Value)> {
+    let mut rest = installed();
+    rest.push(boot_on_new());
     rest
 }
 
@@ -186,6 +198,8 @@ async fn run_pile(
                         }
                     }
                     Some(Do::Finish) => outbox.extend(rest_of_upgrade()),
+                    Some(Do::Install) => outbox.extend(installed()),
+                    Some(Do::BootNew) => outbox.push_back(boot_on_new()),
                     None => return,
                 }
                 continue;
@@ -590,4 +604,40 @@ async fn a_cancel_recorded_while_the_campaigns_node_is_dead_is_applied_by_the_no
     assert_eq!(r2["error"], "the campaign was cancelled", "{over}");
     assert_eq!(rollout(&over, "CD-R1")["result"], "succeeded", "{over}");
     assert_eq!(r1.received("UpdateFirmware"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pile_that_boots_while_its_campaign_has_no_node_is_done_when_the_campaign_is_taken_up() {
+    let db = common::database_url("campaign_cluster", "gap");
+    let mut a = Node::start("gap", "gap-a", &db, 10).await;
+    let b = Node::start("gap", "gap-b", &db, 10).await;
+    // The pile lives on B; the campaign runs on A.
+    let p = Pile::spawn("CG-P", b.addr, true);
+    wait_registered(&b, "CG-P").await;
+    let image = upload_image(&a).await;
+    let id =
+        create_campaign(&a, json!({"firmware": [image], "piles": ["CG-P"]})).await["id"].clone();
+    a.campaign_until(&id, "P downloading", |c| {
+        rollout(c, "CG-P")["status"] == "Downloading"
+    })
+    .await;
+    p.tell(Do::Install);
+    a.campaign_until(&id, "P rebooting", |c| {
+        rollout(c, "CG-P")["state"] == "rebooting"
+    })
+    .await;
+    // A dies; the pile boots on its new image at once, while no node runs the campaign (A's
+    // lease has not expired): its BootNotification reaches no campaign.
+    a.kill();
+    p.tell(Do::BootNew);
+    // B takes the campaign up within the TTL and finds the boot in the store: done, not
+    // waiting ten minutes for a boot that came already.
+    let done = b
+        .campaign_until(&id, "P done on B", |c| {
+            rollout(c, "CG-P")["result"] == "succeeded"
+        })
+        .await;
+    let r = rollout(&done, "CG-P");
+    assert_eq!(r["to_version"], "2.0", "{done}");
+    assert_eq!(p.received("UpdateFirmware"), 1, "{done}");
 }

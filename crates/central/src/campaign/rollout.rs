@@ -289,6 +289,11 @@ impl Rollout {
         self.retry_at = now;
     }
 
+    /// Since when it is in its phase.
+    pub fn phase_since(&self) -> Millis {
+        self.phase_since
+    }
+
     fn enter(&mut self, phase: Phase, now: Millis) {
         self.phase = phase;
         self.phase_since = now;

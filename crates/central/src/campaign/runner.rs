@@ -85,6 +85,10 @@ struct Live {
     saved_state: HashMap<i64, String>,
     /// The firmware version of each pile in a campaign, as its last boot reported it.
     versions: HashMap<String, Option<String>>,
+    /// The boots of piles that were rebooting into their image while no node ran their
+    /// campaign (their news went nowhere), found in the store when it was taken up: fed to
+    /// the campaign at the next tick.
+    missed_boots: Vec<(String, Option<String>)>,
 }
 
 /// A campaign run here.
@@ -414,8 +418,14 @@ impl Campaigns {
         let mut campaign = from_rows(row, &rows)?;
         campaign.resume(now_ms());
         let mut versions = HashMap::new();
+        let mut missed_boots = Vec::new();
         for r in &campaign.rollouts {
             if let Some(p) = self.repo.pile(&r.pile).await? {
+                if r.phase == super::Phase::Rebooting
+                    && p.last_boot.is_some_and(|boot| boot > r.phase_since())
+                {
+                    missed_boots.push((r.pile.clone(), p.firmware_version.clone()));
+                }
                 versions.insert(r.pile.clone(), p.firmware_version);
             }
         }
@@ -426,6 +436,7 @@ impl Campaigns {
             live.saved.insert((row.id, r.pile.clone()), String::new());
         }
         live.versions.extend(versions);
+        live.missed_boots.extend(missed_boots);
         live.campaigns.insert(
             row.id,
             Run {
@@ -715,6 +726,14 @@ async fn tick(central: &Arc<Central>) {
     }
     let campaigns = central.campaigns();
     campaigns.keep_and_take(campaigns.shared).await;
+    let missed = std::mem::take(&mut campaigns.lock().missed_boots);
+    for (pile, version) in missed {
+        tracing::info!(
+            pile,
+            "booted while its campaign had no node: its boot is applied now"
+        );
+        apply_boot(central, &pile, version.as_deref());
+    }
     let (any, waiting) = campaigns.activity();
     if !any {
         return;
