@@ -155,5 +155,10 @@ pub fn describe(
             "bad_response",
             failed(e.to_string()),
         ),
+        Err(e @ DeliveryError::Unavailable(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            failed(e.to_string()),
+        ),
     }
 }

@@ -33,6 +33,9 @@ pub enum DeliveryError {
     Disconnected,
     #[error("the pile's answer does not decode: {0}")]
     BadResponse(String),
+    /// In a cluster: the NATS server did not take the request to the pile's node.
+    #[error("the pile's node cannot be reached through NATS: {0}")]
+    Unavailable(String),
 }
 
 /// Sends a CALL to a pile and waits for its answer: the pile's connection may live on this

@@ -69,6 +69,7 @@ pub async fn deliver(central: &Central, pile: &str, action: Action, payload: Str
         (status = 404, description = "no such pile, or no such OCPP 1.6 action", body = ErrorBody),
         (status = 409, description = "the pile is not connected (answered at once)", body = ErrorBody),
         (status = 502, description = "the pile answered with a CALLERROR (`call_error`: code, description), or the connection closed, or its answer did not decode", body = CommandFailure),
+        (status = 503, description = "in a cluster: the NATS server did not take the command to the pile's node", body = ErrorBody),
         (status = 504, description = "the pile did not answer within the command timeout", body = ErrorBody)))]
 pub async fn send(
     State(central): State<Arc<Central>>,
@@ -94,7 +95,8 @@ pub struct CommandView {
     /// Null while it waits.
     #[schema(format = DateTime)]
     answered_at: Option<String>,
-    /// `response`, `call_error`, `timeout`, `not_connected`, `disconnected` or `bad_response`;
+    /// `response`, `call_error`, `timeout`, `not_connected`, `disconnected`, `bad_response` or `unavailable` (in a cluster, NATS did
+    /// not take the request to the pile's node);
     /// null while it waits.
     outcome: Option<String>,
     /// What the command answered (as `POST .../commands/{action}` does); null while it waits.

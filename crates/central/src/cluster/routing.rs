@@ -85,7 +85,7 @@ async fn remote_call(
             async_nats::RequestErrorKind::TimedOut => Err(DeliveryError::Timeout),
             async_nats::RequestErrorKind::Other => {
                 tracing::warn!(pile, "a command through NATS failed: {e}");
-                Err(DeliveryError::NotConnected)
+                Err(DeliveryError::Unavailable(e.to_string()))
             }
         },
     }

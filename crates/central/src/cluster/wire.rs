@@ -32,6 +32,7 @@ pub enum CallFailed {
     Disconnected,
     BadResponse { why: String },
     NotConnected,
+    Unavailable { why: String },
 }
 
 impl CallReply {
@@ -51,6 +52,7 @@ impl CallReply {
                 DeliveryError::Disconnected => CallFailed::Disconnected,
                 DeliveryError::BadResponse(why) => CallFailed::BadResponse { why },
                 DeliveryError::NotConnected => CallFailed::NotConnected,
+                DeliveryError::Unavailable(why) => CallFailed::Unavailable { why },
             }),
         }
     }
@@ -72,6 +74,9 @@ impl CallReply {
                 Err(DeliveryError::BadResponse(why))
             }
             CallReply::Error(CallFailed::NotConnected) => Err(DeliveryError::NotConnected),
+            CallReply::Error(CallFailed::Unavailable { why }) => {
+                Err(DeliveryError::Unavailable(why))
+            }
         }
     }
 }
@@ -135,6 +140,7 @@ mod tests {
             DeliveryError::Timeout,
             DeliveryError::Disconnected,
             DeliveryError::BadResponse("no status".into()),
+            DeliveryError::Unavailable("no server".into()),
             DeliveryError::CallError(CallError::new(CallErrorCode::NotSupported, "no")),
         ] {
             let text = serde_json::to_string(&CallReply::of(Err(failure.clone()))).unwrap();

@@ -182,7 +182,8 @@ pub struct CommandRow {
     pub payload: String,
     pub sent_at: Millis,
     pub answered_at: Option<Millis>,
-    /// `response`, `call_error`, `timeout`, `not_connected` or `disconnected`.
+    /// `response`, `call_error`, `timeout`, `not_connected`, `disconnected`, `bad_response` or
+    /// `unavailable`.
     pub outcome: Option<String>,
     pub result: Option<String>,
 }
