@@ -237,8 +237,9 @@ async fn a_campaign_of_the_demos_image_upgrades_five_demo_piles() {
         })
         .await;
         assert_eq!(view["firmware_version"], version.as_str(), "{view}");
-        // Unavailable while it upgraded (nothing else makes a demo pile Unavailable),
-        // Available again after it.
+        // Unavailable while it upgraded (nothing else makes a demo pile Unavailable) or, when
+        // the demo's random fault struck it meanwhile, Faulted (a fault outranks
+        // Unavailable); Available again after it.
         until_api(
             &addr,
             &token,
@@ -247,7 +248,7 @@ async fn a_campaign_of_the_demos_image_upgrades_five_demo_piles() {
             |h| {
                 let seen = pile_statuses(h);
                 seen.iter()
-                    .position(|s| s == "Unavailable")
+                    .position(|s| s == "Unavailable" || s == "Faulted")
                     .is_some_and(|u| seen[u..].iter().any(|s| s == "Available"))
             },
         )
