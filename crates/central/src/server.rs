@@ -40,15 +40,6 @@ pub struct Running {
     stop_accepting: tokio::sync::watch::Sender<bool>,
 }
 
-impl Running {
-    /// Serves until the task ends (never, unless the listener fails).
-    pub async fn wait(mut self) {
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(task) = &self.task {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::central::TOKEN;
 use common::cluster::{
-    assert_nothing_lost, free_port, held_by, poll, presence, until_sessions_running, Cluster,
+    assert_nothing_lost, free_port, held_by, poll, presence, until_sessions_running, until_spread,
+    Cluster,
 };
 use common::fleet::{
     fleet_ids, fleet_until, start_card_sessions, start_fleet, stop_card_sessions,
@@ -57,25 +58,7 @@ async fn haproxy_in_front_of_two_nodes_loses_no_pile_and_no_message() {
         &state_dir("chaproxy-fleet"),
         &[],
     );
-    fleet_until(
-        &control,
-        Duration::from_secs(60),
-        "every pile accepted",
-        |s| s["accepted"] == PILES,
-    )
-    .await;
-    let spread = poll(Duration::from_secs(30), "every pile present", || async {
-        let p = presence(cluster.schema()).await;
-        (p.values().sum::<i64>() == PILES as i64).then_some(p)
-    })
-    .await;
-    for name in &names {
-        assert!(
-            spread.get(name).is_some_and(|n| *n > 0),
-            "HAProxy gave {name} no pile: {spread:?}"
-        );
-    }
-    eprintln!("piles by node: {spread:?}");
+    until_spread(&cluster, &control, PILES, &names, "HAProxy").await;
 
     // A command through HAProxy and through each node reaches a pile on each node.
     for holder in &names {

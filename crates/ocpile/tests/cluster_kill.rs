@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    assert_nothing_lost, held_by, poll, presence, until_sessions_running, Cluster,
+    assert_nothing_lost, held_by, poll, presence, until_sessions_running, until_spread, Cluster,
 };
 use common::fleet::{
     fleet_ids, fleet_until, start_card_sessions, start_fleet, stop_card_sessions,
@@ -56,25 +56,7 @@ async fn a_node_killed_mid_sessions_loses_no_pile_and_no_message() {
         &state_dir("ckill-fleet"),
         &["--bind", "127.0.0.2-127.0.0.4"],
     );
-    fleet_until(
-        &control,
-        Duration::from_secs(60),
-        "every pile accepted",
-        |s| s["accepted"] == PILES,
-    )
-    .await;
-    let spread = poll(Duration::from_secs(30), "every pile present", || async {
-        let p = presence(cluster.schema()).await;
-        (p.values().sum::<i64>() == PILES as i64).then_some(p)
-    })
-    .await;
-    for name in &names {
-        assert!(
-            spread.get(name).is_some_and(|n| *n > 0),
-            "the kernel gave {name} no pile: {spread:?}"
-        );
-    }
-    eprintln!("piles by node: {spread:?}");
+    until_spread(&cluster, &control, PILES, &names, "the kernel").await;
 
     // A command through each node's API reaches a pile on each node; a pile connected to none
     // is 409 at once.

@@ -2,7 +2,9 @@
 //! task (the caller never waits), and every node feeds the other nodes' changes into its own
 //! live pages.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -14,6 +16,10 @@ use crate::Central;
 /// Changes waiting to be published; more are dropped (a live page reloads at the next one).
 const QUEUED: usize = 4096;
 
+/// The changes made within this time travel once each: a busy pile changes with every message
+/// it sends, and a live page refreshes at most once a second.
+const GATHER: Duration = Duration::from_millis(250);
+
 /// The sending side: a queue to the publishing task.
 pub(super) struct Outbox {
     queue: mpsc::Sender<String>,
@@ -24,14 +30,30 @@ impl Outbox {
     pub(super) fn start(nats: async_nats::Client, node: String, subject: String) -> Outbox {
         let (queue, mut queued) = mpsc::channel::<String>(QUEUED);
         tokio::spawn(async move {
-            while let Some(what) = queued.recv().await {
-                let change = Change {
-                    node: node.clone(),
-                    what,
-                };
-                let body = serde_json::to_vec(&change).expect("JSON");
-                if let Err(e) = nats.publish(subject.clone(), body.into()).await {
-                    tracing::debug!("a change not published: {e}");
+            while let Some(first) = queued.recv().await {
+                let mut gathered = BTreeSet::from([first]);
+                let window = tokio::time::sleep(GATHER);
+                tokio::pin!(window);
+                loop {
+                    tokio::select! {
+                        () = &mut window => break,
+                        more = queued.recv() => match more {
+                            Some(what) => {
+                                gathered.insert(what);
+                            }
+                            None => break,
+                        },
+                    }
+                }
+                for what in gathered {
+                    let change = Change {
+                        node: node.clone(),
+                        what,
+                    };
+                    let body = serde_json::to_vec(&change).expect("JSON");
+                    if let Err(e) = nats.publish(subject.clone(), body.into()).await {
+                        tracing::debug!("a change not published: {e}");
+                    }
                 }
             }
         });

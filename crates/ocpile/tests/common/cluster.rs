@@ -449,6 +449,38 @@ pub async fn until_sessions_running(schema: &Schema, piles: usize) {
     .await;
 }
 
+/// Waits until the fleet at `control` has its `piles` accepted and every one of them present
+/// in the database, with a pile on each node of `names` (`via`: who spread them); the piles by
+/// node.
+pub async fn until_spread(
+    cluster: &Cluster,
+    control: &str,
+    piles: usize,
+    names: &[String],
+    via: &str,
+) -> std::collections::BTreeMap<String, i64> {
+    super::fleet::fleet_until(
+        control,
+        Duration::from_secs(60),
+        "every pile accepted",
+        |s| s["accepted"] == piles,
+    )
+    .await;
+    let spread = poll(Duration::from_secs(30), "every pile present", || async {
+        let p = presence(cluster.schema()).await;
+        (p.values().sum::<i64>() == piles as i64).then_some(p)
+    })
+    .await;
+    for name in names {
+        assert!(
+            spread.get(name).is_some_and(|n| *n > 0),
+            "{via} gave {name} no pile: {spread:?}"
+        );
+    }
+    eprintln!("piles by node: {spread:?}");
+    spread
+}
+
 /// Connected piles by node, as the database has them.
 pub async fn presence(schema: &Schema) -> std::collections::BTreeMap<String, i64> {
     let mut conn = schema.connect().await;
