@@ -374,6 +374,7 @@ impl WriteOp {
     pub fn seen_pile(&self) -> Option<&str> {
         match self {
             WriteOp::Seen { pile }
+            | WriteOp::Connected { pile, .. }
             | WriteOp::Status { pile, .. }
             | WriteOp::StartTransaction { pile, .. }
             | WriteOp::StopTransaction { pile, .. }

@@ -49,10 +49,14 @@ impl Repository for SqlRepository {
         now: Millis,
     ) -> Result<Vec<WriteResult>, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN).await?;
-        let mut results = Vec::with_capacity(ops.len());
-        for op in ops {
-            results.push(apply_one(&mut tx, op, now).await?);
+        let mut results = vec![WriteResult::Done; ops.len()];
+        admit_piles(&mut tx, ops, now, &mut results).await?;
+        for (op, result) in ops.iter().zip(results.iter_mut()) {
+            if Grouping::of(op) == Grouping::Alone {
+                *result = apply_one(&mut tx, op, now).await?;
+            }
         }
+        apply_after(&mut tx, ops, now).await?;
         insert_samples(&mut tx, &batch_samples(ops)).await?;
         note_registers(&mut tx, ops).await?;
         let mut seen: Vec<&str> = ops.iter().filter_map(WriteOp::seen_pile).collect();

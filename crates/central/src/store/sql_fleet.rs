@@ -183,45 +183,22 @@ impl SqlRepository {
     }
 }
 
-/// A pile's connection begins or ends: the `connection` column says who is online.
-async fn apply_connection(
+/// A pile's connection ended: its presence record goes, unless a newer connection replaced it.
+async fn disconnect(
     tx: &mut Tx,
-    op: &WriteOp,
-    now: Millis,
+    pile: &str,
+    node: &str,
+    connection: i64,
 ) -> Result<WriteResult, sqlx::Error> {
-    match op {
-        WriteOp::Connected {
-            pile,
-            node,
-            connection,
-        } => {
-            sqlx::query(
-                "UPDATE piles SET connection = $1, node = $2, connected_at = $3 WHERE id = $4",
-            )
-            .bind(connection)
-            .bind(node)
-            .bind(now)
-            .bind(pile)
-            .execute(&mut **tx)
-            .await?;
-        }
-        WriteOp::Disconnected {
-            pile,
-            node,
-            connection,
-        } => {
-            sqlx::query(
-                "UPDATE piles SET connection = NULL, node = NULL, connected_at = NULL \
-                 WHERE id = $1 AND connection = $2 AND node = $3",
-            )
-            .bind(pile)
-            .bind(connection)
-            .bind(node)
-            .execute(&mut **tx)
-            .await?;
-        }
-        _ => {}
-    }
+    sqlx::query(
+        "UPDATE piles SET connection = NULL, node = NULL, connected_at = NULL \
+         WHERE id = $1 AND connection = $2 AND node = $3",
+    )
+    .bind(pile)
+    .bind(connection)
+    .bind(node)
+    .execute(&mut **tx)
+    .await?;
     Ok(WriteResult::Done)
 }
 
