@@ -17,9 +17,10 @@ use ocpp::FirmwareStatus;
 use tokio::sync::mpsc;
 
 use super::events::{self, Event};
-use super::{Answer, Campaign, Facts, Kind, Millis, Order, Phase, Rollout, Spec, State};
+use super::{Answer, Campaign, Facts, Kind, Millis, Order, Phase, State};
+pub use super::stored::{from_rows, is_running, rollout_row, stored_state};
 use crate::cluster::lease::{Change, Keeper};
-use crate::store::{CampaignRow, Repository, RolloutRow, StoreError, WriteOp};
+use crate::store::{CampaignRow, PileRow, Repository, StoreError, WriteOp};
 use crate::{Central, StartError};
 
 /// How often the campaigns' clocks move (and a node looks for campaigns nobody runs).
@@ -32,11 +33,6 @@ fn now_ms() -> Millis {
 /// The lease of a campaign.
 pub fn lease_name(id: i64) -> String {
     format!("campaign:{id}")
-}
-
-/// Whether a stored campaign still runs (`running`, or `cancelling`: piles still upgrading).
-pub fn is_running(row: &CampaignRow) -> bool {
-    row.state != State::Finished.as_str() && row.state != State::Cancelled.as_str()
 }
 
 /// What goes to the store's writer, in order, and what waits behind those writes.
@@ -105,44 +101,12 @@ impl Run {
     }
 }
 
-/// A pile's upgrade as the store keeps it.
-pub fn rollout_row(campaign: i64, position: usize, r: &Rollout) -> RolloutRow {
-    RolloutRow {
-        campaign,
-        position: position as i64,
-        pile: r.pile.clone(),
-        phase: r.phase.as_str().to_owned(),
-        outcome: r.outcome.map(|o| o.as_str().to_owned()),
-        state: serde_json::to_string(r).expect("a rollout serializes"),
-    }
-}
-
-/// A campaign read back from the store.
-pub fn from_rows(row: &CampaignRow, rollouts: &[RolloutRow]) -> Result<Campaign, StoreError> {
-    let spec: Spec = serde_json::from_str(&row.spec)
-        .map_err(|e| StoreError::Failed(format!("campaign {}: {e}", row.id)))?;
-    let rollouts = rollouts
-        .iter()
-        .map(|r| serde_json::from_str::<Rollout>(&r.state))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::Failed(format!("campaign {}: {e}", row.id)))?;
-    Ok(Campaign {
-        id: row.id,
-        created_at: row.created_at,
-        spec,
-        rollouts,
-        cancelled: row.state == "cancelling" || row.state == State::Cancelled.as_str(),
-        finished_at: row.finished_at,
-    })
-}
-
-/// The state column: `running`, `cancelling` (cancelled, piles still upgrading), `finished` or
-/// `cancelled`.
-pub fn stored_state(c: &Campaign) -> String {
-    match (c.state(), c.cancelled) {
-        (State::Running, true) => "cancelling".into(),
-        (s, _) => s.as_str().into(),
-    }
+/// A campaign read from the store, to be taken up.
+struct Loaded {
+    campaign: Campaign,
+    versions: HashMap<String, Option<String>>,
+    /// The piles that booted while it had no node.
+    missed_boots: Vec<(String, Option<String>)>,
 }
 
 impl Live {
@@ -412,23 +376,46 @@ impl Campaigns {
         }
     }
 
-    /// Takes up a campaign from the store, under `keeper`'s lease.
-    async fn take_up(&self, row: &CampaignRow, keeper: &Keeper) -> Result<(), StoreError> {
+    /// Reads a campaign from the store as it was left, to be taken up: its piles' upgrades, and
+    /// the piles' versions and boots in one query (no lock is held meanwhile).
+    async fn load(&self, row: &CampaignRow) -> Result<Loaded, StoreError> {
         let rows = self.repo.rollouts(row.id).await?;
         let mut campaign = from_rows(row, &rows)?;
         campaign.resume(now_ms());
+        let ids: Vec<String> = campaign.rollouts.iter().map(|r| r.pile.clone()).collect();
+        let piles: HashMap<String, PileRow> = self
+            .repo
+            .piles_of(&ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
         let mut versions = HashMap::new();
         let mut missed_boots = Vec::new();
         for r in &campaign.rollouts {
-            if let Some(p) = self.repo.pile(&r.pile).await? {
+            if let Some(p) = piles.get(&r.pile) {
                 if r.phase == super::Phase::Rebooting
                     && p.last_boot.is_some_and(|boot| boot > r.phase_since())
                 {
                     missed_boots.push((r.pile.clone(), p.firmware_version.clone()));
                 }
-                versions.insert(r.pile.clone(), p.firmware_version);
+                versions.insert(r.pile.clone(), p.firmware_version.clone());
             }
         }
+        Ok(Loaded {
+            campaign,
+            versions,
+            missed_boots,
+        })
+    }
+
+    /// Runs a campaign read from the store, its lease held until `until`.
+    fn install(&self, row: &CampaignRow, loaded: Loaded, until: Option<Millis>) {
+        let Loaded {
+            campaign,
+            versions,
+            missed_boots,
+        } = loaded;
         let mut live = self.lock();
         live.saved_state.insert(row.id, row.state.clone());
         for r in &campaign.rollouts {
@@ -437,19 +424,11 @@ impl Campaigns {
         }
         live.versions.extend(versions);
         live.missed_boots.extend(missed_boots);
-        live.campaigns.insert(
-            row.id,
-            Run {
-                campaign,
-                until: keeper.held_until(),
-            },
-        );
-        Ok(())
+        live.campaigns.insert(row.id, Run { campaign, until });
     }
 
-    /// Renews the leases of the campaigns run here and drops those lost; with `take_free`,
-    /// takes up the running campaigns of the store that no node holds.
-    async fn keep_and_take(&self, take_free: bool) {
+    /// Renews the leases of the campaigns run here and drops those lost.
+    async fn keep_leases(&self) {
         let mut leases = self.leases.lock().await;
         let mut lost = Vec::new();
         for (id, keeper) in leases.iter_mut() {
@@ -467,6 +446,13 @@ impl Campaigns {
             self.lock().forget(id);
             tracing::warn!("campaign {id}: its lease is lost; no longer run on this node");
         }
+    }
+
+    /// Renews the leases of the campaigns run here and drops those lost; with `take_free`,
+    /// takes up the running campaigns of the store that no node holds. A campaign is read from
+    /// the store without the leases' lock, which is taken again only to put it in memory.
+    async fn keep_and_take(&self, take_free: bool) {
+        self.keep_leases().await;
         if !take_free {
             return;
         }
@@ -478,7 +464,7 @@ impl Campaigns {
             }
         };
         for row in rows.iter().filter(|r| is_running(r)) {
-            if leases.contains_key(&row.id) {
+            if self.leases.lock().await.contains_key(&row.id) {
                 if row.state == "cancelling" {
                     // A cancel recorded by another node, in case its word did not come.
                     self.cancel(row.id);
@@ -499,18 +485,24 @@ impl Campaigns {
             if !matches!(keeper.keep().await, Change::Taken | Change::Kept) {
                 continue;
             }
-            match self.take_up(row, &keeper).await {
-                Ok(()) => {
-                    tracing::info!("campaign {}: taken up on node {}", row.id, self.node);
-                    leases.insert(row.id, keeper);
-                }
+            let loaded = match self.load(row).await {
+                Ok(loaded) => loaded,
                 Err(e) => {
                     tracing::warn!("campaign {}: not taken up ({e})", row.id);
                     if let Err(e) = keeper.give_up().await {
                         tracing::warn!("campaign {}: its lease not given up ({e})", row.id);
                     }
+                    continue;
                 }
+            };
+            let mut leases = self.leases.lock().await;
+            if leases.contains_key(&row.id) {
+                // Added by this node's API meanwhile, under the same lease: it runs already.
+                continue;
             }
+            self.install(row, loaded, keeper.held_until());
+            leases.insert(row.id, keeper);
+            tracing::info!("campaign {}: taken up on node {}", row.id, self.node);
         }
     }
 

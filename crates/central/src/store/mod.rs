@@ -81,6 +81,9 @@ pub trait Repository: ClusterStore + Send + Sync + 'static {
         after: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Vec<PileRow>, StoreError>;
+    /// The piles of these identities that exist, in identity order (one query per few
+    /// hundred).
+    async fn piles_of(&self, ids: &[String]) -> Result<Vec<PileRow>, StoreError>;
     /// The connectors of these piles.
     async fn connectors_of(&self, piles: &[String]) -> Result<Vec<ConnectorRow>, StoreError>;
     /// The fleet's tallies; the energy counts the transactions stopped since `since`.

@@ -110,6 +110,10 @@ impl Repository for SqlRepository {
         self.read_pile_page(filter, after, limit).await
     }
 
+    async fn piles_of(&self, ids: &[String]) -> Result<Vec<PileRow>, StoreError> {
+        self.read_piles_of(ids).await
+    }
+
     async fn connectors_of(&self, piles: &[String]) -> Result<Vec<ConnectorRow>, StoreError> {
         self.read_connectors_of(piles).await
     }
