@@ -5,6 +5,7 @@
 mod common;
 
 use central::store::{Repository, WriteOp};
+use sqlx::Connection;
 
 async fn write(repo: &dyn Repository, ops: Vec<WriteOp>, now: i64) {
     repo.apply(&ops, now).await.expect("the writes apply");
@@ -183,5 +184,67 @@ async fn the_first_setting_stored_is_the_one_every_node_reads() {
         assert_eq!(a, b, "{kind}: both agree");
         assert_eq!(repo.setting("cluster_id").await.unwrap(), Some(a), "{kind}");
         repo.ping().await.unwrap();
+    }
+}
+
+/// The main pool's eight connections all wait (on a lock held outside the store): the node's
+/// heartbeat and its leases still go through, on their own connections.
+#[tokio::test]
+async fn the_heartbeat_and_the_leases_do_not_wait_behind_a_busy_store() {
+    use std::time::Duration;
+
+    let url = common::pg_schema("cluster", "own_pool").await;
+    let schema = url.rsplit_once("?schema=").unwrap().1.to_owned();
+    let repo = central::store::open(&url).await.unwrap();
+    let mut locker = sqlx::postgres::PgConnection::connect(&common::pg_url())
+        .await
+        .unwrap();
+    sqlx::query(&format!("SET search_path TO {schema}"))
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE piles IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let readers: Vec<_> = (0..12)
+        .map(|_| {
+            let repo = repo.clone();
+            tokio::spawn(async move { repo.pile("P1").await.map(|p| p.is_none()) })
+        })
+        .collect();
+    // Every connection of the main pool waits on the lock.
+    let watcher = sqlx::PgPool::connect(&common::pg_url()).await.unwrap();
+    let table = format!("{schema}.piles");
+    common::wait::until(Duration::from_secs(10), "the store's pool all waiting", || {
+        let (watcher, table) = (watcher.clone(), table.clone());
+        async move {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted",
+            )
+            .bind(table)
+            .fetch_one(&watcher)
+            .await
+            .unwrap();
+            (waiting >= 8).then_some(())
+        }
+    })
+    .await;
+    let beat = tokio::time::timeout(
+        Duration::from_secs(5),
+        repo.heartbeat("a", "h:1", 1_000),
+    )
+    .await;
+    assert!(matches!(beat, Ok(Ok(false))), "heartbeat: {beat:?}");
+    let lease = tokio::time::timeout(
+        Duration::from_secs(5),
+        repo.take_lease("job", "a", 1_000, 16_000),
+    )
+    .await;
+    assert!(matches!(lease, Ok(Ok(true))), "lease: {lease:?}");
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    for reader in readers {
+        assert!(reader.await.unwrap().unwrap(), "the reads go on afterwards");
     }
 }

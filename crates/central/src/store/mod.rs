@@ -19,6 +19,10 @@ pub use fleet::{FleetCounts, PileFilter, Tally};
 pub use model::*;
 pub use writer::{LogWriter, Writer};
 
+/// The connections of a PostgreSQL store's pool for the nodes' heartbeats and leases, beside
+/// its main pool.
+const CLUSTER_CONNECTIONS: u32 = 2;
+
 /// The bytes of an image's chunk rows (all but its last).
 pub const IMAGE_CHUNK: usize = 1 << 20;
 
@@ -255,9 +259,13 @@ pub async fn open(url: &str) -> Result<Arc<dyn Repository>, StoreError> {
         }
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(8)
+            .connect_with(options.clone())
+            .await?;
+        let cluster = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(CLUSTER_CONNECTIONS)
             .connect_with(options)
             .await?;
-        let repo = postgres::SqlRepository::new(pool);
+        let repo = postgres::SqlRepository::with_cluster_pool(pool, cluster);
         repo.migrate().await?;
         Ok(Arc::new(repo))
     } else {

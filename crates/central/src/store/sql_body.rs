@@ -8,14 +8,27 @@ use super::{FleetCounts, PileFilter, Repository, StoreError, Tally};
 
 type Tx = sqlx::Transaction<'static, Db>;
 
-/// The repository on one pool.
+/// The repository on a pool, and the pool of the cluster's heartbeats and leases.
 pub struct SqlRepository {
     pool: sqlx::Pool<Db>,
+    /// The heartbeats and the leases: a pool of their own where the database has many
+    /// writers, so that they never wait behind the group commit and the pages' reads (a
+    /// heartbeat that waits past the node's time to live gets the node reaped).
+    cluster: sqlx::Pool<Db>,
 }
 
 impl SqlRepository {
+    /// The repository on one pool, the cluster's rows too.
     pub fn new(pool: sqlx::Pool<Db>) -> Self {
-        SqlRepository { pool }
+        SqlRepository {
+            cluster: pool.clone(),
+            pool,
+        }
+    }
+
+    /// The repository on `pool`, the heartbeats and leases on `cluster`.
+    pub fn with_cluster_pool(pool: sqlx::Pool<Db>, cluster: sqlx::Pool<Db>) -> Self {
+        SqlRepository { pool, cluster }
     }
 
     pub fn pool(&self) -> &sqlx::Pool<Db> {

@@ -8,7 +8,7 @@ impl super::cluster::ClusterStore for SqlRepository {
             .bind(now)
             .bind(address)
             .bind(node)
-            .execute(&self.pool)
+            .execute(&self.cluster)
             .await?;
         if updated.rows_affected() > 0 {
             return Ok(true);
@@ -20,7 +20,7 @@ impl super::cluster::ClusterStore for SqlRepository {
         .bind(node)
         .bind(now)
         .bind(address)
-        .execute(&self.pool)
+        .execute(&self.cluster)
         .await?;
         Ok(false)
     }
@@ -36,7 +36,7 @@ impl super::cluster::ClusterStore for SqlRepository {
     }
 
     async fn reap_nodes(&self, before: Millis) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.cluster.begin().await?;
         let silent: Vec<String> =
             sqlx::query_scalar("SELECT name FROM nodes WHERE heard_at < $1 ORDER BY name")
                 .bind(before)
@@ -85,7 +85,7 @@ impl super::cluster::ClusterStore for SqlRepository {
         .bind(holder)
         .bind(until)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.cluster)
         .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -94,7 +94,7 @@ impl super::cluster::ClusterStore for SqlRepository {
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
-            .execute(&self.pool)
+            .execute(&self.cluster)
             .await?;
         Ok(())
     }
@@ -102,7 +102,7 @@ impl super::cluster::ClusterStore for SqlRepository {
     async fn release_leases(&self, holder: &str) -> Result<u64, StoreError> {
         let r = sqlx::query("DELETE FROM leases WHERE holder = $1")
             .bind(holder)
-            .execute(&self.pool)
+            .execute(&self.cluster)
             .await?;
         Ok(r.rows_affected())
     }
