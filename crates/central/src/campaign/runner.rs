@@ -57,8 +57,8 @@ pub struct Campaigns {
     /// The leases of the campaigns run here; held while campaigns are taken up or let go.
     leases: tokio::sync::Mutex<BTreeMap<i64, Keeper>>,
     saves: mpsc::UnboundedSender<Save>,
-    /// Events for the other nodes (in a cluster).
-    events: mpsc::UnboundedSender<Event>,
+    /// Events for the other nodes (in a cluster), waiting for NATS.
+    events: Arc<events::Backlog>,
     repo: Arc<dyn Repository>,
     /// This node's name.
     node: String,
@@ -70,7 +70,7 @@ pub struct Campaigns {
 /// The queues [`start`] serves: the writes and commands in order, the events to publish.
 pub struct Queues {
     saves: mpsc::UnboundedReceiver<Save>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: Arc<events::Backlog>,
 }
 
 #[derive(Default)]
@@ -173,13 +173,13 @@ impl Campaigns {
         ttl: Duration,
     ) -> (Campaigns, Queues) {
         let (saves, saves_rx) = mpsc::unbounded_channel();
-        let (events, events_rx) = mpsc::unbounded_channel();
+        let events = Arc::new(events::Backlog::new(events::BACKLOG));
         (
             Campaigns {
                 live: Mutex::new(Live::default()),
                 leases: tokio::sync::Mutex::new(BTreeMap::new()),
                 saves,
-                events,
+                events: events.clone(),
                 repo,
                 node,
                 shared,
@@ -187,7 +187,7 @@ impl Campaigns {
             },
             Queues {
                 saves: saves_rx,
-                events: events_rx,
+                events,
             },
         )
     }
@@ -321,7 +321,7 @@ impl Campaigns {
     /// Hands an event to the other nodes (alone: nobody).
     fn tell(&self, event: Event) {
         if self.shared {
-            let _ = self.events.send(event);
+            self.events.push(event);
         }
     }
 
@@ -599,7 +599,7 @@ pub async fn start(central: &Arc<Central>, queues: Queues) -> Result<(), StartEr
         let publisher = central.clone();
         tokio::spawn(async move {
             if let Some(cluster) = publisher.cluster() {
-                events::publish(cluster, events).await;
+                events::publish(cluster, &events).await;
             }
         });
         let receiver = central.clone();
