@@ -242,7 +242,9 @@ fn spawn_pulse(central: Arc<Central>) {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            central.pulse().record(central.pulse_now(now_ms()));
+            if let Some(sample) = central.pulse_sample(now_ms()).await {
+                central.pulse().record(sample);
+            }
         }
     });
 }

@@ -319,6 +319,20 @@ async fn a_node_taken_for_gone_while_it_lives_shows_its_piles_again() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_pulse_counts_the_piles_online_on_every_node() {
+    let (a, b) = two_nodes("pulse").await;
+    let _on_a = connect(&a, "PU-1").await;
+    let _on_b = connect(&b, "PU-2").await;
+    held_by([&a, &b], "PU-1", "a").await;
+    held_by([&a, &b], "PU-2", "b").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    for node in [&a, &b] {
+        let sample = node.central.pulse_sample(now).await.expect("the store answers");
+        assert_eq!(sample.online, 2, "the home page's chart counts both nodes' piles");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_change_on_one_node_reaches_the_other_nodes_live_pages() {
     let (a, b) = two_nodes("changes").await;
     let mut on_b = b.central.subscribe_changes();
