@@ -327,8 +327,15 @@ async fn the_pulse_counts_the_piles_online_on_every_node() {
     held_by([&a, &b], "PU-2", "b").await;
     let now = chrono::Utc::now().timestamp_millis();
     for node in [&a, &b] {
-        let sample = node.central.pulse_sample(now).await.expect("the store answers");
-        assert_eq!(sample.online, 2, "the home page's chart counts both nodes' piles");
+        let sample = node
+            .central
+            .pulse_sample(now)
+            .await
+            .expect("the store answers");
+        assert_eq!(
+            sample.online, 2,
+            "the home page's chart counts both nodes' piles"
+        );
     }
 }
 

@@ -17,8 +17,8 @@ use ocpp::FirmwareStatus;
 use tokio::sync::mpsc;
 
 use super::events::{self, Event};
-use super::{Answer, Campaign, Facts, Kind, Millis, Order, Phase, State};
 pub use super::stored::{from_rows, is_running, rollout_row, stored_state};
+use super::{Answer, Campaign, Facts, Kind, Millis, Order, Phase, State};
 use crate::cluster::lease::{Change, Keeper};
 use crate::store::{CampaignRow, PileRow, Repository, StoreError, WriteOp};
 use crate::{Central, StartError};
