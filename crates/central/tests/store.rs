@@ -482,15 +482,15 @@ async fn firmware_images_and_campaigns_on_both_databases() {
             outcome: None,
             state: format!("{{\"pile\":\"{pile}\",\"phase\":\"{phase}\"}}"),
         };
-        let created = apply(
-            &repo,
-            WriteOp::CreateCampaign {
-                spec: "{\"steps\":[]}".into(),
-                rollouts: vec![rollout("B", 0, "waiting"), rollout("A", 1, "waiting")],
-            },
-        )
-        .await;
-        assert_eq!(created, WriteResult::Id(1), "{kind}");
+        let created = repo
+            .create_campaign(
+                "{\"steps\":[]}",
+                &[rollout("B", 0, "waiting"), rollout("A", 1, "waiting")],
+                1_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(created, CampaignCreated::Id(1), "{kind}");
         // A rollout's state replaces the one before it.
         let mut upgraded = rollout("A", 1, "done");
         upgraded.campaign = 1;

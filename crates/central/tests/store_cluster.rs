@@ -4,7 +4,7 @@
 
 mod common;
 
-use central::store::{Repository, WriteOp};
+use central::store::{CampaignCreated, Repository, RolloutRow, WriteOp};
 use sqlx::Connection;
 
 async fn write(repo: &dyn Repository, ops: Vec<WriteOp>, now: i64) {
@@ -217,25 +217,26 @@ async fn the_heartbeat_and_the_leases_do_not_wait_behind_a_busy_store() {
     // Every connection of the main pool waits on the lock.
     let watcher = sqlx::PgPool::connect(&common::pg_url()).await.unwrap();
     let table = format!("{schema}.piles");
-    common::wait::until(Duration::from_secs(10), "the store's pool all waiting", || {
-        let (watcher, table) = (watcher.clone(), table.clone());
-        async move {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted",
-            )
-            .bind(table)
-            .fetch_one(&watcher)
-            .await
-            .unwrap();
-            (waiting >= 8).then_some(())
-        }
-    })
-    .await;
-    let beat = tokio::time::timeout(
-        Duration::from_secs(5),
-        repo.heartbeat("a", "h:1", 1_000),
+    common::wait::until(
+        Duration::from_secs(10),
+        "the store's pool all waiting",
+        || {
+            let (watcher, table) = (watcher.clone(), table.clone());
+            async move {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted",
+                )
+                .bind(table)
+                .fetch_one(&watcher)
+                .await
+                .unwrap();
+                (waiting >= 8).then_some(())
+            }
+        },
     )
     .await;
+    let beat =
+        tokio::time::timeout(Duration::from_secs(5), repo.heartbeat("a", "h:1", 1_000)).await;
     assert!(matches!(beat, Ok(Ok(false))), "heartbeat: {beat:?}");
     let lease = tokio::time::timeout(
         Duration::from_secs(5),
@@ -246,5 +247,67 @@ async fn the_heartbeat_and_the_leases_do_not_wait_behind_a_busy_store() {
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
     for reader in readers {
         assert!(reader.await.unwrap().unwrap(), "the reads go on afterwards");
+    }
+}
+
+fn waiting(pile: &str, position: i64) -> RolloutRow {
+    RolloutRow {
+        campaign: 0,
+        position,
+        pile: pile.into(),
+        phase: "waiting".into(),
+        outcome: None,
+        state: "{}".into(),
+    }
+}
+
+/// Two nodes create a campaign at the same moment, both with the pile P2: exactly one gets it;
+/// the other stores nothing and names the pile. Once P2's upgrade is done, another campaign may
+/// take it.
+#[tokio::test]
+async fn two_campaigns_created_at_once_never_share_a_pile() {
+    let (a, b) = common::two_nodes("cluster", "campaigns").await;
+    for round in 0..5 {
+        let p = |n: u32| format!("R{round}-P{n}");
+        let on_a = [waiting(&p(1), 0), waiting(&p(2), 1)];
+        let on_b = [waiting(&p(3), 0), waiting(&p(2), 1)];
+        let (x, y) = tokio::join!(
+            a.create_campaign("{}", &on_a, 1_000),
+            b.create_campaign("{}", &on_b, 1_000),
+        );
+        let (winner, busy) = match (x.unwrap(), y.unwrap()) {
+            (CampaignCreated::Id(id), busy) | (busy, CampaignCreated::Id(id)) => (id, busy),
+            both => panic!("round {round}: not one winner: {both:?}"),
+        };
+        assert_eq!(
+            busy,
+            CampaignCreated::Busy {
+                pile: p(2),
+                campaign: winner
+            },
+            "round {round}"
+        );
+        let stored = a.campaigns().await.unwrap();
+        assert_eq!(
+            stored.len(),
+            2 * round + 1,
+            "round {round}: the loser left no row"
+        );
+        // P2 done in the winner: a new campaign takes it.
+        let mut done = waiting(&p(2), 1);
+        done.campaign = winner;
+        done.phase = "done".into();
+        write(&*a, vec![WriteOp::PutRollout(done)], 2_000).await;
+        let again = b
+            .create_campaign("{}", &[waiting(&p(2), 0)], 3_000)
+            .await
+            .unwrap();
+        assert!(matches!(again, CampaignCreated::Id(_)), "{again:?}");
+        // And while that one runs, no other.
+        let third = a
+            .create_campaign("{}", &[waiting(&p(2), 0)], 3_000)
+            .await
+            .unwrap();
+        assert!(matches!(third, CampaignCreated::Busy { .. }), "{third:?}");
     }
 }

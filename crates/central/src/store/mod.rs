@@ -130,6 +130,15 @@ pub trait Repository: ClusterStore + Send + Sync + 'static {
     async fn images_without_bytes(&self) -> Result<Vec<ImageRow>, StoreError>;
     /// Stores the bytes of an image whose row is stored (chunks stored already are kept).
     async fn import_image_bytes(&self, image: i64, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Stores a campaign and its piles in one database transaction, unless one of its piles
+    /// is in another campaign and not done with it (a unique index: of two campaigns created
+    /// at once, on any nodes, one gets the pile).
+    async fn create_campaign(
+        &self,
+        spec: &str,
+        rollouts: &[RolloutRow],
+        now: Millis,
+    ) -> Result<CampaignCreated, StoreError>;
     async fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError>;
     async fn rollouts(&self, campaign: i64) -> Result<Vec<RolloutRow>, StoreError>;
 }

@@ -349,11 +349,6 @@ pub enum WriteOp {
         result: Option<String>,
     },
     Refused(RefusedRow),
-    /// A campaign and its piles; answers its id.
-    CreateCampaign {
-        spec: String,
-        rollouts: Vec<RolloutRow>,
-    },
     CampaignState {
         id: i64,
         state: String,
@@ -383,6 +378,16 @@ impl WriteOp {
     }
 }
 
+/// What the creation of a campaign answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CampaignCreated {
+    /// Stored, with this id.
+    Id(i64),
+    /// Nothing stored: the pile is in the running campaign `campaign` already (one created at
+    /// the same moment, through another node).
+    Busy { pile: String, campaign: i64 },
+}
+
 /// What a write answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteResult {
@@ -400,7 +405,7 @@ pub enum WriteResult {
     },
     /// The id of a command just recorded.
     Command(i64),
-    /// The id of a row just inserted (images, campaigns).
+    /// The id of a row just inserted.
     Id(i64),
 }
 

@@ -342,6 +342,15 @@ impl Repository for SqlRepository {
         self.insert_image_bytes(image, bytes).await
     }
 
+    async fn create_campaign(
+        &self,
+        spec: &str,
+        rollouts: &[RolloutRow],
+        now: Millis,
+    ) -> Result<CampaignCreated, StoreError> {
+        self.insert_campaign(spec, rollouts, now).await
+    }
+
     async fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {
         self.read_campaigns().await
     }

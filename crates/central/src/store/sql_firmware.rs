@@ -69,6 +69,57 @@ impl SqlRepository {
         Ok(())
     }
 
+    async fn insert_campaign(
+        &self,
+        spec: &str,
+        rollouts: &[RolloutRow],
+        now: Millis,
+    ) -> Result<CampaignCreated, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN).await?;
+        let id: i64 = sqlx::query_scalar(&format!(
+            "INSERT INTO campaigns (id, created_at, spec, state) \
+             VALUES ({}, $1, $2, 'running') RETURNING id",
+            next_id("campaigns")
+        ))
+        .bind(now)
+        .bind(spec)
+        .fetch_one(&mut *tx)
+        .await?;
+        for r in rollouts {
+            // Nothing inserted: the pile's row of another campaign, not done, holds the index
+            // `campaign_piles_active` (a creation not committed yet is waited for).
+            let inserted = sqlx::query(
+                "INSERT INTO campaign_piles \
+                 (campaign, position, pile, phase, outcome, state, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(r.position)
+            .bind(&r.pile)
+            .bind(&r.phase)
+            .bind(&r.outcome)
+            .bind(&r.state)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                let campaign: Option<i64> = sqlx::query_scalar(
+                    "SELECT campaign FROM campaign_piles WHERE pile = $1 AND phase <> 'done'",
+                )
+                .bind(&r.pile)
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.rollback().await?;
+                return Ok(CampaignCreated::Busy {
+                    pile: r.pile.clone(),
+                    campaign: campaign.unwrap_or_default(),
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(CampaignCreated::Id(id))
+    }
+
     async fn read_campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, created_at, spec, state, finished_at FROM campaigns ORDER BY id",
@@ -131,25 +182,6 @@ async fn apply_firmware(
     now: Millis,
 ) -> Result<WriteResult, sqlx::Error> {
     match op {
-        WriteOp::CreateCampaign { spec, rollouts } => {
-            let id: i64 = sqlx::query_scalar(&format!(
-                "INSERT INTO campaigns (id, created_at, spec, state) \
-                 VALUES ({}, $1, $2, 'running') RETURNING id",
-                next_id("campaigns")
-            ))
-            .bind(now)
-            .bind(spec)
-            .fetch_one(&mut **tx)
-            .await?;
-            for r in rollouts {
-                let r = RolloutRow {
-                    campaign: id,
-                    ..r.clone()
-                };
-                put_rollout(tx, &r, now).await?;
-            }
-            Ok(WriteResult::Id(id))
-        }
         WriteOp::CampaignState {
             id,
             state,

@@ -415,8 +415,7 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             .await?;
             Ok(WriteResult::Done)
         }
-        WriteOp::CreateCampaign { .. }
-        | WriteOp::CampaignState { .. }
+        WriteOp::CampaignState { .. }
         | WriteOp::PutRollout(_)
         | WriteOp::CancelCampaign { .. } => apply_firmware(tx, op, now).await,
         WriteOp::Connected { .. } | WriteOp::Disconnected { .. } => {
