@@ -314,8 +314,11 @@ fn spawn_reaper(central: Arc<Central>) {
                 if now - since < ttl {
                     return;
                 }
-                let before = now_ms() - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-                match central.repo().reap_nodes(before).await {
+                match central
+                    .repo()
+                    .reap_nodes(ttl, crate::store::At::Database)
+                    .await
+                {
                     Ok(gone) if gone.is_empty() => {}
                     Ok(gone) => {
                         for node in &gone {

@@ -304,7 +304,12 @@ async fn a_node_taken_for_gone_while_it_lives_shows_its_piles_again() {
     held_by([&a, &b], "R-1", "a").await;
     // Another node took a for gone (say the database was out of reach for a while).
     let later = chrono::Utc::now().timestamp_millis() + 60_000;
-    let reaped = b.central.repo().reap_nodes(later).await.unwrap();
+    let reaped = b
+        .central
+        .repo()
+        .reap_nodes(Duration::ZERO, central::store::At::Time(later))
+        .await
+        .unwrap();
     assert_eq!(reaped, ["a", "b"]);
     let (_, pile) = api(&b, "GET", "/piles/R-1", None).await;
     assert_eq!(

@@ -4,8 +4,13 @@
 
 mod common;
 
-use central::store::{CampaignCreated, Repository, RolloutRow, WriteOp};
+use std::time::Duration;
+
+use central::store::{At, CampaignCreated, Repository, RolloutRow, WriteOp};
 use sqlx::Connection;
+
+/// The leases' time to live in these tests.
+const TTL: Duration = Duration::from_secs(15);
 
 async fn write(repo: &dyn Repository, ops: Vec<WriteOp>, now: i64) {
     repo.apply(&ops, now).await.expect("the writes apply");
@@ -34,15 +39,15 @@ async fn nodes_are_heard_from_and_the_silent_ones_reaped_with_their_piles() {
         ops.push(connected("P3", "b", 1));
         write(&*repo, ops, 1_000).await;
         assert!(
-            !repo.heartbeat("a", "h:1", 1_000).await.unwrap(),
+            !repo.heartbeat("a", "h:1", At::Time(1_000)).await.unwrap(),
             "{kind}: new"
         );
         assert!(
-            !repo.heartbeat("b", "h:2", 1_000).await.unwrap(),
+            !repo.heartbeat("b", "h:2", At::Time(1_000)).await.unwrap(),
             "{kind}: new"
         );
         assert!(
-            repo.heartbeat("a", "h:1", 20_000).await.unwrap(),
+            repo.heartbeat("a", "h:1", At::Time(20_000)).await.unwrap(),
             "{kind}: known"
         );
         let nodes = repo.nodes().await.unwrap();
@@ -59,7 +64,13 @@ async fn nodes_are_heard_from_and_the_silent_ones_reaped_with_their_piles() {
         );
 
         // b is silent past the TTL: gone, and its pile offline; a's stay.
-        assert_eq!(repo.reap_nodes(10_000).await.unwrap(), ["b"], "{kind}");
+        assert_eq!(
+            repo.reap_nodes(Duration::ZERO, At::Time(10_000))
+                .await
+                .unwrap(),
+            ["b"],
+            "{kind}"
+        );
         let p3 = repo.pile("P3").await.unwrap().unwrap();
         assert_eq!((p3.node, p3.connection), (None, None), "{kind}");
         assert_eq!(
@@ -68,7 +79,10 @@ async fn nodes_are_heard_from_and_the_silent_ones_reaped_with_their_piles() {
             "{kind}"
         );
         // b speaks again: it learns that it was reaped.
-        assert!(!repo.heartbeat("b", "h:2", 21_000).await.unwrap(), "{kind}");
+        assert!(
+            !repo.heartbeat("b", "h:2", At::Time(21_000)).await.unwrap(),
+            "{kind}"
+        );
 
         // An older connection's end on another node leaves the pile where it is now.
         write(&*repo, vec![connected("P2", "b", 9)], 22_000).await;
@@ -103,70 +117,160 @@ async fn nodes_are_heard_from_and_the_silent_ones_reaped_with_their_piles() {
     }
 }
 
+/// On the database's clock: a node heard from now stays, one heard from a minute ago (by this
+/// machine's clock) goes; a lease taken now is held, and expires after its time to live.
+#[tokio::test]
+async fn silences_and_expiries_on_the_databases_clock() {
+    for (kind, repo) in common::repositories("cluster", "db_clock").await {
+        let minute_ago = chrono::Utc::now().timestamp_millis() - 60_000;
+        repo.heartbeat("old", "h:1", At::Time(minute_ago))
+            .await
+            .unwrap();
+        assert!(!repo.heartbeat("new", "h:2", At::Database).await.unwrap());
+        assert!(repo.heartbeat("new", "h:2", At::Database).await.unwrap());
+        let silent: Vec<(String, bool)> = repo
+            .nodes()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| (n.name, n.silent_ms >= 60_000))
+            .collect();
+        assert_eq!(
+            silent,
+            [("new".to_owned(), false), ("old".to_owned(), true)],
+            "{kind}"
+        );
+        let reaped = repo.reap_nodes(TTL, At::Database).await.unwrap();
+        assert_eq!(reaped, ["old"], "{kind}");
+
+        assert!(repo
+            .take_lease("job", "a", TTL, At::Database)
+            .await
+            .unwrap());
+        assert!(!repo
+            .take_lease("job", "b", TTL, At::Database)
+            .await
+            .unwrap());
+        let holder = repo.lease_holder("job", At::Database).await.unwrap();
+        assert_eq!(holder.as_deref(), Some("a"), "{kind}");
+        let short = Duration::from_millis(50);
+        assert!(repo
+            .take_lease("brief", "a", short, At::Database)
+            .await
+            .unwrap());
+        common::wait::until(
+            Duration::from_secs(5),
+            "the brief lease expired",
+            || async {
+                repo.take_lease("brief", "b", TTL, At::Database)
+                    .await
+                    .unwrap()
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn a_lease_has_one_holder_until_it_expires() {
     for (kind, repo) in common::repositories("cluster", "leases").await {
         assert!(
-            repo.take_lease("job", "a", 0, 15_000).await.unwrap(),
+            repo.take_lease("job", "a", TTL, At::Time(0)).await.unwrap(),
             "{kind}"
         );
         assert!(
-            !repo.take_lease("job", "b", 5_000, 20_000).await.unwrap(),
+            !repo
+                .take_lease("job", "b", TTL, At::Time(5_000))
+                .await
+                .unwrap(),
             "{kind}"
         );
         assert_eq!(
-            repo.lease_holder("job", 5_000).await.unwrap().as_deref(),
+            repo.lease_holder("job", At::Time(5_000))
+                .await
+                .unwrap()
+                .as_deref(),
             Some("a")
         );
         // Renewed by its holder.
         assert!(
-            repo.take_lease("job", "a", 10_000, 25_000).await.unwrap(),
+            repo.take_lease("job", "a", TTL, At::Time(10_000))
+                .await
+                .unwrap(),
             "{kind}"
         );
         assert!(
-            !repo.take_lease("job", "b", 20_000, 35_000).await.unwrap(),
+            !repo
+                .take_lease("job", "b", TTL, At::Time(20_000))
+                .await
+                .unwrap(),
             "{kind}"
         );
         // Expired: the next node takes it; the old holder no longer renews it.
         assert!(
-            repo.take_lease("job", "b", 25_001, 40_000).await.unwrap(),
+            repo.take_lease("job", "b", Duration::from_millis(14999), At::Time(25_001))
+                .await
+                .unwrap(),
             "{kind}"
         );
         assert!(
-            !repo.take_lease("job", "a", 26_000, 41_000).await.unwrap(),
+            !repo
+                .take_lease("job", "a", TTL, At::Time(26_000))
+                .await
+                .unwrap(),
             "{kind}"
         );
         assert_eq!(
-            repo.lease_holder("job", 26_000).await.unwrap().as_deref(),
+            repo.lease_holder("job", At::Time(26_000))
+                .await
+                .unwrap()
+                .as_deref(),
             Some("b")
         );
         assert_eq!(
-            repo.lease_holder("job", 40_001).await.unwrap(),
+            repo.lease_holder("job", At::Time(40_001)).await.unwrap(),
             None,
             "{kind}"
         );
         // Given up: free at once; only its holder gives it up.
         repo.release_lease("job", "a").await.unwrap();
         assert_eq!(
-            repo.lease_holder("job", 27_000).await.unwrap().as_deref(),
+            repo.lease_holder("job", At::Time(27_000))
+                .await
+                .unwrap()
+                .as_deref(),
             Some("b")
         );
         repo.release_lease("job", "b").await.unwrap();
         assert!(
-            repo.take_lease("job", "a", 27_000, 42_000).await.unwrap(),
+            repo.take_lease("job", "a", TTL, At::Time(27_000))
+                .await
+                .unwrap(),
             "{kind}"
         );
         // Leases are independent of each other.
         assert!(
-            repo.take_lease("other", "b", 27_000, 42_000).await.unwrap(),
+            repo.take_lease("other", "b", TTL, At::Time(27_000))
+                .await
+                .unwrap(),
             "{kind}"
         );
         // A node that stops gives up all of its own, and only those.
-        assert!(repo.take_lease("third", "b", 27_000, 42_000).await.unwrap());
+        assert!(repo
+            .take_lease("third", "b", TTL, At::Time(27_000))
+            .await
+            .unwrap());
         assert_eq!(repo.release_leases("b").await.unwrap(), 2, "{kind}");
-        assert_eq!(repo.lease_holder("other", 28_000).await.unwrap(), None);
         assert_eq!(
-            repo.lease_holder("job", 28_000).await.unwrap().as_deref(),
+            repo.lease_holder("other", At::Time(28_000)).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            repo.lease_holder("job", At::Time(28_000))
+                .await
+                .unwrap()
+                .as_deref(),
             Some("a")
         );
     }
@@ -191,8 +295,6 @@ async fn the_first_setting_stored_is_the_one_every_node_reads() {
 /// heartbeat and its leases still go through, on their own connections.
 #[tokio::test]
 async fn the_heartbeat_and_the_leases_do_not_wait_behind_a_busy_store() {
-    use std::time::Duration;
-
     let url = common::pg_schema("cluster", "own_pool").await;
     let schema = url.rsplit_once("?schema=").unwrap().1.to_owned();
     let repo = central::store::open(&url).await.unwrap();
@@ -235,12 +337,15 @@ async fn the_heartbeat_and_the_leases_do_not_wait_behind_a_busy_store() {
         },
     )
     .await;
-    let beat =
-        tokio::time::timeout(Duration::from_secs(5), repo.heartbeat("a", "h:1", 1_000)).await;
+    let beat = tokio::time::timeout(
+        Duration::from_secs(5),
+        repo.heartbeat("a", "h:1", At::Time(1_000)),
+    )
+    .await;
     assert!(matches!(beat, Ok(Ok(false))), "heartbeat: {beat:?}");
     let lease = tokio::time::timeout(
         Duration::from_secs(5),
-        repo.take_lease("job", "a", 1_000, 16_000),
+        repo.take_lease("job", "a", TTL, At::Time(1_000)),
     )
     .await;
     assert!(matches!(lease, Ok(Ok(true))), "lease: {lease:?}");

@@ -20,7 +20,7 @@ use super::events::{self, Event};
 pub use super::stored::{from_rows, is_running, rollout_row, stored_state};
 use super::{Answer, Campaign, Facts, Kind, Millis, Order, Phase, State};
 use crate::cluster::lease::{Change, Keeper};
-use crate::store::{CampaignRow, PileRow, Repository, StoreError, WriteOp};
+use crate::store::{At, CampaignRow, PileRow, Repository, StoreError, WriteOp};
 use crate::{Central, StartError};
 
 /// How often the campaigns' clocks move (and a node looks for campaigns nobody runs).
@@ -227,7 +227,7 @@ impl Campaigns {
         if self.runs(id, now_ms()) {
             return Ok(Some(self.node.clone()));
         }
-        self.repo.lease_holder(&lease_name(id), now_ms()).await
+        self.repo.lease_holder(&lease_name(id), At::Database).await
     }
 
     /// (Whether a campaign is in memory, whether one of its piles has not started yet.)
@@ -472,7 +472,11 @@ impl Campaigns {
                 continue;
             }
             if self.shared {
-                match self.repo.lease_holder(&lease_name(row.id), now_ms()).await {
+                match self
+                    .repo
+                    .lease_holder(&lease_name(row.id), At::Database)
+                    .await
+                {
                     Ok(None) => {}
                     Ok(Some(_)) => continue,
                     Err(e) => {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use cluster::{ClusterStore, NodeRow};
+pub use cluster::{At, ClusterStore, NodeRow};
 pub use fleet::{FleetCounts, PileFilter, Tally};
 pub use model::*;
 pub use writer::{LogWriter, Writer};
@@ -155,6 +155,8 @@ pub mod sqlite {
     const LOG_ORDER: &str = "time DESC, seq DESC";
     /// New transaction ids are past a reconciled one's by `next_id` already.
     const ADVANCE_TRANSACTION_IDS: Option<&str> = None;
+    /// The database's clock, milliseconds since the Unix epoch.
+    const DB_NOW: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
 
     /// The next id of a table: one writer holds the lock, so the largest plus one.
     fn next_id(table: &str) -> String {
@@ -187,6 +189,8 @@ pub mod postgres {
     const ADVANCE_TRANSACTION_IDS: Option<&str> = Some(
         "SELECT setval('transactions_id_seq', $1) FROM transactions_id_seq WHERE last_value < $1",
     );
+    /// The database's clock, milliseconds since the Unix epoch (as each statement runs).
+    const DB_NOW: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
     /// The next id of a table, from its sequence (migrations_postgres): many nodes insert at
     /// once.
