@@ -495,13 +495,22 @@ async fn firmware_images_and_campaigns_on_both_databases() {
         let mut upgraded = rollout("A", 1, "done");
         upgraded.campaign = 1;
         upgraded.outcome = Some("succeeded".into());
-        apply(&repo, WriteOp::PutRollout(upgraded.clone())).await;
+        let written = apply(
+            &repo,
+            WriteOp::PutRollout {
+                row: upgraded.clone(),
+                fence: None,
+            },
+        )
+        .await;
+        assert_eq!(written, WriteResult::Affected(1), "{kind}");
         apply(
             &repo,
             WriteOp::CampaignState {
                 id: 1,
                 state: "finished".into(),
                 finished_at: Some(99),
+                fence: None,
             },
         )
         .await;

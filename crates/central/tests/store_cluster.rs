@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use central::store::{At, CampaignCreated, Repository, RolloutRow, WriteOp};
+use central::store::{At, CampaignCreated, Fence, Repository, RolloutRow, WriteOp, WriteResult};
 use sqlx::Connection;
 
 /// The leases' time to live in these tests.
@@ -402,7 +402,11 @@ async fn two_campaigns_created_at_once_never_share_a_pile() {
         let mut done = waiting(&p(2), 1);
         done.campaign = winner;
         done.phase = "done".into();
-        write(&*a, vec![WriteOp::PutRollout(done)], 2_000).await;
+        let put = WriteOp::PutRollout {
+            row: done,
+            fence: None,
+        };
+        write(&*a, vec![put], 2_000).await;
         let again = b
             .create_campaign("{}", &[waiting(&p(2), 0)], 3_000)
             .await
@@ -414,5 +418,85 @@ async fn two_campaigns_created_at_once_never_share_a_pile() {
             .await
             .unwrap();
         assert!(matches!(third, CampaignCreated::Busy { .. }), "{third:?}");
+    }
+}
+
+/// A node's lease of a campaign lapses while the node is paused, and another node's keeper
+/// takes it: the first node's writes of the campaign, fenced by the lease, change nothing once
+/// it resumes; the new holder's go through.
+#[tokio::test]
+async fn a_campaigns_writes_go_through_only_under_its_lease() {
+    use central::cluster::lease::{wall_clock, Change, Keeper};
+
+    for (kind, repo) in common::repositories("cluster", "fence").await {
+        let created = repo
+            .create_campaign("{}", &[waiting("F1", 0)], 1_000)
+            .await
+            .unwrap();
+        let CampaignCreated::Id(id) = created else {
+            panic!("{kind}: {created:?}")
+        };
+        let lease = format!("campaign:{id}");
+        let brief = Duration::from_millis(100);
+        let mut a = Keeper::shared(lease.as_str(), "a", brief, repo.clone(), wall_clock());
+        let mut b = Keeper::shared(lease.as_str(), "b", TTL, repo.clone(), wall_clock());
+        assert_eq!(a.keep().await, Change::Taken, "{kind}");
+        let put = |holder: &str, phase: &str| WriteOp::PutRollout {
+            row: RolloutRow {
+                campaign: id,
+                phase: phase.into(),
+                ..waiting("F1", 0)
+            },
+            fence: Some(Fence {
+                lease: lease.clone(),
+                holder: holder.into(),
+            }),
+        };
+        let state = |holder: &str| WriteOp::CampaignState {
+            id,
+            state: "cancelling".into(),
+            finished_at: None,
+            fence: Some(Fence {
+                lease: lease.clone(),
+                holder: holder.into(),
+            }),
+        };
+        let written = repo.apply(&[put("a", "downloading")], 2_000).await.unwrap();
+        assert_eq!(written, [WriteResult::Affected(1)], "{kind}");
+        // a is paused: its lease lapses in the database, and b takes it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while b.keep().await != Change::Taken {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{kind}: b never took it"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // a resumes: what it writes under the lease it lost changes nothing.
+        let written = repo
+            .apply(&[put("a", "rebooting"), state("a")], 3_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            written,
+            [WriteResult::Affected(0), WriteResult::Affected(0)],
+            "{kind}"
+        );
+        let rows = repo.rollouts(id).await.unwrap();
+        assert_eq!(rows[0].phase, "downloading", "{kind}");
+        let campaign = repo.campaigns().await.unwrap();
+        assert_eq!(campaign[0].state, "running", "{kind}");
+        // b's go through.
+        let written = repo
+            .apply(&[put("b", "rebooting"), state("b")], 4_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            written,
+            [WriteResult::Affected(1), WriteResult::Affected(1)],
+            "{kind}"
+        );
+        assert_eq!(repo.rollouts(id).await.unwrap()[0].phase, "rebooting");
+        assert_eq!(repo.campaigns().await.unwrap()[0].state, "cancelling");
     }
 }

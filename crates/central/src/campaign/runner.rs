@@ -20,7 +20,7 @@ use super::events::{self, Event};
 pub use super::stored::{from_rows, is_running, rollout_row, stored_state};
 use super::{Answer, Campaign, Facts, Kind, Millis, Order, Phase, State};
 use crate::cluster::lease::{Change, Keeper};
-use crate::store::{At, CampaignRow, PileRow, Repository, StoreError, WriteOp};
+use crate::store::{At, CampaignRow, Fence, PileRow, Repository, StoreError, WriteOp, WriteResult};
 use crate::{Central, StartError};
 
 /// How often the campaigns' clocks move (and a node looks for campaigns nobody runs).
@@ -110,8 +110,9 @@ struct Loaded {
 }
 
 impl Live {
-    /// Queues the writes of what changed in a campaign since it was last saved.
-    fn changes(&mut self, id: i64, saves: &mpsc::UnboundedSender<Save>) {
+    /// Queues the writes of what changed in a campaign since it was last saved, each fenced by
+    /// `fence` (the campaign's lease, in a cluster).
+    fn changes(&mut self, id: i64, fence: Option<Fence>, saves: &mpsc::UnboundedSender<Save>) {
         let Some(run) = self.campaigns.get(&id) else {
             return;
         };
@@ -124,7 +125,10 @@ impl Live {
                 let _ = saves.send(Save::Write {
                     campaign: id,
                     pile: Some(r.pile.clone()),
-                    op: WriteOp::PutRollout(row),
+                    op: WriteOp::PutRollout {
+                        row,
+                        fence: fence.clone(),
+                    },
                 });
             }
         }
@@ -140,6 +144,7 @@ impl Live {
                     id,
                     state,
                     finished_at: c.finished_at,
+                    fence,
                 },
             });
             if c.finished_at.is_some() {
@@ -203,6 +208,22 @@ impl Campaigns {
             self.ttl,
             self.repo.clone(),
         )
+    }
+
+    /// In a cluster, what a campaign's writes depend on: this node holding its lease.
+    fn fence(&self, id: i64) -> Option<Fence> {
+        self.shared.then(|| Fence {
+            lease: lease_name(id),
+            holder: self.node.clone(),
+        })
+    }
+
+    /// A campaign whose write found its lease held by another node (this one lost it without
+    /// noticing, say paused): no longer run here, nothing more written or sent.
+    async fn fenced_off(&self, id: i64) {
+        self.leases.lock().await.remove(&id);
+        self.lock().forget(id);
+        tracing::warn!("campaign {id}: its lease is held by another node; no longer run here");
     }
 
     /// A campaign run here, as it is now.
@@ -314,7 +335,7 @@ impl Campaigns {
             Some(r) if r.usable(now) && r.campaign.finished_at.is_none() => r.campaign.cancel(),
             _ => return false,
         }
-        live.changes(id, &self.saves);
+        live.changes(id, self.fence(id), &self.saves);
         true
     }
 
@@ -353,7 +374,7 @@ impl Campaigns {
             } else {
                 Vec::new()
             };
-            live.changes(id, &self.saves);
+            live.changes(id, self.fence(id), &self.saves);
             for order in orders {
                 let _ = self.saves.send(Save::Order {
                     campaign: id,
@@ -641,6 +662,12 @@ fn spawn_saver(central: Arc<Central>, mut rx: mpsc::UnboundedReceiver<Save>) {
                         None => format!("campaign {campaign}"),
                     };
                     match central.writer().write(op).await {
+                        Ok(WriteResult::Affected(0)) => {
+                            // Its fence: the lease has passed to another node.
+                            tracing::warn!("{what}: not written, under a lease lost");
+                            unstored.retain(|(c, _)| *c != campaign);
+                            campaigns.fenced_off(campaign).await;
+                        }
                         Ok(_) => {
                             unstored.remove(&(campaign, pile));
                             central.changed(what);

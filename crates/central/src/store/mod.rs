@@ -157,6 +157,8 @@ pub mod sqlite {
     const ADVANCE_TRANSACTION_IDS: Option<&str> = None;
     /// The database's clock, milliseconds since the Unix epoch.
     const DB_NOW: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+    /// A lease row read by a fenced write: one writer holds the database's lock already.
+    const FENCE_LOCK: &str = "";
 
     /// The next id of a table: one writer holds the lock, so the largest plus one.
     fn next_id(table: &str) -> String {
@@ -191,6 +193,9 @@ pub mod postgres {
     );
     /// The database's clock, milliseconds since the Unix epoch (as each statement runs).
     const DB_NOW: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+    /// A lease row read by a fenced write is locked until the write's transaction ends: a node
+    /// taking the lease over waits for it, and reads what it wrote.
+    const FENCE_LOCK: &str = " FOR SHARE";
 
     /// The next id of a table, from its sequence (migrations_postgres): many nodes insert at
     /// once.

@@ -416,7 +416,7 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             Ok(WriteResult::Done)
         }
         WriteOp::CampaignState { .. }
-        | WriteOp::PutRollout(_)
+        | WriteOp::PutRollout { .. }
         | WriteOp::CancelCampaign { .. } => apply_firmware(tx, op, now).await,
         WriteOp::Connected { .. } | WriteOp::Disconnected { .. } => {
             apply_connection(tx, op, now).await
