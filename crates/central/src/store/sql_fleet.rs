@@ -101,6 +101,22 @@ impl SqlRepository {
         Ok(q.build_query_as::<PileRow>().fetch_all(&self.pool).await?)
     }
 
+    async fn read_piles_of(&self, ids: &[String]) -> Result<Vec<PileRow>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<Db>::new(format!(
+                "SELECT {PILE_COLUMNS} FROM piles WHERE id IN ("
+            ));
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.clone());
+            }
+            q.push(") ORDER BY id");
+            rows.extend(q.build_query_as::<PileRow>().fetch_all(&self.pool).await?);
+        }
+        Ok(rows)
+    }
+
     async fn read_connectors_of(&self, piles: &[String]) -> Result<Vec<ConnectorRow>, StoreError> {
         let mut rows = Vec::new();
         for chunk in piles.chunks(ROWS_PER_STATEMENT) {

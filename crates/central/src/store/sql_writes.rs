@@ -348,9 +348,8 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             .await?;
             Ok(WriteResult::Done)
         }
-        WriteOp::CreateCampaign { .. }
-        | WriteOp::CampaignState { .. }
-        | WriteOp::PutRollout(_)
+        WriteOp::CampaignState { .. }
+        | WriteOp::PutRollout { .. }
         | WriteOp::CancelCampaign { .. } => apply_firmware(tx, op, now).await,
         WriteOp::Disconnected {
             pile,
