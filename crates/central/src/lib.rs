@@ -164,6 +164,8 @@ pub struct Central {
     health: health::Health,
     /// The other nodes, when it runs in a cluster.
     cluster: Option<cluster::Cluster>,
+    /// The piles' configuration reads after their boots, a few at a time.
+    config_reads: config_reader::ConfigReads,
 }
 
 /// What a central system is made of when it starts.
@@ -197,6 +199,7 @@ impl Central {
             pulse: pulse::Pulse::default(),
             health: health::Health::default(),
             cluster: parts.cluster,
+            config_reads: config_reader::ConfigReads::default(),
         }
     }
 
@@ -262,6 +265,11 @@ impl Central {
     /// This node's name.
     pub fn node(&self) -> &str {
         &self.options.node
+    }
+
+    /// The piles' configuration reads after their boots.
+    pub fn config_reads(&self) -> &config_reader::ConfigReads {
+        &self.config_reads
     }
 
     /// Frames and piles online over the last hour.

@@ -82,6 +82,18 @@ async fn a_batch_of_many_writes_leaves_the_rows_of_one_write_at_a_time() {
             connected("A", 2),
             event("A", "Rebooted", None),
             boot("B", "1.0"),
+            // A pile that connects and goes in the same batch is offline; one deleted after its
+            // status has no connector left.
+            admit("GONE", "Accepted"),
+            connected("GONE", 7),
+            WriteOp::Disconnected {
+                pile: "GONE".into(),
+                node: "n1".into(),
+                connection: 7,
+            },
+            admit("DEL", "Accepted"),
+            status("DEL", 1, "Available", 100),
+            WriteOp::DeletePile { id: "DEL".into() },
         ];
         // Several hundred piles at once: more rows than one statement takes.
         for n in 0..450 {
@@ -120,6 +132,13 @@ async fn a_batch_of_many_writes_leaves_the_rows_of_one_write_at_a_time() {
         assert_eq!(a.node.as_deref(), Some("n1"), "{kind}");
         assert_eq!(a.connected_at, Some(1_000), "{kind}");
         assert_eq!(a.firmware_status.as_deref(), Some("Installing"), "{kind}");
+        let gone = repo.pile("GONE").await.unwrap().unwrap();
+        assert_eq!(gone.connection, None, "{kind}: connected, then gone");
+        assert!(repo.pile("DEL").await.unwrap().is_none(), "{kind}");
+        assert!(
+            repo.connectors(Some("DEL")).await.unwrap().is_empty(),
+            "{kind}"
+        );
         let old = repo.pile("OLD").await.unwrap().unwrap();
         assert_eq!(old.registration, "Accepted", "{kind}: kept as it was");
 

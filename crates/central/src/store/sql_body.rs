@@ -63,13 +63,20 @@ impl Repository for SqlRepository {
     ) -> Result<Vec<WriteResult>, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN).await?;
         let mut results = vec![WriteResult::Done; ops.len()];
-        admit_piles(&mut tx, ops, now, &mut results).await?;
-        for (op, result) in ops.iter().zip(results.iter_mut()) {
-            if Grouping::of(op) == Grouping::Alone {
-                *result = apply_one(&mut tx, op, now).await?;
-            }
+        let plan = grouping(ops);
+        let plan = &plan;
+        let planned = |how: Grouping| {
+            ops.iter()
+                .enumerate()
+                .filter(move |(i, _)| plan[*i] == how)
+        };
+        let admissions: Vec<(usize, &WriteOp)> = planned(Grouping::Admission).collect();
+        admit_piles(&mut tx, &admissions, now, &mut results).await?;
+        for (i, op) in planned(Grouping::Alone) {
+            results[i] = apply_one(&mut tx, op, now).await?;
         }
-        apply_after(&mut tx, ops, now).await?;
+        let after: Vec<&WriteOp> = planned(Grouping::After).map(|(_, op)| op).collect();
+        apply_after(&mut tx, &after, now).await?;
         insert_samples(&mut tx, &batch_samples(ops)).await?;
         note_registers(&mut tx, ops).await?;
         let mut seen: Vec<&str> = ops.iter().filter_map(WriteOp::seen_pile).collect();

@@ -36,18 +36,48 @@ impl Grouping {
     }
 }
 
+/// How each write of a batch is made. The writes of a pile that the batch also deletes,
+/// registers, or disconnects are all made on their own, in the batch's order (such a batch is
+/// rare, and these do not commute with the grouped ones).
+fn grouping(ops: &[WriteOp]) -> Vec<Grouping> {
+    let apart: std::collections::HashSet<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::DeletePile { id }
+            | WriteOp::RegisterPile { id, .. }
+            | WriteOp::SetRegistration { id, .. } => Some(id.as_str()),
+            WriteOp::Disconnected { pile, .. } => Some(pile.as_str()),
+            _ => None,
+        })
+        .collect();
+    ops.iter()
+        .map(|op| match op.seen_pile().or_else(|| grouped_pile(op)) {
+            Some(pile) if apart.contains(pile) => Grouping::Alone,
+            _ => Grouping::of(op),
+        })
+        .collect()
+}
+
+/// The pile of a write that may be grouped.
+fn grouped_pile(op: &WriteOp) -> Option<&str> {
+    match op {
+        WriteOp::AdmitPile { id, .. } => Some(id),
+        WriteOp::Boot { pile, .. } | WriteOp::Event { pile, .. } => Some(pile),
+        _ => None,
+    }
+}
+
 /// The admissions of a batch, a few hundred per statement; each one's result is whether it
 /// added its pile (the first of a batch to name a pile that was not known).
 async fn admit_piles(
     tx: &mut Tx,
-    ops: &[WriteOp],
+    ops: &[(usize, &WriteOp)],
     now: Millis,
     results: &mut [WriteResult],
 ) -> Result<(), sqlx::Error> {
     let admissions: Vec<(usize, &str, &str)> = ops
         .iter()
-        .enumerate()
-        .filter_map(|(i, op)| match op {
+        .filter_map(|&(i, op)| match op {
             WriteOp::AdmitPile { id, registration } => Some((i, id.as_str(), registration.as_str())),
             _ => None,
         })
@@ -75,7 +105,7 @@ async fn admit_piles(
 }
 
 /// The grouped writes made after the others: boots, presence records, statuses, events.
-async fn apply_after(tx: &mut Tx, ops: &[WriteOp], now: Millis) -> Result<(), sqlx::Error> {
+async fn apply_after(tx: &mut Tx, ops: &[&WriteOp], now: Millis) -> Result<(), sqlx::Error> {
     update_boots(tx, ops, now).await?;
     update_presence(tx, ops, now).await?;
     upsert_statuses(tx, ops).await?;
@@ -99,7 +129,7 @@ fn last_of_each<'a, K: Eq + std::hash::Hash, T>(
 }
 
 /// The boots of a batch (the pile's last, where it booted twice).
-async fn update_boots(tx: &mut Tx, ops: &[WriteOp], now: Millis) -> Result<(), sqlx::Error> {
+async fn update_boots(tx: &mut Tx, ops: &[&WriteOp], now: Millis) -> Result<(), sqlx::Error> {
     let boots: Vec<(&String, &BootInfo)> = ops
         .iter()
         .filter_map(|op| match op {
@@ -142,7 +172,7 @@ async fn update_boots(tx: &mut Tx, ops: &[WriteOp], now: Millis) -> Result<(), s
 
 /// The presence records of a batch's new connections (a pile's last, where it connected
 /// twice).
-async fn update_presence(tx: &mut Tx, ops: &[WriteOp], now: Millis) -> Result<(), sqlx::Error> {
+async fn update_presence(tx: &mut Tx, ops: &[&WriteOp], now: Millis) -> Result<(), sqlx::Error> {
     let connected: Vec<(&String, &String, i64)> = ops
         .iter()
         .filter_map(|op| match op {
@@ -213,8 +243,8 @@ impl<'a> StatusRow<'a> {
 
 /// The connector statuses of a batch: each connector's latest (by its time; of two at the same
 /// time the later in the batch), and every one in the history.
-async fn upsert_statuses(tx: &mut Tx, ops: &[WriteOp]) -> Result<(), sqlx::Error> {
-    let all: Vec<StatusRow> = ops.iter().filter_map(StatusRow::of).collect();
+async fn upsert_statuses(tx: &mut Tx, ops: &[&WriteOp]) -> Result<(), sqlx::Error> {
+    let all: Vec<StatusRow> = ops.iter().copied().filter_map(StatusRow::of).collect();
     if all.is_empty() {
         return Ok(());
     }
@@ -273,10 +303,9 @@ async fn upsert_statuses(tx: &mut Tx, ops: &[WriteOp]) -> Result<(), sqlx::Error
 }
 
 /// The events of a batch that set nothing on their pile, in the batch's order.
-async fn insert_events(tx: &mut Tx, ops: &[WriteOp], now: Millis) -> Result<(), sqlx::Error> {
+async fn insert_events(tx: &mut Tx, ops: &[&WriteOp], now: Millis) -> Result<(), sqlx::Error> {
     let events: Vec<(&str, &str, &str)> = ops
         .iter()
-        .filter(|op| Grouping::of(op) == Grouping::After)
         .filter_map(|op| match op {
             WriteOp::Event {
                 pile, kind, detail, ..

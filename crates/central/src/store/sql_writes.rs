@@ -166,7 +166,7 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
         }
         WriteOp::AdmitPile { .. } => {
             let mut result = [WriteResult::Done];
-            admit_piles(tx, std::slice::from_ref(op), now, &mut result).await?;
+            admit_piles(tx, &[(0, op)], now, &mut result).await?;
             let [result] = result;
             Ok(result)
         }
@@ -192,7 +192,7 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             Ok(WriteResult::Affected(r.rows_affected()))
         }
         WriteOp::Boot { .. } | WriteOp::Status { .. } | WriteOp::Connected { .. } => {
-            apply_after(tx, std::slice::from_ref(op), now).await?;
+            apply_after(tx, &[op], now).await?;
             Ok(WriteResult::Done)
         }
         // Its `last_seen` is set with the batch's other piles (`WriteOp::seen_pile`).
