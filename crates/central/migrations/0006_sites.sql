@@ -35,6 +35,8 @@ CREATE TABLE site_allocations (
     connector BIGINT NOT NULL,
     transaction_id BIGINT NOT NULL,
     granted_a DOUBLE PRECISION NOT NULL,
+    -- 1: the session waits for capacity (granted 0 A).
+    queued BIGINT NOT NULL,
     why TEXT NOT NULL
 );
 CREATE INDEX site_allocations_by_time ON site_allocations (site, time);

@@ -29,6 +29,7 @@ fn decision(site: i64, time: i64, transaction_id: i64, granted_a: f64) -> Alloca
         connector: 1,
         transaction_id,
         granted_a,
+        queued: false,
         why: "arrival: equal share among 2 sessions of group 0".into(),
     }
 }

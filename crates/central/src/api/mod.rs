@@ -8,6 +8,7 @@ mod nodes;
 mod piles;
 mod records;
 pub(crate) mod schema;
+mod sites;
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 
 pub use crate::web::{json_body, time, time_opt, ApiError, ApiResult, ErrorBody};
@@ -145,6 +146,16 @@ pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
         ("/campaigns", get(campaigns::list).post(campaigns::create)),
         ("/campaigns/{id}", get(campaigns::show)),
         ("/campaigns/{id}/cancel", post(campaigns::cancel)),
+        ("/sites", get(sites::list).post(sites::create)),
+        (
+            "/sites/{id}",
+            get(sites::show).patch(sites::change).delete(sites::delete),
+        ),
+        (
+            "/sites/{id}/piles/{pile}",
+            put(sites::add_pile).delete(sites::remove_pile),
+        ),
+        ("/sites/{id}/allocations", get(sites::allocations)),
         ("/openapi.json", get(doc::openapi)),
     ]
 }

@@ -26,6 +26,7 @@
 
 pub mod allocator;
 pub mod policy;
+pub mod terms;
 
 #[cfg(test)]
 mod props;
@@ -37,6 +38,7 @@ pub use allocator::{
     SetLimit, Trigger, Unit, LEAD, ROUND_TRIP, STEP_A,
 };
 pub use policy::{Cycle, Period, Schedule, Site, SiteError};
+pub use terms::{current_import_a, Terms, TermsInput};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;

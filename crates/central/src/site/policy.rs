@@ -19,6 +19,14 @@ const MINUTES_PER_WEEK: u32 = 7 * MINUTES_PER_DAY;
 /// Why a site's terms are refused: the reason the API returns with a 400.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SiteError {
+    #[error("`{0}` is required")]
+    Required(&'static str),
+    #[error("{0}")]
+    Name(String),
+    #[error("give capacity_a or capacity_kw, not both")]
+    BothCapacities,
+    #[error("the stored terms do not read: {0}")]
+    Stored(String),
     #[error("phases must be 1 or 3, not {0}")]
     Phases(u8),
     #[error("capacity_a must be a positive number of A, not {0}")]

@@ -40,6 +40,9 @@ pub struct AllocationRow {
     pub connector: i64,
     pub transaction_id: i64,
     pub granted_a: f64,
+    /// It waits for capacity.
+    #[sqlx(try_from = "super::column::Flag")]
+    pub queued: bool,
     pub why: String,
 }
 
@@ -80,6 +83,12 @@ pub trait SiteStore: Send + Sync {
     async fn leave_site(&self, site: i64, pile: &str) -> Result<bool, StoreError>;
     /// Appends decisions to the allocations log.
     async fn record_allocations(&self, rows: &[AllocationRow]) -> Result<(), StoreError>;
+    /// The last decision about a session of a site.
+    async fn last_allocation(
+        &self,
+        site: i64,
+        transaction_id: i64,
+    ) -> Result<Option<AllocationRow>, StoreError>;
     /// A site's decisions, newest first, at most `limit`, from before `before` if given.
     async fn allocations(
         &self,

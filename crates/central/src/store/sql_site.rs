@@ -3,7 +3,8 @@
 
 const SITE_COLUMNS: &str = "id, name, capacity_a, phases, min_a, failsafe_a, settle_ms, \
     schedule, priorities, created_at";
-const ALLOCATION_COLUMNS: &str = "site, time, pile, connector, transaction_id, granted_a, why";
+const ALLOCATION_COLUMNS: &str =
+    "site, time, pile, connector, transaction_id, granted_a, queued, why";
 
 #[async_trait]
 impl super::site::SiteStore for SqlRepository {
@@ -174,12 +175,28 @@ impl super::site::SiteStore for SqlRepository {
                     .push_bind(r.connector)
                     .push_bind(r.transaction_id)
                     .push_bind(r.granted_a)
+                    .push_bind(flag(r.queued))
                     .push_bind(r.why.clone());
             });
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn last_allocation(
+        &self,
+        site: i64,
+        transaction_id: i64,
+    ) -> Result<Option<super::site::AllocationRow>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ALLOCATION_COLUMNS} FROM site_allocations \
+             WHERE site = $1 AND transaction_id = $2 ORDER BY time DESC LIMIT 1"
+        ))
+        .bind(site)
+        .bind(transaction_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn allocations(
