@@ -109,6 +109,8 @@ pub enum Trigger {
     Time,
     PileJoined,
     PileLeft,
+    /// The site's terms changed (its capacity, schedule, minimum, fail-safe).
+    Terms,
 }
 
 /// Why a session got what it got.
@@ -264,6 +266,12 @@ impl Allocator {
 
     pub fn site(&self) -> &Site {
         &self.site
+    }
+
+    /// The site's terms change: the sessions are divided again under them (lowerings first).
+    pub fn change_site(&mut self, now: Millis, site: Site) -> Reaction {
+        self.site = site;
+        self.replan(now, Trigger::Terms)
     }
 
     /// A pile joins the site (again: its limits are replaced); it is online.

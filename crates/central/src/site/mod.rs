@@ -26,6 +26,8 @@
 
 pub mod allocator;
 pub mod policy;
+pub mod profiles;
+pub mod runtime;
 pub mod terms;
 
 #[cfg(test)]

@@ -445,3 +445,26 @@ fn a_weekly_schedule_applies_on_its_day() {
     assert_eq!(site.capacity_at(monday + 86_400_000), 32.0);
     assert_eq!(site.next_change(monday), Some(monday + 30 * MIN));
 }
+
+#[test]
+fn new_terms_lower_the_sessions_at_once_and_raise_them_after_their_settling_time() {
+    let mut a = site(63.0, 0.0, 3);
+    for (t, p) in [(1, "p1"), (2, "p2"), (3, "p3")] {
+        let r = a.arrive(0, arrival(p, t, 0)).unwrap();
+        confirm_all(&mut a, 0, r);
+    }
+    // The capacity lowered to 30 A: all three go to 10 A in one reaction.
+    let lower = Site::new(30.0, 1).unwrap();
+    let r = a.change_site(5_000, lower);
+    assert_eq!(limits(&r), vec![(1, 10.0), (2, 10.0), (3, 10.0)]);
+    assert!(r.decisions.iter().all(|d| d.trigger == Trigger::Terms));
+    confirm_all(&mut a, 5_100, r);
+    assert_eq!(a.accounted_a(), 30.0);
+    // Raised again to 45 A: nothing within the settling time of the lowering, then 15 A each.
+    let r = a.change_site(6_000, Site::new(45.0, 1).unwrap());
+    assert_eq!(limits(&r), vec![]);
+    assert_eq!(
+        limits(&a.tick(65_000)),
+        vec![(1, 15.0), (2, 15.0), (3, 15.0)]
+    );
+}

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{Millis, StoreError};
+use super::{MeterValueRow, Millis, StoreError};
 
 /// A site's terms as stored (checked by the API before they are).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -81,6 +81,12 @@ pub trait SiteStore: Send + Sync {
     ) -> Result<Joined, StoreError>;
     /// Takes a pile off a site; false: it was not on it.
     async fn leave_site(&self, site: i64, pile: &str) -> Result<bool, StoreError>;
+    /// A transaction's latest meter values, newest first, at most `limit`.
+    async fn latest_meter_values(
+        &self,
+        transaction_id: i64,
+        limit: i64,
+    ) -> Result<Vec<MeterValueRow>, StoreError>;
     /// Appends decisions to the allocations log.
     async fn record_allocations(&self, rows: &[AllocationRow]) -> Result<(), StoreError>;
     /// The last decision about a session of a site.

@@ -156,6 +156,21 @@ impl super::site::SiteStore for SqlRepository {
         Ok(r.rows_affected() > 0)
     }
 
+    async fn latest_meter_values(
+        &self,
+        transaction_id: i64,
+        limit: i64,
+    ) -> Result<Vec<MeterValueRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT pile, connector, transaction_id, time, sampled FROM meter_values \
+             WHERE transaction_id = $1 ORDER BY time DESC LIMIT $2",
+        )
+        .bind(transaction_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn record_allocations(
         &self,
         rows: &[super::site::AllocationRow],
