@@ -256,3 +256,88 @@ async fn a_site_shares_its_capacity_among_its_piles_with_charging_profiles() {
         (200, &json!("Accepted"))
     );
 }
+
+/// In a cluster, a site runs on the node that holds its lease; its piles may be connected to
+/// another node, whose commands and records reach it through NATS and the shared store.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_cluster_the_site_runs_on_one_node_and_reaches_piles_on_the_other() {
+    let db = common::database_url("sites", "cluster");
+    let node = |name: &str| {
+        let mut o = common::node::cluster_options(
+            &format!("sites-cluster-{name}"),
+            name,
+            &db,
+            Duration::from_secs(3),
+        );
+        o.command_timeout = Duration::from_secs(5);
+        start(o)
+    };
+    let a = node("a").await;
+    let b = node("b").await;
+    let (status, site) = api(
+        a.local_addr,
+        "POST",
+        "/api/sites",
+        Some(json!({"name": "Shared", "capacity_a": 20, "failsafe_a": 6})),
+    )
+    .await;
+    assert_eq!(status, 201, "{site}");
+    let id = site["id"].as_i64().unwrap();
+    let (status, _) = api(
+        a.local_addr,
+        "POST",
+        "/api/piles",
+        Some(json!({"id": "SHARED-1"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = api(
+        a.local_addr,
+        "PUT",
+        &format!("/api/sites/{id}/piles/SHARED-1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // The pile connects to the node that does not run the site.
+    let lease = format!("site:{id}");
+    let holder = common::wait::until(Duration::from_secs(15), "the site's lease", || async {
+        let now = chrono::Utc::now().timestamp_millis();
+        a.central.repo().lease_holder(&lease, now).await.unwrap()
+    })
+    .await;
+    let (other, here) = if holder == "a" { (&b, &a) } else { (&a, &b) };
+    let mut pile = Pile::connect(other.local_addr, "SHARED-1").await;
+    pile.until_profile("TxDefaultProfile", 6.0).await;
+    let t = pile.start("CARD-1").await;
+    let p = pile.until_profile("TxProfile", 20.0).await;
+    assert_eq!(p["csChargingProfiles"]["transactionId"], t);
+
+    // Both nodes show the decision.
+    for node in [here, other] {
+        let (_, log) = api(
+            node.local_addr,
+            "GET",
+            &format!("/api/sites/{id}/allocations"),
+            None,
+        )
+        .await;
+        assert!(
+            log.as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["transaction"] == t && d["granted_a"] == 20.0),
+            "{log}"
+        );
+    }
+    // The commands went through the pile's node, recorded like the API's.
+    let (_, commands) = api(here.local_addr, "GET", "/api/piles/SHARED-1/commands", None).await;
+    let profiles = commands
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "SetChargingProfile" && c["outcome"] == "response")
+        .count();
+    assert!(profiles >= 2, "{commands}");
+}
