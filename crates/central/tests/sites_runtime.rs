@@ -36,10 +36,12 @@ fn schema(action: &str) -> jsonschema::Validator {
 struct Pile {
     ws: Ws,
     next: u32,
-    /// The SetChargingProfile and RemoteStartTransaction payloads received, in order.
+    /// The SetChargingProfile, RemoteStartTransaction and ClearChargingProfile payloads
+    /// received, in order.
     received: Vec<(String, Value)>,
     set_schema: jsonschema::Validator,
     start_schema: jsonschema::Validator,
+    clear_schema: jsonschema::Validator,
 }
 
 impl Pile {
@@ -50,6 +52,7 @@ impl Pile {
             received: Vec::new(),
             set_schema: schema("SetChargingProfile"),
             start_schema: schema("RemoteStartTransaction"),
+            clear_schema: schema("ClearChargingProfile"),
         };
         let boot = pile
             .call(
@@ -84,11 +87,11 @@ impl Pile {
                 {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": true, "value": "Current"},
                 {"key": "MaxChargingProfilesInstalled", "readonly": true, "value": "16"},
             ]}),
-            "SetChargingProfile" | "RemoteStartTransaction" => {
-                let schema = if action == "SetChargingProfile" {
-                    &self.set_schema
-                } else {
-                    &self.start_schema
+            "SetChargingProfile" | "RemoteStartTransaction" | "ClearChargingProfile" => {
+                let schema = match action {
+                    "SetChargingProfile" => &self.set_schema,
+                    "RemoteStartTransaction" => &self.start_schema,
+                    _ => &self.clear_schema,
                 };
                 let errors: Vec<String> =
                     schema.iter_errors(payload).map(|e| e.to_string()).collect();
@@ -255,6 +258,30 @@ async fn a_site_shares_its_capacity_among_its_piles_with_charging_profiles() {
         (status, &answer["response"]["status"]),
         (200, &json!("Accepted"))
     );
+
+    // Taken off the site: the site's profiles are cleared (its default and its connector's).
+    one.received.clear();
+    let (status, _) = api(
+        addr,
+        "DELETE",
+        &format!("/api/sites/{id}/piles/YARD-1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let cleared = loop {
+        let ids: Vec<Value> = one
+            .received
+            .iter()
+            .filter(|(a, _)| a == "ClearChargingProfile")
+            .map(|(_, p)| p["id"].clone())
+            .collect();
+        if ids.len() == 2 {
+            break ids;
+        }
+        one.read().await;
+    };
+    assert_eq!(cleared, [json!(18_000), json!(18_001)]);
 }
 
 /// In a cluster, a site runs on the node that holds its lease; its piles may be connected to

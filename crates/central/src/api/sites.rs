@@ -209,12 +209,10 @@ async fn sessions(
             }
             let last = repo.last_allocation(site, t.id).await?;
             let measured_a = repo
-                .meter_values(t.id)
+                .latest_meter_values(t.id, 5)
                 .await?
                 .iter()
-                .filter_map(|m| Some((m.time, current_import_a(&m.sampled)?)))
-                .max_by_key(|(time, _)| *time)
-                .map(|(_, a)| a);
+                .find_map(|m| current_import_a(&m.sampled));
             out.push(SiteSessionView {
                 pile: p.pile.clone(),
                 connector: t.connector,

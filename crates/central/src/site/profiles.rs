@@ -76,6 +76,14 @@ pub fn remote_start_profile(
     })
 }
 
+/// The ClearChargingProfile payloads that take the site's profiles off a pile that leaves it:
+/// its TxDefaultProfile and each connector's TxProfile (by id: nobody else's are touched).
+pub fn clear_profiles(connectors: u32) -> Vec<Value> {
+    (0..=connectors)
+        .map(|c| json!({"id": PROFILE_ID + c as i32}))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -135,7 +143,13 @@ mod tests {
         let start = json!({"idTag": "CARD", "connectorId": 1,
             "chargingProfile": remote_start_profile(Some(1), 8, Unit::A, 6.0, 1)});
         check(&remote, &start);
+        let clear = validator("ClearChargingProfile");
+        let cleared = clear_profiles(2);
+        assert_eq!(cleared.len(), 3);
+        cleared.iter().for_each(|c| check(&clear, c));
+        assert_eq!(cleared[2]["id"], 18_002);
         for (action, payload) in [
+            (ocpp::Action::ClearChargingProfile, &cleared[0]),
             (ocpp::Action::SetChargingProfile, &a),
             (ocpp::Action::SetChargingProfile, &w),
             (ocpp::Action::SetChargingProfile, &default),

@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::allocator::{Allocator, Arrival, PileLimits, RateUnits, Reaction, Unit};
-use super::profiles::{default_profile, remote_start_profile, tx_profile};
+use super::profiles::{clear_profiles, default_profile, remote_start_profile, tx_profile};
 use super::terms::{current_import_a, Terms};
 use super::Millis;
 use crate::command_log::call_recorded;
@@ -35,6 +35,9 @@ pub const EVERY: Duration = Duration::from_secs(1);
 const LOOK_FOR_SITES: Duration = Duration::from_secs(2);
 /// The most a connector draws when nothing says less (our piles' default rating).
 pub const PILE_MAX_A: f64 = 32.0;
+/// How often (in steps) a pile's configuration is read again; also at each boot or
+/// reconnection.
+const READ_CONFIG_EVERY: u32 = 10;
 /// Connector statuses in which an EV draws nothing although its transaction runs.
 const NOT_DRAWING: [&str; 3] = ["SuspendedEV", "Finishing", "Available"];
 
@@ -143,6 +146,8 @@ struct SiteRun {
     piles: BTreeMap<String, PileSeen>,
     sessions: BTreeMap<i64, SessionSeen>,
     answers: mpsc::UnboundedSender<Answer>,
+    /// Steps made, to read the piles' configuration every [`READ_CONFIG_EVERY`].
+    steps: u32,
 }
 
 /// Runs a site until it is removed (or the lease is lost: the future is dropped).
@@ -164,6 +169,7 @@ async fn run_site(central: Arc<Central>, id: i64) -> Result<(), StoreError> {
         piles: BTreeMap::new(),
         sessions: BTreeMap::new(),
         answers,
+        steps: 0,
     };
     tracing::info!("site {id}: allocating on this node");
     let mut every = tokio::time::interval(EVERY);
@@ -182,6 +188,9 @@ async fn run_site(central: Arc<Central>, id: i64) -> Result<(), StoreError> {
             _ = every.tick() => {
                 if !run.step().await? {
                     tracing::info!("site {id}: removed");
+                    for (pile, seen) in &run.piles {
+                        run.release(pile, seen);
+                    }
                     return Ok(());
                 }
             }
@@ -228,6 +237,7 @@ impl SiteRun {
         let Some(row) = repo.site(self.id).await? else {
             return Ok(false);
         };
+        self.steps = self.steps.wrapping_add(1);
         if row != self.row {
             match Terms::from_row(&row).and_then(|t| t.site().map(|s| (t, s))) {
                 Ok((terms, site)) => {
@@ -260,7 +270,9 @@ impl SiteRun {
             .cloned()
             .collect();
         for pile in gone {
-            self.piles.remove(&pile);
+            if let Some(seen) = self.piles.remove(&pile) {
+                self.release(&pile, &seen);
+            }
             self.sessions.retain(|_, s| s.pile != pile);
             let r = self.alloc.remove_pile(now_ms(), &pile);
             self.carry_out(r).await;
@@ -269,11 +281,17 @@ impl SiteRun {
             let Some(row) = repo.pile(&m.pile).await? else {
                 continue;
             };
-            let limits = limits_of(&repo.configuration(&m.pile).await?);
             let connection = row
                 .connection
                 .map(|c| (row.node.clone().unwrap_or_default(), c));
             let now = now_ms();
+            let seen = self.piles.get(&m.pile);
+            let fresh = self.steps % READ_CONFIG_EVERY == 0
+                || seen.is_none_or(|p| p.last_boot != row.last_boot || p.connection != connection);
+            let limits = match seen {
+                Some(p) if !fresh => p.limits,
+                _ => limits_of(&repo.configuration(&m.pile).await?),
+            };
             let known = self
                 .piles
                 .get(&m.pile)
@@ -447,6 +465,31 @@ impl SiteRun {
                 let _ = answers.send((limit.transaction, accepted));
             });
         }
+    }
+
+    /// Takes the site's profiles off a pile that left it (or whose site was removed), so that
+    /// it is no longer held at the fail-safe. A pile offline then keeps them.
+    fn release(&self, pile: &str, seen: &PileSeen) {
+        if seen.connection.is_none() {
+            tracing::info!(
+                "site {}: {pile} left while offline: its profiles stay",
+                self.id
+            );
+            return;
+        }
+        let central = self.central.clone();
+        let pile = pile.to_owned();
+        let payloads = clear_profiles(seen.limits.connectors);
+        tokio::spawn(async move {
+            for payload in payloads {
+                let action = Action::ClearChargingProfile;
+                match call_recorded(&central, &pile, action, payload.to_string()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::debug!("ClearChargingProfile to {pile}: {e}"),
+                    Err(e) => tracing::warn!("ClearChargingProfile to {pile} not recorded: {e}"),
+                }
+            }
+        });
     }
 
     /// Sends a pile the TxDefaultProfile at the fail-safe current.
