@@ -296,6 +296,30 @@ impl Allocator {
     /// A session starts: it draws the fail-safe (the TxDefaultProfile) until its profile is
     /// confirmed. A session already on that connector has ended.
     pub fn arrive(&mut self, now: Millis, arrival: Arrival) -> Result<Reaction, AllocError> {
+        self.admit(now, arrival)?;
+        Ok(self.replan(now, Trigger::Arrival))
+    }
+
+    /// Sessions found starting together (in one look at the store, or all at once when a node
+    /// takes a site over): divided in one plan, so that none is given a share that the next
+    /// one's arrival lowers at once. The refused ones come back with the reason.
+    pub fn arrive_all(
+        &mut self,
+        now: Millis,
+        arrivals: Vec<Arrival>,
+    ) -> (Reaction, Vec<(i64, AllocError)>) {
+        let refused = arrivals
+            .into_iter()
+            .filter_map(|a| {
+                let transaction = a.transaction;
+                self.admit(now, a).err().map(|e| (transaction, e))
+            })
+            .collect();
+        (self.replan(now, Trigger::Arrival), refused)
+    }
+
+    /// Takes a session in, unless its pile, connector or transaction does not fit.
+    fn admit(&mut self, now: Millis, arrival: Arrival) -> Result<(), AllocError> {
         let pile = self
             .piles
             .get(&arrival.pile)
@@ -333,7 +357,7 @@ impl Allocator {
                 last_reason: None,
             },
         );
-        Ok(self.replan(now, Trigger::Arrival))
+        Ok(())
     }
 
     /// A session ended (StopTransaction, or the EV finished). Unknown: nothing.

@@ -43,11 +43,18 @@ pub fn tx_profile(limit: &SetLimit) -> Value {
     })
 }
 
-/// The SetChargingProfile payload of the TxDefaultProfile (every connector, connectorId 0): what
-/// a session draws until its own profile comes, and while its pile is cut off from the central.
-pub fn default_profile(stack_level: u32, unit: Unit, failsafe_a: f64, phases: u8) -> Value {
+/// The SetChargingProfile payload of the TxDefaultProfile (`connector` 0: every connector of
+/// the pile): what a session draws until its own profile comes, and while its pile is cut off
+/// from the central.
+pub fn default_profile(
+    connector: u32,
+    stack_level: u32,
+    unit: Unit,
+    failsafe_a: f64,
+    phases: u8,
+) -> Value {
     json!({
-        "connectorId": 0,
+        "connectorId": connector,
         "csChargingProfiles": {
             "chargingProfileId": PROFILE_ID,
             "stackLevel": stack_level,
@@ -137,8 +144,17 @@ mod tests {
             w["csChargingProfiles"]["chargingSchedule"]["chargingRateUnit"],
             "W"
         );
-        let default = default_profile(8, Unit::A, 6.0, 1);
+        let default = default_profile(0, 8, Unit::A, 6.0, 1);
         check(&set, &default);
+        let one = default_profile(2, 8, Unit::W, 6.0, 3);
+        check(&set, &one);
+        assert_eq!(
+            (
+                &one["connectorId"],
+                &one["csChargingProfiles"]["chargingProfileId"]
+            ),
+            (&json!(2), &json!(18_000))
+        );
         let remote = validator("RemoteStartTransaction");
         let start = json!({"idTag": "CARD", "connectorId": 1,
             "chargingProfile": remote_start_profile(Some(1), 8, Unit::A, 6.0, 1)});

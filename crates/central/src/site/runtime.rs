@@ -319,7 +319,7 @@ impl SiteRun {
                 self.carry_out(r).await;
             }
             if online && booted {
-                self.send_default(&m.pile, &limits);
+                self.send_default(&m.pile, m.connector, &limits);
             }
             self.piles.insert(
                 m.pile.clone(),
@@ -334,10 +334,12 @@ impl SiteRun {
         Ok(())
     }
 
-    /// Transactions that started or stopped, their draw, their connector's status.
+    /// Transactions that stopped, then those that started (together, in one plan), then their
+    /// draw and their connector's status.
     async fn follow_sessions(&mut self) -> Result<(), StoreError> {
         let repo = self.central.repo().clone();
-        let mut running = HashSet::new();
+        // (transaction, pile, connector, idTag, connector status)
+        let mut found = Vec::new();
         let piles: Vec<(String, Option<i64>)> = self
             .piles
             .iter()
@@ -349,67 +351,16 @@ impl SiteRun {
                 let Some(connector) = t.connector else {
                     continue;
                 };
-                if only.is_some_and(|c| c != connector) {
-                    continue;
-                }
-                running.insert(t.id);
-                let now = now_ms();
-                if !self.sessions.contains_key(&t.id) {
-                    let arrival = Arrival {
-                        pile: pile.clone(),
-                        connector: u32::try_from(connector).unwrap_or(0),
-                        transaction: t.id,
-                        group: self.terms.group_of(t.id_tag.as_deref()),
-                    };
-                    // Known before its first decision is recorded.
-                    self.sessions.insert(
-                        t.id,
-                        SessionSeen {
-                            pile: pile.clone(),
-                            connector,
-                            measured_at: None,
-                            status: None,
-                        },
-                    );
-                    match self.alloc.arrive(now, arrival) {
-                        Ok(r) => self.carry_out(r).await,
-                        Err(e) => {
-                            tracing::debug!("site {}: {e}", self.id);
-                            self.sessions.remove(&t.id);
-                            running.remove(&t.id);
-                            continue;
-                        }
-                    }
-                }
-                let status = statuses
-                    .iter()
-                    .find(|c| c.connector == connector)
-                    .map(|c| c.status.clone());
-                let measured = repo
-                    .latest_meter_values(t.id, 5)
-                    .await?
-                    .into_iter()
-                    .find_map(|m| Some((m.time, current_import_a(&m.sampled)?)));
-                let seen = self.sessions.get_mut(&t.id).expect("seen");
-                let mut draw = None;
-                if let Some((time, amps)) = measured {
-                    if seen.measured_at.is_none_or(|at| time > at) {
-                        seen.measured_at = Some(time);
-                        draw = Some(amps);
-                    }
-                }
-                if status != seen.status {
-                    if status.as_deref().is_some_and(|s| NOT_DRAWING.contains(&s)) {
-                        draw = Some(0.0);
-                    }
-                    seen.status = status;
-                }
-                if let Some(amps) = draw {
-                    let r = self.alloc.measure(now, t.id, &[amps]);
-                    self.carry_out(r).await;
+                if only.is_none_or(|c| c == connector) {
+                    let status = statuses
+                        .iter()
+                        .find(|c| c.connector == connector)
+                        .map(|c| c.status.clone());
+                    found.push((t.id, pile.clone(), connector, t.id_tag, status));
                 }
             }
         }
+        let running: HashSet<i64> = found.iter().map(|f| f.0).collect();
         let ended: Vec<i64> = self
             .sessions
             .keys()
@@ -420,6 +371,65 @@ impl SiteRun {
             self.sessions.remove(&t);
             let r = self.alloc.depart(now_ms(), t);
             self.carry_out(r).await;
+        }
+        let mut arrivals = Vec::new();
+        for (t, pile, connector, id_tag, _) in &found {
+            if self.sessions.contains_key(t) {
+                continue;
+            }
+            arrivals.push(Arrival {
+                pile: pile.clone(),
+                connector: u32::try_from(*connector).unwrap_or(0),
+                transaction: *t,
+                group: self.terms.group_of(id_tag.as_deref()),
+            });
+            // Known before its first decision is recorded.
+            self.sessions.insert(
+                *t,
+                SessionSeen {
+                    pile: pile.clone(),
+                    connector: *connector,
+                    measured_at: None,
+                    status: None,
+                },
+            );
+        }
+        if !arrivals.is_empty() {
+            let (r, refused) = self.alloc.arrive_all(now_ms(), arrivals);
+            for (t, e) in refused {
+                tracing::debug!("site {}: {e}", self.id);
+                self.sessions.remove(&t);
+            }
+            self.carry_out(r).await;
+        }
+        for (t, _, _, _, status) in found {
+            let Some(seen) = self.sessions.get(&t) else {
+                continue;
+            };
+            let last = seen.measured_at;
+            let measured = repo
+                .latest_meter_values(t, 5)
+                .await?
+                .into_iter()
+                .find_map(|m| Some((m.time, current_import_a(&m.sampled)?)));
+            let seen = self.sessions.get_mut(&t).expect("seen");
+            let mut draw = None;
+            if let Some((time, amps)) = measured {
+                if last.is_none_or(|at| time > at) {
+                    seen.measured_at = Some(time);
+                    draw = Some(amps);
+                }
+            }
+            if status != seen.status {
+                if status.as_deref().is_some_and(|s| NOT_DRAWING.contains(&s)) {
+                    draw = Some(0.0);
+                }
+                seen.status = status;
+            }
+            if let Some(amps) = draw {
+                let r = self.alloc.measure(now_ms(), t, &[amps]);
+                self.carry_out(r).await;
+            }
         }
         Ok(())
     }
@@ -492,9 +502,14 @@ impl SiteRun {
         });
     }
 
-    /// Sends a pile the TxDefaultProfile at the fail-safe current.
-    fn send_default(&self, pile: &str, limits: &PileLimits) {
+    /// Sends a pile the TxDefaultProfile at the fail-safe current: for all its connectors, or
+    /// only the one on the site. A pile that takes no profile is not sent it.
+    fn send_default(&self, pile: &str, connector: Option<i64>, limits: &PileLimits) {
+        if limits.rate_units == RateUnits::Neither {
+            return;
+        }
         let payload = default_profile(
+            connector.and_then(|c| u32::try_from(c).ok()).unwrap_or(0),
             limits.max_stack_level,
             unit_of(limits),
             self.terms.failsafe_a,

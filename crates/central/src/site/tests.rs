@@ -468,3 +468,24 @@ fn new_terms_lower_the_sessions_at_once_and_raise_them_after_their_settling_time
         vec![(1, 15.0), (2, 15.0), (3, 15.0)]
     );
 }
+
+#[test]
+fn sessions_that_arrive_together_are_divided_in_one_plan() {
+    // One by one, the first is given the pile's maximum, then lowered for the next.
+    let mut a = site(63.0, 0.0, 3);
+    let r = a.arrive(0, arrival("p1", 1, 0)).unwrap();
+    assert_eq!(limits(&r), vec![(1, 32.0)]);
+    // Together (a node taking the site over finds three sessions running): 21 A each, at once.
+    let mut a = site(63.0, 0.0, 3);
+    let together = vec![
+        arrival("p1", 1, 0),
+        arrival("p2", 2, 0),
+        arrival("p3", 3, 0),
+        arrival("p9", 9, 0),
+    ];
+    let (r, refused) = a.arrive_all(0, together);
+    assert_eq!(limits(&r), vec![(1, 21.0), (2, 21.0), (3, 21.0)]);
+    assert_eq!(refused, vec![(9, AllocError::UnknownPile("p9".into()))]);
+    confirm_all(&mut a, 100, r);
+    assert_eq!(a.accounted_a(), 63.0);
+}
