@@ -25,6 +25,7 @@
 //! confirmed by the time it is in force.
 
 pub mod allocator;
+pub mod decision;
 pub mod policy;
 pub mod profiles;
 pub mod runtime;
