@@ -1,8 +1,10 @@
 //! A site carried out on its piles, as two raw websocket piles see it: the fail-safe
 //! TxDefaultProfile at boot, the capacity shared with TxProfiles (the other lowered before the
-//! newcomer is raised), a departure's share given back, a RemoteStartTransaction that carries
-//! a profile, every profile valid by the official schema, and each decision in the allocations
-//! log and the site's view.
+//! newcomer is raised), a capacity lowered through the API, a departure's share given back, a
+//! RemoteStartTransaction that carries a profile, a pile taken off the site cleared of the
+//! site's profiles, every profile valid by the official schema, and each decision in the
+//! allocations log and the site's view; in a cluster, the site run by one node for a pile on
+//! the other.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -220,11 +222,24 @@ async fn a_site_shares_its_capacity_among_its_piles_with_charging_profiles() {
         "{log:?}"
     );
 
-    // The first leaves: the second gets its share back, once its settling time has passed.
+    // The capacity lowered through the API: both lowered at once.
+    let (status, _) = api(
+        addr,
+        "PATCH",
+        &format!("/api/sites/{id}"),
+        Some(json!({"capacity_a": 24})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    one.until_profile("TxProfile", 12.0).await;
+    two.until_profile("TxProfile", 12.0).await;
+
+    // The first leaves: the second gets its share back (all but the idle connector's
+    // fail-safe), once its settling time has passed.
     let stop = json!({"transactionId": t1, "meterStop": 1000,
         "timestamp": chrono::Utc::now().to_rfc3339()});
     one.call("StopTransaction", stop).await;
-    two.until_profile("TxProfile", 26.0).await;
+    two.until_profile("TxProfile", 18.0).await;
 
     // A remote start on a pile of the site carries a TxProfile at the fail-safe.
     let remote = tokio::spawn(async move {
