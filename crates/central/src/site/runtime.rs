@@ -7,7 +7,9 @@
 //! (arrivals and departures), their last Current.Import (MeterValues) and their connector's
 //! status (an EV suspended or finished draws nothing). The allocator's limits go out through
 //! the command path the API uses (recorded, and in a cluster sent to the node that holds the
-//! pile), each answer fed back to it; each decision goes to the allocations log. A pile that
+//! pile), each answer fed back to it (a refusal or a timeout as rejected; an answer lost with
+//! the connection as the pile going offline, since it may have applied the limit); each
+//! decision goes to the allocations log. A pile that
 //! boots, comes online, or joins the site gets the TxDefaultProfile at the fail-safe current.
 //! A node that takes a site's lease starts from what the store says, and sends every session
 //! its limit again.
@@ -26,6 +28,7 @@ use super::profiles::{clear_profiles, default_profile, remote_start_profile, tx_
 use super::terms::{current_import_a, Terms};
 use super::Millis;
 use crate::command_log::call_recorded;
+use crate::sessions::DeliveryError;
 use crate::store::{AllocationRow, ConfigRow, SiteRow, StoreError};
 use crate::Central;
 
@@ -114,8 +117,18 @@ fn spawn_site(central: &Arc<Central>, id: i64, live: Arc<AtomicBool>) {
     ));
 }
 
-/// A pile's answer to a limit: (transaction, accepted).
-type Answer = (i64, bool);
+/// What became of a limit sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Accepted,
+    /// Rejected, or not answered within the command timeout.
+    Rejected,
+    /// The connection was lost (or gone) before the answer: the pile may have applied it.
+    Lost,
+}
+
+/// A pile's answer to a limit: (pile, transaction, outcome).
+type Answer = (String, i64, Outcome);
 
 /// What the task knows of a pile of its site.
 struct PileSeen {
@@ -176,12 +189,20 @@ async fn run_site(central: Arc<Central>, id: i64) -> Result<(), StoreError> {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            Some((transaction, accepted)) = answered.recv() => {
+            Some((pile, transaction, outcome)) = answered.recv() => {
                 let now = now_ms();
-                let r = if accepted {
-                    run.alloc.profile_accepted(now, transaction)
-                } else {
-                    run.alloc.profile_rejected(now, transaction)
+                let r = match outcome {
+                    Outcome::Accepted => run.alloc.profile_accepted(now, transaction),
+                    Outcome::Rejected => run.alloc.profile_rejected(now, transaction),
+                    // Offline until the store shows it connected again (then online, and its
+                    // fail-safe sent again): what it holds is unknown meanwhile.
+                    Outcome::Lost => match run.piles.get_mut(&pile) {
+                        Some(seen) => {
+                            seen.connection = None;
+                            run.alloc.pile_offline(now, &pile)
+                        }
+                        None => Reaction::default(),
+                    },
                 };
                 run.carry_out(r).await;
             }
@@ -471,8 +492,8 @@ impl SiteRun {
             let central = self.central.clone();
             let answers = self.answers.clone();
             tokio::spawn(async move {
-                let accepted = set_profile(&central, &limit.pile, payload).await;
-                let _ = answers.send((limit.transaction, accepted));
+                let outcome = set_profile(&central, &limit.pile, payload).await;
+                let _ = answers.send((limit.pile, limit.transaction, outcome));
             });
         }
     }
@@ -519,27 +540,31 @@ impl SiteRun {
         let central = self.central.clone();
         let (pile, id) = (pile.to_owned(), self.id);
         tokio::spawn(async move {
-            if !set_profile(&central, &pile, payload).await {
+            let outcome = set_profile(&central, &pile, payload).await;
+            if outcome != Outcome::Accepted {
                 tracing::warn!("site {id}: {pile} did not take the fail-safe TxDefaultProfile");
             }
         });
     }
 }
 
-/// Sends a SetChargingProfile (recorded like the API's commands); whether the pile accepted it.
-async fn set_profile(central: &Central, pile: &str, payload: String) -> bool {
+/// Sends a SetChargingProfile (recorded like the API's commands); what became of it.
+async fn set_profile(central: &Central, pile: &str, payload: String) -> Outcome {
     match call_recorded(central, pile, Action::SetChargingProfile, payload).await {
-        Ok(Ok(answer)) => matches!(
-            answer.value,
-            Response::SetChargingProfile(ref r) if r.status == ChargingProfileStatus::Accepted
-        ),
+        Ok(Ok(answer)) => match answer.value {
+            Response::SetChargingProfile(r) if r.status == ChargingProfileStatus::Accepted => {
+                Outcome::Accepted
+            }
+            _ => Outcome::Rejected,
+        },
+        Ok(Err(DeliveryError::NotConnected | DeliveryError::Disconnected)) => Outcome::Lost,
         Ok(Err(e)) => {
             tracing::debug!("SetChargingProfile to {pile}: {e}");
-            false
+            Outcome::Rejected
         }
         Err(e) => {
             tracing::warn!("SetChargingProfile to {pile} not recorded: {e}");
-            false
+            Outcome::Rejected
         }
     }
 }
