@@ -243,6 +243,19 @@ fn limits_of(config: &[ConfigRow]) -> PileLimits {
     }
 }
 
+/// What the allocator is told of a pile's presence (offline: false, online: true), from
+/// whether it was online as last seen (none: new here), whether it was just (re)joined (the
+/// allocator then takes it as online), and whether it is online now.
+fn presence(was_online: Option<bool>, rejoined: bool, online: bool) -> Option<bool> {
+    let believed = rejoined || was_online != Some(false);
+    match (believed, online) {
+        (true, false) => Some(false),
+        // Back: its refusals forgotten, its limits asked again (also after a rejoin).
+        (_, true) if was_online == Some(false) => Some(true),
+        _ => None,
+    }
+}
+
 /// The unit a pile takes its limits in.
 fn unit_of(limits: &PileLimits) -> Unit {
     match limits.rate_units {
@@ -317,27 +330,33 @@ impl SiteRun {
                 .piles
                 .get(&m.pile)
                 .map(|p| (p.limits, p.connector, p.connection.clone(), p.last_boot));
-            if known
+            let rejoined = known
                 .as_ref()
-                .is_none_or(|(l, c, _, _)| *l != limits || *c != m.connector)
-            {
+                .is_none_or(|(l, c, _, _)| *l != limits || *c != m.connector);
+            if rejoined {
                 let r = self.alloc.join_pile(now, &m.pile, limits);
                 self.carry_out(r).await;
             }
+            // Whether it was online as last seen (none: new here), and whether it booted or
+            // connected again since.
             let (was_online, booted) = match known {
-                // New here: online as far as the allocator knows (join_pile).
-                None => (true, true),
-                Some((_, _, was, boot)) => {
-                    (was.is_some(), boot != row.last_boot || was != connection)
-                }
+                None => (None, true),
+                Some((_, _, was, boot)) => (
+                    Some(was.is_some()),
+                    boot != row.last_boot || was != connection,
+                ),
             };
             let online = connection.is_some();
-            if was_online && !online {
-                let r = self.alloc.pile_offline(now, &m.pile);
-                self.carry_out(r).await;
-            } else if !was_online && online {
-                let r = self.alloc.pile_online(now, &m.pile);
-                self.carry_out(r).await;
+            match presence(was_online, rejoined, online) {
+                Some(false) => {
+                    let r = self.alloc.pile_offline(now, &m.pile);
+                    self.carry_out(r).await;
+                }
+                Some(true) => {
+                    let r = self.alloc.pile_online(now, &m.pile);
+                    self.carry_out(r).await;
+                }
+                None => {}
             }
             if online && booted {
                 self.send_default(&m.pile, m.connector, &limits);
@@ -617,6 +636,31 @@ mod tests {
                 read_at: 0,
             })
             .collect()
+    }
+
+    #[test]
+    fn the_allocator_hears_of_each_change_of_presence_once() {
+        // (was online, rejoined, online now) -> told
+        let table = [
+            ((None, true, true), None),
+            ((None, true, false), Some(false)),
+            ((Some(true), false, true), None),
+            ((Some(true), false, false), Some(false)),
+            ((Some(false), false, false), None),
+            ((Some(false), false, true), Some(true)),
+            // New limits while offline: join_pile took it as online, so offline again.
+            ((Some(false), true, false), Some(false)),
+            ((Some(false), true, true), Some(true)),
+            ((Some(true), true, false), Some(false)),
+            ((Some(true), true, true), None),
+        ];
+        for ((was, rejoined, online), told) in table {
+            assert_eq!(
+                presence(was, rejoined, online),
+                told,
+                "{was:?} {rejoined} {online}"
+            );
+        }
     }
 
     #[test]
