@@ -278,6 +278,12 @@ pub struct Membership {
     connector: Option<i64>,
 }
 
+fn on_other_site(pile: &str, other: i64) -> ApiError {
+    ApiError::bad_request(format!(
+        "pile {pile} is on site {other}: take it off that site first"
+    ))
+}
+
 /// Puts a pile (or one of its connectors) on a site
 ///
 /// A pile belongs to one site at most.
@@ -306,6 +312,11 @@ pub async fn add_pile(
     if central.repo().pile(&pile).await?.is_none() {
         return Err(ApiError::not_found(format!("no pile {pile}")));
     }
+    if let Some(other) = central.repo().site_of_pile(&pile).await? {
+        if other.site != id {
+            return Err(on_other_site(&pile, other.site));
+        }
+    }
     let terms = terms_of(&row)?;
     let mut piles: Vec<SitePileRow> = central
         .repo()
@@ -326,11 +337,7 @@ pub async fn add_pile(
         .await?
     {
         Joined::Added => {}
-        Joined::OtherSite(other) => {
-            return Err(ApiError::bad_request(format!(
-                "pile {pile} is on site {other}: take it off that site first"
-            )))
-        }
+        Joined::OtherSite(other) => return Err(on_other_site(&pile, other)),
         Joined::NoSite => return Err(ApiError::not_found(format!("no site {id}"))),
     }
     piles.sort_by(|a, b| a.pile.cmp(&b.pile));

@@ -12,6 +12,9 @@ use super::policy::VOLTS_PER_PHASE;
 /// The chargingProfileId of the site's TxDefaultProfile; a connector's TxProfile is this plus
 /// the connector.
 pub const PROFILE_ID: i32 = 18_000;
+/// The chargingProfileId of a remote start's TxProfile when it names no connector (not the
+/// TxDefaultProfile's, which it would replace).
+pub const REMOTE_START_ID: i32 = PROFILE_ID + 999;
 
 fn schedule(unit: Unit, amps: f64, phases: u8) -> Value {
     let (unit, limit) = match unit {
@@ -75,7 +78,7 @@ pub fn remote_start_profile(
     phases: u8,
 ) -> Value {
     json!({
-        "chargingProfileId": PROFILE_ID + connector.unwrap_or(0) as i32,
+        "chargingProfileId": connector.map_or(REMOTE_START_ID, |c| PROFILE_ID + c as i32),
         "stackLevel": stack_level,
         "chargingProfilePurpose": "TxProfile",
         "chargingProfileKind": "Relative",
@@ -159,6 +162,9 @@ mod tests {
         let start = json!({"idTag": "CARD", "connectorId": 1,
             "chargingProfile": remote_start_profile(Some(1), 8, Unit::A, 6.0, 1)});
         check(&remote, &start);
+        assert_eq!(start["chargingProfile"]["chargingProfileId"], 18_001);
+        let anywhere = remote_start_profile(None, 8, Unit::A, 6.0, 1);
+        assert_eq!(anywhere["chargingProfileId"], 18_999);
         let clear = validator("ClearChargingProfile");
         let cleared = clear_profiles(2);
         assert_eq!(cleared.len(), 3);
