@@ -1,4 +1,4 @@
--- PostgreSQL only, after 0006_sites.sql: the sites' ids from a sequence, like the others
+-- PostgreSQL only, after 0008_sites.sql: the sites' ids from a sequence, like the others
 -- (1004_sequences.sql).
 
 CREATE SEQUENCE sites_id_seq OWNED BY sites.id;
