@@ -24,8 +24,31 @@ pub enum ReadError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// How many piles' configurations a node reads at once: after a boot storm the reads (two
+/// GetConfiguration and a hundred rows stored per pile) wait their turn instead of crowding out
+/// the boots' own writes.
+const READS_AT_ONCE: usize = 32;
+
+/// The configuration reads of a node, a few at a time.
+pub struct ConfigReads {
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for ConfigReads {
+    fn default() -> Self {
+        ConfigReads {
+            permits: Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE)),
+        }
+    }
+}
+
+/// Reads a pile's configuration once a read is free (after a boot: see [`READS_AT_ONCE`]).
 pub fn spawn_read(central: Arc<Central>, pile: String) {
     tokio::spawn(async move {
+        let permits = central.config_reads().permits.clone();
+        let Ok(_turn) = permits.acquire_owned().await else {
+            return;
+        };
         match read_all(&central, &pile).await {
             Ok(n) => tracing::info!(pile, keys = n, "configuration read"),
             Err(e) => tracing::warn!(pile, "configuration not read: {e}"),

@@ -165,6 +165,8 @@ pub struct Central {
     health: health::Health,
     /// The other nodes, when it runs in a cluster.
     cluster: Option<cluster::Cluster>,
+    /// The piles' configuration reads after their boots, a few at a time.
+    config_reads: config_reader::ConfigReads,
 }
 
 /// What a central system is made of when it starts.
@@ -198,6 +200,7 @@ impl Central {
             pulse: pulse::Pulse::default(),
             health: health::Health::default(),
             cluster: parts.cluster,
+            config_reads: config_reader::ConfigReads::default(),
         }
     }
 
@@ -265,6 +268,11 @@ impl Central {
         &self.options.node
     }
 
+    /// The piles' configuration reads after their boots.
+    pub fn config_reads(&self) -> &config_reader::ConfigReads {
+        &self.config_reads
+    }
+
     /// Frames and piles online over the last hour.
     pub fn pulse(&self) -> &pulse::Pulse {
         &self.pulse
@@ -291,13 +299,32 @@ impl Central {
         }
     }
 
-    /// The frames counted so far and the piles online, at `now`.
+    /// The frames counted so far and this node's piles online, at `now`.
     pub fn pulse_now(&self, now: store::Millis) -> pulse::Sample {
         pulse::Sample {
             time: now,
             frames: self.metrics.frames(),
             online: self.sessions.count() as u64,
         }
+    }
+
+    /// The sample of the pulse at `now`: the frames this node counted, and the piles online,
+    /// alone this node's connections, in a cluster every node's (their presence records); none
+    /// when the store does not answer (logged).
+    pub async fn pulse_sample(&self, now: store::Millis) -> Option<pulse::Sample> {
+        let mut sample = self.pulse_now(now);
+        if self.cluster.is_some() {
+            match self.repo.nodes().await {
+                Ok(nodes) => {
+                    sample.online = nodes.iter().map(|n| n.piles.max(0) as u64).sum();
+                }
+                Err(e) => {
+                    tracing::warn!("pulse: the piles online on every node unknown ({e})");
+                    return None;
+                }
+            }
+        }
+        Some(sample)
     }
 }
 

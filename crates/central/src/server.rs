@@ -243,7 +243,9 @@ fn spawn_pulse(central: Arc<Central>) {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            central.pulse().record(central.pulse_now(now_ms()));
+            if let Some(sample) = central.pulse_sample(now_ms()).await {
+                central.pulse().record(sample);
+            }
         }
     });
 }
@@ -313,8 +315,11 @@ fn spawn_reaper(central: Arc<Central>) {
                 if now - since < ttl {
                     return;
                 }
-                let before = now_ms() - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-                match central.repo().reap_nodes(before).await {
+                match central
+                    .repo()
+                    .reap_nodes(ttl, crate::store::At::Database)
+                    .await
+                {
                     Ok(gone) if gone.is_empty() => {}
                     Ok(gone) => {
                         for node in &gone {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use central::store::Repository;
+use central::store::{At, Repository};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -341,7 +341,7 @@ async fn a_campaign_passes_to_another_node_when_its_node_dies_and_sends_nothing_
     assert_eq!(seen["node"], "camp-a", "{seen}");
     assert_eq!(
         store
-            .lease_holder(&format!("campaign:{id}"), now_ms())
+            .lease_holder(&format!("campaign:{id}"), At::Database)
             .await
             .unwrap()
             .as_deref(),
@@ -407,7 +407,7 @@ fn now_ms() -> i64 {
 }
 
 async fn holder(store: &Arc<dyn Repository>, lease: &str) -> Option<String> {
-    store.lease_holder(lease, now_ms()).await.unwrap()
+    store.lease_holder(lease, At::Database).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -444,7 +444,7 @@ async fn reaper_and_retention_run_on_one_node_and_pass_to_the_other_when_it_dies
     // A node silent for longer than the TTL is reaped by the reaper's holder.
     let long_ago = now_ms() - 60_000;
     store
-        .heartbeat("ghost-1", "10.0.0.1:8180", long_ago)
+        .heartbeat("ghost-1", "10.0.0.1:8180", At::Time(long_ago))
         .await
         .unwrap();
     until(Duration::from_secs(10), "ghost-1 reaped", || async {
@@ -478,7 +478,7 @@ async fn reaper_and_retention_run_on_one_node_and_pass_to_the_other_when_it_dies
     )
     .await;
     store
-        .heartbeat("ghost-2", "10.0.0.2:8180", long_ago)
+        .heartbeat("ghost-2", "10.0.0.2:8180", At::Time(long_ago))
         .await
         .unwrap();
     until(Duration::from_secs(10), "ghost-2 reaped", || async {

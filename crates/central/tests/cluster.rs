@@ -304,7 +304,12 @@ async fn a_node_taken_for_gone_while_it_lives_shows_its_piles_again() {
     held_by([&a, &b], "R-1", "a").await;
     // Another node took a for gone (say the database was out of reach for a while).
     let later = chrono::Utc::now().timestamp_millis() + 60_000;
-    let reaped = b.central.repo().reap_nodes(later).await.unwrap();
+    let reaped = b
+        .central
+        .repo()
+        .reap_nodes(Duration::ZERO, central::store::At::Time(later))
+        .await
+        .unwrap();
     assert_eq!(reaped, ["a", "b"]);
     let (_, pile) = api(&b, "GET", "/piles/R-1", None).await;
     assert_eq!(
@@ -316,6 +321,27 @@ async fn a_node_taken_for_gone_while_it_lives_shows_its_piles_again() {
     let nodes = until(&b, "/nodes", |n| n.as_array().unwrap().len() == 2).await;
     assert_eq!(nodes[0]["name"], "a", "{nodes}");
     assert_eq!(nodes[0]["piles"], 1, "{nodes}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pulse_counts_the_piles_online_on_every_node() {
+    let (a, b) = two_nodes("pulse").await;
+    let _on_a = connect(&a, "PU-1").await;
+    let _on_b = connect(&b, "PU-2").await;
+    held_by([&a, &b], "PU-1", "a").await;
+    held_by([&a, &b], "PU-2", "b").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    for node in [&a, &b] {
+        let sample = node
+            .central
+            .pulse_sample(now)
+            .await
+            .expect("the store answers");
+        assert_eq!(
+            sample.online, 2,
+            "the home page's chart counts both nodes' piles"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -345,8 +345,11 @@ async fn in_a_cluster_the_site_runs_on_one_node_and_reaches_piles_on_the_other()
     // The pile connects to the node that does not run the site.
     let lease = format!("site:{id}");
     let holder = common::wait::until(Duration::from_secs(15), "the site's lease", || async {
-        let now = chrono::Utc::now().timestamp_millis();
-        a.central.repo().lease_holder(&lease, now).await.unwrap()
+        a.central
+            .repo()
+            .lease_holder(&lease, central::store::At::Database)
+            .await
+            .unwrap()
     })
     .await;
     let (other, here) = if holder == "a" { (&b, &a) } else { (&a, &b) };

@@ -482,26 +482,35 @@ async fn firmware_images_and_campaigns_on_both_databases() {
             outcome: None,
             state: format!("{{\"pile\":\"{pile}\",\"phase\":\"{phase}\"}}"),
         };
-        let created = apply(
-            &repo,
-            WriteOp::CreateCampaign {
-                spec: "{\"steps\":[]}".into(),
-                rollouts: vec![rollout("B", 0, "waiting"), rollout("A", 1, "waiting")],
-            },
-        )
-        .await;
-        assert_eq!(created, WriteResult::Id(1), "{kind}");
+        let created = repo
+            .create_campaign(
+                "{\"steps\":[]}",
+                &[rollout("B", 0, "waiting"), rollout("A", 1, "waiting")],
+                1_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(created, CampaignCreated::Id(1), "{kind}");
         // A rollout's state replaces the one before it.
         let mut upgraded = rollout("A", 1, "done");
         upgraded.campaign = 1;
         upgraded.outcome = Some("succeeded".into());
-        apply(&repo, WriteOp::PutRollout(upgraded.clone())).await;
+        let written = apply(
+            &repo,
+            WriteOp::PutRollout {
+                row: upgraded.clone(),
+                fence: None,
+            },
+        )
+        .await;
+        assert_eq!(written, WriteResult::Affected(1), "{kind}");
         apply(
             &repo,
             WriteOp::CampaignState {
                 id: 1,
                 state: "finished".into(),
                 finished_at: Some(99),
+                fence: None,
             },
         )
         .await;

@@ -166,16 +166,21 @@ async fn ids_from_two_nodes_never_collide() {
     let mut ids = HashSet::new();
     for round in 0..ROUNDS {
         let batch: Vec<WriteOp> = (0..10).map(|n| command(round * 10 + n)).collect();
-        let campaign = WriteOp::CreateCampaign {
-            spec: "{}".into(),
-            rollouts: vec![],
-        };
-        let ops = [batch, vec![campaign]].concat();
-        let (ra, rb) = tokio::join!(a.apply(&ops, 1), b.apply(&ops, 1));
+        let (ra, rb, ca, cb) = tokio::join!(
+            a.apply(&batch, 1),
+            b.apply(&batch, 1),
+            a.create_campaign("{}", &[], 1),
+            b.create_campaign("{}", &[], 1)
+        );
         for r in ra.unwrap().into_iter().chain(rb.unwrap()) {
             match r {
                 WriteResult::Command(id) => assert!(ids.insert(("command", id)), "command {id}"),
-                WriteResult::Id(id) => assert!(ids.insert(("campaign", id)), "campaign {id}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        for c in [ca.unwrap(), cb.unwrap()] {
+            match c {
+                CampaignCreated::Id(id) => assert!(ids.insert(("campaign", id)), "campaign {id}"),
                 other => panic!("{other:?}"),
             }
         }

@@ -113,12 +113,8 @@ async fn a_database_an_older_version_left_opens_and_numbers_on() {
         })
         .await;
         assert_eq!(command, WriteResult::Command(8), "{kind}");
-        let campaign = apply(WriteOp::CreateCampaign {
-            spec: "{}".into(),
-            rollouts: vec![],
-        })
-        .await;
-        assert_eq!(campaign, WriteResult::Id(6), "{kind}");
+        let campaign = repo.create_campaign("{}", &[], 0).await.unwrap();
+        assert_eq!(campaign, CampaignCreated::Id(6), "{kind}");
         let image = repo.image(2).await.unwrap().unwrap();
         assert_eq!(repo.put_image(&image, b"abc").await.unwrap(), 3, "{kind}");
         // The older image has no bytes yet (the central imports them at start).

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::central::TOKEN;
 use common::cluster::{
-    assert_nothing_lost, free_port, held_by, poll, presence, until_sessions_running, until_spread,
-    Cluster,
+    assert_nothing_lost, free_port, held_by, poll, presence, until_metered_again,
+    until_sessions_running, until_spread, Cluster,
 };
 use common::fleet::{
     fleet_ids, fleet_until, start_card_sessions, start_fleet, stop_card_sessions,
@@ -81,7 +81,7 @@ async fn haproxy_in_front_of_two_nodes_loses_no_pile_and_no_message() {
     let ids = fleet_ids(PILES);
     start_card_sessions(&control, &ids, CARD).await;
     until_sessions_running(cluster.schema(), PILES).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    until_metered_again(cluster.schema(), PILES).await;
 
     // SIGKILL of node 0: HAProxy's check takes it out, its piles come back through it to
     // node 1.
@@ -107,7 +107,7 @@ async fn haproxy_in_front_of_two_nodes_loses_no_pile_and_no_message() {
     let (code, nodes) = http_with(&front, "GET", "/api/nodes", None, &auth).await;
     assert_eq!(code, 200, "{nodes}");
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    until_metered_again(cluster.schema(), PILES).await;
     stop_card_sessions(&control, &ids, CARD).await;
     until_all_answered(&control, &ids, Duration::from_secs(60)).await;
     let (answered, stored) = assert_nothing_lost(cluster.schema(), &control, &ids).await;

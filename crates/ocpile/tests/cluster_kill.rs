@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    assert_nothing_lost, held_by, poll, presence, until_sessions_running, until_spread, Cluster,
+    assert_nothing_lost, held_by, poll, presence, until_metered_again, until_sessions_running,
+    until_spread, Cluster,
 };
 use common::fleet::{
     fleet_ids, fleet_until, start_card_sessions, start_fleet, stop_card_sessions,
@@ -100,7 +101,7 @@ async fn a_node_killed_mid_sessions_loses_no_pile_and_no_message() {
     let ids = fleet_ids(PILES);
     start_card_sessions(&control, &ids, CARD).await;
     until_sessions_running(cluster.schema(), PILES).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    until_metered_again(cluster.schema(), PILES).await;
 
     // SIGKILL of node 1 in the middle of the sessions.
     let killed = cluster.name(1).to_owned();
@@ -161,7 +162,7 @@ async fn a_node_killed_mid_sessions_loses_no_pile_and_no_message() {
     );
 
     // The sessions go on a little, then end; every pile has everything answered.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    until_metered_again(cluster.schema(), PILES).await;
     stop_card_sessions(&control, &ids, CARD).await;
     until_all_answered(&control, &ids, Duration::from_secs(60)).await;
     let (answered, stored) = assert_nothing_lost(cluster.schema(), &control, &ids).await;

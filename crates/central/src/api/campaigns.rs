@@ -14,7 +14,7 @@ use super::{json_body, schema, time, time_opt, ApiError, ApiResult, ErrorBody};
 use crate::campaign::runner::from_rows;
 use crate::campaign::{Campaign, Outcome, Phase, Refusal, Rollout, Spec, Step, UpdateTerms};
 use crate::firmware::{self, ImageView, NewImage};
-use crate::store::{ImageRow, PileRow, WriteOp, WriteResult};
+use crate::store::{CampaignCreated, ImageRow, PileRow, WriteOp, WriteResult};
 use crate::Central;
 
 #[derive(Deserialize, IntoParams)]
@@ -143,7 +143,7 @@ async fn admit(
     responses(
         (status = 201, description = "started; piles that do not fit are in `refused`", body = CampaignView),
         (status = 400, description = "the body does not fit, or names an image that does not exist; the reason is in `error`", body = ErrorBody),
-        (status = 409, description = "no pile can take part; each one's reason is in `error`", body = ErrorBody)))]
+        (status = 409, description = "no pile can take part (each one's reason is in `error`), or a pile was taken by a campaign created at the same moment (named in `error`)", body = ErrorBody)))]
 pub async fn create(
     State(central): State<Arc<Central>>,
     body: Bytes,
@@ -238,24 +238,25 @@ pub async fn create(
         cancelled: false,
         finished_at: None,
     };
-    let rows = campaign
+    let rows: Vec<_> = campaign
         .rollouts
         .iter()
         .enumerate()
         .map(|(i, r)| crate::campaign::runner::rollout_row(0, i, r))
         .collect();
-    let written = central
-        .writer()
-        .write(WriteOp::CreateCampaign {
-            spec: serde_json::to_string(&campaign.spec).expect("a spec serializes"),
-            rollouts: rows,
-        })
-        .await?;
-    let WriteResult::Id(id) = written else {
-        return Err(ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected store answer".into(),
-        ));
+    let spec_json = serde_json::to_string(&campaign.spec).expect("a spec serializes");
+    let id = match central
+        .repo()
+        .create_campaign(&spec_json, &rows, now)
+        .await?
+    {
+        CampaignCreated::Id(id) => id,
+        CampaignCreated::Busy { pile, campaign } => {
+            return Err(ApiError::conflict(format!(
+                "pile {pile} is in campaign {campaign}, still running (created at the same \
+                 moment): this campaign is not started"
+            )))
+        }
     };
     campaign.id = id;
     central.campaigns().add(campaign.clone(), versions).await;

@@ -34,12 +34,12 @@ pub struct NodeView {
     responses((status = 200, description = "the live nodes", body = [NodeView])))]
 pub async fn list(State(central): State<Arc<Central>>) -> ApiResult<Json<Vec<NodeView>>> {
     let ttl = i64::try_from(central.options().node_ttl.as_millis()).unwrap_or(i64::MAX);
-    let since = chrono::Utc::now().timestamp_millis().saturating_sub(ttl);
     let nodes = central.repo().nodes().await?;
     Ok(Json(
         nodes
             .into_iter()
-            .filter(|n| n.heard_at >= since)
+            // Silent by the database's clock, as the nodes' heartbeats are written.
+            .filter(|n| n.silent_ms <= ttl)
             .map(|n| NodeView {
                 this: n.name == central.node(),
                 address: n.address,

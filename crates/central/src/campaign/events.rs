@@ -2,11 +2,16 @@
 //! FirmwareStatusNotification or BootNotification reaches the node that holds the pile's
 //! connection, and a cancel the node whose API was asked; the node that runs the campaign
 //! applies them. Each node publishes its events in the order they happened (one task, one
-//! connection: NATS keeps that order) and skips its own.
+//! connection: NATS keeps that order) and skips its own. While NATS is out of reach the events
+//! wait in a [`Backlog`] of bounded length, which drops the oldest (a campaign's state is in
+//! the database; the node that runs it notices a pile it heard nothing from).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
 
 use ocpp::FirmwareStatus;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::cluster::Cluster;
 
@@ -41,10 +46,88 @@ pub fn subject(cluster: &Cluster) -> String {
     cluster.subject("campaigns")
 }
 
-/// Publishes the events handed to `rx`, in order, as `node`.
-pub async fn publish(cluster: &Cluster, mut rx: mpsc::UnboundedReceiver<Event>) {
+/// How many events wait for NATS at most.
+pub const BACKLOG: usize = 4096;
+
+/// Events waiting to be published, at most a given number: past it the oldest is dropped.
+pub struct Backlog {
+    queue: Mutex<Waiting>,
+    more: Notify,
+    limit: usize,
+}
+
+#[derive(Default)]
+struct Waiting {
+    events: VecDeque<Event>,
+    /// Events dropped since the backlog was last empty.
+    dropped: u64,
+}
+
+impl Backlog {
+    pub fn new(limit: usize) -> Backlog {
+        Backlog {
+            queue: Mutex::new(Waiting::default()),
+            more: Notify::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.queue.lock().expect("backlog lock")
+    }
+
+    /// Queues an event; when the backlog is full, the oldest waiting is dropped (logged at the
+    /// first drop and every thousandth after it).
+    pub fn push(&self, event: Event) {
+        let mut waiting = self.lock();
+        if waiting.events.len() >= self.limit {
+            waiting.events.pop_front();
+            waiting.dropped += 1;
+            if waiting.dropped % 1000 == 1 {
+                tracing::warn!(
+                    dropped = waiting.dropped,
+                    "campaign events: {} wait for NATS; the oldest are dropped",
+                    self.limit
+                );
+            }
+        }
+        waiting.events.push_back(event);
+        drop(waiting);
+        self.more.notify_one();
+    }
+
+    /// The oldest event waiting, once there is one.
+    pub async fn next(&self) -> Event {
+        loop {
+            let notified = self.more.notified();
+            {
+                let mut waiting = self.lock();
+                if let Some(event) = waiting.events.pop_front() {
+                    if waiting.events.is_empty() && waiting.dropped > 0 {
+                        tracing::info!(
+                            dropped = waiting.dropped,
+                            "campaign events: the backlog is sent"
+                        );
+                        waiting.dropped = 0;
+                    }
+                    return event;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// How many events wait.
+    pub fn waiting(&self) -> usize {
+        self.lock().events.len()
+    }
+}
+
+/// Publishes the events of `backlog`, in order, as this node: never returns.
+pub async fn publish(cluster: &Cluster, backlog: &Backlog) {
     let subject = subject(cluster);
-    while let Some(event) = rx.recv().await {
+    loop {
+        let event = backlog.next().await;
         let envelope = Envelope {
             node: cluster.node().to_owned(),
             event,
@@ -72,6 +155,32 @@ pub fn read(own_node: &str, payload: &[u8]) -> Option<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn boot(pile: &str) -> Event {
+        Event::Boot {
+            pile: pile.into(),
+            version: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_backlog_drops_the_oldest_and_keeps_the_order() {
+        let backlog = Backlog::new(3);
+        for pile in ["P1", "P2", "P3", "P4", "P5"] {
+            backlog.push(boot(pile));
+        }
+        assert_eq!(backlog.waiting(), 3);
+        for pile in ["P3", "P4", "P5"] {
+            assert_eq!(backlog.next().await, boot(pile));
+        }
+        assert_eq!(backlog.waiting(), 0);
+        // The next one waits for a push.
+        let waiting = backlog.next();
+        tokio::pin!(waiting);
+        assert!(futures_util::FutureExt::now_or_never(&mut waiting).is_none());
+        backlog.push(boot("P6"));
+        assert_eq!(waiting.await, boot("P6"));
+    }
 
     #[test]
     fn events_travel_as_json_and_a_node_skips_its_own() {

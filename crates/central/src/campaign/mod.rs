@@ -8,6 +8,7 @@ pub mod events;
 mod orders;
 pub mod rollout;
 pub mod runner;
+mod stored;
 
 use ocpp::FirmwareStatus;
 use serde::{Deserialize, Serialize};

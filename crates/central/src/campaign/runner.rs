@@ -17,9 +17,10 @@ use ocpp::FirmwareStatus;
 use tokio::sync::mpsc;
 
 use super::events::{self, Event};
-use super::{Answer, Campaign, Facts, Kind, Millis, Order, Phase, Rollout, Spec, State};
+pub use super::stored::{from_rows, is_running, rollout_row, stored_state};
+use super::{Answer, Campaign, Facts, Kind, Millis, Order, Phase, State};
 use crate::cluster::lease::{Change, Keeper};
-use crate::store::{CampaignRow, Repository, RolloutRow, StoreError, WriteOp};
+use crate::store::{At, CampaignRow, Fence, PileRow, Repository, StoreError, WriteOp, WriteResult};
 use crate::{Central, StartError};
 
 /// How often the campaigns' clocks move (and a node looks for campaigns nobody runs).
@@ -32,11 +33,6 @@ fn now_ms() -> Millis {
 /// The lease of a campaign.
 pub fn lease_name(id: i64) -> String {
     format!("campaign:{id}")
-}
-
-/// Whether a stored campaign still runs (`running`, or `cancelling`: piles still upgrading).
-pub fn is_running(row: &CampaignRow) -> bool {
-    row.state != State::Finished.as_str() && row.state != State::Cancelled.as_str()
 }
 
 /// What goes to the store's writer, in order, and what waits behind those writes.
@@ -61,8 +57,8 @@ pub struct Campaigns {
     /// The leases of the campaigns run here; held while campaigns are taken up or let go.
     leases: tokio::sync::Mutex<BTreeMap<i64, Keeper>>,
     saves: mpsc::UnboundedSender<Save>,
-    /// Events for the other nodes (in a cluster).
-    events: mpsc::UnboundedSender<Event>,
+    /// Events for the other nodes (in a cluster), waiting for NATS.
+    events: Arc<events::Backlog>,
     repo: Arc<dyn Repository>,
     /// This node's name.
     node: String,
@@ -74,7 +70,7 @@ pub struct Campaigns {
 /// The queues [`start`] serves: the writes and commands in order, the events to publish.
 pub struct Queues {
     saves: mpsc::UnboundedReceiver<Save>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: Arc<events::Backlog>,
 }
 
 #[derive(Default)]
@@ -105,49 +101,18 @@ impl Run {
     }
 }
 
-/// A pile's upgrade as the store keeps it.
-pub fn rollout_row(campaign: i64, position: usize, r: &Rollout) -> RolloutRow {
-    RolloutRow {
-        campaign,
-        position: position as i64,
-        pile: r.pile.clone(),
-        phase: r.phase.as_str().to_owned(),
-        outcome: r.outcome.map(|o| o.as_str().to_owned()),
-        state: serde_json::to_string(r).expect("a rollout serializes"),
-    }
-}
-
-/// A campaign read back from the store.
-pub fn from_rows(row: &CampaignRow, rollouts: &[RolloutRow]) -> Result<Campaign, StoreError> {
-    let spec: Spec = serde_json::from_str(&row.spec)
-        .map_err(|e| StoreError::Failed(format!("campaign {}: {e}", row.id)))?;
-    let rollouts = rollouts
-        .iter()
-        .map(|r| serde_json::from_str::<Rollout>(&r.state))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::Failed(format!("campaign {}: {e}", row.id)))?;
-    Ok(Campaign {
-        id: row.id,
-        created_at: row.created_at,
-        spec,
-        rollouts,
-        cancelled: row.state == "cancelling" || row.state == State::Cancelled.as_str(),
-        finished_at: row.finished_at,
-    })
-}
-
-/// The state column: `running`, `cancelling` (cancelled, piles still upgrading), `finished` or
-/// `cancelled`.
-pub fn stored_state(c: &Campaign) -> String {
-    match (c.state(), c.cancelled) {
-        (State::Running, true) => "cancelling".into(),
-        (s, _) => s.as_str().into(),
-    }
+/// A campaign read from the store, to be taken up.
+struct Loaded {
+    campaign: Campaign,
+    versions: HashMap<String, Option<String>>,
+    /// The piles that booted while it had no node.
+    missed_boots: Vec<(String, Option<String>)>,
 }
 
 impl Live {
-    /// Queues the writes of what changed in a campaign since it was last saved.
-    fn changes(&mut self, id: i64, saves: &mpsc::UnboundedSender<Save>) {
+    /// Queues the writes of what changed in a campaign since it was last saved, each fenced by
+    /// `fence` (the campaign's lease, in a cluster).
+    fn changes(&mut self, id: i64, fence: Option<Fence>, saves: &mpsc::UnboundedSender<Save>) {
         let Some(run) = self.campaigns.get(&id) else {
             return;
         };
@@ -160,7 +125,10 @@ impl Live {
                 let _ = saves.send(Save::Write {
                     campaign: id,
                     pile: Some(r.pile.clone()),
-                    op: WriteOp::PutRollout(row),
+                    op: WriteOp::PutRollout {
+                        row,
+                        fence: fence.clone(),
+                    },
                 });
             }
         }
@@ -176,6 +144,7 @@ impl Live {
                     id,
                     state,
                     finished_at: c.finished_at,
+                    fence,
                 },
             });
             if c.finished_at.is_some() {
@@ -209,13 +178,13 @@ impl Campaigns {
         ttl: Duration,
     ) -> (Campaigns, Queues) {
         let (saves, saves_rx) = mpsc::unbounded_channel();
-        let (events, events_rx) = mpsc::unbounded_channel();
+        let events = Arc::new(events::Backlog::new(events::BACKLOG));
         (
             Campaigns {
                 live: Mutex::new(Live::default()),
                 leases: tokio::sync::Mutex::new(BTreeMap::new()),
                 saves,
-                events,
+                events: events.clone(),
                 repo,
                 node,
                 shared,
@@ -223,7 +192,7 @@ impl Campaigns {
             },
             Queues {
                 saves: saves_rx,
-                events: events_rx,
+                events,
             },
         )
     }
@@ -239,6 +208,22 @@ impl Campaigns {
             self.ttl,
             self.repo.clone(),
         )
+    }
+
+    /// In a cluster, what a campaign's writes depend on: this node holding its lease.
+    fn fence(&self, id: i64) -> Option<Fence> {
+        self.shared.then(|| Fence {
+            lease: lease_name(id),
+            holder: self.node.clone(),
+        })
+    }
+
+    /// A campaign whose write found its lease held by another node (this one lost it without
+    /// noticing, say paused): no longer run here, nothing more written or sent.
+    async fn fenced_off(&self, id: i64) {
+        self.leases.lock().await.remove(&id);
+        self.lock().forget(id);
+        tracing::warn!("campaign {id}: its lease is held by another node; no longer run here");
     }
 
     /// A campaign run here, as it is now.
@@ -263,7 +248,7 @@ impl Campaigns {
         if self.runs(id, now_ms()) {
             return Ok(Some(self.node.clone()));
         }
-        self.repo.lease_holder(&lease_name(id), now_ms()).await
+        self.repo.lease_holder(&lease_name(id), At::Database).await
     }
 
     /// (Whether a campaign is in memory, whether one of its piles has not started yet.)
@@ -350,14 +335,14 @@ impl Campaigns {
             Some(r) if r.usable(now) && r.campaign.finished_at.is_none() => r.campaign.cancel(),
             _ => return false,
         }
-        live.changes(id, &self.saves);
+        live.changes(id, self.fence(id), &self.saves);
         true
     }
 
     /// Hands an event to the other nodes (alone: nobody).
     fn tell(&self, event: Event) {
         if self.shared {
-            let _ = self.events.send(event);
+            self.events.push(event);
         }
     }
 
@@ -389,7 +374,7 @@ impl Campaigns {
             } else {
                 Vec::new()
             };
-            live.changes(id, &self.saves);
+            live.changes(id, self.fence(id), &self.saves);
             for order in orders {
                 let _ = self.saves.send(Save::Order {
                     campaign: id,
@@ -412,23 +397,46 @@ impl Campaigns {
         }
     }
 
-    /// Takes up a campaign from the store, under `keeper`'s lease.
-    async fn take_up(&self, row: &CampaignRow, keeper: &Keeper) -> Result<(), StoreError> {
+    /// Reads a campaign from the store as it was left, to be taken up: its piles' upgrades, and
+    /// the piles' versions and boots in one query (no lock is held meanwhile).
+    async fn load(&self, row: &CampaignRow) -> Result<Loaded, StoreError> {
         let rows = self.repo.rollouts(row.id).await?;
         let mut campaign = from_rows(row, &rows)?;
         campaign.resume(now_ms());
+        let ids: Vec<String> = campaign.rollouts.iter().map(|r| r.pile.clone()).collect();
+        let piles: HashMap<String, PileRow> = self
+            .repo
+            .piles_of(&ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
         let mut versions = HashMap::new();
         let mut missed_boots = Vec::new();
         for r in &campaign.rollouts {
-            if let Some(p) = self.repo.pile(&r.pile).await? {
+            if let Some(p) = piles.get(&r.pile) {
                 if r.phase == super::Phase::Rebooting
                     && p.last_boot.is_some_and(|boot| boot > r.phase_since())
                 {
                     missed_boots.push((r.pile.clone(), p.firmware_version.clone()));
                 }
-                versions.insert(r.pile.clone(), p.firmware_version);
+                versions.insert(r.pile.clone(), p.firmware_version.clone());
             }
         }
+        Ok(Loaded {
+            campaign,
+            versions,
+            missed_boots,
+        })
+    }
+
+    /// Runs a campaign read from the store, its lease held until `until`.
+    fn install(&self, row: &CampaignRow, loaded: Loaded, until: Option<Millis>) {
+        let Loaded {
+            campaign,
+            versions,
+            missed_boots,
+        } = loaded;
         let mut live = self.lock();
         live.saved_state.insert(row.id, row.state.clone());
         for r in &campaign.rollouts {
@@ -437,19 +445,11 @@ impl Campaigns {
         }
         live.versions.extend(versions);
         live.missed_boots.extend(missed_boots);
-        live.campaigns.insert(
-            row.id,
-            Run {
-                campaign,
-                until: keeper.held_until(),
-            },
-        );
-        Ok(())
+        live.campaigns.insert(row.id, Run { campaign, until });
     }
 
-    /// Renews the leases of the campaigns run here and drops those lost; with `take_free`,
-    /// takes up the running campaigns of the store that no node holds.
-    async fn keep_and_take(&self, take_free: bool) {
+    /// Renews the leases of the campaigns run here and drops those lost.
+    async fn keep_leases(&self) {
         let mut leases = self.leases.lock().await;
         let mut lost = Vec::new();
         for (id, keeper) in leases.iter_mut() {
@@ -467,6 +467,13 @@ impl Campaigns {
             self.lock().forget(id);
             tracing::warn!("campaign {id}: its lease is lost; no longer run on this node");
         }
+    }
+
+    /// Renews the leases of the campaigns run here and drops those lost; with `take_free`,
+    /// takes up the running campaigns of the store that no node holds. A campaign is read from
+    /// the store without the leases' lock, which is taken again only to put it in memory.
+    async fn keep_and_take(&self, take_free: bool) {
+        self.keep_leases().await;
         if !take_free {
             return;
         }
@@ -478,7 +485,7 @@ impl Campaigns {
             }
         };
         for row in rows.iter().filter(|r| is_running(r)) {
-            if leases.contains_key(&row.id) {
+            if self.leases.lock().await.contains_key(&row.id) {
                 if row.state == "cancelling" {
                     // A cancel recorded by another node, in case its word did not come.
                     self.cancel(row.id);
@@ -486,7 +493,11 @@ impl Campaigns {
                 continue;
             }
             if self.shared {
-                match self.repo.lease_holder(&lease_name(row.id), now_ms()).await {
+                match self
+                    .repo
+                    .lease_holder(&lease_name(row.id), At::Database)
+                    .await
+                {
                     Ok(None) => {}
                     Ok(Some(_)) => continue,
                     Err(e) => {
@@ -499,18 +510,24 @@ impl Campaigns {
             if !matches!(keeper.keep().await, Change::Taken | Change::Kept) {
                 continue;
             }
-            match self.take_up(row, &keeper).await {
-                Ok(()) => {
-                    tracing::info!("campaign {}: taken up on node {}", row.id, self.node);
-                    leases.insert(row.id, keeper);
-                }
+            let loaded = match self.load(row).await {
+                Ok(loaded) => loaded,
                 Err(e) => {
                     tracing::warn!("campaign {}: not taken up ({e})", row.id);
                     if let Err(e) = keeper.give_up().await {
                         tracing::warn!("campaign {}: its lease not given up ({e})", row.id);
                     }
+                    continue;
                 }
+            };
+            let mut leases = self.leases.lock().await;
+            if leases.contains_key(&row.id) {
+                // Added by this node's API meanwhile, under the same lease: it runs already.
+                continue;
             }
+            self.install(row, loaded, keeper.held_until());
+            leases.insert(row.id, keeper);
+            tracing::info!("campaign {}: taken up on node {}", row.id, self.node);
         }
     }
 
@@ -607,7 +624,7 @@ pub async fn start(central: &Arc<Central>, queues: Queues) -> Result<(), StartEr
         let publisher = central.clone();
         tokio::spawn(async move {
             if let Some(cluster) = publisher.cluster() {
-                events::publish(cluster, events).await;
+                events::publish(cluster, &events).await;
             }
         });
         let receiver = central.clone();
@@ -645,6 +662,12 @@ fn spawn_saver(central: Arc<Central>, mut rx: mpsc::UnboundedReceiver<Save>) {
                         None => format!("campaign {campaign}"),
                     };
                     match central.writer().write(op).await {
+                        Ok(WriteResult::Affected(0)) => {
+                            // Its fence: the lease has passed to another node.
+                            tracing::warn!("{what}: not written, under a lease lost");
+                            unstored.retain(|(c, _)| *c != campaign);
+                            campaigns.fenced_off(campaign).await;
+                        }
                         Ok(_) => {
                             unstored.remove(&(campaign, pile));
                             central.changed(what);

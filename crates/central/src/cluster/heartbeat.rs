@@ -1,17 +1,13 @@
-//! Every node (alone too) writes its row in `nodes` at its start and every node_ttl/3: the
-//! others see it alive. A node that finds its row gone (it was reaped as silent, e.g. while
+//! Every node (alone too) writes its row in `nodes` at its start and every node_ttl/3, at the
+//! database's clock: the others see it alive. A node that finds its row gone (it was reaped as silent, e.g. while
 //! the database was out of reach) writes the presence of its live connections again.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{StoreError, WriteOp};
+use crate::store::{At, StoreError, WriteOp};
 use crate::Central;
-
-fn now_ms() -> crate::store::Millis {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// The time between two heartbeats: a third of the node's time to live, at least 100 ms.
 pub fn every(node_ttl: Duration) -> Duration {
@@ -23,7 +19,7 @@ pub async fn start(central: &Arc<Central>, address: SocketAddr) -> Result<(), St
     let address = address.to_string();
     central
         .repo()
-        .heartbeat(central.node(), &address, now_ms())
+        .heartbeat(central.node(), &address, At::Database)
         .await?;
     let central = central.clone();
     tokio::spawn(async move {
@@ -38,7 +34,7 @@ pub async fn start(central: &Arc<Central>, address: SocketAddr) -> Result<(), St
             }
             match central
                 .repo()
-                .heartbeat(central.node(), &address, now_ms())
+                .heartbeat(central.node(), &address, At::Database)
                 .await
             {
                 Ok(true) => {}

@@ -4,12 +4,14 @@
 //! up, and lost when a renewal is refused, fails, or is answered after the expiry it asked
 //! for. A node never acts on a lease whose expiry has passed by its own clock. [`Keeper`]
 //! carries out a lease's attempts through the store (`leases` table), or holds it trivially
-//! when the node runs alone.
+//! when the node runs alone. Which node holds a lease the store decides on the database's
+//! clock (one clock for every node); a node's own clock only measures how long it may act on
+//! what it was granted (from when it asked: never longer than the store grants it).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{Millis, Repository, StoreError};
+use crate::store::{At, Millis, Repository, StoreError};
 
 /// One attempt to take or renew a lease: when it was asked, and the expiry it asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +166,8 @@ pub struct Keeper {
     lease: Lease,
     shared: Option<Shared>,
     clock: Clock,
+    /// The store decides on this keeper's clock, not the database's (a test moving a clock).
+    store_on_clock: bool,
 }
 
 struct Shared {
@@ -178,11 +182,12 @@ impl Keeper {
             lease: Lease::new(name, Duration::from_secs(1)),
             shared: None,
             clock,
+            store_on_clock: false,
         }
     }
 
     /// The lease `name` in the store shared by the cluster's nodes, held by `holder` for `ttl`
-    /// at a time.
+    /// at a time (as the database's clock goes); `clock` is this node's.
     pub fn shared(
         name: impl Into<String>,
         holder: impl Into<String>,
@@ -197,7 +202,15 @@ impl Keeper {
                 holder: holder.into(),
             }),
             clock,
+            store_on_clock: false,
         }
+    }
+
+    /// The store decides on this keeper's clock too (a test that moves it).
+    #[cfg(test)]
+    fn store_on_its_clock(mut self) -> Keeper {
+        self.store_on_clock = true;
+        self
     }
 
     /// The lease `name` of this node: shared with the cluster's nodes when `node` (this
@@ -250,14 +263,15 @@ impl Keeper {
             Due::Nothing => return Change::Kept,
             Due::Take(a) | Due::Renew(a) => a,
         };
+        let at = if self.store_on_clock {
+            At::Time(attempt.asked_at)
+        } else {
+            At::Database
+        };
+        let ttl = Duration::from_millis(u64::try_from(self.lease.ttl).unwrap_or(0));
         let answer = shared
             .store
-            .take_lease(
-                self.lease.name(),
-                &shared.holder,
-                attempt.asked_at,
-                attempt.until,
-            )
+            .take_lease(self.lease.name(), &shared.holder, ttl, at)
             .await;
         match answer {
             Ok(granted) => self.lease.answered(attempt, granted, (self.clock)()),
@@ -462,6 +476,7 @@ mod tests {
                     self.store.clone(),
                     Arc::new(move || time.load(Ordering::SeqCst)),
                 )
+                .store_on_its_clock()
             }
 
             fn advance(&self, ms: Millis) {
@@ -470,7 +485,10 @@ mod tests {
 
             async fn holder(&self) -> Option<String> {
                 let now = self.time.load(Ordering::SeqCst);
-                self.store.lease_holder("node-reaper", now).await.unwrap()
+                self.store
+                    .lease_holder("node-reaper", At::Time(now))
+                    .await
+                    .unwrap()
             }
         }
 
@@ -513,6 +531,22 @@ mod tests {
             assert!(!a.is_held());
             assert_eq!(w.holder().await, None);
             assert_eq!(b.keep().await, Change::Taken);
+        }
+
+        /// Two nodes on the database's clock, B's own clock an hour ahead: B does not take
+        /// the lease A holds (by its clock, A's expiry has long passed).
+        #[tokio::test]
+        async fn a_node_whose_clock_runs_ahead_takes_no_lease_still_held() {
+            let w = World::new("skew").await;
+            let ttl = Duration::from_secs(15);
+            let mut a = Keeper::shared("node-reaper", "A", ttl, w.store.clone(), wall_clock());
+            let ahead: Clock = Arc::new(|| chrono::Utc::now().timestamp_millis() + 3_600_000);
+            let mut b = Keeper::shared("node-reaper", "B", ttl, w.store.clone(), ahead);
+            assert_eq!(a.keep().await, Change::Taken);
+            assert_eq!(b.keep().await, Change::Missed);
+            assert!(a.is_held() && !b.is_held());
+            let holder = w.store.lease_holder("node-reaper", At::Database).await;
+            assert_eq!(holder.unwrap().as_deref(), Some("A"));
         }
 
         #[tokio::test]

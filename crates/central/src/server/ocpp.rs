@@ -338,24 +338,17 @@ async fn attach(
         )
         .await;
     }
-    event(&central, &identity, "Connected", format!("from {remote}")).await;
+    // The event and the presence record (which also marks the pile seen) go in one commit.
+    let presence = central.writer().write(WriteOp::Connected {
+        pile: identity.clone(),
+        node: central.node().to_owned(),
+        connection: connection as i64,
+    });
+    let connected = event(&central, &identity, "Connected", format!("from {remote}"));
+    let (_, _) = tokio::join!(connected, presence);
     central.changed(format!("pile {identity}"));
-    let _ = central
-        .writer()
-        .write(WriteOp::Connected {
-            pile: identity.clone(),
-            node: central.node().to_owned(),
-            connection: connection as i64,
-        })
-        .await;
     // Its presence is recorded: what it sends is answered from now on.
     let _ = admit.send(true);
-    let _ = central
-        .writer()
-        .write(WriteOp::Seen {
-            pile: identity.clone(),
-        })
-        .await;
     let reason = handle.closed().await;
     let here = central.sessions().remove(&identity, connection);
     let _ = central

@@ -15,11 +15,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use cluster::{ClusterStore, NodeRow};
+pub use cluster::{At, ClusterStore, NodeRow};
 pub use fleet::{FleetCounts, PileFilter, Tally};
 pub use model::*;
 pub use site::{AllocationRow, Joined, SitePileRow, SiteRow, SiteStore};
 pub use writer::{LogWriter, Writer};
+
+/// The connections of a PostgreSQL store's pool for the nodes' heartbeats and leases, beside
+/// its main pool.
+const CLUSTER_CONNECTIONS: u32 = 2;
 
 /// The bytes of an image's chunk rows (all but its last).
 pub const IMAGE_CHUNK: usize = 1 << 20;
@@ -83,6 +87,9 @@ pub trait Repository: ClusterStore + SiteStore + Send + Sync + 'static {
         after: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Vec<PileRow>, StoreError>;
+    /// The piles of these identities that exist, in identity order (one query per few
+    /// hundred).
+    async fn piles_of(&self, ids: &[String]) -> Result<Vec<PileRow>, StoreError>;
     /// The connectors of these piles.
     async fn connectors_of(&self, piles: &[String]) -> Result<Vec<ConnectorRow>, StoreError>;
     /// The fleet's tallies; the energy counts the transactions stopped since `since`.
@@ -125,6 +132,15 @@ pub trait Repository: ClusterStore + SiteStore + Send + Sync + 'static {
     async fn images_without_bytes(&self) -> Result<Vec<ImageRow>, StoreError>;
     /// Stores the bytes of an image whose row is stored (chunks stored already are kept).
     async fn import_image_bytes(&self, image: i64, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Stores a campaign and its piles in one database transaction, unless one of its piles
+    /// is in another campaign and not done with it (a unique index: of two campaigns created
+    /// at once, on any nodes, one gets the pile).
+    async fn create_campaign(
+        &self,
+        spec: &str,
+        rollouts: &[RolloutRow],
+        now: Millis,
+    ) -> Result<CampaignCreated, StoreError>;
     async fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError>;
     async fn rollouts(&self, campaign: i64) -> Result<Vec<RolloutRow>, StoreError>;
 }
@@ -141,6 +157,10 @@ pub mod sqlite {
     const LOG_ORDER: &str = "time DESC, seq DESC";
     /// New transaction ids are past a reconciled one's by `next_id` already.
     const ADVANCE_TRANSACTION_IDS: Option<&str> = None;
+    /// The database's clock, milliseconds since the Unix epoch.
+    const DB_NOW: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+    /// A lease row read by a fenced write: one writer holds the database's lock already.
+    const FENCE_LOCK: &str = "";
 
     /// The next id of a table: one writer holds the lock, so the largest plus one.
     fn next_id(table: &str) -> String {
@@ -152,6 +172,7 @@ pub mod sqlite {
     }
     include!("sql_body.rs");
     include!("sql_writes.rs");
+    include!("sql_grouped.rs");
     include!("sql_transactions.rs");
     include!("sql_firmware.rs");
     include!("sql_fleet.rs");
@@ -174,6 +195,11 @@ pub mod postgres {
     const ADVANCE_TRANSACTION_IDS: Option<&str> = Some(
         "SELECT setval('transactions_id_seq', $1) FROM transactions_id_seq WHERE last_value < $1",
     );
+    /// The database's clock, milliseconds since the Unix epoch (as each statement runs).
+    const DB_NOW: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+    /// A lease row read by a fenced write is locked until the write's transaction ends: a node
+    /// taking the lease over waits for it, and reads what it wrote.
+    const FENCE_LOCK: &str = " FOR SHARE";
 
     /// The next id of a table, from its sequence (migrations_postgres): many nodes insert at
     /// once.
@@ -202,6 +228,7 @@ pub mod postgres {
     }
     include!("sql_body.rs");
     include!("sql_writes.rs");
+    include!("sql_grouped.rs");
     include!("sql_transactions.rs");
     include!("sql_firmware.rs");
     include!("sql_fleet.rs");
@@ -229,6 +256,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Repository>, StoreError> {
             .pragma("wal_autocheckpoint", "4000");
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let repo = sqlite::SqlRepository::new(pool);
@@ -254,11 +282,19 @@ pub async fn open(url: &str) -> Result<Arc<dyn Repository>, StoreError> {
             pool.close().await;
             options = options.options([("search_path", schema.as_str())]);
         }
+        // No ping before each use: it doubled the round trips of every read (a tenth of a
+        // node's CPU in a boot storm, where each handshake looks its pile up). A connection
+        // that broke fails its query, which is answered as a store error, and is dropped.
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await?;
+        let cluster = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(CLUSTER_CONNECTIONS)
             .connect_with(options)
             .await?;
-        let repo = postgres::SqlRepository::new(pool);
+        let repo = postgres::SqlRepository::with_cluster_pool(pool, cluster);
         repo.migrate().await?;
         Ok(Arc::new(repo))
     } else {

@@ -349,18 +349,19 @@ pub enum WriteOp {
         result: Option<String>,
     },
     Refused(RefusedRow),
-    /// A campaign and its piles; answers its id.
-    CreateCampaign {
-        spec: String,
-        rollouts: Vec<RolloutRow>,
-    },
+    /// A campaign's state; answers the rows changed (0: its fence no longer holds).
     CampaignState {
         id: i64,
         state: String,
         finished_at: Option<Millis>,
+        fence: Option<Fence>,
     },
-    /// One pile's upgrade state, as it changed.
-    PutRollout(RolloutRow),
+    /// One pile's upgrade state, as it changed; answers the rows written (0: its fence no
+    /// longer holds).
+    PutRollout {
+        row: RolloutRow,
+        fence: Option<Fence>,
+    },
     /// A cancel asked of a campaign another node runs: `cancelling` if it is `running` or
     /// `cancelling`; answers the rows changed (0: not running).
     CancelCampaign {
@@ -374,6 +375,7 @@ impl WriteOp {
     pub fn seen_pile(&self) -> Option<&str> {
         match self {
             WriteOp::Seen { pile }
+            | WriteOp::Connected { pile, .. }
             | WriteOp::Status { pile, .. }
             | WriteOp::StartTransaction { pile, .. }
             | WriteOp::StopTransaction { pile, .. }
@@ -381,6 +383,26 @@ impl WriteOp {
             _ => None,
         }
     }
+}
+
+/// The lease a write depends on: it is applied only while `holder` holds the lease `lease` (the
+/// lease's row checked in the same statement, and kept from changing hands until the write's
+/// transaction ends), so that a node that lost a lease without noticing (paused, then resumed)
+/// writes nothing under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub lease: String,
+    pub holder: String,
+}
+
+/// What the creation of a campaign answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CampaignCreated {
+    /// Stored, with this id.
+    Id(i64),
+    /// Nothing stored: the pile is in the running campaign `campaign` already (one created at
+    /// the same moment, through another node).
+    Busy { pile: String, campaign: i64 },
 }
 
 /// What a write answers.
@@ -400,7 +422,7 @@ pub enum WriteResult {
     },
     /// The id of a command just recorded.
     Command(i64),
-    /// The id of a row just inserted (images, campaigns).
+    /// The id of a row just inserted.
     Id(i64),
 }
 

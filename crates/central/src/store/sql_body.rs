@@ -8,14 +8,27 @@ use super::{FleetCounts, PileFilter, Repository, StoreError, Tally};
 
 type Tx = sqlx::Transaction<'static, Db>;
 
-/// The repository on one pool.
+/// The repository on a pool, and the pool of the cluster's heartbeats and leases.
 pub struct SqlRepository {
     pool: sqlx::Pool<Db>,
+    /// The heartbeats and the leases: a pool of their own where the database has many
+    /// writers, so that they never wait behind the group commit and the pages' reads (a
+    /// heartbeat that waits past the node's time to live gets the node reaped).
+    cluster: sqlx::Pool<Db>,
 }
 
 impl SqlRepository {
+    /// The repository on one pool, the cluster's rows too.
     pub fn new(pool: sqlx::Pool<Db>) -> Self {
-        SqlRepository { pool }
+        SqlRepository {
+            cluster: pool.clone(),
+            pool,
+        }
+    }
+
+    /// The repository on `pool`, the heartbeats and leases on `cluster`.
+    pub fn with_cluster_pool(pool: sqlx::Pool<Db>, cluster: sqlx::Pool<Db>) -> Self {
+        SqlRepository { pool, cluster }
     }
 
     pub fn pool(&self) -> &sqlx::Pool<Db> {
@@ -49,10 +62,21 @@ impl Repository for SqlRepository {
         now: Millis,
     ) -> Result<Vec<WriteResult>, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN).await?;
-        let mut results = Vec::with_capacity(ops.len());
-        for op in ops {
-            results.push(apply_one(&mut tx, op, now).await?);
+        let mut results = vec![WriteResult::Done; ops.len()];
+        let plan = grouping(ops);
+        let plan = &plan;
+        let planned = |how: Grouping| {
+            ops.iter()
+                .enumerate()
+                .filter(move |(i, _)| plan[*i] == how)
+        };
+        let admissions: Vec<(usize, &WriteOp)> = planned(Grouping::Admission).collect();
+        admit_piles(&mut tx, &admissions, now, &mut results).await?;
+        for (i, op) in planned(Grouping::Alone) {
+            results[i] = apply_one(&mut tx, op, now).await?;
         }
+        let after: Vec<&WriteOp> = planned(Grouping::After).map(|(_, op)| op).collect();
+        apply_after(&mut tx, &after, now).await?;
         insert_samples(&mut tx, &batch_samples(ops)).await?;
         note_registers(&mut tx, ops).await?;
         let mut seen: Vec<&str> = ops.iter().filter_map(WriteOp::seen_pile).collect();
@@ -108,6 +132,10 @@ impl Repository for SqlRepository {
         limit: Option<i64>,
     ) -> Result<Vec<PileRow>, StoreError> {
         self.read_pile_page(filter, after, limit).await
+    }
+
+    async fn piles_of(&self, ids: &[String]) -> Result<Vec<PileRow>, StoreError> {
+        self.read_piles_of(ids).await
     }
 
     async fn connectors_of(&self, piles: &[String]) -> Result<Vec<ConnectorRow>, StoreError> {
@@ -323,6 +351,15 @@ impl Repository for SqlRepository {
 
     async fn import_image_bytes(&self, image: i64, bytes: &[u8]) -> Result<(), StoreError> {
         self.insert_image_bytes(image, bytes).await
+    }
+
+    async fn create_campaign(
+        &self,
+        spec: &str,
+        rollouts: &[RolloutRow],
+        now: Millis,
+    ) -> Result<CampaignCreated, StoreError> {
+        self.insert_campaign(spec, rollouts, now).await
     }
 
     async fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {

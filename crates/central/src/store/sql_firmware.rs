@@ -69,6 +69,57 @@ impl SqlRepository {
         Ok(())
     }
 
+    async fn insert_campaign(
+        &self,
+        spec: &str,
+        rollouts: &[RolloutRow],
+        now: Millis,
+    ) -> Result<CampaignCreated, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN).await?;
+        let id: i64 = sqlx::query_scalar(&format!(
+            "INSERT INTO campaigns (id, created_at, spec, state) \
+             VALUES ({}, $1, $2, 'running') RETURNING id",
+            next_id("campaigns")
+        ))
+        .bind(now)
+        .bind(spec)
+        .fetch_one(&mut *tx)
+        .await?;
+        for r in rollouts {
+            // Nothing inserted: the pile's row of another campaign, not done, holds the index
+            // `campaign_piles_active` (a creation not committed yet is waited for).
+            let inserted = sqlx::query(
+                "INSERT INTO campaign_piles \
+                 (campaign, position, pile, phase, outcome, state, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(r.position)
+            .bind(&r.pile)
+            .bind(&r.phase)
+            .bind(&r.outcome)
+            .bind(&r.state)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                let campaign: Option<i64> = sqlx::query_scalar(
+                    "SELECT campaign FROM campaign_piles WHERE pile = $1 AND phase <> 'done'",
+                )
+                .bind(&r.pile)
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.rollback().await?;
+                return Ok(CampaignCreated::Busy {
+                    pile: r.pile.clone(),
+                    campaign: campaign.unwrap_or_default(),
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(CampaignCreated::Id(id))
+    }
+
     async fn read_campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, created_at, spec, state, finished_at FROM campaigns ORDER BY id",
@@ -105,23 +156,44 @@ async fn insert_chunks(tx: &mut Tx, image: i64, bytes: &[u8]) -> Result<(), sqlx
     Ok(())
 }
 
-async fn put_rollout(tx: &mut Tx, r: &RolloutRow, now: Millis) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO campaign_piles (campaign, position, pile, phase, outcome, state, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (campaign, pile) DO UPDATE SET phase = excluded.phase, \
-         outcome = excluded.outcome, state = excluded.state, updated_at = excluded.updated_at",
+/// The condition of a write fenced by a lease whose name and holder are bound as `$n` and
+/// `$n+1`.
+fn fence_held(n: usize) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM leases WHERE name = ${n} AND holder = ${}{FENCE_LOCK})",
+        n + 1
     )
-    .bind(r.campaign)
-    .bind(r.position)
-    .bind(&r.pile)
-    .bind(&r.phase)
-    .bind(&r.outcome)
-    .bind(&r.state)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+}
+
+/// Writes a pile's upgrade state; the rows written (none: its fence no longer holds).
+async fn put_rollout(
+    tx: &mut Tx,
+    r: &RolloutRow,
+    fence: Option<&Fence>,
+    now: Millis,
+) -> Result<u64, sqlx::Error> {
+    let held = match fence {
+        Some(_) => fence_held(8),
+        None => "1 = 1".to_owned(),
+    };
+    let q = format!(
+        "INSERT INTO campaign_piles (campaign, position, pile, phase, outcome, state, updated_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE {held} \
+         ON CONFLICT (campaign, pile) DO UPDATE SET phase = excluded.phase, \
+         outcome = excluded.outcome, state = excluded.state, updated_at = excluded.updated_at"
+    );
+    let mut q = sqlx::query(&q)
+        .bind(r.campaign)
+        .bind(r.position)
+        .bind(&r.pile)
+        .bind(&r.phase)
+        .bind(&r.outcome)
+        .bind(&r.state)
+        .bind(now);
+    if let Some(f) = fence {
+        q = q.bind(&f.lease).bind(&f.holder);
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected())
 }
 
 /// The writes of images and campaigns.
@@ -131,41 +203,29 @@ async fn apply_firmware(
     now: Millis,
 ) -> Result<WriteResult, sqlx::Error> {
     match op {
-        WriteOp::CreateCampaign { spec, rollouts } => {
-            let id: i64 = sqlx::query_scalar(&format!(
-                "INSERT INTO campaigns (id, created_at, spec, state) \
-                 VALUES ({}, $1, $2, 'running') RETURNING id",
-                next_id("campaigns")
-            ))
-            .bind(now)
-            .bind(spec)
-            .fetch_one(&mut **tx)
-            .await?;
-            for r in rollouts {
-                let r = RolloutRow {
-                    campaign: id,
-                    ..r.clone()
-                };
-                put_rollout(tx, &r, now).await?;
-            }
-            Ok(WriteResult::Id(id))
-        }
         WriteOp::CampaignState {
             id,
             state,
             finished_at,
+            fence,
         } => {
-            sqlx::query("UPDATE campaigns SET state = $1, finished_at = $2 WHERE id = $3")
-                .bind(state)
-                .bind(finished_at)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-            Ok(WriteResult::Done)
+            let held = match fence {
+                Some(_) => fence_held(4),
+                None => "1 = 1".to_owned(),
+            };
+            let q = format!(
+                "UPDATE campaigns SET state = $1, finished_at = $2 WHERE id = $3 AND {held}"
+            );
+            let mut q = sqlx::query(&q).bind(state).bind(finished_at).bind(id);
+            if let Some(f) = fence {
+                q = q.bind(&f.lease).bind(&f.holder);
+            }
+            let r = q.execute(&mut **tx).await?;
+            Ok(WriteResult::Affected(r.rows_affected()))
         }
-        WriteOp::PutRollout(r) => {
-            put_rollout(tx, r, now).await?;
-            Ok(WriteResult::Done)
+        WriteOp::PutRollout { row, fence } => {
+            let written = put_rollout(tx, row, fence.as_ref(), now).await?;
+            Ok(WriteResult::Affected(written))
         }
         WriteOp::CancelCampaign { id } => {
             let r = sqlx::query(

@@ -101,6 +101,22 @@ impl SqlRepository {
         Ok(q.build_query_as::<PileRow>().fetch_all(&self.pool).await?)
     }
 
+    async fn read_piles_of(&self, ids: &[String]) -> Result<Vec<PileRow>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<Db>::new(format!(
+                "SELECT {PILE_COLUMNS} FROM piles WHERE id IN ("
+            ));
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.clone());
+            }
+            q.push(") ORDER BY id");
+            rows.extend(q.build_query_as::<PileRow>().fetch_all(&self.pool).await?);
+        }
+        Ok(rows)
+    }
+
     async fn read_connectors_of(&self, piles: &[String]) -> Result<Vec<ConnectorRow>, StoreError> {
         let mut rows = Vec::new();
         for chunk in piles.chunks(ROWS_PER_STATEMENT) {
@@ -183,45 +199,22 @@ impl SqlRepository {
     }
 }
 
-/// A pile's connection begins or ends: the `connection` column says who is online.
-async fn apply_connection(
+/// A pile's connection ended: its presence record goes, unless a newer connection replaced it.
+async fn disconnect(
     tx: &mut Tx,
-    op: &WriteOp,
-    now: Millis,
+    pile: &str,
+    node: &str,
+    connection: i64,
 ) -> Result<WriteResult, sqlx::Error> {
-    match op {
-        WriteOp::Connected {
-            pile,
-            node,
-            connection,
-        } => {
-            sqlx::query(
-                "UPDATE piles SET connection = $1, node = $2, connected_at = $3 WHERE id = $4",
-            )
-            .bind(connection)
-            .bind(node)
-            .bind(now)
-            .bind(pile)
-            .execute(&mut **tx)
-            .await?;
-        }
-        WriteOp::Disconnected {
-            pile,
-            node,
-            connection,
-        } => {
-            sqlx::query(
-                "UPDATE piles SET connection = NULL, node = NULL, connected_at = NULL \
-                 WHERE id = $1 AND connection = $2 AND node = $3",
-            )
-            .bind(pile)
-            .bind(connection)
-            .bind(node)
-            .execute(&mut **tx)
-            .await?;
-        }
-        _ => {}
-    }
+    sqlx::query(
+        "UPDATE piles SET connection = NULL, node = NULL, connected_at = NULL \
+         WHERE id = $1 AND connection = $2 AND node = $3",
+    )
+    .bind(pile)
+    .bind(connection)
+    .bind(node)
+    .execute(&mut **tx)
+    .await?;
     Ok(WriteResult::Done)
 }
 

@@ -164,17 +164,11 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             .await?;
             Ok(WriteResult::Done)
         }
-        WriteOp::AdmitPile { id, registration } => {
-            let r = sqlx::query(
-                "INSERT INTO piles (id, registration, created_at, last_seen) VALUES ($1, $2, $3, $3) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(id)
-            .bind(registration)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            Ok(WriteResult::Affected(r.rows_affected()))
+        WriteOp::AdmitPile { .. } => {
+            let mut result = [WriteResult::Done];
+            admit_piles(tx, &[(0, op)], now, &mut result).await?;
+            let [result] = result;
+            Ok(result)
         }
         WriteOp::SetRegistration { id, registration } => {
             let r = sqlx::query("UPDATE piles SET registration = $1 WHERE id = $2")
@@ -197,73 +191,12 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
                 .await?;
             Ok(WriteResult::Affected(r.rows_affected()))
         }
-        WriteOp::Boot { pile, info } => {
-            sqlx::query(
-                "UPDATE piles SET vendor = $1, model = $2, serial_number = $3, \
-                 charge_box_serial_number = $4, firmware_version = $5, iccid = $6, imsi = $7, \
-                 meter_type = $8, meter_serial_number = $9, last_boot = $10, last_seen = $10 \
-                 WHERE id = $11",
-            )
-            .bind(&info.vendor)
-            .bind(&info.model)
-            .bind(&info.serial_number)
-            .bind(&info.charge_box_serial_number)
-            .bind(&info.firmware_version)
-            .bind(&info.iccid)
-            .bind(&info.imsi)
-            .bind(&info.meter_type)
-            .bind(&info.meter_serial_number)
-            .bind(now)
-            .bind(pile)
-            .execute(&mut **tx)
-            .await?;
+        WriteOp::Boot { .. } | WriteOp::Status { .. } | WriteOp::Connected { .. } => {
+            apply_after(tx, &[op], now).await?;
             Ok(WriteResult::Done)
         }
         // Its `last_seen` is set with the batch's other piles (`WriteOp::seen_pile`).
         WriteOp::Seen { .. } => Ok(WriteResult::Done),
-        WriteOp::Status {
-            pile,
-            connector,
-            status,
-            error_code,
-            vendor_error_code,
-            info,
-            vendor_id,
-            time,
-        } => {
-            sqlx::query(
-                "INSERT INTO connectors (pile, connector, status, error_code, vendor_error_code, \
-                 info, vendor_id, time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (pile, connector) DO UPDATE SET status = excluded.status, \
-                 error_code = excluded.error_code, vendor_error_code = excluded.vendor_error_code, \
-                 info = excluded.info, vendor_id = excluded.vendor_id, time = excluded.time \
-                 WHERE connectors.time <= excluded.time",
-            )
-            .bind(pile)
-            .bind(connector)
-            .bind(status)
-            .bind(error_code)
-            .bind(vendor_error_code)
-            .bind(info)
-            .bind(vendor_id)
-            .bind(time)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO status_history (pile, connector, time, status, error_code, \
-                 vendor_error_code, info) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            )
-            .bind(pile)
-            .bind(connector)
-            .bind(time)
-            .bind(status)
-            .bind(error_code)
-            .bind(vendor_error_code)
-            .bind(info)
-            .execute(&mut **tx)
-            .await?;
-            Ok(WriteResult::Done)
-        }
         WriteOp::StartTransaction {
             pile,
             connector,
@@ -415,13 +348,14 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
             .await?;
             Ok(WriteResult::Done)
         }
-        WriteOp::CreateCampaign { .. }
-        | WriteOp::CampaignState { .. }
-        | WriteOp::PutRollout(_)
+        WriteOp::CampaignState { .. }
+        | WriteOp::PutRollout { .. }
         | WriteOp::CancelCampaign { .. } => apply_firmware(tx, op, now).await,
-        WriteOp::Connected { .. } | WriteOp::Disconnected { .. } => {
-            apply_connection(tx, op, now).await
-        }
+        WriteOp::Disconnected {
+            pile,
+            node,
+            connection,
+        } => disconnect(tx, pile, node, *connection).await,
         WriteOp::Refused(r) => {
             sqlx::query(
                 "INSERT INTO refused_handshakes (time, remote, identity, reason, http_status) \

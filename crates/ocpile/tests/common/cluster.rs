@@ -449,6 +449,40 @@ pub async fn until_sessions_running(schema: &Schema, piles: usize) {
     .await;
 }
 
+/// The meter values stored of each running transaction.
+async fn metered(schema: &Schema) -> std::collections::HashMap<i64, i64> {
+    let mut conn = schema.connect().await;
+    sqlx::query_as::<_, (i64, i64)>(
+        "SELECT t.id, COUNT(m.transaction_id) FROM transactions t \
+         LEFT JOIN meter_values m ON m.transaction_id = t.id \
+         WHERE t.stop_time IS NULL GROUP BY t.id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+/// Waits until each of the `piles` running sessions has a meter value stored past those it has
+/// now: the sessions go on (at most a minute).
+pub async fn until_metered_again(schema: &Schema, piles: usize) {
+    let before = metered(schema).await;
+    poll(
+        Duration::from_secs(60),
+        "a new meter value of every session",
+        || async {
+            let now = metered(schema).await;
+            let on = now
+                .iter()
+                .filter(|(id, n)| **n > before.get(*id).copied().unwrap_or(0))
+                .count();
+            (on == piles).then_some(())
+        },
+    )
+    .await;
+}
+
 /// Waits until the fleet at `control` has its `piles` accepted and every one of them present
 /// in the database, with a pile on each node of `names` (`via`: who spread them); the piles by
 /// node.
