@@ -213,6 +213,26 @@ async fn a_site_shares_its_capacity_among_its_piles_with_charging_profiles() {
     .await;
     assert_eq!(sessions[0]["transaction"], t1);
     assert_eq!(sessions[0]["queued"], false);
+
+    // /metrics: the site's capacity, what its sessions were granted and what they draw.
+    let (status, text) = api(addr, "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    let text = text.as_str().unwrap();
+    for (gauge, value) in [
+        ("capacity", "32.0"),
+        ("granted", "32.0"),
+        ("measured", "15.2"),
+    ] {
+        let series = format!("ocpile_site_{gauge}_amperes{{");
+        let site = format!("site=\"{id}\"");
+        assert!(
+            text.lines().any(|l| l.starts_with(&series)
+                && l.contains(&site)
+                && l.contains("site_name=\"Yard\"")
+                && l.ends_with(&format!("}} {value}"))),
+            "{gauge} {value} in {text}"
+        );
+    }
     let (_, log) = api(addr, "GET", &format!("/api/sites/{id}/allocations"), None).await;
     let log = log.as_array().unwrap();
     assert!(

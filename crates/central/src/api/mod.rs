@@ -81,6 +81,10 @@ async fn errors_as_json(req: Request, next: Next) -> Response {
     responses((status = 200, description = "the OpenMetrics text format",
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 pub async fn metrics(State(central): State<Arc<Central>>) -> Response {
+    match sites::figures(&central).await {
+        Ok(figures) => central.metrics().set_sites(&figures),
+        Err(e) => tracing::warn!("metrics: the sites' figures: {}", e.1),
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{json_body, time, ApiError, ApiResult, ErrorBody};
+use crate::metrics::SiteFigures;
 use crate::site::terms::ScheduleTerms;
 use crate::site::{current_import_a, Terms, TermsInput};
 use crate::store::{Joined, SitePileRow, SiteRow};
@@ -222,6 +223,31 @@ async fn sessions(
                 queued: last.is_some_and(|a| a.queued),
             });
         }
+    }
+    Ok(out)
+}
+
+/// Each site's capacity in force now and the sums of its running sessions' grants and last
+/// measured currents, for `/metrics`.
+pub(crate) async fn figures(central: &Central) -> ApiResult<Vec<SiteFigures>> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut out = Vec::new();
+    for row in central.repo().sites().await? {
+        let terms = terms_of(&row)?;
+        let capacity_a = terms.site().map_err(refused)?.capacity_at(now);
+        let piles = central.repo().site_piles(Some(row.id)).await?;
+        let sessions = sessions(central, row.id, &piles).await?;
+        out.push(SiteFigures {
+            id: row.id,
+            name: terms.name.clone(),
+            capacity_a,
+            granted_a: sessions
+                .iter()
+                .filter(|s| !s.queued)
+                .filter_map(|s| s.granted_a)
+                .sum(),
+            measured_a: sessions.iter().filter_map(|s| s.measured_a).sum(),
+        });
     }
     Ok(out)
 }
