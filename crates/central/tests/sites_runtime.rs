@@ -233,6 +233,42 @@ async fn a_site_shares_its_capacity_among_its_piles_with_charging_profiles() {
             "{gauge} {value} in {text}"
         );
     }
+
+    // The site's page in the dashboard: its sessions, their grants and draws, and the chart.
+    let dashboard = |path: String| async move {
+        let answer = reqwest::Client::new()
+            .get(format!("http://{addr}{path}"))
+            .header("cookie", format!("ocpile_token={}", common::node::TOKEN))
+            .send()
+            .await
+            .unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    };
+    let (status, html) = dashboard("/sites".into()).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!("<a href=\"/sites/{id}\">Yard</a>")),
+        "{html}"
+    );
+    assert!(html.contains("<a href=\"/sites\">Sites</a>"), "{html}");
+    let (status, html) = dashboard(format!("/sites/{id}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<h1>Site Yard</h1>"), "{html}");
+    for t in [t1, t2] {
+        let link = format!("<a href=\"/transactions/{t}\">{t}</a>");
+        assert!(html.contains(&link), "{link} in {html}");
+    }
+    assert!(html.contains("<td class=\"measured\">15.2</td>"), "{html}");
+    assert_eq!(
+        html.matches("<td class=\"granted\">16.0</td>").count(),
+        2,
+        "{html}"
+    );
+    for line in ["capacity", "granted", "measured"] {
+        let polyline = format!("<polyline class=\"{line}\"");
+        assert!(html.contains(&polyline), "{polyline} in {html}");
+    }
+
     let (_, log) = api(addr, "GET", &format!("/api/sites/{id}/allocations"), None).await;
     let log = log.as_array().unwrap();
     assert!(
