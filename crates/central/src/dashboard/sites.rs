@@ -342,4 +342,26 @@ mod tests {
         .into_string();
         assert!(svg.contains("<polyline class=\"measured\""), "{svg}");
     }
+
+    #[test]
+    fn the_capacity_follows_the_schedule() {
+        let site = json!({"id": 1, "name": "Depot", "capacity_a": 63.0, "phases": 1,
+            "min_a": 6.0, "failsafe_a": 6.0, "settle_s": 60, "priorities": {},
+            "schedule": {"cycle": "daily", "periods": [{"start": 1020, "end": 1260, "limit_a": 32.0}]}});
+        let day = chrono::DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
+            .unwrap()
+            .timestamp_millis();
+        let hour = 3_600_000;
+        assert_eq!(
+            capacity_steps(&site, day + 16 * hour, day + 18 * hour),
+            vec![
+                (day + 16 * hour, 63.0),
+                (day + 17 * hour, 63.0),
+                (day + 17 * hour, 32.0),
+                (day + 18 * hour, 32.0)
+            ]
+        );
+        let flat = json!({"capacity_a": 40.0, "name": ""});
+        assert_eq!(capacity_steps(&flat, 0, 10), vec![(0, 40.0), (10, 40.0)]);
+    }
 }
