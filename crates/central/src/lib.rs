@@ -18,6 +18,7 @@ pub mod pulse;
 pub mod secrets;
 pub mod server;
 pub mod sessions;
+pub mod site;
 pub mod store;
 mod tap;
 pub mod vendor_view;

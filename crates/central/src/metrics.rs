@@ -33,8 +33,33 @@ pub struct ActionLabels {
     pub action: String,
 }
 
+/// A site: its id and its name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteLabels {
+    pub site: String,
+    pub site_name: String,
+}
+
+/// What a site's gauges show: A per phase.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteFigures {
+    pub id: i64,
+    pub name: String,
+    /// The capacity in force now (the schedule's limit, if one applies).
+    pub capacity_a: f64,
+    /// The sum of what the allocator last granted the running sessions.
+    pub granted_a: f64,
+    /// The sum of the running sessions' last Current.Import.
+    pub measured_a: f64,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
 pub struct Metrics {
     registry: Registry,
+    site_capacity: Family<SiteLabels, FloatGauge>,
+    site_granted: Family<SiteLabels, FloatGauge>,
+    site_measured: Family<SiteLabels, FloatGauge>,
     pub connected_piles: Gauge,
     pub messages: Family<MessageLabels, Counter>,
     pub call_errors: Family<CodeLabels, Counter>,
@@ -90,6 +115,9 @@ impl Metrics {
             commands_waiting: Gauge::default(),
             firmware_downloads: Counter::default(),
             frames: AtomicU64::new(0),
+            site_capacity: Family::default(),
+            site_granted: Family::default(),
+            site_measured: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -157,7 +185,38 @@ impl Metrics {
             "API commands waiting for a pile's answer",
             m.commands_waiting.clone(),
         );
+        registry.register(
+            "site_capacity_amperes",
+            "A site's capacity in force, A per phase",
+            m.site_capacity.clone(),
+        );
+        registry.register(
+            "site_granted_amperes",
+            "The sum of the limits granted to a site's running sessions, A per phase",
+            m.site_granted.clone(),
+        );
+        registry.register(
+            "site_measured_amperes",
+            "The sum of a site's running sessions' last Current.Import, A per phase",
+            m.site_measured.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Sets the sites' gauges to these figures; a site not among them loses its series.
+    pub fn set_sites(&self, sites: &[SiteFigures]) {
+        for family in [&self.site_capacity, &self.site_granted, &self.site_measured] {
+            family.clear();
+        }
+        for s in sites {
+            let labels = SiteLabels {
+                site: s.id.to_string(),
+                site_name: s.name.clone(),
+            };
+            self.site_capacity.get_or_create(&labels).set(s.capacity_a);
+            self.site_granted.get_or_create(&labels).set(s.granted_a);
+            self.site_measured.get_or_create(&labels).set(s.measured_a);
+        }
     }
 
     pub fn observe_commit(&self, took: Duration, batch: usize) {
@@ -219,5 +278,36 @@ mod tests {
             text.contains("ocpile_connected_piles{node=\"east-1\"} 3"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_site_removed_loses_its_series() {
+        let metrics = Metrics::default();
+        let depot = SiteFigures {
+            id: 1,
+            name: "Depot".into(),
+            capacity_a: 63.0,
+            granted_a: 51.0,
+            measured_a: 40.5,
+        };
+        let yard = SiteFigures {
+            id: 2,
+            name: "Yard".into(),
+            ..depot.clone()
+        };
+        metrics.set_sites(&[depot, yard.clone()]);
+        let text = metrics.encode();
+        for line in [
+            "ocpile_site_capacity_amperes{site=\"1\",site_name=\"Depot\"} 63.0",
+            "ocpile_site_granted_amperes{site=\"1\",site_name=\"Depot\"} 51.0",
+            "ocpile_site_measured_amperes{site=\"1\",site_name=\"Depot\"} 40.5",
+            "ocpile_site_capacity_amperes{site=\"2\",site_name=\"Yard\"} 63.0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+        metrics.set_sites(&[yard]);
+        let text = metrics.encode();
+        assert!(!text.contains("site_name=\"Depot\""), "{text}");
+        assert!(text.contains("site_name=\"Yard\""), "{text}");
     }
 }

@@ -200,6 +200,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     spawn_reaper(central.clone());
     spawn_pulse(central.clone());
     crate::campaign::runner::start(&central, campaign_queues).await?;
+    crate::site::runtime::start(&central);
     // Every route, assembled here above the API, the dashboard and the OCPP websockets.
     let router = crate::api::router(central.clone())
         .merge(crate::dashboard::router(central.clone()))

@@ -33,6 +33,41 @@ const CARDS: [&str; 4] = ["DEMO-CARD-1", "DEMO-CARD-2", "DEMO-CARD-3", "DEMO-CAR
 /// The image ready for a campaign (the FAQ's ST MCU example name; its content is filler).
 const IMAGE: &str = "XSmart.V2.0.110(M3G31H)@7KW.EVPro.070";
 
+/// The demo's site: its first piles share a grid connection that cannot give every EV all it
+/// asks, so the allocation shows.
+const SITE: &str = "Demo site";
+/// How many of the first piles are on the site.
+const SITE_PILES: usize = 4;
+/// The site's capacity (A, single phase) and each connector's fail-safe.
+const SITE_CAPACITY_A: f64 = 40.0;
+const SITE_FAILSAFE_A: f64 = 6.0;
+
+/// Creates the demo's site with its first piles, unless a run before did.
+async fn prepare_site(central: &central::Central, ids: &[String]) -> anyhow::Result<()> {
+    let repo = central.repo();
+    if repo.sites().await?.iter().any(|s| s.name == SITE) {
+        return Ok(());
+    }
+    let piles: Vec<&String> = ids.iter().take(SITE_PILES).collect();
+    if piles.is_empty() {
+        return Ok(());
+    }
+    let input: central::site::TermsInput = serde_json::from_value(serde_json::json!({
+        "name": SITE, "capacity_a": SITE_CAPACITY_A, "failsafe_a": SITE_FAILSAFE_A,
+    }))?;
+    let terms = central::site::Terms::create(input)?;
+    terms.site()?.check_connectors(piles.len())?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let site = repo.create_site(&terms.to_row(0, now)).await?;
+    for pile in piles {
+        match repo.join_site(site, pile, None).await? {
+            central::store::Joined::Added => {}
+            other => anyhow::bail!("putting {pile} on the demo's site: {other:?}"),
+        }
+    }
+    Ok(())
+}
+
 /// What the demo does with each of its piles.
 #[derive(Default, Clone, Copy)]
 struct DemoPile {
@@ -69,6 +104,7 @@ async fn prepare(central: &central::Central, ids: &[String]) -> anyhow::Result<(
             }))
             .await?;
     }
+    prepare_site(central, ids).await?;
     if central.repo().images().await?.is_empty() {
         let body: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
         central::firmware::store(

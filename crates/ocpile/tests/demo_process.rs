@@ -156,6 +156,36 @@ async fn the_demo_runs_its_piles_serves_the_dashboard_and_stops_on_sigint() {
     })
     .await
     .expect("a session starts");
+    // The demo's site: its piles (all three here), a session's grant, and its page.
+    let (_, sites) = http_with(&addr, "GET", "/api/sites", None, &auth).await;
+    let sites = sites.as_array().unwrap().clone();
+    assert_eq!(sites.len(), 1, "{sites:?}");
+    assert_eq!(
+        (
+            &sites[0]["name"],
+            &sites[0]["capacity_a"],
+            &sites[0]["piles"]
+        ),
+        (
+            &serde_json::json!("Demo site"),
+            &serde_json::json!(40.0),
+            &serde_json::json!([
+                {"pile": "DEMO-01", "connector": null},
+                {"pile": "DEMO-02", "connector": null},
+                {"pile": "DEMO-03", "connector": null}
+            ])
+        )
+    );
+    let site = format!("/api/sites/{}", sites[0]["id"]);
+    until_api(&addr, &token, &site, WAIT, |s| {
+        s["sessions"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["granted_a"].as_f64().is_some()))
+    })
+    .await;
+    let page = format!("/sites/{}", sites[0]["id"]);
+    let (code, _) = http_with(&addr, "GET", &page, None, &cookie).await;
+    assert_eq!(code, 200, "the site's page");
     interrupt(&mut child, &lines);
 
     // Again, on the same data: the same piles, the same image, no new registration.
@@ -167,6 +197,8 @@ async fn the_demo_runs_its_piles_serves_the_dashboard_and_stops_on_sigint() {
     .await;
     let (_, images) = http_with(&addr, "GET", "/api/firmware", None, &auth).await;
     assert_eq!(images.as_array().unwrap().len(), 1);
+    let (_, sites) = http_with(&addr, "GET", "/api/sites", None, &auth).await;
+    assert_eq!(sites.as_array().unwrap().len(), 1, "{sites}");
     interrupt(&mut child, &lines);
 }
 

@@ -77,8 +77,12 @@ pub async fn send(
     body: Bytes,
 ) -> ApiResult<Response> {
     let action = command_action(&action)?;
-    let payload = decode_payload(action, &body)?;
+    let mut payload = decode_payload(action, &body)?;
     find(&central, &id).await?;
+    if action == Action::RemoteStartTransaction {
+        // A pile of a site: the session starts under a profile (FAQ 3.15).
+        payload = crate::site::runtime::remote_start_payload(&central, &id, payload).await?;
+    }
     Ok(deliver(&central, &id, action, payload).await)
 }
 

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{campaigns, commands, fleet, nodes, piles, records};
+use super::{campaigns, commands, fleet, nodes, piles, records, sites};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -55,6 +55,14 @@ use super::{campaigns, commands, fleet, nodes, piles, records};
         campaigns::create,
         campaigns::show,
         campaigns::cancel,
+        sites::list,
+        sites::create,
+        sites::show,
+        sites::change,
+        sites::delete,
+        sites::add_pile,
+        sites::remove_pile,
+        sites::allocations,
         openapi,
         super::metrics,
         crate::health::health,
@@ -75,6 +83,8 @@ use super::{campaigns, commands, fleet, nodes, piles, records};
             (FAQ 3.17)"),
         (name = "campaigns", description = "Firmware upgrades of many piles, a batch at a time \
             (FAQ 3.10, 3.17)"),
+        (name = "sites", description = "Piles that share a grid connection: the capacity \
+            divided among their sessions with charging profiles, and every decision recorded"),
         (name = "system", description = "This document, the metrics, the node's health and the central's nodes"),
     )
 )]

@@ -8,6 +8,7 @@ mod nodes;
 mod piles;
 mod records;
 pub(crate) mod schema;
+mod sites;
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 
 pub use crate::web::{json_body, time, time_opt, ApiError, ApiResult, ErrorBody};
@@ -80,6 +81,10 @@ async fn errors_as_json(req: Request, next: Next) -> Response {
     responses((status = 200, description = "the OpenMetrics text format",
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 pub async fn metrics(State(central): State<Arc<Central>>) -> Response {
+    match sites::figures(&central).await {
+        Ok(figures) => central.metrics().set_sites(&figures),
+        Err(e) => tracing::warn!("metrics: the sites' figures: {}", e.1),
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -145,6 +150,16 @@ pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
         ("/campaigns", get(campaigns::list).post(campaigns::create)),
         ("/campaigns/{id}", get(campaigns::show)),
         ("/campaigns/{id}/cancel", post(campaigns::cancel)),
+        ("/sites", get(sites::list).post(sites::create)),
+        (
+            "/sites/{id}",
+            get(sites::show).patch(sites::change).delete(sites::delete),
+        ),
+        (
+            "/sites/{id}/piles/{pile}",
+            put(sites::add_pile).delete(sites::remove_pile),
+        ),
+        ("/sites/{id}/allocations", get(sites::allocations)),
         ("/openapi.json", get(doc::openapi)),
     ]
 }

@@ -11,6 +11,7 @@ mod chart;
 mod home;
 mod pile;
 mod piles;
+mod sites;
 mod transactions;
 
 use std::convert::Infallible;
@@ -117,6 +118,7 @@ pub fn page(title: &str, flash: Option<&str>, content: Markup) -> Html<String> {
                         a href="/piles" { "Piles" }
                         a href="/transactions" { "Transactions" }
                         a href="/campaigns" { "Campaigns" }
+                        a href="/sites" { "Sites" }
                         a href="/handshakes" { "Refused handshakes" }
                         form.logout method="post" action="/logout" { button { "Log out" } }
                     }
@@ -379,6 +381,8 @@ pub fn router(central: Arc<Central>) -> Router {
         .route("/campaigns", get(campaigns::list).post(campaigns::create))
         .route("/campaigns/{id}", get(campaigns::show))
         .route("/campaigns/{id}/cancel", post(campaigns::cancel))
+        .route("/sites", get(sites::list))
+        .route("/sites/{id}", get(sites::show))
         .route("/handshakes", get(piles::refused))
         .route("/events", get(events))
         .route("/logout", post(logout))

@@ -6,6 +6,7 @@ pub mod cluster;
 mod column;
 pub mod fleet;
 pub mod model;
+pub mod site;
 mod writer;
 
 use std::str::FromStr;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 pub use cluster::{At, ClusterStore, NodeRow};
 pub use fleet::{FleetCounts, PileFilter, Tally};
 pub use model::*;
+pub use site::{AllocationRow, Joined, SitePileRow, SiteRow, SiteStore};
 pub use writer::{LogWriter, Writer};
 
 /// The connections of a PostgreSQL store's pool for the nodes' heartbeats and leases, beside
@@ -42,7 +44,7 @@ pub enum StoreError {
 
 /// Everything the central system reads and writes.
 #[async_trait]
-pub trait Repository: ClusterStore + Send + Sync + 'static {
+pub trait Repository: ClusterStore + SiteStore + Send + Sync + 'static {
     /// Applies the writes in one database transaction, in order, and appends the log rows in
     /// the same transaction; all or none.
     async fn apply_and_log(
@@ -175,6 +177,7 @@ pub mod sqlite {
     include!("sql_firmware.rs");
     include!("sql_fleet.rs");
     include!("sql_cluster.rs");
+    include!("sql_site.rs");
 }
 
 pub mod postgres {
@@ -230,6 +233,7 @@ pub mod postgres {
     include!("sql_firmware.rs");
     include!("sql_fleet.rs");
     include!("sql_cluster.rs");
+    include!("sql_site.rs");
 }
 
 /// Opens the database a URL names, applies the migrations, and returns its repository.
