@@ -260,7 +260,7 @@ pub(crate) async fn figures(central: &Central) -> ApiResult<Vec<SiteFigures>> {
     request_body = TermsInput,
     responses(
         (status = 200, description = "changed", body = SiteView),
-        (status = 400, description = "the terms do not hold; the reason is in `error`", body = ErrorBody),
+        (status = 400, description = "the id is not a number, or the terms do not hold; the reason is in `error`", body = ErrorBody),
         (status = 404, description = "no such site", body = ErrorBody)))]
 pub async fn change(
     State(central): State<Arc<Central>>,
@@ -284,6 +284,7 @@ pub async fn change(
     params(("id" = i64, Path, description = "the site's id")),
     responses(
         (status = 204, description = "removed"),
+        (status = 400, description = "the id is not a number; the reason is in `error`", body = ErrorBody),
         (status = 404, description = "no such site", body = ErrorBody)))]
 pub async fn delete(
     State(central): State<Arc<Central>>,
@@ -319,7 +320,7 @@ fn on_other_site(pile: &str, other: i64) -> ApiError {
     request_body(content = Option<Membership>, description = "empty: all its connectors"),
     responses(
         (status = 200, description = "the pile is on the site", body = SiteView),
-        (status = 400, description = "the pile is on another site, or the connectors' fail-safe together would exceed the lowest capacity; the reason is in `error`", body = ErrorBody),
+        (status = 400, description = "the id is not a number, the pile is on another site, or the connectors' fail-safe together would exceed the lowest capacity; the reason is in `error`", body = ErrorBody),
         (status = 404, description = "no such site or pile", body = ErrorBody)))]
 pub async fn add_pile(
     State(central): State<Arc<Central>>,
@@ -376,6 +377,7 @@ pub async fn add_pile(
         ("pile" = String, Path, description = "the pile's identity")),
     responses(
         (status = 204, description = "taken off"),
+        (status = 400, description = "the id is not a number; the reason is in `error`", body = ErrorBody),
         (status = 404, description = "the pile is not on that site", body = ErrorBody)))]
 pub async fn remove_pile(
     State(central): State<Arc<Central>>,
