@@ -31,13 +31,13 @@ const READS_AT_ONCE: usize = 32;
 
 /// The configuration reads of a node, a few at a time.
 pub struct ConfigReads {
-    permits: Arc<tokio::sync::Semaphore>,
+    permits: tokio::sync::Semaphore,
 }
 
 impl Default for ConfigReads {
     fn default() -> Self {
         ConfigReads {
-            permits: Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE)),
+            permits: tokio::sync::Semaphore::new(READS_AT_ONCE),
         }
     }
 }
@@ -45,8 +45,7 @@ impl Default for ConfigReads {
 /// Reads a pile's configuration once a read is free (after a boot: see [`READS_AT_ONCE`]).
 pub fn spawn_read(central: Arc<Central>, pile: String) {
     tokio::spawn(async move {
-        let permits = central.config_reads().permits.clone();
-        let Ok(_turn) = permits.acquire_owned().await else {
+        let Ok(_turn) = central.config_reads().permits.acquire().await else {
             return;
         };
         match read_all(&central, &pile).await {

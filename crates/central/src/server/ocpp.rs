@@ -345,7 +345,7 @@ async fn attach(
         connection: connection as i64,
     });
     let connected = event(&central, &identity, "Connected", format!("from {remote}"));
-    let (_, _) = tokio::join!(connected, presence);
+    let _ = tokio::join!(connected, presence);
     central.changed(format!("pile {identity}"));
     // Its presence is recorded: what it sends is answered from now on.
     let _ = admit.send(true);

@@ -51,7 +51,7 @@ fn grouping(ops: &[WriteOp]) -> Vec<Grouping> {
         })
         .collect();
     ops.iter()
-        .map(|op| match op.seen_pile().or_else(|| grouped_pile(op)) {
+        .map(|op| match grouped_pile(op) {
             Some(pile) if apart.contains(pile) => Grouping::Alone,
             _ => Grouping::of(op),
         })
@@ -62,7 +62,10 @@ fn grouping(ops: &[WriteOp]) -> Vec<Grouping> {
 fn grouped_pile(op: &WriteOp) -> Option<&str> {
     match op {
         WriteOp::AdmitPile { id, .. } => Some(id),
-        WriteOp::Boot { pile, .. } | WriteOp::Event { pile, .. } => Some(pile),
+        WriteOp::Boot { pile, .. }
+        | WriteOp::Event { pile, .. }
+        | WriteOp::Status { pile, .. }
+        | WriteOp::Connected { pile, .. } => Some(pile),
         _ => None,
     }
 }
