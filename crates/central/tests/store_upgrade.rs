@@ -1,6 +1,7 @@
 //! A database an older version left (migrated up to 0003, with rows) opens with this one: the
 //! unique index on a start's content holds over its transactions, and new ids and log rows go
-//! past the ones it holds, on SQLite and on PostgreSQL.
+//! past the ones it holds, its meter values read as they were (new ones are packed), on SQLite
+//! and on PostgreSQL.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,8 @@ const OLDER_ROWS: &[&str] = &[
      VALUES (2, 'fw.bin', 'bin', 3, 'ab', 1)",
     "INSERT INTO campaigns (id, created_at, spec, state) VALUES (5, 1, '{}', 'running')",
     "INSERT INTO message_log (pile, time, seq, direction, frame) VALUES ('CP1', 1, 90, 'in', '[]')",
+    "INSERT INTO meter_values (pile, connector, transaction_id, time, digest, sampled) \
+     VALUES ('CP1', 1, 3, 1500, 7, '[{\"value\":\"12\",\"measurand\":\"Current.Import\",\"unit\":\"A\"}]')",
 ];
 
 async fn older_database(kind: &str, dir: &Path) -> String {
@@ -134,6 +137,34 @@ async fn a_database_an_older_version_left_opens_and_numbers_on() {
         )
         .await
         .unwrap();
+        // The older meter value reads as it was written (JSON); a new one is kept packed and
+        // reads back as the JSON it was given.
+        let new_sample = r#"[{"value":"13","context":"Sample.Periodic","measurand":"Current.Import","unit":"A"}]"#;
+        apply(WriteOp::MeterValues {
+            pile: "CP1".into(),
+            connector: 1,
+            transaction_id: Some(3),
+            samples: vec![MeterSample {
+                time: 1600,
+                sampled: new_sample.into(),
+            }],
+        })
+        .await;
+        let meter = repo.meter_values(3).await.unwrap();
+        assert_eq!(
+            meter
+                .iter()
+                .map(|m| (m.time, m.sampled.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    1500,
+                    r#"[{"value":"12","measurand":"Current.Import","unit":"A"}]"#
+                ),
+                (1600, new_sample)
+            ],
+            "{kind}"
+        );
         let log = repo.messages("CP1", None, 10).await.unwrap();
         assert_eq!(
             log.iter().map(|m| (m.time, m.seq)).collect::<Vec<_>>(),

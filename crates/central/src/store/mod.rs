@@ -6,6 +6,7 @@ pub mod cluster;
 mod column;
 pub mod fleet;
 pub mod model;
+mod samples;
 pub mod site;
 mod writer;
 

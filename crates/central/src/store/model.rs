@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::column::{Direction, Flag};
+use super::samples::StoredSamples;
 
 /// Milliseconds since the Unix epoch (UTC).
 pub type Millis = i64;
@@ -86,7 +87,8 @@ pub struct MeterValueRow {
     pub connector: i64,
     pub transaction_id: Option<i64>,
     pub time: Millis,
-    /// The sampledValue array, as JSON.
+    /// The sampledValue array, as JSON (stored packed: `samples.rs`).
+    #[sqlx(try_from = "StoredSamples")]
     pub sampled: String,
 }
 

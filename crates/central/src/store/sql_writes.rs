@@ -56,7 +56,7 @@ async fn insert_samples(tx: &mut Tx, rows: &[SampleRow<'_>]) -> Result<(), sqlx:
                 .push_bind(r.transaction_id)
                 .push_bind(r.sample.time)
                 .push_bind(digest(&r.sample.sampled))
-                .push_bind(r.sample.sampled.clone());
+                .push_bind(super::samples::pack(&r.sample.sampled));
         });
         q.push(" ON CONFLICT DO NOTHING");
         q.build().execute(&mut **tx).await?;

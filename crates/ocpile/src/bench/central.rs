@@ -158,6 +158,15 @@ impl Server {
         }
     }
 
+    /// What its database holds now, in bytes (tables and indexes): SQLite's pages in use, or
+    /// the PostgreSQL schema's relations.
+    pub async fn db_bytes(&self) -> Option<u64> {
+        match self {
+            Server::One { db, .. } => sqlite_bytes(db).await,
+            Server::Nodes(nodes) => nodes.schema_bytes().await.ok(),
+        }
+    }
+
     /// Stops it; the MeterValues rows in its database. A PostgreSQL schema is dropped then.
     pub async fn finish(&mut self) -> u64 {
         match self {
@@ -176,6 +185,26 @@ impl Server {
             }
         }
     }
+}
+
+/// The bytes a SQLite database holds in pages in use (the WAL's committed pages included,
+/// the free list left out): what it grew by, whatever the WAL file's size at that moment.
+async fn sqlite_bytes(db: &Path) -> Option<u64> {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.ok()?;
+    let mut pragma = [0i64; 3];
+    for (value, name) in pragma
+        .iter_mut()
+        .zip(["page_count", "freelist_count", "page_size"])
+    {
+        *value = sqlx::query_scalar(&format!("PRAGMA {name}"))
+            .fetch_one(&mut conn)
+            .await
+            .ok()?;
+    }
+    let [pages, free, size] = pragma;
+    u64::try_from((pages - free) * size).ok()
 }
 
 async fn count_sqlite_rows(db: &Path) -> u64 {

@@ -93,6 +93,9 @@ struct Row {
     p99_ms: Option<f64>,
     meter_values_answered: u64,
     meter_values_stored: u64,
+    /// MeterValues answered in the busy window, and what the database grew by over it.
+    busy_meter_values: u64,
+    busy_db_growth: Option<u64>,
     /// The connected piles of each node (on nodes).
     piles_per_node: BTreeMap<String, u64>,
 }
@@ -132,6 +135,17 @@ fn per_call_cell(r: &Row) -> String {
     )
 }
 
+/// The database's growth over the busy window per MeterValues answered in it (everything else
+/// the window wrote, transactions, statuses and their log, counted against them too).
+fn disk_cell(r: &Row) -> String {
+    match r.busy_db_growth {
+        Some(bytes) if r.busy_meter_values > 0 => {
+            format!("{:.0}", bytes as f64 / r.busy_meter_values as f64)
+        }
+        _ => "-".into(),
+    }
+}
+
 fn per_node_cell(counts: &BTreeMap<String, u64>) -> String {
     if counts.is_empty() {
         return "-".into();
@@ -142,12 +156,12 @@ fn per_node_cell(counts: &BTreeMap<String, u64>) -> String {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "| central | nodes | piles | fleet processes | sample interval (s) | booted | boot (s) | fleet KiB/pile | central KiB/conn | idle CPU fleet/central(/PostgreSQL) | busy CALLs/s | busy frames/s | busy CPU fleet/central(/PostgreSQL) | CPU µs per CALL fleet/central(/PostgreSQL) | p50 / p99 (ms) | MeterValues answered / stored | piles per node |"
+        "| central | nodes | piles | fleet processes | sample interval (s) | booted | boot (s) | fleet KiB/pile | central KiB/conn | idle CPU fleet/central(/PostgreSQL) | busy CALLs/s | busy frames/s | busy CPU fleet/central(/PostgreSQL) | CPU µs per CALL fleet/central(/PostgreSQL) | p50 / p99 (ms) | database bytes per MeterValues | MeterValues answered / stored | piles per node |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {} | {} | {} / {} | {} / {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {} | {} | {} / {} | {} | {} / {} | {} |",
             r.central,
             r.nodes,
             r.piles,
@@ -164,6 +178,7 @@ fn print_table(rows: &[Row]) {
             per_call_cell(r),
             opt(r.p50_ms, 1),
             opt(r.p99_ms, 1),
+            disk_cell(r),
             r.meter_values_answered,
             r.meter_values_stored,
             per_node_cell(&r.piles_per_node),
@@ -280,12 +295,16 @@ async fn measure(
     tokio::time::sleep(Duration::from_secs(40)).await;
     let before = fleets::merge(&fleet.summaries(&client).await?);
     let (f0, c0) = (fleet.cpu_time(), server.cpu());
+    let db_before = server.db_bytes().await;
     let window = Duration::from_secs(args.busy_seconds);
     let t0 = Instant::now();
     tokio::time::sleep(window).await;
     let last = fleet.summaries(&client).await?;
     let after = fleets::merge(&last);
     let took = t0.elapsed();
+    row.busy_db_growth = db_before
+        .zip(server.db_bytes().await)
+        .map(|(before, after)| after.saturating_sub(before));
     row.busy_cpu_fleet = cpu_share(fleet.cpu_time(), f0, took);
     (row.busy_cpu_central, row.busy_cpu_postgres) = server.cpu_share(&c0, took);
     let delta = |k: &str| {
@@ -295,6 +314,7 @@ async fn measure(
             .saturating_sub(before[k].as_u64().unwrap_or(0)) as f64
     };
     row.busy_calls_per_s = delta("calls_answered") / took.as_secs_f64();
+    row.busy_meter_values = delta("meter_values_answered") as u64;
     row.busy_frames_per_s = (delta("frames_sent") + delta("frames_received")) / took.as_secs_f64();
     let buckets = |v: &Value| -> Vec<u64> {
         v["latency_buckets"]
@@ -409,5 +429,21 @@ mod tests {
         };
         assert_eq!(per_call_cell(&alone), "50 / 250");
         assert_eq!(per_call_cell(&Row::default()), "-");
+    }
+
+    #[test]
+    fn disk_per_meter_values_is_the_growth_over_the_meter_values_of_the_window() {
+        let row = Row {
+            busy_meter_values: 4_000,
+            busy_db_growth: Some(1_600_000),
+            ..Row::default()
+        };
+        assert_eq!(disk_cell(&row), "400");
+        let unmeasured = Row {
+            busy_db_growth: None,
+            ..row.clone()
+        };
+        assert_eq!(disk_cell(&unmeasured), "-");
+        assert_eq!(disk_cell(&Row::default()), "-");
     }
 }

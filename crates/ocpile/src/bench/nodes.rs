@@ -263,6 +263,20 @@ impl Nodes {
         Ok(n as u64)
     }
 
+    /// The bytes of the schema's tables with their indexes and TOAST.
+    pub async fn schema_bytes(&self) -> anyhow::Result<u64> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.pg).await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
+        )
+        .bind(&self.schema)
+        .fetch_one(&mut conn)
+        .await?;
+        Ok(n as u64)
+    }
+
     pub async fn drop_schema(&self) {
         let statement = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
         if let Err(e) = execute(&self.pg, &statement).await {

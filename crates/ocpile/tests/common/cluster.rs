@@ -566,7 +566,7 @@ pub async fn assert_nothing_lost(schema: &Schema, control: &str, ids: &[String])
     );
     // A meter value is its transaction, its time and what was sampled: none twice (two
     // readings of one instant, a periodic one and the stop's, differ in their context).
-    let twice = sqlx::query_as::<_, (Option<i64>, i64, String, i64)>(
+    let twice = sqlx::query_as::<_, (Option<i64>, i64, Vec<u8>, i64)>(
         "SELECT transaction_id, time, sampled, COUNT(*) FROM meter_values \
          GROUP BY 1, 2, 3 HAVING COUNT(*) > 1",
     )
@@ -574,7 +574,7 @@ pub async fn assert_nothing_lost(schema: &Schema, control: &str, ids: &[String])
     .await
     .unwrap();
     assert!(twice.is_empty(), "meter values stored twice: {twice:?}");
-    let same_time = sqlx::query_as::<_, (Option<i64>, i64, String)>(
+    let same_time = sqlx::query_as::<_, (Option<i64>, i64, Vec<u8>)>(
         "SELECT transaction_id, time, sampled FROM meter_values m WHERE (SELECT COUNT(*) \
          FROM meter_values n WHERE n.transaction_id = m.transaction_id AND n.time = m.time) > 1 \
          ORDER BY 1, 2",
