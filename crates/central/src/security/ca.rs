@@ -44,6 +44,8 @@ pub enum CaError {
 pub struct Ca {
     cert_pem: String,
     cert_der: Vec<u8>,
+    /// The end of the CA's validity: no certificate it signs lasts longer.
+    not_after: Millis,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -82,6 +84,13 @@ impl Ca {
                 ))
             }
         }
+        // Without a keyUsage extension any use is allowed; with one, it must sign certificates.
+        match cert.key_usage() {
+            Ok(None) => {}
+            Ok(Some(ku)) if ku.value.key_cert_sign() => {}
+            _ => return Err(invalid("the CA certificate's keyUsage lacks keyCertSign")),
+        }
+        let not_after = cert.validity().not_after.timestamp() * 1000;
         let key = KeyPair::from_pem(key_pem)
             .map_err(|e| invalid(format!("the private key (PKCS#8 PEM): {e}")))?;
         if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
@@ -92,6 +101,7 @@ impl Ca {
         Ok(Ca {
             cert_pem,
             cert_der: der,
+            not_after,
             issuer,
         })
     }
@@ -129,9 +139,16 @@ impl Ca {
     }
 
     /// Signs a checked CSR for the pile `identity`: CN the identity, O the CSR's, valid for a
-    /// year from `now` (a few minutes back), for client authentication (digitalSignature and
-    /// keyAgreement), a random serial.
+    /// year from `now` (a few minutes back) but not past the CA's own end, for client
+    /// authentication (digitalSignature and keyAgreement), a random serial. Refused once the
+    /// CA has expired.
     pub fn sign(&self, csr: &CheckedCsr, identity: &str, now: Millis) -> Result<Signed, CaError> {
+        if self.not_after <= now {
+            return Err(invalid(format!(
+                "the central's CA expired at {}",
+                crate::web::time(self.not_after)
+            )));
+        }
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
         name.push(DnType::CommonName, identity);
@@ -147,7 +164,7 @@ impl Ca {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
         let not_before = now - BACKDATE_MS;
-        let not_after = now + CERTIFICATE_DAYS * DAY_MS;
+        let not_after = (now + CERTIFICATE_DAYS * DAY_MS).min(self.not_after);
         params.not_before = time_of(not_before)?.to_datetime();
         params.not_after = time_of(not_after)?.to_datetime();
         let serial = serial();
@@ -223,4 +240,75 @@ pub async fn load(options: &Options, repo: &dyn Repository, now: Millis) -> Resu
         .map(|i| i + end.len())
         .ok_or_else(|| invalid("the stored CA has no certificate"))?;
     Ca::from_pem(&stored[..split], &stored[split..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = 1_800_000_000_000;
+
+    /// A CA certificate valid until `until`, with these key usages (none: no extension), and
+    /// its key, both PEM.
+    fn ca_until(until: Millis, usages: Vec<KeyUsagePurpose>, is_ca: bool) -> (String, String) {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params.is_ca = if is_ca {
+            IsCa::Ca(BasicConstraints::Unconstrained)
+        } else {
+            IsCa::ExplicitNoCa
+        };
+        params.key_usages = usages;
+        params.not_before = time_of(NOW - 10 * DAY_MS).unwrap().to_datetime();
+        params.not_after = time_of(until).unwrap().to_datetime();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn checked(identity: &str) -> CheckedCsr {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, identity);
+        let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+        super::super::csr::check(&pem, identity, None).unwrap()
+    }
+
+    #[test]
+    fn a_generated_ca_signs_for_a_year() {
+        let (cert, key) = Ca::generate(NOW).unwrap();
+        let ca = Ca::from_pem(&cert, &key).unwrap();
+        let signed = ca.sign(&checked("CP1"), "CP1", NOW).unwrap();
+        assert_eq!(signed.not_after, NOW + CERTIFICATE_DAYS * DAY_MS);
+        assert_eq!(signed.not_before, NOW - BACKDATE_MS);
+        assert_eq!(signed.serial.len(), 32);
+    }
+
+    #[test]
+    fn no_certificate_outlasts_its_ca_and_an_expired_ca_signs_none() {
+        let until = NOW + 10 * DAY_MS;
+        let (cert, key) = ca_until(until, vec![], true);
+        let ca = Ca::from_pem(&cert, &key).unwrap();
+        assert_eq!(
+            ca.sign(&checked("CP1"), "CP1", NOW).unwrap().not_after,
+            until
+        );
+        let err = ca.sign(&checked("CP1"), "CP1", until).err().unwrap();
+        assert!(err.to_string().contains("expired"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_must_be_one_and_hold_its_key() {
+        let (cert, key) = ca_until(NOW + DAY_MS, vec![], false);
+        let err = Ca::from_pem(&cert, &key).err().unwrap();
+        assert!(err.to_string().contains("not a CA's"), "{err}");
+        let (cert, key) = ca_until(NOW + DAY_MS, vec![KeyUsagePurpose::DigitalSignature], true);
+        let err = Ca::from_pem(&cert, &key).err().unwrap();
+        assert!(err.to_string().contains("keyCertSign"), "{err}");
+        let (cert, _) = ca_until(NOW + DAY_MS, vec![KeyUsagePurpose::KeyCertSign], true);
+        let (_, other_key) = ca_until(NOW + DAY_MS, vec![], true);
+        let err = Ca::from_pem(&cert, &other_key).err().unwrap();
+        assert!(err.to_string().contains("not the certificate's"), "{err}");
+        assert!(Ca::from_pem("junk", &other_key).is_err());
+    }
 }
