@@ -126,3 +126,28 @@ async fn security_events_and_certificates() {
         );
     }
 }
+
+/// Two nodes starting at once on one database generate a CA each, and both sign with the one
+/// stored first; a later start reads it back.
+#[tokio::test]
+async fn every_node_of_a_database_has_the_same_ca() {
+    let (a, b) = common::two_nodes("store_security", "ca").await;
+    let options = central::Options::new(common::fresh_dir("store-security-ca"));
+    let now = 1_800_000_000_000;
+    let (ca_a, ca_b) = tokio::join!(
+        central::security::ca::load(&options, &*a, now),
+        central::security::ca::load(&options, &*b, now)
+    );
+    let (ca_a, ca_b) = (ca_a.unwrap(), ca_b.unwrap());
+    assert_eq!(ca_a.certificate_pem(), ca_b.certificate_pem());
+    let again = central::security::ca::load(&options, &*a, now)
+        .await
+        .unwrap();
+    assert_eq!(again.certificate_der(), ca_a.certificate_der());
+    let stored = a.setting("security_ca").await.unwrap().unwrap();
+    assert!(
+        stored.starts_with(ca_a.certificate_pem().trim_end())
+            && stored.contains("-----BEGIN PRIVATE KEY-----"),
+        "{stored}"
+    );
+}
