@@ -360,21 +360,19 @@ async fn answer(
             }))
         }
         Request::SecurityEventNotification(e) => {
-            let detail = ocpp::encode(&e);
-            write(
-                central,
-                WriteOp::Event {
-                    pile: pile_s,
-                    kind: "SecurityEventNotification".into(),
-                    detail,
-                    firmware_status: None,
-                    diagnostics_status: None,
-                },
-            )
-            .await?;
+            // Stored once: the same event sent again after a reconnect changes nothing.
+            crate::security::record_event(central, pile, &e)
+                .await
+                .map_err(store_failed)?;
             Ok(Response::SecurityEventNotification(
                 ocpp::SecurityEventNotificationResponse {},
             ))
+        }
+        Request::SignCertificate(r) => {
+            let answer = crate::security::sign_certificate(central, pile, &r)
+                .await
+                .map_err(store_failed)?;
+            Ok(Response::SignCertificate(answer))
         }
         Request::LogStatusNotification(l) => {
             let detail = ocpp::encode(&l);

@@ -16,6 +16,7 @@ pub mod health;
 pub mod metrics;
 pub mod pulse;
 pub mod secrets;
+pub mod security;
 pub mod server;
 pub mod sessions;
 pub mod site;
@@ -73,6 +74,11 @@ pub struct Options {
     /// Security Profile 3: piles present a certificate from this CA, whose subject CN is their
     /// identity.
     pub client_ca: Option<PathBuf>,
+    /// The central's CA, which signs the piles' CSRs (SignCertificate) and which the TLS
+    /// listener trusts for client certificates: its certificate and private key (PEM, PKCS#8);
+    /// without them, the one kept in the database (generated at the first start).
+    pub ca_cert: Option<PathBuf>,
+    pub ca_key: Option<PathBuf>,
     /// How long a command waits for the pile's answer.
     pub command_timeout: Duration,
     /// Days the raw message log and the deviations are kept.
@@ -120,6 +126,8 @@ impl Options {
             tls_cert: None,
             tls_key: None,
             client_ca: None,
+            ca_cert: None,
+            ca_key: None,
             command_timeout: Duration::from_secs(30),
             message_log_days: 30,
             heartbeat_interval: 300,
@@ -167,6 +175,8 @@ pub struct Central {
     cluster: Option<cluster::Cluster>,
     /// The piles' configuration reads after their boots, a few at a time.
     config_reads: config_reader::ConfigReads,
+    /// The CA that signs the piles' CSRs.
+    ca: security::ca::Ca,
 }
 
 /// What a central system is made of when it starts.
@@ -181,6 +191,8 @@ pub struct Parts {
     pub campaigns: campaign::runner::Campaigns,
     /// The cluster joined (none: the node runs alone).
     pub cluster: Option<cluster::Cluster>,
+    /// The CA that signs the piles' CSRs.
+    pub ca: security::ca::Ca,
 }
 
 impl Central {
@@ -201,6 +213,7 @@ impl Central {
             health: health::Health::default(),
             cluster: parts.cluster,
             config_reads: config_reader::ConfigReads::default(),
+            ca: parts.ca,
         }
     }
 
@@ -273,6 +286,11 @@ impl Central {
         &self.config_reads
     }
 
+    /// The CA that signs the piles' CSRs (SignCertificate).
+    pub fn ca(&self) -> &security::ca::Ca {
+        &self.ca
+    }
+
     /// Frames and piles online over the last hour.
     pub fn pulse(&self) -> &pulse::Pulse {
         &self.pulse
@@ -340,4 +358,6 @@ pub enum StartError {
     Options(String),
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
+    #[error(transparent)]
+    Ca(#[from] security::ca::CaError),
 }

@@ -56,7 +56,12 @@ fn read(path: &Path) -> Result<Vec<u8>, StartError> {
     std::fs::read(path).map_err(|e| StartError::Io(path.display().to_string(), e))
 }
 
-fn tls_config(options: &Options) -> Result<Option<Arc<rustls::ServerConfig>>, StartError> {
+/// The TLS listener's configuration: client certificates from `--client-ca` or from the
+/// central's own CA (`ca_pem`) are verified (Security Profile 3), none required.
+fn tls_config(
+    options: &Options,
+    ca_pem: &str,
+) -> Result<Option<Arc<rustls::ServerConfig>>, StartError> {
     let (cert, key) = match (&options.tls_cert, &options.tls_key) {
         (Some(c), Some(k)) => (c, k),
         (None, None) if options.client_ca.is_none() => return Ok(None),
@@ -66,11 +71,13 @@ fn tls_config(options: &Options) -> Result<Option<Arc<rustls::ServerConfig>>, St
             ))
         }
     };
-    let client_ca = match &options.client_ca {
-        Some(ca) => Some(read(ca)?),
-        None => None,
+    let mut client_ca = match &options.client_ca {
+        Some(ca) => read(ca)?,
+        None => Vec::new(),
     };
-    let config = transport::tls::server_config(&read(cert)?, &read(key)?, client_ca.as_deref())
+    client_ca.push(b'\n');
+    client_ca.extend_from_slice(ca_pem.as_bytes());
+    let config = transport::tls::server_config(&read(cert)?, &read(key)?, Some(&client_ca))
         .map_err(|e| StartError::Tls(e.to_string()))?;
     Ok(Some(config))
 }
@@ -139,8 +146,9 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
                 .into(),
         ));
     }
-    let tls = tls_config(&options)?;
     let repo = crate::store::open(&options.db_url()).await?;
+    let ca = crate::security::ca::load(&options, &*repo, now_ms()).await?;
+    let tls = tls_config(&options, ca.certificate_pem())?;
     let (token, token_generated) = api_token(&options, &*repo).await?;
     let cluster = match &options.cluster {
         Some(url) => {
@@ -194,6 +202,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         public_url,
         campaigns,
         cluster,
+        ca,
     }));
     crate::cluster::start(&central, local_addr).await?;
     spawn_retention(central.clone());

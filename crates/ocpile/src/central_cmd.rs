@@ -37,6 +37,14 @@ pub struct CentralArgs {
     /// identity.
     #[arg(long)]
     client_ca: Option<PathBuf>,
+    /// The central's CA certificate, PEM: it signs the piles' CSRs (SignCertificate), and the
+    /// TLS listener trusts it for client certificates; default: the one kept in the database,
+    /// generated at the first start.
+    #[arg(long, requires = "ca_key")]
+    ca_cert: Option<PathBuf>,
+    /// The CA's private key, PEM (PKCS#8).
+    #[arg(long, requires = "ca_cert")]
+    ca_key: Option<PathBuf>,
     /// Seconds a command waits for the pile's answer.
     #[arg(long, default_value_t = 30)]
     command_timeout: u64,
@@ -99,6 +107,8 @@ pub fn options(args: CentralArgs) -> Options {
     o.tls_cert = args.tls_cert;
     o.tls_key = args.tls_key;
     o.client_ca = args.client_ca;
+    o.ca_cert = args.ca_cert;
+    o.ca_key = args.ca_key;
     o.command_timeout = Duration::from_secs(args.command_timeout.max(1));
     o.message_log_days = args.message_log_days;
     o.heartbeat_interval = args.heartbeat_interval;

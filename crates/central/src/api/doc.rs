@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{campaigns, commands, fleet, nodes, piles, records, sites};
+use super::{campaigns, commands, fleet, nodes, piles, records, security, sites};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -63,6 +63,11 @@ use super::{campaigns, commands, fleet, nodes, piles, records, sites};
         sites::add_pile,
         sites::remove_pile,
         sites::allocations,
+        security::ca,
+        security::renew,
+        security::certificates,
+        security::events,
+        security::pile_events,
         openapi,
         super::metrics,
         crate::health::health,
@@ -85,6 +90,9 @@ use super::{campaigns, commands, fleet, nodes, piles, records, sites};
             (FAQ 3.10, 3.17)"),
         (name = "sites", description = "Piles that share a grid connection: the capacity \
             divided among their sessions with charging profiles, and every decision recorded"),
+        (name = "security", description = "The security extension (OCPP 1.6 Security \
+            Whitepaper): the central's CA, the certificates it signed for the piles (SignCertificate) \
+            and the CSRs it refused, the security events"),
         (name = "system", description = "This document, the metrics, the node's health and the central's nodes"),
     )
 )]

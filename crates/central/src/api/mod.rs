@@ -8,6 +8,7 @@ mod nodes;
 mod piles;
 mod records;
 pub(crate) mod schema;
+mod security;
 mod sites;
 
 use std::sync::Arc;
@@ -127,6 +128,11 @@ pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
         ("/piles/{id}/deviations", get(records::deviations)),
         ("/piles/{id}/events", get(records::events)),
         ("/piles/{id}/status-history", get(records::status_history)),
+        ("/piles/{id}/security-events", get(security::pile_events)),
+        ("/piles/{id}/certificates", get(security::certificates)),
+        ("/piles/{id}/certificate/renew", post(security::renew)),
+        ("/security-events", get(security::events)),
+        ("/security/ca", get(security::ca)),
         ("/transactions", get(records::transactions)),
         ("/transactions/{id}", get(records::transaction)),
         (

@@ -274,6 +274,7 @@ fn commands(id: &str, p: &Value) -> Markup {
             }
             (command_button(id, "ChangeAvailability", json!({"connectorId": 0, "type": "Operative"}), "Operative"))
             (command_button(id, "ChangeAvailability", json!({"connectorId": 0, "type": "Inoperative"}), "Inoperative"))
+            (command_button(id, "ExtendedTriggerMessage", json!({"requestedMessage": "SignChargePointCertificate"}), "Renew certificate"))
         }
         form.inline method="post" action={ (pile_path(id)) "/command" } {
             input type="hidden" name="action" value="RemoteStartTransaction";
@@ -343,6 +344,21 @@ fn standard_keys(id: &str, config: &Value) -> Markup {
     }
 }
 
+/// The pile's security events, newest first: its SecurityEventNotifications and the CSRs the
+/// central refused.
+fn security_table(events: &Value) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "Time" } th { "Type" } th { "Tech info" } th { "From" } } }
+            tbody {
+                @for e in events.as_array().into_iter().flatten() {
+                    tr { td { (when(&e["time"])) } td { (text(&e["type"])) } td { (text(&e["tech_info"])) } td { (text(&e["source"])) } }
+                }
+            }
+        }
+    }
+}
+
 pub async fn show(
     State(ui): State<Ui>,
     Path(id): Path<String>,
@@ -373,6 +389,10 @@ pub async fn show(
     let needle = q.q.clone().unwrap_or_default();
     let deviations = ui
         .get(&format!("{path}/deviations"))
+        .await
+        .unwrap_or(Value::Null);
+    let security_events = ui
+        .get(&format!("{path}/security-events?limit=50"))
         .await
         .unwrap_or(Value::Null);
     let running = ui
@@ -482,6 +502,10 @@ pub async fn show(
                         }
                     }
                 }
+            }
+            h2 { "Security events" }
+            section data-live data-watch={ "pile " (id) } id="security-events" {
+                (security_table(&security_events))
             }
             h2 { "Deviations" }
             section data-live data-watch={ "pile " (id) } id="deviations" {

@@ -7,6 +7,7 @@ mod column;
 pub mod fleet;
 pub mod model;
 mod samples;
+pub mod security;
 pub mod site;
 mod writer;
 
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 pub use cluster::{At, ClusterStore, NodeRow};
 pub use fleet::{FleetCounts, PileFilter, Tally};
 pub use model::*;
+pub use security::{CertificateRow, SecurityEventRow, SecurityStore};
 pub use site::{AllocationRow, Joined, SitePileRow, SiteRow, SiteStore};
 pub use writer::{LogWriter, Writer};
 
@@ -45,7 +47,7 @@ pub enum StoreError {
 
 /// Everything the central system reads and writes.
 #[async_trait]
-pub trait Repository: ClusterStore + SiteStore + Send + Sync + 'static {
+pub trait Repository: ClusterStore + SiteStore + SecurityStore + Send + Sync + 'static {
     /// Applies the writes in one database transaction, in order, and appends the log rows in
     /// the same transaction; all or none.
     async fn apply_and_log(
@@ -179,6 +181,7 @@ pub mod sqlite {
     include!("sql_fleet.rs");
     include!("sql_cluster.rs");
     include!("sql_site.rs");
+    include!("sql_security.rs");
 }
 
 pub mod postgres {
@@ -235,6 +238,7 @@ pub mod postgres {
     include!("sql_fleet.rs");
     include!("sql_cluster.rs");
     include!("sql_site.rs");
+    include!("sql_security.rs");
 }
 
 /// Opens the database a URL names, applies the migrations, and returns its repository.
