@@ -184,6 +184,10 @@ async fn run_site(central: Arc<Central>, id: i64) -> Result<(), StoreError> {
         .site()
         .map_err(|e| StoreError::Failed(e.to_string()))?;
     let (answers, mut answered) = mpsc::unbounded_channel();
+    let fence = central.cluster().map(|c| Fence {
+        lease: lease_name(id),
+        holder: c.node().to_owned(),
+    });
     let mut run = SiteRun {
         central,
         id,
@@ -194,13 +198,9 @@ async fn run_site(central: Arc<Central>, id: i64) -> Result<(), StoreError> {
         sessions: BTreeMap::new(),
         answers,
         steps: 0,
-        fence: None,
+        fence,
         fenced_off: false,
     };
-    run.fence = run.central.cluster().map(|c| Fence {
-        lease: lease_name(id),
-        holder: c.node().to_owned(),
-    });
     tracing::info!("site {id}: allocating on this node");
     let mut every = tokio::time::interval(EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
