@@ -4,7 +4,8 @@
 //! RemoteStartTransaction that carries a profile, a pile taken off the site cleared of the
 //! site's profiles, every profile valid by the official schema, and each decision in the
 //! allocations log and the site's view; in a cluster, the site run by one node for a pile on
-//! the other.
+//! the other, and a node that lost the site's lease without noticing writing and sending
+//! nothing for it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -142,6 +143,20 @@ impl Pile {
             }
             self.read().await;
         }
+    }
+
+    /// Serves the central for `span`; the SetChargingProfile payloads it sent meanwhile.
+    async fn serve_for(&mut self, span: Duration) -> Vec<Value> {
+        let until = tokio::time::Instant::now() + span;
+        while tokio::time::timeout_at(until, self.read()).await.is_ok() {}
+        let sent = self
+            .received
+            .iter()
+            .filter(|(a, _)| a == "SetChargingProfile")
+            .map(|(_, p)| p.clone())
+            .collect();
+        self.received.clear();
+        sent
     }
 
     async fn start(&mut self, tag: &str) -> i64 {
@@ -441,4 +456,92 @@ async fn in_a_cluster_the_site_runs_on_one_node_and_reaches_piles_on_the_other()
         .filter(|c| c["action"] == "SetChargingProfile" && c["outcome"] == "response")
         .count();
     assert!(profiles >= 2, "{commands}");
+}
+
+/// In a cluster, a node whose lease of a site passed to another holder in the store, while
+/// its keeper still counts on it (it renews every third of its TTL), finds its decisions
+/// refused by the lease's fence: a session that starts then is neither recorded nor sent a
+/// profile. Once the lease is free and the node takes it again, the site runs from the store.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_lost_a_sites_lease_records_and_sends_nothing_for_it() {
+    use central::site::runtime::{lease_name, EVERY};
+    use central::store::At;
+
+    let db = common::database_url("sites", "fenced");
+    let mut o = common::node::cluster_options("sites-fenced", "a", &db, Duration::from_secs(30));
+    o.command_timeout = Duration::from_secs(5);
+    let a = start(o).await;
+    let (status, site) = api(
+        a.local_addr,
+        "POST",
+        "/api/sites",
+        Some(json!({"name": "Fenced", "capacity_a": 20, "failsafe_a": 6})),
+    )
+    .await;
+    assert_eq!(status, 201, "{site}");
+    let id = site["id"].as_i64().unwrap();
+    let (status, _) = api(
+        a.local_addr,
+        "POST",
+        "/api/piles",
+        Some(json!({"id": "FENCED-1"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let path = format!("/api/sites/{id}/piles/FENCED-1");
+    assert_eq!(api(a.local_addr, "PUT", &path, None).await.0, 200);
+    let lease = lease_name(id);
+    let repo = a.central.repo().clone();
+    common::wait::until(Duration::from_secs(15), "the site's lease", || async {
+        let holder = repo.lease_holder(&lease, At::Database).await.unwrap();
+        (holder.as_deref() == Some("a")).then_some(())
+    })
+    .await;
+    let mut pile = Pile::connect(a.local_addr, "FENCED-1").await;
+    pile.until_profile("TxDefaultProfile", 6.0).await;
+
+    // Another holder takes the lease in the store: node a learns of it only at its next
+    // renewal, up to 10 s away.
+    repo.release_lease(&lease, "a").await.unwrap();
+    let taken = repo
+        .take_lease(&lease, "intruder", Duration::from_secs(600), At::Database)
+        .await
+        .unwrap();
+    assert!(taken);
+    let t = pile.start("CARD-1").await;
+    let sent = pile.serve_for(3 * EVERY).await;
+    assert_eq!(sent, Vec::<Value>::new(), "sent under a lease lost");
+    let (_, log) = api(
+        a.local_addr,
+        "GET",
+        &format!("/api/sites/{id}/allocations"),
+        None,
+    )
+    .await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["transaction"] != t),
+        "recorded under a lease lost: {log}"
+    );
+
+    // The lease free again: node a takes it and divides the running session.
+    repo.release_lease(&lease, "intruder").await.unwrap();
+    let p = pile.until_profile("TxProfile", 20.0).await;
+    assert_eq!(p["csChargingProfiles"]["transactionId"], t);
+    let (_, log) = api(
+        a.local_addr,
+        "GET",
+        &format!("/api/sites/{id}/allocations"),
+        None,
+    )
+    .await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["transaction"] == t && d["granted_a"] == 20.0),
+        "{log}"
+    );
 }

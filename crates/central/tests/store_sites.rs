@@ -1,10 +1,12 @@
 //! Sites in the store, on SQLite and PostgreSQL: their terms kept and changed, a pile on one
-//! site at most (even when two nodes add it at once), the allocations log newest first, and a
-//! site removed with its piles and its log.
+//! site at most (even when two nodes add it at once), the allocations log newest first and
+//! appended only under the site's lease, and a site removed with its piles and its log.
 
 mod common;
 
-use central::store::{AllocationRow, Joined, SitePileRow, SiteRow};
+use std::time::Duration;
+
+use central::store::{AllocationRow, Fence, Joined, SitePileRow, SiteRow};
 
 fn terms(name: &str) -> SiteRow {
     SiteRow {
@@ -127,8 +129,8 @@ async fn sites_are_kept_changed_and_removed_with_their_piles_and_log() {
             .map(|i| decision(a, i * 1_000, i, 6.0 + i as f64 / 10.0))
             .chain([decision(b, 2_500, 7, 16.0)])
             .collect();
-        repo.record_allocations(&rows).await.unwrap();
-        repo.record_allocations(&[]).await.unwrap();
+        assert!(repo.record_allocations(&rows, None).await.unwrap());
+        assert!(repo.record_allocations(&[], None).await.unwrap());
         let newest = repo.allocations(a, None, 2).await.unwrap();
         assert_eq!(newest, [rows[4].clone(), rows[3].clone()], "{kind}");
         let older = repo.allocations(a, Some(4_000), 10).await.unwrap();
@@ -176,4 +178,67 @@ async fn repo_site(repo: &dyn central::store::Repository, pile: &str) -> i64 {
         .unwrap()
         .expect("on a site")
         .site
+}
+
+/// A node's lease of a site lapses while the node is paused, and another node's keeper takes
+/// it: the first node's allocations, fenced by the lease, are refused once it resumes (nothing
+/// written); the new holder's go in.
+#[tokio::test]
+async fn a_sites_allocations_are_written_only_under_its_lease() {
+    use central::cluster::lease::{wall_clock, Change, Keeper};
+    use central::site::runtime::lease_name;
+
+    for (kind, repo) in common::repositories("sites", "fence").await {
+        let site = repo.create_site(&terms("Fenced")).await.unwrap();
+        let lease = lease_name(site);
+        let fence = |holder: &str| Fence {
+            lease: lease.clone(),
+            holder: holder.into(),
+        };
+        let brief = Duration::from_millis(100);
+        let ttl = Duration::from_secs(15);
+        let mut a = Keeper::shared(lease.as_str(), "a", brief, repo.clone(), wall_clock());
+        let mut b = Keeper::shared(lease.as_str(), "b", ttl, repo.clone(), wall_clock());
+        // Before anyone holds it, no one writes under it.
+        let first = [decision(site, 1_000, 1, 31.5)];
+        let written = repo.record_allocations(&first, Some(&fence("a"))).await;
+        assert!(!written.unwrap(), "{kind}: written under a lease not taken");
+        assert_eq!(a.keep().await, Change::Taken, "{kind}");
+        assert!(repo
+            .record_allocations(&first, Some(&fence("a")))
+            .await
+            .unwrap());
+        // a is paused: its lease lapses in the database, and b takes it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while b.keep().await != Change::Taken {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{kind}: b never took it"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // a resumes: its decisions under the lease it lost are refused, none of them written.
+        let late = [
+            decision(site, 2_000, 1, 21.0),
+            decision(site, 2_000, 2, 21.0),
+        ];
+        let written = repo.record_allocations(&late, Some(&fence("a"))).await;
+        assert!(!written.unwrap(), "{kind}: written under a lease lost");
+        let log = repo.allocations(site, None, 10).await.unwrap();
+        assert_eq!(log, first, "{kind}");
+        // b's go in.
+        let taken = [
+            decision(site, 3_000, 1, 31.5),
+            decision(site, 3_000, 2, 31.5),
+        ];
+        assert!(repo
+            .record_allocations(&taken, Some(&fence("b")))
+            .await
+            .unwrap());
+        let log = repo.allocations(site, None, 10).await.unwrap();
+        assert_eq!(log.len(), 3, "{kind}: {log:?}");
+        assert!(log[..2].iter().all(|r| r.time == 3_000), "{kind}");
+        // Without a fence (a node alone), a write goes in as before.
+        assert!(repo.record_allocations(&late, None).await.unwrap());
+    }
 }

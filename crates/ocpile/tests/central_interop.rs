@@ -291,3 +291,136 @@ fn a_campaign_upgrades_a_pypi_charge_point() {
         "{lines:?}"
     );
 }
+
+/// A PyPI charge point on a site: the site's fail-safe TxDefaultProfile when it boots, its
+/// transaction's TxProfile when it starts (at its ChargeProfileMaxStackLevel, the whole
+/// capacity since it is alone), each as it came over the wire valid by the official schema,
+/// each answered Accepted and recorded so.
+#[test]
+#[ignore = "needs PyPI's ocpp; scripts/test.sh installs it and runs this test"]
+fn a_pypi_charge_point_on_a_site_gets_valid_charging_profiles() {
+    let python = std::env::var("OCPILE_INTEROP_PYTHON")
+        .expect("OCPILE_INTEROP_PYTHON: a python with ocpp 2.x and websockets");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/pypi_site_pile.py"
+    );
+    let schemas = schemas::Schemas::load();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (i, db) in databases("interop_site").into_iter().enumerate() {
+        let data = state_dir(&format!("central-interop-site{i}"));
+        let central = start_central(&data, db.as_deref(), &["--admission", "open"]);
+        let site = runtime.block_on(async {
+            central.accept_id_tag("PYCARD").await;
+            central
+                .ok("POST", "/api/piles", Some(json!({"id": "PY-SITE"})))
+                .await;
+            let site = central
+                .ok(
+                    "POST",
+                    "/api/sites",
+                    Some(json!({"name": "PyPI yard", "capacity_a": 32, "failsafe_a": 6})),
+                )
+                .await;
+            let site = site["id"].as_i64().unwrap();
+            central
+                .ok("PUT", &format!("/api/sites/{site}/piles/PY-SITE"), None)
+                .await;
+            site
+        });
+        let output = Command::new(&python)
+            .arg("-u")
+            .arg(script)
+            .arg(central.ocpp_url())
+            .arg("PY-SITE")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("python runs");
+        let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .inspect(|l| println!("{l}"))
+            .map(str::to_owned)
+            .collect();
+        assert!(output.status.success(), "the charge point exits cleanly");
+        assert!(lines.iter().any(|l| l == "DONE"), "{lines:?}");
+        let results: BTreeMap<&str, Value> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("RESULT "))
+            .map(|r| {
+                let (name, value) = r.split_once(' ').unwrap();
+                (name, serde_json::from_str(value).unwrap())
+            })
+            .collect();
+        assert_eq!(results["boot"], "Accepted");
+        assert_eq!(results["default_limit"], 6.0, "the fail-safe");
+        assert_eq!(results["tx_limit"], 32.0, "alone: the whole capacity");
+        assert_eq!(results["stop"], "Accepted");
+        let tx = results["start"].as_i64().unwrap();
+
+        // Every SetChargingProfile it got, as it came, is valid by the official schema.
+        let profiles: Vec<Value> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("PROFILE "))
+            .map(|p| serde_json::from_str(p).unwrap())
+            .collect();
+        for p in &profiles {
+            if let Err(e) = schemas.check("SetChargingProfile", p) {
+                panic!("{e}");
+            }
+        }
+        let purpose = |p: &Value| p["csChargingProfiles"]["chargingProfilePurpose"].clone();
+        let default = profiles
+            .iter()
+            .find(|p| purpose(p) == "TxDefaultProfile")
+            .expect("a TxDefaultProfile at boot");
+        assert_eq!(default["connectorId"], 0, "{default}");
+        let own = profiles
+            .iter()
+            .find(|p| purpose(p) == "TxProfile")
+            .expect("a TxProfile on start");
+        assert_eq!(
+            (
+                own["connectorId"].as_i64(),
+                own["csChargingProfiles"]["transactionId"].as_i64(),
+                own["csChargingProfiles"]["stackLevel"].as_i64(),
+                own["csChargingProfiles"]["chargingSchedule"]["chargingRateUnit"].as_str()
+            ),
+            (Some(1), Some(tx), Some(3), Some("A")),
+            "{own}"
+        );
+
+        runtime.block_on(async {
+            // The central recorded each answered Accepted, and decided the session's grant.
+            let commands = central
+                .until(
+                    "/api/piles/PY-SITE/commands",
+                    "every answer recorded",
+                    |c| {
+                        c.as_array()
+                            .is_some_and(|c| c.iter().all(|c| !c["outcome"].is_null()))
+                    },
+                )
+                .await;
+            let sent: Vec<&Value> = commands
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["action"] == "SetChargingProfile")
+                .collect();
+            assert_eq!(sent.len(), profiles.len(), "{commands}");
+            for c in &sent {
+                assert_eq!(c["result"]["response"]["status"], "Accepted", "{c}");
+            }
+            let log = central
+                .ok("GET", &format!("/api/sites/{site}/allocations"), None)
+                .await;
+            assert!(
+                log.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["transaction"] == tx && a["granted_a"] == 32.0),
+                "{log}"
+            );
+        });
+    }
+}

@@ -13,6 +13,13 @@
 //! boots, comes online, or joins the site gets the TxDefaultProfile at the fail-safe current.
 //! A node that takes a site's lease starts from what the store says, and sends every session
 //! its limit again.
+//!
+//! In a cluster every write the task makes for its site carries the lease's fence: the
+//! allocations log is appended only while this node holds `site:{id}` in the store (checked in
+//! the same transaction), and the limits of a decision go out only once it is recorded. A node
+//! that lost the lease without noticing (paused, then resumed) finds its write refused, and the
+//! task ends there, sending nothing more; the fail-safe and the clearing of a pile that left,
+//! which no decision records, go only while the store shows this node holding the lease.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +36,7 @@ use super::terms::{current_import_a, Terms};
 use super::Millis;
 use crate::command_log::call_recorded;
 use crate::sessions::DeliveryError;
-use crate::store::{AllocationRow, ConfigRow, SiteRow, StoreError};
+use crate::store::{AllocationRow, At, ConfigRow, Fence, SiteRow, StoreError};
 use crate::Central;
 
 /// How often a site's task reads the store and moves the allocator's clock.
@@ -161,6 +168,10 @@ struct SiteRun {
     answers: mpsc::UnboundedSender<Answer>,
     /// Steps made, to read the piles' configuration every [`READ_CONFIG_EVERY`].
     steps: u32,
+    /// In a cluster, what the task's writes depend on: this node holding the site's lease.
+    fence: Option<Fence>,
+    /// A write was refused under the lease: another node runs the site now.
+    fenced_off: bool,
 }
 
 /// Runs a site until it is removed (or the lease is lost: the future is dropped).
@@ -173,6 +184,10 @@ async fn run_site(central: Arc<Central>, id: i64) -> Result<(), StoreError> {
         .site()
         .map_err(|e| StoreError::Failed(e.to_string()))?;
     let (answers, mut answered) = mpsc::unbounded_channel();
+    let fence = central.cluster().map(|c| Fence {
+        lease: lease_name(id),
+        holder: c.node().to_owned(),
+    });
     let mut run = SiteRun {
         central,
         id,
@@ -183,6 +198,8 @@ async fn run_site(central: Arc<Central>, id: i64) -> Result<(), StoreError> {
         sessions: BTreeMap::new(),
         answers,
         steps: 0,
+        fence,
+        fenced_off: false,
     };
     tracing::info!("site {id}: allocating on this node");
     let mut every = tokio::time::interval(EVERY);
@@ -207,6 +224,9 @@ async fn run_site(central: Arc<Central>, id: i64) -> Result<(), StoreError> {
                 run.carry_out(r).await;
             }
             _ = every.tick() => {
+                if run.fenced_off {
+                    return Ok(());
+                }
                 if !run.step().await? {
                     tracing::info!("site {id}: removed");
                     for (pile, seen) in &run.piles {
@@ -503,8 +523,25 @@ impl SiteRun {
                 })
             })
             .collect();
-        if let Err(e) = self.central.repo().record_allocations(&rows).await {
-            tracing::warn!("site {}: allocations not recorded: {e}", self.id);
+        if self.fenced_off {
+            return;
+        }
+        match self
+            .central
+            .repo()
+            .record_allocations(&rows, self.fence.as_ref())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    "site {}: its lease is held by another node; no longer run here",
+                    self.id
+                );
+                self.fenced_off = true;
+                return;
+            }
+            Err(e) => tracing::warn!("site {}: allocations not recorded: {e}", self.id),
         }
         for limit in r.commands {
             let payload = tx_profile(&limit).to_string();
@@ -530,7 +567,11 @@ impl SiteRun {
         let central = self.central.clone();
         let pile = pile.to_owned();
         let payloads = clear_profiles(seen.limits.connectors);
+        let fence = self.fence.clone();
         tokio::spawn(async move {
+            if !holds(&central, fence.as_ref()).await {
+                return;
+            }
             for payload in payloads {
                 let action = Action::ClearChargingProfile;
                 match call_recorded(&central, &pile, action, payload.to_string()).await {
@@ -558,12 +599,35 @@ impl SiteRun {
         .to_string();
         let central = self.central.clone();
         let (pile, id) = (pile.to_owned(), self.id);
+        let fence = self.fence.clone();
         tokio::spawn(async move {
+            if !holds(&central, fence.as_ref()).await {
+                return;
+            }
             let outcome = set_profile(&central, &pile, payload).await;
             if outcome != Outcome::Accepted {
                 tracing::warn!("site {id}: {pile} did not take the fail-safe TxDefaultProfile");
             }
         });
+    }
+}
+
+/// Whether the store shows this node holding the lease of `fence` (no fence: a node alone).
+/// A command that no recorded decision fences goes only then.
+async fn holds(central: &Central, fence: Option<&Fence>) -> bool {
+    let Some(f) = fence else {
+        return true;
+    };
+    match central.repo().lease_holder(&f.lease, At::Database).await {
+        Ok(holder) if holder.as_deref() == Some(f.holder.as_str()) => true,
+        Ok(_) => {
+            tracing::warn!("{}: held by another node; nothing sent", f.lease);
+            false
+        }
+        Err(e) => {
+            tracing::warn!("{}: its holder not read ({e}); nothing sent", f.lease);
+            false
+        }
     }
 }
 

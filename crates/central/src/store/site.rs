@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{MeterValueRow, Millis, StoreError};
+use super::{Fence, MeterValueRow, Millis, StoreError};
 
 /// A site's terms as stored (checked by the API before they are).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -87,8 +87,13 @@ pub trait SiteStore: Send + Sync {
         transaction_id: i64,
         limit: i64,
     ) -> Result<Vec<MeterValueRow>, StoreError>;
-    /// Appends decisions to the allocations log.
-    async fn record_allocations(&self, rows: &[AllocationRow]) -> Result<(), StoreError>;
+    /// Appends decisions to the allocations log, under `fence` if given (the site's lease, in
+    /// a cluster): false, and nothing written, when this holder no longer holds that lease.
+    async fn record_allocations(
+        &self,
+        rows: &[AllocationRow],
+        fence: Option<&Fence>,
+    ) -> Result<bool, StoreError>;
     /// The last decision about a session of a site.
     async fn last_allocation(
         &self,

@@ -174,11 +174,27 @@ impl super::site::SiteStore for SqlRepository {
     async fn record_allocations(
         &self,
         rows: &[super::site::AllocationRow],
-    ) -> Result<(), StoreError> {
+        fence: Option<&Fence>,
+    ) -> Result<bool, StoreError> {
         if rows.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let mut tx = self.pool.begin_with(BEGIN).await?;
+        if let Some(f) = fence {
+            // The lease row is kept from changing hands until the rows are committed (SQLite:
+            // the writer's lock is held already).
+            let held: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT holder FROM leases WHERE name = $1 AND holder = $2{FENCE_LOCK}"
+            ))
+            .bind(&f.lease)
+            .bind(&f.holder)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if held.is_none() {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 8) {
             let mut q = sqlx::QueryBuilder::<Db>::new(format!(
                 "INSERT INTO site_allocations ({ALLOCATION_COLUMNS}) "
@@ -196,7 +212,7 @@ impl super::site::SiteStore for SqlRepository {
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn last_allocation(

@@ -68,8 +68,10 @@ async fn pile(
         );
         return reply.into_response();
     };
-    // The pile's own port sees the path after /piles/{id}.
-    let (mut parts, body) = request.into_parts();
+    // The pile's own port sees the path after /piles/{id}, and a request of its own: the
+    // extensions stay behind (this router's path parameters among them, which the port's
+    // `/connectors/{n}/...` would read as its own).
+    let (parts, body) = request.into_parts();
     let prefix = format!("/piles/{id}");
     let path = parts
         .uri
@@ -79,11 +81,15 @@ async fn pile(
         .strip_prefix(prefix.as_str())
         .unwrap_or("/")
         .to_owned();
-    parts.uri = path
+    let mut forwarded = Request::new(body);
+    *forwarded.method_mut() = parts.method;
+    *forwarded.uri_mut() = path
         .parse::<Uri>()
         .unwrap_or_else(|_| Uri::from_static("/"));
+    *forwarded.version_mut() = parts.version;
+    *forwarded.headers_mut() = parts.headers;
     let router = crate::control::router(pile.handle.clone(), pile.sim.clone());
-    match router.oneshot(Request::from_parts(parts, body)).await {
+    match router.oneshot(forwarded).await {
         Ok(response) => response,
         Err(never) => match never {},
     }
@@ -226,4 +232,68 @@ pub fn router(fleet: Arc<Fleet>) -> Router {
 
 pub async fn serve(listener: TcpListener, fleet: Arc<Fleet>) -> std::io::Result<()> {
     axum::serve(listener, router(fleet)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    async fn ask(fleet: &Arc<Fleet>, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let response = router(fleet.clone()).oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// A pile's own requests with a path parameter (the connector) go through the fleet's
+    /// `/piles/{id}/...`: an EV plugged into one pile, with the current it draws at most.
+    #[tokio::test]
+    async fn a_piles_connector_is_reached_through_the_fleet() {
+        let dir = std::env::temp_dir().join(format!("sim-fleet-control-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // No central listens there: the piles only try to connect.
+        let fleet = Fleet::start(super::super::FleetSpec::new(
+            2,
+            "ws://127.0.0.1:9/ocpp/",
+            &dir,
+        ))
+        .unwrap();
+        let plug = "/piles/FLEET-00002/connectors/1/plug";
+        let (code, body) = ask(&fleet, "POST", plug, r#"{"max_current": 16.0}"#).await;
+        assert_eq!(
+            (code, &body),
+            (200, &json!({"connector": 1, "plugged": true}))
+        );
+        let (code, body) = ask(&fleet, "POST", "/piles/FLEET-00002/connectors/9/plug", "").await;
+        assert_eq!(code, 404, "{body}");
+        let outlets = |id: &str| {
+            let fleet = fleet.clone();
+            let path = format!("/piles/{id}/state");
+            async move {
+                let (code, state) = ask(&fleet, "GET", &path, "").await;
+                assert_eq!(code, 200, "{state}");
+                state["hardware"]["outlets"].clone()
+            }
+        };
+        assert_eq!(outlets("FLEET-00002").await[0]["ev"]["max_current"], 16.0);
+        assert!(outlets("FLEET-00001").await[0]["ev"].is_null());
+        let (code, body) = ask(&fleet, "POST", "/piles/FLEET-00002/connectors/1/unplug", "").await;
+        assert_eq!((code, body["plugged"].as_bool()), (200, Some(false)));
+        assert!(outlets("FLEET-00002").await[0]["ev"].is_null());
+        fleet.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
