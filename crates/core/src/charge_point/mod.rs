@@ -10,6 +10,7 @@ mod firmware;
 mod local_list;
 mod profiles;
 mod reservation;
+mod security;
 mod session;
 mod status;
 mod transaction;
@@ -18,6 +19,7 @@ pub use charging::DERATING_FROM_C;
 pub use commands::RESET_STOP_WAIT;
 pub use diagnostics::{DiagnosticsEvent, Upload};
 pub use firmware::{FirmwareEvent, FIRMWARE_KEEPALIVE, INSTALL_TIME};
+pub use security::CLOCK_STEP_EVENT;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -186,6 +188,8 @@ pub struct ChargePoint {
     authorization: authorization::AuthorizationRun,
     /// The outbox message on its way, and when to try again after a failure.
     outbox: transaction::OutboxRun,
+    /// The SecurityEventNotification on its way, and when to try again after a failure.
+    security: security::SecurityRun,
     /// When the next clock-aligned meter values are due.
     metering: Metering,
     /// The diagnostics upload under way.
@@ -238,6 +242,8 @@ enum Awaited {
     Authorize,
     /// A FirmwareStatusNotification (the restart after Installed waits for its answer).
     Firmware,
+    /// A SecurityEventNotification of the security queue.
+    SecurityEvent,
 }
 
 /// What a StatusNotification said: status, error code, vendor error code.
@@ -256,14 +262,21 @@ fn target_of(config: &Configuration) -> Target {
     } else {
         url_with_identity(&base, config.identity())
     };
-    let basic = (!settings.password.is_empty()).then(|| {
-        let user = if settings.user.is_empty() {
-            config.identity().to_owned()
-        } else {
-            settings.user.clone()
-        };
-        (user, settings.password.clone())
-    });
+    // AuthorizationKey, once set, is the password, with the identity as the user (security
+    // whitepaper §2.4); else the vendor settings' password, if any.
+    let key = config.text(keys::AUTHORIZATION_KEY);
+    let basic = if !key.is_empty() {
+        Some((config.identity().to_owned(), key.to_owned()))
+    } else {
+        (!settings.password.is_empty()).then(|| {
+            let user = if settings.user.is_empty() {
+                config.identity().to_owned()
+            } else {
+                settings.user.clone()
+            };
+            (user, settings.password.clone())
+        })
+    };
     Target { url, basic }
 }
 
@@ -308,6 +321,7 @@ impl ChargePoint {
             connectors: vec![connector::Connector::default(); connectors + 1],
             authorization: Default::default(),
             outbox: Default::default(),
+            security: Default::default(),
             metering: Metering::default(),
             reset: Default::default(),
             firmware_run: Default::default(),
@@ -316,6 +330,7 @@ impl ChargePoint {
         cp.stop_interrupted();
         cp.resume_firmware();
         cp.metering.next_aligned = cp.next_aligned_after(now);
+        cp.startup_event(now);
         cp.link.outputs.push(Output::Persist);
         cp.link.outputs.push(Output::Insight(cp.insight_target()));
         cp.link.outputs.push(Output::Connect(target));
@@ -422,6 +437,7 @@ impl ChargePoint {
             self.next_diagnostics_attempt(),
             self.metering.next_aligned,
             self.outbox.retry_at(),
+            self.security.retry_at(),
             self.reset.deadline(),
         ]
         .into_iter()
@@ -490,6 +506,7 @@ impl ChargePoint {
         }
         self.start_what_can_start(now);
         self.drive();
+        self.pump_security(now);
         self.drain_transmit();
         self.restart_when_stops_answered(now);
         std::mem::take(&mut self.link.outputs)

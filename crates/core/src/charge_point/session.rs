@@ -253,6 +253,7 @@ impl ChargePoint {
                 return self.on_firmware_reply(ticket, answered);
             }
             Some(Awaited::Boot) => return self.on_boot_reply(outcome, now),
+            Some(Awaited::SecurityEvent) => return self.on_security_reply(outcome, now),
             None => {}
         }
         if let Ok(Decoded {
@@ -260,7 +261,7 @@ impl ChargePoint {
             ..
         }) = outcome
         {
-            self.time.clock.sync(h.current_time, now);
+            self.set_clock(h.current_time, now);
         }
     }
 
@@ -274,7 +275,7 @@ impl ChargePoint {
             self.session.next_boot = Some(now + BOOT_RETRY);
             return;
         };
-        self.time.clock.sync(r.current_time, now);
+        self.set_clock(r.current_time, now);
         let interval = Duration::from_secs(r.interval.max(0) as u64);
         let registration = match r.status {
             RegistrationStatus::Accepted => return self.on_accepted(r.interval, now),
@@ -321,6 +322,7 @@ impl ChargePoint {
         self.link.awaited.clear();
         self.session.boot_call = None;
         self.outbox.forget_call();
+        self.security.forget_call();
     }
 
     /// New server settings: the move waits for the answer to a CALL in flight, so that a

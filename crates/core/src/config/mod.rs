@@ -80,7 +80,7 @@ impl Configuration {
     pub fn restore(factory: Factory, persisted: &BTreeMap<String, String>) -> Self {
         let mut config = Configuration::new(factory);
         for (name, value) in persisted {
-            if let Some(spec) = spec(name).filter(|s| s.access == Access::ReadWrite) {
+            if let Some(spec) = spec(name).filter(|s| s.access != Access::ReadOnly) {
                 if let Ok(v) = config.validate(spec, value) {
                     config.keep(spec, v);
                 }
@@ -102,10 +102,11 @@ impl Configuration {
     }
 
     /// The stored value of a key named at run time (a ChangeConfiguration, a dump); code
-    /// reads keys through the typed accessors below. Live keys have none.
+    /// reads keys through the typed accessors below. Live keys have none, and write-only
+    /// keys (AuthorizationKey) are never read back.
     pub fn get(&self, name: &str) -> Option<&str> {
         spec(name)
-            .filter(|s| !matches!(s.kind, Kind::Live(_)))
+            .filter(|s| !matches!(s.kind, Kind::Live(_)) && s.access != Access::WriteOnly)
             .map(|s| self.current(s))
     }
 
@@ -220,7 +221,8 @@ impl Configuration {
     }
 
     /// GetConfiguration. Without keys: every standard key, never a vendor one (FAQ 3.1). With
-    /// keys: exactly those (vendor ones included), unknown names in `unknownKey`. More keys
+    /// keys: exactly those (vendor ones included), unknown names in `unknownKey`. A write-only
+    /// key (AuthorizationKey) is listed nowhere: asked for by name, it is an `unknownKey`. More keys
     /// than GetConfigurationMaxKeys is an OccurenceConstraintViolation.
     /// `live` computes the value of live keys (OEM_NetState, GetFirmwareUpgradePercentages).
     pub fn get_configuration(
@@ -241,7 +243,11 @@ impl Configuration {
         };
         let requested = keys.filter(|k| !k.is_empty());
         let Some(requested) = requested else {
-            let all = KEYS.iter().filter(|k| !k.vendor).map(entry).collect();
+            let all = KEYS
+                .iter()
+                .filter(|k| !k.vendor && k.access != Access::WriteOnly)
+                .map(entry)
+                .collect();
             return Ok(GetConfigurationResponse {
                 configuration_key: Some(all),
                 unknown_key: None,
@@ -260,7 +266,7 @@ impl Configuration {
         let mut known = Vec::new();
         let mut unknown = Vec::new();
         for name in requested {
-            match spec(name) {
+            match spec(name).filter(|s| s.access != Access::WriteOnly) {
                 Some(s) => known.push(entry(s)),
                 None => unknown.push(name.clone()),
             }
