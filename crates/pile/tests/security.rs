@@ -561,3 +561,39 @@ fn a_security_event_is_retried_under_the_same_id_until_answered() {
         .iter()
         .all(|f| f[2] != "SecurityEventNotification"));
 }
+
+#[test]
+fn a_refused_handshake_is_one_failed_authentication_event_per_run_of_attempts() {
+    // A 500 is no failed authentication.
+    let mut p = Pile::new(1);
+    p.input(Input::Refused { status: 500 });
+    assert_eq!(p.cp.security_log().len(), 1, "only the start");
+    let mut b = Bench::from(p.cp.durable().clone());
+    // After a connection: the first 401 is an event, the retries are not.
+    b.p.input(Input::Disconnected);
+    for _ in 0..5 {
+        b.p.input(Input::Refused { status: 401 });
+    }
+    b.p.input(Input::Refused { status: 403 });
+    let failed: Vec<_> =
+        b.p.cp
+            .security_log()
+            .iter()
+            .filter(|e| e.kind == "FailedToAuthenticateAtCentralSystem")
+            .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].tech_info.as_deref(),
+        Some("the central system refused the connection with HTTP 401 as SN0001")
+    );
+    // Sent once the pile is in again.
+    let before = b.calls.len();
+    let out = b.p.input(Input::Connected);
+    b.serve(out);
+    let sent: Vec<&Value> = b.calls[before..]
+        .iter()
+        .filter(|f| f[2] == "SecurityEventNotification")
+        .map(|f| &f[3]["type"])
+        .collect();
+    assert_eq!(sent, ["FailedToAuthenticateAtCentralSystem"]);
+}

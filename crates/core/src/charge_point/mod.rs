@@ -100,6 +100,11 @@ pub enum Input<'a> {
     Connected,
     /// The connection failed or closed.
     Disconnected,
+    /// The central system refused the websocket handshake with this HTTP status: as
+    /// [`Input::Disconnected`]; a 401 (the Basic credentials) or 403 (the client certificate)
+    /// is a FailedToAuthenticateAtCentralSystem security event, the first of a run of failed
+    /// attempts only.
+    Refused { status: u16 },
     /// A text frame arrived.
     Frame(&'a str),
     /// The hardware's active faults changed; this is the whole set now.
@@ -451,6 +456,10 @@ impl ChargePoint {
         match input {
             Input::Connected => self.on_connected(now),
             Input::Disconnected => self.on_disconnected(now),
+            Input::Refused { status } => {
+                self.refused(status, now);
+                self.on_disconnected(now);
+            }
             Input::Frame(text) => {
                 let inbound = self.link.rpc.handle_frame(text, now);
                 self.on_inbound(inbound, now);

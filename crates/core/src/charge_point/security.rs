@@ -29,12 +29,19 @@ pub const CLOCK_STEP_EVENT: Duration = Duration::from_secs(900);
 pub(super) struct SecurityRun {
     call: Option<Ticket>,
     retry_at: Option<Duration>,
+    /// A refused handshake was reported since the last connection (or the start).
+    refusal_reported: bool,
 }
 
 impl SecurityRun {
     /// The connection is gone, and the notification on its way with it (it is sent again).
     pub fn forget_call(&mut self) {
         self.call = None;
+    }
+
+    /// A connection is up: the next refused handshake is news again.
+    pub fn connected(&mut self) {
+        self.refusal_reported = false;
     }
 
     /// When the notification that failed is tried again.
@@ -48,6 +55,9 @@ impl SecurityRun {
 pub(super) enum Event {
     StartupOfTheDevice,
     ResetOrReboot,
+    /// Not critical in the whitepaper's table; sent (once the pile is in again) since it is
+    /// raised once per run of refused attempts.
+    FailedToAuthenticateAtCentralSystem,
     SettingSystemTime,
     FirmwareUpdated,
     /// Not critical in the whitepaper's table; sent all the same, since a change of the
@@ -60,6 +70,7 @@ impl Event {
         match self {
             Event::StartupOfTheDevice => "StartupOfTheDevice",
             Event::ResetOrReboot => "ResetOrReboot",
+            Event::FailedToAuthenticateAtCentralSystem => "FailedToAuthenticateAtCentralSystem",
             Event::SettingSystemTime => "SettingSystemTime",
             Event::FirmwareUpdated => "FirmwareUpdated",
             Event::ReconfigurationOfSecurityParameters => "ReconfigurationOfSecurityParameters",
@@ -264,6 +275,20 @@ impl ChargePoint {
             return;
         };
         self.raise(Event::ReconfigurationOfSecurityParameters, info, now);
+    }
+
+    /// The central refused the handshake: a 401 or 403 is a security event, the first of a
+    /// run of failed attempts (a pile retrying with the same credentials does not fill the
+    /// log).
+    pub(super) fn refused(&mut self, status: u16, now: Duration) {
+        if matches!(status, 401 | 403) && !self.security.refusal_reported {
+            self.security.refusal_reported = true;
+            let info = format!(
+                "the central system refused the connection with HTTP {status} as {}",
+                self.config.identity()
+            );
+            self.raise(Event::FailedToAuthenticateAtCentralSystem, info, now);
+        }
     }
 
     /// A Reset was accepted: a security event.

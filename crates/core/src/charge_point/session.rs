@@ -90,6 +90,7 @@ impl ChargePoint {
         self.forget_calls();
         self.session.connected = true;
         self.session.failures = 0;
+        self.security.connected();
         self.session.next_connect = None;
         self.session.last_activity = now;
         match self.session.registration {

@@ -145,14 +145,21 @@ async fn next_message(stream: &mut Option<Stream>) -> Option<Result<Message, WsE
     }
 }
 
+/// The connection, or why not, with the HTTP status when the central refused the handshake.
 async fn connected(
     task: &mut Option<JoinHandle<Result<WsStream, TransportError>>>,
-) -> Result<WsStream, String> {
+) -> Result<WsStream, (String, Option<u16>)> {
     match task {
         Some(t) => match t.await {
             Ok(Ok(ws)) => Ok(ws),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(Err(e)) => {
+                let status = match &e {
+                    TransportError::Refused { status, .. } => Some(*status),
+                    _ => None,
+                };
+                Err((e.to_string(), status))
+            }
+            Err(e) => Err((e.to_string(), None)),
         },
         None => std::future::pending().await,
     }
@@ -376,7 +383,7 @@ impl Host {
         }
     }
 
-    fn on_connected(&mut self, result: Result<WsStream, String>) -> Vec<Output> {
+    fn on_connected(&mut self, result: Result<WsStream, (String, Option<u16>)>) -> Vec<Output> {
         self.link.connecting = None;
         let now = self.woke();
         match result {
@@ -394,10 +401,13 @@ impl Host {
                 (self.link.sink, self.link.stream) = (Some(writer), Some(r));
                 self.cp.handle(Input::Connected, now)
             }
-            Err(e) => {
+            Err((e, status)) => {
                 tracing::warn!("connection failed: {e}");
                 self.counted.count(|t| &t.failures);
-                self.cp.handle(Input::Disconnected, now)
+                match status {
+                    Some(status) => self.cp.handle(Input::Refused { status }, now),
+                    None => self.cp.handle(Input::Disconnected, now),
+                }
             }
         }
     }
