@@ -597,3 +597,33 @@ fn a_refused_handshake_is_one_failed_authentication_event_per_run_of_attempts() 
         .collect();
     assert_eq!(sent, ["FailedToAuthenticateAtCentralSystem"]);
 }
+
+#[test]
+fn the_settings_fallback_does_not_go_back_below_the_security_profile() {
+    let mut b = Bench::new();
+    assert_eq!(b.change("AuthorizationKey", KEY), "Accepted");
+    let ca = root(None);
+    assert_eq!(
+        install(&mut b, "CentralSystemRootCertificate", &ca.pem()),
+        "Accepted"
+    );
+    // TLS settings, and profile 2 before a boot over them was accepted.
+    assert_eq!(b.change("VendorWebsocketSettings", WSS), "Accepted");
+    b.p.input(Input::Disconnected);
+    let out = b.p.input(Input::Connected);
+    let boot = Pile::frames(&out)[0].clone();
+    assert_eq!(boot[2], "BootNotification");
+    assert_eq!(b.change("SecurityProfile", "2"), "Accepted");
+    // The boot is never accepted: the fallback would go back to plain WS, which profile 2
+    // does not allow. The pile stays on TLS and says why.
+    b.p.input(Input::Disconnected);
+    let out = b.p.advance(secs(301));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Log(l) if l.contains("no fall back"))));
+    assert_eq!(
+        b.p.cp.config_value("VendorWebsocketSettings"),
+        "WS,central.example,443,/ocpp/,socpp1.6,,,"
+    );
+    assert!(b.p.cp.target().url.starts_with("wss://"));
+}

@@ -369,6 +369,13 @@ impl ChargePoint {
         if current == (settings.clone(), identity.clone()) {
             return;
         }
+        if let Some(why) = self.security_refusal(keys::VENDOR_WEBSOCKET_SETTINGS.0, &settings) {
+            // No silent downgrade: settings the security profile does not allow stay unused.
+            self.link.outputs.push(Output::Log(format!(
+                "no accepted boot with the new server settings, and no fall back to {settings}: {why}"
+            )));
+            return;
+        }
         self.link.outputs.push(Output::Log(format!(
             "no accepted boot with the new server settings: back to {settings} as {identity}"
         )));
