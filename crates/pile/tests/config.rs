@@ -281,3 +281,23 @@ fn restore_keeps_valid_writable_values_only() {
     assert_eq!(restored.int(key::CONNECTION_TIME_OUT), 120);
     let _: BTreeMap<String, String> = restored.snapshot();
 }
+
+#[test]
+fn a_write_only_keys_value_is_redacted_from_logged_frames() {
+    let secret = r#"[2,"m1","ChangeConfiguration",{"key":"authorizationKEY","value":"00112233445566778899aabbccddeeff"}]"#;
+    let logged = pile::config::redacted(secret);
+    assert!(
+        !logged.contains("00112233445566778899aabbccddeeff"),
+        "{logged}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&logged).unwrap();
+    assert_eq!(v[3]["value"], "<redacted>");
+    assert_eq!(v[3]["key"], "authorizationKEY");
+    for plain in [
+        r#"[2,"m2","ChangeConfiguration",{"key":"HeartbeatInterval","value":"60"}]"#,
+        r#"[3,"m3",{"unknownKey":["AuthorizationKey"]}]"#,
+        "AuthorizationKey, not JSON",
+    ] {
+        assert_eq!(pile::config::redacted(plain), plain);
+    }
+}

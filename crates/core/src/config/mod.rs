@@ -15,6 +15,43 @@ pub use oem::{
     FUNCTION_MASK_BITS, MAX_NAME_LEN,
 };
 
+/// A frame as a log may keep it: the value of a ChangeConfiguration of a write-only key
+/// (AuthorizationKey) replaced by `<redacted>`; any other frame as it is.
+pub fn redacted(frame: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let write_only = KEYS.iter().filter(|k| k.access == Access::WriteOnly);
+    let names_one = write_only.clone().any(|k| {
+        frame
+            .as_bytes()
+            .windows(k.name.len())
+            .any(|w| w.eq_ignore_ascii_case(k.name.as_bytes()))
+    });
+    if !names_one {
+        return Cow::Borrowed(frame);
+    }
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(frame) else {
+        return Cow::Borrowed(frame);
+    };
+    let Some(call) = value.as_array_mut() else {
+        return Cow::Borrowed(frame);
+    };
+    let is_change = call.first().and_then(|t| t.as_i64()) == Some(2)
+        && call.get(2).and_then(|a| a.as_str()) == Some("ChangeConfiguration");
+    let Some(payload) = call.get_mut(3).filter(|_| is_change) else {
+        return Cow::Borrowed(frame);
+    };
+    let secret = payload
+        .get("key")
+        .and_then(|k| k.as_str())
+        .and_then(spec)
+        .is_some_and(|s| s.access == Access::WriteOnly);
+    if !secret {
+        return Cow::Borrowed(frame);
+    }
+    payload["value"] = serde_json::Value::from("<redacted>");
+    Cow::Owned(value.to_string())
+}
+
 /// The outcome of a ChangeConfiguration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {

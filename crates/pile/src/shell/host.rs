@@ -360,11 +360,13 @@ impl Host {
         let now = self.woke();
         match message {
             Some(Ok(Message::Text(text))) => {
-                tracing::debug!(frame = text.as_str(), "received");
+                // A write-only key's value (AuthorizationKey) goes into no log.
+                let logged = crate::config::redacted(text.as_str());
+                tracing::debug!(frame = logged.as_ref(), "received");
                 self.counted.count(|t| &t.frames_received);
                 self.counted.received(text.as_str());
                 self.logbook
-                    .record(self.cp.wall_time(now), "receive", text.as_str());
+                    .record(self.cp.wall_time(now), "receive", logged.as_ref());
                 self.cp.handle(Input::Frame(text.as_str()), now)
             }
             Some(Ok(Message::Pong(_))) => {
