@@ -9,7 +9,14 @@ use ocpp::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::certificates;
 use crate::smart_charging::Installed;
+
+/// The security log keeps this many of the latest security events.
+pub const SECURITY_LOG_LEN: usize = 100;
+/// At most this many security events wait for the central system; beyond, the oldest goes
+/// (the security log still has it).
+pub const SECURITY_QUEUE_LEN: usize = 50;
 
 /// The durable state. Its fields are private: each part changes through what its owner does
 /// with it (the configuration, the starts and the server, availability, transactions, the
@@ -70,6 +77,15 @@ pub struct Durable {
     /// Each connector's meter register (Wh) when last recorded.
     #[serde(default)]
     registers: BTreeMap<u32, i64>,
+    /// The root certificates installed (CentralSystem and Manufacturer stores).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    certificates: Vec<certificates::Installed>,
+    /// SecurityEventNotifications not yet answered by the central system, oldest first.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    security_events: VecDeque<QueuedEvent>,
+    /// The security log: the latest security events, oldest first.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    security_log: VecDeque<SecurityEvent>,
 }
 
 impl Durable {
@@ -420,6 +436,102 @@ impl Durable {
     pub fn end_reservation(&mut self, reservation_id: i32) -> Option<Reservation> {
         self.reservations.remove(&reservation_id)
     }
+}
+
+impl Durable {
+    // Certificates.
+
+    /// The root certificates installed, in the order they were.
+    pub fn certificates(&self) -> &[certificates::Installed] {
+        &self.certificates
+    }
+
+    /// Installs a certificate; whether it is new (the same one twice is kept once).
+    pub fn install_certificate(&mut self, certificate: certificates::Installed) -> bool {
+        if self.certificates.contains(&certificate) {
+            return false;
+        }
+        self.certificates.push(certificate);
+        true
+    }
+
+    /// Removes the certificate at this place in [`Durable::certificates`].
+    pub fn remove_certificate(&mut self, index: usize) -> Option<certificates::Installed> {
+        (index < self.certificates.len()).then(|| self.certificates.remove(index))
+    }
+
+    // Security events.
+
+    /// A security event joins the log and, when `notify`, the queue of SecurityEventNotifications
+    /// (under a message id of its own, `sec-<boot>-<number>`, kept on every attempt). The
+    /// event that left a full queue, if any.
+    pub fn record_security_event(
+        &mut self,
+        event: SecurityEvent,
+        notify: bool,
+    ) -> Option<QueuedEvent> {
+        if self.security_log.len() >= SECURITY_LOG_LEN {
+            self.security_log.pop_front();
+        }
+        self.security_log.push_back(event.clone());
+        if !notify {
+            return None;
+        }
+        let dropped = (self.security_events.len() >= SECURITY_QUEUE_LEN)
+            .then(|| self.security_events.pop_front())
+            .flatten();
+        let n = self.next_number();
+        self.security_events.push_back(QueuedEvent {
+            message_id: format!("sec-{}-{n}", self.boots),
+            event,
+            failures: 0,
+        });
+        dropped
+    }
+
+    /// The security log, oldest first.
+    pub fn security_log(&self) -> &VecDeque<SecurityEvent> {
+        &self.security_log
+    }
+
+    /// The SecurityEventNotifications waiting for the central system, oldest first.
+    pub fn security_events(&self) -> &VecDeque<QueuedEvent> {
+        &self.security_events
+    }
+
+    /// The oldest notification leaves the queue (answered, or given up).
+    pub fn dequeue_security_event(&mut self) -> Option<QueuedEvent> {
+        self.security_events.pop_front()
+    }
+
+    /// The central could not process the oldest notification: one more failure; the
+    /// failures so far.
+    pub fn count_security_failure(&mut self) -> Option<u32> {
+        let front = self.security_events.front_mut()?;
+        front.failures += 1;
+        Some(front.failures)
+    }
+}
+
+/// A security event (security whitepaper, appendix 1), as the log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecurityEvent {
+    /// The whitepaper's name of the event (`StartupOfTheDevice`, ...).
+    pub kind: String,
+    pub timestamp: Timestamp,
+    #[serde(default)]
+    pub tech_info: Option<String>,
+}
+
+/// A SecurityEventNotification waiting for its answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedEvent {
+    /// The message id it is sent under, every time.
+    pub message_id: String,
+    pub event: SecurityEvent,
+    /// Attempts the central answered with an error.
+    #[serde(default)]
+    pub failures: u32,
 }
 
 /// A transaction in progress.

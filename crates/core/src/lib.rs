@@ -3,6 +3,7 @@
 //! what to persist, transfers to run). It depends on no async runtime, file system or network
 //! crate, so the compiler keeps it pure; the host (`crates/pile`) carries out its outputs.
 
+pub mod certificates;
 mod charge_point;
 pub mod clock;
 pub mod config;
@@ -16,7 +17,10 @@ pub mod transitions;
 
 pub use charge_point::{
     ChargePoint, DiagnosticsEvent, FirmwareEvent, Identity, Input, Options, Output, Target, Upload,
-    DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME, RESET_STOP_WAIT,
+    CLOCK_STEP_EVENT, DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME, RESET_STOP_WAIT,
 };
-pub use durable::{Durable, Queued, Transaction, TransactionMessage};
+pub use durable::{
+    Durable, Queued, QueuedEvent, SecurityEvent, Transaction, TransactionMessage, SECURITY_LOG_LEN,
+    SECURITY_QUEUE_LEN,
+};
 pub use oem::NetState;

@@ -200,21 +200,26 @@ async fn a_reset_that_cannot_reload_the_state_is_retried_reset_retries_times() {
     let (_, rpc) = central.next_pile().await;
     // Answered after the boot's answer was taken in (and what it changed saved).
     assert_eq!(get(&rpc, "ResetRetries").await.as_deref(), Some("3"));
-    // The state file cannot be read back while the reset runs; it comes back within the
-    // retries (ResetRetries 3, 2 s apart): the pile boots again.
-    let file = state.join("state.json");
-    let good = std::fs::read(&file).unwrap();
-    std::fs::write(&file, b"{ not json").unwrap();
+    // The state cannot be read back while the reset runs; it comes back within the retries
+    // (ResetRetries 3, 2 s apart): the pile boots again. (The reset writes the state file,
+    // its ResetOrReboot security event in it, so the outbox journal, which it does not write
+    // while the outbox is empty, is what cannot be read: a directory in its place.)
+    let journal = state.join("outbox.log");
+    let unreadable = |journal: &std::path::Path| {
+        let _ = std::fs::remove_file(journal);
+        std::fs::create_dir(journal).unwrap();
+    };
+    unreadable(&journal);
     assert_eq!(reset(&rpc, "Soft").await, "Accepted");
     // The first attempt fails (the pile says so); the state comes back before the retry.
     let line = common::logged(&mut log, "reset failed").await;
     assert!(line.contains("retry 1 of 3"), "{line}");
-    std::fs::write(&file, &good).unwrap();
+    std::fs::remove_dir(&journal).unwrap();
     let (_, rpc) = central.next_pile().await;
     assert_eq!(get(&rpc, "ResetRetries").await.as_deref(), Some("3"));
     // With ResetRetries 0 the first failure ends the process, with an error.
     assert_eq!(change(&rpc, "ResetRetries", "0").await, "Accepted");
-    std::fs::write(&file, b"{ not json").unwrap();
+    unreadable(&journal);
     assert_eq!(reset(&rpc, "Soft").await, "Accepted");
     let status = timeout(WAIT, async {
         loop {

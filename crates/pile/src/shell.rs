@@ -94,8 +94,10 @@ fn snapshot(cp: &ChargePoint, settings: &PileSettings, connected: bool, online: 
         faults: cp.faults().iter().map(|f| f.name()).collect(),
         outbox: cp.outbox_len(),
         network: network.clone(),
+        // A write-only key (AuthorizationKey) is shown nowhere.
         configuration: KEYS
             .iter()
+            .filter(|k| k.access != crate::config::Access::WriteOnly)
             .map(|k| (k.name, cp.config_value(k.name)))
             .collect(),
         firmware: FirmwareState {

@@ -50,8 +50,13 @@ fn get_configuration_without_keys_lists_no_vendor_key() {
     for vendor in KEYS.iter().filter(|k| k.vendor) {
         assert!(!names.contains(&vendor.name), "{} listed", vendor.name);
     }
-    // Exactly the declared standard keys, in their order.
-    let declared: Vec<&str> = KEYS.iter().filter(|k| !k.vendor).map(|k| k.name).collect();
+    // Exactly the declared standard keys, in their order, but the write-only AuthorizationKey.
+    let declared: Vec<&str> = KEYS
+        .iter()
+        .filter(|k| !k.vendor && k.access != pile::config::Access::WriteOnly)
+        .map(|k| k.name)
+        .collect();
+    assert!(!names.contains(&"AuthorizationKey"));
     assert_eq!(names, declared);
     // An empty key list is the same as none.
     assert_eq!(
@@ -275,4 +280,24 @@ fn restore_keeps_valid_writable_values_only() {
     assert_eq!(restored.int(key::CHARGE_PROFILE_MAX_STACK_LEVEL), 8);
     assert_eq!(restored.int(key::CONNECTION_TIME_OUT), 120);
     let _: BTreeMap<String, String> = restored.snapshot();
+}
+
+#[test]
+fn a_write_only_keys_value_is_redacted_from_logged_frames() {
+    let secret = r#"[2,"m1","ChangeConfiguration",{"key":"authorizationKEY","value":"00112233445566778899aabbccddeeff"}]"#;
+    let logged = pile::config::redacted(secret);
+    assert!(
+        !logged.contains("00112233445566778899aabbccddeeff"),
+        "{logged}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&logged).unwrap();
+    assert_eq!(v[3]["value"], "<redacted>");
+    assert_eq!(v[3]["key"], "authorizationKEY");
+    for plain in [
+        r#"[2,"m2","ChangeConfiguration",{"key":"HeartbeatInterval","value":"60"}]"#,
+        r#"[3,"m3",{"unknownKey":["AuthorizationKey"]}]"#,
+        "AuthorizationKey, not JSON",
+    ] {
+        assert_eq!(pile::config::redacted(plain), plain);
+    }
 }

@@ -145,6 +145,13 @@ fn faq_3_10_an_upgrade_reports_each_step_and_restarts_on_the_new_version() {
     let out = again.input(Input::Connected);
     let sent = serve(&mut again, out);
     assert_eq!(sent[0][3]["firmwareVersion"], "V2.0.110");
+    // The FirmwareUpdated security event waited for the new firmware, which sends it.
+    let events: Vec<&serde_json::Value> = sent
+        .iter()
+        .filter(|f| f[2] == "SecurityEventNotification")
+        .map(|f| &f[3]["type"])
+        .collect();
+    assert_eq!(events, ["FirmwareUpdated", "StartupOfTheDevice"]);
     assert_eq!(
         statuses(&sent),
         vec![(0, "Available".into()), (1, "Available".into())]

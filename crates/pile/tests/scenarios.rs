@@ -47,7 +47,17 @@ fn accepted_boot_reports_every_connector_and_heartbeats_on_idle() {
         vec![0, 1, 2],
         "ERR 3.22: connector 0 and every connector"
     );
-    assert!(statuses.iter().all(|f| f[3]["status"] == "Available"));
+    assert!(statuses
+        .iter()
+        .filter(|f| f[2] == "StatusNotification")
+        .all(|f| f[3]["status"] == "Available"));
+    // The start is a security event, sent once accepted.
+    let events: Vec<_> = statuses
+        .iter()
+        .filter(|f| f[2] == "SecurityEventNotification")
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0][3]["type"], "StartupOfTheDevice");
     assert_eq!(
         p.cp.config().int(pile::config::keys::HEARTBEAT_INTERVAL),
         300,
@@ -61,8 +71,15 @@ fn accepted_boot_reports_every_connector_and_heartbeats_on_idle() {
     let hb = Pile::frames(&p.advance(secs(1)));
     assert_eq!(hb.len(), 1);
     assert_eq!(hb[0][2], "Heartbeat");
-    p.reply(&hb[0], json!({"currentTime":"2026-11-24T13:00:00.000Z"}));
-    // A day of simulated time: one heartbeat every 300 s.
+    // The central moves the clock by 55 minutes: a SettingSystemTime security event.
+    let out = p.reply(&hb[0], json!({"currentTime":"2026-11-24T13:00:00.000Z"}));
+    let event = Pile::frames(&out);
+    assert_eq!(event.len(), 1);
+    assert_eq!(event[0][2], "SecurityEventNotification");
+    assert_eq!(event[0][3]["type"], "SettingSystemTime");
+    p.reply(&event[0], json!({}));
+    // A day of simulated time: one heartbeat every 300 s (the clock now moves by 5 minutes
+    // at most: no event).
     let mut count = 0;
     for _ in 0..288 {
         for f in Pile::frames(&p.advance(secs(300))) {
@@ -517,13 +534,17 @@ fn reset_answers_then_restarts() {
     p.boot(900);
     for (kind, hard) in [("Soft", false), ("Hard", true)] {
         let out = p.central_calls("Reset", json!({"type": kind}));
+        // The ResetOrReboot security event is made durable: the restarted pile sends it.
         assert_eq!(
             out,
             vec![
                 Output::Send(r#"[3,"cs-1",{"status":"Accepted"}]"#.into()),
+                Output::Persist,
                 Output::Restart { hard }
             ]
         );
+        let last = p.cp.durable().security_events().back().unwrap();
+        assert_eq!(last.event.kind, "ResetOrReboot");
     }
 }
 

@@ -331,9 +331,20 @@ fn a_week_offline_loses_no_meter_value_and_sends_everything_in_order() {
     let sent = c.connect(&mut p);
     let tx: Vec<&Value> = sent
         .iter()
-        .filter(|f| f[2] != "BootNotification" && f[2] != "StatusNotification")
+        .filter(|f| {
+            f[2] != "BootNotification"
+                && f[2] != "StatusNotification"
+                && f[2] != "SecurityEventNotification"
+        })
         .collect();
     assert_eq!(tx.len(), expected);
+    // The security events: the start, and the central setting the clock a week back.
+    let events: Vec<&Value> = sent
+        .iter()
+        .filter(|f| f[2] == "SecurityEventNotification")
+        .map(|f| &f[3]["type"])
+        .collect();
+    assert_eq!(events, ["StartupOfTheDevice", "SettingSystemTime"]);
     assert_eq!(tx[0][2], "StartTransaction");
     assert_eq!(tx[0][3]["meterStart"], 0);
     assert_eq!(tx.last().unwrap()[2], "StopTransaction");

@@ -64,6 +64,10 @@ impl ChargePoint {
             Request::TriggerMessage(r) => {
                 self.trigger(id, r.requested_message, r.connector_id, now)
             }
+            Request::ExtendedTriggerMessage(r) => self.extended_trigger(id, r, now),
+            Request::InstallCertificate(r) => self.install_certificate(id, r, now),
+            Request::DeleteCertificate(r) => self.delete_certificate(id, r),
+            Request::GetInstalledCertificateIds(r) => self.get_installed_certificate_ids(id, r),
             Request::UnlockConnector(r) => {
                 if r.connector_id < 1 || r.connector_id > self.connector_count() as i32 {
                     // No such connector: nothing to unlock (what the OCA's test tool expects).
@@ -155,6 +159,7 @@ impl ChargePoint {
                 } else {
                     StopReason::SoftReset
                 };
+                self.reset_event(hard, now);
                 let running: Vec<u32> = self.running_connectors();
                 for c in running {
                     self.stop_transaction(c, reason.clone(), None, now);
@@ -183,8 +188,26 @@ impl ChargePoint {
         }
     }
 
+    /// ChangeConfiguration's rules, with those of the security profile
+    /// ([`ChargePoint::security_refusal`]).
+    fn change_key(&mut self, key: &str, value: &str) -> Change {
+        match self.security_refusal(key, value) {
+            Some(reason) => {
+                self.link.outputs.push(Output::Log(format!(
+                    "configuration change refused: {reason}"
+                )));
+                Change {
+                    status: ocpp::ConfigurationStatus::Rejected,
+                    changed: None,
+                    reason: Some(reason),
+                }
+            }
+            None => self.config.change(key, value),
+        }
+    }
+
     pub(super) fn change_configuration(&mut self, id: &str, key: &str, value: &str, now: Duration) {
-        let change = self.config.change(key, value);
+        let change = self.change_key(key, value);
         if change.changed.is_some() {
             // Durable before the answer leaves.
             self.persist();
@@ -202,7 +225,7 @@ impl ChargePoint {
     /// rules as ChangeConfiguration, and the same effects.
     pub fn provision(&mut self, key: &str, value: &str, now: Duration) -> (Change, Vec<Output>) {
         self.time.now = now;
-        let change = self.config.change(key, value);
+        let change = self.change_key(key, value);
         if change.changed.is_some() {
             self.persist();
         }
@@ -217,6 +240,7 @@ impl ChargePoint {
         let Some(spec) = changed.and_then(crate::config::spec) else {
             return;
         };
+        self.security_reconfigured(spec.name, now);
         match spec.on_change {
             OnChange::Reconnect => {
                 // A new identity or server: connect there once the answer is out (and the
@@ -277,24 +301,22 @@ impl ChargePoint {
         self.call(&request, now);
     }
 
-    pub(super) fn trigger(
-        &mut self,
-        id: &str,
-        message: MessageTrigger,
-        connector: Option<i32>,
-        now: Duration,
-    ) {
+    /// Whether a trigger may name this connector (none, 0 or one of the pile's).
+    pub(super) fn trigger_connector_ok(&self, connector: Option<i32>) -> bool {
         let count = self.connector_count() as i32;
-        if connector.is_some_and(|c| !(0..=count).contains(&c)) {
-            self.respond(
-                id,
-                TriggerMessageResponse {
-                    status: TriggerMessageStatus::Rejected,
-                },
-            );
-            return;
+        connector.is_none_or(|c| (0..=count).contains(&c))
+    }
+
+    /// What TriggerMessage answers (ExtendedTriggerMessage too, for the messages both know).
+    pub(super) fn trigger_status(
+        &self,
+        message: &MessageTrigger,
+        connector: Option<i32>,
+    ) -> TriggerMessageStatus {
+        if !self.trigger_connector_ok(connector) {
+            return TriggerMessageStatus::Rejected;
         }
-        let status = match message {
+        match message {
             MessageTrigger::BootNotification
             | MessageTrigger::Heartbeat
             | MessageTrigger::StatusNotification
@@ -306,17 +328,36 @@ impl ChargePoint {
             }
             MessageTrigger::MeterValues => TriggerMessageStatus::Rejected,
             MessageTrigger::Unrecognized(_) => TriggerMessageStatus::NotImplemented,
-        };
+        }
+    }
+
+    pub(super) fn trigger(
+        &mut self,
+        id: &str,
+        message: MessageTrigger,
+        connector: Option<i32>,
+        now: Duration,
+    ) {
+        let status = self.trigger_status(&message, connector);
         self.respond(
             id,
             TriggerMessageResponse {
                 status: status.clone(),
             },
         );
-        if status != TriggerMessageStatus::Accepted {
-            return;
+        if status == TriggerMessageStatus::Accepted {
+            // The answer first, then the triggered message.
+            self.send_triggered(message, connector, now);
         }
-        // The answer first, then the triggered message.
+    }
+
+    /// Sends the message a trigger that was accepted asks for.
+    pub(super) fn send_triggered(
+        &mut self,
+        message: MessageTrigger,
+        connector: Option<i32>,
+        now: Duration,
+    ) {
         match message {
             MessageTrigger::BootNotification => self.send_boot(now),
             MessageTrigger::Heartbeat => {
@@ -343,7 +384,7 @@ impl ChargePoint {
                     }
                 }
             },
-            _ => {}
+            MessageTrigger::Unrecognized(_) => {}
         }
     }
 }

@@ -216,6 +216,7 @@ impl ChargePoint {
                 self.firmware_run.installing = None;
                 match version {
                     Some(version) => {
+                        self.firmware_updated_event(&version, now);
                         self.durable.record_installed_firmware(version);
                         self.set_stage(FirmwareStage::Installed, now);
                         self.firmware_run.restart_after = self.firmware_run.call;

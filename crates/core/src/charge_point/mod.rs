@@ -10,6 +10,7 @@ mod firmware;
 mod local_list;
 mod profiles;
 mod reservation;
+mod security;
 mod session;
 mod status;
 mod transaction;
@@ -18,6 +19,7 @@ pub use charging::DERATING_FROM_C;
 pub use commands::RESET_STOP_WAIT;
 pub use diagnostics::{DiagnosticsEvent, Upload};
 pub use firmware::{FirmwareEvent, FIRMWARE_KEEPALIVE, INSTALL_TIME};
+pub use security::CLOCK_STEP_EVENT;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -98,6 +100,11 @@ pub enum Input<'a> {
     Connected,
     /// The connection failed or closed.
     Disconnected,
+    /// The central system refused the websocket handshake with this HTTP status: as
+    /// [`Input::Disconnected`]; a 401 (the Basic credentials) or 403 (the client certificate)
+    /// is a FailedToAuthenticateAtCentralSystem security event, the first of a run of failed
+    /// attempts only.
+    Refused { status: u16 },
     /// A text frame arrived.
     Frame(&'a str),
     /// The hardware's active faults changed; this is the whole set now.
@@ -186,6 +193,8 @@ pub struct ChargePoint {
     authorization: authorization::AuthorizationRun,
     /// The outbox message on its way, and when to try again after a failure.
     outbox: transaction::OutboxRun,
+    /// The SecurityEventNotification on its way, and when to try again after a failure.
+    security: security::SecurityRun,
     /// When the next clock-aligned meter values are due.
     metering: Metering,
     /// The diagnostics upload under way.
@@ -238,6 +247,8 @@ enum Awaited {
     Authorize,
     /// A FirmwareStatusNotification (the restart after Installed waits for its answer).
     Firmware,
+    /// A SecurityEventNotification of the security queue.
+    SecurityEvent,
 }
 
 /// What a StatusNotification said: status, error code, vendor error code.
@@ -256,14 +267,21 @@ fn target_of(config: &Configuration) -> Target {
     } else {
         url_with_identity(&base, config.identity())
     };
-    let basic = (!settings.password.is_empty()).then(|| {
-        let user = if settings.user.is_empty() {
-            config.identity().to_owned()
-        } else {
-            settings.user.clone()
-        };
-        (user, settings.password.clone())
-    });
+    // AuthorizationKey, once set, is the password, with the identity as the user (security
+    // whitepaper §2.4); else the vendor settings' password, if any.
+    let key = config.text(keys::AUTHORIZATION_KEY);
+    let basic = if !key.is_empty() {
+        Some((config.identity().to_owned(), key.to_owned()))
+    } else {
+        (!settings.password.is_empty()).then(|| {
+            let user = if settings.user.is_empty() {
+                config.identity().to_owned()
+            } else {
+                settings.user.clone()
+            };
+            (user, settings.password.clone())
+        })
+    };
     Target { url, basic }
 }
 
@@ -308,6 +326,7 @@ impl ChargePoint {
             connectors: vec![connector::Connector::default(); connectors + 1],
             authorization: Default::default(),
             outbox: Default::default(),
+            security: Default::default(),
             metering: Metering::default(),
             reset: Default::default(),
             firmware_run: Default::default(),
@@ -316,6 +335,7 @@ impl ChargePoint {
         cp.stop_interrupted();
         cp.resume_firmware();
         cp.metering.next_aligned = cp.next_aligned_after(now);
+        cp.startup_event(now);
         cp.link.outputs.push(Output::Persist);
         cp.link.outputs.push(Output::Insight(cp.insight_target()));
         cp.link.outputs.push(Output::Connect(target));
@@ -422,6 +442,7 @@ impl ChargePoint {
             self.next_diagnostics_attempt(),
             self.metering.next_aligned,
             self.outbox.retry_at(),
+            self.security.retry_at(),
             self.reset.deadline(),
         ]
         .into_iter()
@@ -435,6 +456,10 @@ impl ChargePoint {
         match input {
             Input::Connected => self.on_connected(now),
             Input::Disconnected => self.on_disconnected(now),
+            Input::Refused { status } => {
+                self.refused(status, now);
+                self.on_disconnected(now);
+            }
             Input::Frame(text) => {
                 let inbound = self.link.rpc.handle_frame(text, now);
                 self.on_inbound(inbound, now);
@@ -490,6 +515,7 @@ impl ChargePoint {
         }
         self.start_what_can_start(now);
         self.drive();
+        self.pump_security(now);
         self.drain_transmit();
         self.restart_when_stops_answered(now);
         std::mem::take(&mut self.link.outputs)

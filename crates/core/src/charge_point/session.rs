@@ -90,6 +90,7 @@ impl ChargePoint {
         self.forget_calls();
         self.session.connected = true;
         self.session.failures = 0;
+        self.security.connected();
         self.session.next_connect = None;
         self.session.last_activity = now;
         match self.session.registration {
@@ -253,6 +254,7 @@ impl ChargePoint {
                 return self.on_firmware_reply(ticket, answered);
             }
             Some(Awaited::Boot) => return self.on_boot_reply(outcome, now),
+            Some(Awaited::SecurityEvent) => return self.on_security_reply(outcome, now),
             None => {}
         }
         if let Ok(Decoded {
@@ -260,7 +262,7 @@ impl ChargePoint {
             ..
         }) = outcome
         {
-            self.time.clock.sync(h.current_time, now);
+            self.set_clock(h.current_time, now);
         }
     }
 
@@ -274,7 +276,7 @@ impl ChargePoint {
             self.session.next_boot = Some(now + BOOT_RETRY);
             return;
         };
-        self.time.clock.sync(r.current_time, now);
+        self.set_clock(r.current_time, now);
         let interval = Duration::from_secs(r.interval.max(0) as u64);
         let registration = match r.status {
             RegistrationStatus::Accepted => return self.on_accepted(r.interval, now),
@@ -321,6 +323,7 @@ impl ChargePoint {
         self.link.awaited.clear();
         self.session.boot_call = None;
         self.outbox.forget_call();
+        self.security.forget_call();
     }
 
     /// New server settings: the move waits for the answer to a CALL in flight, so that a
@@ -364,6 +367,13 @@ impl ChargePoint {
             self.config.identity().to_owned(),
         );
         if current == (settings.clone(), identity.clone()) {
+            return;
+        }
+        if let Some(why) = self.security_refusal(keys::VENDOR_WEBSOCKET_SETTINGS.0, &settings) {
+            // No silent downgrade: settings the security profile does not allow stay unused.
+            self.link.outputs.push(Output::Log(format!(
+                "no accepted boot with the new server settings, and no fall back to {settings}: {why}"
+            )));
             return;
         }
         self.link.outputs.push(Output::Log(format!(

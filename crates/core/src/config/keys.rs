@@ -11,6 +11,9 @@ use oem::{WebsocketSettings, FAULT_MASK_BITS, FUNCTION_MASK_BITS};
 pub enum Access {
     ReadOnly,
     ReadWrite,
+    /// Written by ChangeConfiguration, never read back: GetConfiguration lists it nowhere
+    /// (AuthorizationKey, security whitepaper §7.2).
+    WriteOnly,
 }
 
 /// What values a key takes.
@@ -28,6 +31,16 @@ pub enum Kind {
     },
     /// A fixed value (read-only lists such as SupportedFeatureProfiles).
     Fixed,
+    /// Free text of at most this many characters (CpoName).
+    Text {
+        max_len: usize,
+    },
+    /// A secret given as hexadecimal: an even number of hex digits for `min_bytes` to
+    /// `max_bytes` bytes (AuthorizationKey). Never empty once set.
+    HexKey {
+        min_bytes: usize,
+        max_bytes: usize,
+    },
     /// VendorChargeBoxId / VendorChargePointName: at most 63 characters; empty restores the
     /// default (the serial number).
     Name,
@@ -122,7 +135,7 @@ macro_rules! handles {
 }
 handles!(Flag, Int, Text, Mask, Computed);
 
-use Access::{ReadOnly as R, ReadWrite as RW};
+use Access::{ReadOnly as R, ReadWrite as RW, WriteOnly as W};
 
 const DAY: i64 = 86_400;
 
@@ -202,6 +215,14 @@ keys! {
     CHARGING_SCHEDULE_MAX_PERIODS: Int = standard("ChargingScheduleMaxPeriods", R, Kind::Fixed, D("604800"), Nothing, "FAQ 3.8 (7*24*3600)");
     CONNECTOR_SWITCH_3_TO_1_PHASE_SUPPORTED: Flag = standard("ConnectorSwitch3to1PhaseSupported", R, Kind::Fixed, D("false"), Nothing, "FAQ 3.8");
     MAX_CHARGING_PROFILES_INSTALLED: Int = standard("MaxChargingProfilesInstalled", R, Kind::Fixed, D("16"), Nothing, "FAQ 3.8");
+    ADDITIONAL_ROOT_CERTIFICATE_CHECK: Flag = standard("AdditionalRootCertificateCheck", R, Kind::Fixed, D("false"), Nothing, "SEC 7.1");
+    /// The HTTP Basic password (security profiles 1 and 2): write-only, 16 to 20 bytes as hex.
+    AUTHORIZATION_KEY: Text = standard("AuthorizationKey", W, Kind::HexKey { min_bytes: 16, max_bytes: 20 }, D(""), Reconnect, "SEC 7.2, JERR 3.10");
+    CERTIFICATE_SIGNED_MAX_CHAIN_SIZE: Int = standard("CertificateSignedMaxChainSize", R, Kind::Fixed, D("10000"), Nothing, "SEC 7.3");
+    CERTIFICATE_STORE_MAX_LENGTH: Int = standard("CertificateStoreMaxLength", R, Kind::Fixed, D("10"), Nothing, "SEC 7.4");
+    CPO_NAME: Text = standard("CpoName", RW, Kind::Text { max_len: 255 }, D(""), Nothing, "SEC 7.5");
+    /// Can only be raised (the pile checks what the new profile needs before it takes it).
+    SECURITY_PROFILE: Int = standard("SecurityProfile", RW, Kind::Int { min: 0, max: 3 }, D("0"), Nothing, "SEC 7.6");
     VENDOR_WEBSOCKET_SETTINGS: Text = vendor(vk::VENDOR_WEBSOCKET_SETTINGS, RW, Kind::WebsocketSettings, FactorySettings, Reconnect, "FAQ 3.3");
     VENDOR_CHARGE_BOX_ID: Text = vendor(vk::VENDOR_CHARGE_BOX_ID, RW, Kind::Name, SerialNumber, Nothing, "FAQ 3.2.1");
     VENDOR_CHARGE_POINT_NAME: Text = vendor(vk::VENDOR_CHARGE_POINT_NAME, RW, Kind::Name, SerialNumber, Reconnect, "FAQ 3.2.2");
@@ -261,6 +282,30 @@ pub fn canonical(kind: Kind, value: &str) -> Result<String, String> {
             }
         }
         Kind::Name => oem::validate_name(value).map(|()| value.to_owned()),
+        Kind::Text { max_len } => {
+            if value.chars().count() > max_len {
+                Err(format!("longer than {max_len} characters"))
+            } else if value.chars().any(char::is_control) {
+                Err("contains a control character".into())
+            } else {
+                Ok(value.to_owned())
+            }
+        }
+        Kind::HexKey {
+            min_bytes,
+            max_bytes,
+        } => {
+            let digits = value.len();
+            if !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Err("not hexadecimal".into())
+            } else if digits % 2 != 0 || !(min_bytes * 2..=max_bytes * 2).contains(&digits) {
+                Err(format!(
+                    "{digits} hex digits, not {min_bytes} to {max_bytes} bytes"
+                ))
+            } else {
+                Ok(value.to_owned())
+            }
+        }
         Kind::WebsocketSettings => value
             .parse::<WebsocketSettings>()
             .map(|s| s.to_string())
@@ -326,6 +371,11 @@ mod tests {
                         other => panic!("{name}: a fixed key as {other}"),
                     }
                 }
+                // A secret has no value until it is given one.
+                (Kind::HexKey { .. }, "Text") => {
+                    assert_eq!(spec.access, Access::WriteOnly, "{name}");
+                    assert_eq!(default.as_deref(), Some(""), "{name}");
+                }
                 (kind, handle) => {
                     let v = default.unwrap_or_else(|| panic!("{name} has a default"));
                     let fits = matches!(
@@ -336,6 +386,7 @@ mod tests {
                             | (
                                 Kind::Measurands { .. }
                                     | Kind::Name
+                                    | Kind::Text { .. }
                                     | Kind::WebsocketSettings
                                     | Kind::Insight,
                                 "Text"

@@ -15,6 +15,43 @@ pub use oem::{
     FUNCTION_MASK_BITS, MAX_NAME_LEN,
 };
 
+/// A frame as a log may keep it: the value of a ChangeConfiguration of a write-only key
+/// (AuthorizationKey) replaced by `<redacted>`; any other frame as it is.
+pub fn redacted(frame: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let write_only = KEYS.iter().filter(|k| k.access == Access::WriteOnly);
+    let names_one = write_only.clone().any(|k| {
+        frame
+            .as_bytes()
+            .windows(k.name.len())
+            .any(|w| w.eq_ignore_ascii_case(k.name.as_bytes()))
+    });
+    if !names_one {
+        return Cow::Borrowed(frame);
+    }
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(frame) else {
+        return Cow::Borrowed(frame);
+    };
+    let Some(call) = value.as_array_mut() else {
+        return Cow::Borrowed(frame);
+    };
+    let is_change = call.first().and_then(|t| t.as_i64()) == Some(2)
+        && call.get(2).and_then(|a| a.as_str()) == Some("ChangeConfiguration");
+    let Some(payload) = call.get_mut(3).filter(|_| is_change) else {
+        return Cow::Borrowed(frame);
+    };
+    let secret = payload
+        .get("key")
+        .and_then(|k| k.as_str())
+        .and_then(spec)
+        .is_some_and(|s| s.access == Access::WriteOnly);
+    if !secret {
+        return Cow::Borrowed(frame);
+    }
+    payload["value"] = serde_json::Value::from("<redacted>");
+    Cow::Owned(value.to_string())
+}
+
 /// The outcome of a ChangeConfiguration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -80,7 +117,7 @@ impl Configuration {
     pub fn restore(factory: Factory, persisted: &BTreeMap<String, String>) -> Self {
         let mut config = Configuration::new(factory);
         for (name, value) in persisted {
-            if let Some(spec) = spec(name).filter(|s| s.access == Access::ReadWrite) {
+            if let Some(spec) = spec(name).filter(|s| s.access != Access::ReadOnly) {
                 if let Ok(v) = config.validate(spec, value) {
                     config.keep(spec, v);
                 }
@@ -102,10 +139,11 @@ impl Configuration {
     }
 
     /// The stored value of a key named at run time (a ChangeConfiguration, a dump); code
-    /// reads keys through the typed accessors below. Live keys have none.
+    /// reads keys through the typed accessors below. Live keys have none, and write-only
+    /// keys (AuthorizationKey) are never read back.
     pub fn get(&self, name: &str) -> Option<&str> {
         spec(name)
-            .filter(|s| !matches!(s.kind, Kind::Live(_)))
+            .filter(|s| !matches!(s.kind, Kind::Live(_)) && s.access != Access::WriteOnly)
             .map(|s| self.current(s))
     }
 
@@ -220,7 +258,8 @@ impl Configuration {
     }
 
     /// GetConfiguration. Without keys: every standard key, never a vendor one (FAQ 3.1). With
-    /// keys: exactly those (vendor ones included), unknown names in `unknownKey`. More keys
+    /// keys: exactly those (vendor ones included), unknown names in `unknownKey`. A write-only
+    /// key (AuthorizationKey) is listed nowhere: asked for by name, it is an `unknownKey`. More keys
     /// than GetConfigurationMaxKeys is an OccurenceConstraintViolation.
     /// `live` computes the value of live keys (OEM_NetState, GetFirmwareUpgradePercentages).
     pub fn get_configuration(
@@ -241,7 +280,11 @@ impl Configuration {
         };
         let requested = keys.filter(|k| !k.is_empty());
         let Some(requested) = requested else {
-            let all = KEYS.iter().filter(|k| !k.vendor).map(entry).collect();
+            let all = KEYS
+                .iter()
+                .filter(|k| !k.vendor && k.access != Access::WriteOnly)
+                .map(entry)
+                .collect();
             return Ok(GetConfigurationResponse {
                 configuration_key: Some(all),
                 unknown_key: None,
@@ -260,7 +303,7 @@ impl Configuration {
         let mut known = Vec::new();
         let mut unknown = Vec::new();
         for name in requested {
-            match spec(name) {
+            match spec(name).filter(|s| s.access != Access::WriteOnly) {
                 Some(s) => known.push(entry(s)),
                 None => unknown.push(name.clone()),
             }

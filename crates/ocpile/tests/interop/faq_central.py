@@ -64,6 +64,16 @@ class Central(ChargePoint):
         self.events.put_nowait(("stop", kwargs))
         return call_result.StopTransaction()
 
+    @on(Action.security_event_notification)
+    async def on_security_event(self, **kwargs):
+        self.events.put_nowait(("security", kwargs))
+        return call_result.SecurityEventNotification()
+
+    @on(Action.log_status_notification)
+    async def on_log_status(self, **kwargs):
+        self.events.put_nowait(("log_status", kwargs))
+        return call_result.LogStatusNotification()
+
 
 class Checks:
     def __init__(self):
@@ -105,6 +115,27 @@ async def change(cp, uid, key, value):
 async def run(boots, events, port, control, checks):
     cp, fields = await next_boot(boots)
     checks.check("boot with the serial number", cp.id == SERIAL and fields.get("charge_point_serial_number") == SERIAL, f"{cp.id} {fields}")
+
+    # The security whitepaper's part the pile has (the library checks each message against the
+    # security schemas): its start is a security event; ExtendedTriggerMessage; the keys; the
+    # certificate stores.
+    event = await next_event(events, "security")
+    checks.check("SEC: StartupOfTheDevice security event", event.get("type") == "StartupOfTheDevice", event)
+    result = await cp.call(call.ExtendedTriggerMessage(requested_message="LogStatusNotification"), suppress=False)
+    checks.check("SEC: ExtendedTriggerMessage LogStatusNotification Accepted", result.status == "Accepted", result)
+    log_status = await next_event(events, "log_status")
+    checks.check("SEC: LogStatusNotification Idle", log_status.get("status") == "Idle", log_status)
+    result = await cp.call(call.ExtendedTriggerMessage(requested_message="SignChargePointCertificate"), suppress=False)
+    checks.check("SEC: SignChargePointCertificate NotImplemented", result.status == "NotImplemented", result)
+    result = await cp.call(call.GetConfiguration(key=["AuthorizationKey", "SecurityProfile"]), suppress=False)
+    checks.check("SEC: AuthorizationKey is never read back",
+                 result.unknown_key == ["AuthorizationKey"]
+                 and [k["key"] for k in result.configuration_key] == ["SecurityProfile"], result)
+    checks.check("SEC: SecurityProfile 1 needs a password", await change(cp, None, "SecurityProfile", "1") == "Rejected")
+    result = await cp.call(call.GetInstalledCertificateIds(certificate_type="CentralSystemRootCertificate"), suppress=False)
+    checks.check("SEC: no CentralSystemRootCertificate installed", result.status == "NotFound", result)
+    result = await cp.call(call.InstallCertificate(certificate_type="CentralSystemRootCertificate", certificate="not a certificate"), suppress=False)
+    checks.check("SEC: InstallCertificate of no certificate Rejected", result.status == "Rejected", result)
 
     # 3.1: vendor keys only when asked for by name.
     result = await cp.call(call.GetConfiguration(), suppress=False)

@@ -145,14 +145,21 @@ async fn next_message(stream: &mut Option<Stream>) -> Option<Result<Message, WsE
     }
 }
 
+/// The connection, or why not, with the HTTP status when the central refused the handshake.
 async fn connected(
     task: &mut Option<JoinHandle<Result<WsStream, TransportError>>>,
-) -> Result<WsStream, String> {
+) -> Result<WsStream, (String, Option<u16>)> {
     match task {
         Some(t) => match t.await {
             Ok(Ok(ws)) => Ok(ws),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(Err(e)) => {
+                let status = match &e {
+                    TransportError::Refused { status, .. } => Some(*status),
+                    _ => None,
+                };
+                Err((e.to_string(), status))
+            }
+            Err(e) => Err((e.to_string(), None)),
         },
         None => std::future::pending().await,
     }
@@ -353,11 +360,13 @@ impl Host {
         let now = self.woke();
         match message {
             Some(Ok(Message::Text(text))) => {
-                tracing::debug!(frame = text.as_str(), "received");
+                // A write-only key's value (AuthorizationKey) goes into no log.
+                let logged = crate::config::redacted(text.as_str());
+                tracing::debug!(frame = logged.as_ref(), "received");
                 self.counted.count(|t| &t.frames_received);
                 self.counted.received(text.as_str());
                 self.logbook
-                    .record(self.cp.wall_time(now), "receive", text.as_str());
+                    .record(self.cp.wall_time(now), "receive", logged.as_ref());
                 self.cp.handle(Input::Frame(text.as_str()), now)
             }
             Some(Ok(Message::Pong(_))) => {
@@ -376,7 +385,7 @@ impl Host {
         }
     }
 
-    fn on_connected(&mut self, result: Result<WsStream, String>) -> Vec<Output> {
+    fn on_connected(&mut self, result: Result<WsStream, (String, Option<u16>)>) -> Vec<Output> {
         self.link.connecting = None;
         let now = self.woke();
         match result {
@@ -394,10 +403,13 @@ impl Host {
                 (self.link.sink, self.link.stream) = (Some(writer), Some(r));
                 self.cp.handle(Input::Connected, now)
             }
-            Err(e) => {
+            Err((e, status)) => {
                 tracing::warn!("connection failed: {e}");
                 self.counted.count(|t| &t.failures);
-                self.cp.handle(Input::Disconnected, now)
+                match status {
+                    Some(status) => self.cp.handle(Input::Refused { status }, now),
+                    None => self.cp.handle(Input::Disconnected, now),
+                }
             }
         }
     }
