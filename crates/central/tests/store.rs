@@ -309,9 +309,11 @@ async fn piles_statuses_configuration_and_logs_on_both_databases() {
             message_id: Some(seq.to_string()),
             frame: "[2,\"1\",\"Heartbeat\",{}]".into(),
         };
+        // Two group commits' frames: two blocks of the log.
         let rows: Vec<LogRow> = (1..=1200).map(|i| log(i, i)).collect();
+        repo.append_log(&rows[..600], &[]).await.unwrap();
         repo.append_log(
-            &rows,
+            &rows[600..],
             &[DeviationRow {
                 pile: "CP2".into(),
                 time: 5,
@@ -324,8 +326,17 @@ async fn piles_statuses_configuration_and_logs_on_both_databases() {
         .unwrap();
         let newest = repo.messages("CP2", None, 5).await.unwrap();
         assert_eq!(
-            newest.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            newest.iter().map(|m| m.time).collect::<Vec<_>>(),
             [1200, 1199, 1198, 1197, 1196],
+            "{kind}"
+        );
+        assert!(newest.windows(2).all(|w| w[0].seq > w[1].seq), "{kind}");
+        assert_eq!(
+            newest[0],
+            LogRow {
+                seq: newest[0].seq,
+                ..rows[1199].clone()
+            },
             "{kind}"
         );
         let hb = repo
@@ -333,13 +344,33 @@ async fn piles_statuses_configuration_and_logs_on_both_databases() {
             .await
             .unwrap();
         assert_eq!(hb.len(), 600, "{kind}");
-        assert_eq!(repo.max_log_seq().await.unwrap(), 1200, "{kind}");
+        assert!(
+            hb.iter().all(|m| m.action.as_deref() == Some("Heartbeat")),
+            "{kind}"
+        );
+        // Across both blocks, newest first.
+        assert_eq!(
+            repo.messages("CP2", None, 700)
+                .await
+                .unwrap()
+                .last()
+                .map(|m| m.time),
+            Some(501),
+            "{kind}"
+        );
+        assert!(
+            repo.messages("CP9", None, 10).await.unwrap().is_empty(),
+            "{kind}"
+        );
         assert_eq!(repo.deviations("CP2", 10).await.unwrap().len(), 1, "{kind}");
+        // The first block holds only frames before 601: it goes, with the deviation.
         assert_eq!(
             repo.prune_log(601).await.unwrap(),
             601,
             "{kind}: 600 messages and the deviation"
         );
+        // The second holds frames of 601 and later: it stays whole until all are old.
+        assert_eq!(repo.prune_log(1000).await.unwrap(), 0, "{kind}");
         assert_eq!(
             repo.messages("CP2", None, 10_000).await.unwrap().len(),
             600,

@@ -165,10 +165,28 @@ async fn a_database_an_older_version_left_opens_and_numbers_on() {
             ],
             "{kind}"
         );
+        // The log of the older version reads after the new one's blocks.
         let log = repo.messages("CP1", None, 10).await.unwrap();
         assert_eq!(
-            log.iter().map(|m| (m.time, m.seq)).collect::<Vec<_>>(),
-            [(2, 91), (1, 90)],
+            log.iter()
+                .map(|m| (m.time, m.direction))
+                .collect::<Vec<_>>(),
+            [(2, "out"), (1, "in")],
+            "{kind}"
+        );
+        assert_eq!(log[1].seq, 90, "{kind}");
+        assert_eq!(
+            repo.messages("CP1", None, 1).await.unwrap().len(),
+            1,
+            "{kind}"
+        );
+        assert_eq!(
+            repo.prune_log(3).await.unwrap(),
+            2,
+            "{kind}: both logs pruned"
+        );
+        assert!(
+            repo.messages("CP1", None, 10).await.unwrap().is_empty(),
             "{kind}"
         );
     }

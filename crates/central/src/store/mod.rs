@@ -5,6 +5,7 @@
 pub mod cluster;
 mod column;
 pub mod fleet;
+pub mod log_block;
 pub mod model;
 mod samples;
 pub mod security;
@@ -74,11 +75,6 @@ pub trait Repository: ClusterStore + SiteStore + SecurityStore + Send + Sync + '
     }
     /// Removes log rows and deviations older than `before`; how many.
     async fn prune_log(&self, before: Millis) -> Result<u64, StoreError>;
-    async fn max_log_seq(&self) -> Result<i64, StoreError>;
-    /// Whether the database numbers the message log's rows as it inserts them (PostgreSQL: a
-    /// sequence, one order for every node), the `seq` of a `LogRow` to insert then unused;
-    /// otherwise the one writer numbers them on from `max_log_seq` (SQLite).
-    fn numbers_log(&self) -> bool;
 
     async fn pile(&self, id: &str) -> Result<Option<PileRow>, StoreError>;
     async fn piles(&self) -> Result<Vec<PileRow>, StoreError>;
@@ -154,9 +150,8 @@ pub mod sqlite {
     type Db = sqlx::Sqlite;
     /// A writer takes the lock at once, so that a read before its writes cannot deadlock.
     const BEGIN: &str = "BEGIN IMMEDIATE";
-    /// The message log's `seq`: numbered by the one writer (bound).
-    const LOG_SEQ: Option<&str> = None;
-    /// The message log's newest rows first: by time, then as numbered.
+    /// The rows an older version wrote to `message_log`, newest first: by time, then as
+    /// numbered.
     const LOG_ORDER: &str = "time DESC, seq DESC";
     /// New transaction ids are past a reconciled one's by `next_id` already.
     const ADVANCE_TRANSACTION_IDS: Option<&str> = None;
@@ -170,8 +165,9 @@ pub mod sqlite {
         format!("(SELECT COALESCE(MAX(id), 0) + 1 FROM {table})")
     }
 
+    /// The shared migrations, then the SQLite-only ones (as on PostgreSQL).
     async fn migrate(pool: &sqlx::Pool<Db>) -> Result<(), sqlx::migrate::MigrateError> {
-        sqlx::migrate!("./migrations").run(pool).await
+        super::migrate_shared_then!(pool, "./migrations_sqlite")
     }
     include!("sql_body.rs");
     include!("sql_writes.rs");
@@ -182,16 +178,15 @@ pub mod sqlite {
     include!("sql_cluster.rs");
     include!("sql_site.rs");
     include!("sql_security.rs");
+    include!("sql_log.rs");
 }
 
 pub mod postgres {
     //! The repository on PostgreSQL.
     type Db = sqlx::Postgres;
     const BEGIN: &str = "BEGIN";
-    /// The message log's `seq`: from a sequence as each row is inserted, so that many nodes'
-    /// rows keep one order.
-    const LOG_SEQ: Option<&str> = Some("nextval('message_log_seq')");
-    /// The message log's newest rows first: in the order they were inserted.
+    /// The rows an older version wrote to `message_log`, newest first: in the order they
+    /// were inserted.
     const LOG_ORDER: &str = "seq DESC";
     /// Moves the sequence past the id of a reconciled transaction (a pile invented it), so
     /// that new ids go past it. Not atomic with other nodes' `nextval`, so a start still
@@ -211,24 +206,9 @@ pub mod postgres {
         format!("nextval('{table}_id_seq')")
     }
 
-    /// The shared migrations, then the PostgreSQL-only ones. Both record their versions in
-    /// one table, so each run ignores the other's; a version neither knows (a database of a
-    /// newer version) is refused afterwards.
+    /// The shared migrations, then the PostgreSQL-only ones.
     async fn migrate(pool: &sqlx::Pool<Db>) -> Result<(), sqlx::migrate::MigrateError> {
-        let mut shared = sqlx::migrate!("./migrations");
-        shared.set_ignore_missing(true);
-        shared.run(pool).await?;
-        let mut own = sqlx::migrate!("./migrations_postgres");
-        own.set_ignore_missing(true);
-        own.run(pool).await?;
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
-            .fetch_all(pool)
-            .await?;
-        let known = |v: &i64| shared.iter().chain(own.iter()).any(|m| m.version == *v);
-        match applied.into_iter().find(|v| !known(v)) {
-            Some(v) => Err(sqlx::migrate::MigrateError::VersionMissing(v)),
-            None => Ok(()),
-        }
+        super::migrate_shared_then!(pool, "./migrations_postgres")
     }
     include!("sql_body.rs");
     include!("sql_writes.rs");
@@ -239,7 +219,40 @@ pub mod postgres {
     include!("sql_cluster.rs");
     include!("sql_site.rs");
     include!("sql_security.rs");
+    include!("sql_log.rs");
 }
+
+/// After the shared migrations and a database's own ran: both record their versions in one
+/// table, so each run ignores the other's; a version neither knows (a database of a newer
+/// version) is refused.
+fn known_versions(
+    applied: Vec<i64>,
+    shared: &sqlx::migrate::Migrator,
+    own: &sqlx::migrate::Migrator,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    let known = |v: &i64| shared.iter().chain(own.iter()).any(|m| m.version == *v);
+    match applied.into_iter().find(|v| !known(v)) {
+        Some(v) => Err(sqlx::migrate::MigrateError::VersionMissing(v)),
+        None => Ok(()),
+    }
+}
+
+/// The migrations of one database: the shared ones, then its own.
+macro_rules! migrate_shared_then {
+    ($pool:expr, $own:literal) => {{
+        let mut shared = sqlx::migrate!("./migrations");
+        shared.set_ignore_missing(true);
+        shared.run($pool).await?;
+        let mut own = sqlx::migrate!($own);
+        own.set_ignore_missing(true);
+        own.run($pool).await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all($pool)
+            .await?;
+        super::known_versions(applied, &shared, &own)
+    }};
+}
+use migrate_shared_then;
 
 /// Opens the database a URL names, applies the migrations, and returns its repository.
 ///

@@ -131,8 +131,9 @@ pub struct RefusedRow {
 pub struct LogRow {
     pub pile: String,
     pub time: Millis,
-    /// Its place in the log, newest highest: numbered by the one writer on SQLite, by the
-    /// database as it inserts the row on PostgreSQL (unused in a row to insert there).
+    /// Its place in the log, newest highest, as read (its block's id and its place in the
+    /// block; a row of an older version's `message_log`, its number there); unused in a row
+    /// to insert.
     pub seq: i64,
     /// `in` or `out`.
     #[sqlx(try_from = "Direction")]

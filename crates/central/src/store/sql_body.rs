@@ -97,19 +97,8 @@ impl Repository for SqlRepository {
                 .await?
                 .rows_affected();
         }
+        deleted += self.prune_blocks(before).await?;
         Ok(deleted)
-    }
-
-    async fn max_log_seq(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM message_log")
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    fn numbers_log(&self) -> bool {
-        LOG_SEQ.is_some()
     }
 
     async fn pile(&self, id: &str) -> Result<Option<PileRow>, StoreError> {
@@ -284,16 +273,22 @@ impl Repository for SqlRepository {
         action: Option<&str>,
         limit: i64,
     ) -> Result<Vec<LogRow>, StoreError> {
-        let mut q = sqlx::QueryBuilder::<Db>::new(
-            "SELECT pile, time, seq, direction, action, message_id, frame FROM message_log WHERE pile = ",
-        );
-        q.push_bind(pile.to_owned());
-        if let Some(a) = action {
-            q.push(" AND action = ").push_bind(a.to_owned());
+        let mut rows = self.block_messages(pile, action, limit).await?;
+        let older = limit - rows.len() as i64;
+        if older > 0 {
+            // The rows an older version wrote, all older than every block.
+            let mut q = sqlx::QueryBuilder::<Db>::new(
+                "SELECT pile, time, seq, direction, action, message_id, frame FROM message_log WHERE pile = ",
+            );
+            q.push_bind(pile.to_owned());
+            if let Some(a) = action {
+                q.push(" AND action = ").push_bind(a.to_owned());
+            }
+            q.push(format!(" ORDER BY {LOG_ORDER} LIMIT "))
+                .push_bind(older);
+            rows.extend(q.build_query_as::<LogRow>().fetch_all(&self.pool).await?);
         }
-        q.push(format!(" ORDER BY {LOG_ORDER} LIMIT "))
-            .push_bind(limit);
-        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+        Ok(rows)
     }
 
     async fn deviations(&self, pile: &str, limit: i64) -> Result<Vec<DeviationRow>, StoreError> {
@@ -369,39 +364,4 @@ impl Repository for SqlRepository {
     async fn rollouts(&self, campaign: i64) -> Result<Vec<RolloutRow>, StoreError> {
         self.read_rollouts(campaign).await
     }
-}
-
-/// The message log and deviation rows of a batch, in multi-row statements.
-async fn insert_log(tx: &mut Tx, log: LogBatch<'_>) -> Result<(), sqlx::Error> {
-    for chunk in log.messages.chunks(500) {
-        let mut q = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO message_log (pile, time, seq, direction, action, message_id, frame) ",
-        );
-        q.push_values(chunk, |mut b, m| {
-            b.push_bind(m.pile.clone()).push_bind(m.time);
-            match LOG_SEQ {
-                Some(next) => b.push(next),
-                None => b.push_bind(m.seq),
-            };
-            b.push_bind(m.direction)
-                .push_bind(m.action.clone())
-                .push_bind(m.message_id.clone())
-                .push_bind(m.frame.clone());
-        });
-        q.build().execute(&mut **tx).await?;
-    }
-    for chunk in log.deviations.chunks(500) {
-        let mut q = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO deviations (pile, time, action, kind, detail) ",
-        );
-        q.push_values(chunk, |mut b, d| {
-            b.push_bind(d.pile.clone())
-                .push_bind(d.time)
-                .push_bind(d.action.clone())
-                .push_bind(d.kind.clone())
-                .push_bind(d.detail.clone());
-        });
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(())
 }

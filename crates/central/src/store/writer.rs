@@ -4,7 +4,6 @@
 //! write lock is never contended (a contended SQLite writer sleeps in its busy handler) and a
 //! batch costs one commit.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -48,15 +47,10 @@ impl Writer {
         repo: Arc<dyn Repository>,
         metrics: Arc<Metrics>,
     ) -> Result<(Writer, LogWriter), StoreError> {
-        let seq = if repo.numbers_log() {
-            None
-        } else {
-            Some(Arc::new(AtomicI64::new(repo.max_log_seq().await?)))
-        };
         let (jobs, jobs_rx) = mpsc::channel(65_536);
         let (entries, log_rx) = mpsc::unbounded_channel();
         tokio::spawn(run(repo, jobs_rx, log_rx, metrics));
-        Ok((Writer { jobs }, LogWriter { entries, seq }))
+        Ok((Writer { jobs }, LogWriter { entries }))
     }
 
     /// Applies one write; returns once it is committed.
@@ -238,8 +232,6 @@ enum LogEntry {
 #[derive(Clone)]
 pub struct LogWriter {
     entries: mpsc::UnboundedSender<LogEntry>,
-    /// The last `seq` given, when the database does not number the log itself.
-    seq: Option<Arc<AtomicI64>>,
 }
 
 impl LogWriter {
@@ -251,14 +243,11 @@ impl LogWriter {
         message_id: Option<String>,
         frame: &str,
     ) {
-        let seq = self
-            .seq
-            .as_ref()
-            .map_or(0, |seq| seq.fetch_add(1, Ordering::Relaxed) + 1);
         let _ = self.entries.send(LogEntry::Message(LogRow {
             pile: pile.to_owned(),
             time: now_ms(),
-            seq,
+            // Numbered as the store keeps it (its block and its place there).
+            seq: 0,
             direction,
             action: action.map(storable),
             message_id: message_id.map(storable),
