@@ -492,6 +492,7 @@ where
     None
 }
 
+mod admission;
 mod drain;
 pub use drain::DrainError;
 mod listener;

@@ -178,6 +178,7 @@ pub mod sqlite {
     include!("sql_fleet.rs");
     include!("sql_cluster.rs");
     include!("sql_site.rs");
+    include!("sql_security.rs");
 }
 
 pub mod postgres {
@@ -234,6 +235,7 @@ pub mod postgres {
     include!("sql_fleet.rs");
     include!("sql_cluster.rs");
     include!("sql_site.rs");
+    include!("sql_security.rs");
 }
 
 /// Opens the database a URL names, applies the migrations, and returns its repository.
