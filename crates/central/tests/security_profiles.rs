@@ -447,6 +447,15 @@ async fn a_pile_is_not_taken_below_the_profile_it_connected_with() {
             )
             .await;
         assert_eq!(status, 409, "{kind}: {answer}");
+        // A password alone is no lowering, below the profile it connected with too.
+        let (status, answer) = plain
+            .api(
+                "PATCH",
+                "/api/piles/DG",
+                Some(json!({"password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, 200, "{kind}: {answer}");
         assert_eq!(
             plain.status("DG", basic("DG", PASSWORD)).await.0,
             403,
@@ -472,6 +481,25 @@ async fn a_pile_is_not_taken_below_the_profile_it_connected_with() {
         assert_eq!(plain.pile("DG").await["connected_profile"], 1, "{kind}");
         // Profile 1 still holds.
         assert_eq!(plain.status("DG", NOTHING).await.0, 401, "{kind}");
+        // A new password alone lowers nothing, and ends the old one.
+        let (status, pile) = plain
+            .api(
+                "PATCH",
+                "/api/piles/DG",
+                Some(json!({"password": "another-password"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{kind}: {pile}");
+        assert_eq!(
+            plain.status("DG", basic("DG", PASSWORD)).await.0,
+            401,
+            "{kind}"
+        );
+        assert_eq!(
+            plain.status("DG", basic("DG", "another-password")).await.0,
+            101,
+            "{kind}"
+        );
         // Raising needs no permission, and holds at once.
         let (status, pile) = tls
             .api(
@@ -482,7 +510,7 @@ async fn a_pile_is_not_taken_below_the_profile_it_connected_with() {
             .await;
         assert_eq!(status, 200, "{kind}: {pile}");
         assert_eq!(
-            plain.status("DG", basic("DG", PASSWORD)).await.0,
+            plain.status("DG", basic("DG", "another-password")).await.0,
             403,
             "{kind}"
         );

@@ -120,7 +120,11 @@ pub async fn change(
             pile.security_profile, pile.connected_profile
         ))
     };
-    if profile < pile.required_profile() && !change.allow_downgrade {
+    // Only a profile asked for is checked: a new password alone lowers nothing.
+    if change.security_profile.is_some()
+        && profile < pile.required_profile()
+        && !change.allow_downgrade
+    {
         return Err(lowering(profile));
     }
     let password_hash = match change.password {
