@@ -535,6 +535,22 @@ async fn next_call(ws: &mut WsStream) -> (String, Value) {
     }
 }
 
+/// The pile `ROT` connected with `password`, once its earlier connection is gone and this one
+/// is served (a command finds it).
+async fn connected(node: &Node, password: &'static str) -> WsStream {
+    let online = |want: bool| {
+        until(
+            Duration::from_secs(10),
+            "the pile's connection",
+            move || async move { (node.pile("ROT").await["connected"] == want).then_some(()) },
+        )
+    };
+    online(false).await;
+    let ws = node.handshake("ROT", basic("ROT", password)).await.unwrap();
+    online(true).await;
+    ws
+}
+
 /// Asks for a rotation while the pile `ws` answers `status` (none: it does not answer);
 /// the API's status and answer, and the key sent.
 async fn rotate(node: &Node, ws: &mut WsStream, status: Option<&str>) -> (u16, Value, String) {
@@ -569,7 +585,7 @@ async fn a_rotated_password_replaces_the_old_one_once_the_pile_takes_it() {
                 .ends_with("the old password stays"),
             "{answer}"
         );
-        let mut ws = node.handshake("ROT", basic("ROT", PASSWORD)).await.unwrap();
+        let mut ws = connected(&node, PASSWORD).await;
 
         // Rejected: nothing changes.
         let (status, answer, _) = rotate(&node, &mut ws, Some("Rejected")).await;
@@ -583,7 +599,7 @@ async fn a_rotated_password_replaces_the_old_one_once_the_pile_takes_it() {
             101,
             "{kind}"
         );
-        let mut ws = node.handshake("ROT", basic("ROT", PASSWORD)).await.unwrap();
+        let mut ws = connected(&node, PASSWORD).await;
 
         // Accepted: the new key is the password; the old one until the pile uses the new.
         let (status, answer, key) = rotate(&node, &mut ws, Some("Accepted")).await;
@@ -613,7 +629,7 @@ async fn a_rotated_password_replaces_the_old_one_once_the_pile_takes_it() {
         assert_eq!((status, reason.as_str()), (401, "wrong password"), "{kind}");
 
         // No answer: the pile may have taken it, both stay valid until it connects with it.
-        let mut ws = node.handshake("ROT", basic("ROT", new)).await.unwrap();
+        let mut ws = connected(&node, new).await;
         let (status, answer, newer) = rotate(&node, &mut ws, None).await;
         assert_eq!(status, 504, "{kind}: {answer}");
         assert!(

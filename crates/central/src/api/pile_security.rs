@@ -35,19 +35,20 @@ pub(super) fn check_password(password: &str) -> ApiResult<()> {
 /// Whether this central can hold a pile to `profile` (with a password or not).
 pub(super) fn check_profile(central: &Central, profile: i64, has_password: bool) -> ApiResult<()> {
     let options = central.options();
-    let why = match profile {
-        0..=3 if profile >= 2 && options.tls_cert.is_none() => format!(
+    let why = if !(0..=3).contains(&profile) {
+        format!("security_profile {profile}: 0 to 3")
+    } else if profile >= 2 && options.tls_cert.is_none() {
+        format!(
             "security_profile {profile} needs TLS: this central runs without --tls-cert and \
              --tls-key"
-        ),
-        3 if options.client_ca.is_none() => "security_profile 3 needs --client-ca: this central \
-            verifies no client certificate"
-            .to_owned(),
-        1 | 2 if !has_password => {
-            format!("security_profile {profile} needs a password (Basic authentication)")
-        }
-        0..=3 => return Ok(()),
-        _ => format!("security_profile {profile}: 0 to 3"),
+        )
+    } else if profile == 3 && options.client_ca.is_none() {
+        "security_profile 3 needs --client-ca: this central verifies no client certificate"
+            .to_owned()
+    } else if (1..=2).contains(&profile) && !has_password {
+        format!("security_profile {profile} needs a password (Basic authentication)")
+    } else {
+        return Ok(());
     };
     Err(ApiError::bad_request(why))
 }
