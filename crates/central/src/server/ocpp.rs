@@ -1,7 +1,7 @@
 //! The OCPP side of the listener: the websocket handshake at `/ocpp/{identity}` (upgrade,
-//! subprotocol, admission by Security Profile and admission mode (`admission`); a refusal
-//! recorded and counted), then the pile's OCPP-J link for as long as the connection lasts, with its
-//! connected and disconnected events and metrics.
+//! subprotocol, then `admission`: the pile's Security Profile or the admission mode; a refusal
+//! recorded and counted), then the pile's OCPP-J link for as long as the connection lasts,
+//! with its connected and disconnected events and metrics.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
