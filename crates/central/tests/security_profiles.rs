@@ -587,6 +587,24 @@ async fn a_rotated_password_replaces_the_old_one_once_the_pile_takes_it() {
         );
         let mut ws = connected(&node, PASSWORD).await;
 
+        // Only a rotation gives the pile a password: not a command of its own.
+        let (status, answer) = node
+            .api(
+                "POST",
+                "/api/piles/ROT/commands/ChangeConfiguration",
+                Some(
+                    json!({"key": "authorizationkey", "value": "00112233445566778899aabbccddeeff"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 400, "{kind}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("/password/rotate"),
+            "{answer}"
+        );
         // Rejected: nothing changes.
         let (status, answer, _) = rotate(&node, &mut ws, Some("Rejected")).await;
         assert_eq!(status, 409, "{kind}: {answer}");

@@ -20,6 +20,15 @@ use crate::{command_log, secrets, Central};
 /// The key a pile of the security whitepaper takes its Basic password from.
 const AUTHORIZATION_KEY: &str = "AuthorizationKey";
 
+/// Whether a ChangeConfiguration payload sets the AuthorizationKey (only a rotation may: the
+/// central would not know the pile's password, nor keep it out of the command log).
+pub(super) fn sets_password(payload: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|p| p.get("key")?.as_str().map(str::to_owned))
+        .is_some_and(|key| key.eq_ignore_ascii_case(AUTHORIZATION_KEY))
+}
+
 /// A password an operator sets: 8 to 64 characters, no control characters.
 pub(super) fn check_password(password: &str) -> ApiResult<()> {
     // OCPP 1.6 security whitepaper: 16 to 40 characters; we take 8 to 64, printable.
