@@ -640,6 +640,15 @@ async fn a_rotated_password_replaces_the_old_one_once_the_pile_takes_it() {
                 "{path}: {shown}"
             );
         }
+        // No other rotation until the pile has connected with this one.
+        let (status, answer) = node
+            .api("POST", "/api/piles/ROT/password/rotate", None)
+            .await;
+        assert_eq!(status, 409, "{kind}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("last rotation"),
+            "{answer}"
+        );
         let new: &'static str = leak(&key);
         assert_eq!(node.status("ROT", basic("ROT", new)).await.0, 101, "{kind}");
         assert_eq!(node.pile("ROT").await["previous_password_valid"], false);

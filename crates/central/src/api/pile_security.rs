@@ -171,8 +171,8 @@ pub struct Rotated {
 /// The key is 20 random bytes as 40 hex digits, never shown or stored (only its Argon2id
 /// hash, and the command is recorded with `***` for its value). Once the pile answers
 /// Accepted (or RebootRequired) the key is its Basic password; the former one stays valid
-/// until the pile connects with the new one. Rejected, NotSupported, a CALLERROR or a pile
-/// not connected change nothing (409). Without an answer (504, or 502 when the connection
+/// until the pile connects with the new one, and no other rotation starts before (409).
+/// Rejected, NotSupported, a CALLERROR or a pile not connected change nothing (409). Without an answer (504, or 502 when the connection
 /// closed first) the pile may have taken the key: both passwords stay valid until it connects
 /// with the new one.
 #[utoipa::path(post, path = "/api/piles/{id}/password/rotate", operation_id = "rotate_pile_password", tag = "piles",
@@ -180,8 +180,8 @@ pub struct Rotated {
     responses(
         (status = 200, description = "the pile took the new key", body = Rotated),
         (status = 404, description = "no such pile", body = ErrorBody),
-        (status = 409, description = "the pile is not connected, or did not take the key; the \
-            old password stays", body = ErrorBody),
+        (status = 409, description = "the pile is not connected, did not take the key, or has \
+            not connected with the last rotation's yet; the old password stays", body = ErrorBody),
         (status = 502, description = "the connection closed before the pile answered; both \
             passwords stay valid", body = ErrorBody),
         (status = 503, description = "the pile's node cannot be reached; the old password stays",
@@ -192,8 +192,16 @@ pub async fn rotate(
     State(central): State<Arc<Central>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Rotated>> {
-    find(&central, &id).await?;
+    let pile = find(&central, &id).await?;
     let stays = ": the old password stays";
+    if pile.previous_password_hash.is_some() {
+        // Another rotation now could end the one password the pile still knows.
+        return Err(ApiError::conflict(format!(
+            "the pile has not connected with the password of the last rotation yet (the one \
+             before stays valid until it does): rotate again once it has, or set a password \
+             with PATCH{stays}"
+        )));
+    }
     require_connected(&central, &id)
         .await
         .map_err(|ApiError(status, why)| ApiError(status, format!("{why}{stays}")))?;
