@@ -172,9 +172,10 @@ pub struct Rotated {
 /// hash, and the command is recorded with `***` for its value). Once the pile answers
 /// Accepted (or RebootRequired) the key is its Basic password; the former one stays valid
 /// until the pile connects with the new one, and no other rotation starts before (409).
-/// Rejected, NotSupported, a CALLERROR or a pile not connected change nothing (409). Without an answer (504, or 502 when the connection
-/// closed first) the pile may have taken the key: both passwords stay valid until it connects
-/// with the new one.
+/// Rejected, NotSupported, a CALLERROR or a pile not connected change nothing (409). Without
+/// an answer to read (504, or 502 when the connection closed first or the answer does not
+/// decode) the pile may have taken the key: both passwords stay valid until it connects with
+/// the new one.
 #[utoipa::path(post, path = "/api/piles/{id}/password/rotate", operation_id = "rotate_pile_password", tag = "piles",
     params(schema::PileId),
     responses(
@@ -182,8 +183,8 @@ pub struct Rotated {
         (status = 404, description = "no such pile", body = ErrorBody),
         (status = 409, description = "the pile is not connected, did not take the key, or has \
             not connected with the last rotation's yet; the old password stays", body = ErrorBody),
-        (status = 502, description = "the connection closed before the pile answered; both \
-            passwords stay valid", body = ErrorBody),
+        (status = 502, description = "the connection closed before the pile answered, or its \
+            answer does not decode; both passwords stay valid", body = ErrorBody),
         (status = 503, description = "the pile's node cannot be reached; the old password stays",
             body = ErrorBody),
         (status = 504, description = "the pile did not answer in time; both passwords stay valid",
@@ -249,13 +250,10 @@ pub async fn rotate(
                 format!("{e}{stays}"),
             ))
         }
-        Err(e @ DeliveryError::BadResponse(_)) => {
-            return Err(ApiError(StatusCode::BAD_GATEWAY, format!("{e}{stays}")))
-        }
         Err(e @ DeliveryError::Timeout) => {
             Err(ApiError(StatusCode::GATEWAY_TIMEOUT, format!("{e}{both}")))
         }
-        Err(e @ DeliveryError::Disconnected) => {
+        Err(e @ (DeliveryError::Disconnected | DeliveryError::BadResponse(_))) => {
             Err(ApiError(StatusCode::BAD_GATEWAY, format!("{e}{both}")))
         }
     };
