@@ -447,6 +447,15 @@ async fn a_pile_is_not_taken_below_the_profile_it_connected_with() {
             )
             .await;
         assert_eq!(status, 409, "{kind}: {answer}");
+        // What happened is in its events.
+        let (_, events) = plain.api("GET", "/api/piles/DG/events", None).await;
+        let kinds: Vec<&str> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert!(kinds.contains(&"SecurityProfileHeld"), "{kind}: {events}");
         // A password alone is no lowering, below the profile it connected with too.
         let (status, answer) = plain
             .api(
@@ -471,6 +480,19 @@ async fn a_pile_is_not_taken_below_the_profile_it_connected_with() {
                 pile["connected_profile"].as_i64()
             ),
             (Some(1), Some(0)),
+            "{kind}"
+        );
+        let (_, events) = plain.api("GET", "/api/piles/DG/events", None).await;
+        let lowered = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "SecurityChanged")
+            .unwrap_or_else(|| panic!("{kind}: {events}"));
+        assert_eq!(
+            lowered["detail"],
+            "security profile 1 (was 1); allow_downgrade: the profile it connected with (2) \
+             forgotten",
             "{kind}"
         );
         assert_eq!(

@@ -29,6 +29,21 @@ pub(super) fn sets_password(payload: &str) -> bool {
         .is_some_and(|key| key.eq_ignore_ascii_case(AUTHORIZATION_KEY))
 }
 
+/// Records a change of a pile's security among its events (`GET /api/piles/{id}/events`).
+async fn event(central: &Central, pile: &str, kind: &str, detail: String) -> ApiResult<()> {
+    central
+        .writer()
+        .write(WriteOp::Event {
+            pile: pile.to_owned(),
+            kind: kind.to_owned(),
+            detail,
+            firmware_status: None,
+            diagnostics_status: None,
+        })
+        .await?;
+    Ok(())
+}
+
 /// A password an operator sets: 8 to 64 characters, no control characters.
 pub(super) fn check_password(password: &str) -> ApiResult<()> {
     // OCPP 1.6 security whitepaper: 16 to 40 characters; we take 8 to 64, printable.
@@ -137,6 +152,7 @@ pub async fn change(
     {
         return Err(lowering(profile));
     }
+    let has_new_password = change.password.is_some();
     let password_hash = match change.password {
         Some(pw) => Some(hash(pw).await?),
         None => None,
@@ -155,6 +171,23 @@ pub async fn change(
         let now = find(&central, &id).await?;
         return Err(lowering(now.security_profile.max(now.connected_profile)));
     }
+    let mut what = Vec::new();
+    if let Some(p) = change.security_profile {
+        what.push(format!(
+            "security profile {p} (was {})",
+            pile.security_profile
+        ));
+    }
+    if change.allow_downgrade {
+        what.push(format!(
+            "allow_downgrade: the profile it connected with ({}) forgotten",
+            pile.connected_profile
+        ));
+    }
+    if has_new_password {
+        what.push("a new password".into());
+    }
+    event(&central, &id, "SecurityChanged", what.join("; ")).await?;
     Ok(Json(view_of(&central, &id).await?))
 }
 
@@ -268,6 +301,14 @@ pub async fn rotate(
     if written == WriteResult::Affected(0) {
         return Err(ApiError::not_found(format!("no pile {id:?}")));
     }
+    let detail = match &taken {
+        Ok(status) => format!(
+            "the pile answered {status}: the new AuthorizationKey is its password, the former \
+             one valid until it connects with it"
+        ),
+        Err(ApiError(_, why)) => why.clone(),
+    };
+    event(&central, &id, "PasswordRotated", detail).await?;
     let status = taken?;
     Ok(Json(Rotated {
         status,

@@ -203,6 +203,32 @@ pub(super) async fn admit(
             .await
             .map_err(internal)?;
     }
+    let mut news = Vec::new();
+    if reached > pile.connected_profile {
+        news.push(format!(
+            "connected with security profile {reached} (before: {}); no handshake below it is \
+             admitted from now on",
+            pile.connected_profile
+        ));
+    }
+    if ends_previous {
+        news.push("connected with its new password: the former one no longer works".into());
+    }
+    if !news.is_empty() {
+        let op = WriteOp::Event {
+            pile: identity.to_owned(),
+            kind: "SecurityProfileHeld".into(),
+            detail: news.join("; "),
+            firmware_status: None,
+            diagnostics_status: None,
+        };
+        if let Err(e) = central.writer().write(op).await {
+            tracing::warn!(
+                pile = identity,
+                "event SecurityProfileHeld not recorded: {e}"
+            );
+        }
+    }
     Ok(())
 }
 
