@@ -41,6 +41,7 @@ fn pile_ops(i: usize) -> Vec<WriteOp> {
         WriteOp::RegisterPile {
             id: id.clone(),
             password_hash: None,
+            security_profile: 0,
         },
         WriteOp::Boot {
             pile: id.clone(),

@@ -21,12 +21,25 @@ pub async fn call_recorded(
     action: Action,
     payload: String,
 ) -> Result<Result<ocpp::Decoded<ocpp::Response>, DeliveryError>, crate::store::StoreError> {
+    let shown = payload.clone();
+    call_recorded_as(central, pile, action, payload, shown).await
+}
+
+/// [`call_recorded`], the command stored with `shown` for its payload (a secret it carries
+/// left out).
+pub async fn call_recorded_as(
+    central: &Central,
+    pile: &str,
+    action: Action,
+    payload: String,
+    shown: String,
+) -> Result<Result<ocpp::Decoded<ocpp::Response>, DeliveryError>, crate::store::StoreError> {
     let recorded = central
         .writer()
         .write(WriteOp::CommandSent {
             pile: pile.to_owned(),
             action: action.as_str().to_owned(),
-            payload: payload.clone(),
+            payload: shown,
         })
         .await?;
     let WriteResult::Command(id) = recorded else {

@@ -1,7 +1,8 @@
-//! The OCPP 1.6J central system: admits piles (registered, approved or open admission, Basic
-//! passwords, TLS with client certificates), persists everything they send before it answers
-//! (group commit on SQLite or PostgreSQL), sends every command through a REST API, and reads and
-//! writes the vendor's keys as fields.
+//! The OCPP 1.6J central system: admits piles (registered, approved or open admission; each
+//! pile's Security Profile, Basic passwords, TLS and client certificates, never lowered
+//! silently), persists everything they send before it answers (group commit on SQLite or
+//! PostgreSQL), sends every command through a REST API, and reads and writes the vendor's keys
+//! as fields.
 
 pub mod api;
 pub mod campaign;
@@ -68,11 +69,12 @@ pub struct Options {
     /// The API token, used as it is (not stored); when absent, the one the database keeps
     /// (carried over from the data directory of an older version, or generated).
     pub api_token: Option<String>,
-    /// Security Profile 2: the server certificate chain and key (PEM).
+    /// TLS: the server certificate chain and key (PEM); piles of Security Profile 2 and 3
+    /// need it.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// Security Profile 3: piles present a certificate from this CA, whose subject CN is their
-    /// identity.
+    /// The CA client certificates are verified against; piles of Security Profile 3 present
+    /// one whose subject CN is their identity.
     pub client_ca: Option<PathBuf>,
     /// The central's CA, which signs the piles' CSRs (SignCertificate) and which the TLS
     /// listener trusts for client certificates: its certificate and private key (PEM, PKCS#8);

@@ -1,4 +1,5 @@
-//! Stored pile passwords (Argon2id), the API token, and the identity in a client certificate.
+//! Stored pile passwords (Argon2id), new AuthorizationKeys, the API token, and the identity in a
+//! client certificate.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -28,6 +29,14 @@ pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A new AuthorizationKey for a pile (its Basic password): 20 random bytes as 40 hex
+/// digits, the most the security whitepaper allows.
+pub fn new_authorization_key() -> String {
+    let mut bytes = [0u8; 20];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The subject common name of a DER certificate, read with a minimal DER walker
@@ -113,6 +122,14 @@ mod tests {
         assert!(verify_password(b"s3cret", &h));
         assert!(!verify_password(b"s3creT", &h));
         assert!(!verify_password(b"s3cret", "not a hash"));
+    }
+
+    #[test]
+    fn authorization_keys_are_40_hex_digits() {
+        let key = new_authorization_key();
+        assert_eq!(key.len(), 40);
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+        assert_ne!(key, new_authorization_key());
     }
 
     #[test]

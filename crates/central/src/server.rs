@@ -501,6 +501,7 @@ where
     None
 }
 
+mod admission;
 mod drain;
 pub use drain::DrainError;
 mod listener;

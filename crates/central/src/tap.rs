@@ -1,5 +1,6 @@
 //! The raw message log of one connection: every frame in and out, with the action of the CALL
-//! a CALLRESULT or CALLERROR answers.
+//! a CALLRESULT or CALLERROR answers. A pile's new password (ChangeConfiguration
+//! AuthorizationKey) is logged as `***`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,19 @@ fn head(text: &str) -> Option<(u64, String, Option<String>)> {
     }
 }
 
+/// A ChangeConfiguration of the AuthorizationKey (the pile's Basic password) with its value
+/// left out; `None` for any other frame.
+fn without_secret(text: &str) -> Option<String> {
+    let mut frame: serde_json::Value = serde_json::from_str(text).ok()?;
+    let payload = frame.get_mut(3)?.as_object_mut()?;
+    let key = payload.get("key")?.as_str()?;
+    if !key.eq_ignore_ascii_case("AuthorizationKey") {
+        return None;
+    }
+    payload.insert("value".into(), "***".into());
+    Some(frame.to_string())
+}
+
 impl FrameTap for MessageTap {
     fn frame(&self, direction: Direction, text: &str) {
         let inbound = direction == Direction::In;
@@ -75,6 +89,28 @@ impl FrameTap for MessageTap {
         };
         self.metrics
             .message(action.as_deref().unwrap_or("(none)"), dir);
+        let hidden = match action.as_deref() {
+            Some("ChangeConfiguration") if !inbound => without_secret(text),
+            _ => None,
+        };
+        let text = hidden.as_deref().unwrap_or(text);
         self.log.message(&self.pile, dir, action, message_id, text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_secret;
+
+    #[test]
+    fn a_new_authorization_key_is_not_logged() {
+        let frame = r#"[2,"cs-1","ChangeConfiguration",{"key":"AuthorizationKey","value":"00ff"}]"#;
+        assert_eq!(
+            without_secret(frame).as_deref(),
+            Some(r#"[2,"cs-1","ChangeConfiguration",{"key":"AuthorizationKey","value":"***"}]"#)
+        );
+        let other = r#"[2,"cs-2","ChangeConfiguration",{"key":"HeartbeatInterval","value":"60"}]"#;
+        assert_eq!(without_secret(other), None);
+        assert_eq!(without_secret("not json"), None);
     }
 }

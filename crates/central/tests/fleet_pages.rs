@@ -46,6 +46,7 @@ async fn fill(repo: &Arc<dyn Repository>) -> i64 {
         ops.push(WriteOp::RegisterPile {
             id: id.clone(),
             password_hash: None,
+            security_profile: 0,
         });
         ops.push(WriteOp::Boot {
             pile: id.clone(),

@@ -46,6 +46,7 @@ async fn transactions_are_idempotent_on_both_databases() {
             WriteOp::RegisterPile {
                 id: "CP1".into(),
                 password_hash: None,
+                security_profile: 0,
             },
         )
         .await;
@@ -457,7 +458,8 @@ async fn one_failing_write_does_not_fail_its_batch() {
         let (a, b, c) = tokio::join!(
             writer.write(WriteOp::RegisterPile {
                 id: "CP3".into(),
-                password_hash: None
+                password_hash: None,
+                security_profile: 0,
             }),
             writer.write(poison),
             writer.write(WriteOp::AdmitPile {

@@ -32,6 +32,7 @@ async fn fleet(repo: &Arc<dyn Repository>) {
         ops.push(WriteOp::RegisterPile {
             id: id.clone(),
             password_hash: None,
+            security_profile: 0,
         });
         ops.push(WriteOp::Boot {
             pile: id.clone(),

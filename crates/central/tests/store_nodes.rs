@@ -21,6 +21,7 @@ async fn pile_and_tag(repo: &Arc<dyn Repository>) {
         WriteOp::RegisterPile {
             id: "CP1".into(),
             password_hash: None,
+            security_profile: 0,
         },
     )
     .await;

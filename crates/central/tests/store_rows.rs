@@ -18,6 +18,7 @@ async fn piles_connectors_and_id_tags_read_back_whole() {
         let register = WriteOp::RegisterPile {
             id: "CP9".into(),
             password_hash: Some("hash".into()),
+            security_profile: 1,
         };
         apply(&repo, register, 1_000).await;
         let boot = WriteOp::Boot {
@@ -61,6 +62,9 @@ async fn piles_connectors_and_id_tags_read_back_whole() {
             connection: None,
             node: None,
             connected_at: None,
+            security_profile: 1,
+            connected_profile: 0,
+            previous_password_hash: None,
         };
         assert_eq!(
             repo.pile("CP9").await.unwrap(),

@@ -1,7 +1,7 @@
 //! A database an older version left (migrated up to 0003, with rows) opens with this one: the
 //! unique index on a start's content holds over its transactions, and new ids and log rows go
-//! past the ones it holds, its meter values read as they were (new ones are packed), on SQLite
-//! and on PostgreSQL.
+//! past the ones it holds, its meter values read as they were (new ones are packed), its piles
+//! with a password are at Security Profile 1, on SQLite and on PostgreSQL.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +26,8 @@ fn older_migrations(dir: &Path) -> PathBuf {
 /// ones (no start), commands, an image, a campaign and message log rows.
 const OLDER_ROWS: &[&str] = &[
     "INSERT INTO piles (id, registration, created_at) VALUES ('CP1', 'Accepted', 1)",
+    "INSERT INTO piles (id, password_hash, registration, created_at) \
+     VALUES ('CP2', 'hash', 'Accepted', 1)",
     "INSERT INTO transactions (id, pile, connector, id_tag, start_time, meter_start, reconciled) \
      VALUES (3, 'CP1', 1, 'CARD1', 1000, 5, 0)",
     "INSERT INTO transactions (id, pile, connector, id_tag, start_time, meter_start, stop_time, \
@@ -87,6 +89,13 @@ async fn a_database_an_older_version_left_opens_and_numbers_on() {
         // Opened again: nothing left to apply, nothing refused.
         let repo_again = open(&url).await.expect("opens again");
         drop(repo_again);
+        // A pile with a password had to connect with it: Security Profile 1; the others 0.
+        let profiles = |p: Option<PileRow>| {
+            let p = p.unwrap();
+            (p.security_profile, p.connected_profile)
+        };
+        assert_eq!(profiles(repo.pile("CP1").await.unwrap()), (0, 0), "{kind}");
+        assert_eq!(profiles(repo.pile("CP2").await.unwrap()), (1, 0), "{kind}");
 
         let apply = |op: WriteOp| {
             let repo = repo.clone();

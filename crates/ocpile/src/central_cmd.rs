@@ -27,14 +27,14 @@ pub struct CentralArgs {
     /// generated and printed at the first start.
     #[arg(long, env = "OCPILE_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
-    /// Server certificate chain, PEM (Security Profile 2: wss://).
+    /// Server certificate chain, PEM (wss://; needed for piles of Security Profile 2 and 3).
     #[arg(long)]
     tls_cert: Option<PathBuf>,
     /// Server private key, PEM.
     #[arg(long)]
     tls_key: Option<PathBuf>,
-    /// CA of the piles' client certificates (Security Profile 3); the subject CN must be the
-    /// identity.
+    /// CA the piles' client certificates are verified against (needed for piles of Security
+    /// Profile 3, whose certificate's subject CN must be their identity).
     #[arg(long)]
     client_ca: Option<PathBuf>,
     /// The central's CA certificate, PEM: it signs the piles' CSRs (SignCertificate), and the

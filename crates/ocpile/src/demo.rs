@@ -90,6 +90,7 @@ async fn prepare(central: &central::Central, ids: &[String]) -> anyhow::Result<(
             .write(WriteOp::RegisterPile {
                 id: id.clone(),
                 password_hash: None,
+                security_profile: 0,
             })
             .await?;
     }

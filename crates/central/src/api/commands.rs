@@ -79,6 +79,12 @@ pub async fn send(
     let action = command_action(&action)?;
     let mut payload = decode_payload(action, &body)?;
     find(&central, &id).await?;
+    if action == Action::ChangeConfiguration && super::pile_security::sets_password(&payload) {
+        return Err(ApiError::bad_request(format!(
+            "the AuthorizationKey is the pile's password: POST /api/piles/{id}/password/rotate \
+             changes it, so that the central knows it"
+        )));
+    }
     if action == Action::RemoteStartTransaction {
         // A pile of a site: the session starts under a profile (FAQ 3.15).
         payload = crate::site::runtime::remote_start_payload(&central, &id, payload).await?;

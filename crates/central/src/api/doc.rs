@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{campaigns, commands, fleet, nodes, piles, records, security, sites};
+use super::{campaigns, commands, fleet, nodes, pile_security, piles, records, security, sites};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,8 @@ use super::{campaigns, commands, fleet, nodes, piles, records, security, sites};
         nodes::list,
         piles::register,
         piles::show,
+        pile_security::change,
+        pile_security::rotate,
         piles::delete,
         piles::approve,
         piles::reject,

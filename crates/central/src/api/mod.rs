@@ -5,6 +5,7 @@ pub(crate) mod commands;
 pub(crate) mod doc;
 pub mod fleet;
 mod nodes;
+mod pile_security;
 mod piles;
 mod records;
 pub(crate) mod schema;
@@ -106,7 +107,13 @@ pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
         ("/piles", get(fleet::list).post(piles::register)),
         ("/fleet", get(fleet::overview)),
         ("/nodes", get(nodes::list)),
-        ("/piles/{id}", get(piles::show).delete(piles::delete)),
+        (
+            "/piles/{id}",
+            get(piles::show)
+                .patch(pile_security::change)
+                .delete(piles::delete),
+        ),
+        ("/piles/{id}/password/rotate", post(pile_security::rotate)),
         ("/piles/{id}/approve", post(piles::approve)),
         ("/piles/{id}/reject", post(piles::reject)),
         ("/piles/{id}/configuration", get(piles::configuration)),

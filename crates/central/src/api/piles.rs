@@ -14,12 +14,12 @@ use ocpp::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::schema;
 use super::{json_body, time, time_opt, ApiError, ApiResult, ErrorBody};
+use super::{pile_security, schema};
 use crate::sessions::Delivery;
 use crate::store::{ConnectorRow, PileRow, WriteOp, WriteResult};
 use crate::vendor_view::{self, VendorPatch, VendorView};
-use crate::{secrets, Central};
+use crate::Central;
 
 /// A connector as its last StatusNotification left it.
 #[derive(Serialize, ToSchema)]
@@ -78,8 +78,19 @@ pub struct PileView {
     pub node: Option<String>,
     #[schema(schema_with = schema::registration)]
     pub registration: String,
-    /// It must connect with HTTP Basic (Security Profile 1).
+    /// It has a Basic password (the one it connects with under Security Profiles 1 and 2).
     pub has_password: bool,
+    /// After a rotation it accepted, its former password stays valid until it connects
+    /// with the new one.
+    pub previous_password_valid: bool,
+    /// The Security Profile set for it: 0 nothing required, 1 Basic, 2 TLS and Basic, 3 TLS
+    /// and a client certificate whose subject CN is its identity.
+    #[schema(minimum = 0, maximum = 3)]
+    pub security_profile: i64,
+    /// The highest Security Profile it has connected with: no handshake below it is admitted
+    /// until an operator lowers it (`PATCH` with `allow_downgrade`).
+    #[schema(minimum = 0, maximum = 3)]
+    pub connected_profile: i64,
     pub vendor: Option<String>,
     pub model: Option<String>,
     pub serial_number: Option<String>,
@@ -154,6 +165,9 @@ pub fn pile_view(central: &Central, p: PileRow, connectors: &[ConnectorRow]) -> 
         node,
         registration: p.registration.clone(),
         has_password: p.password_hash.is_some(),
+        previous_password_valid: p.previous_password_hash.is_some(),
+        security_profile: p.security_profile,
+        connected_profile: p.connected_profile,
         vendor: p.vendor.clone(),
         model: p.model.clone(),
         serial_number: p.serial_number.clone(),
@@ -180,7 +194,7 @@ pub async fn find(central: &Central, id: &str) -> ApiResult<PileRow> {
         .ok_or_else(|| ApiError::not_found(format!("no pile {id:?}")))
 }
 
-async fn view_of(central: &Central, id: &str) -> ApiResult<PileView> {
+pub(super) async fn view_of(central: &Central, id: &str) -> ApiResult<PileView> {
     let p = find(central, id).await?;
     let connectors = central.repo().connectors(Some(id)).await?;
     Ok(pile_view(central, p, &connectors))
@@ -197,7 +211,7 @@ struct Register {
         pattern = "^[^/\\u0000-\\u001f\\u007f-\\u009f]*$"
     )]
     id: String,
-    /// The HTTP Basic password it must connect with (Security Profile 1), no control
+    /// The HTTP Basic password it connects with (Security Profiles 1 and 2), no control
     /// characters; stored as an Argon2id hash, never shown.
     #[schema(
         min_length = 8,
@@ -205,9 +219,16 @@ struct Register {
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
     )]
     password: Option<String>,
+    /// Its Security Profile (0-3); default 1 with a password, else 0. 1 and 2 need a
+    /// password, 2 and 3 a central on TLS.
+    #[schema(minimum = 0, maximum = 3)]
+    security_profile: Option<i64>,
 }
 
-/// Register a pile (Accepted), optionally with a Basic password (Security Profile 1)
+/// Register a pile (Accepted), optionally with a Basic password and a Security Profile
+///
+/// Registering a pile of the approval inbox again sets its password and profile; the profile it
+/// connected with is kept.
 #[utoipa::path(post, path = "/api/piles", operation_id = "register_pile", tag = "piles",
     request_body = Register,
     responses(
@@ -221,14 +242,12 @@ pub async fn register(
     let r: Register = json_body(&body)?;
     transport::identity::validate(&r.id).map_err(|e| ApiError::bad_request(format!("id: {e}")))?;
     if let Some(pw) = &r.password {
-        // OCPP 1.6 security whitepaper: 16 to 40 characters; we take 8 to 64, printable.
-        let length = pw.chars().count();
-        if !(8..=64).contains(&length) || pw.chars().any(|c| c.is_control()) {
-            return Err(ApiError::bad_request(
-                "password: 8 to 64 characters, no control characters",
-            ));
-        }
+        pile_security::check_password(pw)?;
     }
+    let security_profile = r
+        .security_profile
+        .unwrap_or(if r.password.is_some() { 1 } else { 0 });
+    pile_security::check_profile(&central, security_profile, r.password.is_some())?;
     if let Some(existing) = central.repo().pile(&r.id).await? {
         if existing.registration == "Accepted" {
             return Err(ApiError::conflict(format!(
@@ -238,11 +257,7 @@ pub async fn register(
         }
     }
     let password_hash = match r.password {
-        Some(pw) => Some(
-            tokio::task::spawn_blocking(move || secrets::hash_password(pw.as_bytes()))
-                .await
-                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
-        ),
+        Some(pw) => Some(pile_security::hash(pw).await?),
         None => None,
     };
     central
@@ -250,6 +265,7 @@ pub async fn register(
         .write(WriteOp::RegisterPile {
             id: r.id.clone(),
             password_hash,
+            security_profile,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(view_of(&central, &r.id).await?)))
@@ -447,7 +463,7 @@ pub async fn configuration_history(
     ))
 }
 
-async fn require_connected(central: &Central, id: &str) -> ApiResult<()> {
+pub(super) async fn require_connected(central: &Central, id: &str) -> ApiResult<()> {
     if crate::cluster::delivery(central).is_connected(id).await {
         Ok(())
     } else {

@@ -426,6 +426,7 @@ pub async fn show(
                     dt { "Connected" } dd { @if p["connected"] == true { span.ok { "online" } } @else { span.off { "offline" } } }
                     dt { "Node" } dd { (text(&p["node"])) }
                     dt { "Registration" } dd { (text(&p["registration"])) }
+                    dt { "Security profile" } dd { (text(&p["security_profile"])) " " small { "connected with " (text(&p["connected_profile"])) } }
                     dt { "Vendor, model" } dd { (text(&p["vendor"])) " " (text(&p["model"])) }
                     dt { "Serial number" } dd { (text(&p["serial_number"])) }
                     dt { "Firmware" } dd { (text(&p["firmware_version"])) " " small { (text(&p["firmware_status"])) } }

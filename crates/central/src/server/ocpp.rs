@@ -1,7 +1,7 @@
 //! The OCPP side of the listener: the websocket handshake at `/ocpp/{identity}` (upgrade,
-//! subprotocol, admission by certificate, password and admission mode; a refusal recorded and
-//! counted), then the pile's OCPP-J link for as long as the connection lasts, with its
-//! connected and disconnected events and metrics.
+//! subprotocol, then `admission`: the pile's Security Profile or the admission mode; a refusal
+//! recorded and counted), then the pile's OCPP-J link for as long as the connection lasts,
+//! with its connected and disconnected events and metrics.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use super::{now_ms, Peer};
 use crate::handler::PileHandler;
 use crate::store::{RefusedRow, WriteOp};
 use crate::tap::MessageTap;
-use crate::{secrets, Admission, Central};
+use crate::Central;
 
 fn offers_subprotocol(req: &Request) -> bool {
     req.headers()
@@ -126,7 +126,7 @@ pub async fn ocpp_upgrade(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_basic);
-    if let Err((status, why)) = admit(&central, &peer, &identity, basic).await {
+    if let Err((status, why)) = super::admission::admit(&central, &peer, &identity, basic).await {
         return refuse(&central, &peer, id, status, why).await;
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -158,88 +158,6 @@ pub async fn ocpp_upgrade(
         HeaderValue::from_static(SUBPROTOCOL),
     );
     resp
-}
-
-/// Decides whether a pile may connect: client certificate (Profile 3), password (Profile 1),
-/// and the admission mode for identities not registered.
-async fn admit(
-    central: &Central,
-    peer: &Peer,
-    identity: &str,
-    basic: Option<(String, Vec<u8>)>,
-) -> Result<(), (StatusCode, String)> {
-    let internal = |e: crate::store::StoreError| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the store failed: {e}"),
-        )
-    };
-    if central.options().client_ca.is_some() {
-        let cn = peer
-            .client_certificates
-            .first()
-            .and_then(|c| secrets::subject_common_name(c));
-        match cn {
-            Some(cn) if cn == identity => {}
-            Some(cn) => {
-                return Err((
-                    StatusCode::FORBIDDEN,
-                    format!("the client certificate's CN {cn:?} is not the identity"),
-                ))
-            }
-            None => {
-                return Err((
-                    StatusCode::FORBIDDEN,
-                    "no client certificate with a subject CN".into(),
-                ))
-            }
-        }
-    }
-    let pile = central.repo().pile(identity).await.map_err(internal)?;
-    match pile {
-        Some(p) => {
-            if let Some(hash) = p.password_hash {
-                let Some((user, password)) = basic else {
-                    return Err((StatusCode::UNAUTHORIZED, "no Basic credentials".into()));
-                };
-                if user != identity {
-                    return Err((
-                        StatusCode::UNAUTHORIZED,
-                        format!("the Basic user {user:?} is not the identity"),
-                    ));
-                }
-                let ok =
-                    tokio::task::spawn_blocking(move || secrets::verify_password(&password, &hash))
-                        .await
-                        .unwrap_or(false);
-                if !ok {
-                    return Err((StatusCode::UNAUTHORIZED, "wrong password".into()));
-                }
-            }
-            Ok(())
-        }
-        None => {
-            let registration = match central.options().admission {
-                Admission::Registered => {
-                    return Err((
-                        StatusCode::FORBIDDEN,
-                        "unknown pile (not registered)".into(),
-                    ))
-                }
-                Admission::Approve => "Pending",
-                Admission::Open => "Accepted",
-            };
-            central
-                .writer()
-                .write(WriteOp::AdmitPile {
-                    id: identity.to_owned(),
-                    registration: registration.into(),
-                })
-                .await
-                .map_err(internal)?;
-            Ok(())
-        }
-    }
 }
 
 async fn event(central: &Central, pile: &str, kind: &str, detail: String) {

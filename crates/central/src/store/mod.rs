@@ -178,6 +178,7 @@ pub mod sqlite {
     include!("sql_cluster.rs");
     include!("sql_site.rs");
     include!("sql_security.rs");
+    include!("sql_profiles.rs");
     include!("sql_log.rs");
 }
 
@@ -219,6 +220,7 @@ pub mod postgres {
     include!("sql_cluster.rs");
     include!("sql_site.rs");
     include!("sql_security.rs");
+    include!("sql_profiles.rs");
     include!("sql_log.rs");
 }
 

@@ -35,6 +35,21 @@ pub struct PileRow {
     pub node: Option<String>,
     /// Since when that connection lives.
     pub connected_at: Option<Millis>,
+    /// The Security Profile an operator set (0-3).
+    pub security_profile: i64,
+    /// The highest Security Profile it has connected with (a weaker handshake is refused).
+    pub connected_profile: i64,
+    /// After a rotation it accepted: its former password, valid until it connects with the
+    /// new one.
+    pub previous_password_hash: Option<String>,
+}
+
+impl PileRow {
+    /// The weakest handshake it may connect with: the profile set, or the one it connected
+    /// with, whichever is higher.
+    pub fn required_profile(&self) -> i64 {
+        self.security_profile.max(self.connected_profile)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -252,10 +267,37 @@ pub struct MeterSample {
 /// A write, applied with others in one database transaction (group commit).
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
-    /// Registers a pile through the API (or updates its password); Accepted.
+    /// Registers a pile through the API (or updates its password and Security Profile);
+    /// Accepted. The profile it connected with is kept.
     RegisterPile {
         id: String,
         password_hash: Option<String>,
+        security_profile: i64,
+    },
+    /// Sets a pile's Security Profile and/or password. Raising the profile always applies;
+    /// lowering it below the profile set or the one the pile connected with only with
+    /// `allow_downgrade`, which also forgets the one it connected with. A new password ends
+    /// the former one kept after a rotation. Answers the rows changed (0: no such pile, or a
+    /// lowering without `allow_downgrade`).
+    SetSecurity {
+        id: String,
+        security_profile: Option<i64>,
+        allow_downgrade: bool,
+        password_hash: Option<String>,
+    },
+    /// A handshake passed at `profile`: the pile's highest profile is raised to it; with
+    /// `current_password`, its password after a rotation has been used, so the former one
+    /// ends.
+    ConnectedAtProfile {
+        id: String,
+        profile: i64,
+        current_password: bool,
+    },
+    /// The pile accepted a new password (ChangeConfiguration AuthorizationKey): it becomes the
+    /// password, the one it replaces stays valid until the pile connects with the new one.
+    PasswordRotated {
+        id: String,
+        password_hash: String,
     },
     /// A pile that connected without being registered (admission `approve` or `open`): kept
     /// with the given registration unless it is known already.

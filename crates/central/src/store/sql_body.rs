@@ -49,7 +49,8 @@ fn flag(b: bool) -> i64 {
 
 const PILE_COLUMNS: &str = "id, password_hash, registration, vendor, model, serial_number, \
     charge_box_serial_number, firmware_version, iccid, imsi, meter_type, meter_serial_number, \
-    firmware_status, diagnostics_status, created_at, last_boot, last_seen, connection, node, connected_at";
+    firmware_status, diagnostics_status, created_at, last_boot, last_seen, connection, node, connected_at, \
+    security_profile, connected_profile, previous_password_hash";
 const TRANSACTION_COLUMNS: &str = "id, pile, connector, id_tag, start_time, meter_start, \
     reservation_id, stop_time, meter_stop, stop_id_tag, reason, reconciled, meter_last";
 

@@ -45,7 +45,10 @@ fn grouping(ops: &[WriteOp]) -> Vec<Grouping> {
         .filter_map(|op| match op {
             WriteOp::DeletePile { id }
             | WriteOp::RegisterPile { id, .. }
-            | WriteOp::SetRegistration { id, .. } => Some(id.as_str()),
+            | WriteOp::SetRegistration { id, .. }
+            | WriteOp::SetSecurity { id, .. }
+            | WriteOp::ConnectedAtProfile { id, .. }
+            | WriteOp::PasswordRotated { id, .. } => Some(id.as_str()),
             WriteOp::Disconnected { pile, .. } => Some(pile.as_str()),
             _ => None,
         })

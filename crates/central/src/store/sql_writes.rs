@@ -150,16 +150,22 @@ async fn store_configuration(
 
 async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult, sqlx::Error> {
     match op {
-        WriteOp::RegisterPile { id, password_hash } => {
+        WriteOp::RegisterPile {
+            id,
+            password_hash,
+            security_profile,
+        } => {
             sqlx::query(
-                "INSERT INTO piles (id, password_hash, registration, created_at) \
-                 VALUES ($1, $2, 'Accepted', $3) \
+                "INSERT INTO piles (id, password_hash, registration, created_at, security_profile) \
+                 VALUES ($1, $2, 'Accepted', $3, $4) \
                  ON CONFLICT (id) DO UPDATE SET password_hash = excluded.password_hash, \
-                 registration = 'Accepted'",
+                 registration = 'Accepted', security_profile = excluded.security_profile, \
+                 previous_password_hash = NULL",
             )
             .bind(id)
             .bind(password_hash)
             .bind(now)
+            .bind(security_profile)
             .execute(&mut **tx)
             .await?;
             Ok(WriteResult::Done)
@@ -351,6 +357,9 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
         WriteOp::CampaignState { .. }
         | WriteOp::PutRollout { .. }
         | WriteOp::CancelCampaign { .. } => apply_firmware(tx, op, now).await,
+        WriteOp::SetSecurity { .. }
+        | WriteOp::ConnectedAtProfile { .. }
+        | WriteOp::PasswordRotated { .. } => apply_security(tx, op).await,
         WriteOp::Disconnected {
             pile,
             node,

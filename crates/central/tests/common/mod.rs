@@ -11,6 +11,7 @@ use central::store::{open, Repository};
 
 pub mod node;
 pub mod pile;
+pub mod pki;
 pub mod wait;
 
 /// The test PostgreSQL server (its database `test`).
