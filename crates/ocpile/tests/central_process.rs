@@ -277,11 +277,12 @@ async fn session_and_commands(db: Option<String>, name: &str) {
     assert_eq!(code, 400);
 
     // The raw message log: both ways, answers carrying the action of their CALL.
+    // The log is committed within a second of its frames.
     let log = central
-        .ok(
-            "GET",
+        .until(
             &format!("/api/piles/{pile_id}/messages?action=StartTransaction&limit=10"),
-            None,
+            "both StartTransactions logged with their answers",
+            |l| l.as_array().is_some_and(|a| a.len() >= 4),
         )
         .await;
     let dirs: Vec<&str> = log
@@ -331,10 +332,10 @@ async fn an_unknown_pile_waits_in_the_inbox_until_approved() {
         )
         .await;
     let boots = central
-        .ok(
-            "GET",
+        .until(
             "/api/piles/NEWCOMER/messages?action=BootNotification",
-            None,
+            "both boots logged with their answers",
+            |l| l.as_array().is_some_and(|a| a.len() >= 4),
         )
         .await;
     let statuses: Vec<String> = boots

@@ -5,7 +5,7 @@
 //! batch costs one commit.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -16,6 +16,10 @@ use crate::metrics::Metrics;
 const MAX_BATCH: usize = 2048;
 /// The most log rows one database transaction takes.
 const MAX_LOG_BATCH: usize = 8192;
+/// How long log rows gather before they go into a transaction (with the writes of the moment,
+/// or alone): one block of the log holds them all, and a block of many frames compresses many
+/// times better than one of a few. A process killed loses at most this much of its log.
+const LOG_GATHER: Duration = Duration::from_secs(1);
 
 struct Job {
     op: WriteOp,
@@ -92,6 +96,8 @@ struct Pending {
     deviations: Vec<DeviationRow>,
     /// Flushes answered once this batch, and the log rows still queued, are committed.
     flushes: Vec<oneshot::Sender<()>>,
+    /// When the oldest log row pending arrived.
+    log_since: Option<tokio::time::Instant>,
 }
 
 impl Pending {
@@ -103,6 +109,7 @@ impl Pending {
     }
 
     fn take_log(&mut self, entry: LogEntry) {
+        self.log_since.get_or_insert_with(tokio::time::Instant::now);
         match entry {
             LogEntry::Message(m) => self.messages.push(m),
             LogEntry::Deviation(d) => self.deviations.push(d),
@@ -111,6 +118,20 @@ impl Pending {
 
     fn log_len(&self) -> usize {
         self.messages.len() + self.deviations.len()
+    }
+
+    /// When the log rows pending are due in a transaction.
+    fn log_due(&self) -> Option<tokio::time::Instant> {
+        self.log_since.map(|since| since + LOG_GATHER)
+    }
+
+    /// Whether the log rows pending go into the next transaction: they have gathered long
+    /// enough, or are as many as one takes.
+    fn log_ready(&self) -> bool {
+        self.log_len() >= MAX_LOG_BATCH
+            || self
+                .log_due()
+                .is_some_and(|due| due <= tokio::time::Instant::now())
     }
 }
 
@@ -123,6 +144,7 @@ async fn run(
     let (mut jobs_open, mut log_open) = (true, true);
     let mut pending = Pending::default();
     while jobs_open || log_open {
+        let log_due = pending.log_due();
         tokio::select! {
             request = jobs.recv(), if jobs_open => match request {
                 Some(request) => pending.take(request),
@@ -132,6 +154,8 @@ async fn run(
                 Some(entry) => pending.take_log(entry),
                 None => log_open = false,
             },
+            () = tokio::time::sleep_until(log_due.unwrap_or_else(tokio::time::Instant::now)),
+                if log_due.is_some() => {}
         }
         // A flush ends the batch: what was sent after it waits for the next one.
         while pending.jobs.len() < MAX_BATCH && pending.flushes.is_empty() {
@@ -148,8 +172,9 @@ async fn run(
         }
         metrics.store_queue.set(jobs.len() as i64);
         metrics.log_queue.set(log.len() as i64);
-        if !pending.jobs.is_empty() || pending.log_len() > 0 {
-            commit(&*repo, &mut pending, &metrics).await;
+        let with_log = pending.log_ready() || !(jobs_open || log_open);
+        if !pending.jobs.is_empty() || (with_log && pending.log_len() > 0) {
+            commit(&*repo, &mut pending, with_log, &metrics).await;
         }
         if !pending.flushes.is_empty() {
             // The log rows handed over before the flush are in the channel by now: every one
@@ -164,7 +189,7 @@ async fn run(
                 if pending.log_len() == 0 {
                     break;
                 }
-                commit(&*repo, &mut pending, &metrics).await;
+                commit(&*repo, &mut pending, true, &metrics).await;
             }
             for done in pending.flushes.drain(..) {
                 let _ = done.send(());
@@ -173,13 +198,18 @@ async fn run(
     }
 }
 
-/// Commits what is pending and answers its writers. When the transaction fails, the log goes
-/// on its own and each write is retried alone, so that one bad write fails no other.
-async fn commit(repo: &dyn Repository, pending: &mut Pending, metrics: &Metrics) {
+/// Commits the writes pending, and the log rows with them if `with_log`, and answers the
+/// writers. When the transaction fails, the log goes on its own and each write is retried
+/// alone, so that one bad write fails no other.
+async fn commit(repo: &dyn Repository, pending: &mut Pending, with_log: bool, metrics: &Metrics) {
     let ops: Vec<WriteOp> = pending.jobs.iter().map(|j| j.op.clone()).collect();
-    let log = LogBatch {
-        messages: &pending.messages,
-        deviations: &pending.deviations,
+    let log = if with_log {
+        LogBatch {
+            messages: &pending.messages,
+            deviations: &pending.deviations,
+        }
+    } else {
+        LogBatch::default()
     };
     let started = Instant::now();
     let combined = repo.apply_and_log(&ops, log, now_ms()).await;
@@ -218,8 +248,11 @@ async fn commit(repo: &dyn Repository, pending: &mut Pending, metrics: &Metrics)
             );
         }
     }
-    pending.messages.clear();
-    pending.deviations.clear();
+    if with_log {
+        pending.messages.clear();
+        pending.deviations.clear();
+        pending.log_since = None;
+    }
 }
 
 enum LogEntry {
@@ -312,6 +345,17 @@ mod tests {
         assert_eq!(stored.len(), rows);
         // Nothing queued: a flush returns at once.
         writer.flush().await.unwrap();
+
+        // Without a flush and without writes, log rows are committed once they have gathered.
+        log.message("FLUSH-2", "in", Some("Heartbeat".into()), None, "[1]");
+        let started = std::time::Instant::now();
+        while repo.messages("FLUSH-2", None, 10).await.unwrap().is_empty() {
+            assert!(
+                started.elapsed() < super::LOG_GATHER * 10,
+                "a log row never committed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
