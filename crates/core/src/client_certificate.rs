@@ -4,10 +4,9 @@
 //! chain the central system sends back in CertificateSigned before the pile uses it for TLS
 //! (security profile 3).
 //!
-//! The whitepaper has the pile verify "the period when the certificate is valid, the
-//! properties in Section 4.1.1, and that it is part of the Central System Root certificate
-//! chain": the chain must end at a certificate signed by an installed
-//! CentralSystemRootCertificate (or at that root itself). Our central system signs the piles'
+//! The whitepaper has the pile verify the certificate's validity period, its properties and
+//! that it belongs to the Central System root certificate chain: here the chain must end at a
+//! certificate signed by an installed CentralSystemRootCertificate (or at that root itself). Our central system signs the piles'
 //! certificates with a CA of its own (`GET /api/security/ca`), which the operator installs as
 //! a CentralSystemRootCertificate beside the root of its TLS certificate.
 
