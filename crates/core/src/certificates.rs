@@ -162,7 +162,7 @@ fn serial_hex(raw: &[u8]) -> String {
     }
 }
 
-mod der_base64 {
+pub(crate) mod der_base64 {
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};
 

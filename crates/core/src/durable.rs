@@ -10,6 +10,7 @@ use ocpp::{
 use serde::{Deserialize, Serialize};
 
 use crate::certificates;
+use crate::client_certificate;
 use crate::smart_charging::Installed;
 
 /// The security log keeps this many of the latest security events.
@@ -86,6 +87,16 @@ pub struct Durable {
     /// The security log: the latest security events, oldest first.
     #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
     security_log: VecDeque<SecurityEvent>,
+    /// The key pair of the last SignCertificate, waiting for its CertificateSigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_key: Option<client_certificate::PendingKey>,
+    /// The pile's client certificate (security profile 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_certificate: Option<client_certificate::ClientCertificate>,
+    /// The SecurityProfile of the last connection whose boot was accepted (`None`: none yet
+    /// since this field exists; the profile then counts as good).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    good_profile: Option<i64>,
 }
 
 impl Durable {
@@ -453,6 +464,40 @@ impl Durable {
         }
         self.certificates.push(certificate);
         true
+    }
+
+    /// The key pair waiting for its certificate.
+    pub fn pending_key(&self) -> Option<&client_certificate::PendingKey> {
+        self.pending_key.as_ref()
+    }
+
+    /// A new key pair for a SignCertificate (the one before, if any, is forgotten).
+    pub fn set_pending_key(&mut self, key: client_certificate::PendingKey) {
+        self.pending_key = Some(key);
+    }
+
+    /// The pile's client certificate, if it has one.
+    pub fn client_certificate(&self) -> Option<&client_certificate::ClientCertificate> {
+        self.client_certificate.as_ref()
+    }
+
+    /// A checked CertificateSigned chain becomes the client certificate; its key is no longer
+    /// pending.
+    pub fn install_client_certificate(&mut self, cert: client_certificate::ClientCertificate) {
+        self.pending_key = None;
+        self.client_certificate = Some(cert);
+    }
+
+    /// The SecurityProfile of the last accepted boot.
+    pub fn good_profile(&self) -> Option<i64> {
+        self.good_profile
+    }
+
+    /// A boot was accepted under this profile; whether that is news.
+    pub fn remember_good_profile(&mut self, profile: i64) -> bool {
+        let news = self.good_profile != Some(profile);
+        self.good_profile = Some(profile);
+        news
     }
 
     /// Removes the certificate at this place in [`Durable::certificates`].

@@ -5,6 +5,7 @@
 
 pub mod certificates;
 mod charge_point;
+pub mod client_certificate;
 pub mod clock;
 pub mod config;
 mod durable;
@@ -16,8 +17,9 @@ pub mod smart_charging;
 pub mod transitions;
 
 pub use charge_point::{
-    ChargePoint, DiagnosticsEvent, FirmwareEvent, Identity, Input, Options, Output, Target, Upload,
-    CLOCK_STEP_EVENT, DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME, RESET_STOP_WAIT,
+    ChargePoint, ClientIdentity, DiagnosticsEvent, FirmwareEvent, Identity, Input, Options, Output,
+    Target, Upload, CLOCK_STEP_EVENT, DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME,
+    RESET_STOP_WAIT,
 };
 pub use durable::{
     Durable, Queued, QueuedEvent, SecurityEvent, Transaction, TransactionMessage, SECURITY_LOG_LEN,

@@ -133,6 +133,7 @@ pub fn run_pile(args: PileArgs) -> anyhow::Result<()> {
             ..Options::default()
         },
         tls,
+        tls_versions: versions,
         resolve: args.resolve,
         write_timeout: std::time::Duration::from_secs(args.write_timeout.max(1)),
         log_budget: args.log_kib.saturating_mul(1024),

@@ -186,6 +186,7 @@ fn host_memory() {
                 },
                 options: pile::Options::default(),
                 tls: None,
+                tls_versions: vec![pile::shell::TlsVersion::Tls12],
                 resolve: Vec::new(),
                 write_timeout: pile::shell::WRITE_TIMEOUT,
                 log_budget: pile::logbook::DEFAULT_BUDGET,

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use transport::client::ClientConfig;
+pub use transport::tls::TlsVersion;
+use transport::TransportError;
 
 use crate::config::{Factory, KEYS};
 use crate::hardware::{Hardware, Pilot};
@@ -28,8 +30,13 @@ pub struct PileSettings {
     pub factory: Factory,
     pub identity: Identity,
     pub options: Options,
-    /// TLS for `wss://` (the CA to trust and the TLS versions of the model).
+    /// TLS for `wss://` (the CA to trust and the TLS versions of the model), under security
+    /// profiles 0 and 1. Under 2 and 3 the core names the trust anchors (the installed
+    /// CentralSystemRootCertificates) and, under 3, the client certificate; the host then builds
+    /// the configuration from those, with `tls_versions`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The TLS versions of the model.
+    pub tls_versions: Vec<TlsVersion>,
     /// Fixed addresses for host names (see [`ClientConfig::resolve`]).
     pub resolve: Vec<(String, u16, std::net::SocketAddr)>,
     /// A write to the central system that takes longer fails the connection (the pile then
@@ -133,11 +140,30 @@ pub async fn run_with_store(
         .await
 }
 
-fn client_config(target: &Target, tls: Option<Arc<rustls::ClientConfig>>) -> ClientConfig {
+/// The websocket client's configuration for a target: its TLS from the target's trust anchors
+/// and client certificate when it names them (security profiles 2 and 3), else `tls`.
+fn client_config(
+    target: &Target,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    versions: &[TlsVersion],
+) -> Result<ClientConfig, TransportError> {
     let mut config = ClientConfig::new(target.url.clone());
     config.basic = target.basic.clone().map(|(u, p)| (u, p.into_bytes()));
-    config.tls = tls;
-    config
+    config.tls = match &target.trust_anchors {
+        Some(anchors) => {
+            let identity = target
+                .client_identity
+                .as_ref()
+                .map(|c| (c.chain_pem.as_bytes(), c.key_pem.as_bytes()));
+            Some(transport::tls::client_config(
+                anchors.as_bytes(),
+                versions,
+                identity,
+            )?)
+        }
+        None => tls,
+    };
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -4,113 +4,12 @@
 
 mod common;
 
+use common::bench::{install, root, Bench, KEY, WSS};
 use common::harness::{secs, Pile};
-use common::schemas::Schemas;
-use pile::{Durable, Input, Options, Output, Target};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SerialNumber};
+use pile::{Durable, Input, Output, Target};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use serde_json::{json, Value};
 use x509_parser::prelude::{FromDer, X509Certificate};
-
-const KEY: &str = "00112233445566778899aabbccddeeff01234567";
-const WSS: &str = "WS,central.example,443,/ocpp/,socpp1.6,,,";
-
-/// A pile booted and accepted, with the schemas to check what it sends.
-struct Bench {
-    p: Pile,
-    schemas: Schemas,
-    /// Every CALL the pile sent, in order (each checked against its schema).
-    calls: Vec<Value>,
-}
-
-impl Bench {
-    fn new() -> Bench {
-        Bench::from(Durable::default())
-    }
-
-    fn from(durable: Durable) -> Bench {
-        let mut b = Bench {
-            p: Pile::with(1, durable, Options::default()),
-            schemas: Schemas::load(),
-            calls: Vec::new(),
-        };
-        let out = b.p.input(Input::Connected);
-        b.serve(out);
-        b
-    }
-
-    /// Answers every CALL in `out` and those that follow (BootNotification accepted, the
-    /// rest `{}`), checking and keeping each.
-    fn serve(&mut self, out: Vec<Output>) {
-        let mut pending = Pile::frames(&out);
-        while !pending.is_empty() {
-            let f = pending.remove(0);
-            if f[0] != 2 {
-                continue;
-            }
-            self.schemas.check_call(&f).unwrap();
-            let answer = match f[2].as_str().unwrap() {
-                "BootNotification" => {
-                    json!({"status":"Accepted","currentTime":"2026-11-24T12:00:00.000Z","interval":900})
-                }
-                "Heartbeat" => json!({"currentTime":"2026-11-24T12:00:00.000Z"}),
-                _ => json!({}),
-            };
-            self.calls.push(f.clone());
-            pending.extend(Pile::frames(&self.p.reply(&f, answer)));
-        }
-    }
-
-    /// The central calls `action`; returns its answer's payload (checked against the
-    /// response schema) and serves the CALLs that follow.
-    fn ask(&mut self, action: &str, payload: Value) -> Value {
-        self.schemas.check(action, &payload).unwrap();
-        let out = self.p.central_calls(action, payload);
-        let frames = Pile::frames(&out);
-        let answer = frames
-            .iter()
-            .find(|f| f[0] == 3 && f[1] == "cs-1")
-            .unwrap_or_else(|| panic!("no answer to {action}: {frames:?}"))[2]
-            .clone();
-        self.schemas
-            .check(&format!("{action}Response"), &answer)
-            .unwrap();
-        self.serve(out);
-        answer
-    }
-
-    fn status(&mut self, action: &str, payload: Value) -> String {
-        self.ask(action, payload)["status"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    fn change(&mut self, key: &str, value: &str) -> String {
-        self.status("ChangeConfiguration", json!({"key": key, "value": value}))
-    }
-
-    fn events(&self) -> Vec<&Value> {
-        self.calls
-            .iter()
-            .filter(|f| f[2] == "SecurityEventNotification")
-            .collect()
-    }
-
-    /// A restart from the durable state as the store writes it (JSON).
-    fn restart(self) -> Bench {
-        let text = serde_json::to_string(self.p.cp.durable()).unwrap();
-        let mut durable: Durable = serde_json::from_str(&text).unwrap();
-        durable.restore_outbox(self.p.cp.durable().outbox().clone());
-        Bench::from(durable)
-    }
-}
-
-fn root(serial: Option<&[u8]>) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.serial_number = serial.map(SerialNumber::from_slice);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
 
 /// The whitepaper's hashes of a root, computed here from the DER.
 fn expected_hashes(pem: &str) -> Value {
@@ -137,13 +36,6 @@ fn expected_hashes(pem: &str) -> Value {
         "issuerKeyHash": sha(&cert.tbs_certificate.subject_pki.subject_public_key.data),
         "serialNumber": serial.trim_start_matches('0'),
     })
-}
-
-fn install(b: &mut Bench, kind: &str, pem: &str) -> String {
-    b.status(
-        "InstallCertificate",
-        json!({"certificateType": kind, "certificate": pem}),
-    )
 }
 
 #[test]
@@ -198,6 +90,8 @@ fn the_security_keys_and_authorization_key_is_never_read_back() {
         Some(Target {
             url: "ws://central.example:9000/ocpp/SN0001".into(),
             basic: Some(("SN0001".into(), KEY.into())),
+            trust_anchors: None,
+            client_identity: None,
         })
     );
     b.p.input(Input::Disconnected);
@@ -233,6 +127,10 @@ fn the_security_profile_is_only_raised_and_only_with_what_it_needs() {
     let out = b.p.input(Input::Connected);
     b.serve(out);
     assert_eq!(b.change("SecurityProfile", "1"), "Accepted");
+    // A raised profile is taken with a new connection.
+    b.p.input(Input::Disconnected);
+    let out = b.p.input(Input::Connected);
+    b.serve(out);
     assert_eq!(b.change("SecurityProfile", "0"), "Rejected");
     assert_eq!(b.change("SecurityProfile", "4"), "Rejected");
     // Profile 2 needs TLS and a CentralSystem root.
@@ -248,7 +146,11 @@ fn the_security_profile_is_only_raised_and_only_with_what_it_needs() {
     let out = b.p.input(Input::Connected);
     b.serve(out);
     assert_eq!(b.change("SecurityProfile", "2"), "Accepted");
-    // Profile 3 needs a client certificate, which the pile cannot get yet.
+    // A raised profile is taken with a new connection.
+    b.p.input(Input::Disconnected);
+    let out = b.p.input(Input::Connected);
+    b.serve(out);
+    // Profile 3 needs a client certificate (none yet).
     assert_eq!(b.change("SecurityProfile", "3"), "Rejected");
     // Nothing brings it down: not lowering, not plain WS, not the last root going.
     assert_eq!(b.change("SecurityProfile", "1"), "Rejected");
@@ -474,7 +376,8 @@ fn extended_trigger_message() {
         &mut b,
         json!({"requestedMessage":"SignChargePointCertificate"}),
     );
-    assert_eq!((status.as_str(), sent.len()), ("NotImplemented", 0));
+    assert_eq!(status, "Accepted");
+    assert_eq!(sent[0][2], "SignCertificate");
     for message in ["LogStatusNotification", "Heartbeat"] {
         let (status, sent) = trigger(
             &mut b,
@@ -599,7 +502,7 @@ fn a_refused_handshake_is_one_failed_authentication_event_per_run_of_attempts() 
 }
 
 #[test]
-fn the_settings_fallback_does_not_go_back_below_the_security_profile() {
+fn the_settings_fallback_goes_back_to_the_profile_and_settings_of_the_last_accepted_boot() {
     let mut b = Bench::new();
     assert_eq!(b.change("AuthorizationKey", KEY), "Accepted");
     let ca = root(None);
@@ -614,16 +517,27 @@ fn the_settings_fallback_does_not_go_back_below_the_security_profile() {
     let boot = Pile::frames(&out)[0].clone();
     assert_eq!(boot[2], "BootNotification");
     assert_eq!(b.change("SecurityProfile", "2"), "Accepted");
-    // The boot is never accepted: the fallback would go back to plain WS, which profile 2
-    // does not allow. The pile stays on TLS and says why.
+    // The boot is never accepted: back to the last accepted boot's profile (0) and plain WS,
+    // said in the log and as a security event, not silently.
     b.p.input(Input::Disconnected);
     let out = b.p.advance(secs(301));
-    assert!(out
-        .iter()
-        .any(|o| matches!(o, Output::Log(l) if l.contains("no fall back"))));
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Log(l) if l.contains("SecurityProfile 2 reached no accepted boot: back to 0"))
+    ));
+    assert_eq!(b.p.cp.config().int(pile::config::keys::SECURITY_PROFILE), 0);
     assert_eq!(
         b.p.cp.config_value("VendorWebsocketSettings"),
-        "WS,central.example,443,/ocpp/,socpp1.6,,,"
+        "WS,central.example,9000,/ocpp/,ocpp1.6,,,"
     );
-    assert!(b.p.cp.target().url.starts_with("wss://"));
+    assert!(b.p.cp.target().url.starts_with("ws://"));
+    assert_eq!(b.p.cp.target().trust_anchors, None);
+    let out = b.p.input(Input::Connected);
+    b.serve(out);
+    let infos: Vec<&Value> = b.events().iter().map(|f| &f[3]["techInfo"]).collect();
+    assert!(
+        infos.contains(&&json!(
+            "SecurityProfile 2 reached no accepted boot: back to 0"
+        )),
+        "{infos:?}"
+    );
 }

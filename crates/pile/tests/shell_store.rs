@@ -62,6 +62,7 @@ async fn a_pile_runs_on_a_store_of_another_kind() {
         },
         options: Options::default(),
         tls: None,
+        tls_versions: vec![pile::shell::TlsVersion::Tls12],
         resolve: Vec::new(),
         write_timeout: pile::shell::WRITE_TIMEOUT,
         log_budget: pile::logbook::DEFAULT_BUDGET,

@@ -66,6 +66,7 @@ impl ChargePoint {
             }
             Request::ExtendedTriggerMessage(r) => self.extended_trigger(id, r, now),
             Request::InstallCertificate(r) => self.install_certificate(id, r, now),
+            Request::CertificateSigned(r) => self.certificate_signed(id, r, now),
             Request::DeleteCertificate(r) => self.delete_certificate(id, r),
             Request::GetInstalledCertificateIds(r) => self.get_installed_certificate_ids(id, r),
             Request::UnlockConnector(r) => {
@@ -245,7 +246,8 @@ impl ChargePoint {
             OnChange::Reconnect => {
                 // A new identity or server: connect there once the answer is out (and the
                 // CALL in flight is answered), and boot anew.
-                self.session.move_to(target_of(&self.config), now);
+                self.session
+                    .move_to(target_of(&self.config, &self.durable), now);
                 self.move_soon(now);
             }
             OnChange::Heartbeat => self.session.activity(now),

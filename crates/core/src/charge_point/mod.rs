@@ -12,6 +12,7 @@ mod profiles;
 mod reservation;
 mod security;
 mod session;
+mod signing;
 mod status;
 mod transaction;
 
@@ -91,6 +92,29 @@ pub struct Target {
     pub url: String,
     /// HTTP Basic user and password, when the settings carry a password.
     pub basic: Option<(String, String)>,
+    /// Under security profile 2 or 3 (and `wss://`): the installed CentralSystemRootCertificates
+    /// (PEM), the only trust anchors for the central system's certificate. `None`: the host's
+    /// own (the CA it was given).
+    pub trust_anchors: Option<String>,
+    /// Under security profile 3: the pile's client certificate, presented in the handshake.
+    pub client_identity: Option<ClientIdentity>,
+}
+
+/// A client certificate for TLS: the chain (leaf first) and its key, PEM. Its `Debug` leaves
+/// the key out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("chain_pem", &self.chain_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 /// An event for the core.
@@ -249,6 +273,8 @@ enum Awaited {
     Firmware,
     /// A SecurityEventNotification of the security queue.
     SecurityEvent,
+    /// SignCertificate (a refusal is logged).
+    SignCertificate,
 }
 
 /// What a StatusNotification said: status, error code, vendor error code.
@@ -259,7 +285,7 @@ const BOOT_RETRY: Duration = Duration::from_secs(60);
 /// The longest new server settings wait for the answer to a CALL in flight.
 const MOVE_WAIT: Duration = Duration::from_secs(2);
 
-fn target_of(config: &Configuration) -> Target {
+fn target_of(config: &Configuration, durable: &Durable) -> Target {
     let settings = config.websocket_settings();
     let base = settings.base_url();
     let url = if config.flag(keys::URL_HAS_SERVER_TOKEN) {
@@ -282,7 +308,28 @@ fn target_of(config: &Configuration) -> Target {
             (user, settings.password.clone())
         })
     };
-    Target { url, basic }
+    let profile = config.int(keys::SECURITY_PROFILE);
+    let trust_anchors = (profile >= 2 && settings.secure).then(|| {
+        durable
+            .certificates()
+            .iter()
+            .filter(|c| c.store == crate::certificates::Store::CentralSystemRoot)
+            .map(|c| crate::client_certificate::pem("CERTIFICATE", &c.der))
+            .collect::<String>()
+    });
+    let client_identity = durable
+        .client_certificate()
+        .filter(|_| profile >= 3 && settings.secure)
+        .map(|c| ClientIdentity {
+            chain_pem: c.chain_pem(),
+            key_pem: c.key_pem(),
+        });
+    Target {
+        url,
+        basic,
+        trust_anchors,
+        client_identity,
+    }
 }
 
 impl ChargePoint {
@@ -307,7 +354,7 @@ impl ChargePoint {
                 (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
             });
         let rpc = Endpoint::new(Policy::Strict, options.call_timeout, format!("{boots}-"));
-        let target = target_of(&config);
+        let target = target_of(&config, &durable);
         let mut cp = ChargePoint {
             config,
             settings: Settings { identity, options },

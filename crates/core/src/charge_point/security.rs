@@ -63,6 +63,8 @@ pub(super) enum Event {
     /// Not critical in the whitepaper's table; sent all the same, since a change of the
     /// pile's credentials or profile is what an operator wants to see.
     ReconfigurationOfSecurityParameters,
+    /// A CertificateSigned chain that did not check.
+    InvalidChargePointCertificate,
 }
 
 impl Event {
@@ -74,6 +76,7 @@ impl Event {
             Event::SettingSystemTime => "SettingSystemTime",
             Event::FirmwareUpdated => "FirmwareUpdated",
             Event::ReconfigurationOfSecurityParameters => "ReconfigurationOfSecurityParameters",
+            Event::InvalidChargePointCertificate => "InvalidChargePointCertificate",
         }
     }
 }
@@ -98,7 +101,7 @@ impl ChargePoint {
 
     /// A security event into the log and the queue, made durable with the next
     /// [`Output::Persist`].
-    fn record_event(&mut self, event: Event, tech_info: String, now: Duration) {
+    pub(super) fn record_event(&mut self, event: Event, tech_info: String, now: Duration) {
         let event = SecurityEvent {
             kind: event.name().to_owned(),
             timestamp: self.time.clock.at(now),
@@ -210,9 +213,9 @@ impl ChargePoint {
     /// taken (or kept through a change of the password or the server settings) when what it
     /// needs is there. Profile 1 needs a Basic password (AuthorizationKey or the settings'
     /// password); 2 also needs TLS (WSS settings) and a CentralSystemRootCertificate; 3 needs
-    /// a client certificate, which this pile cannot have yet (no SignCertificate), so it is
-    /// always refused. The pile does not reconnect when the profile is raised (it already
-    /// connects as the profile needs).
+    /// a client certificate (CertificateSigned). A profile raised is taken with a new
+    /// connection (and given up for the last accepted one if that reaches no accepted boot:
+    /// [`ChargePoint::fall_back`]).
     pub(super) fn security_refusal(&self, key: &str, value: &str) -> Option<String> {
         let name = crate::config::spec(key)?.name;
         let watched = [
@@ -253,9 +256,9 @@ impl ChargePoint {
                 "security profile {profile} needs a CentralSystemRootCertificate"
             ));
         }
-        if profile >= 3 {
+        if profile >= 3 && self.durable.client_certificate().is_none() {
             return Some(
-                "security profile 3 needs a client certificate, which this pile cannot get yet"
+                "security profile 3 needs a client certificate (SignCertificate, CertificateSigned)"
                     .into(),
             );
         }
@@ -428,7 +431,8 @@ impl ChargePoint {
 
     /// ExtendedTriggerMessage: the messages TriggerMessage knows are triggered as it does;
     /// LogStatusNotification reports Idle (no log upload runs: GetLog is not built);
-    /// SignChargePointCertificate is NotImplemented (SignCertificate is not built).
+    /// SignChargePointCertificate makes a new key pair and sends SignCertificate with its CSR
+    /// (Rejected if no key could be made).
     pub(super) fn extended_trigger(
         &mut self,
         id: &str,
@@ -446,10 +450,20 @@ impl ChargePoint {
             _ => None,
         };
         let log_status = r.requested_message == ExtendedMessageTrigger::LogStatusNotification;
+        let sign = r.requested_message == ExtendedMessageTrigger::SignChargePointCertificate;
+        let mut csr = None;
         let status = match &shared {
             Some(message) => self.trigger_status(message, r.connector_id),
             None if !self.trigger_connector_ok(r.connector_id) => TriggerMessageStatus::Rejected,
             None if log_status => TriggerMessageStatus::Accepted,
+            None if sign => {
+                csr = self.new_csr();
+                if csr.is_some() {
+                    TriggerMessageStatus::Accepted
+                } else {
+                    TriggerMessageStatus::Rejected
+                }
+            }
             None => TriggerMessageStatus::NotImplemented,
         };
         self.respond(
@@ -462,9 +476,10 @@ impl ChargePoint {
             return;
         }
         // The answer first, then the triggered message.
-        match shared {
-            Some(message) => self.send_triggered(message, r.connector_id, now),
-            None => {
+        match (shared, csr) {
+            (Some(message), _) => self.send_triggered(message, r.connector_id, now),
+            (None, Some(csr)) => self.send_sign_certificate(&csr, now),
+            (None, None) => {
                 self.call(
                     &LogStatusNotificationRequest {
                         status: UploadLogStatus::Idle,

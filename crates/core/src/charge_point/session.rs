@@ -255,6 +255,7 @@ impl ChargePoint {
             }
             Some(Awaited::Boot) => return self.on_boot_reply(outcome, now),
             Some(Awaited::SecurityEvent) => return self.on_security_reply(outcome, now),
+            Some(Awaited::SignCertificate) => return self.on_sign_certificate_reply(outcome),
             None => {}
         }
         if let Ok(Decoded {
@@ -308,7 +309,9 @@ impl ChargePoint {
         let settings = self.config.text(keys::VENDOR_WEBSOCKET_SETTINGS).to_owned();
         let identity = self.config.identity().to_owned();
         self.session.trying_settings_since = None;
-        if self.durable.remember_good_settings(settings, identity) {
+        let profile = self.config.int(keys::SECURITY_PROFILE);
+        let news = self.durable.remember_good_settings(settings, identity);
+        if self.durable.remember_good_profile(profile) || news {
             self.persist();
         }
         // ERR 3.22: connector 0 and every connector, after an accepted boot.
@@ -359,30 +362,52 @@ impl ChargePoint {
     /// that worked.
     pub(super) fn fall_back(&mut self, now: Duration) {
         self.session.trying_settings_since = None;
-        let Some((settings, identity)) = self.durable.last_good_settings().cloned() else {
-            return;
-        };
+        // A raised SecurityProfile that reached no accepted boot goes back to the profile of
+        // the last accepted one (the whitepaper's rule), with a security event.
+        let profile = self.config.int(keys::SECURITY_PROFILE);
+        let profile_back = self.durable.good_profile().filter(|good| *good < profile);
+        if let Some(good) = profile_back {
+            self.config.set(keys::SECURITY_PROFILE, &good.to_string());
+            let info =
+                format!("SecurityProfile {profile} reached no accepted boot: back to {good}");
+            self.link.outputs.push(Output::Log(info.clone()));
+            self.record_event(
+                security::Event::ReconfigurationOfSecurityParameters,
+                info,
+                now,
+            );
+        }
+        let good = self.durable.last_good_settings().cloned();
         let current = (
             self.config.text(keys::VENDOR_WEBSOCKET_SETTINGS).to_owned(),
             self.config.identity().to_owned(),
         );
-        if current == (settings.clone(), identity.clone()) {
+        let settings_back = match good {
+            Some(good) if good != current => {
+                let (settings, identity) = good;
+                if let Some(why) =
+                    self.security_refusal(keys::VENDOR_WEBSOCKET_SETTINGS.0, &settings)
+                {
+                    self.link.outputs.push(Output::Log(format!(
+                        "no accepted boot with the new server settings, and no fall back to {settings}: {why}"
+                    )));
+                    false
+                } else {
+                    self.link.outputs.push(Output::Log(format!(
+                        "no accepted boot with the new server settings: back to {settings} as {identity}"
+                    )));
+                    self.config.set(keys::VENDOR_WEBSOCKET_SETTINGS, &settings);
+                    self.config.set(keys::VENDOR_CHARGE_POINT_NAME, &identity);
+                    true
+                }
+            }
+            _ => false,
+        };
+        if !settings_back && profile_back.is_none() {
             return;
         }
-        if let Some(why) = self.security_refusal(keys::VENDOR_WEBSOCKET_SETTINGS.0, &settings) {
-            // No silent downgrade: settings the security profile does not allow stay unused.
-            self.link.outputs.push(Output::Log(format!(
-                "no accepted boot with the new server settings, and no fall back to {settings}: {why}"
-            )));
-            return;
-        }
-        self.link.outputs.push(Output::Log(format!(
-            "no accepted boot with the new server settings: back to {settings} as {identity}"
-        )));
-        self.config.set(keys::VENDOR_WEBSOCKET_SETTINGS, &settings);
-        self.config.set(keys::VENDOR_CHARGE_POINT_NAME, &identity);
         self.persist();
-        self.session.target = target_of(&self.config);
+        self.session.target = target_of(&self.config, &self.durable);
         self.session.registration = Registration::NotBooted;
         self.session.last_activity = now;
         self.reconnect_now();

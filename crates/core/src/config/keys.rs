@@ -222,7 +222,7 @@ keys! {
     CERTIFICATE_STORE_MAX_LENGTH: Int = standard("CertificateStoreMaxLength", R, Kind::Fixed, D("10"), Nothing, "SEC 7.4");
     CPO_NAME: Text = standard("CpoName", RW, Kind::Text { max_len: 255 }, D(""), Nothing, "SEC 7.5");
     /// Can only be raised (the pile checks what the new profile needs before it takes it).
-    SECURITY_PROFILE: Int = standard("SecurityProfile", RW, Kind::Int { min: 0, max: 3 }, D("0"), Nothing, "SEC 7.6");
+    SECURITY_PROFILE: Int = standard("SecurityProfile", RW, Kind::Int { min: 0, max: 3 }, D("0"), Reconnect, "SEC 7.6");
     VENDOR_WEBSOCKET_SETTINGS: Text = vendor(vk::VENDOR_WEBSOCKET_SETTINGS, RW, Kind::WebsocketSettings, FactorySettings, Reconnect, "FAQ 3.3");
     VENDOR_CHARGE_BOX_ID: Text = vendor(vk::VENDOR_CHARGE_BOX_ID, RW, Kind::Name, SerialNumber, Nothing, "FAQ 3.2.1");
     VENDOR_CHARGE_POINT_NAME: Text = vendor(vk::VENDOR_CHARGE_POINT_NAME, RW, Kind::Name, SerialNumber, Reconnect, "FAQ 3.2.2");

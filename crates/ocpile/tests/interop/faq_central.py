@@ -74,6 +74,11 @@ class Central(ChargePoint):
         self.events.put_nowait(("log_status", kwargs))
         return call_result.LogStatusNotification()
 
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr, **kwargs):
+        self.events.put_nowait(("sign_certificate", {"csr": csr}))
+        return call_result.SignCertificate(status="Accepted")
+
 
 class Checks:
     def __init__(self):
@@ -126,7 +131,13 @@ async def run(boots, events, port, control, checks):
     log_status = await next_event(events, "log_status")
     checks.check("SEC: LogStatusNotification Idle", log_status.get("status") == "Idle", log_status)
     result = await cp.call(call.ExtendedTriggerMessage(requested_message="SignChargePointCertificate"), suppress=False)
-    checks.check("SEC: SignChargePointCertificate NotImplemented", result.status == "NotImplemented", result)
+    checks.check("SEC: SignChargePointCertificate Accepted", result.status == "Accepted", result)
+    sign = await next_event(events, "sign_certificate")
+    checks.check("SEC: SignCertificate with a PEM CSR", sign["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----"), sign)
+    result = await cp.call(call.CertificateSigned(certificate_chain="not a certificate"), suppress=False)
+    checks.check("SEC: CertificateSigned of no certificate Rejected", result.status == "Rejected", result)
+    event = await next_event(events, "security")
+    checks.check("SEC: InvalidChargePointCertificate security event", event.get("type") == "InvalidChargePointCertificate", event)
     result = await cp.call(call.GetConfiguration(key=["AuthorizationKey", "SecurityProfile"]), suppress=False)
     checks.check("SEC: AuthorizationKey is never read back",
                  result.unknown_key == ["AuthorizationKey"]

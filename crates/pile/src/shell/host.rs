@@ -609,7 +609,21 @@ impl Host {
         self.link.abort_connecting();
         if self.mirror.online() {
             tracing::info!(url = target.url, "connecting");
-            let mut client = client_config(&target, self.settings.tls.clone());
+            let settings = &self.settings;
+            let mut client =
+                match client_config(&target, settings.tls.clone(), &settings.tls_versions) {
+                    Ok(client) => client,
+                    Err(e) => {
+                        // No TLS configuration from what the core named: the attempt fails.
+                        let line = format!("no TLS configuration for {}: {e}", target.url);
+                        tracing::warn!("{line}");
+                        let at = self.wall_now();
+                        self.logbook.record(at, "event", &line);
+                        let now = self.start.elapsed();
+                        self.todo.extend(self.cp.handle(Input::Disconnected, now));
+                        return;
+                    }
+                };
             client.resolve = self.settings.resolve.clone();
             client.bind = self.settings.bind;
             self.link.connecting = Some(tokio::spawn(async move { connect(&client).await }));

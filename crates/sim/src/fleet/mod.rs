@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use pile::config::WebsocketSettings;
 use pile::config::{keys, Factory};
-use pile::shell::{control_channel, run_with_store, PileHandle, PileSettings};
+use pile::shell::{control_channel, run_with_store, PileHandle, PileSettings, TlsVersion};
 use pile::store::PileStore;
 use pile::telemetry::Telemetry;
 use pile::{Identity, Options};
@@ -186,6 +186,8 @@ impl Fleet {
                 },
                 options: Options::default(),
                 tls: spec.tls.clone(),
+                // The M3G3's versions.
+                tls_versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
                 resolve: Vec::new(),
                 write_timeout: pile::shell::WRITE_TIMEOUT,
                 log_budget: spec.log_budget,
