@@ -208,11 +208,19 @@ async fn a_pile_goes_from_profile_1_to_2_to_3_through_ocpp_and_not_back() {
         .await["last_boot"]
         .clone();
 
-    // Profile 1: the AuthorizationKey (the same password), then the profile; each reconnects.
-    assert_eq!(api.change("AuthorizationKey", KEY).await, "Accepted");
+    // Profile 1: the central rotates the password (ChangeConfiguration AuthorizationKey), then
+    // the profile; each reconnects.
+    let rotated = api
+        .ok("POST", &format!("/api/piles/{ID}/password/rotate"), None)
+        .await;
+    assert_eq!(rotated["status"], "Accepted", "{rotated}");
     let boot = api
         .rebooted(&boot, "a boot with the AuthorizationKey")
         .await;
+    api.until("the old password no longer valid", |p| {
+        p["previous_password_valid"] == false
+    })
+    .await;
     assert_eq!(api.change("SecurityProfile", "1").await, "Accepted");
     let boot = api.rebooted(&boot, "a boot under profile 1").await;
     assert_eq!(api.change("SecurityProfile", "0").await, "Rejected");
@@ -257,27 +265,44 @@ async fn a_pile_goes_from_profile_1_to_2_to_3_through_ocpp_and_not_back() {
         "{signed}"
     );
 
-    // Profile 3: the pile reconnects presenting its certificate.
+    // Profile 3: the pile reconnects presenting its certificate, which the central's CA
+    // signed; the central remembers it connected so.
     assert_eq!(api.change("SecurityProfile", "3").await, "Accepted");
     api.rebooted(&boot, "a boot under profile 3").await;
+    api.until("the central remembering profile 3", |p| {
+        p["connected_profile"] == 3
+    })
+    .await;
     for lower in ["0", "1", "2"] {
         assert_eq!(api.change("SecurityProfile", lower).await, "Rejected");
     }
+    let raised = api
+        .ok(
+            "PATCH",
+            &format!("/api/piles/{ID}"),
+            Some(json!({"security_profile": 3})),
+        )
+        .await;
+    assert_eq!(raised["security_profile"], 3, "{raised}");
 
-    // The central again, now requiring a client certificate of its CA naming the pile: ours
-    // is let in (it presents the certificate the central signed).
+    // The central again, now with `--client-ca` its own CA too: ours is let in (it presents
+    // the certificate the central signed).
     central.kill();
     let central = start_central(&data, &addr, &dir, true);
     assert_eq!(central.addr, addr);
     // (A reconnection, not a boot: the pile was accepted before.) A fresh central knows no
     // connection but the ones made to it.
-    api.until("the pile connected under --client-ca", |p| {
+    api.until("the pile connected under profile 3", |p| {
         p["connected"] == true
     })
     .await;
-    // Another registered pile without a client certificate is refused.
-    api.ok("POST", "/api/piles", Some(json!({"id": "SECP2"})))
-        .await;
+    // Another registered pile of profile 3 without a client certificate is refused.
+    api.ok(
+        "POST",
+        "/api/piles",
+        Some(json!({"id": "SECP2", "security_profile": 3})),
+    )
+    .await;
     let mut other = transport::client::ClientConfig::new(format!("wss://{addr}/ocpp/SECP2"));
     other.tls = Some(
         transport::tls::client_config(

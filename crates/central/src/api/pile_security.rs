@@ -199,10 +199,11 @@ pub struct Rotated {
 /// Rotate a pile's password: a new AuthorizationKey sent with ChangeConfiguration
 ///
 /// The key is 20 random bytes as 40 hex digits, never shown or stored (only its Argon2id
-/// hash, and the command is recorded with `***` for its value). Once the pile answers
-/// Accepted (or RebootRequired) the key is its Basic password; the former one stays valid
-/// until the pile connects with the new one, and no other rotation starts before (409).
-/// Rejected, NotSupported, a CALLERROR or a pile not connected change nothing (409). Without
+/// hash, and the command is recorded with `***` for its value). The key is a Basic password
+/// of the pile from the moment it is sent; once the pile answers Accepted (or
+/// RebootRequired), the former one stays valid until the pile connects with the new one, and
+/// no other rotation starts before (409). Rejected, NotSupported, a CALLERROR or a pile not
+/// connected take the new key back (409). Without
 /// an answer to read (504, or 502 when the connection closed first or the answer does not
 /// decode) the pile may have taken the key: both passwords stay valid until it connects with
 /// the new one.
@@ -237,6 +238,19 @@ pub async fn rotate(
         .await
         .map_err(|ApiError(status, why)| ApiError(status, format!("{why}{stays}")))?;
     let key = secrets::new_authorization_key();
+    // The new key is a password before it is sent: the pile that takes it reconnects with it
+    // at once, maybe before its answer is read here.
+    let password_hash = hash(key.clone()).await?;
+    let written = central
+        .writer()
+        .write(WriteOp::PasswordRotated {
+            id: id.clone(),
+            password_hash,
+        })
+        .await?;
+    if written == WriteResult::Affected(0) {
+        return Err(ApiError::not_found(format!("no pile {id:?}")));
+    }
     let request = |value: &str| {
         ocpp::encode(&ChangeConfigurationRequest {
             key: CiString50::truncating(AUTHORIZATION_KEY),
@@ -250,53 +264,47 @@ pub async fn rotate(
         request(&key),
         request("***"),
     )
-    .await?;
+    .await;
     let both = ": it may have taken the new key, so the old and the new password are both \
         valid until it connects with the new one";
-    // The pile's answer when it took the key; else the answer to give once both are valid.
+    // The pile's answer when it took the key; else the answer to give once both are valid, or
+    // (it did not take the key) once the old one is the password again.
     let taken = match outcome {
-        Ok(answer) => match answer.value {
+        Ok(Ok(answer)) => match answer.value {
             Response::ChangeConfiguration(r) => match r.status.as_str() {
                 s @ ("Accepted" | "RebootRequired") => Ok(s.to_owned()),
-                other => {
-                    return Err(ApiError::conflict(format!(
-                        "the pile answered {other}{stays}"
-                    )))
-                }
+                other => Err(ApiError::conflict(format!(
+                    "the pile answered {other}{stays}"
+                ))),
             },
-            _ => {
-                return Err(ApiError(
-                    StatusCode::BAD_GATEWAY,
-                    format!("the pile answered with another action{stays}"),
-                ))
-            }
+            _ => Err(ApiError(
+                StatusCode::BAD_GATEWAY,
+                format!("the pile answered with another action{stays}"),
+            )),
         },
-        Err(e @ (DeliveryError::NotConnected | DeliveryError::CallError(_))) => {
-            return Err(ApiError::conflict(format!("{e}{stays}")))
+        Ok(Err(e @ (DeliveryError::NotConnected | DeliveryError::CallError(_)))) => {
+            Err(ApiError::conflict(format!("{e}{stays}")))
         }
-        Err(e @ DeliveryError::Unavailable(_)) => {
-            return Err(ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{e}{stays}"),
-            ))
-        }
-        Err(e @ DeliveryError::Timeout) => {
+        Ok(Err(e @ DeliveryError::Unavailable(_))) => Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{e}{stays}"),
+        )),
+        Ok(Err(e @ DeliveryError::Timeout)) => {
             Err(ApiError(StatusCode::GATEWAY_TIMEOUT, format!("{e}{both}")))
         }
-        Err(e @ (DeliveryError::Disconnected | DeliveryError::BadResponse(_))) => {
+        Ok(Err(e @ (DeliveryError::Disconnected | DeliveryError::BadResponse(_)))) => {
             Err(ApiError(StatusCode::BAD_GATEWAY, format!("{e}{both}")))
         }
+        Err(e) => Err(e.into()),
     };
-    let password_hash = hash(key).await?;
-    let written = central
-        .writer()
-        .write(WriteOp::PasswordRotated {
-            id: id.clone(),
-            password_hash,
-        })
-        .await?;
-    if written == WriteResult::Affected(0) {
-        return Err(ApiError::not_found(format!("no pile {id:?}")));
+    if let Err(ApiError(_, why)) = &taken {
+        if why.ends_with(stays) {
+            central
+                .writer()
+                .write(WriteOp::PasswordRotationUndone { id: id.clone() })
+                .await?;
+            return Err(taken.unwrap_err());
+        }
     }
     let detail = match &taken {
         Ok(status) => format!(

@@ -293,11 +293,16 @@ pub enum WriteOp {
         profile: i64,
         current_password: bool,
     },
-    /// The pile accepted a new password (ChangeConfiguration AuthorizationKey): it becomes the
-    /// password, the one it replaces stays valid until the pile connects with the new one.
+    /// A new password about to be sent to the pile (ChangeConfiguration AuthorizationKey): it
+    /// becomes the password at once, so that the pile may connect with it as soon as it takes
+    /// it; the one it replaces stays valid until the pile connects with the new one.
     PasswordRotated {
         id: String,
         password_hash: String,
+    },
+    /// The pile refused the new password: the one it replaced is the password again.
+    PasswordRotationUndone {
+        id: String,
     },
     /// A pile that connected without being registered (admission `approve` or `open`): kept
     /// with the given registration unless it is known already.

@@ -48,7 +48,8 @@ fn grouping(ops: &[WriteOp]) -> Vec<Grouping> {
             | WriteOp::SetRegistration { id, .. }
             | WriteOp::SetSecurity { id, .. }
             | WriteOp::ConnectedAtProfile { id, .. }
-            | WriteOp::PasswordRotated { id, .. } => Some(id.as_str()),
+            | WriteOp::PasswordRotated { id, .. }
+            | WriteOp::PasswordRotationUndone { id } => Some(id.as_str()),
             WriteOp::Disconnected { pile, .. } => Some(pile.as_str()),
             _ => None,
         })

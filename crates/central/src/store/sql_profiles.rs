@@ -59,6 +59,15 @@ async fn apply_security(tx: &mut Tx, op: &WriteOp) -> Result<WriteResult, sqlx::
             .execute(&mut **tx)
             .await?
         }
+        WriteOp::PasswordRotationUndone { id } => {
+            sqlx::query(
+                "UPDATE piles SET password_hash = previous_password_hash, \
+                 previous_password_hash = NULL WHERE id = $1 AND previous_password_hash IS NOT NULL",
+            )
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+        }
         other => {
             return Err(sqlx::Error::Protocol(format!(
                 "not a security write: {other:?}"

@@ -359,7 +359,8 @@ async fn apply_one(tx: &mut Tx, op: &WriteOp, now: Millis) -> Result<WriteResult
         | WriteOp::CancelCampaign { .. } => apply_firmware(tx, op, now).await,
         WriteOp::SetSecurity { .. }
         | WriteOp::ConnectedAtProfile { .. }
-        | WriteOp::PasswordRotated { .. } => apply_security(tx, op).await,
+        | WriteOp::PasswordRotated { .. }
+        | WriteOp::PasswordRotationUndone { .. } => apply_security(tx, op).await,
         WriteOp::Disconnected {
             pile,
             node,
