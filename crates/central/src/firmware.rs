@@ -139,6 +139,41 @@ pub async fn store(central: &Central, new: NewImage, body: Bytes) -> ApiResult<I
     Ok(row)
 }
 
+/// An image's bytes, read chunk by chunk (none: the database holds none of them).
+pub async fn bytes(repo: &dyn Repository, image: &ImageRow) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut out = Vec::with_capacity(usize::try_from(image.size).unwrap_or(0));
+    let mut n = 0;
+    while let Some(chunk) = repo.image_chunk(image.id, n).await? {
+        out.extend_from_slice(&chunk);
+        n += 1;
+    }
+    Ok((n > 0).then_some(out))
+}
+
+/// The signature of a signed campaign's image: the image's bytes signed by the central's
+/// firmware signer (a 400 when the database holds none of its bytes).
+pub async fn signature(
+    central: &Central,
+    signer: &crate::campaign::signer::Signer,
+    image: &ImageRow,
+) -> ApiResult<crate::campaign::ImageSignature> {
+    let bytes = bytes(central.repo().as_ref(), image)
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+            "firmware image {} ({}): the database holds none of its bytes, so it cannot be signed",
+            image.id, image.name
+        ))
+        })?;
+    let signature = signer
+        .sign(&bytes)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(crate::campaign::ImageSignature {
+        signing_certificate: signer.certificate_pem().to_owned(),
+        signature,
+    })
+}
+
 /// Imports the bytes of the images an older version kept in the data directory (once: an
 /// image whose bytes the database holds is left alone); the files are left where they are.
 /// An image whose file is missing or altered is reported and left without bytes (its

@@ -97,6 +97,10 @@ pub struct NewCampaign {
     retry_interval_s: Option<u32>,
     /// Seconds from now after which what is not done has timed out (default a day).
     deadline_s: Option<u32>,
+    /// Signed firmware (the security extension): the piles get SignedUpdateFirmware, each
+    /// image signed by the central's firmware signer (`GET /api/security/firmware-root` is its
+    /// manufacturer root), and report with SignedFirmwareStatusNotification. Default false.
+    signed: Option<bool>,
 }
 
 const DEFAULT_BATCH: usize = 10;
@@ -211,21 +215,37 @@ pub async fn create(
             ),
         ));
     }
+    let signed = req.signed.unwrap_or(false);
+    let mut steps: Vec<Step> = images
+        .iter()
+        .map(|i| Step {
+            image: i.id,
+            name: i.name.clone(),
+            url: firmware::url(&central, i),
+            version: i.version.clone(),
+            signature: None,
+        })
+        .collect();
+    let signed_requests = if signed {
+        let signer = crate::campaign::signer::load(central.repo().as_ref(), now)
+            .await
+            .map_err(signer_failed)?;
+        for (step, image) in steps.iter_mut().zip(&images) {
+            step.signature = Some(firmware::signature(&central, &signer, image).await?);
+        }
+        // Request ids no other campaign is likely to use: a random base, plus the step.
+        Some(rand::random_range(1..i32::MAX / 2))
+    } else {
+        None
+    };
     let spec = Spec {
-        steps: images
-            .iter()
-            .map(|i| Step {
-                image: i.id,
-                name: i.name.clone(),
-                url: firmware::url(&central, i),
-                version: i.version.clone(),
-            })
-            .collect(),
+        steps,
         batch_size,
         update: UpdateTerms {
             retrieve_in: i64::from(req.retrieve_in_s.unwrap_or(0)) * 1000,
             retries,
             retry_interval: i64::from(retry_interval_s) * 1000,
+            signed_requests,
         },
         deadline: now + i64::from(req.deadline_s.unwrap_or(DEFAULT_DEADLINE_S)) * 1000,
         refused,
@@ -262,6 +282,14 @@ pub async fn create(
     central.campaigns().add(campaign.clone(), versions).await;
     let node = central.campaigns().node_of(id).await?;
     Ok((StatusCode::CREATED, Json(campaign_view(&campaign, node))))
+}
+
+/// The firmware signer failed to load: the store, or what it holds.
+pub(super) fn signer_failed(e: crate::campaign::signer::SignerError) -> ApiError {
+    match e {
+        crate::campaign::signer::SignerError::Store(e) => e.into(),
+        other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
 }
 
 /// A pile's upgrade in a campaign.
@@ -334,6 +362,8 @@ pub struct StepView {
     name: String,
     version: Option<String>,
     url: String,
+    /// In a signed campaign, the image's signature (base64) SignedUpdateFirmware carries.
+    signature: Option<String>,
 }
 
 /// A firmware campaign and each pile's progress.
@@ -360,6 +390,8 @@ pub struct CampaignView {
     /// After it, what is not done has timed out.
     #[schema(format = DateTime)]
     deadline: String,
+    /// Signed firmware: SignedUpdateFirmware, followed by SignedFirmwareStatusNotification.
+    signed: bool,
     /// How many piles have each result, or are `waiting` or `upgrading`.
     counts: BTreeMap<&'static str, usize>,
     piles: Vec<RolloutView>,
@@ -392,6 +424,7 @@ pub fn campaign_view(c: &Campaign, node: Option<String>) -> CampaignView {
                 name: s.name.clone(),
                 version: s.version.clone(),
                 url: s.url.clone(),
+                signature: s.signature.as_ref().map(|g| g.signature.clone()),
             })
             .collect(),
         batch_size: c.spec.batch_size,
@@ -399,6 +432,7 @@ pub fn campaign_view(c: &Campaign, node: Option<String>) -> CampaignView {
         retries: c.spec.update.retries,
         retry_interval_s: c.spec.update.retry_interval / 1000,
         deadline: time(c.spec.deadline),
+        signed: c.is_signed(),
         counts,
         piles: c
             .rollouts

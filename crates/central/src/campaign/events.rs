@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use ocpp::FirmwareStatus;
+use ocpp::{FirmwareStatus, FirmwareStatusSigned};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -23,6 +23,12 @@ pub enum Event {
     FirmwareStatus {
         pile: String,
         status: FirmwareStatus,
+    },
+    /// A pile's SignedFirmwareStatusNotification, with the `requestId` it names.
+    SignedFirmwareStatus {
+        pile: String,
+        status: FirmwareStatusSigned,
+        request_id: Option<i32>,
     },
     /// A pile's BootNotification, with the version it now runs.
     Boot {

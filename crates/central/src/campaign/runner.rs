@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ocpp::FirmwareStatus;
+use ocpp::{FirmwareStatus, FirmwareStatusSigned};
 use tokio::sync::mpsc;
 
 use super::events::{self, Event};
@@ -551,6 +551,19 @@ fn apply_notification(central: &Central, pile: &str, status: FirmwareStatus) {
         .each(|c, _| c.on_notification(pile, status.clone(), now));
 }
 
+/// A pile's SignedFirmwareStatusNotification, for the campaigns run here.
+fn apply_signed_notification(
+    central: &Central,
+    pile: &str,
+    status: &FirmwareStatusSigned,
+    request_id: Option<i32>,
+) {
+    let now = now_ms();
+    central
+        .campaigns()
+        .each(|c, _| c.on_signed_notification(pile, status, request_id, now));
+}
+
 /// A pile's BootNotification, for the campaigns run here.
 fn apply_boot(central: &Central, pile: &str, version: Option<&str>) {
     let now = now_ms();
@@ -579,6 +592,25 @@ pub fn notified(central: &Arc<Central>, pile: &str, status: FirmwareStatus) {
     }
 }
 
+/// What the handler calls once it has answered a SignedFirmwareStatusNotification: applied
+/// here, and told to the other nodes unless the pile's campaign runs here.
+pub fn signed_notified(
+    central: &Arc<Central>,
+    pile: &str,
+    status: FirmwareStatusSigned,
+    request_id: Option<i32>,
+) {
+    let here = central.campaigns().holding(pile).is_some();
+    apply_signed_notification(central, pile, &status, request_id);
+    if !here {
+        central.campaigns().tell(Event::SignedFirmwareStatus {
+            pile: pile.to_owned(),
+            status,
+            request_id,
+        });
+    }
+}
+
 /// What the handler calls once it has answered a BootNotification: applied here, and told to
 /// the other nodes unless the pile's campaign runs here.
 pub fn booted(central: &Arc<Central>, pile: &str, version: Option<&str>) {
@@ -601,6 +633,11 @@ pub fn cancel_recorded(central: &Central, campaign: i64) {
 fn apply(central: &Central, event: Event) {
     match event {
         Event::FirmwareStatus { pile, status } => apply_notification(central, &pile, status),
+        Event::SignedFirmwareStatus {
+            pile,
+            status,
+            request_id,
+        } => apply_signed_notification(central, &pile, &status, request_id),
         Event::Boot { pile, version } => apply_boot(central, &pile, version.as_deref()),
         Event::Cancel { campaign } => {
             if central.campaigns().cancel(campaign) {

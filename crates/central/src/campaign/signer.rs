@@ -1,0 +1,283 @@
+//! The firmware signing identity of signed campaigns (issue 17, the security whitepaper's
+//! SignedUpdateFirmware): a signing certificate, chaining to a manufacturer root, and its
+//! private key (ECDSA P-256 or RSA). The central signs an image with it: SHA-256 with ECDSA
+//! (the DER signature) or RSA PKCS#1 v1.5, base64 — the `signature` of SignedUpdateFirmware,
+//! whose `signingCertificate` is the certificate, PEM.
+//!
+//! The identity is kept in the database (the setting `firmware_signer`: the manufacturer root,
+//! the signing certificate, then the private key, as PEM), so that every node signs with the
+//! same. Where none is stored, the first use generates a demo one: a root (ECDSA P-256) and a
+//! signing certificate it issued. The root is what a pile is given with InstallCertificate
+//! ManufacturerRootCertificate.
+
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair as _, RsaKeyPair};
+use x509_parser::prelude::FromDer;
+
+use crate::store::{Millis, Repository, StoreError};
+
+/// The setting that holds the signing identity.
+const SETTING: &str = "firmware_signer";
+/// How long a generated root and signing certificate are valid.
+const DAYS: i64 = 20 * 365;
+const DAY_MS: Millis = 86_400_000;
+/// Valid from this long before they are generated (clocks apart).
+const BACKDATE_MS: Millis = 5 * 60 * 1000;
+/// The longest certificate SignedUpdateFirmware carries (`signingCertificate`).
+const MAX_CERTIFICATE: usize = 5500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the firmware signer: {0}")]
+    Invalid(String),
+    #[error("generating the firmware signer: {0}")]
+    Generate(#[from] rcgen::Error),
+}
+
+fn invalid(what: impl std::fmt::Display) -> SignerError {
+    SignerError::Invalid(what.to_string())
+}
+
+enum Key {
+    Ecdsa(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+/// A signing certificate with its key, and the manufacturer root it chains to.
+pub struct Signer {
+    root_pem: String,
+    cert_pem: String,
+    key: Key,
+}
+
+/// One PEM certificate of `text`: its DER, and the rest of the text.
+fn certificate_der(text: &str) -> Result<(Vec<u8>, &str), SignerError> {
+    let end = "-----END CERTIFICATE-----";
+    let split = text
+        .find(end)
+        .map(|i| i + end.len())
+        .ok_or_else(|| invalid("a PEM CERTIFICATE is missing"))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(text[..split].trim().as_bytes())
+        .map_err(|e| invalid(format!("a certificate is not PEM: {e}")))?;
+    if pem.label != "CERTIFICATE" {
+        return Err(invalid(format!("a PEM {:?}, not a CERTIFICATE", pem.label)));
+    }
+    Ok((pem.contents, &text[split..]))
+}
+
+impl Signer {
+    /// The identity of a manufacturer root, a signing certificate it issued and the signing
+    /// certificate's private key (PKCS#8), all PEM; refused when the certificate was not
+    /// issued by the root, the key is not the certificate's, or it is neither ECDSA P-256 nor
+    /// RSA.
+    pub fn from_pem(root_pem: &str, cert_pem: &str, key_pem: &str) -> Result<Signer, SignerError> {
+        let (root_der, _) = certificate_der(root_pem)?;
+        let (cert_der, _) = certificate_der(cert_pem)?;
+        let (_, root) = x509_parser::certificate::X509Certificate::from_der(&root_der)
+            .map_err(|e| invalid(format!("the root does not parse: {e}")))?;
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&cert_der)
+            .map_err(|e| invalid(format!("the signing certificate does not parse: {e}")))?;
+        cert.verify_signature(Some(root.public_key()))
+            .map_err(|_| invalid("the signing certificate was not issued by the root"))?;
+        let key = KeyPair::from_pem(key_pem)
+            .map_err(|e| invalid(format!("the private key (PKCS#8 PEM): {e}")))?;
+        let pkcs8 = key.serialize_der();
+        let public = cert.public_key().subject_public_key.data.as_ref();
+        let key = if let Ok(k) = EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &pkcs8,
+            &SystemRandom::new(),
+        ) {
+            if k.public_key().as_ref() != public {
+                return Err(invalid("the private key is not the certificate's"));
+            }
+            Key::Ecdsa(k)
+        } else if let Ok(k) = RsaKeyPair::from_pkcs8(&pkcs8) {
+            if k.public_key().as_ref() != public {
+                return Err(invalid("the private key is not the certificate's"));
+            }
+            Key::Rsa(k)
+        } else {
+            return Err(invalid("the private key is neither ECDSA P-256 nor RSA"));
+        };
+        let cert_pem = pem_of(&cert_der);
+        if cert_pem.len() > MAX_CERTIFICATE {
+            return Err(invalid(format!(
+                "the signing certificate is longer than {MAX_CERTIFICATE} characters as PEM"
+            )));
+        }
+        Ok(Signer {
+            root_pem: pem_of(&root_der),
+            cert_pem,
+            key,
+        })
+    }
+
+    /// A demo identity: a manufacturer root (ECDSA P-256) and a signing certificate it issued
+    /// (codeSigning), valid from `now`; root, certificate and key as PEM, in that order.
+    pub fn generate(now: Millis) -> Result<String, SignerError> {
+        let time = |ms: Millis| {
+            x509_parser::time::ASN1Time::from_timestamp(ms.div_euclid(1000))
+                .map(|t| t.to_datetime())
+                .map_err(|e| invalid(format!("a time out of range: {e}")))
+        };
+        let name = |cn: &str| {
+            let mut name = DistinguishedName::new();
+            name.push(DnType::CommonName, cn);
+            name.push(DnType::OrganizationName, "ocpile demo manufacturer");
+            name
+        };
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut root = CertificateParams::default();
+        root.distinguished_name = name("ocpile demo manufacturer root");
+        root.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        root.not_before = time(now - BACKDATE_MS)?;
+        root.not_after = time(now + DAYS * DAY_MS)?;
+        let root_cert = root.self_signed(&root_key)?;
+        let issuer = Issuer::from_params(&root, &root_key);
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut leaf = CertificateParams::default();
+        leaf.distinguished_name = name("ocpile demo firmware signing");
+        leaf.is_ca = IsCa::ExplicitNoCa;
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        leaf.use_authority_key_identifier_extension = true;
+        leaf.not_before = time(now - BACKDATE_MS)?;
+        leaf.not_after = time(now + DAYS * DAY_MS)?;
+        let cert = leaf.signed_by(&key, &issuer)?;
+        Ok(format!(
+            "{}{}{}",
+            root_cert.pem(),
+            cert.pem(),
+            key.serialize_pem()
+        ))
+    }
+
+    /// The identity as the setting keeps it: root, certificate, key.
+    fn from_stored(stored: &str) -> Result<Signer, SignerError> {
+        let (_, rest) = certificate_der(stored)?;
+        let root_len = stored.len() - rest.len();
+        let (_, key) = certificate_der(rest)?;
+        let cert_len = rest.len() - key.len();
+        Signer::from_pem(&stored[..root_len], &rest[..cert_len], key)
+    }
+
+    /// The manufacturer root, PEM (InstallCertificate ManufacturerRootCertificate).
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
+    /// The signing certificate, PEM (SignedUpdateFirmware's `signingCertificate`).
+    pub fn certificate_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The signature of an image: SHA-256 with the key (ECDSA: DER; RSA: PKCS#1 v1.5), base64.
+    pub fn sign(&self, image: &[u8]) -> Result<String, SignerError> {
+        let rng = SystemRandom::new();
+        let signature = match &self.key {
+            Key::Ecdsa(k) => k
+                .sign(&rng, image)
+                .map_err(|_| invalid("ECDSA signing failed"))?
+                .as_ref()
+                .to_vec(),
+            Key::Rsa(k) => {
+                let mut out = vec![0; k.public().modulus_len()];
+                k.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, image, &mut out)
+                    .map_err(|_| invalid("RSA signing failed"))?;
+                out
+            }
+        };
+        Ok(base64::engine::general_purpose::STANDARD.encode(signature))
+    }
+}
+
+/// DER as a PEM CERTIFICATE.
+fn pem_of(der: &[u8]) -> String {
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = "-----BEGIN CERTIFICATE-----\n".to_owned();
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// The signing identity every node shares: the stored one, else a demo one generated now and
+/// stored (nodes generating at once all take the one stored first).
+pub async fn load(repo: &dyn Repository, now: Millis) -> Result<Signer, SignerError> {
+    let stored = match repo.setting(SETTING).await? {
+        Some(stored) => stored,
+        None => repo.init_setting(SETTING, &Signer::generate(now)?).await?,
+    };
+    Signer::from_stored(&stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Verifies a signature with the certificate's public key, as a pile does.
+    fn verifies(cert_pem: &str, image: &[u8], signature: &str) -> bool {
+        let (der, _) = certificate_der(cert_pem).unwrap();
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).unwrap();
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(signature)
+            .unwrap();
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            cert.public_key().subject_public_key.data.as_ref(),
+        )
+        .verify(image, &sig)
+        .is_ok()
+    }
+
+    #[test]
+    fn a_generated_signer_signs_what_its_certificate_verifies() {
+        let stored = Signer::generate(1_800_000_000_000).unwrap();
+        let signer = Signer::from_stored(&stored).unwrap();
+        assert!(signer.root_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        let signature = signer.sign(b"image bytes").unwrap();
+        assert!(verifies(
+            signer.certificate_pem(),
+            b"image bytes",
+            &signature
+        ));
+        assert!(!verifies(
+            signer.certificate_pem(),
+            b"other bytes",
+            &signature
+        ));
+    }
+
+    #[test]
+    fn a_certificate_of_another_root_or_another_key_is_refused() {
+        let a = Signer::generate(1_800_000_000_000).unwrap();
+        let b = Signer::generate(1_800_000_000_000).unwrap();
+        let split = |s: &str| {
+            let (_, rest) = certificate_der(s).unwrap();
+            let (_, key) = certificate_der(rest).unwrap();
+            (
+                s[..s.len() - rest.len()].to_owned(),
+                rest[..rest.len() - key.len()].to_owned(),
+                key.to_owned(),
+            )
+        };
+        let (root_a, cert_a, key_a) = split(&a);
+        let (root_b, _, key_b) = split(&b);
+        assert!(Signer::from_pem(&root_a, &cert_a, &key_a).is_ok());
+        let other_root = Signer::from_pem(&root_b, &cert_a, &key_a).err().unwrap();
+        assert!(other_root.to_string().contains("not issued by the root"));
+        let other_key = Signer::from_pem(&root_a, &cert_a, &key_b).err().unwrap();
+        assert!(other_key.to_string().contains("not the certificate's"));
+    }
+}
