@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{campaigns, commands, fleet, nodes, piles, records, security, sites};
+use super::{campaigns, commands, fleet, nodes, piles, records, security, signer, sites};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -68,6 +68,9 @@ use super::{campaigns, commands, fleet, nodes, piles, records, security, sites};
         security::certificates,
         security::events,
         security::pile_events,
+        signer::root,
+        signer::show,
+        signer::set,
         openapi,
         super::metrics,
         crate::health::health,
@@ -92,7 +95,7 @@ use super::{campaigns, commands, fleet, nodes, piles, records, security, sites};
             divided among their sessions with charging profiles, and every decision recorded"),
         (name = "security", description = "The security extension (OCPP 1.6 Security \
             Whitepaper): the central's CA, the certificates it signed for the piles (SignCertificate) \
-            and the CSRs it refused, the security events"),
+            and the CSRs it refused, the security events, the firmware signer of signed campaigns"),
         (name = "system", description = "This document, the metrics, the node's health and the central's nodes"),
     )
 )]

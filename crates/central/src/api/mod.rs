@@ -9,6 +9,7 @@ mod piles;
 mod records;
 pub(crate) mod schema;
 mod security;
+mod signer;
 mod sites;
 
 use std::sync::Arc;
@@ -133,6 +134,11 @@ pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
         ("/piles/{id}/certificate/renew", post(security::renew)),
         ("/security-events", get(security::events)),
         ("/security/ca", get(security::ca)),
+        ("/security/firmware-root", get(signer::root)),
+        (
+            "/security/firmware-signer",
+            get(signer::show).post(signer::set),
+        ),
         ("/transactions", get(records::transactions)),
         ("/transactions/{id}", get(records::transaction)),
         (

@@ -222,6 +222,27 @@ pub async fn load(repo: &dyn Repository, now: Millis) -> Result<Signer, SignerEr
     Signer::from_stored(&stored)
 }
 
+/// Keeps the operator's signing identity in place of the stored one (every node reads it at
+/// its next signed campaign); refused as [`Signer::from_pem`] refuses.
+pub async fn replace(
+    repo: &dyn Repository,
+    root_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Signer, SignerError> {
+    let signer = Signer::from_pem(root_pem, cert_pem, key_pem)?;
+    let key = KeyPair::from_pem(key_pem)
+        .map_err(|e| invalid(format!("the private key (PKCS#8 PEM): {e}")))?;
+    let stored = format!(
+        "{}{}{}",
+        signer.root_pem,
+        signer.cert_pem,
+        key.serialize_pem()
+    );
+    repo.put_setting(SETTING, &stored).await?;
+    Ok(signer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
