@@ -103,7 +103,9 @@ impl Pile {
         let answer = match action {
             "SignedUpdateFirmware" => json!({"status": self.update_answer}),
             "GetConfiguration" => json!({"configurationKey": []}),
-            "ChangeAvailability" | "TriggerMessage" => json!({"status": "Accepted"}),
+            "ChangeAvailability" | "TriggerMessage" | "ExtendedTriggerMessage" => {
+                json!({"status": "Accepted"})
+            }
             other => panic!("unexpected {other}"),
         };
         valid(&format!("{action}Response"), &answer);
@@ -183,18 +185,57 @@ impl Pile {
     }
 }
 
-async fn upload(addr: SocketAddr, name: &str, version: &str, bytes: &[u8]) -> Value {
+/// Uploads an image, with `extra` query fields: the status and the answer.
+async fn upload_with(
+    addr: SocketAddr,
+    name: &str,
+    bytes: &[u8],
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut query = vec![("name", name)];
+    query.extend_from_slice(extra);
     let answer = reqwest::Client::new()
-        .post(format!(
-            "http://{addr}/api/firmware?name={name}&version={version}"
-        ))
+        .post(format!("http://{addr}/api/firmware"))
+        .query(&query)
         .bearer_auth(common::node::TOKEN)
         .body(bytes.to_vec())
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status().as_u16(), 201);
-    serde_json::from_str(&answer.text().await.unwrap()).unwrap()
+    let status = answer.status().as_u16();
+    let text = answer.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+async fn upload(addr: SocketAddr, name: &str, version: &str, bytes: &[u8]) -> Value {
+    let (status, image) = upload_with(addr, name, bytes, &[("version", version)]).await;
+    assert_eq!(status, 201, "{image}");
+    image
+}
+
+/// The signature a manufacturer makes: SHA-256 with ECDSA P-256, DER, base64.
+fn manufacturer_signs(key_pem: &str, image: &[u8]) -> String {
+    let der = rcgen::KeyPair::from_pem(key_pem).unwrap().serialize_der();
+    let rng = ring::rand::SystemRandom::new();
+    let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &der,
+        &rng,
+    )
+    .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(key.sign(&rng, image).unwrap().as_ref())
+}
+
+/// A dashboard page as a browser with the token's cookie receives it.
+async fn dashboard(addr: SocketAddr, path: &str) -> String {
+    let answer = reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .header("cookie", format!("ocpile_token={}", common::node::TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200, "{path}");
+    answer.text().await.unwrap()
 }
 
 fn der_of(pem: &str) -> Vec<u8> {
@@ -239,9 +280,33 @@ async fn a_signed_campaign_is_verified_installed_or_refused_by_the_pile() {
     let addr = running.local_addr;
     let image: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let fw = upload(addr, "fw-2.0.bin", "2.0", &image).await;
+    assert_eq!(fw["signed"], false);
+    let _early = Pile::connect(addr, "SFW-0", "Accepted").await;
 
+    // No signer yet: nothing signs the image.
+    let (status, answer) = api(addr, "GET", "/api/security/firmware-root", None).await;
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) = api(
+        addr,
+        "POST",
+        "/api/campaigns",
+        Some(json!({"firmware": [fw["id"]], "piles": ["SFW-0"], "signed": true})),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("no firmware signer is set"),
+        "{answer}"
+    );
+
+    let (status, demo) = api(addr, "POST", "/api/security/firmware-signer/demo", None).await;
+    assert_eq!(status, 200, "{demo}");
     let (status, root) = api(addr, "GET", "/api/security/firmware-root", None).await;
     assert_eq!(status, 200);
+    assert_eq!(root, demo["root"]);
     let root = root.as_str().unwrap().to_owned();
     assert!(root.starts_with("-----BEGIN CERTIFICATE-----"), "{root}");
 
@@ -332,6 +397,16 @@ async fn a_signed_campaign_is_verified_installed_or_refused_by_the_pile() {
         result_of(&done, "SFW-3")["error"],
         "SignedUpdateFirmware refused: InvalidCertificate"
     );
+
+    // The dashboard shows it, and offers the option.
+    let page = dashboard(addr, &format!("/campaigns/{}", c["id"])).await;
+    assert!(page.contains("signed: SignedUpdateFirmware"), "{page}");
+    assert!(
+        page.contains("SignedUpdateFirmware refused: InvalidCertificate"),
+        "{page}"
+    );
+    let list = dashboard(addr, "/campaigns").await;
+    assert!(list.contains(r#"name="signed""#), "{list}");
     drop(running);
 }
 
@@ -410,5 +485,74 @@ async fn the_operators_signer_replaces_the_demo_one_and_a_bad_one_is_refused() {
         &image,
         firmware["signature"].as_str().unwrap()
     ));
+    drop(running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_given_the_manufacturers_signature_is_sent_with_it() {
+    let running = start(options("signed-firmware-upload", "n1")).await;
+    let addr = running.local_addr;
+    let (root, cert, key) = identity();
+    let image = b"the manufacturer's image".to_vec();
+    let signature = manufacturer_signs(&key, &image);
+    let other = manufacturer_signs(&key, b"another image");
+    let fw = upload(addr, "m.bin", "4.0", &image).await;
+    let path = format!("/api/firmware/{}/signature", fw["id"]);
+    for (body, why) in [
+        (
+            json!({"signature": other, "signing_certificate": cert}),
+            "does not verify",
+        ),
+        (json!({"signature": signature}), "signing_certificate"),
+        (
+            json!({"signature": "%%", "signing_certificate": cert}),
+            "base64",
+        ),
+        (
+            json!({"signature": signature, "signing_certificate": "x"}),
+            "signing certificate",
+        ),
+    ] {
+        let (status, answer) = api(addr, "POST", &path, Some(body)).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(why),
+            "{why}: {answer}"
+        );
+    }
+    let (status, answer) = api(
+        addr,
+        "POST",
+        "/api/firmware/999/signature",
+        Some(json!({"signature": signature, "signing_certificate": cert})),
+    )
+    .await;
+    assert_eq!(status, 404, "{answer}");
+    let (status, fw) = api(
+        addr,
+        "POST",
+        &path,
+        Some(json!({"signature": signature, "signing_certificate": cert})),
+    )
+    .await;
+    assert_eq!(status, 200, "{fw}");
+    assert_eq!(fw["signed"], true);
+    // No firmware signer is set: the image's own signature is enough.
+    let mut pile = Pile::connect(addr, "SFW-M", "Accepted").await;
+    let (status, c) = api(
+        addr,
+        "POST",
+        "/api/campaigns",
+        Some(json!({"firmware": [fw["id"]], "piles": ["SFW-M"], "signed": true})),
+    )
+    .await;
+    assert_eq!(status, 201, "{c}");
+    let update = pile.until_call("SignedUpdateFirmware").await;
+    assert_eq!(update["firmware"]["signature"], signature.as_str());
+    assert_eq!(
+        der_of(update["firmware"]["signingCertificate"].as_str().unwrap()),
+        der_of(&cert)
+    );
+    assert!(verifies(&root, &cert, &image, &signature));
     drop(running);
 }

@@ -63,6 +63,43 @@ pub async fn upload(
     ))
 }
 
+/// The manufacturer's signature of an image.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSignatureBody {
+    /// SHA-256 of the image signed with ECDSA P-256 (the DER signature) or RSA PKCS#1 v1.5,
+    /// base64.
+    #[schema(max_length = 800)]
+    signature: String,
+    /// The certificate of the signing key, PEM.
+    #[schema(max_length = 5500)]
+    signing_certificate: String,
+}
+
+/// Keeps the manufacturer's signature of an image
+///
+/// Checked first: the signature must verify over the image's bytes with the signing
+/// certificate's key. A signed campaign sends it (SignedUpdateFirmware) in place of one the
+/// central's firmware signer makes.
+#[utoipa::path(post, path = "/api/firmware/{id}/signature", operation_id = "sign_firmware", tag = "firmware",
+    params(("id" = i64, Path, description = "the image's id")),
+    request_body = ImageSignatureBody,
+    responses(
+        (status = 200, description = "kept", body = ImageView),
+        (status = 400, description = "the id is not a number, the body does not fit, or the signature does not verify over the image; the reason is in `error`", body = ErrorBody),
+        (status = 404, description = "no such image", body = ErrorBody),
+        (status = 503, description = "the store failed", body = ErrorBody)))]
+pub async fn sign(
+    State(central): State<Arc<Central>>,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> ApiResult<Json<ImageView>> {
+    let req: ImageSignatureBody = json_body(&body)?;
+    let image =
+        firmware::set_signature(&central, id, &req.signature, &req.signing_certificate).await?;
+    Ok(Json(firmware::image_view(&central, &image)))
+}
+
 /// The firmware images
 #[utoipa::path(get, path = "/api/firmware", operation_id = "list_firmware", tag = "firmware",
     responses((status = 200, description = "the images", body = Vec<ImageView>)))]
@@ -97,9 +134,10 @@ pub struct NewCampaign {
     retry_interval_s: Option<u32>,
     /// Seconds from now after which what is not done has timed out (default a day).
     deadline_s: Option<u32>,
-    /// Signed firmware (the security extension): the piles get SignedUpdateFirmware, each
-    /// image signed by the central's firmware signer (`GET /api/security/firmware-root` is its
-    /// manufacturer root), and report with SignedFirmwareStatusNotification. Default false.
+    /// Signed firmware (the security extension): the piles get SignedUpdateFirmware with each
+    /// image's signature, the manufacturer's it was uploaded with, else the central's firmware
+    /// signer's (`GET /api/security/firmware-root` is its manufacturer root), and report with
+    /// SignedFirmwareStatusNotification. An image with neither is a 400. Default false.
     signed: Option<bool>,
 }
 
@@ -146,7 +184,7 @@ async fn admit(
     request_body = NewCampaign,
     responses(
         (status = 201, description = "started; piles that do not fit are in `refused`", body = CampaignView),
-        (status = 400, description = "the body does not fit, or names an image that does not exist; the reason is in `error`", body = ErrorBody),
+        (status = 400, description = "the body does not fit, names an image that does not exist, or is signed with an image that has no signature and no firmware signer set; the reason is in `error`", body = ErrorBody),
         (status = 409, description = "no pile can take part (each one's reason is in `error`), or a pile was taken by a campaign created at the same moment (named in `error`)", body = ErrorBody)))]
 pub async fn create(
     State(central): State<Arc<Central>>,
@@ -227,11 +265,11 @@ pub async fn create(
         })
         .collect();
     let signed_requests = if signed {
-        let signer = crate::campaign::signer::load(central.repo().as_ref(), now)
+        let signer = crate::campaign::signer::load(central.repo().as_ref())
             .await
             .map_err(signer_failed)?;
         for (step, image) in steps.iter_mut().zip(&images) {
-            step.signature = Some(firmware::signature(&central, &signer, image).await?);
+            step.signature = Some(firmware::signature(&central, signer.as_ref(), image).await?);
         }
         // Request ids no other campaign is likely to use: a random base, plus the step.
         Some(rand::random_range(1..i32::MAX / 2))

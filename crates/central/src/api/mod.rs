@@ -139,6 +139,7 @@ pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
             "/security/firmware-signer",
             get(signer::show).post(signer::set),
         ),
+        ("/security/firmware-signer/demo", post(signer::demo)),
         ("/transactions", get(records::transactions)),
         ("/transactions/{id}", get(records::transaction)),
         (
@@ -159,6 +160,7 @@ pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
                 axum::extract::DefaultBodyLimit::max(crate::firmware::MAX_IMAGE),
             ),
         ),
+        ("/firmware/{id}/signature", post(campaigns::sign)),
         ("/campaigns", get(campaigns::list).post(campaigns::create)),
         ("/campaigns/{id}", get(campaigns::show)),
         ("/campaigns/{id}/cancel", post(campaigns::cancel)),

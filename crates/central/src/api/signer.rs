@@ -20,19 +20,30 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The firmware signer, or a 404 saying how to set one.
+async fn current(central: &Central) -> ApiResult<Signer> {
+    signer::load(central.repo().as_ref())
+        .await
+        .map_err(signer_failed)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "no firmware signer: POST /api/security/firmware-signer (the operator's) or \
+                 /api/security/firmware-signer/demo",
+            )
+        })
+}
+
 /// The firmware signer's manufacturer root certificate
 ///
 /// What a pile is given with InstallCertificate ManufacturerRootCertificate, so that it
-/// verifies the signing certificate of SignedUpdateFirmware. Where the operator gave no signer,
-/// the first use generates a demo one (a root and a signing certificate, ECDSA P-256).
+/// verifies the signing certificate of SignedUpdateFirmware.
 #[utoipa::path(get, path = "/api/security/firmware-root", operation_id = "firmware_root", tag = "security",
     responses(
         (status = 200, description = "the manufacturer root, PEM", content_type = "application/x-pem-file", body = String),
+        (status = 404, description = "no firmware signer is set", body = ErrorBody),
         (status = 503, description = "the store failed", body = ErrorBody)))]
 pub async fn root(State(central): State<Arc<Central>>) -> ApiResult<Response> {
-    let signer = signer::load(central.repo().as_ref(), now_ms())
-        .await
-        .map_err(signer_failed)?;
+    let signer = current(&central).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/x-pem-file")],
         signer.root_pem().to_owned(),
@@ -61,9 +72,22 @@ fn view(signer: &Signer) -> SignerView {
 #[utoipa::path(get, path = "/api/security/firmware-signer", operation_id = "firmware_signer", tag = "security",
     responses(
         (status = 200, description = "the signer's certificates", body = SignerView),
+        (status = 404, description = "no firmware signer is set", body = ErrorBody),
         (status = 503, description = "the store failed", body = ErrorBody)))]
 pub async fn show(State(central): State<Arc<Central>>) -> ApiResult<Json<SignerView>> {
-    let signer = signer::load(central.repo().as_ref(), now_ms())
+    Ok(Json(view(&current(&central).await?)))
+}
+
+/// Sets a demo firmware signer
+///
+/// Generates a manufacturer root and a signing certificate it issued (ECDSA P-256, valid for
+/// twenty years), for demonstrations and tests, in place of any signer set.
+#[utoipa::path(post, path = "/api/security/firmware-signer/demo", operation_id = "demo_firmware_signer", tag = "security",
+    responses(
+        (status = 200, description = "generated and kept", body = SignerView),
+        (status = 503, description = "the store failed", body = ErrorBody)))]
+pub async fn demo(State(central): State<Arc<Central>>) -> ApiResult<Json<SignerView>> {
+    let signer = signer::replace_with_demo(central.repo().as_ref(), now_ms())
         .await
         .map_err(signer_failed)?;
     Ok(Json(view(&signer)))

@@ -3,8 +3,9 @@
 
 use ocpp::{
     Action, AvailabilityStatus, AvailabilityType, ChangeAvailabilityRequest, CiString, CiString50,
-    Firmware, GetConfigurationRequest, MessageTrigger, Response, SignedUpdateFirmwareRequest,
-    Timestamp, TriggerMessageRequest, UpdateFirmwareRequest, UpdateFirmwareStatus, Uri,
+    ExtendedMessageTrigger, ExtendedTriggerMessageRequest, Firmware, GetConfigurationRequest,
+    MessageTrigger, Response, SignedUpdateFirmwareRequest, Timestamp, TriggerMessageRequest,
+    UpdateFirmwareRequest, UpdateFirmwareStatus, Uri,
 };
 
 use super::{Answer, Command, Kind};
@@ -63,6 +64,13 @@ fn message(command: &Command) -> Result<(Action, String), String> {
             Action::TriggerMessage,
             ocpp::encode(&TriggerMessageRequest {
                 requested_message: MessageTrigger::FirmwareStatusNotification,
+                connector_id: None,
+            }),
+        ),
+        Command::TriggerSignedStatus => (
+            Action::ExtendedTriggerMessage,
+            ocpp::encode(&ExtendedTriggerMessageRequest {
+                requested_message: ExtendedMessageTrigger::FirmwareStatusNotification,
                 connector_id: None,
             }),
         ),

@@ -153,6 +153,9 @@ pub enum Command {
     },
     /// TriggerMessage FirmwareStatusNotification.
     TriggerStatus,
+    /// In a signed campaign: ExtendedTriggerMessage FirmwareStatusNotification (the pile
+    /// answers with a SignedFirmwareStatusNotification).
+    TriggerSignedStatus,
     /// GetConfiguration of GetFirmwareUpgradePercentages.
     ReadProgress,
     /// ChangeAvailability of connector 0 to Operative.
@@ -252,7 +255,7 @@ impl Command {
     pub fn kind(&self) -> Kind {
         match self {
             Command::UpdateFirmware { .. } => Kind::UpdateFirmware,
-            Command::TriggerStatus => Kind::TriggerStatus,
+            Command::TriggerStatus | Command::TriggerSignedStatus => Kind::TriggerStatus,
             Command::ReadProgress => Kind::ReadProgress,
             Command::SetOperative => Kind::SetOperative,
         }
@@ -361,6 +364,14 @@ impl Rollout {
     fn send(&mut self, command: Command, out: &mut Vec<Command>) {
         self.in_flight.push(command.kind());
         out.push(command);
+    }
+
+    /// How the pile is asked its status: as its upgrade was sent.
+    fn trigger(&self) -> Command {
+        match self.signed {
+            true => Command::TriggerSignedStatus,
+            false => Command::TriggerStatus,
+        }
     }
 
     fn awaits(&self, kind: Kind) -> bool {
@@ -672,7 +683,7 @@ impl Rollout {
                 if self.ask_status && facts.connected && !self.awaits(Kind::TriggerStatus) {
                     self.ask_status = false;
                     self.triggered = true;
-                    self.send(Command::TriggerStatus, out);
+                    self.send(self.trigger(), out);
                 }
                 let silent = now - self.quiet_since;
                 if silent >= STALL {
@@ -693,7 +704,7 @@ impl Rollout {
                     && !self.awaits(Kind::TriggerStatus)
                 {
                     self.triggered = true;
-                    self.send(Command::TriggerStatus, out);
+                    self.send(self.trigger(), out);
                 }
                 let downloading = self.status.as_deref() == Some("Downloading");
                 if downloading

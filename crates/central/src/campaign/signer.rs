@@ -6,9 +6,9 @@
 //!
 //! The identity is kept in the database (the setting `firmware_signer`: the manufacturer root,
 //! the signing certificate, then the private key, as PEM), so that every node signs with the
-//! same. Where none is stored, the first use generates a demo one: a root (ECDSA P-256) and a
-//! signing certificate it issued. The root is what a pile is given with InstallCertificate
-//! ManufacturerRootCertificate.
+//! same: the operator's, or a demo one the central generates when asked (a root, ECDSA P-256,
+//! and a signing certificate it issued). The root is what a pile is given with
+//! InstallCertificate ManufacturerRootCertificate.
 
 use base64::Engine;
 use rcgen::{
@@ -200,6 +200,51 @@ impl Signer {
     }
 }
 
+/// The longest signature SignedUpdateFirmware carries (`signature`, base64).
+const MAX_SIGNATURE: usize = 800;
+
+/// Checks a manufacturer's signature of an image, as a pile would: the signing certificate
+/// (PEM) parses and its key (ECDSA P-256 or RSA) verifies the signature (base64, SHA-256) over
+/// the image; both fit SignedUpdateFirmware. The reason when not. Whether the certificate
+/// chains to a root the pile trusts is the pile's to check.
+pub fn verify(cert_pem: &str, image: &[u8], signature: &str) -> Result<(), String> {
+    if cert_pem.len() > MAX_CERTIFICATE {
+        return Err(format!(
+            "the signing certificate is longer than {MAX_CERTIFICATE} characters"
+        ));
+    }
+    if signature.len() > MAX_SIGNATURE {
+        return Err(format!(
+            "the signature is longer than {MAX_SIGNATURE} characters"
+        ));
+    }
+    let (der, _) =
+        certificate_der(cert_pem).map_err(|e| format!("the signing certificate: {e}"))?;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der)
+        .map_err(|e| format!("the signing certificate does not parse: {e}"))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .map_err(|e| format!("the signature is not base64: {e}"))?;
+    let key = cert.public_key().subject_public_key.data.as_ref();
+    let algorithms: [&dyn ring::signature::VerificationAlgorithm; 2] = [
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+    ];
+    if algorithms.iter().any(|alg| {
+        ring::signature::UnparsedPublicKey::new(*alg, key)
+            .verify(image, &raw)
+            .is_ok()
+    }) {
+        Ok(())
+    } else {
+        Err(
+            "the signature does not verify over the image with the signing certificate's key \
+             (SHA-256 with ECDSA P-256 or RSA PKCS#1 v1.5)"
+                .into(),
+        )
+    }
+}
+
 /// DER as a PEM CERTIFICATE.
 fn pem_of(der: &[u8]) -> String {
     let text = base64::engine::general_purpose::STANDARD.encode(der);
@@ -212,14 +257,20 @@ fn pem_of(der: &[u8]) -> String {
     out
 }
 
-/// The signing identity every node shares: the stored one, else a demo one generated now and
-/// stored (nodes generating at once all take the one stored first).
-pub async fn load(repo: &dyn Repository, now: Millis) -> Result<Signer, SignerError> {
-    let stored = match repo.setting(SETTING).await? {
-        Some(stored) => stored,
-        None => repo.init_setting(SETTING, &Signer::generate(now)?).await?,
-    };
-    Signer::from_stored(&stored)
+/// The signing identity every node shares, if the operator set one or had a demo one made.
+pub async fn load(repo: &dyn Repository) -> Result<Option<Signer>, SignerError> {
+    repo.setting(SETTING)
+        .await?
+        .map(|stored| Signer::from_stored(&stored))
+        .transpose()
+}
+
+/// Makes a demo identity ([`Signer::generate`]) and keeps it in place of the stored one.
+pub async fn replace_with_demo(repo: &dyn Repository, now: Millis) -> Result<Signer, SignerError> {
+    let stored = Signer::generate(now)?;
+    let signer = Signer::from_stored(&stored)?;
+    repo.put_setting(SETTING, &stored).await?;
+    Ok(signer)
 }
 
 /// Keeps the operator's signing identity in place of the stored one (every node reads it at

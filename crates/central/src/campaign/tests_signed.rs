@@ -93,6 +93,21 @@ fn a_signed_rollout_goes_to_installed_and_the_next_image_gets_the_next_request_i
 }
 
 #[test]
+fn a_silent_signed_pile_is_asked_with_extended_trigger_message() {
+    let mut w = signed_world(1);
+    w.tick();
+    w.answer("P1", Kind::UpdateFirmware, Answer::Ok(None));
+    assert_eq!(w.signed(Signed::Downloading, Some(REQUEST)), vec![]);
+    let orders = w.advance(super::rollout::SILENCE);
+    assert!(
+        orders
+            .iter()
+            .any(|o| o.command == Command::TriggerSignedStatus),
+        "{orders:?}"
+    );
+}
+
+#[test]
 fn invalid_signature_ends_the_pile_failed_with_the_status_as_reason() {
     let mut w = signed_world(1);
     w.tick();
