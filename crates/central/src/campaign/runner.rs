@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ocpp::{FirmwareStatus, FirmwareStatusSigned};
+use ocpp::FirmwareStatus;
 use tokio::sync::mpsc;
 
 use super::events::{self, Event};
@@ -22,6 +22,10 @@ use super::{Answer, Campaign, Facts, Kind, Millis, Order, Phase, State};
 use crate::cluster::lease::{Change, Keeper};
 use crate::store::{At, CampaignRow, Fence, PileRow, Repository, StoreError, WriteOp, WriteResult};
 use crate::{Central, StartError};
+
+mod signed;
+use signed::apply_signed_notification;
+pub use signed::signed_notified;
 
 /// How often the campaigns' clocks move (and a node looks for campaigns nobody runs).
 const TICK: Duration = Duration::from_secs(1);
@@ -551,19 +555,6 @@ fn apply_notification(central: &Central, pile: &str, status: FirmwareStatus) {
         .each(|c, _| c.on_notification(pile, status.clone(), now));
 }
 
-/// A pile's SignedFirmwareStatusNotification, for the campaigns run here.
-fn apply_signed_notification(
-    central: &Central,
-    pile: &str,
-    status: &FirmwareStatusSigned,
-    request_id: Option<i32>,
-) {
-    let now = now_ms();
-    central
-        .campaigns()
-        .each(|c, _| c.on_signed_notification(pile, status, request_id, now));
-}
-
 /// A pile's BootNotification, for the campaigns run here.
 fn apply_boot(central: &Central, pile: &str, version: Option<&str>) {
     let now = now_ms();
@@ -588,25 +579,6 @@ pub fn notified(central: &Arc<Central>, pile: &str, status: FirmwareStatus) {
         central.campaigns().tell(Event::FirmwareStatus {
             pile: pile.to_owned(),
             status,
-        });
-    }
-}
-
-/// What the handler calls once it has answered a SignedFirmwareStatusNotification: applied
-/// here, and told to the other nodes unless the pile's campaign runs here.
-pub fn signed_notified(
-    central: &Arc<Central>,
-    pile: &str,
-    status: FirmwareStatusSigned,
-    request_id: Option<i32>,
-) {
-    let here = central.campaigns().holding(pile).is_some();
-    apply_signed_notification(central, pile, &status, request_id);
-    if !here {
-        central.campaigns().tell(Event::SignedFirmwareStatus {
-            pile: pile.to_owned(),
-            status,
-            request_id,
         });
     }
 }
