@@ -489,6 +489,42 @@ async fn the_operators_signer_replaces_the_demo_one_and_a_bad_one_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signer_of_the_options_is_kept_at_the_start() {
+    let (root, cert, key) = identity();
+    let mut o = options("signed-firmware-options", "n1");
+    let dir = common::fresh_dir("signed-firmware-options-files");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (chain_path, key_path) = (dir.join("chain.pem"), dir.join("key.pem"));
+    std::fs::write(&chain_path, format!("{cert}{root}")).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    o.firmware_signing_cert = Some(chain_path.clone());
+    o.firmware_signing_key = Some(key_path);
+    let running = start(o).await;
+    let (status, shown) = api(
+        running.local_addr,
+        "GET",
+        "/api/security/firmware-signer",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(der_of(shown["root"].as_str().unwrap()), der_of(&root));
+    assert_eq!(
+        der_of(shown["certificate"].as_str().unwrap()),
+        der_of(&cert)
+    );
+    drop(running);
+
+    // A chain without its root does not start.
+    std::fs::write(&chain_path, &cert).unwrap();
+    let mut o = options("signed-firmware-options-bad", "n1");
+    o.firmware_signing_cert = Some(chain_path);
+    o.firmware_signing_key = Some(dir.join("key.pem"));
+    let failed = central::server::start(o).await.err().expect("no start");
+    assert!(failed.to_string().contains("manufacturer root"), "{failed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_given_the_manufacturers_signature_is_sent_with_it() {
     let running = start(options("signed-firmware-upload", "n1")).await;
     let addr = running.local_addr;

@@ -622,6 +622,7 @@ fn apply(central: &Central, event: Event) {
 /// Takes up the running campaigns nobody holds (alone: all of them), then runs the campaigns:
 /// the writer of their changes, their clock, and in a cluster their events.
 pub async fn start(central: &Arc<Central>, queues: Queues) -> Result<(), StartError> {
+    signed::keep_signer_of_options(central).await?;
     central.campaigns().keep_and_take(true).await;
     let Queues { saves, events } = queues;
     if let Some(cluster) = central.cluster() {

@@ -294,6 +294,38 @@ pub async fn replace(
     Ok(signer)
 }
 
+/// The signer of the options (`--firmware-signing-cert`: the signing certificate then its
+/// root, PEM; `--firmware-signing-key`), kept in place of the stored one; nothing without them.
+pub async fn from_options(
+    repo: &dyn Repository,
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> Result<(), SignerError> {
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return match (cert, key) {
+            (None, None) => Ok(()),
+            _ => Err(invalid(
+                "--firmware-signing-cert and --firmware-signing-key go together",
+            )),
+        };
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|e| invalid(format!("{}: {e}", path.display())))
+    };
+    let (chain, key) = (read(cert)?, read(key)?);
+    let (_, root) =
+        certificate_der(&chain).map_err(|e| invalid(format!("{}: {e}", cert.display())))?;
+    if certificate_der(root).is_err() {
+        return Err(invalid(format!(
+            "{}: the signing certificate, then the manufacturer root that issued it (PEM)",
+            cert.display()
+        )));
+    }
+    let leaf = &chain[..chain.len() - root.len()];
+    replace(repo, root, leaf, &key).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

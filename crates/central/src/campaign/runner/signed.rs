@@ -1,5 +1,6 @@
-//! A pile's SignedFirmwareStatusNotification for the signed campaigns: applied where the
-//! campaign runs, told to the other nodes otherwise.
+//! Signed campaigns in the runner: the firmware signer of the options kept at the start, and a
+//! pile's SignedFirmwareStatusNotification applied where the campaign runs, told to the other
+//! nodes otherwise.
 
 use std::sync::Arc;
 
@@ -8,6 +9,19 @@ use ocpp::FirmwareStatusSigned;
 use super::now_ms;
 use crate::campaign::events::Event;
 use crate::Central;
+
+/// At the start: the firmware signer of the options, if given, kept in place of the stored one.
+pub(super) async fn keep_signer_of_options(
+    central: &Central,
+) -> Result<(), crate::campaign::signer::SignerError> {
+    let options = central.options();
+    crate::campaign::signer::from_options(
+        central.repo().as_ref(),
+        options.firmware_signing_cert.as_deref(),
+        options.firmware_signing_key.as_deref(),
+    )
+    .await
+}
 
 /// A pile's SignedFirmwareStatusNotification, for the campaigns run here.
 pub(super) fn apply_signed_notification(
