@@ -363,6 +363,59 @@ mod tests {
         ));
     }
 
+    /// An RSA 2048 key (PKCS#8), the one tests/security.rs uses (ring makes no RSA keys).
+    const RSA_2048_KEY: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDq7rjXNc/7kYis
+SlD0eX53BdTS7PGwNcInThXFF5NGFCAqKE7rg/gYc9+rOJUmtXINy4ZW3giDATGF
+pgqZ3cNNSMmbp+tzRAtvE/xOUPt+Rad2ELHvrkmBA11C79UpFHmOZpunWjiOybcH
+/NaJPzH8BA7kko7PKD3V3Wt/yVapB/o7Ybl9xJaRzhpdotgmB6a7BMzMGcl5IllC
+y/Gc5t2TMZiDBApcLRDLNc543SzoEQlbWQEWPX4nnMUrO0d7Bao7P/SU8RA4AbWb
+4zCvhBusDFwnzYLKJIUTsszrt/EWAJepf8KGW+Qg94JUrRrut+9lDeBIGpZefnwI
+RAysBREbAgMBAAECggEAVZZVgZXJqPEKlRXX61CtqWfW8ma+3/6dtlsEpFJj5WZk
+l2cq5TMlOadRJ1wMPldg7zSjwtbNzAgtxe5JM2fuhCPNyubAaLQz5CooQ1HOZWCz
+0tffMx3QCm+y1LVx9y7N3/pyn2PHcgF7rC3I7KQ4rgK+eDgKTd7vtA+f36R2bUpX
+avdds50UAwmQ+/6k3qjx75dGhR9os1xXNv4oGE7kkevXY0NhG8BvoiGL1qPZCVQQ
+UUAJF8mcTr5HtwJ9uM78iBJFC2agGAMohy9XZZdRUdCnIBZX3wU7bL6W59PbjvQR
+1GQxh+kqbrmRL+AxjMk3RMFPQRFG9goWDSdshoe+pQKBgQD+F0d8xx+zKYXk4EYR
+QGYkLSFxRX909RPit1yRQu4LwRrLa4EgZSMA8j+JZGKf1krk1uGcNw634l/bEp0t
+PE/4l4hfOjnF7TdWP/7ofrTjxK3svYsdOoKlagdB4ceF6BBMLT8mQNoOoMxH8epO
+3wcSBtnBV1qe+uWMtuIrDpT0BQKBgQDsspfibpe5sOidOMlhDE7kyp3slVdl7QsY
+b9p1fEct7Vc5ArOw5OsMhdtiT/QIXlXeNUHOQ1kgYzNQJdYBjF55pEmb6MH23EzM
+SHLA5yUgVbOXnv9NbTkv7LolME5Xfs9lVlPQnHqZHogdv0YsOW9tDsRFbe1Ip74N
+7s1I2CUanwKBgFbFwm8VXXkE7CnegW8wy/D8zJfvQPjDHVhmgCFHdx3ig3EGtKFI
+iKyxDguwkZG+T/NYgtGjZ85aa5vX/n9NQo5FyZejvckfGq/EyRvC8al7KF5Z2KFR
+sv4keHgCT+4l8zLgnNlGenFWboz/S6JFvhdk6YaCe3shebUVW6WSpEG1AoGANiZR
+awLkAR5AyR8hqusW7W6RHHu5596H6EpGjxQkcJRYnPlKRJDKWS4SV3Z1HKkAOfqz
+GE3+CNPI/G/7epUzU97K3DkujpwtkZqNbiYzLyeME4bTX1I6gAVHPJTFh2zCY6uR
+NytlPLxoZW3JzvpAzJFRQ5T3cOS3LRbRrfWM338CgYEA6KYCD9er54dzCtj1iSRV
+22NqvnLV8CNOXk7nNUC7EIlpoqshzdRFivQxEzkU25NnBPcmPKxH6rirotHdvKwZ
+ILlXgnfODKyd9vGm8WXxynq7RmF+3AokDEMJwD7k0qRecFwGefnsCIuUVtgexzkS
+SXATsYffX8OSc1i2U1O6xPU=
+-----END PRIVATE KEY-----\n";
+
+    #[test]
+    fn an_rsa_signing_key_signs_with_pkcs1_v1_5() {
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut root = CertificateParams::default();
+        root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let root_cert = root.self_signed(&root_key).unwrap();
+        let issuer = Issuer::from_params(&root, &root_key);
+        let key = KeyPair::from_pem(RSA_2048_KEY).unwrap();
+        let cert = CertificateParams::default()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let signer = Signer::from_pem(&root_cert.pem(), &cert.pem(), RSA_2048_KEY).unwrap();
+        let signature = signer.sign(b"image bytes").unwrap();
+        // 256 bytes of RSA 2048, base64.
+        assert_eq!(signature.len(), 344);
+        assert_eq!(
+            verify(signer.certificate_pem(), b"image bytes", &signature),
+            Ok(())
+        );
+        assert!(verify(signer.certificate_pem(), b"other bytes", &signature).is_err());
+    }
+
     #[test]
     fn a_certificate_of_another_root_or_another_key_is_refused() {
         let a = Signer::generate(1_800_000_000_000).unwrap();
