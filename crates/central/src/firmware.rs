@@ -74,6 +74,9 @@ pub struct ImageView {
     version: Option<String>,
     /// Where piles download it (served by this central system).
     url: String,
+    /// Uploaded with the manufacturer's signature: SignedUpdateFirmware carries it and its
+    /// signing certificate; else a signed campaign has the central's firmware signer sign it.
+    signed: bool,
     /// Bytes.
     size: i64,
     sha256: String,
@@ -89,6 +92,7 @@ pub fn image_view(central: &Central, image: &ImageRow) -> ImageView {
         model: image.model.clone(),
         version: image.version.clone(),
         url: url(central, image),
+        signed: image.signature.is_some(),
         size: image.size,
         sha256: image.sha256.clone(),
         created_at: time(image.created_at),
@@ -134,9 +138,87 @@ pub async fn store(central: &Central, new: NewImage, body: Bytes) -> ApiResult<I
         size: body.len() as i64,
         sha256,
         created_at: chrono::Utc::now().timestamp_millis(),
+        signature: None,
+        signing_certificate: None,
     };
     row.id = central.repo().put_image(&row, &body).await?;
     Ok(row)
+}
+
+/// An image's bytes, read chunk by chunk (none: the database holds none of them).
+pub async fn bytes(repo: &dyn Repository, image: &ImageRow) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut out = Vec::with_capacity(usize::try_from(image.size).unwrap_or(0));
+    let mut n = 0;
+    while let Some(chunk) = repo.image_chunk(image.id, n).await? {
+        out.extend_from_slice(&chunk);
+        n += 1;
+    }
+    Ok((n > 0).then_some(out))
+}
+
+/// Keeps the manufacturer's signature of an image, once it verifies over the image's bytes
+/// with the signing certificate's key ([`crate::campaign::signer::verify`]): the image as it
+/// is now; a 404 when there is no such image, a 400 with the reason when it does not verify.
+pub async fn set_signature(
+    central: &Central,
+    id: i64,
+    signature: &str,
+    signing_certificate: &str,
+) -> ApiResult<ImageRow> {
+    let missing = || ApiError::not_found(format!("there is no firmware image {id}"));
+    let image = central.repo().image(id).await?.ok_or_else(missing)?;
+    let bytes = bytes(central.repo().as_ref(), &image)
+        .await?
+        .ok_or_else(|| ApiError::bad_request("the database holds none of the image's bytes"))?;
+    let (signature, cert) = (signature.trim(), signing_certificate.trim());
+    crate::campaign::signer::verify(cert, &bytes, signature).map_err(ApiError::bad_request)?;
+    if !central
+        .repo()
+        .set_image_signature(id, signature, cert)
+        .await?
+    {
+        return Err(missing());
+    }
+    central.repo().image(id).await?.ok_or_else(missing)
+}
+
+/// What SignedUpdateFirmware carries of a signed campaign's image: the manufacturer's
+/// signature it was uploaded with, else the image's bytes signed by the central's firmware
+/// signer (`signer`, loaded once by the caller); a 400 when there is neither, or the database
+/// holds none of its bytes.
+pub async fn signature(
+    central: &Central,
+    signer: Option<&crate::campaign::signer::Signer>,
+    image: &ImageRow,
+) -> ApiResult<crate::campaign::ImageSignature> {
+    if let (Some(signature), Some(cert)) = (&image.signature, &image.signing_certificate) {
+        return Ok(crate::campaign::ImageSignature {
+            signing_certificate: cert.clone(),
+            signature: signature.clone(),
+        });
+    }
+    let Some(signer) = signer else {
+        return Err(ApiError::bad_request(format!(
+            "firmware image {} ({}) was uploaded without a signature and no firmware signer is \
+             set (POST /api/security/firmware-signer): a signed campaign cannot sign it",
+            image.id, image.name
+        )));
+    };
+    let bytes = bytes(central.repo().as_ref(), image)
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+            "firmware image {} ({}): the database holds none of its bytes, so it cannot be signed",
+            image.id, image.name
+        ))
+        })?;
+    let signature = signer
+        .sign(&bytes)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(crate::campaign::ImageSignature {
+        signing_certificate: signer.certificate_pem().to_owned(),
+        signature,
+    })
 }
 
 /// Imports the bytes of the images an older version kept in the data directory (once: an

@@ -393,6 +393,7 @@ async fn answer(
         }
         Request::SignedFirmwareStatusNotification(f) => {
             let status = f.status.as_str().to_owned();
+            let (notified, request_id) = (f.status.clone(), f.request_id);
             write(
                 central,
                 WriteOp::Event {
@@ -404,6 +405,7 @@ async fn answer(
                 },
             )
             .await?;
+            crate::campaign::runner::signed_notified(central, pile, notified, request_id);
             Ok(Response::SignedFirmwareStatusNotification(
                 ocpp::SignedFirmwareStatusNotificationResponse {},
             ))

@@ -81,6 +81,11 @@ pub struct Options {
     /// without them, the one kept in the database (generated at the first start).
     pub ca_cert: Option<PathBuf>,
     pub ca_key: Option<PathBuf>,
+    /// The firmware signer of signed campaigns, kept in the database at the start in place of
+    /// any: the signing certificate followed by its manufacturer root (one PEM file), and the
+    /// certificate's private key (PEM, PKCS#8).
+    pub firmware_signing_cert: Option<PathBuf>,
+    pub firmware_signing_key: Option<PathBuf>,
     /// How long a command waits for the pile's answer.
     pub command_timeout: Duration,
     /// Days the raw message log and the deviations are kept.
@@ -130,6 +135,8 @@ impl Options {
             client_ca: None,
             ca_cert: None,
             ca_key: None,
+            firmware_signing_cert: None,
+            firmware_signing_key: None,
             command_timeout: Duration::from_secs(30),
             message_log_days: 30,
             heartbeat_interval: 300,
@@ -362,4 +369,6 @@ pub enum StartError {
     Cluster(#[from] cluster::ClusterError),
     #[error(transparent)]
     Ca(#[from] security::ca::CaError),
+    #[error(transparent)]
+    FirmwareSigner(#[from] campaign::signer::SignerError),
 }

@@ -119,6 +119,8 @@ async fn images_an_older_data_directory_holds_are_imported_at_start() {
             size: bytes.len() as i64,
             sha256: sha256(bytes),
             created_at: 1,
+            signature: None,
+            signing_certificate: None,
         };
         let kept_id = repo.put_image(&row("kept.bin", &kept), &[]).await.unwrap();
         let altered_id = repo

@@ -492,6 +492,8 @@ async fn firmware_images_and_campaigns_on_both_databases() {
             size: 1234,
             sha256: "ab".repeat(32),
             created_at: 5,
+            signature: Some("c2lnbmF0dXJl".into()),
+            signing_certificate: Some("PEM".into()),
         };
         let bytes: Vec<u8> = (0..1234u32).map(|i| (i % 251) as u8).collect();
         assert_eq!(repo.put_image(&image, &bytes).await.unwrap(), 1, "{kind}");
@@ -504,6 +506,23 @@ async fn firmware_images_and_campaigns_on_both_databases() {
         assert_eq!(repo.image_chunk(1, 1).await.unwrap(), None, "{kind}");
         let stored = repo.image(1).await.unwrap().unwrap();
         assert_eq!(stored, ImageRow { id: 1, ..image }, "{kind}");
+        assert!(
+            repo.set_image_signature(2, "c2ln", "CERT").await.unwrap(),
+            "{kind}"
+        );
+        assert!(
+            !repo.set_image_signature(99, "c2ln", "CERT").await.unwrap(),
+            "{kind}"
+        );
+        let signed = repo.image(2).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                signed.signature.as_deref(),
+                signed.signing_certificate.as_deref()
+            ),
+            (Some("c2ln"), Some("CERT")),
+            "{kind}"
+        );
         assert_eq!(repo.images().await.unwrap().len(), 2, "{kind}");
         assert_eq!(repo.image(9).await.unwrap(), None, "{kind}");
 

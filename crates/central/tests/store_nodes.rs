@@ -199,6 +199,8 @@ async fn ids_from_two_nodes_never_collide() {
         size: 3,
         sha256: "00".repeat(32),
         created_at: 5,
+        signature: None,
+        signing_certificate: None,
     };
     let mut images = HashSet::new();
     for _ in 0..10 {

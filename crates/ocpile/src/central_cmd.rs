@@ -45,6 +45,14 @@ pub struct CentralArgs {
     /// The CA's private key, PEM (PKCS#8).
     #[arg(long, requires = "ca_cert")]
     ca_key: Option<PathBuf>,
+    /// The firmware signer of signed campaigns: a PEM file with the signing certificate, then
+    /// the manufacturer root that issued it; kept in the database at the start, in place of
+    /// the one set through the API.
+    #[arg(long, requires = "firmware_signing_key")]
+    firmware_signing_cert: Option<PathBuf>,
+    /// The signing certificate's private key, PEM (PKCS#8, ECDSA P-256 or RSA).
+    #[arg(long, requires = "firmware_signing_cert")]
+    firmware_signing_key: Option<PathBuf>,
     /// Seconds a command waits for the pile's answer.
     #[arg(long, default_value_t = 30)]
     command_timeout: u64,
@@ -109,6 +117,8 @@ pub fn options(args: CentralArgs) -> Options {
     o.client_ca = args.client_ca;
     o.ca_cert = args.ca_cert;
     o.ca_key = args.ca_key;
+    o.firmware_signing_cert = args.firmware_signing_cert;
+    o.firmware_signing_key = args.firmware_signing_key;
     o.command_timeout = Duration::from_secs(args.command_timeout.max(1));
     o.message_log_days = args.message_log_days;
     o.heartbeat_interval = args.heartbeat_interval;

@@ -292,6 +292,153 @@ fn a_campaign_upgrades_a_pypi_charge_point() {
     );
 }
 
+/// A signed campaign to a PyPI charge point: it is sent SignedUpdateFirmware with the demo
+/// signer's signing certificate (issued by the signer's manufacturer root) and a signature
+/// that verifies over the image it downloads, and reports with SignedFirmwareStatusNotification
+/// of that requestId until the campaign succeeds.
+#[test]
+#[ignore = "needs PyPI's ocpp; scripts/test.sh installs it and runs this test"]
+fn a_signed_campaign_upgrades_a_pypi_charge_point() {
+    use base64::Engine;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let python = std::env::var("OCPILE_INTEROP_PYTHON")
+        .expect("OCPILE_INTEROP_PYTHON: a python with ocpp 2.x and websockets");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/pypi_firmware_pile.py"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let data = state_dir("central-interop-signed-campaign");
+    let central = start_central(&data, None, &["--admission", "open"]);
+    /// Killed when the test ends, also when it fails.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Child(
+        Command::new(&python)
+            .arg("-u")
+            .arg(script)
+            .arg(central.ocpp_url())
+            .arg("PY-SFW")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python starts"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .inspect(|l| println!("{l}"))
+            .collect::<Vec<String>>()
+    });
+    let image: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+    let root = runtime.block_on(async {
+        central
+            .until("/api/piles/PY-SFW", "the PyPI pile booted", |p| {
+                p["firmware_version"] == "py-1.0" && p["connected"] == true
+            })
+            .await;
+        let demo = central
+            .ok("POST", "/api/security/firmware-signer/demo", None)
+            .await;
+        let shown = central
+            .ok("GET", "/api/security/firmware-signer", None)
+            .await;
+        assert_eq!(shown, demo);
+        let root = demo["root"].clone();
+        let (code, fw) = central
+            .post_bytes("/api/firmware?name=py-3.0.bin", &image)
+            .await;
+        assert_eq!(code, 201, "{fw}");
+        let campaign = central
+            .ok(
+                "POST",
+                "/api/campaigns",
+                Some(json!({"firmware": [fw["id"]], "piles": ["PY-SFW"], "signed": true})),
+            )
+            .await;
+        let path = format!("/api/campaigns/{}", campaign["id"]);
+        let done = central
+            .until(&path, "the campaign finished", |c| c["state"] == "finished")
+            .await;
+        let pile = &done["piles"][0];
+        assert_eq!(pile["result"], "succeeded", "{done}");
+        assert_eq!(pile["status"], "Installed");
+        assert_eq!(pile["to_version"], "py-3.0.bin");
+        // Every frame the central sent it valid by the official schemas, SignedUpdateFirmware's
+        // by the security whitepaper's (the log is written in batches: until its answer is in).
+        let log = central
+            .until(
+                "/api/piles/PY-SFW/messages?limit=1000",
+                "the SignedUpdateFirmware's answer in the log",
+                |l| {
+                    l.as_array().is_some_and(|a| {
+                        a.iter().any(|m| {
+                            m["action"] == "SignedUpdateFirmware" && m["direction"] == "in"
+                        })
+                    })
+                },
+            )
+            .await;
+        assert!(check_sent_frames(&log) >= 3);
+        root.as_str().unwrap().to_owned()
+    });
+    assert!(
+        child.0.wait().unwrap().success(),
+        "the charge point exits cleanly"
+    );
+    let lines = reader.join().unwrap();
+    assert!(lines.iter().any(|l| l == "DONE"), "{lines:?}");
+    let update: Value = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("EVENT SignedUpdateFirmware "))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .expect("a SignedUpdateFirmware");
+    let firmware = &update["firmware"];
+    let der = |pem: &str| {
+        x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .unwrap()
+            .1
+            .contents
+    };
+    let (root_der, cert_der) = (
+        der(&root),
+        der(firmware["signing_certificate"].as_str().unwrap()),
+    );
+    let (_, root) = X509Certificate::from_der(&root_der).unwrap();
+    let (_, cert) = X509Certificate::from_der(&cert_der).unwrap();
+    cert.verify_signature(Some(root.public_key()))
+        .expect("the signing certificate chains to the manufacturer root");
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(firmware["signature"].as_str().unwrap())
+        .unwrap();
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+        cert.public_key().subject_public_key.data.as_ref(),
+    )
+    .verify(&image, &signature)
+    .expect("the signature verifies over the image");
+    let notified: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("EVENT SignedFirmwareStatusNotification "))
+        .collect();
+    assert_eq!(
+        notified,
+        [
+            "Downloading",
+            "Downloaded",
+            "SignatureVerified",
+            "Installing",
+            "Installed"
+        ]
+    );
+}
+
 /// A PyPI charge point on a site: the site's fail-safe TxDefaultProfile when it boots, its
 /// transaction's TxProfile when it starts (at its ChargeProfileMaxStackLevel, the whole
 /// capacity since it is alone), each as it came over the wire valid by the official schema,

@@ -63,6 +63,43 @@ pub async fn upload(
     ))
 }
 
+/// The manufacturer's signature of an image.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSignatureBody {
+    /// SHA-256 of the image signed with ECDSA P-256 (the DER signature) or RSA PKCS#1 v1.5,
+    /// base64.
+    #[schema(max_length = 800)]
+    signature: String,
+    /// The certificate of the signing key, PEM.
+    #[schema(max_length = 5500)]
+    signing_certificate: String,
+}
+
+/// Keeps the manufacturer's signature of an image
+///
+/// Checked first: the signature must verify over the image's bytes with the signing
+/// certificate's key. A signed campaign sends it (SignedUpdateFirmware) in place of one the
+/// central's firmware signer makes.
+#[utoipa::path(post, path = "/api/firmware/{id}/signature", operation_id = "sign_firmware", tag = "firmware",
+    params(("id" = i64, Path, description = "the image's id")),
+    request_body = ImageSignatureBody,
+    responses(
+        (status = 200, description = "kept", body = ImageView),
+        (status = 400, description = "the id is not a number, the body does not fit, or the signature does not verify over the image; the reason is in `error`", body = ErrorBody),
+        (status = 404, description = "no such image", body = ErrorBody),
+        (status = 503, description = "the store failed", body = ErrorBody)))]
+pub async fn sign(
+    State(central): State<Arc<Central>>,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> ApiResult<Json<ImageView>> {
+    let req: ImageSignatureBody = json_body(&body)?;
+    let image =
+        firmware::set_signature(&central, id, &req.signature, &req.signing_certificate).await?;
+    Ok(Json(firmware::image_view(&central, &image)))
+}
+
 /// The firmware images
 #[utoipa::path(get, path = "/api/firmware", operation_id = "list_firmware", tag = "firmware",
     responses((status = 200, description = "the images", body = Vec<ImageView>)))]
@@ -97,6 +134,11 @@ pub struct NewCampaign {
     retry_interval_s: Option<u32>,
     /// Seconds from now after which what is not done has timed out (default a day).
     deadline_s: Option<u32>,
+    /// Signed firmware (the security extension): the piles get SignedUpdateFirmware with each
+    /// image's signature, the manufacturer's it was uploaded with, else the central's firmware
+    /// signer's (`GET /api/security/firmware-root` is its manufacturer root), and report with
+    /// SignedFirmwareStatusNotification. An image with neither is a 400. Default false.
+    signed: Option<bool>,
 }
 
 const DEFAULT_BATCH: usize = 10;
@@ -142,7 +184,7 @@ async fn admit(
     request_body = NewCampaign,
     responses(
         (status = 201, description = "started; piles that do not fit are in `refused`", body = CampaignView),
-        (status = 400, description = "the body does not fit, or names an image that does not exist; the reason is in `error`", body = ErrorBody),
+        (status = 400, description = "the body does not fit, names an image that does not exist, or is signed with an image that has no signature and no firmware signer set; the reason is in `error`", body = ErrorBody),
         (status = 409, description = "no pile can take part (each one's reason is in `error`), or a pile was taken by a campaign created at the same moment (named in `error`)", body = ErrorBody)))]
 pub async fn create(
     State(central): State<Arc<Central>>,
@@ -211,21 +253,37 @@ pub async fn create(
             ),
         ));
     }
+    let signed = req.signed.unwrap_or(false);
+    let mut steps: Vec<Step> = images
+        .iter()
+        .map(|i| Step {
+            image: i.id,
+            name: i.name.clone(),
+            url: firmware::url(&central, i),
+            version: i.version.clone(),
+            signature: None,
+        })
+        .collect();
+    let signed_requests = if signed {
+        let signer = crate::campaign::signer::load(central.repo().as_ref())
+            .await
+            .map_err(signer_failed)?;
+        for (step, image) in steps.iter_mut().zip(&images) {
+            step.signature = Some(firmware::signature(&central, signer.as_ref(), image).await?);
+        }
+        // Request ids no other campaign is likely to use: a random base, plus the step.
+        Some(rand::random_range(1..i32::MAX / 2))
+    } else {
+        None
+    };
     let spec = Spec {
-        steps: images
-            .iter()
-            .map(|i| Step {
-                image: i.id,
-                name: i.name.clone(),
-                url: firmware::url(&central, i),
-                version: i.version.clone(),
-            })
-            .collect(),
+        steps,
         batch_size,
         update: UpdateTerms {
             retrieve_in: i64::from(req.retrieve_in_s.unwrap_or(0)) * 1000,
             retries,
             retry_interval: i64::from(retry_interval_s) * 1000,
+            signed_requests,
         },
         deadline: now + i64::from(req.deadline_s.unwrap_or(DEFAULT_DEADLINE_S)) * 1000,
         refused,
@@ -262,6 +320,14 @@ pub async fn create(
     central.campaigns().add(campaign.clone(), versions).await;
     let node = central.campaigns().node_of(id).await?;
     Ok((StatusCode::CREATED, Json(campaign_view(&campaign, node))))
+}
+
+/// The firmware signer failed to load: the store, or what it holds.
+pub(super) fn signer_failed(e: crate::campaign::signer::SignerError) -> ApiError {
+    match e {
+        crate::campaign::signer::SignerError::Store(e) => e.into(),
+        other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
 }
 
 /// A pile's upgrade in a campaign.
@@ -334,6 +400,8 @@ pub struct StepView {
     name: String,
     version: Option<String>,
     url: String,
+    /// In a signed campaign, the image's signature (base64) SignedUpdateFirmware carries.
+    signature: Option<String>,
 }
 
 /// A firmware campaign and each pile's progress.
@@ -360,6 +428,8 @@ pub struct CampaignView {
     /// After it, what is not done has timed out.
     #[schema(format = DateTime)]
     deadline: String,
+    /// Signed firmware: SignedUpdateFirmware, followed by SignedFirmwareStatusNotification.
+    signed: bool,
     /// How many piles have each result, or are `waiting` or `upgrading`.
     counts: BTreeMap<&'static str, usize>,
     piles: Vec<RolloutView>,
@@ -392,6 +462,7 @@ pub fn campaign_view(c: &Campaign, node: Option<String>) -> CampaignView {
                 name: s.name.clone(),
                 version: s.version.clone(),
                 url: s.url.clone(),
+                signature: s.signature.as_ref().map(|g| g.signature.clone()),
             })
             .collect(),
         batch_size: c.spec.batch_size,
@@ -399,6 +470,7 @@ pub fn campaign_view(c: &Campaign, node: Option<String>) -> CampaignView {
         retries: c.spec.update.retries,
         retry_interval_s: c.spec.update.retry_interval / 1000,
         deadline: time(c.spec.deadline),
+        signed: c.is_signed(),
         counts,
         piles: c
             .rollouts

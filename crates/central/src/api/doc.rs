@@ -10,7 +10,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{campaigns, commands, fleet, nodes, pile_security, piles, records, security, sites};
+use super::{
+    campaigns, commands, fleet, nodes, pile_security, piles, records, security, signer, sites,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -53,6 +55,7 @@ use super::{campaigns, commands, fleet, nodes, pile_security, piles, records, se
         records::refused,
         campaigns::images,
         campaigns::upload,
+        campaigns::sign,
         campaigns::list,
         campaigns::create,
         campaigns::show,
@@ -70,6 +73,10 @@ use super::{campaigns, commands, fleet, nodes, pile_security, piles, records, se
         security::certificates,
         security::events,
         security::pile_events,
+        signer::root,
+        signer::show,
+        signer::set,
+        signer::demo,
         openapi,
         super::metrics,
         crate::health::health,
@@ -94,7 +101,7 @@ use super::{campaigns, commands, fleet, nodes, pile_security, piles, records, se
             divided among their sessions with charging profiles, and every decision recorded"),
         (name = "security", description = "The security extension (OCPP 1.6 Security \
             Whitepaper): the central's CA, the certificates it signed for the piles (SignCertificate) \
-            and the CSRs it refused, the security events"),
+            and the CSRs it refused, the security events, the firmware signer of signed campaigns"),
         (name = "system", description = "This document, the metrics, the node's health and the central's nodes"),
     )
 )]

@@ -10,6 +10,7 @@ mod piles;
 mod records;
 pub(crate) mod schema;
 mod security;
+mod signer;
 mod sites;
 
 use std::sync::Arc;
@@ -140,6 +141,12 @@ pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
         ("/piles/{id}/certificate/renew", post(security::renew)),
         ("/security-events", get(security::events)),
         ("/security/ca", get(security::ca)),
+        ("/security/firmware-root", get(signer::root)),
+        (
+            "/security/firmware-signer",
+            get(signer::show).post(signer::set),
+        ),
+        ("/security/firmware-signer/demo", post(signer::demo)),
         ("/transactions", get(records::transactions)),
         ("/transactions/{id}", get(records::transaction)),
         (
@@ -160,6 +167,7 @@ pub(crate) fn api_routes() -> Vec<(&'static str, MethodRouter<Arc<Central>>)> {
                 axum::extract::DefaultBodyLimit::max(crate::firmware::MAX_IMAGE),
             ),
         ),
+        ("/firmware/{id}/signature", post(campaigns::sign)),
         ("/campaigns", get(campaigns::list).post(campaigns::create)),
         ("/campaigns/{id}", get(campaigns::show)),
         ("/campaigns/{id}/cancel", post(campaigns::cancel)),

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use ocpp::FirmwareStatus;
+use ocpp::{FirmwareStatus, FirmwareStatusSigned};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -23,6 +23,12 @@ pub enum Event {
     FirmwareStatus {
         pile: String,
         status: FirmwareStatus,
+    },
+    /// A pile's SignedFirmwareStatusNotification, with the `requestId` it names.
+    SignedFirmwareStatus {
+        pile: String,
+        status: FirmwareStatusSigned,
+        request_id: Option<i32>,
     },
     /// A pile's BootNotification, with the version it now runs.
     Boot {
@@ -204,5 +210,25 @@ mod tests {
         assert_eq!(read("b", cancel), Some(Event::Cancel { campaign: 7 }));
         assert_eq!(read("b", b"{\"node\": \"a\", \"event\": \"reboot\"}"), None);
         assert_eq!(read("b", b"not json"), None);
+    }
+
+    #[test]
+    fn a_signed_status_travels_with_its_request_id() {
+        let event = Event::SignedFirmwareStatus {
+            pile: "CP.1".into(),
+            status: FirmwareStatusSigned::InvalidSignature,
+            request_id: Some(42),
+        };
+        let bytes = serde_json::to_vec(&Envelope {
+            node: "a".into(),
+            event: event.clone(),
+        })
+        .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            serde_json::json!({"node": "a", "event": "signed_firmware_status", "pile": "CP.1",
+                "status": "InvalidSignature", "request_id": 42})
+        );
+        assert_eq!(read("b", &bytes), Some(event));
     }
 }

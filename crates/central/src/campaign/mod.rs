@@ -8,13 +8,15 @@ pub mod events;
 mod orders;
 pub mod rollout;
 pub mod runner;
+pub mod signer;
 mod stored;
 
-use ocpp::FirmwareStatus;
+use ocpp::{FirmwareStatus, FirmwareStatusSigned};
 use serde::{Deserialize, Serialize};
 
 pub use rollout::{
-    Answer, Command, Facts, Kind, Millis, Outcome, Phase, Rollout, Step, UpdateTerms,
+    Answer, Command, Facts, ImageSignature, Kind, Millis, Outcome, Phase, Rollout, Step,
+    UpdateTerms,
 };
 
 /// A pile left out of a campaign when it was created, and why.
@@ -187,6 +189,28 @@ impl Campaign {
         Self::orders(pile, out)
     }
 
+    /// A SignedFirmwareStatusNotification, with the `requestId` it names.
+    pub fn on_signed_notification(
+        &mut self,
+        pile: &str,
+        status: &FirmwareStatusSigned,
+        request_id: Option<i32>,
+        now: Millis,
+    ) -> Vec<Order> {
+        let mut out = Vec::new();
+        let terms = self.spec.update;
+        if let Some(r) = self.rollout(pile) {
+            r.on_signed_notification(status, request_id, &terms, now, &mut out);
+        }
+        self.settle(now);
+        Self::orders(pile, out)
+    }
+
+    /// Whether its piles get SignedUpdateFirmware.
+    pub fn is_signed(&self) -> bool {
+        self.spec.update.signed_requests.is_some()
+    }
+
     pub fn on_boot(&mut self, pile: &str, version: Option<&str>, now: Millis) -> Vec<Order> {
         let mut out = Vec::new();
         let (steps, terms) = (self.spec.steps.clone(), self.spec.update);
@@ -224,3 +248,5 @@ impl Campaign {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_signed;

@@ -23,6 +23,8 @@
 use ocpp::FirmwareStatus;
 use serde::{Deserialize, Serialize};
 
+mod signed;
+
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
@@ -48,6 +50,27 @@ pub struct UpdateTerms {
     /// `retryInterval`: how long the pile waits between attempts (whole seconds on the wire).
     #[serde(default)]
     pub retry_interval: Millis,
+    /// Signed campaign: SignedUpdateFirmware (every step carries its signature) instead of
+    /// UpdateFirmware, its `requestId` this plus the step's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_requests: Option<i32>,
+}
+
+impl UpdateTerms {
+    /// The `requestId` of a step's SignedUpdateFirmware (none: the campaign is not signed).
+    pub fn request_id(&self, step: usize) -> Option<i32> {
+        let base = self.signed_requests?;
+        Some(base.wrapping_add(i32::try_from(step).unwrap_or(i32::MAX)))
+    }
+}
+
+/// What SignedUpdateFirmware carries of an image besides its location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSignature {
+    /// The signing certificate, PEM.
+    pub signing_certificate: String,
+    /// The image's signature, base64.
+    pub signature: String,
 }
 
 /// One image to install: a step of the campaign.
@@ -59,6 +82,9 @@ pub struct Step {
     pub url: String,
     /// The version the pile reports once it runs this image, when known.
     pub version: Option<String>,
+    /// Its signature, in a signed campaign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ImageSignature>,
 }
 
 /// Where the pile is in its upgrade.
@@ -122,9 +148,14 @@ pub enum Command {
         retrieve_date: Millis,
         retries: u32,
         retry_interval: Millis,
+        /// Signed: SignedUpdateFirmware with this `requestId` and signature.
+        signed: Option<(i32, ImageSignature)>,
     },
     /// TriggerMessage FirmwareStatusNotification.
     TriggerStatus,
+    /// In a signed campaign: ExtendedTriggerMessage FirmwareStatusNotification (the pile
+    /// answers with a SignedFirmwareStatusNotification).
+    TriggerSignedStatus,
     /// GetConfiguration of GetFirmwareUpgradePercentages.
     ReadProgress,
     /// ChangeAvailability of connector 0 to Operative.
@@ -202,6 +233,9 @@ pub struct Rollout {
     /// no upgrade (the UpdateFirmware never reached it), and only then it goes again.
     #[serde(default)]
     unconfirmed: Option<Millis>,
+    /// The UpdateFirmware of the current step is a SignedUpdateFirmware.
+    #[serde(default)]
+    signed: bool,
     /// Its status is asked at the next tick (TriggerMessage), once.
     #[serde(default)]
     ask_status: bool,
@@ -221,7 +255,7 @@ impl Command {
     pub fn kind(&self) -> Kind {
         match self {
             Command::UpdateFirmware { .. } => Kind::UpdateFirmware,
-            Command::TriggerStatus => Kind::TriggerStatus,
+            Command::TriggerStatus | Command::TriggerSignedStatus => Kind::TriggerStatus,
             Command::ReadProgress => Kind::ReadProgress,
             Command::SetOperative => Kind::SetOperative,
         }
@@ -255,6 +289,7 @@ impl Rollout {
             retry_due: None,
             unconfirmed: None,
             ask_status: false,
+            signed: false,
         }
     }
 
@@ -331,6 +366,14 @@ impl Rollout {
         out.push(command);
     }
 
+    /// How the pile is asked its status: as its upgrade was sent.
+    fn trigger(&self) -> Command {
+        match self.signed {
+            true => Command::TriggerSignedStatus,
+            false => Command::TriggerStatus,
+        }
+    }
+
     fn awaits(&self, kind: Kind) -> bool {
         self.in_flight.contains(&kind)
     }
@@ -389,12 +432,15 @@ impl Rollout {
         self.quiet_since = now + terms.retrieve_in;
         self.next_poll = Some(now + terms.retrieve_in);
         self.enter(Phase::Sending, now);
+        let signed = terms.request_id(self.step).zip(step.signature.clone());
+        self.signed = signed.is_some();
         self.send(
             Command::UpdateFirmware {
                 location: step.url.clone(),
                 retrieve_date: now + terms.retrieve_in,
                 retries: terms.retries,
                 retry_interval: terms.retry_interval,
+                signed,
             },
             out,
         );
@@ -413,11 +459,11 @@ impl Rollout {
                 self.quiet_since = self.quiet_since.max(now);
             }
             (Kind::UpdateFirmware, Answer::Refused(why)) if self.phase == Phase::Sending => {
-                self.finish(
-                    Outcome::Failed,
-                    Some(format!("UpdateFirmware refused: {why}")),
-                    now,
-                );
+                let name = match self.signed {
+                    true => "SignedUpdateFirmware",
+                    false => "UpdateFirmware",
+                };
+                self.finish(Outcome::Failed, Some(format!("{name} refused: {why}")), now);
             }
             (Kind::UpdateFirmware, Answer::Lost) if self.phase == Phase::Sending => {
                 // Sent again once the pile is back.
@@ -637,7 +683,7 @@ impl Rollout {
                 if self.ask_status && facts.connected && !self.awaits(Kind::TriggerStatus) {
                     self.ask_status = false;
                     self.triggered = true;
-                    self.send(Command::TriggerStatus, out);
+                    self.send(self.trigger(), out);
                 }
                 let silent = now - self.quiet_since;
                 if silent >= STALL {
@@ -658,7 +704,7 @@ impl Rollout {
                     && !self.awaits(Kind::TriggerStatus)
                 {
                     self.triggered = true;
-                    self.send(Command::TriggerStatus, out);
+                    self.send(self.trigger(), out);
                 }
                 let downloading = self.status.as_deref() == Some("Downloading");
                 if downloading

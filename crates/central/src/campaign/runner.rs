@@ -23,6 +23,10 @@ use crate::cluster::lease::{Change, Keeper};
 use crate::store::{At, CampaignRow, Fence, PileRow, Repository, StoreError, WriteOp, WriteResult};
 use crate::{Central, StartError};
 
+mod signed;
+use signed::apply_signed_notification;
+pub use signed::signed_notified;
+
 /// How often the campaigns' clocks move (and a node looks for campaigns nobody runs).
 const TICK: Duration = Duration::from_secs(1);
 
@@ -601,6 +605,11 @@ pub fn cancel_recorded(central: &Central, campaign: i64) {
 fn apply(central: &Central, event: Event) {
     match event {
         Event::FirmwareStatus { pile, status } => apply_notification(central, &pile, status),
+        Event::SignedFirmwareStatus {
+            pile,
+            status,
+            request_id,
+        } => apply_signed_notification(central, &pile, &status, request_id),
         Event::Boot { pile, version } => apply_boot(central, &pile, version.as_deref()),
         Event::Cancel { campaign } => {
             if central.campaigns().cancel(campaign) {
@@ -613,6 +622,7 @@ fn apply(central: &Central, event: Event) {
 /// Takes up the running campaigns nobody holds (alone: all of them), then runs the campaigns:
 /// the writer of their changes, their clock, and in a cluster their events.
 pub async fn start(central: &Arc<Central>, queues: Queues) -> Result<(), StartError> {
+    signed::keep_signer_of_options(central).await?;
     central.campaigns().keep_and_take(true).await;
     let Queues { saves, events } = queues;
     if let Some(cluster) = central.cluster() {

@@ -6,27 +6,28 @@ use super::rollout::{POLL_INTERVAL, REBOOT_WAIT, RETRY, SILENCE, STALL};
 use super::*;
 use ocpp::FirmwareStatus as S;
 
-const T0: Millis = 1_800_000_000_000;
-const SEC: Millis = 1000;
+pub(super) const T0: Millis = 1_800_000_000_000;
+pub(super) const SEC: Millis = 1000;
 
-fn step(image: i64, name: &str, version: Option<&str>) -> Step {
+pub(super) fn step(image: i64, name: &str, version: Option<&str>) -> Step {
     Step {
         image,
         name: name.into(),
         url: format!("http://central/firmware/{image}/{name}"),
         version: version.map(Into::into),
+        signature: None,
     }
 }
 
 /// A campaign over `piles`, the piles' facts, and the clock.
-struct World {
-    campaign: Campaign,
+pub(super) struct World {
+    pub(super) campaign: Campaign,
     facts: HashMap<String, Facts>,
-    now: Millis,
+    pub(super) now: Millis,
 }
 
 impl World {
-    fn new(piles: &[&str], steps: Vec<Step>, batch_size: usize) -> World {
+    pub(super) fn new(piles: &[&str], steps: Vec<Step>, batch_size: usize) -> World {
         let facts = piles
             .iter()
             .map(|p| {
@@ -51,6 +52,7 @@ impl World {
                         retrieve_in: 0,
                         retries: 2,
                         retry_interval: 30 * SEC,
+                        signed_requests: None,
                     },
                     deadline: T0 + 24 * 3600 * SEC,
                     refused: vec![],
@@ -64,35 +66,35 @@ impl World {
         }
     }
 
-    fn one(version: Option<&str>) -> World {
+    pub(super) fn one(version: Option<&str>) -> World {
         World::new(&["P1"], vec![step(1, "fw-2.0.bin", version)], 1)
     }
 
-    fn tick(&mut self) -> Vec<Order> {
+    pub(super) fn tick(&mut self) -> Vec<Order> {
         let facts = self.facts.clone();
         self.campaign
             .tick(|p| facts.get(p).cloned().unwrap_or_default(), self.now)
     }
 
-    fn advance(&mut self, ms: Millis) -> Vec<Order> {
+    pub(super) fn advance(&mut self, ms: Millis) -> Vec<Order> {
         self.now += ms;
         self.tick()
     }
 
-    fn notify(&mut self, pile: &str, status: S) -> Vec<Order> {
+    pub(super) fn notify(&mut self, pile: &str, status: S) -> Vec<Order> {
         self.campaign.on_notification(pile, status, self.now)
     }
 
-    fn boot(&mut self, pile: &str, version: &str) -> Vec<Order> {
+    pub(super) fn boot(&mut self, pile: &str, version: &str) -> Vec<Order> {
         self.facts.get_mut(pile).unwrap().firmware_version = Some(version.into());
         self.campaign.on_boot(pile, Some(version), self.now)
     }
 
-    fn answer(&mut self, pile: &str, kind: Kind, answer: Answer) {
+    pub(super) fn answer(&mut self, pile: &str, kind: Kind, answer: Answer) {
         self.campaign.on_answer(pile, kind, answer, self.now);
     }
 
-    fn rollout(&self, pile: &str) -> &Rollout {
+    pub(super) fn rollout(&self, pile: &str) -> &Rollout {
         self.campaign
             .rollouts
             .iter()
@@ -111,14 +113,14 @@ impl World {
     }
 }
 
-fn kinds(orders: &[Order]) -> Vec<(String, Kind)> {
+pub(super) fn kinds(orders: &[Order]) -> Vec<(String, Kind)> {
     orders
         .iter()
         .map(|o| (o.pile.clone(), o.command.kind()))
         .collect()
 }
 
-fn only(orders: &[Order], pile: &str, kind: Kind) {
+pub(super) fn only(orders: &[Order], pile: &str, kind: Kind) {
     assert_eq!(kinds(orders), vec![(pile.to_owned(), kind)], "{orders:?}");
 }
 
@@ -135,6 +137,7 @@ fn the_happy_path() {
                 retrieve_date: T0,
                 retries: 2,
                 retry_interval: 30 * SEC,
+                signed: None,
             }
         }]
     );
@@ -624,6 +627,7 @@ fn a_campaign_stored_before_retries_were_asked_loads_without_them() {
             retrieve_in: 5000,
             retries: 0,
             retry_interval: 0,
+            signed_requests: None,
         }
     );
     // Written again, the terms sit beside the other fields, as before.

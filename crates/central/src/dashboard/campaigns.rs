@@ -35,13 +35,14 @@ pub async fn list(State(ui): State<Ui>, Query(f): Query<Flash>) -> Response {
             h1 { "Firmware campaigns" }
             section data-live id="campaigns" {
                 table.campaigns {
-                    thead { tr { th { "Campaign" } th { "State" } th { "Images" } th { "Progress" } th { "Results" } th { "Created" } } }
+                    thead { tr { th { "Campaign" } th { "State" } th { "Images" } th { "Signed" } th { "Progress" } th { "Results" } th { "Created" } } }
                     tbody {
                         @for c in campaigns.as_array().into_iter().flatten() {
                             tr {
                                 td { a href={ "/campaigns/" (text(&c["id"])) } { "#" (text(&c["id"])) } }
                                 td.state { (text(&c["state"])) }
                                 td { @for i in c["firmware"].as_array().into_iter().flatten() { code { (text(&i["name"])) } " " } }
+                                td.signed { @if c["signed"] == true { "signed" } @else { "—" } }
                                 td { (progress(c)) }
                                 td { @for (k, v) in c["counts"].as_object().into_iter().flatten() { (k) " " (text(v)) "; " } }
                                 td { (when(&c["created_at"])) }
@@ -60,7 +61,8 @@ pub async fn list(State(ui): State<Ui>, Query(f): Query<Flash>) -> Response {
                         @for i in images.as_array().into_iter().flatten() {
                             label {
                                 input type="checkbox" name="firmware" value=(text(&i["id"]));
-                                " " code { (text(&i["name"])) } " " small { (text(&i["target"])) " " (text(&i["model"])) " " (text(&i["size"])) " bytes" }
+                                " " code { (text(&i["name"])) } " " small { (text(&i["target"])) " " (text(&i["model"])) " " (text(&i["size"])) " bytes"
+                                    @if i["signed"] == true { " · the manufacturer's signature" } }
                             }
                         }
                     }
@@ -75,6 +77,11 @@ pub async fn list(State(ui): State<Ui>, Query(f): Query<Flash>) -> Response {
                     }
                     label { "Batch size " input type="number" name="batch_size" value="10" min="1"; }
                     label { "Download in (s) " input type="number" name="retrieve_in_s" value="0" min="0"; }
+                    label {
+                        input type="checkbox" name="signed" value="true";
+                        " Signed firmware (SignedUpdateFirmware with each image's own signature, else the firmware signer's; piles trust its root, "
+                        code { "GET /api/security/firmware-root" } ")"
+                    }
                     button type="submit" { "Start the campaign" }
                 }
             }
@@ -98,6 +105,9 @@ pub async fn create(State(ui): State<Ui>, body: Bytes) -> Response {
     let number =
         |k: &str| -> Option<u64> { super::field(&pairs, k).and_then(|v| v.trim().parse().ok()) };
     let mut req = json!({"firmware": ids, "piles": piles});
+    if super::field(&pairs, "signed").is_some_and(|v| v == "true") {
+        req["signed"] = json!(true);
+    }
     if let Some(b) = number("batch_size") {
         req["batch_size"] = json!(b);
     }
@@ -130,7 +140,8 @@ pub async fn show(State(ui): State<Ui>, Path(id): Path<i64>, Query(f): Query<Fla
                 p { "State: " b.state { (text(&c["state"])) } " · batch size " (text(&c["batch_size"]))
                     " · deadline " (when(&c["deadline"])) " · " (progress(&c))
                     @if let Some(node) = c["node"].as_str() { " · run by node " code { (node) } } }
-                p { "Images: " @for i in c["firmware"].as_array().into_iter().flatten() { code { (text(&i["name"])) } " " } }
+                p { "Images: " @for i in c["firmware"].as_array().into_iter().flatten() { code { (text(&i["name"])) } " " }
+                    @if c["signed"] == true { " · signed: SignedUpdateFirmware, followed by SignedFirmwareStatusNotification" } }
                 table.rollouts {
                     thead { tr {
                         th { "Pile" } th { "State" } th { "Step" } th { "Status" } th { "Download" }

@@ -75,6 +75,8 @@ pub trait ClusterStore: Send + Sync {
     /// Stores `value` as the setting `name` unless one is stored; the stored value (so that
     /// nodes starting at once agree on one).
     async fn init_setting(&self, name: &str, value: &str) -> Result<String, StoreError>;
+    /// Stores `value` as the setting `name`, in place of any stored.
+    async fn put_setting(&self, name: &str, value: &str) -> Result<(), StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

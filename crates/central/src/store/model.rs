@@ -218,6 +218,10 @@ pub struct ImageRow {
     pub size: i64,
     pub sha256: String,
     pub created_at: Millis,
+    /// The manufacturer's signature of the image (base64) and its signing certificate (PEM),
+    /// when it was uploaded with them.
+    pub signature: Option<String>,
+    pub signing_certificate: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

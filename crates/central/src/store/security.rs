@@ -62,4 +62,12 @@ pub trait SecurityStore: Send + Sync {
     /// The certificates signed for a pile, newest first; at most `limit`.
     async fn certificates(&self, pile: &str, limit: i64)
         -> Result<Vec<CertificateRow>, StoreError>;
+    /// Keeps the manufacturer's signature (base64) and signing certificate (PEM) of a firmware
+    /// image, in place of any; false: no such image.
+    async fn set_image_signature(
+        &self,
+        image: i64,
+        signature: &str,
+        signing_certificate: &str,
+    ) -> Result<bool, StoreError>;
 }

@@ -1,7 +1,8 @@
 // Firmware images and campaigns on sqlx: included by the SQLite and the PostgreSQL module after
 // `sql_body.rs` (the same portable SQL for both).
 
-const IMAGE_COLUMNS: &str = "id, name, target, model, version, size, sha256, created_at";
+const IMAGE_COLUMNS: &str =
+    "id, name, target, model, version, size, sha256, created_at, signature, signing_certificate";
 
 impl SqlRepository {
     async fn read_images(&self) -> Result<Vec<ImageRow>, StoreError> {
@@ -45,7 +46,7 @@ impl SqlRepository {
         let mut tx = self.pool.begin_with(BEGIN).await?;
         let id: i64 = sqlx::query_scalar(&format!(
             "INSERT INTO firmware_images ({IMAGE_COLUMNS}) \
-             VALUES ({}, $1, $2, $3, $4, $5, $6, $7) RETURNING id",
+             VALUES ({}, $1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
             next_id("firmware_images")
         ))
         .bind(&image.name)
@@ -55,6 +56,8 @@ impl SqlRepository {
         .bind(image.size)
         .bind(&image.sha256)
         .bind(image.created_at)
+        .bind(&image.signature)
+        .bind(&image.signing_certificate)
         .fetch_one(&mut *tx)
         .await?;
         insert_chunks(&mut tx, id, bytes).await?;

@@ -91,4 +91,21 @@ impl super::security::SecurityStore for SqlRepository {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    async fn set_image_signature(
+        &self,
+        image: i64,
+        signature: &str,
+        signing_certificate: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE firmware_images SET signature = $1, signing_certificate = $2 WHERE id = $3",
+        )
+        .bind(signature)
+        .bind(signing_certificate)
+        .bind(image)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
 }

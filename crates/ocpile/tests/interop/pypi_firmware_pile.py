@@ -3,9 +3,16 @@ downloads the UpdateFirmware location over HTTP, reports Downloading, Downloaded
 and Installed, restarts (a new websocket) and boots with the image's file name as its
 firmwareVersion. It knows no vendor key (GetFirmwareUpgradePercentages is unknown to it).
 
-Usage: pypi_firmware_pile.py WS_URL IDENTITY. Prints `EVENT ...` lines, then `DONE` once it
-was set Operative after the upgrade.
+Sent SignedUpdateFirmware instead, it prints the request as `EVENT SignedUpdateFirmware {json}`
+(the test verifies the signature: the library has no cryptography) and reports Downloading,
+Downloaded, SignatureVerified, Installing and Installed with SignedFirmwareStatusNotification and
+the request's requestId.
+
+Usage: pypi_firmware_pile.py WS_URL IDENTITY. Prints `EVENT ...` lines, then `DONE`
+once it was set Operative after the upgrade.
 """
+
+import json
 
 import asyncio
 import sys
@@ -28,6 +35,7 @@ class PyPile(ChargePoint):
         self.version = version
         self.status = "Idle"
         self.location = None
+        self.request_id = None
         self.upgraded = asyncio.Event()
         self.operative = asyncio.Event()
 
@@ -40,6 +48,17 @@ class PyPile(ChargePoint):
         event("UpdateFirmware", location)
         self.location = location
         return call_result.UpdateFirmware()
+
+    @on(Action.signed_update_firmware)
+    async def on_signed_update_firmware(self, request_id, firmware, **kwargs):
+        print("EVENT SignedUpdateFirmware", json.dumps({"request_id": request_id, "firmware": firmware}), flush=True)
+        self.request_id = request_id
+        self.location = firmware["location"]
+        return call_result.SignedUpdateFirmware(status="Accepted")
+
+    @on(Action.extended_trigger_message)
+    async def on_extended_trigger(self, requested_message, **kwargs):
+        return call_result.ExtendedTriggerMessage(status="Accepted")
 
     @on(Action.trigger_message)
     async def on_trigger(self, requested_message, **kwargs):
@@ -54,8 +73,12 @@ class PyPile(ChargePoint):
 
     async def notify(self, status):
         self.status = status
-        await self.call(call.FirmwareStatusNotification(status=status))
-        event("FirmwareStatusNotification", status)
+        if self.request_id is None:
+            await self.call(call.FirmwareStatusNotification(status=status))
+            event("FirmwareStatusNotification", status)
+        else:
+            await self.call(call.SignedFirmwareStatusNotification(status=status, request_id=self.request_id))
+            event("SignedFirmwareStatusNotification", status)
 
     async def upgrade(self):
         while self.location is None:
@@ -64,6 +87,8 @@ class PyPile(ChargePoint):
         image = await asyncio.to_thread(lambda: urllib.request.urlopen(self.location, timeout=30).read())
         event("downloaded", len(image))
         await self.notify("Downloaded")
+        if self.request_id is not None:
+            await self.notify("SignatureVerified")
         await self.notify("Installing")
         await self.notify("Installed")
         name = urllib.parse.unquote(urllib.parse.urlsplit(self.location).path.rsplit("/", 1)[-1])
