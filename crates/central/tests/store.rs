@@ -471,6 +471,8 @@ async fn one_failing_write_does_not_fail_its_batch() {
         c.unwrap();
         assert_eq!(b.is_err(), kind == "postgres", "{kind}: {b:?}");
         assert_eq!(repo.piles().await.unwrap().len(), 2, "{kind}");
+        // (The log gathers for a second before it is committed: a flush commits it now.)
+        writer.flush().await.unwrap();
         let logged = repo.messages("CP3", None, 10).await.unwrap();
         assert_eq!(logged.len(), 1, "{kind}");
         assert_eq!(

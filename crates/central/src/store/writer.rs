@@ -126,9 +126,10 @@ impl Pending {
     }
 
     /// Whether the log rows pending go into the next transaction: they have gathered long
-    /// enough, or are as many as one takes.
+    /// enough, are as many as one takes, or hold a deviation (rare, and shown at once).
     fn log_ready(&self) -> bool {
         self.log_len() >= MAX_LOG_BATCH
+            || !self.deviations.is_empty()
             || self
                 .log_due()
                 .is_some_and(|due| due <= tokio::time::Instant::now())
