@@ -341,11 +341,13 @@ async fn configuration_commands_and_logs_read_back_whole() {
         )
         .await
         .unwrap();
-        assert_eq!(
-            repo.messages("CP9", Some("Heartbeat"), 10).await.unwrap(),
-            [message(2, "out"), message(1, "in")],
-            "{kind}"
-        );
+        // Read back whole, newest first, numbered by their place in the log.
+        let logged = repo.messages("CP9", Some("Heartbeat"), 10).await.unwrap();
+        assert!(logged[0].seq > logged[1].seq, "{kind}: {logged:?}");
+        let unnumbered: Vec<LogRow> = logged.into_iter().map(|m| LogRow { seq: 0, ..m }).collect();
+        let unnumbered_as_written =
+            [message(2, "out"), message(1, "in")].map(|m| LogRow { seq: 0, ..m });
+        assert_eq!(unnumbered, unnumbered_as_written, "{kind}");
         assert_eq!(
             repo.deviations("CP9", 10).await.unwrap(),
             [deviation],

@@ -201,6 +201,54 @@ fn a_pypi_charge_point_replays_its_transaction_and_gets_one() {
     }
 }
 
+/// A charge point script on PyPI's ocpp, its output printed and kept; killed when the test
+/// ends, also when it fails.
+struct PyChargePoint {
+    child: std::process::Child,
+    output: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl PyChargePoint {
+    fn start(python: &str, script: &str, csms: &str, identity: &str) -> PyChargePoint {
+        let mut child = Command::new(python)
+            .arg("-u")
+            .arg(script)
+            .arg(csms)
+            .arg(identity)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python starts");
+        let stdout = child.stdout.take().unwrap();
+        let output = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .inspect(|l| println!("{l}"))
+                .collect::<Vec<String>>()
+        });
+        PyChargePoint {
+            child,
+            output: Some(output),
+        }
+    }
+
+    /// Waits for it to exit, which it must do cleanly; the lines it printed.
+    fn finish(mut self) -> Vec<String> {
+        assert!(
+            self.child.wait().unwrap().success(),
+            "the charge point exits cleanly"
+        );
+        self.output.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for PyChargePoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 #[ignore = "needs PyPI's ocpp; scripts/test.sh installs it and runs this test"]
 fn a_campaign_upgrades_a_pypi_charge_point() {
@@ -213,32 +261,7 @@ fn a_campaign_upgrades_a_pypi_charge_point() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let data = state_dir("central-interop-campaign");
     let central = start_central(&data, None, &["--admission", "open"]);
-    /// Killed when the test ends, also when it fails.
-    struct Child(std::process::Child);
-    impl Drop for Child {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Child(
-        Command::new(&python)
-            .arg("-u")
-            .arg(script)
-            .arg(central.ocpp_url())
-            .arg("PY-FW")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python starts"),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .inspect(|l| println!("{l}"))
-            .collect::<Vec<String>>()
-    });
+    let pile = PyChargePoint::start(&python, script, &central.ocpp_url(), "PY-FW");
     runtime.block_on(async {
         central
             .until("/api/piles/PY-FW", "the PyPI pile booted", |p| {
@@ -270,11 +293,7 @@ fn a_campaign_upgrades_a_pypi_charge_point() {
         let view = central.ok("GET", "/api/piles/PY-FW", None).await;
         assert_eq!(view["firmware_version"], "py-2.0.bin");
     });
-    assert!(
-        child.0.wait().unwrap().success(),
-        "the charge point exits cleanly"
-    );
-    let lines = reader.join().unwrap();
+    let lines = pile.finish();
     assert!(lines.iter().any(|l| l == "DONE"), "{lines:?}");
     let notified: Vec<&str> = lines
         .iter()
@@ -310,32 +329,7 @@ fn a_signed_campaign_upgrades_a_pypi_charge_point() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let data = state_dir("central-interop-signed-campaign");
     let central = start_central(&data, None, &["--admission", "open"]);
-    /// Killed when the test ends, also when it fails.
-    struct Child(std::process::Child);
-    impl Drop for Child {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Child(
-        Command::new(&python)
-            .arg("-u")
-            .arg(script)
-            .arg(central.ocpp_url())
-            .arg("PY-SFW")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python starts"),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .inspect(|l| println!("{l}"))
-            .collect::<Vec<String>>()
-    });
+    let pile = PyChargePoint::start(&python, script, &central.ocpp_url(), "PY-SFW");
     let image: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
     let root = runtime.block_on(async {
         central
@@ -388,11 +382,7 @@ fn a_signed_campaign_upgrades_a_pypi_charge_point() {
         assert!(check_sent_frames(&log) >= 3);
         root.as_str().unwrap().to_owned()
     });
-    assert!(
-        child.0.wait().unwrap().success(),
-        "the charge point exits cleanly"
-    );
-    let lines = reader.join().unwrap();
+    let lines = pile.finish();
     assert!(lines.iter().any(|l| l == "DONE"), "{lines:?}");
     let update: Value = lines
         .iter()
