@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 mod durable;
 pub mod faults;
+pub mod firmware_signature;
 pub mod hardware;
 pub mod measurands;
 pub mod meter;

@@ -46,6 +46,9 @@ enum Sink {
         file: tokio::fs::File,
     },
     Discard,
+    /// Kept in memory (a signed image on a pile without an image file: the core checks the
+    /// signature over its bytes).
+    Memory(Vec<u8>),
 }
 
 impl Sink {
@@ -62,8 +65,10 @@ impl Sink {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), TransferError> {
-        if let Sink::File { file, .. } = self {
-            file.write_all(bytes).await?;
+        match self {
+            Sink::File { file, .. } => file.write_all(bytes).await?,
+            Sink::Memory(kept) => kept.extend_from_slice(bytes),
+            Sink::Discard => {}
         }
         Ok(())
     }
@@ -159,11 +164,7 @@ pub async fn download(
         return Err(TransferError::Scheme(url.to_owned()));
     }
     let mut sink = Sink::open(dest).await?;
-    let fetched = if scheme.as_deref() == Some("ftp") {
-        ftp(url, &mut sink, &progress).await
-    } else {
-        http(url, &mut sink, tls, &progress).await
-    };
+    let fetched = fetch(url, &mut sink, tls, &progress).await;
     match fetched {
         Ok(size) => {
             sink.keep(dest).await?;
@@ -173,6 +174,34 @@ pub async fn download(
             sink.discard().await;
             Err(e)
         }
+    }
+}
+
+/// Downloads `url` into memory (no file) and returns the image's bytes.
+pub async fn download_bytes(
+    url: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    progress: impl Fn(u8),
+) -> Result<Vec<u8>, TransferError> {
+    let mut sink = Sink::Memory(Vec::new());
+    fetch(url, &mut sink, tls, &progress).await?;
+    match sink {
+        Sink::Memory(bytes) => Ok(bytes),
+        _ => Ok(Vec::new()),
+    }
+}
+
+async fn fetch(
+    url: &str,
+    sink: &mut Sink,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    progress: &impl Fn(u8),
+) -> Result<u64, TransferError> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("ftp") => ftp(url, sink, progress).await,
+        Some("http" | "https") => http(url, sink, tls, progress).await,
+        _ => Err(TransferError::Scheme(url.to_owned())),
     }
 }
 

@@ -12,6 +12,7 @@ mod profiles;
 mod reservation;
 mod security;
 mod session;
+mod signed_firmware;
 mod signing;
 mod status;
 mod transaction;
@@ -176,8 +177,9 @@ pub enum Output {
     /// Act on the hardware (relay, pilot, lock, buzzer).
     Hardware(HardwareCommand),
     /// Download a firmware image from this URL and report through [`Input::Firmware`]
-    /// (a download still running is abandoned).
-    Download { url: String },
+    /// (a download still running is abandoned); with `image`, the finished download hands the
+    /// image's bytes over (a signed image: the core checks its signature over them).
+    Download { url: String, image: bool },
     /// Upload the pile's log (GetDiagnostics) and report through [`Input::Diagnostics`].
     Upload(Upload),
     /// Stream the pile's log to this MQTT broker (`host`, `port`), or stop (DBGEnableInsight).

@@ -65,6 +65,10 @@ pub(super) enum Event {
     ReconfigurationOfSecurityParameters,
     /// A CertificateSigned chain that did not check.
     InvalidChargePointCertificate,
+    /// A SignedUpdateFirmware image whose signature did not verify.
+    InvalidFirmwareSignature,
+    /// A SignedUpdateFirmware signing certificate that did not check.
+    InvalidFirmwareSigningCertificate,
 }
 
 impl Event {
@@ -77,6 +81,8 @@ impl Event {
             Event::FirmwareUpdated => "FirmwareUpdated",
             Event::ReconfigurationOfSecurityParameters => "ReconfigurationOfSecurityParameters",
             Event::InvalidChargePointCertificate => "InvalidChargePointCertificate",
+            Event::InvalidFirmwareSignature => "InvalidFirmwareSignature",
+            Event::InvalidFirmwareSigningCertificate => "InvalidFirmwareSigningCertificate",
         }
     }
 }
