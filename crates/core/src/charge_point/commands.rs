@@ -122,6 +122,7 @@ impl ChargePoint {
             Request::UpdateFirmware(r) => self.update_firmware(id, r, now),
             Request::SignedUpdateFirmware(r) => self.signed_update_firmware(id, r, now),
             Request::GetDiagnostics(r) => self.get_diagnostics(id, r, now),
+            Request::GetLog(r) => self.get_log(id, r, now),
             Request::ClearCache(_) => {
                 self.clear_auth_cache();
                 self.respond(

@@ -8,6 +8,7 @@ mod connector;
 mod diagnostics;
 mod firmware;
 mod local_list;
+mod log_upload;
 mod profiles;
 mod reservation;
 mod security;
@@ -19,7 +20,7 @@ mod transaction;
 
 pub use charging::DERATING_FROM_C;
 pub use commands::RESET_STOP_WAIT;
-pub use diagnostics::{DiagnosticsEvent, Upload};
+pub use diagnostics::{DiagnosticsEvent, Upload, UploadRefusal};
 pub use firmware::{FirmwareEvent, FIRMWARE_KEEPALIVE, INSTALL_TIME};
 pub use security::CLOCK_STEP_EVENT;
 

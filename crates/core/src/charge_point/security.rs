@@ -11,8 +11,7 @@ use ocpp::{
     DeleteCertificateStatus, ExtendedMessageTrigger, ExtendedTriggerMessageRequest,
     ExtendedTriggerMessageResponse, GetInstalledCertificateIdsRequest,
     GetInstalledCertificateIdsResponse, GetInstalledCertificateStatus, InstallCertificateRequest,
-    InstallCertificateResponse, LogStatusNotificationRequest, SecurityEventNotificationRequest,
-    Timestamp, UploadLogStatus,
+    InstallCertificateResponse, SecurityEventNotificationRequest, Timestamp,
 };
 
 use super::*;
@@ -436,7 +435,7 @@ impl ChargePoint {
     }
 
     /// ExtendedTriggerMessage: the messages TriggerMessage knows are triggered as it does;
-    /// LogStatusNotification reports Idle (no log upload runs: GetLog is not built);
+    /// LogStatusNotification reports the GetLog upload under way (Idle when none runs);
     /// SignChargePointCertificate makes a new key pair and sends SignCertificate with its CSR
     /// (Rejected if no key could be made).
     pub(super) fn extended_trigger(
@@ -485,15 +484,7 @@ impl ChargePoint {
         match (shared, csr) {
             (Some(message), _) => self.send_triggered(message, r.connector_id, now),
             (None, Some(csr)) => self.send_sign_certificate(&csr, now),
-            (None, None) => {
-                self.call(
-                    &LogStatusNotificationRequest {
-                        status: UploadLogStatus::Idle,
-                        request_id: None,
-                    },
-                    now,
-                );
-            }
+            (None, None) => self.send_log_status(now),
         }
     }
 }

@@ -555,14 +555,20 @@ impl Host {
         if let Some(old) = self.transfers.uploading.take() {
             old.abort();
         }
-        let body = self.logbook.render(job.start, job.stop);
+        let body = match &job.body {
+            Some(text) => text.clone().into_bytes(),
+            None => self.logbook.render(job.start, job.stop),
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         self.transfers.diagnostics = Some(rx);
         let tls = self.settings.tls.clone();
         self.transfers.uploading = Some(tokio::spawn(async move {
             let event = match upload(&job.location, &job.file_name, body, tls).await {
                 Ok(()) => DiagnosticsEvent::Uploaded,
-                Err(e) => DiagnosticsEvent::Failed(e.to_string()),
+                Err(e) => match e.refusal() {
+                    Some(reason) => DiagnosticsEvent::Refused(reason, e.to_string()),
+                    None => DiagnosticsEvent::Failed(e.to_string()),
+                },
             };
             let _ = tx.send(event);
         }));
