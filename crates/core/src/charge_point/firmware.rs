@@ -140,6 +140,22 @@ impl ChargePoint {
         self.firmware_run.last_sent = Some(now);
     }
 
+    /// The current status as SignedFirmwareStatusNotification (ExtendedTriggerMessage), outside
+    /// the upgrade's own reporting.
+    pub(super) fn send_signed_firmware_status(&mut self, now: Duration) {
+        let status = match self.firmware_status() {
+            FirmwareStatus::Downloaded => FirmwareStatusSigned::SignatureVerified,
+            status => to_signed(&status),
+        };
+        self.call(
+            &SignedFirmwareStatusNotificationRequest {
+                status,
+                request_id: self.signed_request_id(),
+            },
+            now,
+        );
+    }
+
     /// The requestId of the SignedUpdateFirmware under way, if the upgrade is a signed one.
     pub(super) fn signed_request_id(&self) -> Option<i32> {
         self.durable

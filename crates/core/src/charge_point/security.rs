@@ -482,6 +482,13 @@ impl ChargePoint {
         }
         // The answer first, then the triggered message.
         match (shared, csr) {
+            // The whitepaper's FirmwareStatusNotification is the signed one: sent as such
+            // while a SignedUpdateFirmware runs (its status as TriggerMessage reports it).
+            (Some(MessageTrigger::FirmwareStatusNotification), _)
+                if self.signed_request_id().is_some() =>
+            {
+                self.send_signed_firmware_status(now)
+            }
             (Some(message), _) => self.send_triggered(message, r.connector_id, now),
             (None, Some(csr)) => self.send_sign_certificate(&csr, now),
             (None, None) => self.send_log_status(now),
