@@ -150,3 +150,58 @@ fn signed_by(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
     cert.issuer().as_raw() == issuer.subject().as_raw()
         && cert.verify_signature(Some(issuer.public_key())).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // An RSA-2048 root, a signing certificate it signed (both from 2026-12-08 for a century),
+    // and `openssl dgst -sha256 -sign` of IMAGE with the signing key, base64.
+    const ROOT: &str = include_str!("../testdata/rsa-firmware/root.pem");
+    const SIGNING: &str = include_str!("../testdata/rsa-firmware/sign.pem");
+    const SIGNATURE: &str = include_str!("../testdata/rsa-firmware/image.sig.b64");
+    const IMAGE: &[u8] = b"the bytes of an RSA-signed image";
+    /// 2027-01-01T00:00:00Z.
+    const AT: i64 = 1_798_761_600;
+
+    fn root_der() -> Vec<u8> {
+        x509_parser::pem::parse_x509_pem(ROOT.as_bytes())
+            .unwrap()
+            .1
+            .contents
+    }
+
+    #[test]
+    fn an_rsa_pkcs1_sha256_signature_verifies_over_the_image_only() {
+        let root = root_der();
+        let cert = check_signing_certificate(SIGNING, &[&root], AT).unwrap();
+        let signature = decode_signature(SIGNATURE).unwrap();
+        assert_eq!(verify_image(&cert, &signature, IMAGE), Ok(()));
+        assert_eq!(
+            verify_image(&cert, &signature, b"another image"),
+            Err(SignatureRefusal::Mismatch)
+        );
+    }
+
+    #[test]
+    fn the_signing_certificate_needs_its_root_and_its_time() {
+        let root = root_der();
+        assert_eq!(
+            check_signing_certificate(SIGNING, &[], AT),
+            Err(CertificateRefusal::UnknownRoot)
+        );
+        // 2026-01-01: before it was made.
+        assert!(matches!(
+            check_signing_certificate(SIGNING, &[&root], 1_767_225_600),
+            Err(CertificateRefusal::NotValidNow(0, _, _))
+        ));
+        // The root itself as the chain's last certificate is accepted too.
+        let chain = format!("{SIGNING}{ROOT}");
+        assert!(check_signing_certificate(&chain, &[&root], AT).is_ok());
+        assert!(matches!(
+            check_signing_certificate("garbage", &[&root], AT),
+            Err(CertificateRefusal::Unreadable(_))
+        ));
+        assert!(decode_signature("not base64 !").is_err());
+    }
+}
