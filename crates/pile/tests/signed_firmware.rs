@@ -272,3 +272,42 @@ fn an_expired_or_not_yet_valid_signing_certificate_is_an_invalid_certificate() {
         "Rejected"
     );
 }
+
+#[test]
+fn a_restart_during_a_signed_download_downloads_and_checks_again() {
+    let (mut b, ca) = bench_with_root();
+    let key = KeyPair::generate().unwrap();
+    let certificate = signing_certificate(&ca, &key, |_| {});
+    assert_eq!(
+        b.status(
+            "SignedUpdateFirmware",
+            request(&certificate, &sign(&key, IMAGE))
+        ),
+        "Accepted"
+    );
+    let out = b.p.advance(secs(1));
+    b.serve(out);
+    // The state file (JSON) keeps the certificate and the signature.
+    let mut b = b.restart();
+    assert!(b.p.log.contains(&Output::Download {
+        url: LOCATION.into(),
+        image: true,
+    }));
+    // Downloading reaches the central with the next notification of the upgrade.
+    let out = b.p.advance(secs(1));
+    b.serve(out);
+    let out = b.p.input(Input::Firmware(&FirmwareEvent::Downloaded {
+        version: Some("V9.1".into()),
+        image: Some(IMAGE.to_vec()),
+    }));
+    b.serve(out);
+    assert_eq!(
+        signed_statuses(&b, 0),
+        [
+            "Downloading",
+            "Downloaded",
+            "SignatureVerified",
+            "Installing"
+        ]
+    );
+}
