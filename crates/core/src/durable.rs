@@ -648,6 +648,22 @@ pub struct FirmwareUpdate {
     pub stage: FirmwareStage,
     /// Whether the central answered every FirmwareStatusNotification of this upgrade in time.
     pub all_answered: bool,
+    /// A SignedUpdateFirmware: what checks its image (`None`: a plain UpdateFirmware, written
+    /// as before: no field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedFirmware>,
+}
+
+/// What a SignedUpdateFirmware brings to check its image with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedFirmware {
+    pub request_id: i32,
+    /// The signing certificate (checked against the ManufacturerRootCertificates), DER.
+    #[serde(with = "crate::certificates::der_base64")]
+    pub certificate: Vec<u8>,
+    /// The signature over the image.
+    #[serde(with = "crate::certificates::der_base64")]
+    pub signature: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 mod durable;
 pub mod faults;
+pub mod firmware_signature;
 pub mod hardware;
 pub mod measurands;
 pub mod meter;
@@ -18,8 +19,8 @@ pub mod transitions;
 
 pub use charge_point::{
     ChargePoint, ClientIdentity, DiagnosticsEvent, FirmwareEvent, Identity, Input, Options, Output,
-    Target, Upload, CLOCK_STEP_EVENT, DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME,
-    RESET_STOP_WAIT,
+    Target, Upload, UploadRefusal, CLOCK_STEP_EVENT, DERATING_FROM_C, FIRMWARE_KEEPALIVE,
+    INSTALL_TIME, RESET_STOP_WAIT,
 };
 pub use durable::{
     Durable, Queued, QueuedEvent, SecurityEvent, Transaction, TransactionMessage, SECURITY_LOG_LEN,

@@ -188,3 +188,128 @@ async fn get_diagnostics_uploads_the_pile_log_over_http() {
     .unwrap();
     assert_eq!(statuses, vec!["Uploading", "Uploaded"]);
 }
+
+/// The SignedFirmwareStatusNotification statuses so far, repeats (the keepalive) dropped.
+fn signed_steps(wire: &Wire) -> Vec<String> {
+    let mut steps: Vec<String> = wire
+        .calls("SignedFirmwareStatusNotification")
+        .iter()
+        .map(|c| c.payload["status"].as_str().unwrap().to_owned())
+        .collect();
+    steps.dedup();
+    steps
+}
+
+async fn signed_steps_until(wire: &Wire, last: &str) -> Vec<String> {
+    timeout(WAIT, async {
+        loop {
+            let steps = signed_steps(wire);
+            if steps.iter().any(|s| s == last) {
+                return steps;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{last}: {:?}", signed_steps(wire)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_upgrade_checks_the_image_the_host_downloaded() {
+    use base64::Engine;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SigningKey};
+
+    let (mut server, url) = server().await;
+    let wire = Wire::default();
+    let state = state_dir("signed-firmware");
+    let (_pile, control) = start_pile_with_control("SFW-PILE", &url, &state, &[]);
+    accept(&mut server, &wire).await;
+    wire.wait_for("BootNotification", 1).await;
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let root = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let answer = wire
+        .call(
+            "cert-1",
+            "InstallCertificate",
+            json!({"certificateType": "ManufacturerRootCertificate", "certificate": root.pem()}),
+        )
+        .await;
+    assert_eq!(answer["status"], "Accepted");
+    let key = KeyPair::generate().unwrap();
+    let signing = CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .signed_by(&key, &root)
+        .unwrap()
+        .pem();
+    let image = vec![0x5A; 128 * 1024];
+    let images = image_server(image.clone()).await;
+    let location = format!("{images}/download/SIGNED.V3.0.1");
+    let sign = |message: &[u8]| {
+        base64::engine::general_purpose::STANDARD.encode(key.sign(message).unwrap())
+    };
+    let request = |id: i32, signature: String| {
+        let now = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        json!({"requestId": id, "firmware": {"location": location, "retrieveDateTime": now,
+               "signingCertificate": signing, "signature": signature}})
+    };
+
+    // Signed over other bytes: the download, then InvalidSignature and the old firmware.
+    let answer = wire
+        .call("sfw-1", "SignedUpdateFirmware", request(1, sign(b"other")))
+        .await;
+    assert_eq!(answer, json!({"status": "Accepted"}));
+    assert_eq!(
+        signed_steps_until(&wire, "InvalidSignature").await,
+        ["Downloading", "Downloaded", "InvalidSignature"]
+    );
+    let event = timeout(WAIT, async {
+        loop {
+            let events = wire.calls("SecurityEventNotification");
+            if let Some(e) = events
+                .iter()
+                .find(|e| e.payload["type"] == "InvalidFirmwareSignature")
+            {
+                return e.payload.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("an InvalidFirmwareSignature event");
+    assert!(event["techInfo"]
+        .as_str()
+        .unwrap()
+        .contains("SignedUpdateFirmware 1"));
+    state_until(&control, "available again", |s: &Value| {
+        s["connectors"][0]["status"] == "Available"
+    })
+    .await;
+
+    // Signed over the image: installed, and the pile boots on it.
+    let answer = wire
+        .call("sfw-2", "SignedUpdateFirmware", request(2, sign(&image)))
+        .await;
+    assert_eq!(answer, json!({"status": "Accepted"}));
+    assert_eq!(
+        signed_steps_until(&wire, "Installed").await[3..],
+        [
+            "Downloading",
+            "Downloaded",
+            "SignatureVerified",
+            "Installing",
+            "Installed"
+        ]
+    );
+    assert!(wire
+        .calls("SignedFirmwareStatusNotification")
+        .iter()
+        .skip_while(|c| c.payload["requestId"] == 1)
+        .all(|c| c.payload["requestId"] == 2));
+    accept(&mut server, &wire).await;
+    let boot = wire.wait_for("BootNotification", 2).await[1].clone();
+    assert_eq!(boot.payload["firmwareVersion"], "SIGNED.V3.0.1");
+    let _ = std::fs::remove_dir_all(&state);
+}

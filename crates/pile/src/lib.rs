@@ -14,6 +14,6 @@ pub mod transfer;
 pub use pile_core::{
     clock, config, faults, meter, smart_charging, transitions, ChargePoint, DiagnosticsEvent,
     Durable, FirmwareEvent, Identity, Input, NetState, Options, Output, Queued, Target,
-    Transaction, TransactionMessage, Upload, DERATING_FROM_C, FIRMWARE_KEEPALIVE, INSTALL_TIME,
-    RESET_STOP_WAIT,
+    Transaction, TransactionMessage, Upload, UploadRefusal, DERATING_FROM_C, FIRMWARE_KEEPALIVE,
+    INSTALL_TIME, RESET_STOP_WAIT,
 };

@@ -37,6 +37,21 @@ pub enum TransferError {
     Truncated { got: u64, expected: u64 },
 }
 
+impl TransferError {
+    /// Whether the server refused the transfer for a reason no retry changes, and which.
+    pub fn refusal(&self) -> Option<pile_core::UploadRefusal> {
+        use pile_core::UploadRefusal;
+        match self {
+            TransferError::Status(400) => Some(UploadRefusal::BadMessage),
+            TransferError::Status(401 | 403) => Some(UploadRefusal::PermissionDenied),
+            TransferError::Status(405 | 501) | TransferError::Scheme(_) => {
+                Some(UploadRefusal::NotSupportedOperation)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Where a downloaded image goes: into a file (written as `<file>.part`, renamed once whole),
 /// or through a count of its bytes without being kept (a fleet's piles: the image is checked,
 /// its size and its length, and costs no disk).
@@ -46,6 +61,9 @@ enum Sink {
         file: tokio::fs::File,
     },
     Discard,
+    /// Kept in memory (a signed image on a pile without an image file: the core checks the
+    /// signature over its bytes).
+    Memory(Vec<u8>),
 }
 
 impl Sink {
@@ -62,8 +80,10 @@ impl Sink {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), TransferError> {
-        if let Sink::File { file, .. } = self {
-            file.write_all(bytes).await?;
+        match self {
+            Sink::File { file, .. } => file.write_all(bytes).await?,
+            Sink::Memory(kept) => kept.extend_from_slice(bytes),
+            Sink::Discard => {}
         }
         Ok(())
     }
@@ -159,11 +179,7 @@ pub async fn download(
         return Err(TransferError::Scheme(url.to_owned()));
     }
     let mut sink = Sink::open(dest).await?;
-    let fetched = if scheme.as_deref() == Some("ftp") {
-        ftp(url, &mut sink, &progress).await
-    } else {
-        http(url, &mut sink, tls, &progress).await
-    };
+    let fetched = fetch(url, &mut sink, tls, &progress).await;
     match fetched {
         Ok(size) => {
             sink.keep(dest).await?;
@@ -173,6 +189,34 @@ pub async fn download(
             sink.discard().await;
             Err(e)
         }
+    }
+}
+
+/// Downloads `url` into memory (no file) and returns the image's bytes.
+pub async fn download_bytes(
+    url: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    progress: impl Fn(u8),
+) -> Result<Vec<u8>, TransferError> {
+    let mut sink = Sink::Memory(Vec::new());
+    fetch(url, &mut sink, tls, &progress).await?;
+    match sink {
+        Sink::Memory(bytes) => Ok(bytes),
+        _ => Ok(Vec::new()),
+    }
+}
+
+async fn fetch(
+    url: &str,
+    sink: &mut Sink,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    progress: &impl Fn(u8),
+) -> Result<u64, TransferError> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("ftp") => ftp(url, sink, progress).await,
+        Some("http" | "https") => http(url, sink, tls, progress).await,
+        _ => Err(TransferError::Scheme(url.to_owned())),
     }
 }
 
@@ -376,6 +420,29 @@ mod tests {
         let url = serve_once(answer(10_000), vec![1u8; 4000]).await;
         assert!(download(&url, None, None, |_| {}).await.is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_signed_image_is_kept_in_memory_without_a_file() {
+        let image: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        let url = serve_once(answer(5000), image.clone()).await;
+        assert_eq!(download_bytes(&url, None, |_| {}).await.unwrap(), image);
+    }
+
+    #[tokio::test]
+    async fn an_upload_the_server_forbids_is_a_refusal() {
+        let head = "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        let url = serve_once(head.to_owned(), Vec::new()).await;
+        let location = url.trim_end_matches("/fw-2.0.bin");
+        let e = upload(location, "log.txt", b"x".to_vec(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.refusal(),
+            Some(pile_core::UploadRefusal::PermissionDenied),
+            "{e}"
+        );
+        assert_eq!(TransferError::Status(500).refusal(), None);
     }
 
     #[tokio::test]

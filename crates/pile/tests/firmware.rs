@@ -116,7 +116,8 @@ fn faq_3_10_an_upgrade_reports_each_step_and_restarts_on_the_new_version() {
         .any(|o| matches!(o, Output::Download { .. })));
     let out = p.advance(secs(1));
     assert!(out.contains(&Output::Download {
-        url: LOCATION.into()
+        url: LOCATION.into(),
+        image: false,
     }));
     assert_eq!(firmware_statuses(&serve(&mut p, out)), vec!["Downloading"]);
     p.input(Input::Firmware(&FirmwareEvent::Progress(40)));
@@ -126,6 +127,7 @@ fn faq_3_10_an_upgrade_reports_each_step_and_restarts_on_the_new_version() {
     assert_eq!(firmware_statuses(&serve(&mut p, out)), vec!["Downloading"]);
     let out = p.input(Input::Firmware(&FirmwareEvent::Downloaded {
         version: Some("V2.0.110".into()),
+        image: None,
     }));
     assert_eq!(
         firmware_statuses(&serve(&mut p, out)),
@@ -177,6 +179,7 @@ fn faq_3_17_an_unanswered_notification_leaves_the_pile_unavailable_after_the_upg
     assert_eq!(firmware_statuses(&serve(&mut p, out)), vec!["Downloading"]);
     let out = p.input(Input::Firmware(&FirmwareEvent::Downloaded {
         version: Some("V3".into()),
+        image: None,
     }));
     serve(&mut p, out);
     let out = p.advance(pile::INSTALL_TIME);
@@ -277,6 +280,7 @@ fn an_invalid_image_fails_the_installation() {
     serve(&mut p, out);
     let out = p.input(Input::Firmware(&FirmwareEvent::Downloaded {
         version: None,
+        image: None,
     }));
     serve(&mut p, out);
     let out = p.advance(pile::INSTALL_TIME);
@@ -311,6 +315,7 @@ fn installation_waits_for_the_transaction_to_end() {
     serve(&mut p, out);
     let out = p.input(Input::Firmware(&FirmwareEvent::Downloaded {
         version: Some("V4".into()),
+        image: None,
     }));
     assert_eq!(firmware_statuses(&serve(&mut p, out)), vec!["Downloaded"]);
     // A card stops the transaction: now Unavailable, and the installation begins.
@@ -335,7 +340,8 @@ fn a_restart_during_the_download_starts_it_again() {
     serve(&mut p, out);
     let again = Pile::with(1, p.cp.durable().clone(), Options::default());
     assert!(again.log.contains(&Output::Download {
-        url: LOCATION.into()
+        url: LOCATION.into(),
+        image: false,
     }));
 }
 

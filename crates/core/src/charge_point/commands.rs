@@ -120,7 +120,9 @@ impl ChargePoint {
             Request::CancelReservation(r) => self.cancel_reservation(id, r, now),
             Request::GetLocalListVersion(_) => self.get_local_list_version(id),
             Request::UpdateFirmware(r) => self.update_firmware(id, r, now),
+            Request::SignedUpdateFirmware(r) => self.signed_update_firmware(id, r, now),
             Request::GetDiagnostics(r) => self.get_diagnostics(id, r, now),
+            Request::GetLog(r) => self.get_log(id, r, now),
             Request::ClearCache(_) => {
                 self.clear_auth_cache();
                 self.respond(

@@ -12,8 +12,8 @@
 //! (Operative) from the central system.
 
 use ocpp::{
-    FirmwareStatus, FirmwareStatusNotificationRequest, UpdateFirmwareRequest,
-    UpdateFirmwareResponse,
+    FirmwareStatus, FirmwareStatusNotificationRequest, FirmwareStatusSigned,
+    SignedFirmwareStatusNotificationRequest, UpdateFirmwareRequest, UpdateFirmwareResponse,
 };
 
 use super::*;
@@ -26,8 +26,8 @@ pub const FIRMWARE_KEEPALIVE: Duration = Duration::from_secs(10);
 pub const INSTALL_TIME: Duration = Duration::from_secs(5);
 /// Attempts when UpdateFirmware gives no `retries`, and the wait between them without
 /// `retryInterval`.
-const DEFAULT_RETRIES: u32 = 1;
-const DEFAULT_RETRY_INTERVAL: u64 = 60;
+pub(super) const DEFAULT_RETRIES: u32 = 1;
+pub(super) const DEFAULT_RETRY_INTERVAL: u64 = 60;
 
 /// What the shell reports of a download.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,8 +35,12 @@ pub enum FirmwareEvent {
     /// This share of the image has arrived (0 to 100).
     Progress(u8),
     /// The image is on disk; `version` is the firmware version it carries, `None` when it is no
-    /// valid image.
-    Downloaded { version: Option<String> },
+    /// valid image. `image` holds its bytes when [`Output::Download`] asked for them (a signed
+    /// image, whose signature the core checks over them).
+    Downloaded {
+        version: Option<String>,
+        image: Option<Vec<u8>>,
+    },
     /// The download failed.
     Failed(String),
 }
@@ -110,22 +114,83 @@ impl ChargePoint {
                 .map_or(DEFAULT_RETRY_INTERVAL, |s| s.max(0) as u64),
             stage: FirmwareStage::Waiting,
             all_answered: true,
+            signed: None,
         });
-        self.firmware_run = FirmwareRun::default();
+        self.reset_firmware_run();
         self.persist();
         self.respond(id, UpdateFirmwareResponse {});
         self.statuses_changed(now);
     }
 
+    /// A new upgrade: nothing of the last one's run is left.
+    pub(super) fn reset_firmware_run(&mut self) {
+        self.firmware_run = FirmwareRun::default();
+    }
+
     fn send_firmware_status(&mut self, now: Duration) {
         let status = self.firmware_status();
-        let ticket = self.call(&FirmwareStatusNotificationRequest { status }, now);
-        self.firmware_run.call = Some(ticket);
-        self.link.awaited.insert(ticket, Awaited::Firmware);
+        let signed = self.signed_request_id();
+        let verified = signed.is_some() && status == FirmwareStatus::Downloaded;
+        if verified {
+            // A signed image stays Downloaded only once its signature verified.
+            self.notify_firmware(FirmwareStatusSigned::SignatureVerified, signed, now);
+        } else {
+            self.notify_firmware(to_signed(&status), signed, now);
+        }
         self.firmware_run.last_sent = Some(now);
     }
 
-    fn set_stage(&mut self, stage: FirmwareStage, now: Duration) {
+    /// The current status as SignedFirmwareStatusNotification (ExtendedTriggerMessage), outside
+    /// the upgrade's own reporting.
+    pub(super) fn send_signed_firmware_status(&mut self, now: Duration) {
+        let status = match self.firmware_status() {
+            FirmwareStatus::Downloaded => FirmwareStatusSigned::SignatureVerified,
+            status => to_signed(&status),
+        };
+        self.call(
+            &SignedFirmwareStatusNotificationRequest {
+                status,
+                request_id: self.signed_request_id(),
+            },
+            now,
+        );
+    }
+
+    /// The requestId of the SignedUpdateFirmware under way, if the upgrade is a signed one.
+    pub(super) fn signed_request_id(&self) -> Option<i32> {
+        self.durable
+            .firmware_update()
+            .and_then(|f| f.signed.as_ref())
+            .map(|s| s.request_id)
+    }
+
+    /// Sends this status: as SignedFirmwareStatusNotification (with the `request_id`) for a
+    /// signed upgrade, else as FirmwareStatusNotification (whose statuses are a subset).
+    pub(super) fn notify_firmware(
+        &mut self,
+        status: FirmwareStatusSigned,
+        request_id: Option<i32>,
+        now: Duration,
+    ) {
+        let ticket = match request_id {
+            Some(id) => self.call(
+                &SignedFirmwareStatusNotificationRequest {
+                    status,
+                    request_id: Some(id),
+                },
+                now,
+            ),
+            None => {
+                let status =
+                    FirmwareStatus::from_wire(status.as_str()).unwrap_or(FirmwareStatus::Idle);
+                self.call(&FirmwareStatusNotificationRequest { status }, now)
+            }
+        };
+        self.firmware_run.call = Some(ticket);
+        self.link.awaited.insert(ticket, Awaited::Firmware);
+    }
+
+    pub(super) fn set_stage(&mut self, stage: FirmwareStage, now: Duration) {
         if let Some(f) = self.durable.firmware_update_mut() {
             f.stage = stage;
         }
@@ -136,15 +201,15 @@ impl ChargePoint {
     }
 
     /// The upgrade ended without a new firmware: the pile reports why and leaves Unavailable.
-    fn firmware_failed(&mut self, status: FirmwareStatus, now: Duration) {
+    pub(super) fn firmware_failed(&mut self, status: FirmwareStatusSigned, now: Duration) {
+        let signed = self.signed_request_id();
         self.durable.end_firmware_update();
+        self.durable.take_downloaded_image();
         self.firmware_run.installing = None;
         self.firmware_run.next_attempt = None;
         self.persist();
         if self.session.online() {
-            let ticket = self.call(&FirmwareStatusNotificationRequest { status }, now);
-            self.firmware_run.call = Some(ticket);
-            self.link.awaited.insert(ticket, Awaited::Firmware);
+            self.notify_firmware(status, signed, now);
         }
         self.statuses_changed(now);
     }
@@ -208,8 +273,9 @@ impl ChargePoint {
                 .firmware_update()
                 .map(|f| f.location.clone())
                 .unwrap_or_default();
+            let image = self.signed_request_id().is_some();
             self.set_stage(FirmwareStage::Downloading, now);
-            self.link.outputs.push(Output::Download { url });
+            self.link.outputs.push(Output::Download { url, image });
         }
         if let Some((done, version)) = self.firmware_run.installing.clone() {
             if now >= done {
@@ -225,7 +291,7 @@ impl ChargePoint {
                             self.restart_after_upgrade();
                         }
                     }
-                    None => self.firmware_failed(FirmwareStatus::InstallationFailed, now),
+                    None => self.firmware_failed(FirmwareStatusSigned::InstallationFailed, now),
                 }
             }
         }
@@ -239,7 +305,7 @@ impl ChargePoint {
     }
 
     /// A downloaded image is installed once no transaction runs.
-    fn install_when_idle(&mut self, now: Duration) {
+    pub(super) fn install_when_idle(&mut self, now: Duration) {
         let downloaded = self
             .durable
             .firmware_update()
@@ -260,8 +326,12 @@ impl ChargePoint {
         }
         match event {
             FirmwareEvent::Progress(p) => self.firmware_run.percent = (*p).min(100),
-            FirmwareEvent::Downloaded { version } => {
+            FirmwareEvent::Downloaded { version, image } => {
                 self.firmware_run.percent = 100;
+                if self.signed_request_id().is_some() {
+                    self.signed_image_downloaded(version.clone(), image.as_deref(), now);
+                    return;
+                }
                 self.durable.keep_downloaded_image(version.clone());
                 self.set_stage(FirmwareStage::Downloaded, now);
                 self.install_when_idle(now);
@@ -285,7 +355,7 @@ impl ChargePoint {
                     self.firmware_run.percent = 0;
                     self.set_stage(FirmwareStage::Waiting, now);
                 } else {
-                    self.firmware_failed(FirmwareStatus::DownloadFailed, now);
+                    self.firmware_failed(FirmwareStatusSigned::DownloadFailed, now);
                 }
             }
         }
@@ -339,4 +409,9 @@ impl ChargePoint {
             }
         }
     }
+}
+
+/// A status of OCPP 1.6's FirmwareStatusNotification as the signed notification's status.
+fn to_signed(status: &FirmwareStatus) -> FirmwareStatusSigned {
+    FirmwareStatusSigned::from_wire(status.as_str()).unwrap_or(FirmwareStatusSigned::Idle)
 }

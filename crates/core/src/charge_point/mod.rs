@@ -8,17 +8,19 @@ mod connector;
 mod diagnostics;
 mod firmware;
 mod local_list;
+mod log_upload;
 mod profiles;
 mod reservation;
 mod security;
 mod session;
+mod signed_firmware;
 mod signing;
 mod status;
 mod transaction;
 
 pub use charging::DERATING_FROM_C;
 pub use commands::RESET_STOP_WAIT;
-pub use diagnostics::{DiagnosticsEvent, Upload};
+pub use diagnostics::{DiagnosticsEvent, Upload, UploadRefusal};
 pub use firmware::{FirmwareEvent, FIRMWARE_KEEPALIVE, INSTALL_TIME};
 pub use security::CLOCK_STEP_EVENT;
 
@@ -176,8 +178,9 @@ pub enum Output {
     /// Act on the hardware (relay, pilot, lock, buzzer).
     Hardware(HardwareCommand),
     /// Download a firmware image from this URL and report through [`Input::Firmware`]
-    /// (a download still running is abandoned).
-    Download { url: String },
+    /// (a download still running is abandoned); with `image`, the finished download hands the
+    /// image's bytes over (a signed image: the core checks its signature over them).
+    Download { url: String, image: bool },
     /// Upload the pile's log (GetDiagnostics) and report through [`Input::Diagnostics`].
     Upload(Upload),
     /// Stream the pile's log to this MQTT broker (`host`, `port`), or stop (DBGEnableInsight).

@@ -11,8 +11,7 @@ use ocpp::{
     DeleteCertificateStatus, ExtendedMessageTrigger, ExtendedTriggerMessageRequest,
     ExtendedTriggerMessageResponse, GetInstalledCertificateIdsRequest,
     GetInstalledCertificateIdsResponse, GetInstalledCertificateStatus, InstallCertificateRequest,
-    InstallCertificateResponse, LogStatusNotificationRequest, SecurityEventNotificationRequest,
-    Timestamp, UploadLogStatus,
+    InstallCertificateResponse, SecurityEventNotificationRequest, Timestamp,
 };
 
 use super::*;
@@ -65,6 +64,10 @@ pub(super) enum Event {
     ReconfigurationOfSecurityParameters,
     /// A CertificateSigned chain that did not check.
     InvalidChargePointCertificate,
+    /// A SignedUpdateFirmware image whose signature did not verify.
+    InvalidFirmwareSignature,
+    /// A SignedUpdateFirmware signing certificate that did not check.
+    InvalidFirmwareSigningCertificate,
 }
 
 impl Event {
@@ -77,6 +80,8 @@ impl Event {
             Event::FirmwareUpdated => "FirmwareUpdated",
             Event::ReconfigurationOfSecurityParameters => "ReconfigurationOfSecurityParameters",
             Event::InvalidChargePointCertificate => "InvalidChargePointCertificate",
+            Event::InvalidFirmwareSignature => "InvalidFirmwareSignature",
+            Event::InvalidFirmwareSigningCertificate => "InvalidFirmwareSigningCertificate",
         }
     }
 }
@@ -430,7 +435,7 @@ impl ChargePoint {
     }
 
     /// ExtendedTriggerMessage: the messages TriggerMessage knows are triggered as it does;
-    /// LogStatusNotification reports Idle (no log upload runs: GetLog is not built);
+    /// LogStatusNotification reports the GetLog upload under way (Idle when none runs);
     /// SignChargePointCertificate makes a new key pair and sends SignCertificate with its CSR
     /// (Rejected if no key could be made).
     pub(super) fn extended_trigger(
@@ -477,17 +482,16 @@ impl ChargePoint {
         }
         // The answer first, then the triggered message.
         match (shared, csr) {
+            // The whitepaper's FirmwareStatusNotification is the signed one: sent as such
+            // while a SignedUpdateFirmware runs (its status as TriggerMessage reports it).
+            (Some(MessageTrigger::FirmwareStatusNotification), _)
+                if self.signed_request_id().is_some() =>
+            {
+                self.send_signed_firmware_status(now)
+            }
             (Some(message), _) => self.send_triggered(message, r.connector_id, now),
             (None, Some(csr)) => self.send_sign_certificate(&csr, now),
-            (None, None) => {
-                self.call(
-                    &LogStatusNotificationRequest {
-                        status: UploadLogStatus::Idle,
-                        request_id: None,
-                    },
-                    now,
-                );
-            }
+            (None, None) => self.send_log_status(now),
         }
     }
 }

@@ -6,8 +6,10 @@ Prints `PORT <n>` once listening, then one line per check, and a closing line
 """
 
 import asyncio
+import http.server
 import json
 import sys
+import threading
 import urllib.request
 from datetime import datetime, timezone
 
@@ -94,6 +96,28 @@ class Checks:
             print(f"FAIL {name}: {detail}", flush=True)
 
 
+class Uploads(http.server.BaseHTTPRequestHandler):
+    """Takes HTTP PUTs (GetLog's upload) and keeps each body by its path."""
+
+    received = {}
+
+    def do_PUT(self):
+        length = int(self.headers.get("content-length", "0"))
+        Uploads.received[self.path] = self.rfile.read(length)
+        self.send_response(201)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def upload_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Uploads)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 async def next_boot(boots):
     cp, fields = await asyncio.wait_for(boots.get(), WAIT)
     return cp, fields
@@ -138,6 +162,19 @@ async def run(boots, events, port, control, checks):
     checks.check("SEC: CertificateSigned of no certificate Rejected", result.status == "Rejected", result)
     event = await next_event(events, "security")
     checks.check("SEC: InvalidChargePointCertificate security event", event.get("type") == "InvalidChargePointCertificate", event)
+    # GetLog SecurityLog, uploaded by HTTP PUT to a server here.
+    uploads = upload_server()
+    location = f"http://127.0.0.1:{uploads.server_address[1]}/logs"
+    result = await cp.call(call.GetLog(log={"remote_location": location}, log_type="SecurityLog", request_id=11), suppress=False)
+    checks.check("SEC: GetLog SecurityLog Accepted with a filename", result.status == "Accepted" and bool(result.filename), result)
+    uploading = await next_event(events, "log_status")
+    checks.check("SEC: LogStatusNotification Uploading", uploading.get("status") == "Uploading" and uploading.get("request_id") == 11, uploading)
+    uploaded = await next_event(events, "log_status")
+    checks.check("SEC: LogStatusNotification Uploaded", uploaded.get("status") == "Uploaded" and uploaded.get("request_id") == 11, uploaded)
+    body = Uploads.received.get(f"/logs/{result.filename}", b"").decode()
+    checks.check("SEC: the uploaded SecurityLog holds the security events",
+                 "StartupOfTheDevice" in body and "InvalidChargePointCertificate" in body, body)
+    uploads.shutdown()
     result = await cp.call(call.GetConfiguration(key=["AuthorizationKey", "SecurityProfile"]), suppress=False)
     checks.check("SEC: AuthorizationKey is never read back",
                  result.unknown_key == ["AuthorizationKey"]

@@ -27,7 +27,7 @@ use crate::link::{LinkWriter, WriteFailed};
 use crate::logbook::LogBook;
 use crate::store::PileStore;
 use crate::telemetry::{CallTimer, Share, Telemetry};
-use crate::transfer::{download, image_version, upload};
+use crate::transfer::{download, download_bytes, image_version, upload};
 use crate::{ChargePoint, DiagnosticsEvent, FirmwareEvent, Input, Output, Target, Upload};
 
 type Stream = SplitStream<WsStream>;
@@ -525,7 +525,7 @@ impl Host {
                 }
                 Output::Insight(target) => self.stream_log(target),
                 Output::Upload(job) => self.upload(job),
-                Output::Download { url } => self.download(url),
+                Output::Download { url, image } => self.download(url, image),
                 Output::Hardware(command) => {
                     tracing::debug!(?command, "hardware");
                     self.hardware.command(&command);
@@ -555,20 +555,28 @@ impl Host {
         if let Some(old) = self.transfers.uploading.take() {
             old.abort();
         }
-        let body = self.logbook.render(job.start, job.stop);
+        let body = match &job.body {
+            Some(text) => text.clone().into_bytes(),
+            None => self.logbook.render(job.start, job.stop),
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         self.transfers.diagnostics = Some(rx);
         let tls = self.settings.tls.clone();
         self.transfers.uploading = Some(tokio::spawn(async move {
             let event = match upload(&job.location, &job.file_name, body, tls).await {
                 Ok(()) => DiagnosticsEvent::Uploaded,
-                Err(e) => DiagnosticsEvent::Failed(e.to_string()),
+                Err(e) => match e.refusal() {
+                    Some(reason) => DiagnosticsEvent::Refused(reason, e.to_string()),
+                    None => DiagnosticsEvent::Failed(e.to_string()),
+                },
             };
             let _ = tx.send(event);
         }));
     }
 
-    fn download(&mut self, url: String) {
+    /// Downloads the image; with `image`, its bytes go back to the core with the finished
+    /// download (read back from the image file, or kept in memory without one).
+    fn download(&mut self, url: String, image: bool) {
         if let Some(old) = self.transfers.downloading.take() {
             old.abort();
         }
@@ -582,9 +590,25 @@ impl Host {
             let progress = |p| {
                 let _ = tx.send(FirmwareEvent::Progress(p));
             };
-            let event = match download(&url, dest.as_deref(), tls, progress).await {
-                Ok(size) => FirmwareEvent::Downloaded {
+            let fetched = match (image, dest.as_deref()) {
+                (false, dest) => download(&url, dest, tls, progress)
+                    .await
+                    .map(|size| (size, None)),
+                (true, None) => download_bytes(&url, tls, progress)
+                    .await
+                    .map(|bytes| (bytes.len() as u64, Some(bytes))),
+                (true, Some(dest)) => match download(&url, Some(dest), tls, progress).await {
+                    Ok(_) => tokio::fs::read(dest)
+                        .await
+                        .map(|bytes| (bytes.len() as u64, Some(bytes)))
+                        .map_err(crate::transfer::TransferError::from),
+                    Err(e) => Err(e),
+                },
+            };
+            let event = match fetched {
+                Ok((size, image)) => FirmwareEvent::Downloaded {
                     version: image_version(&url, size),
+                    image,
                 },
                 Err(e) => FirmwareEvent::Failed(e.to_string()),
             };
