@@ -1,11 +1,11 @@
 //! A pile of ours goes from security profile 1 to 2 to 3 through OCPP alone, against our real
-//! central over TLS: ChangeConfiguration AuthorizationKey and SecurityProfile, InstallCertificate
-//! of the central's TLS root and of its CA, the certificate renewal (ExtendedTriggerMessage
-//! SignChargePointCertificate, SignCertificate, CertificateSigned), reconnecting and booting
-//! anew each time; a lower SecurityProfile is Rejected. Then the central is restarted with
-//! `--client-ca` (its own CA): only a pile presenting a certificate of that CA naming it gets
-//! in, and ours does.
-
+//! central over TLS: the central's password rotation (ChangeConfiguration AuthorizationKey),
+//! SecurityProfile, InstallCertificate of the central's TLS root and of its CA, the certificate
+//! renewal (ExtendedTriggerMessage SignChargePointCertificate, SignCertificate,
+//! CertificateSigned), reconnecting and booting anew each time; a lower SecurityProfile is
+//! Rejected. Then the central is restarted with `--client-ca` (its own CA): ours gets back in
+//! with its certificate, a pile of profile 3 without one does not; and a signed firmware
+//! campaign upgrades ours (the manufacturer root installed, the signature verified).
 mod common;
 
 use std::path::Path;
@@ -18,6 +18,9 @@ use serde_json::{json, Value};
 
 const ID: &str = "SECP1";
 /// 20 bytes as hexadecimal: the AuthorizationKey, and the password registered at the central.
+/// The image of the signed campaign (the vendor's naming: for the pile's model, M3G31H).
+const IMAGE: &str = "XSmart.V2.0.110(M3G31H)@7KW.EVPro.070";
+const IMAGE_QUERY: &str = "XSmart.V2.0.110%28M3G31H%29%407KW.EVPro.070";
 const KEY: &str = "00112233445566778899aabbccddeeff01234567";
 
 /// The central's TLS: a root, and a certificate for 127.0.0.1 signed by it.
@@ -324,6 +327,72 @@ async fn a_pile_goes_from_profile_1_to_2_to_3_through_ocpp_and_not_back() {
         .map(|r| r.iter().filter(|h| h["identity"] == ID).count())
         .unwrap_or(0);
     assert_eq!(ours_refused, 0, "{refused}");
+
+    // A signed firmware campaign to the pile at profile 3: the central's demo signer, its
+    // manufacturer root installed in the pile, SignedUpdateFirmware, the pile verifies the
+    // image's signature and installs it.
+    api.ok("POST", "/api/security/firmware-signer/demo", None)
+        .await;
+    let (status, root) = api.call("GET", "/api/security/firmware-root", None).await;
+    assert_eq!(status, 200, "{root}");
+    let root = root.as_str().expect("the root as PEM text").to_owned();
+    let status = api
+        .command(
+            "InstallCertificate",
+            json!({"certificateType": "ManufacturerRootCertificate", "certificate": root}),
+        )
+        .await;
+    assert_eq!(status, "Accepted");
+    let image = api
+        .client
+        .post(format!(
+            "{}/api/firmware?name={IMAGE_QUERY}&version={IMAGE_QUERY}",
+            api.base
+        ))
+        .bearer_auth(TOKEN)
+        .body(vec![0x5Au8; 64 * 1024])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let image: Value = serde_json::from_str(&image).expect("the image as JSON");
+    let campaign = api
+        .ok(
+            "POST",
+            "/api/campaigns",
+            Some(json!({"firmware": [image["id"]], "piles": [ID], "signed": true})),
+        )
+        .await;
+    let path = format!("/api/campaigns/{}", campaign["id"]);
+    let done = tokio::time::timeout(WAIT, async {
+        loop {
+            let (_, c) = api.call("GET", &path, None).await;
+            if c["state"] == "finished" {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the signed campaign finishes");
+    assert_eq!(done["counts"]["succeeded"], 1, "{done}");
+    api.until("the pile on the signed image", |p| {
+        p["connected"] == true && p["firmware_version"] == IMAGE
+    })
+    .await;
+    let (_, commands) = api
+        .call("GET", &format!("/api/piles/{ID}/commands"), None)
+        .await;
+    assert!(
+        commands
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["action"] == "SignedUpdateFirmware"),
+        "{commands}"
+    );
     drop(central);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -98,6 +98,8 @@ struct Pending {
     flushes: Vec<oneshot::Sender<()>>,
     /// When the oldest log row pending arrived.
     log_since: Option<tokio::time::Instant>,
+    /// A row pending is shown at once (a CALL the central sent).
+    log_now: bool,
 }
 
 impl Pending {
@@ -111,7 +113,10 @@ impl Pending {
     fn take_log(&mut self, entry: LogEntry) {
         self.log_since.get_or_insert_with(tokio::time::Instant::now);
         match entry {
-            LogEntry::Message(m) => self.messages.push(m),
+            LogEntry::Message(m, at_once) => {
+                self.log_now |= at_once;
+                self.messages.push(m);
+            }
             LogEntry::Deviation(d) => self.deviations.push(d),
         }
     }
@@ -126,9 +131,11 @@ impl Pending {
     }
 
     /// Whether the log rows pending go into the next transaction: they have gathered long
-    /// enough, are as many as one takes, or hold a deviation (rare, and shown at once).
+    /// enough, are as many as one takes, or hold one to show at once (a deviation, a CALL the
+    /// central sent: rare, and what an operator looks for right after a command).
     fn log_ready(&self) -> bool {
         self.log_len() >= MAX_LOG_BATCH
+            || self.log_now
             || !self.deviations.is_empty()
             || self
                 .log_due()
@@ -253,11 +260,13 @@ async fn commit(repo: &dyn Repository, pending: &mut Pending, with_log: bool, me
         pending.messages.clear();
         pending.deviations.clear();
         pending.log_since = None;
+        pending.log_now = false;
     }
 }
 
 enum LogEntry {
-    Message(LogRow),
+    /// A frame, and whether it goes into the next transaction rather than gather.
+    Message(LogRow, bool),
     Deviation(DeviationRow),
 }
 
@@ -269,6 +278,8 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
+    /// A frame of the log; a CALL the central sends goes into the next transaction, the rest
+    /// gather for up to a second.
     pub fn message(
         &self,
         pile: &str,
@@ -277,7 +288,8 @@ impl LogWriter {
         message_id: Option<String>,
         frame: &str,
     ) {
-        let _ = self.entries.send(LogEntry::Message(LogRow {
+        let at_once = direction == "out" && frame.trim_start().starts_with("[2");
+        let row = LogRow {
             pile: pile.to_owned(),
             time: now_ms(),
             // Numbered as the store keeps it (its block and its place there).
@@ -286,7 +298,8 @@ impl LogWriter {
             action: action.map(storable),
             message_id: message_id.map(storable),
             frame: storable(frame),
-        }));
+        };
+        let _ = self.entries.send(LogEntry::Message(row, at_once));
     }
 
     pub fn deviation(&self, pile: &str, action: &str, kind: String, detail: String) {
