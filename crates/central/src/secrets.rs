@@ -31,6 +31,18 @@ pub fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// DER as PEM text of `label` (`CERTIFICATE`, ...): base64 in lines of 64.
+pub fn pem_of(label: &str, der: &[u8]) -> String {
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 /// A new AuthorizationKey for a pile (its Basic password): 20 random bytes as 40 hex
 /// digits, the most the security whitepaper allows.
 pub fn new_authorization_key() -> String {

@@ -107,14 +107,14 @@ impl Signer {
         } else {
             return Err(invalid("the private key is neither ECDSA P-256 nor RSA"));
         };
-        let cert_pem = pem_of(&cert_der);
+        let cert_pem = crate::secrets::pem_of("CERTIFICATE", &cert_der);
         if cert_pem.len() > MAX_CERTIFICATE {
             return Err(invalid(format!(
                 "the signing certificate is longer than {MAX_CERTIFICATE} characters as PEM"
             )));
         }
         Ok(Signer {
-            root_pem: pem_of(&root_der),
+            root_pem: crate::secrets::pem_of("CERTIFICATE", &root_der),
             cert_pem,
             key,
         })
@@ -243,18 +243,6 @@ pub fn verify(cert_pem: &str, image: &[u8], signature: &str) -> Result<(), Strin
                 .into(),
         )
     }
-}
-
-/// DER as a PEM CERTIFICATE.
-fn pem_of(der: &[u8]) -> String {
-    let text = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = "-----BEGIN CERTIFICATE-----\n".to_owned();
-    for line in text.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
 }
 
 /// The signing identity every node shares, if the operator set one or had a demo one made.

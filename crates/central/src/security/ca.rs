@@ -97,7 +97,7 @@ impl Ca {
             return Err(invalid("the private key is not the certificate's"));
         }
         let issuer = Issuer::from_ca_cert_der(&der.clone().into(), key)?;
-        let cert_pem = pem_of("CERTIFICATE", &der);
+        let cert_pem = crate::secrets::pem_of("CERTIFICATE", &der);
         Ok(Ca {
             cert_pem,
             cert_der: der,
@@ -198,19 +198,6 @@ fn serial() -> SerialNumber {
     // Positive, and of 16 bytes in DER.
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     SerialNumber::from_slice(&bytes)
-}
-
-/// DER as PEM text of `label`.
-fn pem_of(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let text = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in text.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 fn read(path: &Path) -> Result<String, CaError> {
