@@ -3,49 +3,18 @@
 //! (CertificateSigned), and connects again with that certificate; a certificate of another CA
 //! fails the TLS handshake; a CA key that is not the certificate's stops the start.
 
+mod common;
+
 use std::time::Duration;
 
+use common::pki::Pki;
+use rcgen::{CertificateParams, DnType, KeyPair};
+
 use futures_util::{SinkExt, StreamExt};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use serde_json::{json, Value};
 use transport::client::{connect, ClientConfig};
 use transport::tls::{client_config, TlsVersion};
 use transport::{Message, WsStream};
-
-/// A CA of the test's own: its certificate (PEM), its key (PEM) and its issuer.
-struct Pki {
-    ca_pem: String,
-    key_pem: String,
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let key = KeyPair::generate().unwrap();
-        let key_pem = key.serialize_pem();
-        let issuer = CertifiedIssuer::self_signed(params, key).unwrap();
-        Pki {
-            ca_pem: issuer.pem(),
-            key_pem,
-            issuer,
-        }
-    }
-
-    fn issue(&self, names: &[&str], cn: Option<&str>) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        if let Some(cn) = cn {
-            params.distinguished_name.push(DnType::CommonName, cn);
-        }
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 /// A wss connection of `identity` to the port, trusting `server_ca`, with a client
 /// certificate (chain and key PEM) or none.

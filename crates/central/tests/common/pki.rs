@@ -7,6 +7,8 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 #[allow(dead_code)]
 pub struct Pki {
     pub ca_pem: String,
+    /// The CA's private key (PEM), for a central given this CA as its own.
+    pub key_pem: String,
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
@@ -15,9 +17,12 @@ impl Pki {
     pub fn new() -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let key_pem = key.serialize_pem();
+        let issuer = CertifiedIssuer::self_signed(params, key).unwrap();
         Pki {
             ca_pem: issuer.pem(),
+            key_pem,
             issuer,
         }
     }
